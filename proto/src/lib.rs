@@ -1,0 +1,2 @@
+//! The `phalanx.fluxion.v1` gRPC API.
+#![forbid(unsafe_code)]

@@ -1,0 +1,54 @@
+//! The `phalanx` binary: one command per job, each implemented by its own crate.
+#![forbid(unsafe_code)]
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Phalanx: whole-gang scheduling for Kubernetes on a Fluxion-style resource graph.
+#[derive(Debug, Parser)]
+#[command(name = "phalanx", version, about, long_about = None)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Replay a gang workload on a simulated cluster against baseline schedulers and report.
+    Simulate(phalanx_sim::SimulateArgs),
+    /// Run the Kubernetes scheduler (pods with `schedulerName: phalanx`).
+    Run(phalanx_kube::RunArgs),
+    /// Serve the matcher over gRPC on a graph file, like Fluxion beside Fluence.
+    Serve(phalanx_grpc::ServeArgs),
+    /// Show resources and jobs of a running `phalanx serve` or `phalanx run`.
+    Status(phalanx_grpc::StatusArgs),
+    /// A drop-in for Fluxion's resource-query: a command shell over a graph file.
+    Query(phalanx_query::QueryArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        // The synchronous commands keep stdout and stderr for their own output.
+        Command::Query(args) => phalanx_query::run(args),
+        Command::Simulate(args) => phalanx_sim::run(args),
+        Command::Run(args) => block_on(phalanx_kube::run(args)),
+        Command::Serve(args) => block_on(phalanx_grpc::serve(args)),
+        Command::Status(args) => block_on(phalanx_grpc::status(args)),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(err) => {
+            eprintln!("phalanx: error: {err:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) -> anyhow::Result<()> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?
+        .block_on(future)
+}
