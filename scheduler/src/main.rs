@@ -9,8 +9,23 @@ use clap::{Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "phalanx", version, about, long_about = None)]
 struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Text, env = "PHALANX_LOG_FORMAT")]
+    log_format: LogFormat,
+    /// Log filter in `tracing` syntax (e.g. `info`, `phalanx_kube=debug`); overrides RUST_LOG.
+    #[arg(long, global = true, env = "PHALANX_LOG")]
+    log: Option<String>,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How logs are written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum LogFormat {
+    /// Human-readable lines.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
 }
 
 #[derive(Debug, Subcommand)]
@@ -29,6 +44,13 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Long-running services log at info by default; the shells stay quiet so
+    // their stdout and stderr are exactly what resource-query users expect.
+    let default_level = match cli.command {
+        Command::Run(_) | Command::Serve(_) => "info",
+        _ => "warn",
+    };
+    init_tracing(cli.log_format, cli.log.as_deref(), default_level);
     let result = match cli.command {
         // The synchronous commands keep stdout and stderr for their own output.
         Command::Query(args) => phalanx_query::run(args),
@@ -51,4 +73,19 @@ fn block_on<F: std::future::Future<Output = anyhow::Result<()>>>(future: F) -> a
         .enable_all()
         .build()?
         .block_on(future)
+}
+
+fn init_tracing(format: LogFormat, filter: Option<&str>, default_level: &str) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match filter {
+        Some(f) => EnvFilter::new(f),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+    };
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
 }
