@@ -1,0 +1,924 @@
+//! The resource graph: typed vertices in a containment tree, per-vertex
+//! allocation state over time, and subtree aggregates for pruning.
+//!
+//! Built on [`petgraph::stable_graph::StableGraph`], so a [`VertexId`] stays
+//! valid when other subtrees are added or removed. Every vertex also keeps an
+//! ordered child list: traversal order is insertion order, as in Fluxion.
+//!
+//! Allocation state lives on the vertices as [`Span`]s (one per job touching
+//! the vertex). Vertices whose type is an *anchor* of the [`PruneFilters`]
+//! also hold an aggregate: the total units of each tracked type in their
+//! subtree, the units under down vertices, and per-job spans of units used,
+//! so [`ResourceGraph::free_units`] answers "how many free cores below this
+//! rack during `[t, t+d)`" without descending.
+
+mod filters;
+
+pub use filters::{FilterRule, PruneFilters};
+
+use std::collections::HashMap;
+
+use petgraph::stable_graph::{NodeIndex, StableGraph};
+
+use crate::planner::{self, JobId, Span, Time, Usage};
+
+/// Stable identifier of a vertex (survives removal of other vertices).
+pub type VertexId = NodeIndex<u32>;
+
+/// Interned resource type (`core`, `node`, ...); see [`ResourceGraph::type_name`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TypeId(pub u16);
+
+/// Whether a vertex may be matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Status {
+    /// Usable.
+    #[default]
+    Up,
+    /// Not usable; its whole subtree is skipped by the matcher.
+    Down,
+}
+
+/// Errors of graph edits and allocation bookkeeping.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum GraphError {
+    /// The vertex id does not name a live vertex.
+    #[error("no such vertex: {0:?}")]
+    NoSuchVertex(VertexId),
+    /// A second root was added; the containment tree has exactly one.
+    #[error("graph already has a root ({0})")]
+    RootExists(String),
+    /// The job holds nothing in the graph.
+    #[error("nonexistent job {0}")]
+    NoSuchJob(JobId),
+    /// A job id is already in use.
+    #[error("job {0} already exists")]
+    JobExists(JobId),
+    /// Too many distinct resource types (more than 65535).
+    #[error("too many resource types")]
+    TooManyTypes,
+}
+
+/// Containment edge (parent contains child).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Contains;
+
+/// Fields of a new vertex, for [`ResourceGraph::add_vertex`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VertexSpec {
+    /// Resource type, e.g. `core`.
+    pub kind: String,
+    /// Base name, e.g. `core`; the name is usually basename + id.
+    pub basename: String,
+    /// Full name, e.g. `core35`.
+    pub name: String,
+    /// Logical id among siblings of the same type (`35` in `core35`).
+    pub id: i64,
+    /// Execution-target rank (`-1` when unknown).
+    pub rank: i64,
+    /// Number of units (1 for a plain resource; e.g. GiB for a memory pool).
+    pub size: u64,
+    /// Unit of `size` (`GB`, ...), empty if none.
+    pub unit: String,
+    /// Arbitrary key/value properties.
+    pub properties: Vec<(String, String)>,
+    /// Initial status.
+    pub status: Status,
+    /// Fluxion's unique id, if the source gives one; `None` assigns the next.
+    pub uniq_id: Option<u64>,
+}
+
+impl VertexSpec {
+    /// A plain vertex of `kind` named `basename{id}`, size 1, rank -1.
+    pub fn new(kind: &str, basename: &str, id: i64) -> Self {
+        VertexSpec {
+            kind: kind.to_string(),
+            basename: basename.to_string(),
+            name: format!("{basename}{id}"),
+            id,
+            rank: -1,
+            size: 1,
+            unit: String::new(),
+            properties: Vec::new(),
+            status: Status::Up,
+            uniq_id: None,
+        }
+    }
+}
+
+/// A resource vertex.
+#[derive(Debug, Clone)]
+pub struct Vertex {
+    /// Interned type; see [`ResourceGraph::type_name`].
+    pub kind: TypeId,
+    /// Base name (`core`).
+    pub basename: Box<str>,
+    /// Name (`core35`).
+    pub name: Box<str>,
+    /// Logical id.
+    pub id: i64,
+    /// Execution-target rank, -1 if unknown.
+    pub rank: i64,
+    /// Unique id across the graph (never reused).
+    pub uniq_id: u64,
+    /// Units held by this vertex (pools: more than 1).
+    pub size: u64,
+    /// Unit of `size`, empty if none.
+    pub unit: Box<str>,
+    /// Properties (key, value).
+    pub properties: Vec<(Box<str>, Box<str>)>,
+    /// Up or down (as set; see [`ResourceGraph::is_effectively_up`]).
+    pub status: Status,
+    parent: Option<VertexId>,
+    children: Vec<VertexId>,
+    spans: Vec<Span>,
+    agg: Option<Box<Aggregate>>,
+}
+
+impl Vertex {
+    /// Parent in the containment tree (`None` for the root).
+    pub fn parent(&self) -> Option<VertexId> {
+        self.parent
+    }
+    /// Children in insertion order.
+    pub fn children(&self) -> &[VertexId] {
+        &self.children
+    }
+    /// Jobs' spans on this vertex.
+    pub fn spans(&self) -> &[Span] {
+        &self.spans
+    }
+    /// Value of property `key`, if set.
+    pub fn property(&self, key: &str) -> Option<&str> {
+        self.properties
+            .iter()
+            .find(|(k, _)| &**k == key)
+            .map(|(_, v)| &**v)
+    }
+}
+
+/// Subtree counts kept on anchor vertices; indexed like `PruneFilters` targets.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Aggregate {
+    totals: Box<[u64]>,
+    down: Box<[u64]>,
+    spans: Vec<AggSpan>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct AggSpan {
+    job: JobId,
+    start: Time,
+    end: Time,
+    counts: Box<[u64]>,
+}
+
+/// One vertex claimed by a job, for [`ResourceGraph::allocate`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Claim {
+    /// The vertex.
+    pub vertex: VertexId,
+    /// Units consumed (0 for a shared pass-through vertex such as a node
+    /// whose cores are taken).
+    pub amount: u64,
+    /// Whether the job holds it exclusively.
+    pub exclusive: bool,
+}
+
+/// What a job holds: its window and claims (see [`ResourceGraph::job`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobHold {
+    /// Start of the hold.
+    pub start: Time,
+    /// End of the hold (exclusive).
+    pub end: Time,
+    /// Whether it is a reservation.
+    pub reserved: bool,
+    /// Claimed vertices, in claim order.
+    pub claims: Vec<Claim>,
+}
+
+/// The resource graph. See the module docs.
+#[derive(Debug, Clone, Default)]
+pub struct ResourceGraph {
+    g: StableGraph<Vertex, Contains, petgraph::Directed, u32>,
+    root: Option<VertexId>,
+    types: Vec<Box<str>>,
+    type_index: HashMap<Box<str>, TypeId>,
+    filters: ResolvedFilters,
+    jobs: HashMap<JobId, JobHold>,
+    next_uniq: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct ResolvedFilters {
+    spec: PruneFilters,
+    /// Tracked target types (aggregate slot `i` counts `targets[i]`).
+    targets: Vec<TypeId>,
+    /// Anchor type per rule (None = ALL) and the target slot it tracks.
+    rules: Vec<(Option<TypeId>, usize)>,
+}
+
+impl ResolvedFilters {
+    fn is_anchor(&self, kind: TypeId) -> bool {
+        self.rules.iter().any(|(a, _)| a.is_none_or(|a| a == kind))
+    }
+    fn tracks(&self, anchor: TypeId, target_slot: usize) -> bool {
+        self.rules
+            .iter()
+            .any(|&(a, s)| s == target_slot && a.is_none_or(|a| a == anchor))
+    }
+    fn slot(&self, kind: TypeId) -> Option<usize> {
+        self.targets.iter().position(|&t| t == kind)
+    }
+}
+
+impl ResourceGraph {
+    /// An empty graph with no prune filters.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    // ----- types -----
+
+    /// Interns a type name (idempotent).
+    pub fn intern_type(&mut self, name: &str) -> Result<TypeId, GraphError> {
+        if let Some(&t) = self.type_index.get(name) {
+            return Ok(t);
+        }
+        let id = u16::try_from(self.types.len()).map_err(|_| GraphError::TooManyTypes)?;
+        self.types.push(name.into());
+        self.type_index.insert(name.into(), TypeId(id));
+        Ok(TypeId(id))
+    }
+    /// The interned id of a type name, if any vertex or filter used it.
+    pub fn type_id(&self, name: &str) -> Option<TypeId> {
+        self.type_index.get(name).copied()
+    }
+    /// The name of an interned type.
+    pub fn type_name(&self, t: TypeId) -> &str {
+        self.types.get(t.0 as usize).map_or("", |s| s)
+    }
+
+    // ----- structure -----
+
+    /// Adds a vertex under `parent` (`None` adds the root). Aggregates of the
+    /// ancestors are updated.
+    pub fn add_vertex(
+        &mut self,
+        spec: VertexSpec,
+        parent: Option<VertexId>,
+    ) -> Result<VertexId, GraphError> {
+        match parent {
+            None => {
+                if let Some(r) = self.root {
+                    return Err(GraphError::RootExists(self.g[r].name.to_string()));
+                }
+            }
+            Some(p) => {
+                if !self.g.contains_node(p) {
+                    return Err(GraphError::NoSuchVertex(p));
+                }
+            }
+        }
+        let kind = self.intern_type(&spec.kind)?;
+        let uniq_id = spec.uniq_id.unwrap_or(self.next_uniq);
+        self.next_uniq = self.next_uniq.max(uniq_id + 1);
+        let vertex = Vertex {
+            kind,
+            basename: spec.basename.into(),
+            name: spec.name.into(),
+            id: spec.id,
+            rank: spec.rank,
+            uniq_id,
+            size: spec.size,
+            unit: spec.unit.into(),
+            properties: spec
+                .properties
+                .into_iter()
+                .map(|(k, v)| (k.into(), v.into()))
+                .collect(),
+            status: Status::Up,
+            parent,
+            children: Vec::new(),
+            spans: Vec::new(),
+            agg: None,
+        };
+        let v = self.g.add_node(vertex);
+        if let Some(p) = parent {
+            self.g.add_edge(p, v, Contains);
+            self.g[p].children.push(v);
+            if !self.filters.targets.is_empty() {
+                self.ensure_agg(p);
+                if let Some(slot) = self.filters.slot(kind) {
+                    let size = self.g[v].size;
+                    let mut cur = Some(p);
+                    while let Some(a) = cur {
+                        let ak = self.g[a].kind;
+                        if self.filters.tracks(ak, slot) {
+                            self.ensure_agg(a);
+                            if let Some(agg) = self.g[a].agg.as_mut() {
+                                agg.totals[slot] += size;
+                            }
+                        }
+                        cur = self.g[a].parent;
+                    }
+                }
+            }
+        } else {
+            self.root = Some(v);
+        }
+        if spec.status == Status::Down {
+            self.set_status(v, Status::Down)?;
+        }
+        Ok(v)
+    }
+
+    fn ensure_agg(&mut self, v: VertexId) {
+        let n = self.filters.targets.len();
+        if n == 0 || self.g[v].agg.is_some() || !self.filters.is_anchor(self.g[v].kind) {
+            return;
+        }
+        // A leaf turning into an inner vertex: its own units count too.
+        let mut totals = vec![0u64; n].into_boxed_slice();
+        let kind = self.g[v].kind;
+        if let Some(slot) = self.filters.slot(kind)
+            && self.filters.tracks(kind, slot)
+        {
+            totals[slot] = self.g[v].size;
+        }
+        self.g[v].agg = Some(Box::new(Aggregate {
+            totals,
+            down: vec![0u64; n].into_boxed_slice(),
+            spans: Vec::new(),
+        }));
+    }
+
+    /// Removes `v` and its whole subtree; jobs lose their claims there.
+    /// Returns the number of vertices removed.
+    pub fn remove_subtree(&mut self, v: VertexId) -> Result<usize, GraphError> {
+        if !self.g.contains_node(v) {
+            return Err(GraphError::NoSuchVertex(v));
+        }
+        let jobs: Vec<JobId> = self.jobs.keys().copied().collect();
+        for j in jobs {
+            self.release_subtree(j, v)?;
+        }
+        // Bring the subtree up first so ancestors' down counts are undone.
+        let sub = self.subtree(v);
+        for &u in sub.iter().rev() {
+            if self.g[u].status == Status::Down {
+                self.set_status(u, Status::Up)?;
+            }
+        }
+        // Subtract totals from the ancestors.
+        let parent = self.g[v].parent;
+        if !self.filters.targets.is_empty() {
+            let mut delta = vec![0u64; self.filters.targets.len()];
+            for &u in &sub {
+                if let Some(s) = self.filters.slot(self.g[u].kind) {
+                    delta[s] += self.g[u].size;
+                }
+            }
+            let mut cur = parent;
+            while let Some(a) = cur {
+                let ak = self.g[a].kind;
+                let tracked: Vec<bool> = (0..delta.len())
+                    .map(|s| self.filters.tracks(ak, s))
+                    .collect();
+                if let Some(agg) = self.g[a].agg.as_mut() {
+                    for (s, d) in delta.iter().enumerate() {
+                        if tracked[s] {
+                            agg.totals[s] = agg.totals[s].saturating_sub(*d);
+                        }
+                    }
+                }
+                cur = self.g[a].parent;
+            }
+        }
+        if let Some(p) = parent {
+            self.g[p].children.retain(|&c| c != v);
+        } else {
+            self.root = None;
+        }
+        for &u in &sub {
+            self.g.remove_node(u);
+        }
+        Ok(sub.len())
+    }
+
+    /// The root vertex, if the graph is not empty.
+    pub fn root(&self) -> Option<VertexId> {
+        self.root
+    }
+    /// Number of live vertices.
+    pub fn vertex_count(&self) -> usize {
+        self.g.node_count()
+    }
+    /// The vertex behind `v`, if live.
+    pub fn vertex(&self, v: VertexId) -> Option<&Vertex> {
+        self.g.node_weight(v)
+    }
+    /// Whether `v` is a live vertex.
+    pub fn contains(&self, v: VertexId) -> bool {
+        self.g.contains_node(v)
+    }
+    /// Children of `v` in insertion order (empty if `v` is not live).
+    pub fn children(&self, v: VertexId) -> &[VertexId] {
+        self.g.node_weight(v).map_or(&[], |x| &x.children)
+    }
+    /// Parent of `v`.
+    pub fn parent(&self, v: VertexId) -> Option<VertexId> {
+        self.g.node_weight(v).and_then(|x| x.parent)
+    }
+    /// Type name of `v` (empty if not live).
+    pub fn kind_name(&self, v: VertexId) -> &str {
+        self.g.node_weight(v).map_or("", |x| self.type_name(x.kind))
+    }
+    /// All live vertices, in id order.
+    pub fn vertices(&self) -> impl Iterator<Item = VertexId> + '_ {
+        self.g.node_indices()
+    }
+    /// The underlying petgraph (containment edges parent -> child).
+    pub fn petgraph(&self) -> &StableGraph<Vertex, Contains, petgraph::Directed, u32> {
+        &self.g
+    }
+    /// `v` and all its descendants in depth-first pre-order.
+    pub fn subtree(&self, v: VertexId) -> Vec<VertexId> {
+        let mut out = Vec::new();
+        if !self.g.contains_node(v) {
+            return out;
+        }
+        let mut stack = vec![v];
+        while let Some(u) = stack.pop() {
+            out.push(u);
+            stack.extend(self.g[u].children.iter().rev());
+        }
+        out
+    }
+    /// Depth of `v` (root = 0).
+    pub fn depth(&self, v: VertexId) -> usize {
+        let mut d = 0;
+        let mut cur = self.parent(v);
+        while let Some(p) = cur {
+            d += 1;
+            cur = self.parent(p);
+        }
+        d
+    }
+    /// Containment path, e.g. `/tiny0/rack0/node1`.
+    pub fn path(&self, v: VertexId) -> String {
+        let mut names = Vec::new();
+        let mut cur = Some(v);
+        while let Some(u) = cur {
+            match self.g.node_weight(u) {
+                Some(x) => {
+                    names.push(&*x.name);
+                    cur = x.parent;
+                }
+                None => break,
+            }
+        }
+        let mut s = String::new();
+        for n in names.iter().rev() {
+            s.push('/');
+            s.push_str(n);
+        }
+        s
+    }
+    /// The vertex at containment path `path` (`/tiny0/rack0/node1`).
+    pub fn find_path(&self, path: &str) -> Option<VertexId> {
+        let mut parts = path.split('/').filter(|p| !p.is_empty());
+        let root = self.root?;
+        if &*self.g[root].name != parts.next()? {
+            return None;
+        }
+        let mut cur = root;
+        for part in parts {
+            cur = *self.g[cur]
+                .children
+                .iter()
+                .find(|&&c| &*self.g[c].name == part)?;
+        }
+        Some(cur)
+    }
+    /// Live vertices named `name` (names repeat across nodes, e.g. `core0`).
+    pub fn find_by_name<'a>(&'a self, name: &'a str) -> impl Iterator<Item = VertexId> + 'a {
+        self.g
+            .node_indices()
+            .filter(move |&v| &*self.g[v].name == name)
+    }
+
+    // ----- status -----
+
+    /// Marks `v` up or down. A down vertex hides its subtree from the matcher;
+    /// aggregates of `v` and its ancestors count the hidden units as down.
+    pub fn set_status(&mut self, v: VertexId, status: Status) -> Result<(), GraphError> {
+        let cur = self
+            .g
+            .node_weight(v)
+            .ok_or(GraphError::NoSuchVertex(v))?
+            .status;
+        if cur == status {
+            return Ok(());
+        }
+        let n = self.filters.targets.len();
+        if n > 0 {
+            // Units below v not already hidden by a down vertex inside v's subtree.
+            let mut delta = vec![0u64; n];
+            let mut stack = vec![v];
+            while let Some(u) = stack.pop() {
+                if let Some(s) = self.filters.slot(self.g[u].kind) {
+                    delta[s] += self.g[u].size;
+                }
+                for &c in &self.g[u].children {
+                    if self.g[c].status == Status::Up {
+                        stack.push(c);
+                    }
+                }
+            }
+            let mut a = Some(v);
+            while let Some(x) = a {
+                if let Some(agg) = self.g[x].agg.as_mut() {
+                    for (s, d) in delta.iter().enumerate() {
+                        if status == Status::Down {
+                            agg.down[s] += d;
+                        } else {
+                            agg.down[s] = agg.down[s].saturating_sub(*d);
+                        }
+                    }
+                }
+                a = self.g[x].parent;
+            }
+        }
+        self.g[v].status = status;
+        Ok(())
+    }
+    /// Whether `v` and all its ancestors are up.
+    pub fn is_effectively_up(&self, v: VertexId) -> bool {
+        let mut cur = Some(v);
+        while let Some(u) = cur {
+            match self.g.node_weight(u) {
+                Some(x) if x.status == Status::Up => cur = x.parent,
+                _ => return false,
+            }
+        }
+        true
+    }
+
+    // ----- prune filters and aggregates -----
+
+    /// Installs prune filters and recomputes every aggregate from the current
+    /// graph and jobs.
+    pub fn set_prune_filters(&mut self, spec: &PruneFilters) -> Result<(), GraphError> {
+        let mut targets = Vec::new();
+        let mut rules = Vec::new();
+        for r in spec.rules() {
+            let t = self.intern_type(&r.target)?;
+            let slot = match targets.iter().position(|&x| x == t) {
+                Some(s) => s,
+                None => {
+                    targets.push(t);
+                    targets.len() - 1
+                }
+            };
+            let anchor = match &r.anchor {
+                Some(a) => Some(self.intern_type(a)?),
+                None => None,
+            };
+            rules.push((anchor, slot));
+        }
+        self.filters = ResolvedFilters {
+            spec: spec.clone(),
+            targets,
+            rules,
+        };
+        self.rebuild_aggregates();
+        Ok(())
+    }
+    /// The installed prune filters.
+    pub fn prune_filters(&self) -> &PruneFilters {
+        &self.filters.spec
+    }
+    /// Types tracked by the aggregates.
+    pub fn tracked_types(&self) -> &[TypeId] {
+        &self.filters.targets
+    }
+
+    fn rebuild_aggregates(&mut self) {
+        let ids: Vec<VertexId> = self.g.node_indices().collect();
+        for &v in &ids {
+            self.g[v].agg = None;
+        }
+        let n = self.filters.targets.len();
+        let Some(root) = self.root else { return };
+        if n == 0 {
+            return;
+        }
+        // Post-order: totals of a vertex = own + children's subtree sums.
+        let order = self.subtree(root);
+        let mut sums: HashMap<VertexId, Vec<u64>> = HashMap::new();
+        for &v in order.iter().rev() {
+            let mut s = vec![0u64; n];
+            if let Some(slot) = self.filters.slot(self.g[v].kind) {
+                s[slot] += self.g[v].size;
+            }
+            for c in &self.g[v].children {
+                if let Some(cs) = sums.remove(c) {
+                    for i in 0..n {
+                        s[i] += cs[i];
+                    }
+                }
+            }
+            let kind = self.g[v].kind;
+            if !self.g[v].children.is_empty() && self.filters.is_anchor(kind) {
+                let totals: Box<[u64]> = (0..n)
+                    .map(|i| {
+                        if self.filters.tracks(kind, i) {
+                            s[i]
+                        } else {
+                            0
+                        }
+                    })
+                    .collect();
+                self.g[v].agg = Some(Box::new(Aggregate {
+                    totals,
+                    down: vec![0u64; n].into_boxed_slice(),
+                    spans: Vec::new(),
+                }));
+            }
+            sums.insert(v, s);
+        }
+        // Re-apply down statuses (outermost first is not required: each
+        // call counts only units not hidden below).
+        let downs: Vec<VertexId> = order
+            .iter()
+            .copied()
+            .filter(|&v| self.g[v].status == Status::Down)
+            .collect();
+        for &v in downs.iter().rev() {
+            self.g[v].status = Status::Up;
+            let _ = self.set_status(v, Status::Down);
+        }
+        // Re-apply job usage.
+        let jobs: Vec<(JobId, JobHold)> = self.jobs.iter().map(|(j, h)| (*j, h.clone())).collect();
+        for (j, h) in jobs {
+            for c in &h.claims {
+                self.add_agg_usage(j, h.start, h.end, c, 1);
+            }
+        }
+    }
+
+    fn claim_units(&self, c: &Claim) -> Option<(usize, u64)> {
+        let x = &self.g[c.vertex];
+        let slot = self.filters.slot(x.kind)?;
+        let units = if c.amount > 0 {
+            c.amount
+        } else if c.exclusive {
+            x.size
+        } else {
+            0
+        };
+        (units > 0).then_some((slot, units))
+    }
+
+    /// Adds (`sign = 1`) or removes (`sign = -1`) a claim's units from the
+    /// aggregate spans of the claimed vertex and its ancestors.
+    fn add_agg_usage(&mut self, job: JobId, start: Time, end: Time, c: &Claim, sign: i8) {
+        let Some((slot, units)) = self.claim_units(c) else {
+            return;
+        };
+        let n = self.filters.targets.len();
+        let mut cur = Some(c.vertex);
+        while let Some(a) = cur {
+            let kind = self.g[a].kind;
+            let tracked = self.filters.tracks(kind, slot);
+            if let (true, Some(agg)) = (tracked, self.g[a].agg.as_mut()) {
+                let pos = agg
+                    .spans
+                    .iter()
+                    .position(|s| s.job == job && s.start == start && s.end == end);
+                match (pos, sign > 0) {
+                    (Some(i), true) => agg.spans[i].counts[slot] += units,
+                    (None, true) => {
+                        let mut counts = vec![0u64; n].into_boxed_slice();
+                        counts[slot] = units;
+                        agg.spans.push(AggSpan {
+                            job,
+                            start,
+                            end,
+                            counts,
+                        });
+                    }
+                    (Some(i), false) => {
+                        let cnt = &mut agg.spans[i].counts[slot];
+                        *cnt = cnt.saturating_sub(units);
+                        if agg.spans[i].counts.iter().all(|&x| x == 0) {
+                            agg.spans.swap_remove(i);
+                        }
+                    }
+                    (None, false) => {}
+                }
+            }
+            cur = self.g[a].parent;
+        }
+    }
+
+    /// Free units of type `t` in the subtree of `v` (inclusive) throughout
+    /// `[start, end)`: total minus down minus the peak in use. Exact for
+    /// tracked types at anchor vertices; for a leaf, its own availability;
+    /// `None` when `v` keeps no aggregate for `t` (no pruning possible).
+    pub fn free_units(&self, v: VertexId, t: TypeId, start: Time, end: Time) -> Option<u64> {
+        let x = self.g.node_weight(v)?;
+        if x.status == Status::Down {
+            return Some(0);
+        }
+        let u = planner::usage(&x.spans, start, end);
+        if u.exclusive_held {
+            return Some(0);
+        }
+        if x.children.is_empty() {
+            if x.kind != t {
+                return Some(0);
+            }
+            return Some(x.size.saturating_sub(u.peak_amount));
+        }
+        let slot = self.filters.slot(t)?;
+        if !self.filters.tracks(x.kind, slot) {
+            return None;
+        }
+        let agg = x.agg.as_ref()?;
+        let used = planner::peak(
+            agg.spans.iter().map(|s| (s.start, s.end, s.counts[slot])),
+            start,
+            end,
+        );
+        Some(
+            agg.totals[slot]
+                .saturating_sub(agg.down[slot])
+                .saturating_sub(used),
+        )
+    }
+    /// Total units of tracked type `t` in the subtree of `v` (ignoring state).
+    pub fn subtree_total(&self, v: VertexId, t: TypeId) -> Option<u64> {
+        let x = self.g.node_weight(v)?;
+        if x.children.is_empty() {
+            return Some(if x.kind == t { x.size } else { 0 });
+        }
+        let slot = self.filters.slot(t)?;
+        x.agg.as_ref().map(|a| a.totals[slot])
+    }
+
+    // ----- allocation state -----
+
+    /// Peak usage of `v` during `[start, end)`.
+    pub fn usage(&self, v: VertexId, start: Time, end: Time) -> Usage {
+        self.g
+            .node_weight(v)
+            .map_or(Usage::default(), |x| planner::usage(&x.spans, start, end))
+    }
+    /// Units of `v` not in use anywhere in `[start, end)` (0 if held exclusively).
+    pub fn available(&self, v: VertexId, start: Time, end: Time) -> u64 {
+        let Some(x) = self.g.node_weight(v) else {
+            return 0;
+        };
+        let u = planner::usage(&x.spans, start, end);
+        if u.exclusive_held {
+            0
+        } else {
+            x.size.saturating_sub(u.peak_amount)
+        }
+    }
+
+    /// Records `job` holding `claims` during `[start, end)`.
+    pub fn allocate(
+        &mut self,
+        job: JobId,
+        start: Time,
+        end: Time,
+        reserved: bool,
+        claims: Vec<Claim>,
+    ) -> Result<(), GraphError> {
+        if self.jobs.contains_key(&job) {
+            return Err(GraphError::JobExists(job));
+        }
+        if let Some(c) = claims.iter().find(|c| !self.g.contains_node(c.vertex)) {
+            return Err(GraphError::NoSuchVertex(c.vertex));
+        }
+        for c in &claims {
+            self.g[c.vertex].spans.push(Span {
+                job,
+                start,
+                end,
+                amount: c.amount,
+                exclusive: c.exclusive,
+                reserved,
+            });
+            if !self.filters.targets.is_empty() {
+                self.add_agg_usage(job, start, end, c, 1);
+            }
+        }
+        self.jobs.insert(
+            job,
+            JobHold {
+                start,
+                end,
+                reserved,
+                claims,
+            },
+        );
+        Ok(())
+    }
+
+    /// Releases everything `job` holds.
+    pub fn release(&mut self, job: JobId) -> Result<JobHold, GraphError> {
+        let hold = self.jobs.remove(&job).ok_or(GraphError::NoSuchJob(job))?;
+        for c in &hold.claims {
+            self.drop_claim(job, &hold, c);
+        }
+        Ok(hold)
+    }
+
+    fn drop_claim(&mut self, job: JobId, hold: &JobHold, c: &Claim) {
+        if !self.g.contains_node(c.vertex) {
+            return;
+        }
+        let spans = &mut self.g[c.vertex].spans;
+        if let Some(i) = spans.iter().position(|s| s.job == job) {
+            spans.remove(i);
+        }
+        if !self.filters.targets.is_empty() {
+            self.add_agg_usage(job, hold.start, hold.end, c, -1);
+        }
+    }
+
+    /// Releases what `job` holds in the subtree of `v` (partial cancel, e.g.
+    /// one node of a gang). Ancestors of `v` the job still passes through for
+    /// its other claims stay held; a job left with nothing is removed.
+    /// Returns whether the job is now gone entirely.
+    pub fn release_subtree(&mut self, job: JobId, v: VertexId) -> Result<bool, GraphError> {
+        let mut hold = self.jobs.remove(&job).ok_or(GraphError::NoSuchJob(job))?;
+        let inside: Vec<Claim> = hold
+            .claims
+            .iter()
+            .copied()
+            .filter(|c| self.is_in_subtree(c.vertex, v))
+            .collect();
+        for c in &inside {
+            self.drop_claim(job, &hold, c);
+        }
+        hold.claims.retain(|c| !inside.contains(c));
+        // Drop pass-through claims that no longer lead to any exclusive claim.
+        let keep: Vec<bool> = hold
+            .claims
+            .iter()
+            .map(|c| {
+                c.exclusive
+                    || c.amount > 0
+                    || hold.claims.iter().any(|d| {
+                        (d.exclusive || d.amount > 0) && self.is_in_subtree(d.vertex, c.vertex)
+                    })
+            })
+            .collect();
+        let dropped: Vec<Claim> = hold
+            .claims
+            .iter()
+            .zip(&keep)
+            .filter(|(_, k)| !**k)
+            .map(|(c, _)| *c)
+            .collect();
+        for c in &dropped {
+            self.drop_claim(job, &hold, c);
+        }
+        hold.claims.retain(|c| !dropped.contains(c));
+        let gone = hold.claims.is_empty();
+        if !gone {
+            self.jobs.insert(job, hold);
+        }
+        Ok(gone)
+    }
+
+    /// Whether `u` lies in the subtree rooted at `root` (inclusive).
+    pub fn is_in_subtree(&self, u: VertexId, root: VertexId) -> bool {
+        let mut cur = Some(u);
+        while let Some(x) = cur {
+            if x == root {
+                return true;
+            }
+            cur = self.parent(x);
+        }
+        false
+    }
+
+    /// What `job` holds, if anything.
+    pub fn job(&self, job: JobId) -> Option<&JobHold> {
+        self.jobs.get(&job)
+    }
+    /// All jobs holding something.
+    pub fn jobs(&self) -> impl Iterator<Item = (JobId, &JobHold)> + '_ {
+        self.jobs.iter().map(|(j, h)| (*j, h))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,136 @@
+use super::*;
+use crate::generate::{ClusterShape, cluster};
+
+fn small() -> ResourceGraph {
+    let shape = ClusterShape {
+        nodes: 4,
+        nodes_per_rack: 2,
+        sockets: 2,
+        cores_per_socket: 4,
+        gpus_per_socket: 1,
+        memory_gib_per_socket: 16,
+    };
+    let mut g = cluster(&shape).unwrap();
+    g.set_prune_filters(&"ALL:core,ALL:node,rack:memory".parse().unwrap())
+        .unwrap();
+    g
+}
+
+#[test]
+fn paths_and_lookup_round_trip() {
+    let g = small();
+    let v = g.find_path("/cluster0/rack1/node3/socket7/core29").unwrap();
+    assert_eq!(g.path(v), "/cluster0/rack1/node3/socket7/core29");
+    assert_eq!(g.kind_name(v), "core");
+    assert_eq!(g.depth(v), 4);
+    assert!(g.find_path("/cluster0/rack1/node0").is_none());
+    assert_eq!(g.find_by_name("node2").count(), 1);
+}
+
+#[test]
+fn aggregates_follow_allocate_release_and_status() {
+    let mut g = small();
+    let core = g.type_id("core").unwrap();
+    let node = g.type_id("node").unwrap();
+    let root = g.root().unwrap();
+    assert_eq!(g.free_units(root, core, 0, 10), Some(32));
+    assert_eq!(g.free_units(root, node, 0, 10), Some(4));
+    let n0 = g.find_path("/cluster0/rack0/node0").unwrap();
+    let c0 = g.find_path("/cluster0/rack0/node0/socket0/core0").unwrap();
+    let c1 = g.find_path("/cluster0/rack0/node0/socket0/core1").unwrap();
+    let claims = vec![
+        Claim {
+            vertex: n0,
+            amount: 0,
+            exclusive: false,
+        },
+        Claim {
+            vertex: c0,
+            amount: 1,
+            exclusive: true,
+        },
+        Claim {
+            vertex: c1,
+            amount: 1,
+            exclusive: true,
+        },
+    ];
+    g.allocate(7, 5, 15, false, claims).unwrap();
+    assert_eq!(g.free_units(root, core, 0, 5), Some(32));
+    assert_eq!(g.free_units(root, core, 0, 6), Some(30));
+    assert_eq!(g.free_units(n0, core, 10, 20), Some(6));
+    assert_eq!(g.free_units(c0, core, 10, 20), Some(0));
+    assert_eq!(g.available(c1, 14, 15), 0);
+    g.set_status(n0, Status::Down).unwrap();
+    assert_eq!(g.free_units(root, node, 0, 1), Some(3));
+    assert_eq!(g.free_units(root, core, 0, 1), Some(24));
+    g.set_status(n0, Status::Up).unwrap();
+    g.release(7).unwrap();
+    assert_eq!(g.free_units(root, core, 0, 100), Some(32));
+    assert!(g.release(7).is_err());
+}
+
+#[test]
+fn remove_and_add_subtree_keep_totals() {
+    let mut g = small();
+    let core = g.type_id("core").unwrap();
+    let mem = g.type_id("memory").unwrap();
+    let root = g.root().unwrap();
+    let r1 = g.find_path("/cluster0/rack1").unwrap();
+    assert_eq!(g.free_units(r1, mem, 0, 1), Some(64));
+    let n3 = g.find_path("/cluster0/rack1/node3").unwrap();
+    let removed = g.remove_subtree(n3).unwrap();
+    assert_eq!(removed, 1 + 2 * (1 + 4 + 1 + 1));
+    assert_eq!(g.free_units(root, core, 0, 1), Some(24));
+    assert_eq!(g.free_units(r1, mem, 0, 1), Some(32));
+    let n = g
+        .add_vertex(VertexSpec::new("node", "node", 9), Some(r1))
+        .unwrap();
+    let s = g
+        .add_vertex(VertexSpec::new("socket", "socket", 9), Some(n))
+        .unwrap();
+    g.add_vertex(VertexSpec::new("core", "core", 99), Some(s))
+        .unwrap();
+    assert_eq!(g.free_units(root, core, 0, 1), Some(25));
+    assert_eq!(g.path(s), "/cluster0/rack1/node9/socket9");
+}
+
+#[test]
+fn partial_release_keeps_rest_of_job() {
+    let mut g = small();
+    let core = g.type_id("core").unwrap();
+    let root = g.root().unwrap();
+    let n0 = g.find_path("/cluster0/rack0/node0").unwrap();
+    let n1 = g.find_path("/cluster0/rack0/node1").unwrap();
+    let c0 = g.find_path("/cluster0/rack0/node0/socket0/core0").unwrap();
+    let c8 = g.find_path("/cluster0/rack0/node1/socket2/core8").unwrap();
+    let claims = vec![
+        Claim {
+            vertex: n0,
+            amount: 0,
+            exclusive: false,
+        },
+        Claim {
+            vertex: c0,
+            amount: 1,
+            exclusive: true,
+        },
+        Claim {
+            vertex: n1,
+            amount: 0,
+            exclusive: false,
+        },
+        Claim {
+            vertex: c8,
+            amount: 1,
+            exclusive: true,
+        },
+    ];
+    g.allocate(1, 0, 10, false, claims).unwrap();
+    assert!(!g.release_subtree(1, n1).unwrap());
+    assert_eq!(g.free_units(root, core, 0, 10), Some(31));
+    assert_eq!(g.job(1).unwrap().claims.len(), 2);
+    assert!(g.release_subtree(1, n0).unwrap());
+    assert!(g.job(1).is_none());
+    assert_eq!(g.free_units(root, core, 0, 10), Some(32));
+}

@@ -1,0 +1,373 @@
+//! The matcher: finds resources for a jobspec in the graph, Fluxion style.
+//!
+//! A depth-first-and-up traversal. Walking down, a vertex either matches a
+//! request of the current jobspec level (its children are then matched
+//! against that request's `with`), hosts slots (its children are packed into
+//! whole slots), or, while no request has matched yet on this path
+//! ("pristine"), passes the same level on to its children, so a jobspec may
+//! omit the top of the hierarchy. Walking up, each matched vertex chooses the
+//! best `count` candidates of every child request by the policy's score.
+//! Subtree aggregates (see [`crate::graph::PruneFilters`]) skip subtrees that
+//! cannot hold even one unit of any request, and id-ordered policies stop
+//! walking once the best candidates are known.
+
+mod policy;
+mod search;
+
+pub use policy::{Policy, UnknownPolicy};
+
+use std::collections::BTreeMap;
+
+use crate::graph::{Claim, GraphError, ResourceGraph, VertexId};
+use crate::jobspec::Jobspec;
+use crate::planner::{JobId, Time};
+
+/// Operation of a match request (resource-query's `match` sub-commands).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum MatchOp {
+    /// Allocate now or fail.
+    Allocate,
+    /// Allocate now; on failure also tell whether it could ever fit.
+    AllocateWithSatisfiability,
+    /// Allocate now, else reserve at the earliest time it fits.
+    AllocateOrElseReserve,
+    /// Only check whether it could fit on the empty graph; nothing is held.
+    Satisfiability,
+}
+
+/// One vertex of a match result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct Emit {
+    /// The vertex.
+    pub vertex: VertexId,
+    /// Units taken (Fluxion's "needs"; the vertex size for pass-through ancestors).
+    pub needs: u64,
+    /// Whether it is held exclusively.
+    pub exclusive: bool,
+}
+
+/// A successful match.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MatchOutcome {
+    /// The job id.
+    pub job: JobId,
+    /// The operation that produced it.
+    pub op: MatchOp,
+    /// Start time (== `now` unless reserved).
+    pub at: Time,
+    /// Duration in seconds.
+    pub duration: u64,
+    /// Whether this is a reservation (future start).
+    pub reserved: bool,
+    /// The matched vertices in depth-first post-order (leaves before their parents).
+    pub emitted: Vec<Emit>,
+    /// Vertices visited walking down (for `-e` statistics).
+    pub preorder_visits: u64,
+    /// Vertices finished walking up.
+    pub postorder_visits: u64,
+}
+
+/// Why a match did not produce resources.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MatchError {
+    /// Fits on the empty graph, but not now (or, for reserve, never within the horizon).
+    #[error("no matching resources found (busy)")]
+    Busy,
+    /// Can never fit, even on the empty graph.
+    #[error("unsatisfiable request")]
+    Unsatisfiable,
+    /// The job id is in use.
+    #[error("job {0} already exists")]
+    JobExists(JobId),
+    /// The jobspec names something the graph cannot have.
+    #[error("{0}")]
+    InvalidJobspec(String),
+    /// Graph bookkeeping failed.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+/// Errors of cancel and partial cancel.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CancelError {
+    /// No such job.
+    #[error("nonexistent job {0}")]
+    NoSuchJob(JobId),
+    /// Partial cancel of a reservation.
+    #[error("reservations not currently supported by partial cancel")]
+    Reservation,
+    /// Graph bookkeeping failed.
+    #[error(transparent)]
+    Graph(#[from] GraphError),
+}
+
+/// A job known to the matcher.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JobInfo {
+    /// The job id.
+    pub job: JobId,
+    /// Start time.
+    pub at: Time,
+    /// Duration in seconds.
+    pub duration: u64,
+    /// Reserved (future) rather than allocated.
+    pub reserved: bool,
+    /// The matched vertices in post-order.
+    pub emitted: Vec<Emit>,
+}
+
+/// Graph-wide counters for `stat`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MatchStats {
+    /// Live vertices.
+    pub vertices: usize,
+    /// Containment edges.
+    pub edges: usize,
+    /// Jobs allocated now.
+    pub allocated: usize,
+    /// Jobs reserved.
+    pub reserved: usize,
+    /// Successful matches so far.
+    pub matches_ok: u64,
+    /// Failed matches so far.
+    pub matches_failed: u64,
+}
+
+/// The matcher: owns the graph and the jobs placed on it.
+#[derive(Debug, Clone)]
+pub struct Matcher {
+    graph: ResourceGraph,
+    policy: Policy,
+    horizon: Time,
+    jobs: BTreeMap<JobId, JobInfo>,
+    stats: MatchStats,
+}
+
+impl Matcher {
+    /// A matcher over `graph` with `policy`. The horizon (end of time for
+    /// jobs of duration 0) defaults to `i64::MAX / 4`.
+    pub fn new(graph: ResourceGraph, policy: Policy) -> Self {
+        Matcher {
+            graph,
+            policy,
+            horizon: i64::MAX / 4,
+            jobs: BTreeMap::new(),
+            stats: MatchStats::default(),
+        }
+    }
+    /// The graph.
+    pub fn graph(&self) -> &ResourceGraph {
+        &self.graph
+    }
+    /// The graph, for edits (status, add/remove subtrees). Allocation state
+    /// must be changed through the matcher so its job table stays in step.
+    pub fn graph_mut(&mut self) -> &mut ResourceGraph {
+        &mut self.graph
+    }
+    /// The policy.
+    pub fn policy(&self) -> Policy {
+        self.policy
+    }
+    /// Changes the policy.
+    pub fn set_policy(&mut self, policy: Policy) {
+        self.policy = policy;
+    }
+    /// Sets the end of time (jobs with duration 0 last until then).
+    pub fn set_horizon(&mut self, horizon: Time) {
+        self.horizon = horizon.max(1);
+    }
+    /// The end of time.
+    pub fn horizon(&self) -> Time {
+        self.horizon
+    }
+
+    /// Matches `spec` for `job` at `now` with `op`. On success the resources
+    /// are held (except for [`MatchOp::Satisfiability`]).
+    pub fn match_jobspec(
+        &mut self,
+        op: MatchOp,
+        job: JobId,
+        spec: &Jobspec,
+        now: Time,
+    ) -> Result<MatchOutcome, MatchError> {
+        let r = self.match_inner(op, job, spec, now);
+        match &r {
+            Ok(_) => self.stats.matches_ok += 1,
+            Err(_) => self.stats.matches_failed += 1,
+        }
+        r
+    }
+
+    fn duration_at(&self, spec: &Jobspec, at: Time) -> u64 {
+        if spec.duration == 0 {
+            (self.horizon - at).max(1) as u64
+        } else {
+            spec.duration
+        }
+    }
+
+    fn match_inner(
+        &mut self,
+        op: MatchOp,
+        job: JobId,
+        spec: &Jobspec,
+        now: Time,
+    ) -> Result<MatchOutcome, MatchError> {
+        if op != MatchOp::Satisfiability && self.jobs.contains_key(&job) {
+            return Err(MatchError::JobExists(job));
+        }
+        let reqs = search::Request::build(&self.graph, spec).map_err(MatchError::InvalidJobspec)?;
+        let mut visits = (0u64, 0u64);
+        if op == MatchOp::Satisfiability {
+            let d = self.duration_at(spec, now);
+            let found = search::run(&self.graph, self.policy, &reqs, now, d, true);
+            visits = (found.pre, found.post);
+            return match found.emitted {
+                Some(emitted) => Ok(MatchOutcome {
+                    job,
+                    op,
+                    at: now,
+                    duration: d,
+                    reserved: false,
+                    emitted,
+                    preorder_visits: visits.0,
+                    postorder_visits: visits.1,
+                }),
+                None => Err(MatchError::Unsatisfiable),
+            };
+        }
+        let mut times = vec![now];
+        if op == MatchOp::AllocateOrElseReserve {
+            let mut ends: Vec<Time> = self
+                .jobs
+                .values()
+                .map(|j| j.at.saturating_add(j.duration as i64))
+                .filter(|&t| t > now && t < self.horizon)
+                .collect();
+            ends.sort_unstable();
+            ends.dedup();
+            times.extend(ends);
+        }
+        for (i, &at) in times.iter().enumerate() {
+            let d = self.duration_at(spec, at);
+            if at.saturating_add(d as i64) > self.horizon && i > 0 {
+                break;
+            }
+            let found = search::run(&self.graph, self.policy, &reqs, at, d, false);
+            visits.0 += found.pre;
+            visits.1 += found.post;
+            if let Some(emitted) = found.emitted {
+                let reserved = at > now;
+                let claims = emitted
+                    .iter()
+                    .map(|e| Claim {
+                        vertex: e.vertex,
+                        amount: if e.exclusive { e.needs } else { 0 },
+                        exclusive: e.exclusive,
+                    })
+                    .collect();
+                self.graph.allocate(job, at, at.saturating_add(d as i64), reserved, claims)?;
+                self.jobs.insert(
+                    job,
+                    JobInfo { job, at, duration: d, reserved, emitted: emitted.clone() },
+                );
+                return Ok(MatchOutcome {
+                    job,
+                    op,
+                    at,
+                    duration: d,
+                    reserved,
+                    emitted,
+                    preorder_visits: visits.0,
+                    postorder_visits: visits.1,
+                });
+            }
+            if i == 0 && op != MatchOp::Allocate {
+                // Stop searching when it can never fit.
+                let d0 = self.duration_at(spec, now);
+                let sat = search::run(&self.graph, self.policy, &reqs, now, d0, true);
+                if sat.emitted.is_none() {
+                    return Err(MatchError::Unsatisfiable);
+                }
+            }
+        }
+        if op == MatchOp::Allocate {
+            let d0 = self.duration_at(spec, now);
+            let sat = search::run(&self.graph, self.policy, &reqs, now, d0, true);
+            if sat.emitted.is_none() {
+                return Err(MatchError::Unsatisfiable);
+            }
+        }
+        Err(MatchError::Busy)
+    }
+
+    /// Whether `spec` could ever fit on the graph (ignoring what is held and
+    /// what is down).
+    pub fn satisfiable(&self, spec: &Jobspec) -> Result<bool, MatchError> {
+        let reqs = search::Request::build(&self.graph, spec).map_err(MatchError::InvalidJobspec)?;
+        let d = self.duration_at(spec, 0);
+        Ok(search::run(&self.graph, self.policy, &reqs, 0, d, true).emitted.is_some())
+    }
+
+    /// Releases everything `job` holds.
+    pub fn cancel(&mut self, job: JobId) -> Result<JobInfo, CancelError> {
+        let info = self.jobs.remove(&job).ok_or(CancelError::NoSuchJob(job))?;
+        self.graph.release(job)?;
+        Ok(info)
+    }
+
+    /// Releases what `job` holds in the subtrees of `roots` (e.g. some of its
+    /// nodes). Returns whether the job is now gone entirely.
+    pub fn partial_cancel(&mut self, job: JobId, roots: &[VertexId]) -> Result<bool, CancelError> {
+        let info = self.jobs.get(&job).ok_or(CancelError::NoSuchJob(job))?;
+        if info.reserved {
+            return Err(CancelError::Reservation);
+        }
+        let mut gone = false;
+        for &r in roots {
+            if self.graph.job(job).is_none() {
+                break;
+            }
+            gone = self.graph.release_subtree(job, r)?;
+        }
+        if gone || self.graph.job(job).is_none() {
+            self.jobs.remove(&job);
+            return Ok(true);
+        }
+        let held: Vec<VertexId> = self
+            .graph
+            .job(job)
+            .map(|h| h.claims.iter().map(|c| c.vertex).collect())
+            .unwrap_or_default();
+        if let Some(info) = self.jobs.get_mut(&job) {
+            info.emitted.retain(|e| held.contains(&e.vertex));
+        }
+        Ok(false)
+    }
+
+    /// The job, if known.
+    pub fn info(&self, job: JobId) -> Option<&JobInfo> {
+        self.jobs.get(&job)
+    }
+    /// All jobs in id order.
+    pub fn jobs(&self) -> impl Iterator<Item = &JobInfo> + '_ {
+        self.jobs.values()
+    }
+    /// Counters.
+    pub fn stat(&self) -> MatchStats {
+        let mut s = self.stats;
+        s.vertices = self.graph.vertex_count();
+        s.edges = self.graph.petgraph().edge_count();
+        s.allocated = self.jobs.values().filter(|j| !j.reserved).count();
+        s.reserved = self.jobs.values().filter(|j| j.reserved).count();
+        s
+    }
+    /// Vertices satisfying `pred`, in depth-first pre-order.
+    pub fn find(&self, mut pred: impl FnMut(&ResourceGraph, VertexId) -> bool) -> Vec<VertexId> {
+        let Some(root) = self.graph.root() else { return Vec::new() };
+        self.graph.subtree(root).into_iter().filter(|&v| pred(&self.graph, v)).collect()
+    }
+}
+
+#[cfg(test)]
+mod tests;

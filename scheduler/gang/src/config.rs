@@ -1,0 +1,44 @@
+//! Settings of the gang core.
+
+use serde::{Deserialize, Serialize};
+
+use crate::time::Millis;
+
+/// Settings of the gang core; [`Default`] gives sensible values.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GangConfig {
+    /// Pods whose `schedulerName` equals this are ours; others only take capacity.
+    pub scheduler_name: String,
+    /// Expected run time of a group that says nothing (annotation
+    /// `phalanx.dev/duration-seconds`), used to place reservations.
+    pub default_duration: Millis,
+    /// How long a group that can never fit waits before it is tried again.
+    pub unsatisfiable_backoff: Millis,
+    /// How long a failed bind waits before it is retried on the same reservation.
+    pub bind_retry_backoff: Millis,
+    /// Timeout for a group whose PodGroup sets no `scheduleTimeoutSeconds`.
+    pub default_schedule_timeout: Millis,
+    /// Groups examined per pass at most (the queue head first); bounds a
+    /// pass's cost on very long queues.
+    pub max_groups_per_pass: usize,
+    /// Whether later groups may start ahead of a reserved one where they do
+    /// not delay it.
+    pub backfill: bool,
+    /// Whether to emit per-pod events (the simulator turns them off).
+    pub pod_events: bool,
+}
+
+impl Default for GangConfig {
+    fn default() -> Self {
+        GangConfig {
+            scheduler_name: "phalanx".to_owned(),
+            default_duration: Millis::from_secs(3600),
+            unsatisfiable_backoff: Millis::from_secs(60),
+            bind_retry_backoff: Millis::from_secs(1),
+            default_schedule_timeout: Millis::from_secs(600),
+            max_groups_per_pass: 1000,
+            backfill: true,
+            pod_events: true,
+        }
+    }
+}

@@ -1,0 +1,1123 @@
+//! The state machine: [`GangScheduler::apply`] takes events,
+//! [`GangScheduler::schedule`] returns decisions.
+//!
+//! A group's whole placement is matched in one call and its claims are taken
+//! from the graph before any bind is asked for, so nothing else can land on
+//! a reserved slot. When the queue head does not fit, its earliest start is
+//! found by replaying the expected ends of running groups on a copy of the
+//! graph; later groups may start only on resources that are free now and
+//! still free for the head at that time (EASY backfill).
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use fluxion_core::group::{Demand, GroupGraph, GroupRequest, NodeFilter, PodClaim, PodClass};
+
+use crate::config::GangConfig;
+use crate::convert;
+use crate::decision::{
+    BindPlan, Decisions, EventType, GroupChange, GroupPhase, PodBinding, PodEvent, WaitReason,
+};
+use crate::event::{BindOutcome, Event};
+use crate::model::{GroupKey, Node, NodeName, Pod, PodGroup, PodPhase, PodUid};
+use crate::time::{Millis, Timestamp};
+
+/// Where one of our pods stands.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Bind {
+    /// Not placed.
+    Unplaced,
+    /// Placed (claim taken); bind asked for and not yet confirmed.
+    Binding { node: NodeName },
+    /// Bind failed; ask again after `at` (set on the first pass that sees it).
+    Retry {
+        node: NodeName,
+        at: Option<Timestamp>,
+    },
+    /// Bound to the node.
+    Bound { node: NodeName },
+}
+
+#[derive(Debug, Clone)]
+struct PodState {
+    pod: Pod,
+    ours: bool,
+    bind: Bind,
+    /// What the pod holds in the graph (ours once placed; others' once bound).
+    claim: Option<PodClaim>,
+    group: GroupKey,
+}
+
+/// A reserved slot whose pod vanished before it was bound.
+#[derive(Debug, Clone)]
+struct Vacant {
+    demand: Demand,
+    claim: PodClaim,
+    node: NodeName,
+    since: Option<Timestamp>,
+}
+
+#[derive(Debug, Clone)]
+struct GroupState {
+    spec: Option<PodGroup>,
+    members: BTreeSet<PodUid>,
+    placed_at: Option<Timestamp>,
+    vacant: Vec<Vacant>,
+    succeeded: u32,
+    failed: u32,
+    phase: GroupPhase,
+    wait: Option<WaitReason>,
+    message: String,
+    reported: Option<(GroupPhase, String)>,
+    /// `graph_gen` when it last failed to fit; not retried until the graph changes.
+    tried_gen: Option<u64>,
+    unsat_until: Option<Timestamp>,
+    /// Whether it is known to fit the empty cluster (reset when nodes change).
+    satisfiable: bool,
+    first_seen: Timestamp,
+}
+
+impl GroupState {
+    fn new(first_seen: Timestamp) -> Self {
+        GroupState {
+            spec: None,
+            members: BTreeSet::new(),
+            placed_at: None,
+            vacant: Vec::new(),
+            succeeded: 0,
+            failed: 0,
+            phase: GroupPhase::Pending,
+            wait: None,
+            message: String::new(),
+            reported: None,
+            tried_gen: None,
+            unsat_until: None,
+            satisfiable: false,
+            first_seen,
+        }
+    }
+}
+
+/// The queue head's reservation and the graph later groups must fit in.
+#[derive(Debug, Clone)]
+struct Reservation {
+    group: GroupKey,
+    start: Timestamp,
+    after: Option<GroupKey>,
+    /// Free now and still free for the head at `start`.
+    view: GroupGraph,
+    /// `graph_gen` it was computed at.
+    r#gen: u64,
+}
+
+/// The gang scheduler's state: the cluster as last told, the queue of
+/// groups, reservations and allocations.
+#[derive(Debug)]
+pub struct GangScheduler {
+    config: GangConfig,
+    graph: GroupGraph,
+    nodes: BTreeMap<NodeName, Node>,
+    pods: HashMap<PodUid, PodState>,
+    groups: BTreeMap<GroupKey, GroupState>,
+    /// Bumped on every change of free resources or nodes.
+    graph_gen: u64,
+    reservation: Option<Reservation>,
+    any_taints: bool,
+    /// Groups whose status may have changed since the last pass.
+    touched: BTreeSet<GroupKey>,
+}
+
+impl GangScheduler {
+    /// An empty scheduler.
+    pub fn new(config: GangConfig) -> Self {
+        GangScheduler {
+            config,
+            graph: GroupGraph::new(),
+            nodes: BTreeMap::new(),
+            pods: HashMap::new(),
+            groups: BTreeMap::new(),
+            graph_gen: 0,
+            reservation: None,
+            any_taints: false,
+            touched: BTreeSet::new(),
+        }
+    }
+
+    /// The settings it runs with.
+    pub fn config(&self) -> &GangConfig {
+        &self.config
+    }
+
+    /// The resource graph with the free state as the scheduler sees it.
+    pub fn graph(&self) -> &GroupGraph {
+        &self.graph
+    }
+
+    /// The node a pod is placed on (bound or binding), if any.
+    pub fn pod_node(&self, uid: &PodUid) -> Option<&str> {
+        let st = self.pods.get(uid)?;
+        match &st.bind {
+            Bind::Unplaced => st.pod.node_name.as_deref(),
+            Bind::Binding { node } | Bind::Retry { node, .. } | Bind::Bound { node } => {
+                Some(node)
+            }
+        }
+    }
+
+    /// The claim a pod holds in the graph, if any.
+    pub fn pod_claim(&self, uid: &PodUid) -> Option<&PodClaim> {
+        self.pods.get(uid)?.claim.as_ref()
+    }
+
+    /// The group whose reservation later groups may not delay, and its estimated start.
+    pub fn reservation(&self) -> Option<(&GroupKey, Timestamp)> {
+        self.reservation.as_ref().map(|r| (&r.group, r.start))
+    }
+
+    fn bump(&mut self) {
+        self.graph_gen += 1;
+    }
+
+    fn group_key_of(pod: &Pod) -> GroupKey {
+        pod.group
+            .clone()
+            .unwrap_or_else(|| GroupKey::new(pod.namespace.clone(), format!("pod/{}", pod.name)))
+    }
+
+    /// Takes one change in the cluster or one bind outcome.
+    pub fn apply(&mut self, event: Event) {
+        match event {
+            Event::NodeUpsert(node) => self.upsert_node(node),
+            Event::NodeDelete(name) => self.delete_node(&name),
+            Event::PodUpsert(pod) => self.upsert_pod(pod),
+            Event::PodDelete(uid) => self.delete_pod(&uid),
+            Event::GroupUpsert(group) => {
+                let key = group.key.clone();
+                let first = group.created;
+                let st = self
+                    .groups
+                    .entry(key.clone())
+                    .or_insert_with(|| GroupState::new(first));
+                st.spec = Some(group);
+                st.tried_gen = None;
+                st.satisfiable = false;
+                self.touched.insert(key);
+            }
+            Event::GroupDelete(key) => {
+                if let Some(st) = self.groups.get_mut(&key) {
+                    st.spec = None;
+                    st.tried_gen = None;
+                    self.touched.insert(key.clone());
+                }
+                self.forget_group_if_empty(&key);
+            }
+            Event::BindResult { pod, node, outcome } => self.bind_result(&pod, node, outcome),
+        }
+    }
+
+    fn upsert_node(&mut self, node: Node) {
+        let is_new = !self.nodes.contains_key(&node.name);
+        let id = self.graph.upsert_node(convert::node_spec(&node));
+        self.nodes.insert(node.name.clone(), node);
+        self.any_taints = self.nodes.values().any(convert::has_hard_taints);
+        if is_new {
+            // Pods bound before the node was known take their capacity now.
+            let name = self.graph.node(id).map(|s| s.name.clone());
+            let uids: Vec<PodUid> = self
+                .pods
+                .iter()
+                .filter(|(_, p)| p.claim.is_none() && p.pod.node_name.is_some() && p.pod.node_name == name)
+                .map(|(u, _)| u.clone())
+                .collect();
+            for uid in uids {
+                self.account_bound(&uid);
+            }
+        }
+        self.nodes_changed();
+    }
+
+    fn nodes_changed(&mut self) {
+        for g in self.groups.values_mut() {
+            g.tried_gen = None;
+            g.unsat_until = None;
+            g.satisfiable = false;
+        }
+        self.bump();
+    }
+
+    fn delete_node(&mut self, name: &str) {
+        self.nodes.remove(name);
+        self.graph.remove_node(name);
+        self.any_taints = self.nodes.values().any(convert::has_hard_taints);
+        // Claims on the node are gone with it; unbound pods placed there are
+        // placed again.
+        for st in self.pods.values_mut() {
+            let on_node = match &st.bind {
+                Bind::Binding { node } | Bind::Retry { node, .. } => node == name,
+                Bind::Bound { node } => node == name,
+                Bind::Unplaced => st.pod.node_name.as_deref() == Some(name),
+            };
+            if on_node {
+                st.claim = None;
+                if matches!(st.bind, Bind::Binding { .. } | Bind::Retry { .. }) {
+                    st.bind = Bind::Unplaced;
+                }
+            }
+        }
+        for g in self.groups.values_mut() {
+            g.vacant.retain(|v| v.node != name);
+        }
+        self.nodes_changed();
+    }
+
+    fn upsert_pod(&mut self, pod: Pod) {
+        let uid = pod.uid.clone();
+        let ours = pod.scheduler_name == self.config.scheduler_name;
+        let group = Self::group_key_of(&pod);
+        if let Some(st) = self.pods.get_mut(&uid) {
+            let was_terminal = st.pod.phase.is_terminal();
+            let node_changed = st.pod.node_name != pod.node_name;
+            st.pod = pod;
+            if st.pod.phase.is_terminal() && !was_terminal {
+                self.end_pod(&uid);
+                return;
+            }
+            if node_changed
+                && let Some(node) = self.pods.get(&uid).and_then(|s| s.pod.node_name.clone())
+            {
+                self.confirm_bound(&uid, node);
+            }
+            if let Some(st) = self.pods.get(&uid) {
+                self.touched.insert(st.group.clone());
+            }
+            return;
+        }
+        if pod.phase.is_terminal() {
+            return;
+        }
+        let created = pod.created;
+        let bound = pod.node_name.is_some();
+        self.pods.insert(
+            uid.clone(),
+            PodState {
+                pod,
+                ours,
+                bind: Bind::Unplaced,
+                claim: None,
+                group: group.clone(),
+            },
+        );
+        if bound {
+            self.account_bound(&uid);
+        }
+        if ours {
+            let g = self
+                .groups
+                .entry(group.clone())
+                .or_insert_with(|| GroupState::new(created));
+            g.members.insert(uid.clone());
+            g.satisfiable = false;
+            if bound && g.placed_at.is_none() {
+                // Bound by us before a restart: the group is running already.
+                g.placed_at = Some(created);
+            }
+            g.tried_gen = None;
+            self.touched.insert(group);
+        }
+    }
+
+    /// A pod already on a node takes its capacity there.
+    fn account_bound(&mut self, uid: &PodUid) {
+        let Some(st) = self.pods.get_mut(uid) else {
+            return;
+        };
+        let Some(node) = st.pod.node_name.clone() else {
+            return;
+        };
+        st.bind = Bind::Bound { node: node.clone() };
+        if st.claim.is_some() {
+            return;
+        }
+        let Some(id) = self.graph.node_id(&node) else {
+            return;
+        };
+        let demand = convert::demand(&st.pod);
+        if let Some(claim) = self.graph.claim_for_bound(id, &demand) {
+            self.graph.take(&claim);
+            if let Some(st) = self.pods.get_mut(uid) {
+                st.claim = Some(claim);
+            }
+            self.bump();
+        }
+    }
+
+    /// The API server says the pod is on `node`: fix our claim if we placed it elsewhere.
+    fn confirm_bound(&mut self, uid: &PodUid, node: NodeName) {
+        let Some(st) = self.pods.get_mut(uid) else {
+            return;
+        };
+        let ours_on_same = match &st.bind {
+            Bind::Binding { node: n } | Bind::Retry { node: n, .. } | Bind::Bound { node: n } => {
+                *n == node
+            }
+            Bind::Unplaced => false,
+        };
+        if ours_on_same {
+            st.bind = Bind::Bound { node };
+            return;
+        }
+        if let Some(claim) = st.claim.take() {
+            self.graph.give(&claim);
+            self.bump();
+        }
+        if let Some(st) = self.pods.get_mut(uid) {
+            st.pod.node_name = Some(node);
+        }
+        self.account_bound(uid);
+    }
+
+    /// A pod ended (Succeeded/Failed): free what it holds.
+    fn end_pod(&mut self, uid: &PodUid) {
+        let Some(st) = self.pods.remove(uid) else {
+            return;
+        };
+        if let Some(claim) = &st.claim {
+            self.graph.give(claim);
+            self.bump();
+        }
+        if st.ours
+            && let Some(g) = self.groups.get_mut(&st.group)
+        {
+            g.members.remove(uid);
+            match st.pod.phase {
+                PodPhase::Failed => g.failed += 1,
+                _ => g.succeeded += 1,
+            }
+            self.touched.insert(st.group.clone());
+        }
+    }
+
+    fn delete_pod(&mut self, uid: &PodUid) {
+        let Some(st) = self.pods.get(uid) else {
+            return;
+        };
+        let group = st.group.clone();
+        let placed = st.claim.is_some();
+        if st.ours && matches!(st.bind, Bind::Binding { .. } | Bind::Retry { .. }) {
+            self.vacate(uid);
+            return;
+        }
+        if placed {
+            // Deleted while holding resources counts as ended.
+            if let Some(st) = self.pods.get_mut(uid)
+                && !st.pod.phase.is_terminal()
+            {
+                st.pod.phase = PodPhase::Succeeded;
+            }
+            self.end_pod(uid);
+        } else if let Some(st) = self.pods.remove(uid)
+            && let Some(g) = self.groups.get_mut(&st.group)
+        {
+            g.members.remove(uid);
+            self.touched.insert(group.clone());
+        }
+        self.forget_group_if_empty(&group);
+    }
+
+    /// A pod vanished before its bind: keep its slot for a replacement.
+    fn vacate(&mut self, uid: &PodUid) {
+        let Some(st) = self.pods.remove(uid) else {
+            return;
+        };
+        let node = match &st.bind {
+            Bind::Binding { node } | Bind::Retry { node, .. } | Bind::Bound { node } => {
+                node.clone()
+            }
+            Bind::Unplaced => String::new(),
+        };
+        if let Some(g) = self.groups.get_mut(&st.group) {
+            g.members.remove(uid);
+            if let Some(claim) = st.claim {
+                g.vacant.push(Vacant {
+                    demand: convert::demand(&st.pod),
+                    claim,
+                    node,
+                    since: None,
+                });
+            }
+            self.touched.insert(st.group.clone());
+        } else if let Some(claim) = st.claim {
+            self.graph.give(&claim);
+            self.bump();
+        }
+    }
+
+    fn forget_group_if_empty(&mut self, key: &GroupKey) {
+        let empty = self
+            .groups
+            .get(key)
+            .is_some_and(|g| g.spec.is_none() && g.members.is_empty() && g.vacant.is_empty());
+        if empty {
+            self.groups.remove(key);
+            self.touched.remove(key);
+        }
+    }
+
+    fn bind_result(&mut self, uid: &PodUid, node: NodeName, outcome: BindOutcome) {
+        match outcome {
+            BindOutcome::Bound => {
+                if let Some(st) = self.pods.get_mut(uid) {
+                    st.pod.node_name = Some(node.clone());
+                    st.bind = Bind::Bound { node };
+                    self.touched.insert(st.group.clone());
+                }
+            }
+            BindOutcome::Conflict { bound_to } => {
+                let target = bound_to.unwrap_or(node);
+                self.confirm_bound(uid, target);
+                if let Some(st) = self.pods.get(uid) {
+                    self.touched.insert(st.group.clone());
+                }
+            }
+            BindOutcome::PodGone => self.vacate(uid),
+            BindOutcome::Failed { .. } => {
+                if let Some(st) = self.pods.get_mut(uid)
+                    && matches!(st.bind, Bind::Binding { .. })
+                {
+                    st.bind = Bind::Retry { node, at: None };
+                    self.touched.insert(st.group.clone());
+                }
+            }
+        }
+    }
+
+    fn timeout_of(&self, g: &GroupState) -> Millis {
+        g.spec
+            .as_ref()
+            .and_then(|s| s.schedule_timeout)
+            .unwrap_or(self.config.default_schedule_timeout)
+    }
+
+    fn min_member(g: &GroupState) -> u32 {
+        g.spec.as_ref().map_or(1, |s| s.min_member.max(1))
+    }
+
+    fn priority(&self, g: &GroupState) -> i32 {
+        match &g.spec {
+            Some(s) => s.priority,
+            None => g
+                .members
+                .iter()
+                .filter_map(|u| self.pods.get(u))
+                .map(|p| p.pod.priority)
+                .max()
+                .unwrap_or(0),
+        }
+    }
+
+    fn created(g: &GroupState) -> Timestamp {
+        g.spec.as_ref().map_or(g.first_seen, |s| s.created)
+    }
+
+    fn duration(&self, g: &GroupState) -> Millis {
+        g.spec
+            .as_ref()
+            .and_then(|s| s.expected_duration)
+            .or_else(|| {
+                g.members
+                    .iter()
+                    .filter_map(|u| self.pods.get(u))
+                    .filter_map(|p| p.pod.expected_duration)
+                    .max()
+            })
+            .unwrap_or(self.config.default_duration)
+    }
+
+    /// The group's unplaced pods, as a request of pod classes (pods with the
+    /// same requests and constraints share a class).
+    fn request_for(&self, uids: &[PodUid]) -> (GroupRequest, Vec<Vec<PodUid>>) {
+        let mut req = GroupRequest::default();
+        let mut members: Vec<Vec<PodUid>> = Vec::new();
+        let mut reps: Vec<&Pod> = Vec::new();
+        for uid in uids {
+            let Some(st) = self.pods.get(uid) else {
+                continue;
+            };
+            let pod = &st.pod;
+            let found = reps.iter().position(|r| {
+                r.requests == pod.requests
+                    && r.node_selector == pod.node_selector
+                    && r.required_affinity == pod.required_affinity
+                    && (!self.any_taints || r.tolerations == pod.tolerations)
+            });
+            match found {
+                Some(i) => {
+                    req.classes[i].count += 1;
+                    members[i].push(uid.clone());
+                }
+                None => {
+                    reps.push(pod);
+                    req.classes.push(PodClass {
+                        demand: convert::demand(pod),
+                        count: 1,
+                        filter: convert::filter(pod, self.nodes.values(), &self.graph, self.any_taints),
+                    });
+                    members.push(vec![uid.clone()]);
+                }
+            }
+        }
+        (req, members)
+    }
+
+    /// Runs one scheduling pass at `now`.
+    pub fn schedule(&mut self, now: Timestamp) -> Decisions {
+        let mut out = Decisions::default();
+        self.expire_vacancies(now);
+        self.retry_binds(now, &mut out);
+        self.place_late_members(now, &mut out);
+        self.run_queue(now, &mut out);
+        self.report(&mut out);
+        out
+    }
+
+    fn expire_vacancies(&mut self, now: Timestamp) {
+        let keys: Vec<GroupKey> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| !g.vacant.is_empty())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in keys {
+            let timeout = match self.groups.get(&key) {
+                Some(g) => self.timeout_of(g),
+                None => continue,
+            };
+            let mut freed = Vec::new();
+            if let Some(g) = self.groups.get_mut(&key) {
+                for v in &mut g.vacant {
+                    v.since.get_or_insert(now);
+                }
+                let (expired, kept): (Vec<Vacant>, Vec<Vacant>) = g
+                    .vacant
+                    .drain(..)
+                    .partition(|v| v.since.is_some_and(|s| now.since(s) >= timeout));
+                g.vacant = kept;
+                freed = expired;
+            }
+            if !freed.is_empty() {
+                for v in &freed {
+                    self.graph.give(&v.claim);
+                }
+                self.bump();
+                self.touched.insert(key.clone());
+                self.forget_group_if_empty(&key);
+            }
+        }
+    }
+
+    fn retry_binds(&mut self, now: Timestamp, out: &mut Decisions) {
+        let backoff = self.config.bind_retry_backoff;
+        let mut plans: BTreeMap<GroupKey, Vec<PodBinding>> = BTreeMap::new();
+        for (uid, st) in self.pods.iter_mut() {
+            if let Bind::Retry { node, at } = &mut st.bind {
+                let due = *at.get_or_insert(now + backoff);
+                if due <= now {
+                    let node = node.clone();
+                    plans.entry(st.group.clone()).or_default().push(PodBinding {
+                        pod: uid.clone(),
+                        namespace: st.pod.namespace.clone(),
+                        name: st.pod.name.clone(),
+                        node: node.clone(),
+                    });
+                    st.bind = Bind::Binding { node };
+                }
+            }
+        }
+        for (group, mut pods) in plans {
+            pods.sort_by(|a, b| a.name.cmp(&b.name));
+            out.binds.push(BindPlan { group, pods });
+        }
+    }
+
+    /// Pods of groups already placed: replacements take a vacant slot;
+    /// members above minMember are placed as they come.
+    fn place_late_members(&mut self, now: Timestamp, out: &mut Decisions) {
+        let placed: Vec<GroupKey> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.placed_at.is_some())
+            .filter(|(_, g)| {
+                g.members
+                    .iter()
+                    .any(|u| self.pods.get(u).is_some_and(|p| p.bind == Bind::Unplaced && p.claim.is_none()))
+            })
+            .map(|(k, _)| k.clone())
+            .collect();
+        for key in placed {
+            let uids: Vec<PodUid> = self.groups[&key]
+                .members
+                .iter()
+                .filter(|u| {
+                    self.pods
+                        .get(*u)
+                        .is_some_and(|p| p.bind == Bind::Unplaced && p.claim.is_none())
+                })
+                .cloned()
+                .collect();
+            let mut binds = Vec::new();
+            for uid in uids {
+                // A vacant slot of the same shape on a node the pod may use.
+                let Some(pod) = self.pods.get(&uid).map(|s| s.pod.clone()) else {
+                    continue;
+                };
+                let demand = convert::demand(&pod);
+                let slot = self.groups.get(&key).and_then(|g| {
+                    g.vacant.iter().position(|v| {
+                        v.demand == demand && self.nodes.get(&v.node).is_some_and(|n| pod.may_run_on(n))
+                    })
+                });
+                let claim_node = match slot {
+                    Some(i) => self
+                        .groups
+                        .get_mut(&key)
+                        .map(|g| g.vacant.remove(i))
+                        .map(|v| (v.claim, v.node)),
+                    None => {
+                        let (req, _) = self.request_for(std::slice::from_ref(&uid));
+                        match self.graph.try_match(&req) {
+                            Some(p) => p.iter().next().cloned().and_then(|c| {
+                                let node = self.graph.node(c.node)?.name.clone();
+                                self.graph.take(&c);
+                                self.graph_gen += 1;
+                                Some((c, node))
+                            }),
+                            None => None,
+                        }
+                    }
+                };
+                if let Some((claim, node)) = claim_node
+                    && let Some(st) = self.pods.get_mut(&uid)
+                {
+                    st.claim = Some(claim);
+                    st.bind = Bind::Binding { node: node.clone() };
+                    binds.push(PodBinding {
+                        pod: uid.clone(),
+                        namespace: pod.namespace.clone(),
+                        name: pod.name.clone(),
+                        node,
+                    });
+                }
+            }
+            if !binds.is_empty() {
+                self.touched.insert(key.clone());
+                if self.config.pod_events {
+                    for b in &binds {
+                        out.pod_events.push(PodEvent {
+                            pod: b.pod.clone(),
+                            namespace: b.namespace.clone(),
+                            name: b.name.clone(),
+                            kind: EventType::Normal,
+                            reason: "Scheduled".to_owned(),
+                            message: format!("late member of group {key} placed on {} at {}", b.node, now.short()),
+                        });
+                    }
+                }
+                out.binds.push(BindPlan { group: key, pods: binds });
+            }
+        }
+    }
+
+    /// Groups waiting for their first placement, in queue order.
+    fn queue(&self, now: Timestamp) -> Vec<GroupKey> {
+        let mut q: Vec<(std::cmp::Reverse<i32>, Timestamp, &GroupKey)> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.placed_at.is_none() && !g.members.is_empty())
+            .filter(|(_, g)| g.unsat_until.is_none_or(|t| t <= now))
+            .map(|(k, g)| (std::cmp::Reverse(self.priority(g)), Self::created(g), k))
+            .collect();
+        q.sort();
+        q.into_iter().map(|(_, _, k)| k.clone()).collect()
+    }
+
+    fn run_queue(&mut self, now: Timestamp, out: &mut Decisions) {
+        let queue = self.queue(now);
+        let mut head_seen = false;
+        let mut examined = 0;
+        for key in queue {
+            let Some(g) = self.groups.get(&key) else {
+                continue;
+            };
+            let have = g.members.len() as u32;
+            let want = Self::min_member(g);
+            if have < want {
+                self.set_wait(
+                    &key,
+                    WaitReason::WaitingForPods { have, want },
+                    format!("{have} of {want} pods exist, waiting for {}", want - have),
+                );
+                continue;
+            }
+            if examined >= self.config.max_groups_per_pass {
+                continue;
+            }
+            examined += 1;
+            let is_head = !head_seen;
+            // Nothing changed since it last failed: it still does not fit.
+            if g.tried_gen == Some(self.graph_gen) && !is_head {
+                continue;
+            }
+            let uids: Vec<PodUid> = g.members.iter().cloned().collect();
+            let (req, members) = self.request_for(&uids);
+            let duration = self.duration(&self.groups[&key]);
+            let ends_before_head = self
+                .reservation
+                .as_ref()
+                .is_some_and(|r| r.group != key && now + duration <= r.start);
+            let use_view = head_seen
+                && self.config.backfill
+                && !ends_before_head
+                && self.reservation.is_some();
+            let placement = if head_seen && !self.config.backfill {
+                None
+            } else if use_view {
+                self.reservation.as_mut().and_then(|r| r.view.try_match(&req))
+            } else {
+                self.graph.try_match(&req)
+            };
+            if let Some(p) = placement {
+                if let Some(r) = self.reservation.as_mut() {
+                    if r.group == key {
+                        self.reservation = None;
+                    } else {
+                        for c in p.iter() {
+                            r.view.take(c);
+                        }
+                    }
+                }
+                self.commit(&key, now, &p, &members, out);
+                continue;
+            }
+            // Does it fit at all? (Checked once per change of nodes or members.)
+            let known_ok = self.groups.get(&key).is_some_and(|g| g.satisfiable);
+            let verdict = if known_ok { Ok(()) } else { self.graph.satisfiable(&req) };
+            if verdict.is_ok()
+                && let Some(g) = self.groups.get_mut(&key)
+            {
+                g.satisfiable = true;
+            }
+            if let Err(fluxion_core::group::MatchError::Unsatisfiable(why)) = verdict {
+                let backoff = self.config.unsatisfiable_backoff;
+                if let Some(g) = self.groups.get_mut(&key) {
+                    g.unsat_until = Some(now + backoff);
+                }
+                self.set_wait(&key, WaitReason::Unsatisfiable, format!("unsatisfiable: {why}"));
+                continue;
+            }
+            if let Some(g) = self.groups.get_mut(&key) {
+                g.tried_gen = Some(self.graph_gen);
+            }
+            if is_head {
+                head_seen = true;
+                self.reserve(&key, &req, now);
+                match &self.reservation {
+                    Some(r) if r.group == key => {
+                        let msg = match &r.after {
+                            Some(after) => format!(
+                                "reserved: starts when job {after} ends, est. {}",
+                                r.start.short()
+                            ),
+                            None => format!("reserved: est. start {}", r.start.short()),
+                        };
+                        let wait = WaitReason::Reserved {
+                            start: r.start,
+                            after: r.after.clone(),
+                        };
+                        self.set_wait(&key, wait, msg);
+                    }
+                    _ => {
+                        let msg = format!(
+                            "busy: {} pods do not fit the free resources, and no running job's end makes room",
+                            req.pod_count()
+                        );
+                        self.set_wait(&key, WaitReason::Busy, msg);
+                    }
+                }
+            } else {
+                let head = self.reservation.as_ref().map(|r| r.group.to_string());
+                let msg = match head {
+                    Some(h) => format!(
+                        "busy: {} pods do not fit now without delaying {h}",
+                        req.pod_count()
+                    ),
+                    None => format!("busy: {} pods do not fit the free resources", req.pod_count()),
+                };
+                self.set_wait(&key, WaitReason::Busy, msg);
+            }
+        }
+        if !head_seen {
+            self.reservation = None;
+        }
+    }
+
+    /// Finds the head's earliest start by replaying the expected ends of
+    /// placed groups on a copy of the graph, and the view later groups must fit.
+    fn reserve(&mut self, key: &GroupKey, req: &GroupRequest, now: Timestamp) {
+        if let Some(r) = &self.reservation
+            && r.group == *key
+            && r.r#gen == self.graph_gen
+        {
+            return;
+        }
+        // Running groups by expected end, with their claims.
+        let mut ends: Vec<(Timestamp, GroupKey, Vec<PodClaim>)> = Vec::new();
+        for (k, g) in &self.groups {
+            let Some(at) = g.placed_at else { continue };
+            let claims: Vec<PodClaim> = g
+                .members
+                .iter()
+                .filter_map(|u| self.pods.get(u))
+                .filter_map(|p| p.claim.clone())
+                .chain(g.vacant.iter().map(|v| v.claim.clone()))
+                .collect();
+            if claims.is_empty() {
+                continue;
+            }
+            let end = (at + self.duration(g)).max(now);
+            ends.push((end, k.clone(), claims));
+        }
+        ends.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
+        let after = |k: usize| {
+            let mut g = self.graph.clone();
+            for (_, _, claims) in &ends[..k] {
+                for c in claims {
+                    g.give(c);
+                }
+            }
+            g
+        };
+        // Fitting is (nearly) monotone in the number of releases: bisect.
+        let (mut lo, mut hi) = (1usize, ends.len());
+        let mut g = after(hi);
+        let Some(p) = g.try_match(req) else {
+            self.reservation = None;
+            return;
+        };
+        let mut found = Some((hi, g, p));
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            let mut g = after(mid);
+            match g.try_match(req) {
+                Some(p) => {
+                    hi = mid;
+                    found = Some((mid, g, p));
+                }
+                None => lo = mid + 1,
+            }
+        }
+        let Some((k, mut future, placement)) = found else {
+            self.reservation = None;
+            return;
+        };
+        for c in placement.iter() {
+            future.take(c);
+        }
+        let mut view = self.graph.clone();
+        view.restrict_to(&future);
+        let (start, after_key) = match ends.get(k.saturating_sub(1)) {
+            Some((t, key, _)) => (*t, Some(key.clone())),
+            None => (now, None),
+        };
+        self.reservation = Some(Reservation {
+            group: key.clone(),
+            start,
+            after: after_key,
+            view,
+            r#gen: self.graph_gen,
+        });
+    }
+
+    fn commit(
+        &mut self,
+        key: &GroupKey,
+        now: Timestamp,
+        placement: &fluxion_core::group::Placement,
+        members: &[Vec<PodUid>],
+        out: &mut Decisions,
+    ) {
+        let mut binds = Vec::new();
+        let mut nodes = BTreeSet::new();
+        for (class, claims) in placement.claims.iter().enumerate() {
+            for (uid, claim) in members.get(class).into_iter().flatten().zip(claims) {
+                let Some(node) = self.graph.node(claim.node).map(|n| n.name.clone()) else {
+                    continue;
+                };
+                self.graph.take(claim);
+                nodes.insert(node.clone());
+                if let Some(st) = self.pods.get_mut(uid) {
+                    st.claim = Some(claim.clone());
+                    st.bind = Bind::Binding { node: node.clone() };
+                    binds.push(PodBinding {
+                        pod: uid.clone(),
+                        namespace: st.pod.namespace.clone(),
+                        name: st.pod.name.clone(),
+                        node,
+                    });
+                }
+            }
+        }
+        self.bump();
+        if let Some(g) = self.groups.get_mut(key) {
+            g.placed_at = Some(now);
+            g.wait = None;
+            g.message = format!("placed {} pods on {} nodes", binds.len(), nodes.len());
+        }
+        self.touched.insert(key.clone());
+        if self.config.pod_events {
+            for b in &binds {
+                out.pod_events.push(PodEvent {
+                    pod: b.pod.clone(),
+                    namespace: b.namespace.clone(),
+                    name: b.name.clone(),
+                    kind: EventType::Normal,
+                    reason: "Scheduled".to_owned(),
+                    message: format!(
+                        "group {key} placed whole ({} pods on {} nodes); binding to {}",
+                        binds.len(),
+                        nodes.len(),
+                        b.node
+                    ),
+                });
+            }
+        }
+        out.binds.push(BindPlan {
+            group: key.clone(),
+            pods: binds,
+        });
+    }
+
+    fn set_wait(&mut self, key: &GroupKey, wait: WaitReason, message: String) {
+        if let Some(g) = self.groups.get_mut(key)
+            && (g.wait.as_ref() != Some(&wait) || g.message != message)
+        {
+            g.wait = Some(wait);
+            g.message = message;
+            self.touched.insert(key.clone());
+        }
+    }
+
+    fn status_of(&self, key: &GroupKey, g: &GroupState) -> GroupChange {
+        let (mut bound, mut running, mut placed) = (0, 0, 0);
+        for st in g.members.iter().filter_map(|u| self.pods.get(u)) {
+            if st.claim.is_some() {
+                placed += 1;
+            }
+            if matches!(st.bind, Bind::Bound { .. }) {
+                bound += 1;
+                if st.pod.phase == PodPhase::Running {
+                    running += 1;
+                }
+            }
+        }
+        let live = g.members.len() as u32;
+        let phase = if g.placed_at.is_none() {
+            GroupPhase::Pending
+        } else if live == 0 && g.vacant.is_empty() {
+            if g.failed > 0 {
+                GroupPhase::Failed
+            } else {
+                GroupPhase::Finished
+            }
+        } else if running == live && g.vacant.is_empty() {
+            GroupPhase::Running
+        } else if bound == live && g.vacant.is_empty() {
+            GroupPhase::Scheduled
+        } else if placed > 0 || !g.vacant.is_empty() {
+            GroupPhase::Scheduling
+        } else {
+            GroupPhase::Pending
+        };
+        let message = match phase {
+            GroupPhase::Pending => g.message.clone(),
+            GroupPhase::Scheduling if !g.vacant.is_empty() => format!(
+                "{} slots wait for replacement pods (until the group's timeout)",
+                g.vacant.len()
+            ),
+            GroupPhase::Scheduling => format!("{bound} of {live} pods bound"),
+            GroupPhase::Scheduled => format!("all {live} pods bound"),
+            GroupPhase::Running => format!("all {live} pods running"),
+            GroupPhase::Finished => format!("{} pods succeeded", g.succeeded),
+            GroupPhase::Failed => format!("{} pods failed, {} succeeded", g.failed, g.succeeded),
+        };
+        GroupChange {
+            group: key.clone(),
+            phase,
+            wait: if phase == GroupPhase::Pending { g.wait.clone() } else { None },
+            message,
+            bound,
+            running,
+            succeeded: g.succeeded,
+            failed: g.failed,
+        }
+    }
+
+    fn report(&mut self, out: &mut Decisions) {
+        let touched = std::mem::take(&mut self.touched);
+        for key in touched {
+            let Some(g) = self.groups.get(&key) else {
+                continue;
+            };
+            let change = self.status_of(&key, g);
+            let now = (change.phase, change.message.clone());
+            if g.reported.as_ref() == Some(&now) {
+                continue;
+            }
+            if self.config.pod_events && change.phase == GroupPhase::Pending {
+                for st in g.members.iter().filter_map(|u| self.pods.get(u)) {
+                    out.pod_events.push(PodEvent {
+                        pod: st.pod.uid.clone(),
+                        namespace: st.pod.namespace.clone(),
+                        name: st.pod.name.clone(),
+                        kind: EventType::Warning,
+                        reason: "FailedScheduling".to_owned(),
+                        message: format!("group {key}: {}", change.message),
+                    });
+                }
+            }
+            let finished = matches!(change.phase, GroupPhase::Finished | GroupPhase::Failed);
+            if let Some(g) = self.groups.get_mut(&key) {
+                g.reported = Some(now);
+                g.phase = change.phase;
+            }
+            out.group_changes.push(change);
+            if finished && self.groups.get(&key).is_some_and(|g| g.spec.is_none()) {
+                self.groups.remove(&key);
+            }
+        }
+    }
+
+    /// The current status of every known group, in key order.
+    pub fn groups(&self) -> Vec<GroupChange> {
+        self.groups.iter().map(|(k, g)| self.status_of(k, g)).collect()
+    }
+
+    /// The current status of one group.
+    pub fn group(&self, key: &GroupKey) -> Option<GroupChange> {
+        self.groups.get(key).map(|g| self.status_of(key, g))
+    }
+
+    /// Number of pods known (ours and others', not ended).
+    pub fn pod_count(&self) -> usize {
+        self.pods.len()
+    }
+
+    /// Whether a node filter would be needed for this pod (for callers that
+    /// cache): pods with no selector or affinity on an untainted cluster may go anywhere.
+    pub fn is_unconstrained(&self, pod: &Pod) -> bool {
+        convert::unconstrained(pod, self.any_taints)
+    }
+
+    #[doc(hidden)]
+    pub fn debug_filter(&self, pod: &Pod) -> NodeFilter {
+        convert::filter(pod, self.nodes.values(), &self.graph, self.any_taints)
+    }
+}

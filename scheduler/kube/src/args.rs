@@ -1,0 +1,328 @@
+//! `phalanx run` settings: flags and env vars (RunArgs), an optional YAML
+//! config file, and built-in defaults, resolved in that order into [`Settings`].
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// Command-line arguments of `phalanx run`. Every flag also reads an env var;
+/// unset values come from `--config`, then from the defaults shown.
+#[derive(Debug, Clone, Default, clap::Args)]
+pub struct RunArgs {
+    /// YAML config file with the same keys as the flags (snake_case, e.g. `rack_label`).
+    #[arg(long, env = "PHALANX_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Scheduler names served (pods with this `spec.schedulerName`), comma-separated [default: phalanx].
+    #[arg(long = "scheduler-name", env = "PHALANX_SCHEDULER_NAMES", value_delimiter = ',')]
+    pub scheduler_names: Vec<String>,
+    /// Match policy handed to the matcher (first, low, high, lonode, hinode, locality) [default: low].
+    #[arg(long, env = "PHALANX_POLICY")]
+    pub policy: Option<String>,
+    /// Node label naming the rack [default: phalanx.dev/rack].
+    #[arg(long, env = "PHALANX_RACK_LABEL")]
+    pub rack_label: Option<String>,
+    /// Namespaces whose pods are scheduled, comma-separated [default: all]; pods elsewhere still count as used capacity.
+    #[arg(long = "namespace", env = "PHALANX_NAMESPACES", value_delimiter = ',')]
+    pub namespaces: Vec<String>,
+    /// Kubeconfig file [default: in-cluster config or $KUBECONFIG].
+    #[arg(long, env = "PHALANX_KUBECONFIG")]
+    pub kubeconfig: Option<PathBuf>,
+    /// API writes per second (binds, events, status) [default: 2000].
+    #[arg(long, env = "PHALANX_QPS")]
+    pub qps: Option<f64>,
+    /// Burst above --qps [default: 4000].
+    #[arg(long, env = "PHALANX_BURST")]
+    pub burst: Option<u32>,
+    /// Binds in flight at once [default: 256].
+    #[arg(long, env = "PHALANX_BIND_CONCURRENCY")]
+    pub bind_concurrency: Option<usize>,
+    /// Elect a leader through a Lease (only the leader binds) [default: true].
+    #[arg(long, env = "PHALANX_LEADER_ELECT")]
+    pub leader_elect: Option<bool>,
+    /// Lease name [default: phalanx].
+    #[arg(long, env = "PHALANX_LEASE_NAME")]
+    pub lease_name: Option<String>,
+    /// Lease namespace [default: $POD_NAMESPACE or kube-system].
+    #[arg(long, env = "PHALANX_LEASE_NAMESPACE")]
+    pub lease_namespace: Option<String>,
+    /// How long a lease holds without renewal, e.g. `15s` [default: 15s].
+    #[arg(long, env = "PHALANX_LEASE_DURATION", value_parser = humantime::parse_duration)]
+    pub lease_duration: Option<Duration>,
+    /// How long the leader keeps trying to renew before it stops binding [default: 10s].
+    #[arg(long, env = "PHALANX_RENEW_DEADLINE", value_parser = humantime::parse_duration)]
+    pub renew_deadline: Option<Duration>,
+    /// How often candidates and the leader touch the lease [default: 2s].
+    #[arg(long, env = "PHALANX_RETRY_PERIOD", value_parser = humantime::parse_duration)]
+    pub retry_period: Option<Duration>,
+    /// This replica's identity in the lease [default: $POD_NAME or hostname, plus a random suffix].
+    #[arg(long, env = "PHALANX_IDENTITY")]
+    pub identity: Option<String>,
+    /// Address for /metrics, /healthz and /readyz [default: 0.0.0.0:8080].
+    #[arg(long, env = "PHALANX_METRICS_ADDR")]
+    pub metrics_addr: Option<SocketAddr>,
+    /// Address for the gRPC API (`phalanx status`); `none` disables it [default: 0.0.0.0:4242].
+    #[arg(long, env = "PHALANX_GRPC_ADDR")]
+    pub grpc_addr: Option<String>,
+    /// Quiet time after a change before a scheduling pass, e.g. `5ms` [default: 5ms].
+    #[arg(long, env = "PHALANX_DEBOUNCE", value_parser = humantime::parse_duration)]
+    pub debounce: Option<Duration>,
+    /// How soon waiting groups are looked at again with no cluster change [default: 1s].
+    #[arg(long, env = "PHALANX_RETRY_INTERVAL", value_parser = humantime::parse_duration)]
+    pub retry_interval: Option<Duration>,
+    /// Timeout for groups whose PodGroup sets no scheduleTimeoutSeconds [default: 10m].
+    #[arg(long, env = "PHALANX_DEFAULT_SCHEDULE_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub default_schedule_timeout: Option<Duration>,
+}
+
+/// The config file: the same settings as the flags.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    scheduler_names: Option<Vec<String>>,
+    policy: Option<String>,
+    rack_label: Option<String>,
+    namespaces: Option<Vec<String>>,
+    kubeconfig: Option<PathBuf>,
+    qps: Option<f64>,
+    burst: Option<u32>,
+    bind_concurrency: Option<usize>,
+    leader_elect: Option<bool>,
+    lease_name: Option<String>,
+    lease_namespace: Option<String>,
+    #[serde(default, with = "opt_duration")]
+    lease_duration: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    renew_deadline: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    retry_period: Option<Duration>,
+    identity: Option<String>,
+    metrics_addr: Option<SocketAddr>,
+    grpc_addr: Option<String>,
+    #[serde(default, with = "opt_duration")]
+    debounce: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    retry_interval: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    default_schedule_timeout: Option<Duration>,
+}
+
+mod opt_duration {
+    use serde::{Deserialize, Deserializer};
+    use std::time::Duration;
+
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let s: Option<String> = Option::deserialize(d)?;
+        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom)).transpose()
+    }
+}
+
+/// Everything `phalanx run` needs, resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Settings {
+    /// Scheduler names served.
+    pub scheduler_names: Vec<String>,
+    /// Matcher policy.
+    pub policy: String,
+    /// Node label naming the rack.
+    pub rack_label: String,
+    /// Namespaces scheduled (empty: all).
+    pub namespaces: Vec<String>,
+    /// Kubeconfig path, if not in-cluster/default.
+    pub kubeconfig: Option<PathBuf>,
+    /// Write rate limit.
+    pub qps: f64,
+    /// Write burst.
+    pub burst: u32,
+    /// Binds in flight at once.
+    pub bind_concurrency: usize,
+    /// Whether to elect a leader.
+    pub leader_elect: bool,
+    /// Lease name.
+    pub lease_name: String,
+    /// Lease namespace.
+    pub lease_namespace: String,
+    /// Lease duration.
+    pub lease_duration: Duration,
+    /// Renew deadline.
+    pub renew_deadline: Duration,
+    /// Retry period.
+    pub retry_period: Duration,
+    /// Identity in the lease.
+    pub identity: String,
+    /// Metrics/health address.
+    pub metrics_addr: SocketAddr,
+    /// gRPC address, if served.
+    pub grpc_addr: Option<String>,
+    /// Debounce before a pass.
+    pub debounce: Duration,
+    /// Re-examination interval for waiting groups.
+    pub retry_interval: Duration,
+    /// Default group schedule timeout.
+    pub default_schedule_timeout: Duration,
+}
+
+/// A problem with the settings, naming the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The config file could not be read.
+    #[error("reading config file {path}: {source}")]
+    Read {
+        /// File path.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// File path.
+        path: PathBuf,
+        /// What is wrong and where.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("setting {field}: {message}")]
+    Invalid {
+        /// The setting.
+        field: &'static str,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+fn default_identity() -> String {
+    let base = std::env::var("POD_NAME")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .unwrap_or_else(|| "phalanx".to_string());
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!("{base}_{:08x}", nanos ^ std::process::id())
+}
+
+fn read_file(path: &Path) -> Result<FileConfig, SettingsError> {
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read { path: path.into(), source })?;
+    let de = serde_yaml_ng::Deserializer::from_str(&text);
+    serde_path_to_error::deserialize(de).map_err(|e| SettingsError::Parse {
+        path: path.into(),
+        message: format!("at {}: {}", e.path(), e.inner()),
+    })
+}
+
+impl Settings {
+    /// Resolves flags/env, then the config file, then defaults; checks ranges.
+    pub fn resolve(args: &RunArgs) -> Result<Self, SettingsError> {
+        let file = match &args.config {
+            Some(path) => read_file(path)?,
+            None => FileConfig::default(),
+        };
+        let list = |cli: &Vec<String>, file: Option<Vec<String>>| if cli.is_empty() { file.unwrap_or_default() } else { cli.clone() };
+        let mut scheduler_names = list(&args.scheduler_names, file.scheduler_names);
+        scheduler_names.retain(|n| !n.trim().is_empty());
+        if scheduler_names.is_empty() {
+            scheduler_names.push("phalanx".to_string());
+        }
+        let s = Settings {
+            scheduler_names,
+            policy: args.policy.clone().or(file.policy).unwrap_or_else(|| "low".into()),
+            rack_label: args.rack_label.clone().or(file.rack_label).unwrap_or_else(|| "phalanx.dev/rack".into()),
+            namespaces: list(&args.namespaces, file.namespaces),
+            kubeconfig: args.kubeconfig.clone().or(file.kubeconfig),
+            qps: args.qps.or(file.qps).unwrap_or(2000.0),
+            burst: args.burst.or(file.burst).unwrap_or(4000),
+            bind_concurrency: args.bind_concurrency.or(file.bind_concurrency).unwrap_or(256),
+            leader_elect: args.leader_elect.or(file.leader_elect).unwrap_or(true),
+            lease_name: args.lease_name.clone().or(file.lease_name).unwrap_or_else(|| "phalanx".into()),
+            lease_namespace: args
+                .lease_namespace
+                .clone()
+                .or(file.lease_namespace)
+                .or_else(|| std::env::var("POD_NAMESPACE").ok())
+                .unwrap_or_else(|| "kube-system".into()),
+            lease_duration: args.lease_duration.or(file.lease_duration).unwrap_or(Duration::from_secs(15)),
+            renew_deadline: args.renew_deadline.or(file.renew_deadline).unwrap_or(Duration::from_secs(10)),
+            retry_period: args.retry_period.or(file.retry_period).unwrap_or(Duration::from_secs(2)),
+            identity: args.identity.clone().or(file.identity).unwrap_or_else(default_identity),
+            metrics_addr: args.metrics_addr.or(file.metrics_addr).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080))),
+            grpc_addr: match args.grpc_addr.clone().or(file.grpc_addr) {
+                Some(a) if a == "none" || a.is_empty() => None,
+                Some(a) => Some(a),
+                None => Some("0.0.0.0:4242".into()),
+            },
+            debounce: args.debounce.or(file.debounce).unwrap_or(Duration::from_millis(5)),
+            retry_interval: args.retry_interval.or(file.retry_interval).unwrap_or(Duration::from_secs(1)),
+            default_schedule_timeout: args
+                .default_schedule_timeout
+                .or(file.default_schedule_timeout)
+                .unwrap_or(Duration::from_secs(600)),
+        };
+        s.check()?;
+        Ok(s)
+    }
+
+    fn check(&self) -> Result<(), SettingsError> {
+        let bad = |field, message: &str| Err(SettingsError::Invalid { field, message: message.into() });
+        if !(self.qps > 0.0 && self.qps.is_finite()) {
+            return bad("qps", "must be a positive number");
+        }
+        if self.burst == 0 {
+            return bad("burst", "must be at least 1");
+        }
+        if self.bind_concurrency == 0 {
+            return bad("bind_concurrency", "must be at least 1");
+        }
+        if self.renew_deadline >= self.lease_duration {
+            return bad("renew_deadline", "must be shorter than lease_duration");
+        }
+        if self.retry_period >= self.renew_deadline {
+            return bad("retry_period", "must be shorter than renew_deadline");
+        }
+        if self.retry_interval.is_zero() {
+            return bad("retry_interval", "must be positive");
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    #[test]
+    fn flags_beat_file_beat_defaults() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "rack_label: rack\nqps: 10\nlease_duration: 30s\nscheduler_names: [a, b]\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let cli = Cli::parse_from(["x", "--config", path.to_str().unwrap_or_default(), "--qps", "50"]);
+        let s = Settings::resolve(&cli.run).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.qps, 50.0);
+        assert_eq!(s.rack_label, "rack");
+        assert_eq!(s.lease_duration, Duration::from_secs(30));
+        assert_eq!(s.scheduler_names, ["a", "b"]);
+        assert_eq!(s.burst, 4000);
+    }
+
+    #[test]
+    fn bad_file_names_the_field() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "lease_duration: soon\n").unwrap_or_else(|e| panic!("{e}"));
+        let cli = Cli::parse_from(["x", "--config", path.to_str().unwrap_or_default()]);
+        let err = Settings::resolve(&cli.run).unwrap_err().to_string();
+        assert!(err.contains("lease_duration"), "{err}");
+        let cli = Cli::parse_from(["x", "--renew-deadline", "20s"]);
+        assert!(Settings::resolve(&cli.run).unwrap_err().to_string().contains("renew_deadline"));
+    }
+}

@@ -1,0 +1,24 @@
+//! Every API permission the scheduler uses, in one place, so the deployment's
+//! ClusterRole can be checked against the code.
+
+/// One ClusterRole rule: API group ("" is core), resource (with `/subresource`), verbs.
+pub type Rule = (&'static str, &'static str, &'static [&'static str]);
+
+/// The API access `phalanx run` needs.
+pub const RBAC_RULES: &[Rule] = &[
+    ("", "nodes", &["get", "list", "watch"]),
+    ("", "pods", &["get", "list", "watch"]),
+    ("", "pods/binding", &["create"]),
+    ("events.k8s.io", "events", &["create", "patch"]),
+    ("scheduling.x-k8s.io", "podgroups", &["get", "list", "watch"]),
+    ("scheduling.x-k8s.io", "podgroups/status", &["get", "patch", "update"]),
+    ("batch", "jobs", &["get", "list", "watch"]),
+    ("apps", "statefulsets", &["get", "list", "watch"]),
+    ("topology.node.k8s.io", "noderesourcetopologies", &["get", "list", "watch"]),
+    ("coordination.k8s.io", "leases", &["create", "get", "update"]),
+];
+
+/// Whether `RBAC_RULES` allow `verb` on `group`/`resource`.
+pub fn allows(group: &str, resource: &str, verb: &str) -> bool {
+    RBAC_RULES.iter().any(|(g, r, verbs)| *g == group && *r == resource && verbs.contains(&verb))
+}
