@@ -128,5 +128,5 @@ cat <<NEXT
 Next:
   hack/e2e.sh --context $KUBE_CONTEXT        # run the examples and check every gang is placed whole
   hack/bench.sh --context $KUBE_CONTEXT      # Phalanx against the default scheduler
-  kind delete cluster --name $name           # clean up
+  kind delete cluster --name $name     # clean up
 NEXT

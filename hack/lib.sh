@@ -14,7 +14,12 @@ export PHALANX_ROOT
 # the same on every machine (kind nodes report the host's whole CPU count).
 DEMO_SLOT_RESOURCE="phalanx.dev/demo-slot"
 # The rack label Phalanx reads by default (`phalanx run --rack-label`).
-RACK_LABEL="${RACK_LABEL:-topology.phalanx.dev/rack}"
+RACK_LABEL="${RACK_LABEL:-phalanx.dev/rack}"
+
+# Any command that fails under `set -e` says where, instead of ending the script
+# silently (errtrace carries the trap into functions and command substitutions).
+set -o errtrace
+trap 'printf "error: \"%s\" failed (exit %d) at %s:%d\n" "$BASH_COMMAND" "$?" "${BASH_SOURCE[0]}" "$LINENO" >&2' ERR
 
 log() { printf '\033[1m==> %s\033[0m\n' "$*" >&2; }
 warn() { printf 'warning: %s\n' "$*" >&2; }

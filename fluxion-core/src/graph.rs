@@ -208,6 +208,7 @@ pub struct ResourceGraph {
     filters: ResolvedFilters,
     jobs: HashMap<JobId, JobHold>,
     next_uniq: u64,
+    generation: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -305,6 +306,7 @@ impl ResourceGraph {
             agg: None,
         };
         let v = self.g.add_node(vertex);
+        self.generation += 1;
         if let Some(p) = parent {
             self.g.add_edge(p, v, Contains);
             self.g[p].children.push(v);
@@ -404,9 +406,15 @@ impl ResourceGraph {
         for &u in &sub {
             self.g.remove_node(u);
         }
+        self.generation += 1;
         Ok(sub.len())
     }
 
+    /// Counter bumped by every structural edit (add or remove of vertices),
+    /// for caches derived from the shape of the graph.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
     /// The root vertex, if the graph is not empty.
     pub fn root(&self) -> Option<VertexId> {
         self.root
@@ -507,6 +515,16 @@ impl ResourceGraph {
         self.g
             .node_indices()
             .filter(move |&v| &*self.g[v].name == name)
+    }
+
+    /// Sets (or replaces) property `key` of `v`.
+    pub fn set_property(&mut self, v: VertexId, key: &str, value: &str) -> Result<(), GraphError> {
+        let x = self.g.node_weight_mut(v).ok_or(GraphError::NoSuchVertex(v))?;
+        match x.properties.iter_mut().find(|(k, _)| &**k == key) {
+            Some((_, val)) => *val = value.into(),
+            None => x.properties.push((key.into(), value.into())),
+        }
+        Ok(())
     }
 
     // ----- status -----

@@ -27,6 +27,9 @@ mod types;
 
 pub use graph::GroupGraph;
 pub use types::{
-    Demand, GroupRequest, MatchError, NodeFilter, NodeId, NodeSpec, NumaSpec, Placement,
-    PodClaim, PodClass,
+    Demand, GroupRequest, MatchError, NodeFilter, NodeId, NodeSpec, NumaSpec, Placement, PodClaim,
+    PodClass,
 };
+
+#[cfg(test)]
+mod tests;

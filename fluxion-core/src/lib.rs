@@ -12,5 +12,8 @@
 pub mod generate;
 pub mod graph;
 pub mod group;
+pub mod io;
 pub mod jobspec;
+pub mod matcher;
 pub mod planner;
+pub mod writers;

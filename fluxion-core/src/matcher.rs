@@ -141,6 +141,8 @@ pub struct Matcher {
     horizon: Time,
     jobs: BTreeMap<JobId, JobInfo>,
     stats: MatchStats,
+    /// Per type: do ids grow in depth-first order? Keyed by graph generation.
+    order_cache: Option<(u64, Vec<bool>)>,
 }
 
 impl Matcher {
@@ -153,6 +155,7 @@ impl Matcher {
             horizon: i64::MAX / 4,
             jobs: BTreeMap::new(),
             stats: MatchStats::default(),
+            order_cache: None,
         }
     }
     /// The graph.
@@ -217,10 +220,11 @@ impl Matcher {
             return Err(MatchError::JobExists(job));
         }
         let reqs = search::Request::build(&self.graph, spec).map_err(MatchError::InvalidJobspec)?;
+        let ordered = self.ordered_types();
         let mut visits = (0u64, 0u64);
         if op == MatchOp::Satisfiability {
             let d = self.duration_at(spec, now);
-            let found = search::run(&self.graph, self.policy, &reqs, now, d, true);
+            let found = search::run(&self.graph, self.policy, &reqs, now, now, d, true, &ordered);
             visits = (found.pre, found.post);
             return match found.emitted {
                 Some(emitted) => Ok(MatchOutcome {
@@ -253,7 +257,7 @@ impl Matcher {
             if at.saturating_add(d as i64) > self.horizon && i > 0 {
                 break;
             }
-            let found = search::run(&self.graph, self.policy, &reqs, at, d, false);
+            let found = search::run(&self.graph, self.policy, &reqs, now, at, d, false, &ordered);
             visits.0 += found.pre;
             visits.1 += found.post;
             if let Some(emitted) = found.emitted {
@@ -285,7 +289,7 @@ impl Matcher {
             if i == 0 && op != MatchOp::Allocate {
                 // Stop searching when it can never fit.
                 let d0 = self.duration_at(spec, now);
-                let sat = search::run(&self.graph, self.policy, &reqs, now, d0, true);
+                let sat = search::run(&self.graph, self.policy, &reqs, now, now, d0, true, &ordered);
                 if sat.emitted.is_none() {
                     return Err(MatchError::Unsatisfiable);
                 }
@@ -293,7 +297,7 @@ impl Matcher {
         }
         if op == MatchOp::Allocate {
             let d0 = self.duration_at(spec, now);
-            let sat = search::run(&self.graph, self.policy, &reqs, now, d0, true);
+            let sat = search::run(&self.graph, self.policy, &reqs, now, now, d0, true, &ordered);
             if sat.emitted.is_none() {
                 return Err(MatchError::Unsatisfiable);
             }
@@ -301,12 +305,39 @@ impl Matcher {
         Err(MatchError::Busy)
     }
 
+    fn ordered_types(&mut self) -> Vec<bool> {
+        let generation = self.graph.generation();
+        if let Some((g, v)) = &self.order_cache
+            && *g == generation
+        {
+            return v.clone();
+        }
+        let mut last: Vec<Option<i64>> = Vec::new();
+        let mut ok: Vec<bool> = Vec::new();
+        if let Some(root) = self.graph.root() {
+            for v in self.graph.subtree(root) {
+                let Some(x) = self.graph.vertex(v) else { continue };
+                let t = x.kind.0 as usize;
+                if last.len() <= t {
+                    last.resize(t + 1, None);
+                    ok.resize(t + 1, true);
+                }
+                if last[t].is_some_and(|l| x.id <= l) {
+                    ok[t] = false;
+                }
+                last[t] = Some(x.id);
+            }
+        }
+        self.order_cache = Some((generation, ok.clone()));
+        ok
+    }
+
     /// Whether `spec` could ever fit on the graph (ignoring what is held and
     /// what is down).
     pub fn satisfiable(&self, spec: &Jobspec) -> Result<bool, MatchError> {
         let reqs = search::Request::build(&self.graph, spec).map_err(MatchError::InvalidJobspec)?;
         let d = self.duration_at(spec, 0);
-        Ok(search::run(&self.graph, self.policy, &reqs, 0, d, true).emitted.is_some())
+        Ok(search::run(&self.graph, self.policy, &reqs, 0, 0, d, true, &[]).emitted.is_some())
     }
 
     /// Releases everything `job` holds.
@@ -343,6 +374,18 @@ impl Matcher {
             info.emitted.retain(|e| held.contains(&e.vertex));
         }
         Ok(false)
+    }
+
+    /// Removes `v` and its subtree from the graph (a node leaves). Jobs lose
+    /// their claims there; a job left with nothing is forgotten.
+    pub fn remove_subtree(&mut self, v: VertexId) -> Result<usize, GraphError> {
+        let n = self.graph.remove_subtree(v)?;
+        let graph = &self.graph;
+        self.jobs.retain(|j, _| graph.job(*j).is_some());
+        for info in self.jobs.values_mut() {
+            info.emitted.retain(|e| graph.contains(e.vertex));
+        }
+        Ok(n)
     }
 
     /// The job, if known.

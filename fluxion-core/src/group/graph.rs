@@ -181,8 +181,12 @@ impl Agg {
         self.max_mem = self.max_mem.max(u.mem);
         self.max_gpus = self.max_gpus.max(u.gpus);
         self.max_pods = self.max_pods.max(u.pods);
-        self.max_zone_cpu = self.max_zone_cpu.max(u.numa_cpu.iter().copied().max().unwrap_or(0));
-        self.max_zone_gpus = self.max_zone_gpus.max(u.numa_gpus.iter().copied().max().unwrap_or(0));
+        self.max_zone_cpu = self
+            .max_zone_cpu
+            .max(u.numa_cpu.iter().copied().max().unwrap_or(0));
+        self.max_zone_gpus = self
+            .max_zone_gpus
+            .max(u.numa_gpus.iter().copied().max().unwrap_or(0));
     }
 
     /// Whether some node below might hold one pod of `need` (never a false "no").
@@ -293,7 +297,8 @@ impl GroupGraph {
                     name: zone.to_owned(),
                     racks: Vec::new(),
                 });
-                self.zone_index.insert(zone.to_owned(), self.zones.len() - 1);
+                self.zone_index
+                    .insert(zone.to_owned(), self.zones.len() - 1);
                 self.zones.len() - 1
             }
         };
@@ -448,6 +453,20 @@ impl GroupGraph {
         })
     }
 
+    /// Total (cpu millicores, memory bytes, GPUs, pods) of a node.
+    pub fn node_capacity(&self, id: NodeId) -> Option<(i64, i64, i64, i64)> {
+        self.slot(id)
+            .map(|s| (s.cap.cpu, s.cap.mem, s.cap.gpus, s.cap.pods))
+    }
+
+    /// The claim a pod with `demand` would make on exactly this node, if it
+    /// fits there now (NUMA policy included): the kubelet's admission check.
+    pub fn claim_on_node(&self, node: NodeId, demand: &Demand) -> Option<PodClaim> {
+        let need = self.resolve(demand).ok()?;
+        let slot = self.slot(node)?;
+        need.claim_on(node, &slot.free, slot.spec.single_numa)
+    }
+
     /// Cluster-wide free (cpu millicores, memory bytes, GPUs, pods) on schedulable nodes.
     pub fn free_totals(&self) -> (i64, i64, i64, i64) {
         let a = &self.total_free;
@@ -467,7 +486,11 @@ impl GroupGraph {
     }
 
     fn change(&mut self, claim: &PodClaim, sign: i64) {
-        let Some(slot) = self.nodes.get_mut(claim.node.0 as usize).and_then(Option::as_mut) else {
+        let Some(slot) = self
+            .nodes
+            .get_mut(claim.node.0 as usize)
+            .and_then(Option::as_mut)
+        else {
             return;
         };
         let before = slot.free.clone();
@@ -583,7 +606,11 @@ impl GroupGraph {
             }
             f.cpu = f.numa_cpu.iter().sum();
             f.gpus = f.numa_gpus.iter().sum();
-            for (a, b) in f.ext.iter_mut().zip(o.ext.iter().chain(std::iter::repeat(&0))) {
+            for (a, b) in f
+                .ext
+                .iter_mut()
+                .zip(o.ext.iter().chain(std::iter::repeat(&0)))
+            {
                 *a = (*a).min(*b);
             }
         }
@@ -607,8 +634,18 @@ fn used_units(cap: &Units, free: &Units) -> Units {
         mem: cap.mem - free.mem,
         cpu: cap.cpu - free.cpu,
         gpus: cap.gpus - free.gpus,
-        numa_cpu: cap.numa_cpu.iter().zip(&free.numa_cpu).map(|(c, f)| c - f).collect(),
-        numa_gpus: cap.numa_gpus.iter().zip(&free.numa_gpus).map(|(c, f)| c - f).collect(),
+        numa_cpu: cap
+            .numa_cpu
+            .iter()
+            .zip(&free.numa_cpu)
+            .map(|(c, f)| c - f)
+            .collect(),
+        numa_gpus: cap
+            .numa_gpus
+            .iter()
+            .zip(&free.numa_gpus)
+            .map(|(c, f)| c - f)
+            .collect(),
         ext: cap
             .ext
             .iter()

@@ -97,7 +97,11 @@ impl GroupGraph {
         if !slot.spec.schedulable {
             return None;
         }
-        let u = if view == View::Free { &slot.free } else { &slot.cap };
+        let u = if view == View::Free {
+            &slot.free
+        } else {
+            &slot.cap
+        };
         Some((u, slot.spec.single_numa))
     }
 
@@ -130,9 +134,7 @@ impl GroupGraph {
     fn place(&self, classes: &[Class], view: View) -> Option<Placement> {
         let total: i64 = classes.iter().map(|c| c.count).sum();
         if total == 0 {
-            return Some(Placement {
-                claims: Vec::new(),
-            });
+            return Some(Placement { claims: Vec::new() });
         }
         if view == View::Free {
             let t = &self.total_free;
@@ -159,9 +161,7 @@ impl GroupGraph {
             return None;
         }
         // 1. One rack: the tightest that holds the group (best fit).
-        let mut singles: Vec<usize> = (0..self.racks.len())
-            .filter(|&r| est[r] >= total)
-            .collect();
+        let mut singles: Vec<usize> = (0..self.racks.len()).filter(|&r| est[r] >= total).collect();
         singles.sort_by_key(|&r| (est[r], r));
         for &r in singles.iter().take(3) {
             if let Some(p) = self.place_on(classes, &[r], view) {
@@ -194,7 +194,8 @@ impl GroupGraph {
     /// next, on a scratch copy of the touched nodes.
     fn place_on(&self, classes: &[Class], racks: &[usize], view: View) -> Option<Placement> {
         let mut scratch: HashMap<NodeId, Units> = HashMap::new();
-        let mut claims: Vec<Vec<PodClaim>> = vec![Vec::new(); classes.iter().map(|c| c.index + 1).max().unwrap_or(0)];
+        let mut claims: Vec<Vec<PodClaim>> =
+            vec![Vec::new(); classes.iter().map(|c| c.index + 1).max().unwrap_or(0)];
         for class in classes {
             let mut left = class.count;
             let out = &mut claims[class.index];
@@ -268,8 +269,10 @@ impl GroupGraph {
                 best.mem = best.mem.max(u.mem);
                 best.gpus = best.gpus.max(u.gpus);
                 if single {
-                    best_zone_cpu = best_zone_cpu.max(u.numa_cpu.iter().copied().max().unwrap_or(0));
-                    best_zone_gpus = best_zone_gpus.max(u.numa_gpus.iter().copied().max().unwrap_or(0));
+                    best_zone_cpu =
+                        best_zone_cpu.max(u.numa_cpu.iter().copied().max().unwrap_or(0));
+                    best_zone_gpus =
+                        best_zone_gpus.max(u.numa_gpus.iter().copied().max().unwrap_or(0));
                 }
                 count += c.need.count_in(u, single);
             }
@@ -278,7 +281,10 @@ impl GroupGraph {
                 return "no schedulable node matches the pods' node selector, affinity and tolerations".to_owned();
             }
             if n.gpus > best.gpus {
-                return format!("each pod needs {} GPUs, the largest node has {}", n.gpus, best.gpus);
+                return format!(
+                    "each pod needs {} GPUs, the largest node has {}",
+                    n.gpus, best.gpus
+                );
             }
             if n.cpu > best.cpu {
                 return format!(

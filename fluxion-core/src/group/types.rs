@@ -69,13 +69,13 @@ impl Demand {
     /// Whether this pod wants its cores and GPUs in one NUMA zone: it asks
     /// whole cores (as the static CPU manager pins them) or GPUs.
     pub fn wants_numa_alignment(&self) -> bool {
-        self.gpus > 0 || (self.cpu_millis > 0 && self.cpu_millis % 1000 == 0)
+        self.gpus > 0 || (self.cpu_millis > 0 && self.cpu_millis.is_multiple_of(1000))
     }
 }
 
 impl fmt::Display for Demand {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        if self.cpu_millis % 1000 == 0 {
+        if self.cpu_millis.is_multiple_of(1000) {
             write!(f, "cpu {}", self.cpu_millis / 1000)?;
         } else {
             write!(f, "cpu {}m", self.cpu_millis)?;

@@ -77,6 +77,8 @@ struct Search<'a> {
     policy: Policy,
     at: Time,
     end: Time,
+    /// The present, for "free now" weights of the first-match walk.
+    now: Time,
     sat: bool,
     node_kind: Option<TypeId>,
     ordered: &'a [bool],
@@ -87,10 +89,12 @@ struct Search<'a> {
 /// Runs one traversal at `[at, at + duration)`; `sat` ignores allocations and
 /// status (satisfiability on the empty graph). `ordered[t]` says whether ids
 /// of type `t` grow in depth-first order, which allows stopping early.
+#[allow(clippy::too_many_arguments)]
 pub(crate) fn run(
     g: &ResourceGraph,
     policy: Policy,
     reqs: &[Request],
+    now: Time,
     at: Time,
     duration: u64,
     sat: bool,
@@ -101,6 +105,7 @@ pub(crate) fn run(
         policy,
         at,
         end: at.saturating_add(duration.min(i64::MAX as u64) as i64),
+        now,
         sat,
         node_kind: g.type_id("node"),
         ordered,
@@ -191,12 +196,67 @@ impl Search<'_> {
     }
 
     /// Whether the candidates gathered so far already hold the best answer
-    /// for the top level (ids grow in walk order, so later ones rank lower).
-    fn enough(&self, reqs: &[Request], out: &[Cand]) -> bool {
+    /// (ids grow in walk order, so later ones rank lower; or the policy
+    /// takes the first fit).
+    fn enough(&self, reqs: &[Request], out: &[Cand], multiplier: u64) -> bool {
         reqs.iter().enumerate().all(|(i, r)| {
             let got: u64 = out.iter().filter(|c| c.idx == i).map(|c| c.count).sum();
-            got >= r.effective_max()
+            got >= r.effective_max().saturating_mul(multiplier)
         })
+    }
+
+    /// Evaluates the children of `u` against `reqs`, in the policy's walk
+    /// order, stopping early when that cannot change the answer.
+    #[allow(clippy::too_many_arguments)]
+    fn explore(
+        &mut self,
+        u: VertexId,
+        reqs: &[Request],
+        pristine: bool,
+        excl: bool,
+        node_factor: i64,
+        top: bool,
+        multiplier: u64,
+        out: &mut Vec<Cand>,
+    ) {
+        let g = self.g;
+        let kids = g.children(u);
+        let first = self.policy.stops_early() && !self.sat;
+        let stop = first || (top && self.can_stop_early(reqs));
+        let base = out.len();
+        if first {
+            // Fluxion's first-match walk: most free resources first, then
+            // the newest vertex.
+            let key = g.tracked_types().first().copied();
+            let mut order: Vec<(u64, u64, VertexId)> = kids
+                .iter()
+                .map(|&c| {
+                    // Leaves keep a constant weight (no subtree plan).
+                    let w = if g.children(c).is_empty() {
+                        0
+                    } else {
+                        key.and_then(|t| g.free_units(c, t, self.now, self.now + 1)).unwrap_or(0)
+                    };
+                    (w, g.vertex(c).map_or(0, |x| x.uniq_id), c)
+                })
+                .collect();
+            order.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+            for (_, _, c) in order {
+                self.eval(c, reqs, pristine, excl, node_factor, top, out);
+                if self.enough(reqs, &out[base..], multiplier) {
+                    break;
+                }
+            }
+            return;
+        }
+        let reverse = stop && self.policy.prefers_high();
+        for i in 0..kids.len() {
+            let c = if reverse { kids[kids.len() - 1 - i] } else { kids[i] };
+            self.eval(c, reqs, pristine, excl, node_factor, top, out);
+            if stop && self.enough(reqs, &out[base..], multiplier) {
+                break;
+            }
+        }
     }
 
     fn can_stop_early(&self, reqs: &[Request]) -> bool {
@@ -254,6 +314,13 @@ impl Search<'_> {
             return;
         }
         let is_node = Some(x.kind) == self.node_kind;
+        if is_node
+            && self.policy.node_exclusive()
+            && !self.sat
+            && g.usage(u, self.at, self.end).any_held
+        {
+            return;
+        }
         let child_factor =
             if self.policy.node_centric() && is_node { self.node_factor(u) } else { node_factor };
         let own_score = self.score(u, if is_node { 0 } else { node_factor });
@@ -283,9 +350,7 @@ impl Search<'_> {
                     None => {
                         let mut kids = Vec::new();
                         if !r.with.is_empty() {
-                            for &c in g.children(u) {
-                                self.eval(c, &r.with, false, x_in, child_factor, false, &mut kids);
-                            }
+                            self.explore(u, &r.with, false, x_in, child_factor, false, 1, &mut kids);
                         }
                         let mut claims = Vec::new();
                         for (ci, creq) in r.with.iter().enumerate() {
@@ -325,16 +390,7 @@ impl Search<'_> {
                 if !reqs.iter().any(|r| self.prune_ok(u, &r.unit_needs)) {
                     return;
                 }
-                let stop = top && self.can_stop_early(reqs);
-                let kids = g.children(u);
-                let reverse = stop && self.policy.prefers_high() && !self.policy.stops_early();
-                for i in 0..kids.len() {
-                    let c = if reverse { kids[kids.len() - 1 - i] } else { kids[i] };
-                    self.eval(c, reqs, true, excl_in, child_factor, top, out);
-                    if stop && self.enough(reqs, out) {
-                        break;
-                    }
-                }
+                self.explore(u, reqs, true, excl_in, child_factor, top, 1, out);
             }
         }
         self.post += 1;
@@ -343,9 +399,8 @@ impl Search<'_> {
     /// Packs `u`'s children into as many whole slots of shape `slot.with` as fit.
     fn build_slots(&mut self, u: VertexId, slot: &Request, node_factor: i64) -> Vec<Cand> {
         let mut kids = Vec::new();
-        for &c in self.g.children(u) {
-            self.eval(c, &slot.with, false, true, node_factor, false, &mut kids);
-        }
+        let mult = slot.effective_max();
+        self.explore(u, &slot.with, false, true, node_factor, false, mult, &mut kids);
         let mut per_elem: Vec<(Vec<Cand>, u64)> = Vec::new();
         let mut nslots = u64::MAX;
         for (ei, e) in slot.with.iter().enumerate() {
@@ -416,6 +471,21 @@ impl Search<'_> {
                 let size = self.g.vertex(p).map_or(1, |x| x.size);
                 map.insert(p, Emit { vertex: p, needs: size, exclusive: false });
                 cur = self.g.parent(p);
+            }
+        }
+        if self.policy.node_exclusive() && self.node_kind.is_some() {
+            // A node-exclusive policy hands out every node it touches whole.
+            let nodes: Vec<VertexId> = map
+                .keys()
+                .copied()
+                .filter(|&v| self.g.vertex(v).map(|x| x.kind) == self.node_kind)
+                .collect();
+            for n in nodes {
+                for v in self.g.subtree(n) {
+                    let size = self.g.vertex(v).map_or(1, |x| x.size);
+                    let needs = if v == n { 1 } else { size };
+                    map.insert(v, Emit { vertex: v, needs, exclusive: true });
+                }
             }
         }
         let set: HashSet<VertexId> = map.keys().copied().collect();

@@ -4,8 +4,8 @@ use fluxion_core::group::{Demand, GroupGraph, NodeFilter, NodeSpec, NumaSpec};
 
 use crate::model::{Node, NumaPolicy, Pod, TaintEffect};
 
-/// The graph's view of a node.
-pub(crate) fn node_spec(node: &Node) -> NodeSpec {
+/// The pod-group graph's view of a node (zone, rack, NUMA zones, pools).
+pub fn node_spec(node: &Node) -> NodeSpec {
     let numa = if node.numa_zones.is_empty() {
         vec![NumaSpec {
             cpu_millis: node.allocatable.cpu_millis,

@@ -21,6 +21,7 @@ mod scheduler;
 mod time;
 
 pub use config::GangConfig;
+pub use convert::node_spec;
 pub use decision::{
     BindPlan, Decisions, EventType, GroupChange, GroupPhase, PodBinding, PodEvent, WaitReason,
 };

@@ -378,7 +378,9 @@ impl Pod {
         }
         if !self.required_affinity.is_empty()
             && !self.required_affinity.iter().any(|term| {
-                term.match_expressions.iter().all(|r| r.matches(&node.labels))
+                term.match_expressions
+                    .iter()
+                    .all(|r| r.matches(&node.labels))
                     && term.match_node_names.iter().all(|r| {
                         let mut name = BTreeMap::new();
                         name.insert(r.key.clone(), node.name.clone());

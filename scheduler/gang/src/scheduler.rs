@@ -157,9 +157,7 @@ impl GangScheduler {
         let st = self.pods.get(uid)?;
         match &st.bind {
             Bind::Unplaced => st.pod.node_name.as_deref(),
-            Bind::Binding { node } | Bind::Retry { node, .. } | Bind::Bound { node } => {
-                Some(node)
-            }
+            Bind::Binding { node } | Bind::Retry { node, .. } | Bind::Bound { node } => Some(node),
         }
     }
 
@@ -225,7 +223,9 @@ impl GangScheduler {
             let uids: Vec<PodUid> = self
                 .pods
                 .iter()
-                .filter(|(_, p)| p.claim.is_none() && p.pod.node_name.is_some() && p.pod.node_name == name)
+                .filter(|(_, p)| {
+                    p.claim.is_none() && p.pod.node_name.is_some() && p.pod.node_name == name
+                })
                 .map(|(u, _)| u.clone())
                 .collect();
             for uid in uids {
@@ -559,7 +559,12 @@ impl GangScheduler {
                     req.classes.push(PodClass {
                         demand: convert::demand(pod),
                         count: 1,
-                        filter: convert::filter(pod, self.nodes.values(), &self.graph, self.any_taints),
+                        filter: convert::filter(
+                            pod,
+                            self.nodes.values(),
+                            &self.graph,
+                            self.any_taints,
+                        ),
                     });
                     members.push(vec![uid.clone()]);
                 }
@@ -646,9 +651,11 @@ impl GangScheduler {
             .iter()
             .filter(|(_, g)| g.placed_at.is_some())
             .filter(|(_, g)| {
-                g.members
-                    .iter()
-                    .any(|u| self.pods.get(u).is_some_and(|p| p.bind == Bind::Unplaced && p.claim.is_none()))
+                g.members.iter().any(|u| {
+                    self.pods
+                        .get(u)
+                        .is_some_and(|p| p.bind == Bind::Unplaced && p.claim.is_none())
+                })
             })
             .map(|(k, _)| k.clone())
             .collect();
@@ -672,7 +679,8 @@ impl GangScheduler {
                 let demand = convert::demand(&pod);
                 let slot = self.groups.get(&key).and_then(|g| {
                     g.vacant.iter().position(|v| {
-                        v.demand == demand && self.nodes.get(&v.node).is_some_and(|n| pod.may_run_on(n))
+                        v.demand == demand
+                            && self.nodes.get(&v.node).is_some_and(|n| pod.may_run_on(n))
                     })
                 });
                 let claim_node = match slot {
@@ -717,11 +725,18 @@ impl GangScheduler {
                             name: b.name.clone(),
                             kind: EventType::Normal,
                             reason: "Scheduled".to_owned(),
-                            message: format!("late member of group {key} placed on {} at {}", b.node, now.short()),
+                            message: format!(
+                                "late member of group {key} placed on {} at {}",
+                                b.node,
+                                now.short()
+                            ),
                         });
                     }
                 }
-                out.binds.push(BindPlan { group: key, pods: binds });
+                out.binds.push(BindPlan {
+                    group: key,
+                    pods: binds,
+                });
             }
         }
     }
@@ -780,7 +795,9 @@ impl GangScheduler {
             let placement = if head_seen && !self.config.backfill {
                 None
             } else if use_view {
-                self.reservation.as_mut().and_then(|r| r.view.try_match(&req))
+                self.reservation
+                    .as_mut()
+                    .and_then(|r| r.view.try_match(&req))
             } else {
                 self.graph.try_match(&req)
             };
@@ -799,7 +816,11 @@ impl GangScheduler {
             }
             // Does it fit at all? (Checked once per change of nodes or members.)
             let known_ok = self.groups.get(&key).is_some_and(|g| g.satisfiable);
-            let verdict = if known_ok { Ok(()) } else { self.graph.satisfiable(&req) };
+            let verdict = if known_ok {
+                Ok(())
+            } else {
+                self.graph.satisfiable(&req)
+            };
             if verdict.is_ok()
                 && let Some(g) = self.groups.get_mut(&key)
             {
@@ -810,7 +831,11 @@ impl GangScheduler {
                 if let Some(g) = self.groups.get_mut(&key) {
                     g.unsat_until = Some(now + backoff);
                 }
-                self.set_wait(&key, WaitReason::Unsatisfiable, format!("unsatisfiable: {why}"));
+                self.set_wait(
+                    &key,
+                    WaitReason::Unsatisfiable,
+                    format!("unsatisfiable: {why}"),
+                );
                 continue;
             }
             if let Some(g) = self.groups.get_mut(&key) {
@@ -849,7 +874,10 @@ impl GangScheduler {
                         "busy: {} pods do not fit now without delaying {h}",
                         req.pod_count()
                     ),
-                    None => format!("busy: {} pods do not fit the free resources", req.pod_count()),
+                    None => format!(
+                        "busy: {} pods do not fit the free resources",
+                        req.pod_count()
+                    ),
                 };
                 self.set_wait(&key, WaitReason::Busy, msg);
             }
@@ -1051,7 +1079,11 @@ impl GangScheduler {
         GroupChange {
             group: key.clone(),
             phase,
-            wait: if phase == GroupPhase::Pending { g.wait.clone() } else { None },
+            wait: if phase == GroupPhase::Pending {
+                g.wait.clone()
+            } else {
+                None
+            },
             message,
             bound,
             running,
@@ -1097,7 +1129,10 @@ impl GangScheduler {
 
     /// The current status of every known group, in key order.
     pub fn groups(&self) -> Vec<GroupChange> {
-        self.groups.iter().map(|(k, g)| self.status_of(k, g)).collect()
+        self.groups
+            .iter()
+            .map(|(k, g)| self.status_of(k, g))
+            .collect()
     }
 
     /// The current status of one group.

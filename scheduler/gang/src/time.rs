@@ -8,7 +8,9 @@ use serde::{Deserialize, Serialize};
 
 /// A point in time in milliseconds since an epoch the caller chooses (the Unix
 /// epoch for `phalanx run`, the start of the simulation for `phalanx simulate`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Timestamp(pub i64);
 
 impl Timestamp {
@@ -67,7 +69,9 @@ impl fmt::Display for Timestamp {
 }
 
 /// A span of time in milliseconds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default, Serialize, Deserialize,
+)]
 pub struct Millis(pub i64);
 
 impl Millis {

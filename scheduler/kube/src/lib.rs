@@ -1,11 +1,260 @@
 //! `phalanx run`: the Kubernetes secondary scheduler around the gang core.
+//!
+//! Watches Nodes, Pods, PodGroups, Jobs, StatefulSets (and NodeResourceTopology
+//! where installed), feeds the pure gang core, and carries out its decisions:
+//! binds through pods/binding, Events, PodGroup status. Only the Lease holder binds.
 #![forbid(unsafe_code)]
 
-/// Command-line arguments of `phalanx run`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct RunArgs {}
+pub mod args;
+pub mod binder;
+pub mod cluster;
+pub mod convert;
+pub mod crd;
+pub mod health;
+pub mod leader;
+pub mod metrics;
+pub mod quantity;
+pub mod rbac;
+pub mod scheduler;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use anyhow::Context;
+use futures::StreamExt;
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1 as core;
+use kube::api::{Api, ApiResource, DynamicObject};
+use kube::runtime::{WatchStreamExt, watcher};
+use tokio::sync::{mpsc, watch};
+use tokio::task::JoinSet;
+
+pub use args::{RunArgs, Settings};
+pub use crd::{PodGroup, PodGroupSpec, PodGroupStatus};
+pub use rbac::RBAC_RULES;
+
+use scheduler::{Input, Loop, Status};
+
+/// A running scheduler started with [`start`].
+#[derive(Debug)]
+pub struct SchedulerHandle {
+    metrics_addr: SocketAddr,
+    status: Arc<Status>,
+    stop: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+    leader_task: Option<tokio::task::JoinHandle<()>>,
+    identity: String,
+}
+
+impl SchedulerHandle {
+    /// Where `/metrics`, `/healthz` and `/readyz` are served.
+    pub fn metrics_addr(&self) -> SocketAddr {
+        self.metrics_addr
+    }
+
+    /// Whether this replica holds the lease now.
+    pub fn is_leader(&self) -> bool {
+        self.status.leader.load(Ordering::SeqCst)
+    }
+
+    /// Whether every watched kind has been listed.
+    pub fn is_ready(&self) -> bool {
+        self.status.ready.load(Ordering::SeqCst)
+    }
+
+    /// Scheduling passes run so far.
+    pub fn passes(&self) -> usize {
+        self.status.passes.load(Ordering::Relaxed)
+    }
+
+    /// This replica's lease identity.
+    pub fn identity(&self) -> &str {
+        &self.identity
+    }
+
+    /// Stops gracefully: no new writes, the lease is released, tasks end.
+    pub async fn shutdown(mut self) {
+        self.status.alive.store(false, Ordering::SeqCst);
+        let _ = self.stop.send(true);
+        // Watches never end by themselves; only the lease release is worth waiting for.
+        if let Some(leader) = self.leader_task.take() {
+            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), leader).await;
+        }
+        self.tasks.abort_all();
+        while self.tasks.join_next().await.is_some() {}
+    }
+
+    /// Stops abruptly, as a killed process would: nothing is released or cleaned up.
+    pub fn kill(mut self) {
+        self.status.alive.store(false, Ordering::SeqCst);
+        if let Some(leader) = self.leader_task.take() {
+            leader.abort();
+        }
+        self.tasks.abort_all();
+    }
+}
+
+fn spawn_watch<K>(
+    tasks: &mut JoinSet<()>,
+    api: Api<K>,
+    cfg: watcher::Config,
+    tx: mpsc::Sender<Input>,
+    wrap: fn(watcher::Event<K>) -> Input,
+) where
+    K: kube::Resource + Clone + serde::de::DeserializeOwned + std::fmt::Debug + Send + 'static,
+{
+    tasks.spawn(async move {
+        // The watcher re-lists by itself on 410 Gone; errors are logged and retried with backoff.
+        let mut stream = watcher(api, cfg).default_backoff().boxed();
+        while let Some(ev) = stream.next().await {
+            match ev {
+                Ok(ev) => {
+                    if tx.send(wrap(ev)).await.is_err() {
+                        return;
+                    }
+                }
+                Err(e) => tracing::warn!(kind = std::any::type_name::<K>(), error = %e, "watch error"),
+            }
+        }
+    });
+}
+
+async fn nrt_installed(client: &kube::Client) -> bool {
+    match client.list_api_groups().await {
+        Ok(groups) => groups
+            .groups
+            .iter()
+            .any(|g| g.name == "topology.node.k8s.io" && g.versions.iter().any(|v| v.version == "v1alpha2")),
+        Err(e) => {
+            tracing::warn!(error = %e, "API discovery failed; NodeResourceTopology is not watched");
+            false
+        }
+    }
+}
+
+/// Builds the API client from the settings (kubeconfig file, or in-cluster/default).
+pub async fn client_for(settings: &Settings) -> anyhow::Result<kube::Client> {
+    let config = match &settings.kubeconfig {
+        Some(path) => {
+            let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
+                .await
+                .with_context(|| format!("loading kubeconfig {}", path.display()))?
+        }
+        None => kube::Config::infer().await.context("finding Kubernetes credentials (in-cluster or $KUBECONFIG)")?,
+    };
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// Starts the scheduler: watches, the loop, leader election, metrics/health.
+/// With `client` None the client comes from the settings.
+pub async fn start(settings: Settings, client: Option<kube::Client>) -> anyhow::Result<SchedulerHandle> {
+    let client = match client {
+        Some(c) => c,
+        None => client_for(&settings).await?,
+    };
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(metrics::Metrics::new(&mut registry));
+    let status = Arc::new(Status { alive: Arc::new(AtomicBool::new(true)), ..Default::default() });
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let (leader_tx, leader_rx) = watch::channel(!settings.leader_elect);
+    let (tx, rx) = mpsc::channel::<Input>(65536);
+    let mut tasks = JoinSet::new();
+
+    let listener = tokio::net::TcpListener::bind(settings.metrics_addr)
+        .await
+        .with_context(|| format!("listening for metrics on {}", settings.metrics_addr))?;
+    let metrics_addr = listener.local_addr()?;
+    tasks.spawn(health::serve(listener, Arc::new(registry), status.clone(), stop_rx.clone()));
+
+    let nrt = nrt_installed(&client).await;
+    let writer = binder::Writer::new(
+        client.clone(),
+        settings.qps,
+        settings.burst,
+        settings.bind_concurrency,
+        leader_rx.clone(),
+        status.alive.clone(),
+        &settings.identity,
+        metrics.clone(),
+    );
+    let lp = Loop::new(settings.clone(), tx.clone(), writer, metrics.clone(), status.clone(), nrt);
+    tasks.spawn(lp.run(rx, stop_rx.clone()));
+
+    // Pods that ended hold nothing; leaving them out keeps the cache small.
+    let pod_cfg = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
+    spawn_watch(&mut tasks, Api::<core::Node>::all(client.clone()), watcher::Config::default(), tx.clone(), Input::Node);
+    spawn_watch(&mut tasks, Api::<core::Pod>::all(client.clone()), pod_cfg, tx.clone(), Input::Pod);
+    let pg_resource = ApiResource::erase::<PodGroup>(&());
+    spawn_watch(&mut tasks, Api::<DynamicObject>::all_with(client.clone(), &pg_resource), watcher::Config::default(), tx.clone(), Input::PodGroup);
+    spawn_watch(&mut tasks, Api::<Job>::all(client.clone()), watcher::Config::default(), tx.clone(), Input::Job);
+    spawn_watch(&mut tasks, Api::<StatefulSet>::all(client.clone()), watcher::Config::default(), tx.clone(), Input::StatefulSet);
+    if nrt {
+        spawn_watch(&mut tasks, Api::<crd::NodeResourceTopology>::all(client.clone()), watcher::Config::default(), tx.clone(), Input::Nrt);
+    }
+
+    // Leadership: forward changes into the loop; the binder reads the watch directly.
+    let mut leader_task = None;
+    if settings.leader_elect {
+        let cfg = leader::LeaseConfig {
+            name: settings.lease_name.clone(),
+            namespace: settings.lease_namespace.clone(),
+            identity: settings.identity.clone(),
+            lease_duration: settings.lease_duration,
+            renew_deadline: settings.renew_deadline,
+            retry_period: settings.retry_period,
+        };
+        leader_task = Some(tokio::spawn(leader::run(client.clone(), cfg, leader_tx, stop_rx.clone())));
+    }
+    let mut leader_watch = leader_rx;
+    let tx_leader = tx.clone();
+    tasks.spawn(async move {
+        let first = *leader_watch.borrow_and_update();
+        if tx_leader.send(Input::Leader(first)).await.is_err() {
+            return;
+        }
+        while leader_watch.changed().await.is_ok() {
+            let now = *leader_watch.borrow_and_update();
+            if tx_leader.send(Input::Leader(now)).await.is_err() {
+                return;
+            }
+        }
+    });
+    // NOTE(kube): the gRPC API of phalanx-grpc is not served in-process yet (needs a Backend over the live core).
+    tracing::info!(identity = %settings.identity, names = ?settings.scheduler_names, %metrics_addr, "phalanx scheduler started");
+    Ok(SchedulerHandle { metrics_addr, status, stop: stop_tx, tasks, leader_task, identity: settings.identity })
+}
 
 /// Runs the scheduler until SIGTERM or Ctrl-C.
-pub async fn run(_args: RunArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`phalanx run` is not available in this build yet")
+pub async fn run(args: RunArgs) -> anyhow::Result<()> {
+    let settings = Settings::resolve(&args)?;
+    let handle = start(settings, None).await?;
+    shutdown_signal().await;
+    tracing::info!("shutting down");
+    handle.shutdown().await;
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        let term = async {
+            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+                Ok(mut s) => {
+                    s.recv().await;
+                }
+                Err(_) => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
 }

@@ -1,11 +1,68 @@
-//! `phalanx query`.
+//! `phalanx query`: a drop-in for Fluxion's `resource-query`.
+//!
+//! Loads a graph file (GRUG or JGF), then reads commands on stdin (`match
+//! allocate FILE`, `cancel ID`, `find EXPR`, `info ID`, `stat`, `quit`, ...)
+//! and prints what resource-query prints, to the `-t` file or stdout.
 #![forbid(unsafe_code)]
 
-/// Command-line arguments of `phalanx query`.
-#[derive(Debug, Clone, clap::Args)]
-pub struct QueryArgs {}
+mod find;
+mod shell;
 
-/// Runs `phalanx query`.
-pub fn run(_args: QueryArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`phalanx query` is not available in this build yet")
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+
+/// Command-line arguments of `phalanx query` (resource-query's options).
+#[derive(Debug, Clone, clap::Args)]
+pub struct QueryArgs {
+    /// Graph file to load.
+    #[arg(short = 'L', long = "load-file")]
+    pub load_file: Option<PathBuf>,
+    /// Format of the graph file: grug or jgf.
+    #[arg(short = 'f', long = "load-format", default_value = "grug")]
+    pub load_format: String,
+    /// hwloc allowlist (accepted for compatibility; hwloc is not supported).
+    #[arg(short = 'W', long = "load-allowlist")]
+    pub load_allowlist: Option<String>,
+    /// Match subsystems (only CA, the containment subsystem, is supported).
+    #[arg(short = 'S', long = "match-subsystems", default_value = "CA")]
+    pub match_subsystems: String,
+    /// Match policy: first, high, low, lonode, hinode, lonodex, hinodex, locality.
+    #[arg(short = 'P', long = "match-policy", default_value = "first")]
+    pub match_policy: String,
+    /// Match output format: simple, pretty_simple, jgf, rv1_nosched.
+    #[arg(short = 'F', long = "match-format", default_value = "simple")]
+    pub match_format: String,
+    /// Prune filters, e.g. ALL:core,rack:node.
+    #[arg(short = 'p', long = "prune-filters", default_value = "ALL:core")]
+    pub prune_filters: String,
+    /// Graph output format (accepted for compatibility).
+    #[arg(short = 'g', long = "graph-format")]
+    pub graph_format: Option<String>,
+    /// Graph output basename (accepted for compatibility).
+    #[arg(short = 'o', long = "graph-output")]
+    pub graph_output: Option<String>,
+    /// Write match output to this file instead of stdout.
+    #[arg(short = 't', long = "test-output")]
+    pub test_output: Option<PathBuf>,
+    /// Reserve vertex vector size (accepted for compatibility).
+    #[arg(short = 'r', long = "reserve-vtx-vec")]
+    pub reserve_vtx_vec: Option<u64>,
+    /// Traverser: simple (flexible is accepted and treated as simple).
+    #[arg(short = 'T', long = "traverser", default_value = "simple")]
+    pub traverser: String,
+    /// Print the time each match takes, and visit counts.
+    #[arg(short = 'e', long = "elapse-time")]
+    pub elapse_time: bool,
+    /// Do not print the prompt.
+    #[arg(short = 'd', long = "disable-prompt")]
+    pub disable_prompt: bool,
+}
+
+/// Runs `phalanx query`: loads the graph, then serves commands from stdin
+/// until `quit` or end of input.
+pub fn run(args: QueryArgs) -> anyhow::Result<()> {
+    let mut session = shell::Session::open(&args).context("phalanx query")?;
+    let stdin = std::io::stdin();
+    session.serve(stdin.lock())
 }

@@ -1,11 +1,155 @@
-//! `phalanx simulate`.
+//! `phalanx simulate`: a discrete-event simulation at virtual time of a
+//! cluster and a gang workload, run against Phalanx's gang core and models
+//! of kube-scheduler (default, and the coscheduling plugin), with a report.
 #![forbid(unsafe_code)]
+
+pub mod builtin;
+pub mod engine;
+pub mod kube_models;
+pub mod phalanx_model;
+pub mod report;
+pub mod scenario;
+pub mod workload;
+
+use std::io::IsTerminal;
+use std::path::PathBuf;
+
+use anyhow::Context;
+
+use crate::engine::{Cluster, Model};
+use crate::report::Run;
+use crate::scenario::Scenario;
+use crate::workload::Workload;
 
 /// Command-line arguments of `phalanx simulate`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct SimulateArgs {}
+pub struct SimulateArgs {
+    /// A built-in scenario (mpi-contention, gpu-training, large) or a scenario YAML file.
+    #[arg(long, default_value = "mpi-contention")]
+    pub scenario: String,
+    /// Schedulers to compare, comma-separated: phalanx, default, coscheduling.
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "phalanx,default,coscheduling"
+    )]
+    pub schedulers: Vec<String>,
+    /// Seed of the workload generator (default: the scenario's).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Write report.json and report.svg to this directory.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+}
+
+/// Loads a built-in scenario by name or a scenario file by path.
+pub fn load_scenario(name_or_path: &str) -> anyhow::Result<Scenario> {
+    if let Some(text) = builtin::yaml(name_or_path) {
+        return Scenario::from_yaml(text).context("built-in scenario");
+    }
+    let path = std::path::Path::new(name_or_path);
+    if !path.exists() {
+        anyhow::bail!(
+            "no scenario {name_or_path:?}: not a built-in ({}) and no such file",
+            builtin::NAMES.join(", ")
+        );
+    }
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+    let mut s = Scenario::from_yaml(&text)
+        .with_context(|| format!("in scenario file {}", path.display()))?;
+    if s.name.is_empty() {
+        s.name = path
+            .file_stem()
+            .map_or("scenario".into(), |n| n.to_string_lossy().into_owned());
+    }
+    Ok(s)
+}
+
+/// Runs one scheduler over a workload.
+pub fn run_one(wl: &Workload, scheduler: &str, tick: &mut dyn FnMut(u64)) -> anyhow::Result<Run> {
+    let pods: usize = wl.jobs.iter().map(|j| j.pods as usize).sum();
+    let mut model: Box<dyn Model> = match scheduler {
+        "phalanx" => {
+            // The model needs the cluster's node list; build it from the workload.
+            let probe = probe_cluster(wl);
+            Box::new(phalanx_model::PhalanxModel::new(&probe))
+        }
+        "default" => Box::new(kube_models::DefaultModel::new(pods)),
+        "coscheduling" => Box::new(kube_models::CoschedModel::new(
+            pods,
+            wl.jobs.len(),
+            wl.schedule_timeout,
+        )),
+        other => anyhow::bail!(
+            "--schedulers: unknown scheduler {other:?} (phalanx, default, coscheduling)"
+        ),
+    };
+    Ok(engine::simulate(wl, model.as_mut(), tick))
+}
+
+fn probe_cluster(wl: &Workload) -> Cluster<'_> {
+    Cluster::empty(wl)
+}
+
+/// Runs the scenario with every scheduler; returns the runs in order.
+pub fn run_all(
+    s: &Scenario,
+    seed: u64,
+    schedulers: &[String],
+    progress: bool,
+) -> anyhow::Result<Vec<Run>> {
+    let wl = workload::build(s, seed);
+    let bar = indicatif::ProgressBar::with_draw_target(
+        Some((wl.jobs.len() * schedulers.len()) as u64),
+        if progress {
+            indicatif::ProgressDrawTarget::stderr()
+        } else {
+            indicatif::ProgressDrawTarget::hidden()
+        },
+    );
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg:>14} [{bar:40}] {pos}/{len} jobs ({elapsed})")
+    {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    let mut runs = Vec::new();
+    for name in schedulers {
+        bar.set_message(name.clone());
+        let run = run_one(&wl, name, &mut |n| bar.inc(n))?;
+        // Jobs that never finish still count toward the bar's length.
+        bar.inc((wl.jobs.len() as u64).saturating_sub(run.completed));
+        runs.push(run);
+    }
+    bar.finish_and_clear();
+    Ok(runs)
+}
 
 /// Runs `phalanx simulate`.
-pub fn run(_args: SimulateArgs) -> anyhow::Result<()> {
-    anyhow::bail!("`phalanx simulate` is not available in this build yet")
+pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
+    let scenario = load_scenario(&args.scenario)?;
+    let seed = args.seed.or(scenario.seed).unwrap_or(1);
+    if args.schedulers.is_empty() {
+        anyhow::bail!("--schedulers: name at least one of phalanx, default, coscheduling");
+    }
+    let progress = std::io::stderr().is_terminal();
+    let runs = run_all(&scenario, seed, &args.schedulers, progress)?;
+    let gpus = scenario.cluster.nodes.iter().any(|p| p.gpus > 0);
+    print!("{}", report::table(&scenario.name, seed, &runs, gpus));
+    if let Some(dir) = &args.out {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        let json = serde_json::to_string_pretty(&report::Report {
+            scenario: &scenario.name,
+            seed,
+            runs: &runs,
+        })?;
+        let json_path = dir.join("report.json");
+        std::fs::write(&json_path, json)
+            .with_context(|| format!("writing {}", json_path.display()))?;
+        let svg_path = dir.join("report.svg");
+        std::fs::write(&svg_path, report::svg(&scenario.name, &runs, gpus))
+            .with_context(|| format!("writing {}", svg_path.display()))?;
+        println!("wrote {} and {}", json_path.display(), svg_path.display());
+    }
+    Ok(())
 }

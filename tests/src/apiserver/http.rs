@@ -122,7 +122,7 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         Some(sub) => format!("{}/{sub}", target.rt.plural),
         None => target.rt.plural.clone(),
     };
-    if let Some(err) = shared.take_fault(verb, &resource, target.namespace.as_deref(), target.name.as_deref()) {
+    if let Some(err) = shared.take_fault(&target.rt.group, verb, &resource, target.namespace.as_deref(), target.name.as_deref()) {
         return error_response(&err);
     }
     let result = match verb {

@@ -40,6 +40,7 @@ pub(crate) struct Shared {
     store: Mutex<Store>,
     faults: Mutex<Vec<Fault>>,
     counts: Mutex<HashMap<String, u64>>,
+    counts_by_group: Mutex<HashMap<(String, String, String), u64>>,
     bookmark_interval: Duration,
 }
 
@@ -50,7 +51,13 @@ impl Shared {
     }
 
     /// Counts the request and returns an injected error if one matches.
-    fn take_fault(&self, verb: &str, resource: &str, ns: Option<&str>, name: Option<&str>) -> Option<ApiError> {
+    fn take_fault(&self, group: &str, verb: &str, resource: &str, ns: Option<&str>, name: Option<&str>) -> Option<ApiError> {
+        *self
+            .counts_by_group
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry((group.to_string(), resource.to_string(), verb.to_string()))
+            .or_default() += 1;
         *self
             .counts
             .lock()
@@ -133,6 +140,7 @@ impl ApiServer {
             store: Mutex::new(Store::new(types)),
             faults: Mutex::new(Vec::new()),
             counts: Mutex::new(HashMap::new()),
+            counts_by_group: Mutex::new(HashMap::new()),
             bookmark_interval: opts.bookmark_interval,
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
@@ -191,6 +199,15 @@ impl ApiServer {
         let mut store = self.store();
         let rt = store.resource_type(&g, &v, &p).ok_or_else(|| ApiError::new(404, "NotFound", p.clone()))?;
         store.create(&rt, &ns, value)
+    }
+
+    /// Creates an untyped object directly (e.g. a malformed one a typed client could not send).
+    pub fn create_json(&self, group: &str, version: &str, plural: &str, ns: &str, obj: Value) -> Result<Value, ApiError> {
+        let mut store = self.store();
+        let rt = store
+            .resource_type(group, version, plural)
+            .ok_or_else(|| ApiError::new(404, "NotFound", plural.to_string()))?;
+        store.create(&rt, ns, obj)
     }
 
     /// Reads a typed object directly; None if absent or not decodable.
@@ -273,6 +290,11 @@ impl ApiServer {
     /// All request counts, keyed `"verb resource"`.
     pub fn request_counts(&self) -> HashMap<String, u64> {
         self.shared.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// All request counts keyed `(api group, resource[/subresource], verb)`, for RBAC checks.
+    pub fn request_counts_by_group(&self) -> HashMap<(String, String, String), u64> {
+        self.shared.counts_by_group.lock().unwrap_or_else(|p| p.into_inner()).clone()
     }
 
     /// Starts a simulated kubelet: bound pods go Running, then optionally Succeeded.

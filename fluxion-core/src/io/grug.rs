@@ -1,0 +1,325 @@
+//! GRUG reader: Fluxion's GraphML generation recipes.
+//!
+//! A recipe is a small graph of resource *kinds* whose edges say "each
+//! source contains `multi_scale` targets". Expanding it walks the recipe
+//! depth first and, for every recipe edge, creates the targets under every
+//! source generated so far, in order. Names are basename + id, where the id
+//! comes from the edge's `id_start`, `id_stride` and `id_scope` (scope k:
+//! ids run on across the k levels above the source, e.g. cores numbered per
+//! node rather than per socket). Only the `containment` subsystem is built.
+
+use std::collections::{HashMap, VecDeque};
+
+use quick_xml::Reader;
+use quick_xml::events::Event;
+
+use super::IoError;
+use crate::graph::{ResourceGraph, VertexId, VertexSpec};
+
+#[derive(Debug, Clone, Default)]
+struct RecipeVertex {
+    id: String,
+    root: bool,
+    kind: String,
+    basename: String,
+    unit: String,
+    size: i64,
+    subsystem: String,
+}
+
+#[derive(Debug, Clone, Default)]
+struct RecipeEdge {
+    source: usize,
+    target: usize,
+    subsystem: String,
+    gen_method: String,
+    multi_scale: i64,
+    id_scope: i64,
+    id_start: i64,
+    id_stride: i64,
+}
+
+fn err(msg: impl Into<String>) -> IoError {
+    IoError::Grug(msg.into())
+}
+
+fn parse_int(key: &str, owner: &str, v: &str) -> Result<i64, IoError> {
+    v.trim()
+        .parse::<i64>()
+        .map_err(|_| err(format!("{owner}: {key}: expected an integer, got '{v}'")))
+}
+
+/// Reads a GRUG recipe and expands it into a graph.
+pub fn read_grug(text: &str) -> Result<ResourceGraph, IoError> {
+    let (vertices, edges) = parse(text)?;
+    expand(&vertices, &edges)
+}
+
+/// Parsed `<data>` values keyed by attribute name, plus the element's id attributes.
+struct Element {
+    attrs: HashMap<String, String>,
+    data: HashMap<String, String>,
+}
+
+fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
+    let mut reader = Reader::from_str(text);
+    // key id -> (attr.name, for, default)
+    let mut keys: HashMap<String, (String, String, Option<String>)> = HashMap::new();
+    let mut cur_key: Option<String> = None;
+    let mut cur_el: Option<(String, Element)> = None;
+    let mut cur_data: Option<String> = None;
+    let mut in_default = false;
+    let mut text_buf = String::new();
+    let mut raw_nodes: Vec<Element> = Vec::new();
+    let mut raw_edges: Vec<Element> = Vec::new();
+    loop {
+        let ev = reader
+            .read_event()
+            .map_err(|e| err(format!("XML error at byte {}: {e}", reader.buffer_position())))?;
+        match ev {
+            Event::Start(ref e) | Event::Empty(ref e) => {
+                let empty = matches!(ev, Event::Empty(_));
+                let name = e.name().as_ref().to_string();
+                let mut attrs = HashMap::new();
+                for a in e.attributes() {
+                    let a = a.map_err(|x| err(format!("bad attribute in <{name}>: {x}")))?;
+                    let k = a.key.as_ref().to_string();
+                    let v = a
+                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
+                        .map_err(|x| err(format!("bad attribute value in <{name}>: {x}")))?
+                        .to_string();
+                    attrs.insert(k, v);
+                }
+                match name.as_str() {
+                    "key" => {
+                        let id = attrs
+                            .get("id")
+                            .cloned()
+                            .ok_or_else(|| err("<key> without id"))?;
+                        let an = attrs.get("attr.name").cloned().unwrap_or_else(|| id.clone());
+                        let f = attrs.get("for").cloned().unwrap_or_default();
+                        keys.insert(id.clone(), (an, f, None));
+                        if !empty {
+                            cur_key = Some(id);
+                        }
+                    }
+                    "default" => {
+                        in_default = true;
+                        text_buf.clear();
+                    }
+                    "node" | "edge" => {
+                        let el = Element { attrs, data: HashMap::new() };
+                        if empty {
+                            if name == "node" {
+                                raw_nodes.push(el);
+                            } else {
+                                raw_edges.push(el);
+                            }
+                        } else {
+                            cur_el = Some((name, el));
+                        }
+                    }
+                    "data" => {
+                        let k = attrs.get("key").cloned().ok_or_else(|| err("<data> without key"))?;
+                        cur_data = Some(k);
+                        text_buf.clear();
+                    }
+                    _ => {}
+                }
+            }
+            Event::Text(t) => {
+                if in_default || cur_data.is_some() {
+                    text_buf.push_str(&t.xml10_content());
+                }
+            }
+            Event::End(e) => {
+                let name = e.name().as_ref().to_string();
+                match name.as_str() {
+                    "default" => {
+                        in_default = false;
+                        if let Some(k) = &cur_key
+                            && let Some(entry) = keys.get_mut(k)
+                        {
+                            entry.2 = Some(text_buf.trim().to_string());
+                        }
+                    }
+                    "key" => cur_key = None,
+                    "data" => {
+                        if let (Some(k), Some((_, el))) = (cur_data.take(), cur_el.as_mut()) {
+                            el.data.insert(k, text_buf.trim().to_string());
+                        }
+                    }
+                    "node" | "edge" => {
+                        if let Some((n, el)) = cur_el.take() {
+                            if n == "node" {
+                                raw_nodes.push(el);
+                            } else {
+                                raw_edges.push(el);
+                            }
+                        }
+                    }
+                    _ => {}
+                }
+            }
+            Event::Eof => break,
+            _ => {}
+        }
+    }
+    // Resolve data keys to attribute names with defaults.
+    let resolve = |el: &Element, kind: &str| -> HashMap<String, String> {
+        let mut out = HashMap::new();
+        for (an, f, d) in keys.values() {
+            if (f == kind || f == "all")
+                && let Some(d) = d
+            {
+                out.insert(an.clone(), d.clone());
+            }
+        }
+        for (k, v) in &el.data {
+            let an = keys.get(k).map_or(k.clone(), |x| x.0.clone());
+            out.insert(an, v.clone());
+        }
+        out
+    };
+    let mut vertices = Vec::new();
+    let mut index = HashMap::new();
+    for el in &raw_nodes {
+        let id = el.attrs.get("id").cloned().ok_or_else(|| err("<node> without id"))?;
+        let d = resolve(el, "node");
+        let owner = format!("node '{id}'");
+        let kind = d.get("type").cloned().filter(|s| !s.is_empty());
+        let kind = kind.ok_or_else(|| err(format!("{owner}: missing type")))?;
+        let v = RecipeVertex {
+            id: id.clone(),
+            root: d.get("root").map(|s| parse_int("root", &owner, s)).transpose()?.unwrap_or(0) != 0,
+            basename: d.get("basename").cloned().unwrap_or_else(|| kind.clone()),
+            kind,
+            unit: d.get("unit").cloned().unwrap_or_default(),
+            size: d.get("size").map(|s| parse_int("size", &owner, s)).transpose()?.unwrap_or(1),
+            subsystem: d.get("subsystem").cloned().unwrap_or_else(|| "containment".into()),
+        };
+        if v.size < 0 {
+            return Err(err(format!("{owner}: size must be >= 0")));
+        }
+        if index.insert(id.clone(), vertices.len()).is_some() {
+            return Err(err(format!("{owner}: duplicate id")));
+        }
+        vertices.push(v);
+    }
+    let mut edges = Vec::new();
+    for el in &raw_edges {
+        let eid = el.attrs.get("id").cloned().unwrap_or_default();
+        let owner = format!("edge '{eid}'");
+        let end = |k: &str| -> Result<usize, IoError> {
+            let n = el.attrs.get(k).ok_or_else(|| err(format!("{owner}: missing {k}")))?;
+            index.get(n).copied().ok_or_else(|| err(format!("{owner}: {k} '{n}' is not a node")))
+        };
+        let d = resolve(el, "edge");
+        let int = |k: &str, def: i64| -> Result<i64, IoError> {
+            d.get(k).map(|s| parse_int(k, &owner, s)).transpose().map(|x| x.unwrap_or(def))
+        };
+        let e = RecipeEdge {
+            source: end("source")?,
+            target: end("target")?,
+            subsystem: d.get("e_subsystem").cloned().unwrap_or_else(|| "containment".into()),
+            gen_method: d.get("gen_method").cloned().unwrap_or_else(|| "MULTIPLY".into()),
+            multi_scale: int("multi_scale", 1)?,
+            id_scope: int("id_scope", 0)?,
+            id_start: int("id_start", 0)?,
+            id_stride: int("id_stride", 1)?,
+        };
+        if e.multi_scale < 0 {
+            return Err(err(format!("{owner}: multi_scale must be >= 0")));
+        }
+        edges.push(e);
+    }
+    Ok((vertices, edges))
+}
+
+/// Upper bound on generated vertices, so a hostile recipe cannot exhaust memory.
+const MAX_VERTICES: usize = 50_000_000;
+
+fn expand(vertices: &[RecipeVertex], edges: &[RecipeEdge]) -> Result<ResourceGraph, IoError> {
+    let root = vertices
+        .iter()
+        .position(|v| v.root && v.subsystem == "containment")
+        .ok_or_else(|| err("no root node (a node with root=1 in the containment subsystem)"))?;
+    let mut g = ResourceGraph::new();
+    let rv = &vertices[root];
+    let mut spec = VertexSpec::new(&rv.kind, &rv.basename, 0);
+    spec.size = rv.size as u64;
+    spec.unit = rv.unit.clone();
+    let top = g.add_vertex(spec, None)?;
+    let mut visited = vec![false; vertices.len()];
+    visited[root] = true;
+    let mut hier: VecDeque<i64> = VecDeque::new();
+    // Explicit stack of (recipe vertex, its generated vertices, next edge index).
+    struct Frame {
+        rv: usize,
+        made: Vec<VertexId>,
+        next_edge: usize,
+    }
+    let mut stack = vec![Frame { rv: root, made: vec![top], next_edge: 0 }];
+    while let Some(frame) = stack.last_mut() {
+        let pos = edges[frame.next_edge..]
+            .iter()
+            .position(|e| e.source == frame.rv && e.subsystem == "containment");
+        let Some(pos) = pos else {
+            stack.pop();
+            hier.pop_front();
+            continue;
+        };
+        let ei = frame.next_edge + pos;
+        frame.next_edge = ei + 1;
+        let e = &edges[ei];
+        if visited[e.target] {
+            continue;
+        }
+        if !e.gen_method.eq_ignore_ascii_case("MULTIPLY") {
+            return Err(err(format!(
+                "edge from '{}' to '{}': gen_method '{}' is not supported in the containment subsystem",
+                vertices[e.source].id, vertices[e.target].id, e.gen_method
+            )));
+        }
+        visited[e.target] = true;
+        let tv = &vertices[e.target];
+        let srcs = frame.made.clone();
+        let wrap: i64 = if e.id_scope > 0 {
+            hier.iter().take(e.id_scope as usize).product::<i64>().max(1)
+        } else {
+            1
+        };
+        let mut made = Vec::with_capacity(srcs.len() * e.multi_scale as usize);
+        if g.vertex_count() + srcs.len() * e.multi_scale as usize > MAX_VERTICES {
+            return Err(err(format!("recipe expands to more than {MAX_VERTICES} vertices")));
+        }
+        for (j, &src) in srcs.iter().enumerate() {
+            for i in 0..e.multi_scale {
+                let id = if e.id_scope < 0 {
+                    -1
+                } else if e.id_scope == 0 {
+                    e.id_start + i
+                } else {
+                    e.id_start + ((j as i64) % wrap) * e.multi_scale * e.id_stride + i * e.id_stride
+                };
+                let name = if id == -1 { tv.basename.clone() } else { format!("{}{id}", tv.basename) };
+                let spec = VertexSpec {
+                    kind: tv.kind.clone(),
+                    basename: tv.basename.clone(),
+                    name,
+                    id,
+                    rank: -1,
+                    size: tv.size as u64,
+                    unit: tv.unit.clone(),
+                    properties: Vec::new(),
+                    status: Default::default(),
+                    uniq_id: None,
+                };
+                made.push(g.add_vertex(spec, Some(src))?);
+            }
+        }
+        hier.push_front(e.multi_scale);
+        stack.push(Frame { rv: e.target, made, next_edge: 0 });
+    }
+    Ok(g)
+}

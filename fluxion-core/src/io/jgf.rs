@@ -1,0 +1,232 @@
+//! JSON Graph Format, as Fluxion reads and writes it.
+//!
+//! Nodes carry `metadata` {type, basename, name, id, uniq_id, rank,
+//! exclusive, unit, size, paths{containment}, properties}; containment edges
+//! go parent -> child. Children keep the order of the edge list.
+
+use std::collections::HashMap;
+
+use serde::Deserialize;
+use serde_json::{Map, Value, json};
+
+use super::IoError;
+use crate::graph::{ResourceGraph, Status, VertexId, VertexSpec};
+
+#[derive(Deserialize)]
+struct Doc {
+    graph: GraphDoc,
+}
+
+#[derive(Deserialize)]
+struct GraphDoc {
+    #[serde(default)]
+    nodes: Vec<NodeDoc>,
+    #[serde(default)]
+    edges: Vec<EdgeDoc>,
+}
+
+#[derive(Deserialize)]
+struct NodeDoc {
+    id: Value,
+    #[serde(default)]
+    metadata: Meta,
+}
+
+#[derive(Deserialize, Default)]
+struct Meta {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    basename: Option<String>,
+    name: Option<String>,
+    id: Option<i64>,
+    uniq_id: Option<u64>,
+    rank: Option<i64>,
+    unit: Option<String>,
+    size: Option<u64>,
+    #[serde(default)]
+    paths: HashMap<String, String>,
+    #[serde(default)]
+    properties: HashMap<String, Value>,
+    status: Option<Value>,
+}
+
+#[derive(Deserialize)]
+struct EdgeDoc {
+    source: Value,
+    target: Value,
+    #[serde(default)]
+    metadata: Option<Value>,
+}
+
+fn id_string(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn is_containment(e: &EdgeDoc) -> bool {
+    match &e.metadata {
+        None => true,
+        Some(m) => {
+            if let Some(s) = m.get("subsystem").and_then(Value::as_str) {
+                return s == "containment";
+            }
+            if let Some(n) = m.get("name").and_then(Value::as_object) {
+                return n.get("containment").and_then(Value::as_str).is_none_or(|r| r == "contains");
+            }
+            true
+        }
+    }
+}
+
+/// Reads a JGF document into a new graph.
+pub fn read_jgf(text: &str) -> Result<ResourceGraph, IoError> {
+    let mut g = ResourceGraph::new();
+    attach_jgf(&mut g, text)?;
+    Ok(g)
+}
+
+/// Adds the vertices of a JGF document to `g`: vertices whose containment
+/// path already exists are reused, the others are added under their parent.
+/// Returns the new vertices.
+pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, IoError> {
+    let de = &mut serde_json::Deserializer::from_str(text);
+    let doc: Doc = serde_path_to_error::deserialize(de)
+        .map_err(|e| IoError::Jgf(format!("{}: {}", e.path(), e.inner())))?;
+    let mut index: HashMap<String, usize> = HashMap::new();
+    for (i, n) in doc.graph.nodes.iter().enumerate() {
+        if index.insert(id_string(&n.id), i).is_some() {
+            return Err(IoError::Jgf(format!("graph.nodes[{i}].id: duplicate id {}", id_string(&n.id))));
+        }
+        if n.metadata.kind.as_deref().is_none_or(str::is_empty) {
+            return Err(IoError::Jgf(format!("graph.nodes[{i}].metadata.type: missing")));
+        }
+    }
+    let mut children: Vec<Vec<usize>> = vec![Vec::new(); doc.graph.nodes.len()];
+    let mut has_parent = vec![false; doc.graph.nodes.len()];
+    for (i, e) in doc.graph.edges.iter().enumerate() {
+        if !is_containment(e) {
+            continue;
+        }
+        let s = index.get(&id_string(&e.source)).copied().ok_or_else(|| {
+            IoError::Jgf(format!("graph.edges[{i}].source: unknown node {}", id_string(&e.source)))
+        })?;
+        let t = index.get(&id_string(&e.target)).copied().ok_or_else(|| {
+            IoError::Jgf(format!("graph.edges[{i}].target: unknown node {}", id_string(&e.target)))
+        })?;
+        if has_parent[t] {
+            return Err(IoError::Jgf(format!("graph.edges[{i}]: node {} has two parents", id_string(&e.target))));
+        }
+        has_parent[t] = true;
+        children[s].push(t);
+    }
+    let roots: Vec<usize> = (0..doc.graph.nodes.len()).filter(|&i| !has_parent[i]).collect();
+    if roots.len() > 1 {
+        return Err(IoError::Jgf(format!("{} roots in the containment subsystem; expected one", roots.len())));
+    }
+    let mut added = Vec::new();
+    let mut stack: Vec<(usize, Option<VertexId>)> = roots.iter().map(|&r| (r, None)).collect();
+    let mut seen = 0usize;
+    while let Some((i, parent)) = stack.pop() {
+        seen += 1;
+        let m = &doc.graph.nodes[i].metadata;
+        let kind = m.kind.clone().unwrap_or_default();
+        let basename = m.basename.clone().unwrap_or_else(|| kind.clone());
+        let id = m.id.unwrap_or(-1);
+        let name = m.name.clone().unwrap_or_else(|| {
+            if id >= 0 { format!("{basename}{id}") } else { basename.clone() }
+        });
+        let path = m.paths.get("containment").cloned();
+        let existing = path.as_deref().and_then(|p| g.find_path(p));
+        let v = match existing {
+            Some(v) => v,
+            None => {
+                let parent = match parent {
+                    Some(p) => Some(p),
+                    None => match (&path, g.root()) {
+                        (Some(p), Some(_)) => {
+                            let cut = p.rfind('/').unwrap_or(0);
+                            let pv = g.find_path(&p[..cut]).ok_or_else(|| {
+                                IoError::Jgf(format!("cannot attach {p}: parent path not in the graph"))
+                            })?;
+                            Some(pv)
+                        }
+                        _ => None,
+                    },
+                };
+                let spec = VertexSpec {
+                    kind,
+                    basename,
+                    name,
+                    id,
+                    rank: m.rank.unwrap_or(-1),
+                    size: m.size.unwrap_or(1),
+                    unit: m.unit.clone().unwrap_or_default(),
+                    properties: m
+                        .properties
+                        .iter()
+                        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                        .collect(),
+                    status: match m.status.as_ref().and_then(Value::as_str) {
+                        Some("down") => Status::Down,
+                        _ => Status::Up,
+                    },
+                    uniq_id: m.uniq_id,
+                };
+                let v = g.add_vertex(spec, parent)?;
+                added.push(v);
+                v
+            }
+        };
+        for &c in children[i].iter().rev() {
+            stack.push((c, Some(v)));
+        }
+    }
+    if seen < doc.graph.nodes.len() {
+        return Err(IoError::Jgf("containment edges form a cycle".into()));
+    }
+    Ok(added)
+}
+
+/// Writes the whole graph as JGF (the format [`read_jgf`] reads).
+pub fn write_jgf(g: &ResourceGraph) -> String {
+    let mut nodes = Vec::new();
+    let mut edges = Vec::new();
+    if let Some(root) = g.root() {
+        for v in g.subtree(root) {
+            let Some(x) = g.vertex(v) else { continue };
+            let mut props = Map::new();
+            for (k, val) in &x.properties {
+                props.insert(k.to_string(), Value::String(val.to_string()));
+            }
+            let mut meta = json!({
+                "type": g.type_name(x.kind),
+                "basename": &*x.basename,
+                "name": &*x.name,
+                "id": x.id,
+                "uniq_id": x.uniq_id,
+                "rank": x.rank,
+                "exclusive": false,
+                "unit": &*x.unit,
+                "size": x.size,
+                "paths": {"containment": g.path(v)},
+            });
+            if !props.is_empty() {
+                meta["properties"] = Value::Object(props);
+            }
+            if x.status == Status::Down {
+                meta["status"] = Value::String("down".into());
+            }
+            nodes.push(json!({"id": x.uniq_id.to_string(), "metadata": meta}));
+            if let Some(p) = x.parent().and_then(|p| g.vertex(p)) {
+                edges.push(json!({
+                    "source": p.uniq_id.to_string(),
+                    "target": x.uniq_id.to_string(),
+                    "metadata": {"subsystem": "containment"},
+                }));
+            }
+        }
+    }
+    json!({"graph": {"nodes": nodes, "edges": edges}}).to_string()
+}

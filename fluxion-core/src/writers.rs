@@ -1,0 +1,265 @@
+//! Match writers: the text resource-query prints for a match (`-F`).
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::str::FromStr;
+
+use crate::graph::{ResourceGraph, VertexId};
+use crate::matcher::Emit;
+use crate::planner::Time;
+
+/// Output format of a match.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub enum Format {
+    /// One line per vertex, leaves first: `      ------node1[1:s]`.
+    #[default]
+    Simple,
+    /// One line per vertex, root first: `      ---node1[1:shared]`.
+    PrettySimple,
+    /// JSON Graph Format of the matched subgraph.
+    Jgf,
+    /// RFC 20 R version 1 without the scheduling key.
+    Rv1NoSched,
+}
+
+/// An unknown writer name.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown match format '{0}'")]
+pub struct UnknownFormat(pub String);
+
+impl FromStr for Format {
+    type Err = UnknownFormat;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "simple" => Format::Simple,
+            "pretty_simple" => Format::PrettySimple,
+            "jgf" => Format::Jgf,
+            "rv1_nosched" | "rv1" => Format::Rv1NoSched,
+            _ => return Err(UnknownFormat(s.to_string())),
+        })
+    }
+}
+
+fn prefix(depth: usize) -> String {
+    let mut s = String::from("      ");
+    for _ in 0..=depth {
+        s.push_str("---");
+    }
+    s
+}
+
+/// Extra per-vertex data for the JGF writer (e.g. `find agfilter=t` counts).
+pub type VertexExtra<'a> = &'a dyn Fn(VertexId) -> Option<String>;
+
+/// Renders `emitted` (post-order, as returned by the matcher) in `format`.
+/// `at` and `duration` feed the R writer's times.
+pub fn render(
+    g: &ResourceGraph,
+    emitted: &[Emit],
+    format: Format,
+    at: Time,
+    duration: u64,
+    extra: Option<VertexExtra<'_>>,
+) -> String {
+    match format {
+        Format::Simple => simple(g, emitted),
+        Format::PrettySimple => pretty_simple(g, emitted),
+        Format::Jgf => jgf(g, emitted, extra),
+        Format::Rv1NoSched => rv1(g, emitted, at, duration),
+    }
+}
+
+fn simple(g: &ResourceGraph, emitted: &[Emit]) -> String {
+    let mut out = String::new();
+    for e in emitted {
+        let Some(x) = g.vertex(e.vertex) else { continue };
+        let _ = writeln!(
+            out,
+            "{}{}[{}:{}]",
+            prefix(g.depth(e.vertex)),
+            x.name,
+            e.needs,
+            if e.exclusive { "x" } else { "s" }
+        );
+    }
+    out
+}
+
+fn pretty_simple(g: &ResourceGraph, emitted: &[Emit]) -> String {
+    // Rebuild the tree from the post-order list; print root first with the
+    // children of each vertex in reverse emission order.
+    let pos: BTreeMap<VertexId, usize> = emitted.iter().enumerate().map(|(i, e)| (e.vertex, i)).collect();
+    let mut kids: Vec<Vec<usize>> = vec![Vec::new(); emitted.len()];
+    let mut roots = Vec::new();
+    for (i, e) in emitted.iter().enumerate() {
+        match g.parent(e.vertex).and_then(|p| pos.get(&p)) {
+            Some(&p) => kids[p].push(i),
+            None => roots.push(i),
+        }
+    }
+    let mut out = String::new();
+    let mut stack: Vec<usize> = roots.into_iter().collect();
+    while let Some(i) = stack.pop() {
+        let e = &emitted[i];
+        if let Some(x) = g.vertex(e.vertex) {
+            let _ = writeln!(
+                out,
+                "{}{}[{}:{}]",
+                prefix(g.depth(e.vertex)),
+                x.name,
+                e.needs,
+                if e.exclusive { "exclusive" } else { "shared" }
+            );
+        }
+        // Pushing in order pops the last-emitted child first.
+        stack.extend(kids[i].iter().copied());
+    }
+    out
+}
+
+fn json_str(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+fn jgf(g: &ResourceGraph, emitted: &[Emit], extra: Option<VertexExtra<'_>>) -> String {
+    let mut nodes = Vec::new();
+    let mut edges = Vec::new();
+    let set: std::collections::HashSet<VertexId> = emitted.iter().map(|e| e.vertex).collect();
+    for e in emitted {
+        let Some(x) = g.vertex(e.vertex) else { continue };
+        let kind = g.type_name(x.kind);
+        let mut m = format!("\"type\": {}", json_str(kind));
+        if &*x.basename != kind {
+            let _ = write!(m, ", \"basename\": {}", json_str(&x.basename));
+        }
+        let _ = write!(m, ", \"id\": {}, \"rank\": {}", x.id, x.rank);
+        if e.exclusive {
+            m.push_str(", \"exclusive\": true");
+        }
+        if e.needs != 1 {
+            let _ = write!(m, ", \"size\": {}", e.needs);
+        }
+        if !x.properties.is_empty() {
+            let props: Vec<String> = x
+                .properties
+                .iter()
+                .map(|(k, v)| format!("{}: {}", json_str(k), json_str(v)))
+                .collect();
+            let _ = write!(m, ", \"properties\": {{{}}}", props.join(", "));
+        }
+        let _ = write!(m, ", \"paths\": {{\"containment\": {}}}", json_str(&g.path(e.vertex)));
+        if let Some(s) = extra.and_then(|f| f(e.vertex)) {
+            let _ = write!(m, ", {s}");
+        }
+        nodes.push(format!("{{\"id\": \"{}\", \"metadata\": {{{m}}}}}", x.uniq_id));
+        if let Some(p) = x.parent().filter(|p| set.contains(p)).and_then(|p| g.vertex(p)) {
+            edges.push(format!("{{\"source\": \"{}\", \"target\": \"{}\"}}", p.uniq_id, x.uniq_id));
+        }
+    }
+    format!("{{\"graph\": {{\"nodes\": [{}], \"edges\": [{}]}}}}\n", nodes.join(", "), edges.join(", "))
+}
+
+/// Compresses sorted ids into an idset string: `0-3,7`.
+pub fn idset(ids: &[i64]) -> String {
+    let mut v: Vec<i64> = ids.to_vec();
+    v.sort_unstable();
+    v.dedup();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        out.push(if i == j { v[i].to_string() } else { format!("{}-{}", v[i], v[j]) });
+        i = j + 1;
+    }
+    out.join(",")
+}
+
+/// Compresses host names into a hostlist: `node[0-3]`.
+pub fn hostlist(names: &[String]) -> String {
+    let mut groups: Vec<(String, Vec<i64>)> = Vec::new();
+    let mut plain = Vec::new();
+    for n in names {
+        let digits = n.len() - n.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+        if digits == 0 || n[n.len() - digits..].starts_with('0') && digits > 1 {
+            plain.push(n.clone());
+            continue;
+        }
+        let (p, d) = n.split_at(n.len() - digits);
+        let Ok(num) = d.parse::<i64>() else {
+            plain.push(n.clone());
+            continue;
+        };
+        match groups.iter_mut().find(|(q, _)| q == p) {
+            Some((_, v)) => v.push(num),
+            None => groups.push((p.to_string(), vec![num])),
+        }
+    }
+    let mut out: Vec<String> = groups
+        .into_iter()
+        .map(|(p, v)| {
+            let s = idset(&v);
+            if v.len() == 1 { format!("{p}{s}") } else { format!("{p}[{s}]") }
+        })
+        .collect();
+    out.extend(plain);
+    out.join(",")
+}
+
+fn rv1(g: &ResourceGraph, emitted: &[Emit], at: Time, duration: u64) -> String {
+    // rank -> type -> ids, in rank order.
+    let mut per_rank: BTreeMap<i64, BTreeMap<String, Vec<i64>>> = BTreeMap::new();
+    let mut nodes: Vec<(i64, String)> = Vec::new();
+    for e in emitted {
+        let Some(x) = g.vertex(e.vertex) else { continue };
+        let kind = g.type_name(x.kind);
+        if kind == "node" {
+            nodes.push((x.rank, x.name.to_string()));
+            per_rank.entry(x.rank).or_default();
+        } else if matches!(kind, "core" | "gpu") {
+            per_rank.entry(x.rank).or_default().entry(kind.to_string()).or_default().push(x.id);
+        }
+    }
+    // Group ranks with identical children.
+    let mut groups: Vec<(Vec<i64>, String)> = Vec::new();
+    for (rank, kids) in &per_rank {
+        let body: Vec<String> = kids
+            .iter()
+            .map(|(t, ids)| format!("{}: {}", json_str(t), json_str(&idset(ids))))
+            .collect();
+        let body = body.join(", ");
+        match groups.last_mut() {
+            Some((ranks, b)) if *b == body => ranks.push(*rank),
+            _ => groups.push((vec![*rank], body)),
+        }
+    }
+    let rlite: Vec<String> = groups
+        .iter()
+        .map(|(ranks, body)| format!("{{\"rank\": {}, \"children\": {{{body}}}}}", json_str(&idset(ranks))))
+        .collect();
+    nodes.sort();
+    let names: Vec<String> = nodes.into_iter().map(|(_, n)| n).collect();
+    format!(
+        "{{\"version\": 1, \"execution\": {{\"R_lite\": [{}], \"nodelist\": [{}], \"starttime\": {}, \"expiration\": {}}}}}\n",
+        rlite.join(", "),
+        json_str(&hostlist(&names)),
+        at,
+        at.saturating_add(duration as i64)
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn idsets_and_hostlists_compress_runs() {
+        assert_eq!(idset(&[3, 0, 1, 2, 7]), "0-3,7");
+        assert_eq!(idset(&[]), "");
+        let names: Vec<String> = ["node0", "node1", "node2", "node5"].iter().map(|s| s.to_string()).collect();
+        assert_eq!(hostlist(&names), "node[0-2,5]");
+        assert_eq!(hostlist(&["login".to_string()]), "login");
+    }
+}

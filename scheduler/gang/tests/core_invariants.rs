@@ -1,0 +1,258 @@
+//! The gang core under scripted and random event sequences.
+
+use std::collections::BTreeMap;
+
+use phalanx_gang::*;
+use proptest::prelude::*;
+
+fn node(i: usize) -> Node {
+    Node {
+        name: format!("n{i}"),
+        allocatable: Resources::new(8000, 32 << 30, 2),
+        max_pods: 110,
+        numa_zones: vec![
+            NumaZone {
+                id: 0,
+                cpu_millis: 4000,
+                memory_bytes: 16 << 30,
+                gpus: 1,
+            },
+            NumaZone {
+                id: 1,
+                cpu_millis: 4000,
+                memory_bytes: 16 << 30,
+                gpus: 1,
+            },
+        ],
+        numa_policy: NumaPolicy::SingleNumaNode,
+        zone: Some("z0".into()),
+        rack: Some(format!("r{}", i / 2)),
+        ready: true,
+        ..Default::default()
+    }
+}
+
+fn group(name: &str, min: u32, t: i64) -> PodGroup {
+    PodGroup {
+        key: GroupKey::new("ns", name),
+        min_member: min,
+        schedule_timeout: Some(Millis::from_secs(30)),
+        priority: 0,
+        created: Timestamp::from_secs(t),
+        expected_duration: Some(Millis::from_secs(100)),
+    }
+}
+
+fn pod(g: &str, i: u32, cpu: u64, gpus: u64, t: i64) -> Pod {
+    Pod {
+        uid: PodUid(format!("{g}-{i}")),
+        namespace: "ns".into(),
+        name: format!("{g}-{i}"),
+        requests: Resources::new(cpu, 1 << 30, gpus),
+        group: Some(GroupKey::new("ns", g)),
+        priority: 0,
+        scheduler_name: "phalanx".into(),
+        node_name: None,
+        phase: PodPhase::Pending,
+        node_selector: BTreeMap::new(),
+        required_affinity: Vec::new(),
+        tolerations: Vec::new(),
+        created: Timestamp::from_secs(t),
+        expected_duration: None,
+    }
+}
+
+fn core_with_nodes(n: usize) -> GangScheduler {
+    let mut core = GangScheduler::new(GangConfig::default());
+    for i in 0..n {
+        core.apply(Event::NodeUpsert(node(i)));
+    }
+    core
+}
+
+#[test]
+fn waits_for_min_member_then_binds_whole_group() {
+    let mut core = core_with_nodes(4);
+    core.apply(Event::GroupUpsert(group("g", 4, 0)));
+    for i in 0..3 {
+        core.apply(Event::PodUpsert(pod("g", i, 1000, 0, 0)));
+    }
+    let d = core.schedule(Timestamp::from_secs(1));
+    assert!(d.binds.is_empty());
+    let change = d
+        .group_changes
+        .iter()
+        .find(|c| c.group.name == "g")
+        .unwrap();
+    assert_eq!(change.message, "3 of 4 pods exist, waiting for 1");
+    core.apply(Event::PodUpsert(pod("g", 3, 1000, 0, 1)));
+    let d = core.schedule(Timestamp::from_secs(2));
+    assert_eq!(d.binds.len(), 1);
+    assert_eq!(d.binds[0].pods.len(), 4);
+}
+
+#[test]
+fn unsatisfiable_group_says_why() {
+    let mut core = core_with_nodes(2);
+    core.apply(Event::GroupUpsert(group("big", 1, 0)));
+    core.apply(Event::PodUpsert(pod("big", 0, 1000, 4, 0)));
+    let d = core.schedule(Timestamp::from_secs(1));
+    assert!(d.binds.is_empty());
+    let c = core.group(&GroupKey::new("ns", "big")).unwrap();
+    assert_eq!(c.wait, Some(WaitReason::Unsatisfiable));
+    assert_eq!(
+        c.message,
+        "unsatisfiable: each pod needs 4 GPUs, the largest node has 2"
+    );
+}
+
+#[test]
+fn busy_head_is_reserved_and_backfill_respects_it() {
+    let mut core = GangScheduler::new(GangConfig::default());
+    for i in 0..2 {
+        core.apply(Event::NodeUpsert(Node {
+            numa_policy: NumaPolicy::None,
+            ..node(i)
+        }));
+    }
+    // a: takes all of n0 and n1 but 1 core each, runs 100 s.
+    core.apply(Event::GroupUpsert(group("a", 2, 0)));
+    for i in 0..2 {
+        core.apply(Event::PodUpsert(pod("a", i, 7000, 0, 0)));
+    }
+    let d = core.schedule(Timestamp::from_secs(0));
+    assert_eq!(d.binds.len(), 1);
+    // b: needs both nodes whole: reserved behind a.
+    core.apply(Event::GroupUpsert(group("b", 2, 1)));
+    for i in 0..2 {
+        core.apply(Event::PodUpsert(pod("b", i, 8000, 0, 1)));
+    }
+    // c: a small long job that would delay b: must not start.
+    let mut c = group("c", 1, 2);
+    c.expected_duration = Some(Millis::from_secs(1000));
+    core.apply(Event::GroupUpsert(c));
+    core.apply(Event::PodUpsert(pod("c", 0, 1000, 0, 2)));
+    let d = core.schedule(Timestamp::from_secs(3));
+    assert!(d.binds.is_empty(), "{:?}", d.binds);
+    let b = core.group(&GroupKey::new("ns", "b")).unwrap();
+    assert!(
+        b.message.starts_with("reserved: starts when job ns/a ends"),
+        "{}",
+        b.message
+    );
+    assert!(matches!(core.reservation(), Some((k, _)) if k.name == "b"));
+}
+
+#[derive(Debug, Clone)]
+enum Op {
+    NewGroup { size: u32, cpu: u64, gpus: u64 },
+    Schedule,
+    BindAll { fail_one: bool },
+    Finish(usize),
+    DeleteFirstPod(usize),
+}
+
+fn op() -> impl Strategy<Value = Op> {
+    prop_oneof![
+        (
+            1u32..5,
+            prop::sample::select(vec![500u64, 1000, 2000, 4000]),
+            0u64..2
+        )
+            .prop_map(|(size, cpu, gpus)| Op::NewGroup { size, cpu, gpus }),
+        Just(Op::Schedule),
+        any::<bool>().prop_map(|fail_one| Op::BindAll { fail_one }),
+        (0usize..8).prop_map(Op::Finish),
+        (0usize..8).prop_map(Op::DeleteFirstPod),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+    #[test]
+    fn invariants_hold_under_random_events(ops in prop::collection::vec(op(), 1..40)) {
+        let mut core = core_with_nodes(4);
+        let initial = core.graph().free_totals();
+        let mut groups: Vec<(String, Vec<Pod>)> = Vec::new();
+        let mut pending: Vec<PodBinding> = Vec::new();
+        let mut t = 0i64;
+        for op in ops {
+            t += 1;
+            match op {
+                Op::NewGroup { size, cpu, gpus } => {
+                    let name = format!("g{}", groups.len());
+                    core.apply(Event::GroupUpsert(group(&name, size, t)));
+                    let pods: Vec<Pod> = (0..size).map(|i| pod(&name, i, cpu, gpus, t)).collect();
+                    for p in &pods {
+                        core.apply(Event::PodUpsert(p.clone()));
+                    }
+                    groups.push((name, pods));
+                }
+                Op::Schedule => {
+                    let d = core.schedule(Timestamp::from_secs(t));
+                    for plan in &d.binds {
+                        // Whole or nothing: a first plan carries every live member.
+                        let (_, pods) = groups.iter().find(|(n, _)| *n == plan.group.name).unwrap();
+                        let placed = pods.iter().filter(|p| core.pod_node(&p.uid).is_some()).count();
+                        prop_assert!(placed >= plan.pods.len());
+                    }
+                    pending.extend(d.binds.into_iter().flat_map(|p| p.pods));
+                }
+                Op::BindAll { fail_one } => {
+                    for (i, b) in pending.drain(..).enumerate() {
+                        let outcome = if fail_one && i == 0 {
+                            BindOutcome::Failed { message: "conflict".into() }
+                        } else {
+                            BindOutcome::Bound
+                        };
+                        core.apply(Event::BindResult { pod: b.pod, node: b.node, outcome });
+                    }
+                }
+                Op::Finish(i) => {
+                    if let Some((_, pods)) = groups.get(i) {
+                        for p in pods {
+                            let mut done = p.clone();
+                            done.phase = PodPhase::Succeeded;
+                            done.node_name = core.pod_node(&p.uid).map(str::to_owned);
+                            core.apply(Event::PodUpsert(done));
+                        }
+                    }
+                }
+                Op::DeleteFirstPod(i) => {
+                    if let Some((_, pods)) = groups.get(i) && let Some(p) = pods.first() {
+                        core.apply(Event::PodDelete(p.uid.clone()));
+                    }
+                }
+            }
+            // No node is ever over-committed on any resource.
+            for id in core.graph().node_ids() {
+                let (cpu, mem, gpus, pods) = core.graph().node_free(id).unwrap();
+                prop_assert!(cpu >= 0 && mem >= 0 && gpus >= 0 && pods >= 0);
+                for (c, g) in core.graph().node_free_numa(id).unwrap() {
+                    prop_assert!(c >= 0 && g >= 0);
+                }
+            }
+            // A group is placed whole or not at all (while all its pods live).
+            for (name, pods) in &groups {
+                let live: Vec<&Pod> = pods.iter().filter(|p| core.pod_node(&p.uid).is_some() || core.group(&GroupKey::new("ns", name.as_str())).is_some_and(|g| g.phase == GroupPhase::Pending)).collect();
+                let placed = pods.iter().filter(|p| core.pod_node(&p.uid).is_some()).count();
+                if live.len() == pods.len() {
+                    prop_assert!(placed == 0 || placed == pods.len(), "group {name}: {placed} of {} placed", pods.len());
+                }
+            }
+        }
+        // Releases restore capacity exactly: end every pod, let vacant slots time out.
+        for (_, pods) in &groups {
+            for p in pods {
+                let mut done = p.clone();
+                done.phase = PodPhase::Succeeded;
+                done.node_name = core.pod_node(&p.uid).map(str::to_owned);
+                core.apply(Event::PodUpsert(done));
+                core.apply(Event::PodDelete(p.uid.clone()));
+            }
+        }
+        core.schedule(Timestamp::from_secs(t + 1));
+        core.schedule(Timestamp::from_secs(t + 10_000));
+        prop_assert_eq!(core.graph().free_totals(), initial);
+    }
+}

@@ -1,0 +1,542 @@
+//! The scheduler's cache of the cluster and the rules that turn it into gang
+//! core inputs: which pods are ours, which group each belongs to, which pods
+//! must wait for their PodGroup or owner to be seen.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::core::v1::ObjectReference;
+use kube::Resource;
+use phalanx_gang as gang;
+
+use crate::convert::{self, FLUENCE_GROUP_SIZE_LABEL, FieldError};
+use crate::crd::{NodeResourceTopology, PodGroup};
+
+/// Label or annotation on a Job or StatefulSet that makes its pods one gang.
+pub const GANG_OWNER_MARKER: &str = "phalanx.dev/gang";
+
+/// Something worth a Kubernetes Event and a log line that the core does not produce.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Notice {
+    /// The object the notice is about.
+    pub regarding: ObjectReference,
+    /// CamelCase reason.
+    pub reason: String,
+    /// Human message.
+    pub message: String,
+}
+
+type NsName = (String, String);
+
+fn ns_name<K: Resource>(o: &K) -> NsName {
+    (o.meta().namespace.clone().unwrap_or_default(), o.meta().name.clone().unwrap_or_default())
+}
+
+/// How one pod is handed to the core.
+#[derive(Debug, Clone, PartialEq)]
+enum Class {
+    /// Given to the core, with its group (None: a group of one) and a group the
+    /// adapter derived for it (Fluence label, gang owner), if any.
+    Send(Option<gang::GroupKey>, Option<gang::PodGroup>),
+    /// One of our unbound pods that waits for an object it needs (reason).
+    Park(String),
+}
+
+/// The cache and the conversion state.
+#[derive(Debug, Default)]
+pub struct Cluster {
+    scheduler_names: Vec<String>,
+    namespaces: Vec<String>,
+    rack_label: String,
+    nodes: BTreeMap<String, core::Node>,
+    nrts: BTreeMap<String, NodeResourceTopology>,
+    pods: HashMap<String, core::Pod>,
+    podgroups: BTreeMap<NsName, Result<gang::PodGroup, FieldError>>,
+    jobs: BTreeMap<NsName, Job>,
+    statefulsets: BTreeMap<NsName, StatefulSet>,
+    derived: BTreeMap<gang::GroupKey, gang::PodGroup>,
+    sent: HashSet<String>,
+    parked: BTreeMap<String, String>,
+    reported: HashSet<String>,
+}
+
+impl Cluster {
+    /// An empty cache for these scheduler names and namespaces (empty: all).
+    pub fn new(scheduler_names: Vec<String>, namespaces: Vec<String>, rack_label: String) -> Self {
+        Self { scheduler_names, namespaces, rack_label, ..Default::default() }
+    }
+
+    /// The core's name for our pods.
+    pub fn core_scheduler_name(&self) -> &str {
+        self.scheduler_names.first().map(String::as_str).unwrap_or("phalanx")
+    }
+
+    /// Number of nodes known.
+    pub fn node_count(&self) -> usize {
+        self.nodes.len()
+    }
+
+    /// Our pods that wait for a PodGroup or owner.
+    pub fn parked_count(&self) -> usize {
+        self.parked.len()
+    }
+
+    /// Our pods not bound yet.
+    pub fn pending_pod_count(&self) -> usize {
+        self.pods
+            .values()
+            .filter(|p| self.is_ours(p) && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none())
+            .count()
+    }
+
+    /// A cached pod by UID.
+    pub fn pod(&self, uid: &str) -> Option<&core::Pod> {
+        self.pods.get(uid)
+    }
+
+    /// Whether a group is backed by a valid PodGroup object (its status is ours to write).
+    pub fn has_podgroup(&self, key: &gang::GroupKey) -> bool {
+        matches!(self.podgroups.get(&(key.namespace.clone(), key.name.clone())), Some(Ok(_)))
+    }
+
+    fn is_ours(&self, p: &core::Pod) -> bool {
+        let name = p.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()).unwrap_or("default-scheduler");
+        let ns = p.metadata.namespace.as_deref().unwrap_or("");
+        self.scheduler_names.iter().any(|n| n == name) && (self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns))
+    }
+
+    fn note_once(&mut self, notes: &mut Vec<Notice>, regarding: ObjectReference, reason: &str, message: String) {
+        let key = format!("{}/{}/{}/{reason}/{message}", regarding.kind.as_deref().unwrap_or(""), regarding.namespace.as_deref().unwrap_or(""), regarding.name.as_deref().unwrap_or(""));
+        if self.reported.insert(key) {
+            notes.push(Notice { regarding, reason: reason.into(), message });
+        }
+    }
+
+    // ---- nodes ----
+
+    fn node_event(&mut self, name: &str, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        let Some(n) = self.nodes.get(name) else { return };
+        let (node, problems) = convert::node(n, &self.rack_label, self.nrts.get(name));
+        let reference = n.object_ref(&());
+        for p in problems {
+            self.note_once(notes, reference.clone(), "InvalidNodeField", p.to_string());
+        }
+        out.push(gang::Event::NodeUpsert(node));
+    }
+
+    /// A node was added or changed.
+    pub fn apply_node(&mut self, n: core::Node, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        let name = n.metadata.name.clone().unwrap_or_default();
+        self.nodes.insert(name.clone(), n);
+        self.node_event(&name, out, notes);
+    }
+
+    /// A node is gone.
+    pub fn delete_node(&mut self, name: &str, out: &mut Vec<gang::Event>) {
+        if self.nodes.remove(name).is_some() {
+            out.push(gang::Event::NodeDelete(name.to_string()));
+        }
+    }
+
+    /// Node names known (for re-list reconciliation).
+    pub fn node_names(&self) -> Vec<String> {
+        self.nodes.keys().cloned().collect()
+    }
+
+    /// A NodeResourceTopology was added or changed; its node is re-sent.
+    pub fn apply_nrt(&mut self, t: NodeResourceTopology, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        let name = t.metadata.name.clone().unwrap_or_default();
+        self.nrts.insert(name.clone(), t);
+        self.node_event(&name, out, notes);
+    }
+
+    /// A NodeResourceTopology is gone.
+    pub fn delete_nrt(&mut self, name: &str, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        if self.nrts.remove(name).is_some() {
+            self.node_event(name, out, notes);
+        }
+    }
+
+    /// NodeResourceTopology names known.
+    pub fn nrt_names(&self) -> Vec<String> {
+        self.nrts.keys().cloned().collect()
+    }
+
+    // ---- pods ----
+
+    fn owner_group(&self, p: &core::Pod) -> Option<Result<(gang::GroupKey, gang::PodGroup), String>> {
+        let owner = p.metadata.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true))?;
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        let key = (ns.clone(), owner.name.clone());
+        let marked = |meta: &kube::api::ObjectMeta| {
+            let is_true = |m: Option<&BTreeMap<String, String>>| m.and_then(|m| m.get(GANG_OWNER_MARKER)).is_some_and(|v| v == "true");
+            is_true(meta.labels.as_ref()) || is_true(meta.annotations.as_ref())
+        };
+        let (kind, meta, size) = match (owner.api_version.as_str(), owner.kind.as_str()) {
+            ("batch/v1", "Job") => {
+                let Some(job) = self.jobs.get(&key) else {
+                    return Some(Err(format!("waiting for its owner Job {ns}/{}", owner.name)));
+                };
+                let spec = job.spec.as_ref();
+                let parallelism = spec.and_then(|s| s.parallelism).unwrap_or(1);
+                let size = match spec.and_then(|s| s.completions) {
+                    Some(c) => parallelism.min(c),
+                    None => parallelism,
+                };
+                ("job", &job.metadata, size)
+            }
+            ("apps/v1", "StatefulSet") => {
+                let Some(sts) = self.statefulsets.get(&key) else {
+                    return Some(Err(format!("waiting for its owner StatefulSet {ns}/{}", owner.name)));
+                };
+                ("statefulset", &sts.metadata, sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
+            }
+            _ => return None,
+        };
+        if !marked(meta) {
+            return None;
+        }
+        let gkey = gang::GroupKey::new(ns, format!("{kind}-{}", owner.name));
+        Some(Ok((
+            gkey.clone(),
+            gang::PodGroup {
+                key: gkey,
+                min_member: size.max(1) as u32,
+                schedule_timeout: None,
+                priority: 0,
+                created: convert::time_millis(meta.creation_timestamp.as_ref()),
+                expected_duration: None,
+            },
+        )))
+    }
+
+    fn classify(&self, p: &core::Pod) -> Class {
+        let ns = p.metadata.namespace.clone().unwrap_or_default();
+        let bound = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
+        let park = |why: String| if bound { Class::Send(None, None) } else { Class::Park(why) };
+        let labels = p.metadata.labels.as_ref();
+        if let Some(name) = labels.and_then(|l| l.get(gang::POD_GROUP_LABEL)).filter(|n| !n.is_empty()) {
+            let key = gang::GroupKey::new(ns.clone(), name.clone());
+            return match self.podgroups.get(&(ns.clone(), name.clone())) {
+                Some(Ok(_)) => Class::Send(Some(key), None),
+                Some(Err(e)) => park(format!("its PodGroup {key} is invalid: {e}")),
+                None => match labels.and_then(|l| l.get(FLUENCE_GROUP_SIZE_LABEL)) {
+                    Some(size) => match size.trim().parse::<u32>() {
+                        Ok(n) if n >= 1 => {
+                            let g = gang::PodGroup {
+                                key: key.clone(),
+                                min_member: n,
+                                schedule_timeout: None,
+                                priority: 0,
+                                created: convert::time_millis(p.metadata.creation_timestamp.as_ref()),
+                                expected_duration: None,
+                            };
+                            Class::Send(Some(key), Some(g))
+                        }
+                        _ => park(format!("label {FLUENCE_GROUP_SIZE_LABEL}={size:?} is not a positive integer")),
+                    },
+                    None => park(format!("waiting for PodGroup {key}")),
+                },
+            };
+        }
+        match self.owner_group(p) {
+            Some(Ok((key, g))) => Class::Send(Some(key), Some(g)),
+            Some(Err(why)) => park(why),
+            None => Class::Send(None, None),
+        }
+    }
+
+    fn send_pod(&mut self, uid: &str, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        let Some(p) = self.pods.get(uid) else { return };
+        let ours = self.is_ours(p);
+        let class = if ours { self.classify(p) } else { Class::Send(None, None) };
+        let reference = p.object_ref(&());
+        match class {
+            Class::Park(why) => {
+                let was_sent = self.sent.remove(uid);
+                if was_sent {
+                    out.push(gang::Event::PodDelete(gang::PodUid(uid.to_string())));
+                }
+                self.parked.insert(uid.to_string(), why.clone());
+                self.note_once(notes, reference, "FailedScheduling", format!("not scheduled yet: {why}"));
+            }
+            Class::Send(group, derived) => {
+                self.parked.remove(uid);
+                if let Some(g) = derived
+                    && self.derived.get(&g.key) != Some(&g)
+                {
+                    self.derived.insert(g.key.clone(), g.clone());
+                    out.push(gang::Event::GroupUpsert(g));
+                }
+                let (mut pod, problems) = convert::pod(p, group);
+                for prob in problems {
+                    self.note_once(notes, reference.clone(), "InvalidPodField", prob.to_string());
+                }
+                pod.scheduler_name = if ours {
+                    self.core_scheduler_name().to_string()
+                } else {
+                    // Not ours even if the name matches (another namespace): capacity only.
+                    format!("other:{}", pod.scheduler_name)
+                };
+                self.sent.insert(uid.to_string());
+                out.push(gang::Event::PodUpsert(pod));
+            }
+        }
+    }
+
+    /// A pod was added or changed.
+    pub fn apply_pod(&mut self, p: core::Pod, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        let Some(uid) = p.metadata.uid.clone() else { return };
+        self.pods.insert(uid.clone(), p);
+        self.send_pod(&uid, out, notes);
+    }
+
+    /// A pod is gone.
+    pub fn delete_pod(&mut self, uid: &str, out: &mut Vec<gang::Event>) {
+        self.pods.remove(uid);
+        self.parked.remove(uid);
+        if self.sent.remove(uid) {
+            out.push(gang::Event::PodDelete(gang::PodUid(uid.to_string())));
+        }
+    }
+
+    /// Pod UIDs known.
+    pub fn pod_uids(&self) -> Vec<String> {
+        self.pods.keys().cloned().collect()
+    }
+
+    fn retry_parked(&mut self, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        let parked: Vec<String> = self.parked.keys().cloned().collect();
+        for uid in parked {
+            self.send_pod(&uid, out, notes);
+        }
+    }
+
+    // ---- groups and owners ----
+
+    /// A PodGroup was added or changed; a malformed one becomes a notice.
+    pub fn apply_podgroup(&mut self, obj: kube::api::DynamicObject, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        let key = (obj.metadata.namespace.clone().unwrap_or_default(), obj.metadata.name.clone().unwrap_or_default());
+        let reference = ObjectReference {
+            api_version: Some("scheduling.x-k8s.io/v1alpha1".into()),
+            kind: Some("PodGroup".into()),
+            namespace: Some(key.0.clone()),
+            name: Some(key.1.clone()),
+            uid: obj.metadata.uid.clone(),
+            ..Default::default()
+        };
+        let parsed = serde_json::to_value(&obj)
+            .map_err(|e| FieldError { field: "(object)".into(), message: e.to_string() })
+            .and_then(|v| {
+                serde_path_to_error::deserialize::<_, PodGroup>(v).map_err(|e| FieldError { field: e.path().to_string(), message: e.inner().to_string() })
+            })
+            .and_then(|pg| convert::pod_group(&pg));
+        let gkey = gang::GroupKey::new(key.0.clone(), key.1.clone());
+        match &parsed {
+            Ok(g) => {
+                self.derived.remove(&gkey);
+                out.push(gang::Event::GroupUpsert(g.clone()));
+            }
+            Err(e) => {
+                self.note_once(notes, reference, "InvalidPodGroup", format!("PodGroup {gkey} ignored: {e}"));
+                if matches!(self.podgroups.get(&key), Some(Ok(_))) {
+                    out.push(gang::Event::GroupDelete(gkey.clone()));
+                }
+            }
+        }
+        let was_valid = matches!(self.podgroups.get(&key), Some(Ok(_)));
+        let now_valid = parsed.is_ok();
+        self.podgroups.insert(key, parsed);
+        if was_valid != now_valid {
+            self.resend_group_members(&gkey, out, notes);
+        }
+        self.retry_parked(out, notes);
+    }
+
+    fn resend_group_members(&mut self, key: &gang::GroupKey, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        let members: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(_, p)| {
+                p.metadata.namespace.as_deref() == Some(key.namespace.as_str())
+                    && p.metadata.labels.as_ref().and_then(|l| l.get(gang::POD_GROUP_LABEL)) == Some(&key.name)
+            })
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in members {
+            self.send_pod(&uid, out, notes);
+        }
+    }
+
+    /// A PodGroup is gone; its pods wait for it again (or use their Fluence label).
+    pub fn delete_podgroup(&mut self, ns: &str, name: &str, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        let key = (ns.to_string(), name.to_string());
+        if let Some(was) = self.podgroups.remove(&key) {
+            let gkey = gang::GroupKey::new(ns, name);
+            if was.is_ok() {
+                out.push(gang::Event::GroupDelete(gkey.clone()));
+            }
+            self.resend_group_members(&gkey, out, notes);
+        }
+    }
+
+    /// PodGroup keys known.
+    pub fn podgroup_keys(&self) -> Vec<NsName> {
+        self.podgroups.keys().cloned().collect()
+    }
+
+    /// A Job was added or changed.
+    pub fn apply_job(&mut self, j: Job, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        self.jobs.insert(ns_name(&j), j);
+        self.retry_parked(out, notes);
+    }
+
+    /// A Job is gone.
+    pub fn delete_job(&mut self, ns: &str, name: &str) {
+        self.jobs.remove(&(ns.to_string(), name.to_string()));
+    }
+
+    /// Job keys known.
+    pub fn job_keys(&self) -> Vec<NsName> {
+        self.jobs.keys().cloned().collect()
+    }
+
+    /// A StatefulSet was added or changed.
+    pub fn apply_statefulset(&mut self, s: StatefulSet, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        self.statefulsets.insert(ns_name(&s), s);
+        self.retry_parked(out, notes);
+    }
+
+    /// A StatefulSet is gone.
+    pub fn delete_statefulset(&mut self, ns: &str, name: &str) {
+        self.statefulsets.remove(&(ns.to_string(), name.to_string()));
+    }
+
+    /// StatefulSet keys known.
+    pub fn statefulset_keys(&self) -> Vec<NsName> {
+        self.statefulsets.keys().cloned().collect()
+    }
+
+    /// Everything the cache knows as core events, for a fresh core: nodes, groups, then pods.
+    pub fn replay(&mut self, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        self.sent.clear();
+        self.derived.clear();
+        self.parked.clear();
+        let names: Vec<String> = self.nodes.keys().cloned().collect();
+        for n in names {
+            self.node_event(&n, out, notes);
+        }
+        for g in self.podgroups.values().flatten() {
+            out.push(gang::Event::GroupUpsert(g.clone()));
+        }
+        // Bound pods first, so allocations exist before any pending pod is considered.
+        let mut uids: Vec<(bool, String)> = self
+            .pods
+            .iter()
+            .map(|(uid, p)| (p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none(), uid.clone()))
+            .collect();
+        uids.sort();
+        for (_, uid) in uids {
+            self.send_pod(&uid, out, notes);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn from<T: serde::de::DeserializeOwned>(v: serde_json::Value) -> T {
+        serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    fn pod(name: &str, labels: serde_json::Value, owner: Option<(&str, &str, &str)>) -> core::Pod {
+        let owners = owner.map(|(api, kind, n)| json!([{"apiVersion": api, "kind": kind, "name": n, "uid": "o", "controller": true}]));
+        from(json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}"), "labels": labels, "ownerReferences": owners},
+            "spec": {"schedulerName": "phalanx", "containers": []},
+        }))
+    }
+
+    fn upserted_group(out: &[gang::Event]) -> Option<gang::PodGroup> {
+        out.iter().find_map(|e| match e {
+            gang::Event::GroupUpsert(g) => Some(g.clone()),
+            _ => None,
+        })
+    }
+
+    fn pod_group_of(out: &[gang::Event]) -> Option<Option<gang::GroupKey>> {
+        out.iter().find_map(|e| match e {
+            gang::Event::PodUpsert(p) => Some(p.group.clone()),
+            _ => None,
+        })
+    }
+
+    #[test]
+    fn label_waits_for_podgroup_unless_fluence_size() {
+        let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        c.apply_pod(pod("a", json!({"scheduling.x-k8s.io/pod-group": "g"}), None), &mut out, &mut notes);
+        assert!(out.is_empty());
+        assert_eq!(c.parked_count(), 1);
+        assert_eq!(notes[0].reason, "FailedScheduling");
+        c.apply_pod(pod("b", json!({"scheduling.x-k8s.io/pod-group": "f", "fluence.group-size": "4"}), None), &mut out, &mut notes);
+        assert_eq!(upserted_group(&out).map(|g| g.min_member), Some(4));
+        let pg: kube::api::DynamicObject = from(json!({
+            "apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
+            "metadata": {"name": "g", "namespace": "ns"}, "spec": {"minMember": 2},
+        }));
+        out.clear();
+        c.apply_podgroup(pg, &mut out, &mut notes);
+        assert_eq!(c.parked_count(), 0);
+        assert_eq!(pod_group_of(&out), Some(Some(gang::GroupKey::new("ns", "g"))));
+    }
+
+    #[test]
+    fn malformed_podgroup_is_a_notice_and_parks_members() {
+        let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        let pg: kube::api::DynamicObject = from(json!({
+            "apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
+            "metadata": {"name": "g", "namespace": "ns"}, "spec": {"minMember": "many"},
+        }));
+        c.apply_podgroup(pg, &mut out, &mut notes);
+        assert!(out.is_empty());
+        assert_eq!(notes[0].reason, "InvalidPodGroup");
+        assert!(notes[0].message.contains("spec.minMember"), "{}", notes[0].message);
+        c.apply_pod(pod("a", json!({"scheduling.x-k8s.io/pod-group": "g"}), None), &mut out, &mut notes);
+        assert_eq!(c.parked_count(), 1);
+    }
+
+    #[test]
+    fn gang_owner_forms_group_of_parallelism() {
+        let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        c.apply_pod(pod("j-0", json!({}), Some(("batch/v1", "Job", "j"))), &mut out, &mut notes);
+        assert_eq!(c.parked_count(), 1, "owner not seen yet");
+        let job: Job = from(json!({"metadata": {"name": "j", "namespace": "ns", "labels": {"phalanx.dev/gang": "true"}},
+                                   "spec": {"parallelism": 8, "completions": 8, "template": {}}}));
+        c.apply_job(job, &mut out, &mut notes);
+        assert_eq!(upserted_group(&out).map(|g| (g.key.name, g.min_member)), Some(("job-j".into(), 8)));
+        let plain: StatefulSet = from(json!({"metadata": {"name": "s", "namespace": "ns"}, "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "s"}}));
+        c.apply_statefulset(plain, &mut out, &mut notes);
+        out.clear();
+        c.apply_pod(pod("s-0", json!({}), Some(("apps/v1", "StatefulSet", "s"))), &mut out, &mut notes);
+        assert_eq!(pod_group_of(&out), Some(None), "an unmarked owner gives a group of one");
+    }
+
+    #[test]
+    fn other_schedulers_pods_are_capacity_only() {
+        let mut c = Cluster::new(vec!["phalanx".into()], vec!["mine".into()], "rack".into());
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        c.apply_pod(pod("x", json!({"scheduling.x-k8s.io/pod-group": "g"}), None), &mut out, &mut notes);
+        let name = out.iter().find_map(|e| match e {
+            gang::Event::PodUpsert(p) => Some(p.scheduler_name.clone()),
+            _ => None,
+        });
+        assert_eq!(name.as_deref(), Some("other:phalanx"), "namespace ns is not served");
+    }
+}

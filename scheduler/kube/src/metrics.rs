@@ -1,0 +1,75 @@
+//! Prometheus metrics of `phalanx run`, served as text on `/metrics`.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{Histogram, exponential_buckets};
+use prometheus_client::registry::Registry;
+
+/// Label of a scheduling attempt's result.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct ResultLabel {
+    /// `scheduled`, `waiting`, `unschedulable`, `error`.
+    pub result: String,
+}
+
+/// Every metric the scheduler exports.
+#[derive(Debug)]
+pub struct Metrics {
+    /// Group scheduling attempts by result.
+    pub attempts: Family<ResultLabel, Counter>,
+    /// Time from a change to the end of the scheduling pass, seconds.
+    pub scheduling_latency: Histogram,
+    /// Time spent inside the core's schedule() per pass, seconds.
+    pub match_latency: Histogram,
+    /// Pods of ours not yet bound.
+    pub pending_pods: Gauge,
+    /// Groups not yet scheduled.
+    pub pending_groups: Gauge,
+    /// Successful binds.
+    pub binds: Counter,
+    /// Failed binds by result (conflict, gone, error).
+    pub bind_failures: Family<ResultLabel, Counter>,
+    /// Nodes in the resource graph.
+    pub graph_nodes: Gauge,
+    /// 1 while this replica leads.
+    pub leader: Gauge,
+    /// Time from bind request to API answer, seconds.
+    pub bind_latency: Histogram,
+}
+
+impl Metrics {
+    /// Creates the metrics and registers them.
+    pub fn new(registry: &mut Registry) -> Self {
+        let m = Self {
+            attempts: Family::default(),
+            scheduling_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
+            match_latency: Histogram::new(exponential_buckets(0.00001, 2.0, 20)),
+            pending_pods: Gauge::default(),
+            pending_groups: Gauge::default(),
+            binds: Counter::default(),
+            bind_failures: Family::default(),
+            graph_nodes: Gauge::default(),
+            leader: Gauge::default(),
+            bind_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
+        };
+        let r = registry.sub_registry_with_prefix("phalanx");
+        r.register("schedule_attempts", "Group scheduling attempts by result", m.attempts.clone());
+        r.register("scheduling_latency_seconds", "From a cluster change to the end of the scheduling pass", m.scheduling_latency.clone());
+        r.register("match_latency_seconds", "Time in the gang core's scheduling pass", m.match_latency.clone());
+        r.register("pending_pods", "Our pods not yet bound", m.pending_pods.clone());
+        r.register("pending_groups", "Groups not yet scheduled", m.pending_groups.clone());
+        r.register("binds", "Successful pod bindings", m.binds.clone());
+        r.register("bind_failures", "Failed pod bindings by result", m.bind_failures.clone());
+        r.register("graph_nodes", "Kubernetes nodes in the resource graph", m.graph_nodes.clone());
+        r.register("leader", "1 while this replica holds the lease", m.leader.clone());
+        r.register("bind_latency_seconds", "Bind request round trip", m.bind_latency.clone());
+        m
+    }
+}
+
+/// Label helper.
+pub fn result(r: &str) -> ResultLabel {
+    ResultLabel { result: r.to_string() }
+}

@@ -1,0 +1,453 @@
+//! The scheduling loop: one task owns the gang core and the cluster cache,
+//! takes watch events, bind results and leadership changes from a channel,
+//! and runs a pass when something changed (after a short debounce) or when
+//! waiting groups are due for another look. Binds, Events and status writes
+//! go out on their own tasks so a slow API never blocks the loop.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::batch::v1::Job;
+use k8s_openapi::api::core::v1 as core;
+use kube::api::DynamicObject;
+use kube::runtime::watcher;
+use phalanx_gang as gang;
+use serde_json::json;
+use tokio::sync::{mpsc, watch};
+use tokio::time::Instant;
+
+use crate::args::Settings;
+use crate::binder::{Writer, pod_ref};
+use crate::cluster::{Cluster, Notice};
+use crate::crd::NodeResourceTopology;
+use crate::metrics::{Metrics, result};
+
+/// One input of the loop.
+#[derive(Debug)]
+pub enum Input {
+    /// A Node watch event.
+    Node(watcher::Event<core::Node>),
+    /// A Pod watch event.
+    Pod(watcher::Event<core::Pod>),
+    /// A PodGroup watch event (untyped, so one malformed object cannot break the watch).
+    PodGroup(watcher::Event<DynamicObject>),
+    /// A Job watch event.
+    Job(watcher::Event<Job>),
+    /// A StatefulSet watch event.
+    StatefulSet(watcher::Event<StatefulSet>),
+    /// A NodeResourceTopology watch event.
+    Nrt(watcher::Event<NodeResourceTopology>),
+    /// A bind finished.
+    BindDone {
+        /// Core generation the bind belongs to.
+        epoch: u64,
+        /// Pod.
+        pod: gang::PodUid,
+        /// Target node.
+        node: String,
+        /// Result.
+        outcome: gang::BindOutcome,
+    },
+    /// Leadership changed.
+    Leader(bool),
+}
+
+/// The kinds whose first full list must be in before anything is placed.
+pub const KINDS: [&str; 6] = ["nodes", "pods", "podgroups", "jobs", "statefulsets", "noderesourcetopologies"];
+
+/// State visible outside the loop (health, handle).
+#[derive(Debug, Default)]
+pub struct Status {
+    /// Every watched kind has been listed once.
+    pub ready: AtomicBool,
+    /// This replica leads.
+    pub leader: AtomicBool,
+    /// Cleared when stopping; write tasks check it.
+    pub alive: Arc<AtomicBool>,
+    /// Scheduling passes run.
+    pub passes: AtomicUsize,
+}
+
+/// The loop's state.
+pub struct Loop {
+    settings: Settings,
+    core: gang::GangScheduler,
+    cluster: Cluster,
+    epoch: u64,
+    leader: bool,
+    synced: HashSet<&'static str>,
+    relisting: HashMap<&'static str, HashSet<String>>,
+    tx: mpsc::Sender<Input>,
+    writer: Writer,
+    metrics: Arc<Metrics>,
+    status: Arc<Status>,
+    started_unix_ms: i64,
+    started: Instant,
+    dirty_since: Option<Instant>,
+    retry_at: Option<Instant>,
+    last_pod_event: HashMap<String, (String, String)>,
+    group_start: HashMap<gang::GroupKey, String>,
+    last_group_status: HashMap<gang::GroupKey, serde_json::Value>,
+}
+
+impl std::fmt::Debug for Loop {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Loop").field("epoch", &self.epoch).field("leader", &self.leader).finish_non_exhaustive()
+    }
+}
+
+fn core_config(s: &Settings) -> gang::GangConfig {
+    // NOTE(kube): the gang core takes no matcher policy yet; `--policy` is recorded in Settings for when it does.
+    gang::GangConfig {
+        scheduler_name: s.scheduler_names.first().cloned().unwrap_or_else(|| "phalanx".into()),
+        default_schedule_timeout: gang::Millis(i64::try_from(s.default_schedule_timeout.as_millis()).unwrap_or(i64::MAX)),
+        ..Default::default()
+    }
+}
+
+fn key_of(meta: &kube::api::ObjectMeta) -> String {
+    format!("{}/{}", meta.namespace.as_deref().unwrap_or(""), meta.name.as_deref().unwrap_or(""))
+}
+
+impl Loop {
+    /// A loop that has seen nothing yet.
+    pub fn new(
+        settings: Settings,
+        tx: mpsc::Sender<Input>,
+        writer: Writer,
+        metrics: Arc<Metrics>,
+        status: Arc<Status>,
+        nrt_installed: bool,
+    ) -> Self {
+        let cluster = Cluster::new(settings.scheduler_names.clone(), settings.namespaces.clone(), settings.rack_label.clone());
+        let mut synced = HashSet::new();
+        if !nrt_installed {
+            synced.insert("noderesourcetopologies");
+        }
+        let started_unix_ms = jiff::Timestamp::now().as_millisecond();
+        Self {
+            core: gang::GangScheduler::new(core_config(&settings)),
+            settings,
+            cluster,
+            epoch: 0,
+            leader: false,
+            synced,
+            relisting: HashMap::new(),
+            tx,
+            writer,
+            metrics,
+            status,
+            started_unix_ms,
+            started: Instant::now(),
+            dirty_since: None,
+            retry_at: None,
+            last_pod_event: HashMap::new(),
+            group_start: HashMap::new(),
+            last_group_status: HashMap::new(),
+        }
+    }
+
+    fn now(&self) -> gang::Timestamp {
+        let elapsed = i64::try_from(self.started.elapsed().as_millis()).unwrap_or(i64::MAX);
+        gang::Timestamp::from_millis(self.started_unix_ms.saturating_add(elapsed))
+    }
+
+    fn ready(&self) -> bool {
+        KINDS.iter().all(|k| self.synced.contains(k))
+    }
+
+    /// Runs until `stop` flips.
+    pub async fn run(mut self, mut rx: mpsc::Receiver<Input>, mut stop: watch::Receiver<bool>) {
+        loop {
+            let can_schedule = self.leader && self.ready();
+            let due = if can_schedule {
+                let debounced = self.dirty_since.map(|t| t + self.settings.debounce);
+                match (debounced, self.retry_at) {
+                    (Some(a), Some(b)) => Some(a.min(b)),
+                    (a, b) => a.or(b),
+                }
+            } else {
+                None
+            };
+            tokio::select! {
+                biased;
+                _ = stop.changed() => return,
+                msg = rx.recv() => {
+                    let Some(msg) = msg else { return };
+                    self.handle(msg);
+                    // Take what is already queued before deciding anything: one pass per burst.
+                    for _ in 0..4096 {
+                        match rx.try_recv() {
+                            Ok(m) => self.handle(m),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => self.pass(),
+            }
+        }
+    }
+
+    fn mark_dirty(&mut self) {
+        if self.dirty_since.is_none() {
+            self.dirty_since = Some(Instant::now());
+        }
+    }
+
+    fn apply(&mut self, events: Vec<gang::Event>, notes: Vec<Notice>) {
+        if !events.is_empty() {
+            self.mark_dirty();
+        }
+        for e in events {
+            self.core.apply(e);
+        }
+        for n in notes {
+            tracing::warn!(object = ?n.regarding.name, kind = ?n.regarding.kind, reason = %n.reason, "{}", n.message);
+            let w = self.writer.clone();
+            tokio::spawn(async move { w.event(n.regarding, true, n.reason, n.message).await });
+        }
+    }
+
+    /// Watch event bookkeeping common to every kind: tracks re-lists so objects
+    /// missing from a fresh list are deleted. Returns the keys to delete, if a list just ended.
+    fn relist_step<K>(&mut self, kind: &'static str, ev: &watcher::Event<K>, key: impl Fn(&K) -> String, known: impl FnOnce(&Cluster) -> Vec<String>) -> Vec<String> {
+        match ev {
+            watcher::Event::Init => {
+                self.relisting.insert(kind, HashSet::new());
+                Vec::new()
+            }
+            watcher::Event::InitApply(o) => {
+                if let Some(seen) = self.relisting.get_mut(kind) {
+                    seen.insert(key(o));
+                }
+                Vec::new()
+            }
+            watcher::Event::InitDone => {
+                let first = self.synced.insert(kind);
+                if first {
+                    tracing::info!(kind, "initial list complete");
+                }
+                self.status.ready.store(self.ready(), Ordering::SeqCst);
+                self.mark_dirty();
+                let seen = self.relisting.remove(kind).unwrap_or_default();
+                known(&self.cluster).into_iter().filter(|k| !seen.contains(k)).collect()
+            }
+            _ => Vec::new(),
+        }
+    }
+
+    fn handle(&mut self, input: Input) {
+        let mut out = Vec::new();
+        let mut notes = Vec::new();
+        match input {
+            Input::Node(ev) => {
+                let gone = self.relist_step("nodes", &ev, |n: &core::Node| n.metadata.name.clone().unwrap_or_default(), |c| c.node_names());
+                for name in gone {
+                    self.cluster.delete_node(&name, &mut out);
+                }
+                match ev {
+                    watcher::Event::Apply(n) | watcher::Event::InitApply(n) => self.cluster.apply_node(n, &mut out, &mut notes),
+                    watcher::Event::Delete(n) => self.cluster.delete_node(n.metadata.name.as_deref().unwrap_or(""), &mut out),
+                    _ => {}
+                }
+                self.metrics.graph_nodes.set(self.cluster.node_count() as i64);
+            }
+            Input::Nrt(ev) => {
+                let gone = self.relist_step("noderesourcetopologies", &ev, |n: &NodeResourceTopology| n.metadata.name.clone().unwrap_or_default(), |c| c.nrt_names());
+                for name in gone {
+                    self.cluster.delete_nrt(&name, &mut out, &mut notes);
+                }
+                match ev {
+                    watcher::Event::Apply(n) | watcher::Event::InitApply(n) => self.cluster.apply_nrt(n, &mut out, &mut notes),
+                    watcher::Event::Delete(n) => self.cluster.delete_nrt(n.metadata.name.as_deref().unwrap_or(""), &mut out, &mut notes),
+                    _ => {}
+                }
+            }
+            Input::Pod(ev) => {
+                let gone = self.relist_step("pods", &ev, |p: &core::Pod| p.metadata.uid.clone().unwrap_or_default(), |c| c.pod_uids());
+                for uid in gone {
+                    self.cluster.delete_pod(&uid, &mut out);
+                }
+                match ev {
+                    watcher::Event::Apply(p) | watcher::Event::InitApply(p) => self.cluster.apply_pod(p, &mut out, &mut notes),
+                    watcher::Event::Delete(p) => {
+                        let uid = p.metadata.uid.clone().unwrap_or_default();
+                        self.last_pod_event.remove(&uid);
+                        self.cluster.delete_pod(&uid, &mut out)
+                    }
+                    _ => {}
+                }
+            }
+            Input::PodGroup(ev) => {
+                let gone = self.relist_step("podgroups", &ev, |o: &DynamicObject| key_of(&o.metadata), |c| {
+                    c.podgroup_keys().into_iter().map(|(ns, n)| format!("{ns}/{n}")).collect()
+                });
+                for k in gone {
+                    let (ns, name) = k.split_once('/').unwrap_or(("", &k));
+                    self.cluster.delete_podgroup(ns, name, &mut out, &mut notes);
+                }
+                match ev {
+                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => self.cluster.apply_podgroup(o, &mut out, &mut notes),
+                    watcher::Event::Delete(o) => {
+                        let ns = o.metadata.namespace.clone().unwrap_or_default();
+                        let name = o.metadata.name.clone().unwrap_or_default();
+                        self.cluster.delete_podgroup(&ns, &name, &mut out, &mut notes)
+                    }
+                    _ => {}
+                }
+            }
+            Input::Job(ev) => {
+                let gone = self.relist_step("jobs", &ev, |o: &Job| key_of(&o.metadata), |c| {
+                    c.job_keys().into_iter().map(|(ns, n)| format!("{ns}/{n}")).collect()
+                });
+                for k in gone {
+                    let (ns, name) = k.split_once('/').unwrap_or(("", &k));
+                    self.cluster.delete_job(ns, name);
+                }
+                match ev {
+                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => self.cluster.apply_job(o, &mut out, &mut notes),
+                    watcher::Event::Delete(o) => self.cluster.delete_job(o.metadata.namespace.as_deref().unwrap_or(""), o.metadata.name.as_deref().unwrap_or("")),
+                    _ => {}
+                }
+            }
+            Input::StatefulSet(ev) => {
+                let gone = self.relist_step("statefulsets", &ev, |o: &StatefulSet| key_of(&o.metadata), |c| {
+                    c.statefulset_keys().into_iter().map(|(ns, n)| format!("{ns}/{n}")).collect()
+                });
+                for k in gone {
+                    let (ns, name) = k.split_once('/').unwrap_or(("", &k));
+                    self.cluster.delete_statefulset(ns, name);
+                }
+                match ev {
+                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => self.cluster.apply_statefulset(o, &mut out, &mut notes),
+                    watcher::Event::Delete(o) => {
+                        self.cluster.delete_statefulset(o.metadata.namespace.as_deref().unwrap_or(""), o.metadata.name.as_deref().unwrap_or(""))
+                    }
+                    _ => {}
+                }
+            }
+            Input::BindDone { epoch, pod, node, outcome } => {
+                if epoch == self.epoch {
+                    if !matches!(outcome, gang::BindOutcome::Bound) {
+                        tracing::info!(pod = %pod, node = %node, ?outcome, "bind did not succeed");
+                    }
+                    out.push(gang::Event::BindResult { pod, node, outcome });
+                }
+            }
+            Input::Leader(leader) => self.set_leader(leader, &mut out, &mut notes),
+        }
+        self.apply(out, notes);
+    }
+
+    /// Any leadership change starts a fresh core from the cache: reservations and
+    /// in-flight binds of an earlier term are dropped, allocations are rebuilt from
+    /// bound pods before anything new is placed.
+    fn set_leader(&mut self, leader: bool, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+        if leader == self.leader && self.epoch > 0 {
+            return;
+        }
+        self.leader = leader;
+        self.epoch += 1;
+        self.status.leader.store(leader, Ordering::SeqCst);
+        self.metrics.leader.set(i64::from(leader));
+        self.core = gang::GangScheduler::new(core_config(&self.settings));
+        self.cluster.replay(out, notes);
+        self.last_pod_event.clear();
+        self.last_group_status.clear();
+        self.dirty_since = Some(Instant::now());
+        self.retry_at = None;
+        tracing::info!(leader, epoch = self.epoch, "core rebuilt from the cache");
+    }
+
+    fn pass(&mut self) {
+        let changed_at = self.dirty_since.take();
+        self.retry_at = None;
+        let now = self.now();
+        let t0 = Instant::now();
+        let decisions = self.core.schedule(now);
+        let match_secs = t0.elapsed().as_secs_f64();
+        self.metrics.match_latency.observe(match_secs);
+        if let Some(t) = changed_at {
+            self.metrics.scheduling_latency.observe(t.elapsed().as_secs_f64());
+        }
+        self.status.passes.fetch_add(1, Ordering::Relaxed);
+        for plan in decisions.binds {
+            tracing::debug!(group = %plan.group, pods = plan.pods.len(), "binding");
+            for b in plan.pods {
+                let w = self.writer.clone();
+                let tx = self.tx.clone();
+                let epoch = self.epoch;
+                tokio::spawn(async move {
+                    let outcome = w.bind(&b).await;
+                    let _ = tx.send(Input::BindDone { epoch, pod: b.pod, node: b.node, outcome }).await;
+                });
+            }
+        }
+        for ch in decisions.group_changes {
+            self.group_changed(ch);
+        }
+        for ev in decisions.pod_events {
+            let sig = (ev.reason.clone(), ev.message.clone());
+            // The core repeats a waiting pod's reason every pass; the API hears it once per change.
+            if self.last_pod_event.get(&ev.pod.0) == Some(&sig) {
+                continue;
+            }
+            self.last_pod_event.insert(ev.pod.0.clone(), sig);
+            let w = self.writer.clone();
+            let warning = ev.kind == gang::EventType::Warning;
+            let regarding = pod_ref(&ev.namespace, &ev.name, &ev.pod.0);
+            tokio::spawn(async move { w.event(regarding, warning, ev.reason, ev.message).await });
+        }
+        let groups = self.core.groups();
+        let waiting = groups
+            .iter()
+            .filter(|g| matches!(g.phase, gang::GroupPhase::Pending | gang::GroupPhase::Scheduling))
+            .count();
+        self.metrics.pending_groups.set(waiting as i64);
+        self.metrics.pending_pods.set(self.cluster.pending_pod_count() as i64);
+        // Waiting groups have timeouts and backoffs the core tracks in time, not events: look again later.
+        // NOTE(kube): replace with the core's next wake-up time if it grows one.
+        if waiting > 0 {
+            self.retry_at = Some(Instant::now() + self.settings.retry_interval);
+        }
+    }
+
+    fn group_changed(&mut self, ch: gang::GroupChange) {
+        let label = match ch.phase {
+            gang::GroupPhase::Scheduling | gang::GroupPhase::Scheduled | gang::GroupPhase::Running => "scheduled",
+            gang::GroupPhase::Pending => match ch.wait {
+                Some(gang::WaitReason::Unsatisfiable) => "unschedulable",
+                _ => "waiting",
+            },
+            gang::GroupPhase::Failed => "unschedulable",
+            gang::GroupPhase::Finished => "finished",
+        };
+        self.metrics.attempts.get_or_create(&result(label)).inc();
+        tracing::debug!(group = %ch.group, phase = %ch.phase, message = %ch.message, "group changed");
+        if !self.cluster.has_podgroup(&ch.group) {
+            return;
+        }
+        let start = self
+            .group_start
+            .entry(ch.group.clone())
+            .or_insert_with(|| jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default())
+            .clone();
+        let status = json!({
+            "phase": ch.phase.to_string(),
+            "message": ch.message,
+            "scheduled": ch.bound,
+            "running": ch.running,
+            "succeeded": ch.succeeded,
+            "failed": ch.failed,
+            "scheduleStartTime": start,
+        });
+        if self.last_group_status.get(&ch.group) == Some(&status) {
+            return;
+        }
+        self.last_group_status.insert(ch.group.clone(), status.clone());
+        let w = self.writer.clone();
+        tokio::spawn(async move { w.podgroup_status(&ch.group, status).await });
+    }
+}

@@ -1,0 +1,130 @@
+//! `find` expressions: `status=up and sched-now=allocated or jobid-span=2`.
+
+use fluxion_core::graph::{ResourceGraph, Status, VertexId};
+
+/// One predicate of a find expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Pred {
+    Status(Status),
+    /// `sched-now=allocated` (true) or `free` (false).
+    Allocated(bool),
+    /// `sched-future=reserved` (true) or `free` (false).
+    Reserved(bool),
+    JobAlloc(u64),
+    JobReserved(u64),
+    JobSpan(u64),
+    /// `agfilter=t`: selects vertices with aggregates.
+    AgFilter(bool),
+    /// `names=hostlist`
+    Names(Vec<String>),
+    /// `property=name`
+    Property(String),
+}
+
+/// A parsed expression: a disjunction of conjunctions.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Expr {
+    pub(crate) any_of: Vec<Vec<Pred>>,
+}
+
+fn parse_pred(tok: &str) -> Result<Pred, String> {
+    let (k, v) = tok.split_once('=').ok_or_else(|| format!("malformed predicate: {tok}"))?;
+    let num = |v: &str| v.parse::<u64>().map_err(|_| format!("invalid jobid: {v}"));
+    let truthy = |v: &str| matches!(v, "t" | "true" | "T" | "True");
+    Ok(match k {
+        "status" => match v {
+            "up" => Pred::Status(Status::Up),
+            "down" => Pred::Status(Status::Down),
+            _ => return Err(format!("invalid status: {v}")),
+        },
+        "sched-now" => match v {
+            "allocated" => Pred::Allocated(true),
+            "free" => Pred::Allocated(false),
+            _ => return Err(format!("invalid sched-now: {v}")),
+        },
+        "sched-future" => match v {
+            "reserved" => Pred::Reserved(true),
+            "free" => Pred::Reserved(false),
+            _ => return Err(format!("invalid sched-future: {v}")),
+        },
+        "jobid-alloc" => Pred::JobAlloc(num(v)?),
+        "jobid-reserved" => Pred::JobReserved(num(v)?),
+        "jobid-span" | "jobid-tag" => Pred::JobSpan(num(v)?),
+        "agfilter" => Pred::AgFilter(truthy(v)),
+        "names" => Pred::Names(v.split(',').map(str::to_string).collect()),
+        "property" => Pred::Property(v.to_string()),
+        _ => return Err(format!("unknown predicate: {k}")),
+    })
+}
+
+/// Parses `criteria` (tokens joined by `and` / `or`; `and` binds tighter).
+pub(crate) fn parse(criteria: &str) -> Result<Expr, String> {
+    let mut any_of = vec![Vec::new()];
+    let mut want_pred = true;
+    for tok in criteria.split_whitespace() {
+        let tok = tok.trim_matches(|c| c == '(' || c == ')');
+        if tok.is_empty() {
+            continue;
+        }
+        if want_pred {
+            let pred = parse_pred(tok)?;
+            if let Some(last) = any_of.last_mut() {
+                last.push(pred);
+            }
+            want_pred = false;
+        } else {
+            match tok {
+                "and" | "&&" => {}
+                "or" | "||" => any_of.push(Vec::new()),
+                _ => return Err(format!("expected and/or, got {tok}")),
+            }
+            want_pred = true;
+        }
+    }
+    if want_pred {
+        return Err("incomplete expression".into());
+    }
+    Ok(Expr { any_of })
+}
+
+impl Expr {
+    /// Whether vertex `v` satisfies the expression.
+    pub(crate) fn eval(&self, g: &ResourceGraph, v: VertexId) -> bool {
+        self.any_of.iter().any(|all| all.iter().all(|p| pred(g, v, p)))
+    }
+    /// Whether the expression asks for aggregate counts.
+    pub(crate) fn wants_agfilter(&self) -> bool {
+        self.any_of.iter().flatten().any(|p| *p == Pred::AgFilter(true))
+    }
+}
+
+fn pred(g: &ResourceGraph, v: VertexId, p: &Pred) -> bool {
+    let Some(x) = g.vertex(v) else { return false };
+    let spans = x.spans();
+    match p {
+        Pred::Status(s) => x.status == *s,
+        Pred::Allocated(a) => spans.iter().any(|s| s.exclusive && !s.reserved) == *a,
+        Pred::Reserved(r) => spans.iter().any(|s| s.exclusive && s.reserved) == *r,
+        Pred::JobAlloc(j) => spans.iter().any(|s| s.job == *j && s.exclusive && !s.reserved),
+        Pred::JobReserved(j) => spans.iter().any(|s| s.job == *j && s.exclusive && s.reserved),
+        Pred::JobSpan(j) => spans.iter().any(|s| s.job == *j),
+        Pred::AgFilter(want) => !*want || !g.children(v).is_empty(),
+        Pred::Names(ns) => ns.iter().any(|n| **n == *x.name),
+        Pred::Property(k) => x.property(k).is_some(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_and_or() {
+        let e = parse("status=up and sched-now=allocated or jobid-span=2").unwrap();
+        assert_eq!(e.any_of.len(), 2);
+        assert_eq!(e.any_of[0].len(), 2);
+        assert!(parse("status=sideways").is_err());
+        assert!(parse("status=up and").is_err());
+        assert!(parse("bogus").is_err());
+    }
+}

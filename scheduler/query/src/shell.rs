@@ -1,0 +1,723 @@
+//! The command shell: parses stdin lines and runs them against the matcher.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{BufRead, BufWriter, Write};
+use std::time::Instant;
+
+use anyhow::{Context as _, bail};
+use fluxion_core::graph::{PruneFilters, ResourceGraph, Status, VertexId};
+use fluxion_core::io::{attach_jgf, read_grug, read_jgf};
+use fluxion_core::jobspec::{Jobspec, Resource};
+use fluxion_core::matcher::{CancelError, Emit, MatchError, MatchOp, Matcher, Policy};
+use fluxion_core::writers::{Format, render};
+
+use crate::QueryArgs;
+use crate::find;
+
+/// What the shell remembers of a job (for `info` and `list`).
+struct JobMeta {
+    state: &'static str,
+    at: i64,
+    jobspec: String,
+    overhead: f64,
+}
+
+/// One `phalanx query` session.
+pub(crate) struct Session {
+    matcher: Matcher,
+    format: Format,
+    out: Box<dyn Write>,
+    elapse: bool,
+    prompt: bool,
+    next_job: u64,
+    jobs: BTreeMap<u64, JobMeta>,
+    perf_min: f64,
+    perf_max: f64,
+    perf_sum: f64,
+}
+
+fn load_graph(args: &QueryArgs) -> anyhow::Result<ResourceGraph> {
+    let Some(path) = &args.load_file else {
+        bail!("no graph file given (use -L FILE)");
+    };
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("can't read graph file {}", path.display()))?;
+    let g = match args.load_format.as_str() {
+        "grug" => read_grug(&text)?,
+        "jgf" => read_jgf(&text)?,
+        other => bail!("unsupported graph format '{other}' (supported: grug, jgf)"),
+    };
+    Ok(g)
+}
+
+impl Session {
+    /// Loads the graph and applies the options.
+    pub(crate) fn open(args: &QueryArgs) -> anyhow::Result<Session> {
+        let policy: Policy = args.match_policy.parse()?;
+        let format: Format = args.match_format.parse()?;
+        let filters: PruneFilters = args.prune_filters.parse()?;
+        if !args.match_subsystems.eq_ignore_ascii_case("CA") {
+            bail!("unsupported match subsystems '{}' (only CA)", args.match_subsystems);
+        }
+        let start = Instant::now();
+        let mut g = load_graph(args)?;
+        g.set_prune_filters(&filters)?;
+        let load = start.elapsed().as_secs_f64();
+        let out: Box<dyn Write> = match &args.test_output {
+            Some(p) => Box::new(BufWriter::new(
+                File::create(p).with_context(|| format!("can't create {}", p.display()))?,
+            )),
+            None => Box::new(std::io::stdout()),
+        };
+        if args.elapse_time {
+            println!("INFO: Graph Load Time: {load:.6}");
+        }
+        Ok(Session {
+            matcher: Matcher::new(g, policy),
+            format,
+            out,
+            elapse: args.elapse_time,
+            prompt: !args.disable_prompt,
+            next_job: 1,
+            jobs: BTreeMap::new(),
+            perf_min: f64::MAX,
+            perf_max: 0.0,
+            perf_sum: 0.0,
+        })
+    }
+
+    /// Runs commands until `quit` or end of input.
+    pub(crate) fn serve(&mut self, input: impl BufRead) -> anyhow::Result<()> {
+        let mut lines = input.lines();
+        loop {
+            if self.prompt {
+                print!("resource-query> ");
+                let _ = std::io::stdout().flush();
+            }
+            let Some(line) = lines.next() else { break };
+            let line = line.context("reading stdin")?;
+            let tokens: Vec<&str> = line.split_whitespace().collect();
+            if tokens.is_empty() {
+                continue;
+            }
+            let quit = self.command(&tokens);
+            self.out.flush().context("writing output")?;
+            if quit {
+                break;
+            }
+        }
+        self.out.flush().context("writing output")?;
+        Ok(())
+    }
+
+    /// Writes an error line to stderr after flushing the output file, so a
+    /// file that also receives stderr keeps the order resource-query has.
+    fn err(&mut self, msg: &str) {
+        let _ = self.out.flush();
+        eprintln!("{msg}");
+    }
+
+    fn command(&mut self, t: &[&str]) -> bool {
+        match t[0] {
+            "match" | "m" => self.cmd_match(t),
+            "multi-match" | "M" => self.cmd_multi_match(t),
+            "cancel" | "c" => self.cmd_cancel(t),
+            "partial-cancel" | "pc" => self.cmd_partial_cancel(t),
+            "find" | "f" => self.cmd_find(t),
+            "info" | "i" => self.cmd_info(t),
+            "list" | "l" => self.cmd_list(),
+            "stat" | "s" => self.cmd_stat(t),
+            "set-status" | "t" => self.cmd_set_status(t),
+            "get-status" | "e" => self.cmd_get_status(t),
+            "set-property" | "p" => self.cmd_set_property(t),
+            "get-property" | "g" => self.cmd_get_property(t),
+            "remove" => self.cmd_remove(t),
+            "attach" | "j" => self.cmd_attach(t),
+            "cat" | "a" => self.cmd_cat(t),
+            "help" | "h" => self.cmd_help(),
+            "quit" | "q" => return true,
+            _ => {}
+        }
+        false
+    }
+
+    fn parse_op(&mut self, sub: &str) -> Option<MatchOp> {
+        Some(match sub {
+            "allocate" => MatchOp::Allocate,
+            "allocate_orelse_reserve" => MatchOp::AllocateOrElseReserve,
+            "allocate_with_satisfiability" => MatchOp::AllocateWithSatisfiability,
+            "satisfiability" => MatchOp::Satisfiability,
+            _ => {
+                self.err(&format!("ERROR: unknown subcmd {sub}"));
+                return None;
+            }
+        })
+    }
+
+    fn cmd_match(&mut self, t: &[&str]) {
+        if t.len() != 3 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        if let Some(op) = self.parse_op(t[1]) {
+            self.run_match(op, t[2]);
+        }
+    }
+
+    fn cmd_multi_match(&mut self, t: &[&str]) {
+        if t.len() <= 3 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        if let Some(op) = self.parse_op(t[1]) {
+            for f in &t[2..] {
+                if !self.run_match(op, f) {
+                    break;
+                }
+            }
+        }
+    }
+
+    fn unknown_type(&self, r: &Resource) -> bool {
+        (!r.is_slot() && self.matcher.graph().type_id(&r.kind).is_none())
+            || r.with.iter().any(|c| self.unknown_type(c))
+    }
+
+    /// Runs one match and prints its result; returns whether it matched.
+    fn run_match(&mut self, op: MatchOp, file: &str) -> bool {
+        let job = self.next_job;
+        if op != MatchOp::Satisfiability {
+            self.next_job += 1;
+        }
+        let text = match std::fs::read_to_string(file) {
+            Ok(t) => t,
+            Err(_) => {
+                self.err(&format!("ERROR: can't open {file}"));
+                return false;
+            }
+        };
+        let start = Instant::now();
+        let spec = Jobspec::parse(&text).map_err(|e| e.to_string()).and_then(|s| {
+            if s.resources.iter().any(|r| self.unknown_type(r)) {
+                Err("Value of \"type\" must be a resource type known to fluxion".to_string())
+            } else {
+                Ok(s)
+            }
+        });
+        let spec = match spec {
+            Ok(s) => s,
+            Err(e) => {
+                self.err(&format!("match_allocate: ERROR: Jobspec error for {job}: {e}"));
+                let elapsed = start.elapsed().as_secs_f64();
+                self.print_failure(op, job, true, elapsed, 0, 0);
+                return false;
+            }
+        };
+        let result = self.matcher.match_jobspec(op, job, &spec, 0);
+        match result {
+            Ok(o) => {
+                let text = if op == MatchOp::Satisfiability {
+                    String::new()
+                } else {
+                    render(self.matcher.graph(), &o.emitted, self.format, o.at, o.duration, None)
+                };
+                let elapsed = start.elapsed().as_secs_f64();
+                let _ = self.out.write_all(text.as_bytes());
+                if op == MatchOp::Satisfiability {
+                    self.print_sat(true, elapsed, o.preorder_visits, o.postorder_visits);
+                } else {
+                    self.perf(elapsed);
+                    let mode = if o.reserved { "RESERVED" } else { "ALLOCATED" };
+                    let at = if o.at == 0 { "Now".to_string() } else { o.at.to_string() };
+                    let _ = writeln!(self.out, "INFO: =============================");
+                    let _ = writeln!(self.out, "INFO: JOBID={job}");
+                    let _ = writeln!(self.out, "INFO: RESOURCES={mode}");
+                    let _ = writeln!(self.out, "INFO: SCHEDULED AT={at}");
+                    if self.elapse {
+                        let _ = self.out.flush();
+                        println!("INFO: ELAPSE={elapsed:.9}");
+                        println!("INFO: PREORDER VISIT COUNT={}", o.preorder_visits);
+                        println!("INFO: POSTORDER VISIT COUNT={}", o.postorder_visits);
+                    }
+                    let _ = writeln!(self.out, "INFO: =============================");
+                    self.jobs.insert(
+                        job,
+                        JobMeta {
+                            state: if o.reserved { "RESERVED" } else { "ALLOCATED" },
+                            at: o.at,
+                            jobspec: file.to_string(),
+                            overhead: elapsed,
+                        },
+                    );
+                }
+                true
+            }
+            Err(e) => {
+                let elapsed = start.elapsed().as_secs_f64();
+                let sat = match e {
+                    MatchError::Unsatisfiable => op == MatchOp::Allocate,
+                    MatchError::Busy => true,
+                    MatchError::JobExists(_) | MatchError::Graph(_) | MatchError::InvalidJobspec(_) => {
+                        self.err(&format!("match_allocate: ERROR: {e}"));
+                        true
+                    }
+                };
+                self.print_failure(op, job, sat, elapsed, 0, 0);
+                false
+            }
+        }
+    }
+
+    fn perf(&mut self, elapsed: f64) {
+        self.perf_min = self.perf_min.min(elapsed);
+        self.perf_max = self.perf_max.max(elapsed);
+        self.perf_sum += elapsed;
+    }
+
+    fn print_sat(&mut self, sat: bool, elapsed: f64, pre: u64, post: u64) {
+        let s = if sat { "Satisfiable" } else { "Unsatisfiable" };
+        let _ = writeln!(self.out, "INFO: =============================");
+        let _ = writeln!(self.out, "INFO: {s} request");
+        let _ = writeln!(self.out, "INFO: =============================");
+        if self.elapse {
+            let _ = self.out.flush();
+            println!("INFO: ELAPSE={elapsed:.9}");
+            println!("INFO: PREORDER VISIT COUNT={pre}");
+            println!("INFO: POSTORDER VISIT COUNT={post}");
+        }
+    }
+
+    fn print_failure(&mut self, op: MatchOp, job: u64, sat: bool, elapsed: f64, pre: u64, post: u64) {
+        if op == MatchOp::Satisfiability {
+            self.print_sat(false, elapsed, pre, post);
+            return;
+        }
+        let _ = writeln!(self.out, "INFO: =============================");
+        let _ = writeln!(self.out, "INFO: No matching resources found");
+        if !sat {
+            let _ = writeln!(self.out, "INFO: Unsatisfiable request");
+        }
+        let _ = writeln!(self.out, "INFO: JOBID={job}");
+        if self.elapse {
+            let _ = writeln!(self.out, "INFO: ELAPSE={elapsed:.9}");
+            let _ = self.out.flush();
+            println!("INFO: PREORDER VISIT COUNT={pre}");
+            println!("INFO: POSTORDER VISIT COUNT={post}");
+        }
+        let _ = writeln!(self.out, "INFO: =============================");
+    }
+
+    fn cmd_cancel(&mut self, t: &[&str]) {
+        if t.len() < 2 || t.len() > 3 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        let job = parse_id(t[1]);
+        match self.matcher.cancel(job) {
+            Ok(_) => {
+                if let Some(m) = self.jobs.get_mut(&job) {
+                    m.state = "CANCELED";
+                }
+            }
+            Err(CancelError::NoSuchJob(_)) => self.err(&format!("cancel: ERROR: nonexistent job {job}")),
+            Err(_) => self.err(&format!("ERROR: error encountered while removing job {job}")),
+        }
+        if t.get(2) == Some(&"stats") {
+            let _ = writeln!(self.out, "INFO: =============================");
+            let _ = writeln!(self.out, "INFO: CANCEL PREORDER COUNT=\"0\"");
+            let _ = writeln!(self.out, "INFO: CANCEL POSTORDER COUNT=\"0\"");
+            let _ = writeln!(self.out, "INFO: =============================");
+        }
+    }
+
+    fn cmd_partial_cancel(&mut self, t: &[&str]) {
+        if t.len() < 4 || t.len() > 5 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        let job = parse_id(t[1]);
+        let reader = t[2];
+        if reader != "jgf" && reader != "rv1exec" {
+            self.err(&format!("ERROR: unsupported reader {reader}"));
+            return;
+        }
+        let Ok(text) = std::fs::read_to_string(t[3]) else {
+            self.err(&format!("ERROR: can't open {}", t[3]));
+            return;
+        };
+        match self.matcher.info(job) {
+            None => {
+                self.err(&format!("ERROR: nonexistent job {job}"));
+                return;
+            }
+            Some(i) if i.reserved => {
+                self.err("ERROR: reservations not currently supported by partial cancel");
+                return;
+            }
+            Some(_) => {}
+        }
+        let roots = match reader {
+            "rv1exec" => rv1exec_nodes(self.matcher.graph(), &text),
+            _ => jgf_nodes(self.matcher.graph(), &text),
+        };
+        let ok = match roots {
+            Ok(roots) => match self.matcher.partial_cancel(job, &roots) {
+                Ok(gone) => {
+                    if gone && let Some(m) = self.jobs.get_mut(&job) {
+                        m.state = "CANCELED";
+                    }
+                    true
+                }
+                Err(_) => false,
+            },
+            Err(_) => false,
+        };
+        if !ok {
+            self.err(&format!("ERROR: error encountered while removing job {job}"));
+        }
+        if t.get(4) == Some(&"stats") {
+            let _ = writeln!(self.out, "INFO: =============================");
+            let _ = writeln!(self.out, "INFO: PARTIAL CANCEL PREORDER COUNT=\"0\"");
+            let _ = writeln!(self.out, "INFO: PARTIAL CANCEL POSTORDER COUNT=\"0\"");
+            let _ = writeln!(self.out, "INFO: =============================");
+        }
+    }
+
+    fn cmd_find(&mut self, t: &[&str]) {
+        if t.len() < 2 {
+            self.err("ERROR: malformed command: ");
+            return;
+        }
+        let criteria = t[1..].join(" ");
+        let expr = match find::parse(&criteria) {
+            Ok(e) => e,
+            Err(e) => {
+                self.err(&format!("ERROR: {e}"));
+                return;
+            }
+        };
+        let g = self.matcher.graph();
+        let mut emitted = Vec::new();
+        if let Some(root) = g.root() {
+            collect_find(g, root, &expr, &mut emitted);
+        }
+        let agf = expr.wants_agfilter();
+        let extra = |v: VertexId| -> Option<String> {
+            if !agf {
+                return None;
+            }
+            let parts: Vec<String> = g
+                .tracked_types()
+                .iter()
+                .filter_map(|&ty| {
+                    let total = g.subtree_total(v, ty)?;
+                    let free = g.free_units(v, ty, 0, 1)?;
+                    Some(format!(
+                        "\"{}\": \"used:{}, total:{}\"",
+                        g.type_name(ty),
+                        total.saturating_sub(free),
+                        total
+                    ))
+                })
+                .collect();
+            Some(format!("\"agfilter\": {{{}}}", parts.join(", ")))
+        };
+        let text = render(g, &emitted, self.format, 0, 0, Some(&extra));
+        let _ = self.out.write_all(text.as_bytes());
+        let _ = writeln!(self.out, "INFO: =============================");
+        let _ = writeln!(self.out, "INFO: EXPRESSION=\"{criteria}\"");
+        let _ = writeln!(self.out, "INFO: =============================");
+    }
+
+    fn cmd_info(&mut self, t: &[&str]) {
+        if t.len() != 2 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        let job = parse_id(t[1]);
+        match self.jobs.get(&job) {
+            None => println!("ERROR: jobid doesn't exist: {}", t[1]),
+            Some(m) => println!("INFO: {job}, {}, {}, {}, {:.6}", m.state, m.at, m.jobspec, m.overhead),
+        }
+    }
+
+    fn cmd_list(&mut self) {
+        for (job, m) in &self.jobs {
+            println!("INFO: {job}, {}, {}, {}, {:.6}", m.state, m.at, m.jobspec, m.overhead);
+        }
+    }
+
+    fn cmd_stat(&mut self, t: &[&str]) {
+        if t.len() != 1 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        let n = self.jobs.len();
+        let (avg, min) = if n > 0 { (self.perf_sum / n as f64, self.perf_min) } else { (0.0, 0.0) };
+        let s = self.matcher.stat();
+        println!("INFO: Num. of Jobs Matched: {n}");
+        println!("INFO: Min. Match Time: {min}");
+        println!("INFO: Max. Match Time: {}", self.perf_max);
+        println!("INFO: Avg. Match Time: {avg}");
+        println!("INFO: Vertices: {} Edges: {} Allocated: {} Reserved: {}", s.vertices, s.edges, s.allocated, s.reserved);
+    }
+
+    fn cmd_set_status(&mut self, t: &[&str]) {
+        if t.len() != 3 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        let Some(v) = self.matcher.graph().find_path(t[1]) else {
+            let _ = writeln!(self.out, "Could not find path {} in resource graph.", t[1]);
+            return;
+        };
+        let status = match t[2] {
+            "up" => Status::Up,
+            "down" => Status::Down,
+            _ => {
+                self.err("ERROR: unrecognized status");
+                return;
+            }
+        };
+        if let Err(e) = self.matcher.graph_mut().set_status(v, status) {
+            self.err(&format!("ERROR: {e}"));
+        }
+    }
+
+    fn cmd_get_status(&mut self, t: &[&str]) {
+        if t.len() != 2 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        match self.matcher.graph().find_path(t[1]).and_then(|v| self.matcher.graph().vertex(v)) {
+            None => {
+                let _ = writeln!(self.out, "Could not find path {} in resource graph.", t[1]);
+            }
+            Some(x) => {
+                let s = if x.status == Status::Up { "up" } else { "down" };
+                let _ = writeln!(self.out, "{} is {s}", t[1]);
+            }
+        }
+    }
+
+    fn cmd_set_property(&mut self, t: &[&str]) {
+        if t.len() != 3 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        let Some((k, v)) = t[2].split_once('=').filter(|(k, v)| !k.is_empty() && !v.is_empty()) else {
+            let _ = writeln!(self.out, "Incorrect input format. ");
+            let _ = writeln!(self.out, "Please use `set-property <resource> PROPERTY=VALUE`.");
+            return;
+        };
+        match self.matcher.graph().find_path(t[1]) {
+            None => {
+                let _ = writeln!(self.out, "Couldn't find path {} in resource graph.", t[1]);
+            }
+            Some(vx) => {
+                if let Err(e) = self.matcher.graph_mut().set_property(vx, k, v) {
+                    self.err(&format!("ERROR: {e}"));
+                }
+            }
+        }
+    }
+
+    fn cmd_get_property(&mut self, t: &[&str]) {
+        if t.len() != 2 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        let g = self.matcher.graph();
+        match g.find_path(t[1]).and_then(|v| g.vertex(v)) {
+            None => {
+                let _ = writeln!(self.out, "Could not find path {} in resource graph.", t[1]);
+            }
+            Some(x) if x.properties.is_empty() => {
+                let _ = writeln!(
+                    self.out,
+                    "No properties were found for {} (vtx's uniq_id={}).",
+                    t[1], x.uniq_id
+                );
+            }
+            Some(x) => {
+                let mut props: Vec<_> = x.properties.iter().collect();
+                props.sort();
+                for (k, v) in props {
+                    let _ = writeln!(self.out, "{k}={v}");
+                }
+            }
+        }
+    }
+
+    fn cmd_remove(&mut self, t: &[&str]) {
+        if t.len() != 3 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        let targets: Vec<VertexId> = match t[2] {
+            "true" => match self.matcher.graph().find_path(t[1]) {
+                Some(v) => vec![v],
+                None => {
+                    self.err("ERROR: can't remove subgraph ");
+                    self.err(&format!("ERROR: path {} not found", t[1]));
+                    return;
+                }
+            },
+            "false" => match parse_idset(t[1]) {
+                Some(ranks) => nodes_of_ranks(self.matcher.graph(), &ranks),
+                None => {
+                    self.err("ERROR: failed to decode ranks.");
+                    return;
+                }
+            },
+            _ => {
+                self.err("ERROR: invalid path boolean input ");
+                return;
+            }
+        };
+        for v in targets {
+            if let Err(e) = self.matcher.remove_subtree(v) {
+                self.err("ERROR: can't remove subgraph ");
+                self.err(&format!("ERROR: {e}"));
+            }
+        }
+    }
+
+    fn cmd_attach(&mut self, t: &[&str]) {
+        if t.len() != 2 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        let Ok(text) = std::fs::read_to_string(t[1]) else {
+            self.err(&format!("ERROR: can't open {}", t[1]));
+            return;
+        };
+        if let Err(e) = attach_jgf(self.matcher.graph_mut(), &text) {
+            self.err("ERROR: can't attach JGF subgraph ");
+            self.err(&format!("ERROR: {e}"));
+        }
+    }
+
+    fn cmd_cat(&mut self, t: &[&str]) {
+        if t.len() != 2 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        match std::fs::read_to_string(t[1]) {
+            Ok(s) => {
+                for l in s.lines() {
+                    println!("{l}");
+                }
+                println!("INFO: Jobspec in {}", t[1]);
+            }
+            Err(_) => self.err(&format!("ERROR: can't open {}", t[1])),
+        }
+    }
+
+    fn cmd_help(&mut self) {
+        for (c, a, n) in [
+            ("match", "m", "allocate | allocate_with_satisfiability | allocate_orelse_reserve | satisfiability JOBSPEC"),
+            ("multi-match", "M", "SUBCMD JOBSPEC1 JOBSPEC2 ..."),
+            ("attach", "j", "JGF_FILE"),
+            ("remove", "remove", "PATH true | RANKS false"),
+            ("find", "f", "EXPRESSION (status=up|down sched-now=allocated|free jobid-alloc=ID ...)"),
+            ("cancel", "c", "JOBID [stats]"),
+            ("partial-cancel", "pc", "JOBID jgf|rv1exec FILE [stats]"),
+            ("set-property", "p", "PATH PROPERTY=VALUE"),
+            ("get-property", "g", "PATH"),
+            ("set-status", "t", "PATH up|down"),
+            ("get-status", "e", "PATH"),
+            ("list", "l", "list all jobs"),
+            ("info", "i", "JOBID"),
+            ("stat", "s", "print overall stats"),
+            ("cat", "a", "JOBSPEC"),
+            ("help", "h", "this message"),
+            ("quit", "q", "quit the session"),
+        ] {
+            println!("INFO: {c} ({a}) -- {n}");
+        }
+    }
+}
+
+/// C `strtoll`-like: leading digits, else 0.
+fn parse_id(s: &str) -> u64 {
+    let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
+    digits.parse().unwrap_or(0)
+}
+
+/// Parses an RFC 22 idset (`0-3,7`).
+fn parse_idset(s: &str) -> Option<Vec<i64>> {
+    let s = s.trim_matches(|c| c == '[' || c == ']');
+    let mut out = Vec::new();
+    for part in s.split(',').filter(|p| !p.is_empty()) {
+        match part.split_once('-') {
+            Some((a, b)) => {
+                let (a, b): (i64, i64) = (a.parse().ok()?, b.parse().ok()?);
+                if b < a || b - a > 1_000_000 {
+                    return None;
+                }
+                out.extend(a..=b);
+            }
+            None => out.push(part.parse().ok()?),
+        }
+    }
+    Some(out)
+}
+
+fn nodes_of_ranks(g: &ResourceGraph, ranks: &[i64]) -> Vec<VertexId> {
+    g.vertices()
+        .filter(|&v| {
+            g.kind_name(v) == "node" && g.vertex(v).is_some_and(|x| ranks.contains(&x.rank))
+        })
+        .collect()
+}
+
+fn rv1exec_nodes(g: &ResourceGraph, text: &str) -> Result<Vec<VertexId>, String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let rlite = v
+        .pointer("/execution/R_lite")
+        .and_then(|r| r.as_array())
+        .ok_or("missing execution.R_lite")?;
+    let mut ranks = Vec::new();
+    for e in rlite {
+        let r = e.get("rank").and_then(|r| r.as_str()).ok_or("R_lite entry without rank")?;
+        ranks.extend(parse_idset(r).ok_or("bad rank idset")?);
+    }
+    Ok(nodes_of_ranks(g, &ranks))
+}
+
+fn jgf_nodes(g: &ResourceGraph, text: &str) -> Result<Vec<VertexId>, String> {
+    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let nodes = v.pointer("/graph/nodes").and_then(|n| n.as_array()).ok_or("missing graph.nodes")?;
+    let mut out = Vec::new();
+    for n in nodes {
+        let m = n.get("metadata");
+        let ty = m.and_then(|m| m.get("type")).and_then(|t| t.as_str());
+        let path = m.and_then(|m| m.pointer("/paths/containment")).and_then(|p| p.as_str());
+        if ty == Some("node")
+            && let Some(vx) = path.and_then(|p| g.find_path(p))
+        {
+            out.push(vx);
+        }
+    }
+    Ok(out)
+}
+
+/// Post-order: a vertex is listed when it matches or has a matching descendant.
+fn collect_find(g: &ResourceGraph, root: VertexId, expr: &find::Expr, out: &mut Vec<Emit>) {
+    fn go(g: &ResourceGraph, v: VertexId, expr: &find::Expr, out: &mut Vec<Emit>) -> bool {
+        let mut any = false;
+        for &c in g.children(v) {
+            any |= go(g, c, expr, out);
+        }
+        if any || expr.eval(g, v) {
+            let size = g.vertex(v).map_or(1, |x| x.size);
+            out.push(Emit { vertex: v, needs: size, exclusive: true });
+            true
+        } else {
+            false
+        }
+    }
+    go(g, root, expr, out);
+}

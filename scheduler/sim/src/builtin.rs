@@ -1,0 +1,105 @@
+//! Built-in scenarios (the same format as scenario files).
+
+/// Names of the built-in scenarios.
+pub const NAMES: [&str; 3] = ["mpi-contention", "gpu-training", "large"];
+
+/// The YAML of a built-in scenario.
+pub fn yaml(name: &str) -> Option<&'static str> {
+    match name {
+        "mpi-contention" => Some(MPI_CONTENTION),
+        "gpu-training" => Some(GPU_TRAINING),
+        "large" => Some(LARGE),
+        _ => None,
+    }
+}
+
+const MPI_CONTENTION: &str = r#"
+name: mpi-contention
+description: >-
+  8 nodes x 8 CPUs; ~100 LAMMPS-like MPI jobs of 2-8 pods arriving in bursts.
+  A job runs only when all its pods run, so pods bound one at a time can hold
+  the whole cluster while no job can start.
+seed: 1
+cluster:
+  nodes:
+    - count: 8
+      prefix: node
+      cpu: 8
+      memory: 32Gi
+      racks_per_zone: 2
+workload:
+  pod_interval: 0.3s
+  startup: 2s
+  schedule_timeout: 60s
+  generate:
+    - count: 100
+      prefix: lammps
+      interarrival: 8s
+      pods: {min: 2, max: 8}
+      cpu: [1, 2, 3, 4]
+      memory: 2Gi
+      duration: {min: 60, max: 300}
+      estimate_error: 0.25
+"#;
+
+const GPU_TRAINING: &str = r#"
+name: gpu-training
+description: >-
+  16 GPU nodes with 2 NUMA zones (32 CPUs, 4 GPUs each) under the kubelet's
+  single-numa-node policy; distributed-training gangs whose pods need their
+  cores and GPUs in one NUMA zone.
+seed: 1
+cluster:
+  nodes:
+    - count: 16
+      prefix: gpu
+      cpu: 32
+      memory: 256Gi
+      gpus: 4
+      numa_zones: 2
+      numa_policy: single-numa-node
+      zones: 2
+      racks_per_zone: 2
+workload:
+  pod_interval: 0.5s
+  startup: 10s
+  schedule_timeout: 120s
+  generate:
+    - count: 40
+      prefix: train
+      interarrival: 60s
+      pods: [2, 4, 8]
+      cpu: [6, 8, 12]
+      memory: 32Gi
+      gpus: [1, 2]
+      duration: {min: 600, max: 2400}
+      estimate_error: 0.2
+"#;
+
+const LARGE: &str = r#"
+name: large
+description: 5,000 nodes in 100 racks over 4 zones; 2,000 gangs of 8-256 pods.
+seed: 1
+cluster:
+  nodes:
+    - count: 5000
+      prefix: node
+      cpu: 64
+      memory: 256Gi
+      numa_zones: 2
+      zones: 4
+      racks_per_zone: 25
+workload:
+  pod_interval: 0.01s
+  startup: 5s
+  schedule_timeout: 300s
+  generate:
+    - count: 2000
+      prefix: gang
+      interarrival: 5s
+      pods: {min: 8, max: 256}
+      cpu: [1, 2, 4, 8, 16]
+      memory: 4Gi
+      duration: {min: 300, max: 3600}
+      estimate_error: 0.2
+"#;

@@ -1,0 +1,118 @@
+//! Phalanx in the simulation: the same gang core as `phalanx run`, fed with
+//! events and asked for decisions at virtual time.
+
+use phalanx_gang::{
+    BindOutcome, Event, GangConfig, GangScheduler, GroupKey, Millis, Pod, PodGroup, PodPhase,
+    PodUid, Timestamp,
+};
+
+use crate::engine::{Cluster, Model};
+
+/// The Phalanx gang core behind the model interface.
+pub struct PhalanxModel {
+    core: GangScheduler,
+}
+
+const NS: &str = "sim";
+
+fn uid(pod: usize) -> PodUid {
+    PodUid(format!("p{pod}"))
+}
+
+fn pod_index(uid: &PodUid) -> Option<usize> {
+    uid.0.strip_prefix('p')?.parse().ok()
+}
+
+impl PhalanxModel {
+    /// A fresh core on the workload's nodes.
+    pub fn new(cl: &Cluster<'_>) -> Self {
+        let config = GangConfig {
+            pod_events: false,
+            default_schedule_timeout: Millis(cl.wl.schedule_timeout),
+            ..GangConfig::default()
+        };
+        let mut core = GangScheduler::new(config);
+        for n in &cl.wl.nodes {
+            core.apply(Event::NodeUpsert(n.clone()));
+        }
+        PhalanxModel { core }
+    }
+
+    fn pod(&self, pod: usize, cl: &Cluster<'_>, phase: PodPhase) -> Pod {
+        let job = cl.pods[pod].job;
+        let spec = &cl.wl.jobs[job];
+        Pod {
+            uid: uid(pod),
+            namespace: NS.to_owned(),
+            name: format!("{}-{}", spec.name, cl.pods[pod].index),
+            requests: spec.requests.clone(),
+            group: Some(GroupKey::new(NS, spec.name.clone())),
+            priority: spec.priority,
+            scheduler_name: "phalanx".to_owned(),
+            node_name: None,
+            phase,
+            node_selector: Default::default(),
+            required_affinity: Vec::new(),
+            tolerations: Vec::new(),
+            created: Timestamp(cl.pods[pod].created_at),
+            expected_duration: Some(Millis(spec.estimate)),
+        }
+    }
+}
+
+impl Model for PhalanxModel {
+    fn name(&self) -> &'static str {
+        "phalanx"
+    }
+
+    fn job_arrived(&mut self, job: usize, now: i64, cl: &mut Cluster<'_>) {
+        let spec = &cl.wl.jobs[job];
+        self.core.apply(Event::GroupUpsert(PodGroup {
+            key: GroupKey::new(NS, spec.name.clone()),
+            min_member: spec.pods,
+            schedule_timeout: Some(Millis(cl.wl.schedule_timeout)),
+            priority: spec.priority,
+            created: Timestamp(now),
+            expected_duration: Some(Millis(spec.estimate)),
+        }));
+    }
+
+    fn pod_created(&mut self, pod: usize, _now: i64, cl: &mut Cluster<'_>) {
+        let p = self.pod(pod, cl, PodPhase::Pending);
+        self.core.apply(Event::PodUpsert(p));
+    }
+
+    fn job_ended(&mut self, job: usize, _now: i64, cl: &mut Cluster<'_>) {
+        for pod in cl.job_pods(job) {
+            let mut p = self.pod(pod, cl, PodPhase::Succeeded);
+            p.node_name = self.core.pod_node(&p.uid).map(str::to_owned);
+            self.core.apply(Event::PodUpsert(p));
+        }
+    }
+
+    fn step(&mut self, now: i64, cl: &mut Cluster<'_>) -> Option<i64> {
+        let decisions = self.core.schedule(Timestamp(now));
+        for plan in decisions.binds {
+            for b in plan.pods {
+                let Some(pod) = pod_index(&b.pod) else {
+                    continue;
+                };
+                let outcome = match cl.truth.node_id(&b.node) {
+                    Some(node) if cl.assume(pod, node) => {
+                        cl.bind(pod);
+                        BindOutcome::Bound
+                    }
+                    _ => BindOutcome::Failed {
+                        message: "rejected by the kubelet".to_owned(),
+                    },
+                };
+                self.core.apply(Event::BindResult {
+                    pod: b.pod,
+                    node: b.node,
+                    outcome,
+                });
+            }
+        }
+        None
+    }
+}

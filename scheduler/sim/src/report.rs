@@ -1,0 +1,343 @@
+//! What a run measured, and how it is shown: a table, JSON, an SVG chart.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+/// One point of the time series.
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Sample {
+    /// Virtual time, s.
+    pub t: f64,
+    /// CPU of running jobs / all CPU.
+    pub cpu_util: f64,
+    /// GPUs of running jobs / all GPUs (0 without GPUs).
+    pub gpu_util: f64,
+    /// Jobs completed so far.
+    pub completed: u64,
+}
+
+impl Sample {
+    /// A sample at `now` (ms).
+    pub fn new(now: i64, cpu: i64, gpu: i64, cap_cpu: i64, cap_gpu: i64, completed: u64) -> Self {
+        Sample {
+            t: now as f64 / 1000.0,
+            cpu_util: ratio(cpu, cap_cpu),
+            gpu_util: ratio(gpu, cap_gpu),
+            completed,
+        }
+    }
+}
+
+fn ratio(a: i64, b: i64) -> f64 {
+    if b > 0 { a as f64 / b as f64 } else { 0.0 }
+}
+
+/// The outcome of one scheduler on one workload.
+#[derive(Debug, Clone, Serialize)]
+pub struct Run {
+    /// Scheduler.
+    pub scheduler: String,
+    /// Jobs in the workload.
+    pub jobs: usize,
+    /// Jobs completed.
+    pub completed: u64,
+    /// Jobs that never got any pod placed.
+    pub never_started: u64,
+    /// First arrival, ms.
+    pub first_arrival: i64,
+    /// Last completion, ms.
+    pub makespan_end: i64,
+    /// When the run stopped, ms.
+    pub end: i64,
+    /// Makespan in seconds when every job completed.
+    pub makespan_secs: Option<f64>,
+    /// Per started job: start minus arrival, s.
+    #[serde(skip)]
+    pub waits: Vec<f64>,
+    /// Mean wait, s.
+    pub mean_wait_secs: f64,
+    /// 99th percentile wait, s.
+    pub p99_wait_secs: f64,
+    /// CPU-time of running jobs over CPU-time available, first arrival to end.
+    pub cpu_utilisation: f64,
+    /// Same for GPUs.
+    pub gpu_utilisation: f64,
+    /// Jobs with some but not all pods holding resources when the run stopped.
+    pub partial_gangs: u64,
+    /// Pods holding resources in jobs that never started.
+    pub stranded_pods: u64,
+    /// Whether the run stopped with work left and nothing able to run.
+    pub stuck: bool,
+    /// Deadlocked since (ms): partial gangs hold the cluster and nothing runs.
+    pub deadlock_since: Option<i64>,
+    /// Pods bound.
+    pub placements: u64,
+    /// Pods the kubelet rejected (NUMA admission).
+    pub admission_failures: u64,
+    /// Wall time of the run, s.
+    pub wall_secs: f64,
+    /// Placements per second of wall time.
+    pub placements_per_sec: f64,
+    /// Utilisation and completions over time.
+    pub samples: Vec<Sample>,
+}
+
+impl Run {
+    /// An empty run.
+    pub fn new(scheduler: &str, jobs: usize) -> Self {
+        Run {
+            scheduler: scheduler.to_owned(),
+            jobs,
+            completed: 0,
+            never_started: 0,
+            first_arrival: 0,
+            makespan_end: 0,
+            end: 0,
+            makespan_secs: None,
+            waits: Vec::new(),
+            mean_wait_secs: 0.0,
+            p99_wait_secs: 0.0,
+            cpu_utilisation: 0.0,
+            gpu_utilisation: 0.0,
+            partial_gangs: 0,
+            stranded_pods: 0,
+            stuck: false,
+            deadlock_since: None,
+            placements: 0,
+            admission_failures: 0,
+            wall_secs: 0.0,
+            placements_per_sec: 0.0,
+            samples: Vec::new(),
+        }
+    }
+
+    /// Derives the summary numbers.
+    pub fn finish(&mut self, _cap_cpu: i64, _cap_gpu: i64) {
+        if self.completed as usize == self.jobs {
+            self.makespan_secs = Some((self.makespan_end - self.first_arrival) as f64 / 1000.0);
+        }
+        if !self.waits.is_empty() {
+            self.mean_wait_secs = self.waits.iter().sum::<f64>() / self.waits.len() as f64;
+            let mut w = self.waits.clone();
+            w.sort_by(f64::total_cmp);
+            let idx = ((w.len() as f64 * 0.99).ceil() as usize).clamp(1, w.len()) - 1;
+            self.p99_wait_secs = w[idx];
+        }
+        // Integrate the step function of utilisation over [first arrival, end].
+        let start = self.first_arrival as f64 / 1000.0;
+        let end = self.end.max(self.makespan_end) as f64 / 1000.0;
+        let span = end - start;
+        if span > 0.0 {
+            let (mut cpu, mut gpu) = (0.0, 0.0);
+            for w in self.samples.windows(2) {
+                let dt = w[1].t - w[0].t;
+                cpu += w[0].cpu_util * dt;
+                gpu += w[0].gpu_util * dt;
+            }
+            self.cpu_utilisation = cpu / span;
+            self.gpu_utilisation = gpu / span;
+        }
+        if self.wall_secs > 0.0 {
+            self.placements_per_sec = self.placements as f64 / self.wall_secs;
+        }
+    }
+}
+
+fn secs(s: f64) -> String {
+    if s >= 3600.0 {
+        format!("{:.1}h", s / 3600.0)
+    } else if s >= 60.0 {
+        format!("{:.1}m", s / 60.0)
+    } else {
+        format!("{s:.1}s")
+    }
+}
+
+/// The report table.
+pub fn table(scenario: &str, seed: u64, runs: &[Run], gpus: bool) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "scenario {scenario}, seed {seed}");
+    let util = if gpus { "gpu util" } else { "cpu util" };
+    let header = [
+        "scheduler",
+        "completed",
+        "makespan",
+        "mean wait",
+        "p99 wait",
+        util,
+        "partial gangs",
+        "stranded pods",
+        "deadlock",
+        "placements/s",
+    ];
+    let mut rows: Vec<Vec<String>> = vec![header.iter().map(|s| s.to_string()).collect()];
+    for r in runs {
+        rows.push(vec![
+            r.scheduler.clone(),
+            format!(
+                "{}/{} ({:.0}%)",
+                r.completed,
+                r.jobs,
+                100.0 * r.completed as f64 / r.jobs.max(1) as f64
+            ),
+            r.makespan_secs.map_or("-".to_owned(), secs),
+            secs(r.mean_wait_secs),
+            secs(r.p99_wait_secs),
+            format!(
+                "{:.1}%",
+                100.0
+                    * if gpus {
+                        r.gpu_utilisation
+                    } else {
+                        r.cpu_utilisation
+                    }
+            ),
+            r.partial_gangs.to_string(),
+            r.stranded_pods.to_string(),
+            match r.deadlock_since {
+                Some(t) => format!("yes, since t={}", secs(t as f64 / 1000.0)),
+                None if r.stuck => "stuck (no partial gangs)".to_owned(),
+                None => "no".to_owned(),
+            },
+            format!("{:.0}", r.placements_per_sec),
+        ]);
+    }
+    let widths: Vec<usize> = (0..header.len())
+        .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
+        .collect();
+    for (i, row) in rows.iter().enumerate() {
+        let line: Vec<String> = row
+            .iter()
+            .enumerate()
+            .map(|(c, v)| format!("{v:<w$}", w = widths[c]))
+            .collect();
+        let _ = writeln!(out, "{}", line.join("  ").trim_end());
+        if i == 0 {
+            let _ = writeln!(
+                out,
+                "{}",
+                widths
+                    .iter()
+                    .map(|w| "-".repeat(*w))
+                    .collect::<Vec<_>>()
+                    .join("  ")
+            );
+        }
+    }
+    for r in runs.iter().filter(|r| r.admission_failures > 0) {
+        let _ = writeln!(
+            out,
+            "note: {}: {} pods rejected by the kubelet (no single NUMA zone fits)",
+            r.scheduler, r.admission_failures
+        );
+    }
+    out
+}
+
+/// The JSON report.
+#[derive(Debug, Serialize)]
+pub struct Report<'a> {
+    /// Scenario name.
+    pub scenario: &'a str,
+    /// Seed.
+    pub seed: u64,
+    /// One run per scheduler.
+    pub runs: &'a [Run],
+}
+
+const COLORS: [&str; 4] = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
+
+/// An SVG chart: utilisation over time (top) and completed jobs (bottom), per scheduler.
+pub fn svg(scenario: &str, runs: &[Run], gpus: bool) -> String {
+    let (w, h, pad) = (900.0, 560.0, 50.0);
+    let panel = (h - 3.0 * pad) / 2.0;
+    let t_max = runs
+        .iter()
+        .flat_map(|r| r.samples.last().map(|s| s.t))
+        .fold(1.0_f64, f64::max);
+    let jobs = runs.iter().map(|r| r.jobs).max().unwrap_or(1).max(1) as f64;
+    let x = |t: f64| pad + (w - 2.0 * pad) * t / t_max;
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        r#"<svg xmlns="http://www.w3.org/2000/svg" width="{w}" height="{h}" font-family="sans-serif" font-size="12">"#
+    );
+    let _ = writeln!(s, r#"<rect width="100%" height="100%" fill="white"/>"#);
+    let _ = writeln!(
+        s,
+        r#"<text x="{pad}" y="20" font-size="14">{} — {} utilisation and completed jobs over time</text>"#,
+        escape(scenario),
+        if gpus { "GPU" } else { "CPU" }
+    );
+    for (p, label) in [(0.0, "utilisation"), (1.0, "completed jobs")] {
+        let top = pad + p * (panel + pad);
+        let _ = writeln!(
+            s,
+            r#"<rect x="{pad}" y="{top}" width="{}" height="{panel}" fill="none" stroke="grey"/>"#,
+            w - 2.0 * pad
+        );
+        let _ = writeln!(s, r#"<text x="{pad}" y="{}">{label}</text>"#, top - 4.0);
+    }
+    let _ = writeln!(
+        s,
+        r#"<text x="{}" y="{}" text-anchor="end">{}</text>"#,
+        w - pad,
+        h - 10.0,
+        format_args!("virtual time (max {})", secs(t_max))
+    );
+    for (i, r) in runs.iter().enumerate() {
+        let color = COLORS[i % COLORS.len()];
+        let mut util = String::new();
+        let mut done = String::new();
+        let mut prev: Option<Sample> = None;
+        for sample in &r.samples {
+            let u = if gpus {
+                sample.gpu_util
+            } else {
+                sample.cpu_util
+            };
+            let yu = pad + panel * (1.0 - u);
+            let yc = 2.0 * pad + panel + panel * (1.0 - sample.completed as f64 / jobs);
+            if let Some(p) = prev {
+                let pu = if gpus { p.gpu_util } else { p.cpu_util };
+                let _ = write!(util, "L{:.1},{:.1} ", x(sample.t), pad + panel * (1.0 - pu));
+                let _ = write!(
+                    done,
+                    "L{:.1},{:.1} ",
+                    x(sample.t),
+                    2.0 * pad + panel + panel * (1.0 - p.completed as f64 / jobs)
+                );
+            } else {
+                let _ = write!(util, "M{:.1},{:.1} ", x(sample.t), pad + panel);
+                let _ = write!(done, "M{:.1},{:.1} ", x(sample.t), 2.0 * pad + 2.0 * panel);
+            }
+            let _ = write!(util, "L{:.1},{yu:.1} ", x(sample.t));
+            let _ = write!(done, "L{:.1},{yc:.1} ", x(sample.t));
+            prev = Some(*sample);
+        }
+        let _ = writeln!(
+            s,
+            r#"<path d="{util}" fill="none" stroke="{color}" stroke-width="1.5"/>"#
+        );
+        let _ = writeln!(
+            s,
+            r#"<path d="{done}" fill="none" stroke="{color}" stroke-width="1.5"/>"#
+        );
+        let _ = writeln!(
+            s,
+            r#"<text x="{}" y="{}" fill="{color}">{}</text>"#,
+            w - pad - 150.0,
+            pad + 16.0 * (i as f64 + 1.0),
+            escape(&r.scheduler)
+        );
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn escape(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

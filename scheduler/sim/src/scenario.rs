@@ -1,0 +1,531 @@
+//! The scenario file: a cluster and a workload, in YAML.
+//!
+//! ```yaml
+//! name: my-scenario              # optional; defaults to the file name
+//! description: what it shows     # optional
+//! seed: 1                        # default seed (overridden by --seed)
+//! cluster:
+//!   nodes:                       # node pools; each makes `count` identical nodes
+//!     - count: 8
+//!       prefix: node             # names node-0, node-1, ...
+//!       cpu: 8                   # cores, or a quantity: "7500m"
+//!       memory: 32Gi             # bytes, or a quantity: 32Gi, 512Mi
+//!       gpus: 0                  # nvidia.com/gpu
+//!       numa_zones: 1            # CPU and GPUs split evenly across zones
+//!       numa_policy: none        # none | best-effort | single-numa-node
+//!       max_pods: 110
+//!       zones: 1                 # nodes spread over this many zones...
+//!       racks_per_zone: 1        # ...and racks in each zone
+//! workload:
+//!   pod_interval: 0.2s           # a job's controller creates one pod per interval
+//!   startup: 2s                  # from the last pod bound to the job running
+//!   schedule_timeout: 60s        # PodGroup scheduleTimeoutSeconds
+//!   jobs:                        # explicit jobs (each may repeat with `count`)
+//!     - name: lammps
+//!       count: 1
+//!       arrival: 0s              # seconds or a duration ("5m")
+//!       pods: 4                  # pods per job (all needed to run: MPI-style)
+//!       cpu: 2
+//!       memory: 1Gi
+//!       gpus: 0
+//!       duration: 120s           # actual run time
+//!       estimate: 150s           # what the job says (annotation); default: duration
+//!       priority: 0
+//!   generate:                    # seeded random jobs
+//!     - count: 100
+//!       start: 0s                # first arrival
+//!       interarrival: 5s         # mean gap (exponential)
+//!       pods: [2, 4, 8]          # a value, a list to pick from, or {min, max}
+//!       cpu: [2, 4]
+//!       memory: 2Gi
+//!       gpus: 0
+//!       duration: {min: 60, max: 600}
+//!       estimate_error: 0.2      # estimate = duration * (1 + U(-e, e))
+//! ```
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use serde::Deserialize;
+
+/// A scenario as written in the file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Scenario {
+    /// Name shown in the report.
+    #[serde(default)]
+    pub name: String,
+    /// What the scenario shows.
+    #[serde(default)]
+    pub description: String,
+    /// Default seed.
+    #[serde(default)]
+    pub seed: Option<u64>,
+    /// Stop the simulation at this virtual time at the latest.
+    #[serde(default)]
+    pub horizon: Option<Seconds>,
+    /// The cluster.
+    pub cluster: ClusterSpec,
+    /// The jobs.
+    pub workload: WorkloadSpec,
+}
+
+/// The cluster: pools of identical nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ClusterSpec {
+    /// Node pools.
+    pub nodes: Vec<NodePool>,
+}
+
+/// `count` identical nodes.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NodePool {
+    /// How many.
+    pub count: u32,
+    /// Name prefix.
+    #[serde(default = "default_prefix")]
+    pub prefix: String,
+    /// CPU per node.
+    pub cpu: Cpu,
+    /// Memory per node.
+    pub memory: Bytes,
+    /// GPUs per node.
+    #[serde(default)]
+    pub gpus: u64,
+    /// NUMA zones per node.
+    #[serde(default = "one")]
+    pub numa_zones: u32,
+    /// Topology Manager policy.
+    #[serde(default)]
+    pub numa_policy: PolicySpec,
+    /// Max pods per node.
+    #[serde(default = "default_max_pods")]
+    pub max_pods: u32,
+    /// Zones the pool spreads over.
+    #[serde(default = "one")]
+    pub zones: u32,
+    /// Racks per zone.
+    #[serde(default = "one")]
+    pub racks_per_zone: u32,
+    /// Labels on every node of the pool.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+}
+
+/// Topology Manager policy in the file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PolicySpec {
+    /// No alignment.
+    #[default]
+    None,
+    /// Align when possible.
+    BestEffort,
+    /// Reject pods that do not fit one NUMA zone.
+    SingleNumaNode,
+}
+
+fn default_prefix() -> String {
+    "node".to_owned()
+}
+fn one() -> u32 {
+    1
+}
+fn default_max_pods() -> u32 {
+    110
+}
+
+/// The workload.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WorkloadSpec {
+    /// Gap between a job's pods being created by its controller.
+    #[serde(default = "default_pod_interval")]
+    pub pod_interval: Seconds,
+    /// From all pods bound to the job running.
+    #[serde(default = "default_startup")]
+    pub startup: Seconds,
+    /// PodGroup scheduleTimeoutSeconds (coscheduling's Permit wait).
+    #[serde(default = "default_timeout")]
+    pub schedule_timeout: Seconds,
+    /// Explicit jobs.
+    #[serde(default)]
+    pub jobs: Vec<JobSpec>,
+    /// Generated jobs.
+    #[serde(default)]
+    pub generate: Vec<GenerateSpec>,
+}
+
+fn default_pod_interval() -> Seconds {
+    Seconds(0.2)
+}
+fn default_startup() -> Seconds {
+    Seconds(2.0)
+}
+fn default_timeout() -> Seconds {
+    Seconds(60.0)
+}
+
+/// One explicit job (or `count` copies).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    /// Name (copies get `-N`).
+    pub name: String,
+    /// Copies.
+    #[serde(default = "one")]
+    pub count: u32,
+    /// Arrival time.
+    #[serde(default)]
+    pub arrival: Seconds,
+    /// Pods.
+    pub pods: u32,
+    /// CPU per pod.
+    pub cpu: Cpu,
+    /// Memory per pod.
+    #[serde(default)]
+    pub memory: Bytes,
+    /// GPUs per pod.
+    #[serde(default)]
+    pub gpus: u64,
+    /// Run time.
+    pub duration: Seconds,
+    /// Declared run time; default: `duration`.
+    #[serde(default)]
+    pub estimate: Option<Seconds>,
+    /// Priority.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+/// Generated jobs.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateSpec {
+    /// Jobs to generate.
+    pub count: u32,
+    /// Name prefix.
+    #[serde(default = "default_job_prefix")]
+    pub prefix: String,
+    /// First arrival.
+    #[serde(default)]
+    pub start: Seconds,
+    /// Mean gap between arrivals (exponential).
+    #[serde(default)]
+    pub interarrival: Seconds,
+    /// Pods per job.
+    pub pods: Choice,
+    /// CPU per pod, in cores (whole or fractional).
+    pub cpu: ChoiceF,
+    /// Memory per pod, in GiB.
+    #[serde(default)]
+    pub memory: Option<Bytes>,
+    /// GPUs per pod.
+    #[serde(default)]
+    pub gpus: Option<Choice>,
+    /// Run time in seconds.
+    pub duration: Choice,
+    /// Relative error of declared run times.
+    #[serde(default)]
+    pub estimate_error: f64,
+    /// Priority.
+    #[serde(default)]
+    pub priority: i32,
+}
+
+fn default_job_prefix() -> String {
+    "job".to_owned()
+}
+
+/// An integer: a value, a list to pick from uniformly, or a uniform range.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum Choice {
+    /// Always this.
+    One(u64),
+    /// One of these.
+    List(Vec<u64>),
+    /// Uniform in `[min, max]`.
+    Range {
+        /// Lowest.
+        min: u64,
+        /// Highest.
+        max: u64,
+    },
+}
+
+impl Choice {
+    fn min(&self) -> Option<u64> {
+        match self {
+            Choice::One(v) => Some(*v),
+            Choice::List(l) => l.iter().copied().min(),
+            Choice::Range { min, .. } => Some(*min),
+        }
+    }
+}
+
+/// A number: a value, a list to pick from uniformly, or a uniform range.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum ChoiceF {
+    /// Always this.
+    One(f64),
+    /// One of these.
+    List(Vec<f64>),
+    /// Uniform in `[min, max]`.
+    Range {
+        /// Lowest.
+        min: f64,
+        /// Highest.
+        max: f64,
+    },
+}
+
+/// CPU: cores as a number (`2`, `0.5`) or a quantity (`"500m"`, `"2"`); in millicores.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Cpu(pub u64);
+
+impl<'de> Deserialize<'de> for Cpu {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) if n >= 0.0 && n.is_finite() => Ok(Cpu((n * 1000.0).round() as u64)),
+            Raw::N(n) => Err(serde::de::Error::custom(format!(
+                "cpu must be >= 0, got {n}"
+            ))),
+            Raw::S(s) => parse_cpu(&s).map(Cpu).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// Memory: bytes as a number or a quantity (`512Mi`, `4Gi`, `1G`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Bytes(pub u64);
+
+impl<'de> Deserialize<'de> for Bytes {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(u64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) => Ok(Bytes(n)),
+            Raw::S(s) => parse_bytes(&s).map(Bytes).map_err(serde::de::Error::custom),
+        }
+    }
+}
+
+/// A time: seconds as a number, or a duration (`90s`, `5m`, `1h 30m`).
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Seconds(pub f64);
+
+impl<'de> Deserialize<'de> for Seconds {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Raw {
+            N(f64),
+            S(String),
+        }
+        match Raw::deserialize(d)? {
+            Raw::N(n) if n >= 0.0 && n.is_finite() => Ok(Seconds(n)),
+            Raw::N(n) => Err(serde::de::Error::custom(format!(
+                "time must be >= 0, got {n}"
+            ))),
+            Raw::S(s) => {
+                if let Ok(n) = s.trim().parse::<f64>() {
+                    return Ok(Seconds(n.max(0.0)));
+                }
+                humantime::parse_duration(s.trim())
+                    .map(|d| Seconds(d.as_secs_f64()))
+                    .map_err(|e| serde::de::Error::custom(format!("bad duration {s:?}: {e}")))
+            }
+        }
+    }
+}
+
+/// Parses a Kubernetes CPU quantity into millicores.
+pub fn parse_cpu(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    if let Some(m) = s.strip_suffix('m') {
+        return m
+            .parse::<u64>()
+            .map_err(|_| format!("bad cpu quantity {s:?} (e.g. 500m, 2, 0.5)"));
+    }
+    match s.parse::<f64>() {
+        Ok(n) if n >= 0.0 && n.is_finite() => Ok((n * 1000.0).round() as u64),
+        _ => Err(format!("bad cpu quantity {s:?} (e.g. 500m, 2, 0.5)")),
+    }
+}
+
+/// Parses a Kubernetes memory quantity into bytes.
+pub fn parse_bytes(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    const UNITS: [(&str, f64); 12] = [
+        ("Ki", 1024.0),
+        ("Mi", 1048576.0),
+        ("Gi", 1073741824.0),
+        ("Ti", 1099511627776.0),
+        ("Pi", 1125899906842624.0),
+        ("Ei", 1152921504606846976.0),
+        ("k", 1e3),
+        ("M", 1e6),
+        ("G", 1e9),
+        ("T", 1e12),
+        ("P", 1e15),
+        ("E", 1e18),
+    ];
+    let (num, mult) = UNITS
+        .iter()
+        .find_map(|(u, m)| s.strip_suffix(u).map(|n| (n, *m)))
+        .unwrap_or((s, 1.0));
+    match num.trim().parse::<f64>() {
+        Ok(n) if n >= 0.0 && n.is_finite() => Ok((n * mult).round() as u64),
+        _ => Err(format!("bad memory quantity {s:?} (e.g. 512Mi, 4Gi)")),
+    }
+}
+
+/// A scenario file error: where and what.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ScenarioError {
+    /// Field path, e.g. `workload.jobs[3].pods`.
+    pub path: String,
+    /// What is wrong.
+    pub message: String,
+}
+
+impl fmt::Display for ScenarioError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.path.is_empty() || self.path == "." {
+            write!(f, "{}", self.message)
+        } else {
+            write!(f, "{}: {}", self.path, self.message)
+        }
+    }
+}
+
+impl Scenario {
+    /// Parses and validates a scenario from YAML text.
+    pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
+        let de = serde_yaml_ng::Deserializer::from_str(text);
+        let scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
+            let inner = e.inner().to_string();
+            // serde_yaml_ng appends its own "at line N column M"; keep it, it helps.
+            ScenarioError {
+                path: e.path().to_string(),
+                message: inner,
+            }
+        })?;
+        scenario.validate()?;
+        Ok(scenario)
+    }
+
+    /// Checks values serde cannot: counts, ranges, sizes.
+    pub fn validate(&self) -> Result<(), ScenarioError> {
+        let err = |path: String, message: &str| {
+            Err(ScenarioError {
+                path,
+                message: message.to_owned(),
+            })
+        };
+        if self.cluster.nodes.is_empty() {
+            return err("cluster.nodes".into(), "must list at least one node pool");
+        }
+        for (i, p) in self.cluster.nodes.iter().enumerate() {
+            let at = |f: &str| format!("cluster.nodes[{i}].{f}");
+            if p.count == 0 {
+                return err(at("count"), "must be >= 1");
+            }
+            if p.cpu.0 == 0 {
+                return err(at("cpu"), "must be > 0");
+            }
+            if p.numa_zones == 0 || p.numa_zones > 64 {
+                return err(at("numa_zones"), "must be between 1 and 64");
+            }
+            if p.zones == 0 {
+                return err(at("zones"), "must be >= 1");
+            }
+            if p.racks_per_zone == 0 {
+                return err(at("racks_per_zone"), "must be >= 1");
+            }
+            if p.max_pods == 0 {
+                return err(at("max_pods"), "must be >= 1");
+            }
+        }
+        if self.workload.jobs.is_empty() && self.workload.generate.is_empty() {
+            return err("workload".into(), "must have `jobs` or `generate`");
+        }
+        for (i, j) in self.workload.jobs.iter().enumerate() {
+            let at = |f: &str| format!("workload.jobs[{i}].{f}");
+            if j.pods == 0 {
+                return err(at("pods"), "must be >= 1");
+            }
+            if j.count == 0 {
+                return err(at("count"), "must be >= 1");
+            }
+            if j.duration.0 <= 0.0 {
+                return err(at("duration"), "must be > 0");
+            }
+            if j.name.is_empty() {
+                return err(at("name"), "must not be empty");
+            }
+        }
+        for (i, g) in self.workload.generate.iter().enumerate() {
+            let at = |f: &str| format!("workload.generate[{i}].{f}");
+            if g.count == 0 {
+                return err(at("count"), "must be >= 1");
+            }
+            check_choice(&g.pods, 1).map_err(|m| ScenarioError {
+                path: at("pods"),
+                message: m,
+            })?;
+            check_choice(&g.duration, 1).map_err(|m| ScenarioError {
+                path: at("duration"),
+                message: m,
+            })?;
+            if let Some(gpus) = &g.gpus {
+                check_choice(gpus, 0).map_err(|m| ScenarioError {
+                    path: at("gpus"),
+                    message: m,
+                })?;
+            }
+            let cpu_ok = match &g.cpu {
+                ChoiceF::One(v) => *v > 0.0,
+                ChoiceF::List(l) => !l.is_empty() && l.iter().all(|v| *v > 0.0),
+                ChoiceF::Range { min, max } => *min > 0.0 && min <= max,
+            };
+            if !cpu_ok {
+                return err(
+                    at("cpu"),
+                    "must be > 0 (a list must not be empty; a range needs 0 < min <= max)",
+                );
+            }
+            if !(0.0..1.0).contains(&g.estimate_error) {
+                return err(at("estimate_error"), "must be in [0, 1)");
+            }
+        }
+        Ok(())
+    }
+}
+
+fn check_choice(c: &Choice, least: u64) -> Result<(), String> {
+    match c {
+        Choice::List(l) if l.is_empty() => Err("list must not be empty".into()),
+        Choice::Range { min, max } if min > max => {
+            Err(format!("min ({min}) must be <= max ({max})"))
+        }
+        _ => match c.min() {
+            Some(v) if v < least => Err(format!("must be >= {least}")),
+            _ => Ok(()),
+        },
+    }
+}

@@ -1,0 +1,36 @@
+//! The built-in scenarios run to the outcomes the README promises.
+
+use phalanx_sim::{load_scenario, report, run_all};
+
+fn schedulers() -> Vec<String> {
+    ["phalanx", "default", "coscheduling"]
+        .map(String::from)
+        .to_vec()
+}
+
+#[test]
+fn mpi_contention_phalanx_completes_and_default_deadlocks() {
+    let s = load_scenario("mpi-contention").unwrap();
+    let runs = run_all(&s, 1, &schedulers(), false).unwrap();
+    println!("{}", report::table(&s.name, 1, &runs, false));
+    let (phalanx, default, cosched) = (&runs[0], &runs[1], &runs[2]);
+    assert_eq!(phalanx.completed as usize, phalanx.jobs);
+    assert_eq!(phalanx.partial_gangs, 0);
+    assert!(
+        default.deadlock_since.is_some(),
+        "default model should deadlock"
+    );
+    assert!(default.partial_gangs > 0);
+    if let (Some(p), Some(c)) = (phalanx.makespan_secs, cosched.makespan_secs) {
+        assert!(p < c, "phalanx makespan {p} should beat coscheduling {c}");
+    }
+}
+
+#[test]
+fn gpu_training_phalanx_completes_numa_aligned() {
+    let s = load_scenario("gpu-training").unwrap();
+    let runs = run_all(&s, 1, &schedulers(), false).unwrap();
+    println!("{}", report::table(&s.name, 1, &runs, true));
+    assert_eq!(runs[0].completed as usize, runs[0].jobs);
+    assert_eq!(runs[0].admission_failures, 0);
+}

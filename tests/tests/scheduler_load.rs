@@ -1,0 +1,90 @@
+//! Load measurement (ignored by default): 1,000 pods in gangs of 8 over 100
+//! nodes on the test API server. Prints pods bound per second and the CPU time
+//! of the scheduler's own threads. Run with
+//! `cargo test -p phalanx-tests --release --test scheduler_load -- --ignored --nocapture`.
+
+use std::time::{Duration, Instant};
+
+use phalanx_kube::{PodGroup, PodGroupSpec, RunArgs, Settings};
+use phalanx_tests::apiserver::ApiServer;
+use phalanx_tests::fixtures::{bound_pods, node, overcommitted_nodes, pod, wait_for};
+
+const THREAD_NAME: &str = "phalanx-sched";
+
+/// User+system CPU seconds of this process's threads named `name` (Linux /proc).
+fn thread_cpu_seconds(name: &str) -> f64 {
+    let ticks = 100.0; // USER_HZ on Linux
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return f64::NAN };
+    let mut total = 0u64;
+    for task in dir.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        // Format: pid (comm) state ... ; fields after the closing paren, utime is 14th overall.
+        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        if !head.ends_with(name) && !head.contains(&format!("({name}")) {
+            continue;
+        }
+        let fields: Vec<&str> = rest.split_whitespace().collect();
+        let utime: u64 = fields.get(11).and_then(|s| s.parse().ok()).unwrap_or(0);
+        let stime: u64 = fields.get(12).and_then(|s| s.parse().ok()).unwrap_or(0);
+        total += utime + stime;
+    }
+    total as f64 / ticks
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+#[ignore = "load measurement; run explicitly"]
+async fn thousand_pods_in_gangs_of_eight_over_100_nodes() {
+    let srv = ApiServer::start().await.unwrap();
+    for i in 0..100 {
+        srv.create(&node(&format!("n{i:03}"), 10, &[("topology.kubernetes.io/zone", if i % 2 == 0 { "a" } else { "b" })])).unwrap();
+    }
+    // The scheduler gets its own runtime and named threads so its CPU time can be told apart.
+    let sched_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(THREAD_NAME)
+        .enable_all()
+        .build()
+        .unwrap();
+    let args = RunArgs {
+        leader_elect: Some(false),
+        metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
+        grpc_addr: Some("none".into()),
+        qps: Some(1_000_000.0),
+        burst: Some(1_000_000),
+        bind_concurrency: Some(512),
+        ..Default::default()
+    };
+    let settings = Settings::resolve(&args).unwrap();
+    let client = srv.client();
+    let handle = sched_rt.spawn(async move { phalanx_kube::start(settings, Some(client)).await.unwrap() }).await.unwrap();
+    assert!(wait_for(Duration::from_secs(10), || handle.is_ready()).await);
+    let cpu0 = thread_cpu_seconds(THREAD_NAME);
+    let t0 = Instant::now();
+    for g in 0..125 {
+        let name = format!("job{g:03}");
+        let mut pg = PodGroup::new(&name, PodGroupSpec { min_member: Some(8), ..Default::default() });
+        pg.metadata.namespace = Some("default".into());
+        srv.create(&pg).unwrap();
+        for i in 0..8 {
+            srv.create(&pod("default", &format!("{name}-{i}"), "phalanx", 1, &[("scheduling.x-k8s.io/pod-group", &name)])).unwrap();
+        }
+    }
+    let created = t0.elapsed();
+    let all = wait_for(Duration::from_secs(120), || bound_pods(&srv, "job").len() == 1000).await;
+    let elapsed = t0.elapsed();
+    let cpu = thread_cpu_seconds(THREAD_NAME) - cpu0;
+    let bound = bound_pods(&srv, "job").len();
+    println!(
+        "load: {bound} of 1000 pods bound in {:.3}s (objects created in {:.3}s): {:.0} pods/s; scheduler CPU {:.2}s; {} passes; {} bind requests",
+        elapsed.as_secs_f64(),
+        created.as_secs_f64(),
+        bound as f64 / elapsed.as_secs_f64(),
+        cpu,
+        handle.passes(),
+        srv.request_count("create", "pods/binding"),
+    );
+    assert!(all, "every pod bound");
+    assert!(overcommitted_nodes(&srv).is_empty());
+    sched_rt.spawn(async move { handle.shutdown().await }).await.unwrap();
+    sched_rt.shutdown_background();
+}
