@@ -240,20 +240,38 @@ spec:
 YAML
 }
 
-# phalanx_cpu_seconds: process CPU seconds summed over the Phalanx replicas, read
-# through the API server's pod proxy; "-" when the metric is not exported.
-phalanx_cpu_seconds() {
-  local total=0 pod value found=0
-  while read -r pod; do
-    [[ -z $pod ]] && continue
-    value=$(kc get --raw "/api/v1/namespaces/phalanx-system/pods/$pod:8080/proxy/metrics" 2>/dev/null |
-      awk '$1 == "process_cpu_seconds_total" { print $2 }') || true
+# scheduler_cpu_seconds NAMESPACE CONTAINER: CPU seconds used so far by the
+# containers named CONTAINER in NAMESPACE, from the kubelets' resource metrics
+# through the API server's node proxy (cluster admins may read nodes/proxy).
+# Works alike for Phalanx (both replicas) and kube-scheduler; "-" when no
+# kubelet reports it.
+scheduler_cpu_seconds() {
+  local ns=$1 container=$2 node value total=0 found=0
+  while read -r node; do
+    [[ -z $node || $node == "<none>" ]] && continue
+    value=$(kc get --raw "/api/v1/nodes/$node/proxy/metrics/resource" 2>/dev/null |
+      awk -v ns="namespace=\"$ns\"" -v c="container=\"$container\"" '
+        index($1, "container_cpu_usage_seconds_total{") == 1 && index($1, ns) && index($1, c) { s += $2; n++ }
+        END { if (n) printf "%.3f", s }') || true
     if [[ -n $value ]]; then
       found=1
-      total=$(awk -v a="$total" -v b="$value" 'BEGIN { printf "%.2f", a + b }')
+      total=$(awk -v a="$total" -v b="$value" 'BEGIN { printf "%.3f", a + b }')
     fi
-  done < <(kc get pods -n phalanx-system -l app.kubernetes.io/name=phalanx --no-headers -o custom-columns=NAME:.metadata.name 2>/dev/null)
+  done < <(kc get pods -n "$ns" --no-headers -o custom-columns=NODE:.spec.nodeName 2>/dev/null | sort -u)
   if ((found)); then echo "$total"; else echo "-"; fi
+}
+
+# The scheduler process each run is measured on.
+cpu_of() {
+  case $1 in
+  phalanx) scheduler_cpu_seconds phalanx-system phalanx ;;
+  default) scheduler_cpu_seconds kube-system kube-scheduler ;;
+  esac
+}
+
+# secs SECONDS: a duration as `phalanx simulate` prints it (12.0s, 3.5m, 1.2h).
+secs() {
+  awk -v s="$1" 'BEGIN { if (s >= 3600) printf "%.1fh", s / 3600; else if (s >= 60) printf "%.1fm", s / 60; else printf "%.1fs", s }'
 }
 
 rows=()
@@ -279,8 +297,7 @@ YAML
   for ((i = 0; i < jobs; i++)); do
     job_yaml "$i" "$scheduler" >"$tmp/$i.yaml"
   done
-  cpu_before=-
-  [[ $scheduler == phalanx ]] && cpu_before=$(phalanx_cpu_seconds)
+  cpu_before=$(cpu_of "$scheduler")
 
   declare -A placed_at=() done_at=() partial_polls=() ever_partial=() bound=() succeeded=()
   t0=$(date +%s)
@@ -333,7 +350,7 @@ YAML
       $((now - t0)) "${#done_at[@]}" "$jobs" "$total_bound" "$total_pods" "${#ever_partial[@]}" >&2
     ((${#done_at[@]} == jobs)) && break
     if ((submitted == jobs && now - last_progress >= stall)); then
-      deadlock="yes (since $((last_progress - t0))s)"
+      deadlock="yes, since t=$(secs $((last_progress - t0)))"
       break
     fi
     ((now - t0 >= timeout)) && break
@@ -343,11 +360,9 @@ YAML
   end=$(date +%s)
 
   cpu="-"
-  if [[ $scheduler == phalanx ]]; then
-    cpu_after=$(phalanx_cpu_seconds)
-    if [[ $cpu_before != - && $cpu_after != - ]]; then
-      cpu=$(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "%.1f", b - a }')
-    fi
+  cpu_after=$(cpu_of "$scheduler")
+  if [[ $cpu_before != - && $cpu_after != - ]]; then
+    cpu=$(awk -v a="$cpu_before" -v b="$cpu_after" 'BEGIN { printf "%.1f", b - a }')
   fi
 
   # Waits (submission to whole gang bound), makespan, utilisation, stranded pods.
@@ -368,18 +383,20 @@ YAML
       ((b > 0 && b < sizes[i])) && stranded=$((stranded + b))
     fi
   done
-  if ((completed == jobs)); then makespan="$((last_done - t0))s"; else makespan="-"; fi
+  if ((completed == jobs)); then makespan=$(secs $((last_done - t0))); else makespan="-"; fi
   span=$(((completed == jobs ? last_done : end) - t0))
   ((span > 0)) || span=1
-  utilisation=$(awk -v w="$done_work" -v s="$total_slots" -v t="$span" 'BEGIN { printf "%.0f%%", 100 * w / (s * t) }')
+  utilisation=$(awk -v w="$done_work" -v s="$total_slots" -v t="$span" 'BEGIN { printf "%.1f%%", 100 * w / (s * t) }')
+  placements=$(awk -v p="$total_bound" -v t="$span" 'BEGIN { printf "%.0f", p / t }')
+  completed_cell="$completed/$jobs ($(awk -v c="$completed" -v j="$jobs" 'BEGIN { printf "%.0f", 100 * c / j }')%)"
   if ((${#waits[@]} > 0)); then
-    mean_wait=$(printf '%s\n' "${waits[@]}" | awk '{ s += $1 } END { printf "%.1fs", s / NR }')
-    p99_wait=$(printf '%s\n' "${waits[@]}" | sort -n | awk '{ v[NR] = $1 } END { i = int(0.99 * NR + 0.999999); if (i < 1) i = 1; printf "%ss", v[i] }')
+    mean_wait=$(secs "$(printf '%s\n' "${waits[@]}" | awk '{ s += $1 } END { printf "%.3f", s / NR }')")
+    p99_wait=$(secs "$(printf '%s\n' "${waits[@]}" | sort -n | awk '{ v[NR] = $1 } END { i = int(0.99 * NR + 0.999999); if (i < 1) i = 1; print v[i] }')")
   else
     mean_wait="-"
     p99_wait="-"
   fi
-  rows+=("$scheduler|$completed/$jobs|$makespan|$mean_wait|$p99_wait|$utilisation|${#ever_partial[@]}|$stranded|$deadlock|$cpu")
+  rows+=("$scheduler|$completed_cell|$makespan|$mean_wait|$p99_wait|$utilisation|${#ever_partial[@]}|$stranded|$deadlock|$placements|$cpu")
 
   if ((keep)); then
     log "keeping namespace $ns"
@@ -392,18 +409,28 @@ YAML
   unset placed_at done_at partial_polls ever_partial bound succeeded
 done
 
-header="scheduler|jobs done|makespan|mean wait|p99 wait|utilisation|partial gangs|pods stranded|deadlock|sched cpu s"
+# The table has the columns and number formats of `phalanx simulate`'s, plus the
+# CPU time the scheduler itself used.
+header="scheduler|completed|makespan|mean wait|p99 wait|slot util|partial gangs|stranded pods|deadlock|placements/s|sched cpu s"
 echo
+echo "bench on ${KUBE_CONTEXT:-the current context}: $jobs jobs, $total_pods pods, $use_nodes nodes x $slots slots, seed $seed"
 printf '%s\n' "$header" "${rows[@]}" | awk -F'|' '
   { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NF; rows = NR }
   END {
     for (r = 1; r <= rows; r++) {
       line = ""
-      for (i = 1; i <= n; i++) line = line sprintf(i == 1 ? "%-" w[i] "s" : "  %" w[i] "s", cell[r, i])
+      for (i = 1; i <= n; i++) line = line (i > 1 ? "  " : "") sprintf("%-" w[i] "s", cell[r, i])
+      sub(/ +$/, "", line)
       print line
+      if (r == 1) {
+        line = ""
+        for (i = 1; i <= n; i++) { dash = sprintf("%" w[i] "s", ""); gsub(/ /, "-", dash); line = line (i > 1 ? "  " : "") dash }
+        print line
+      }
     }
   }'
 if [[ -n $csv ]]; then
-  printf '%s\n' "$header" "${rows[@]}" | tr '|' ',' >"$csv"
+  # Quoted, because the deadlock cell holds a comma.
+  printf '%s\n' "$header" "${rows[@]}" | awk -F'|' '{ for (i = 1; i <= NF; i++) printf "%s\"%s\"", (i > 1 ? "," : ""), $i; print "" }' >"$csv"
   log "wrote $csv"
 fi

@@ -171,6 +171,9 @@ if ((${#failures[@]} > 0)); then
   log "state for diagnosis"
   kc get podgroups,jobs,pods -n "$namespace" -o wide >&2 || true
   kc get events -n "$namespace" --field-selector=reason=FailedScheduling >&2 || true
+  log "the scheduler: Lease holder (the replica that binds) and recent logs"
+  kc -n phalanx-system get lease phalanx -o 'jsonpath={.spec.holderIdentity}{"\n"}' >&2 || true
+  kc -n phalanx-system logs deployment/phalanx --tail=40 >&2 || true
   exit 1
 fi
 log "PASS: ${#size[@]} groups complete, every gang placed whole, nothing left Pending ($(($(date +%s) - start))s)"

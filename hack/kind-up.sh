@@ -21,6 +21,10 @@ Usage: $0 [options]
   --node-image IMG   kindest/node image, to pick the Kubernetes version (default: kind's)
   --slots N          '${DEMO_SLOT_RESOURCE}' per worker for examples and bench (default: 4)
   --fake-gpus N      advertise N 'nvidia.com/gpu' per worker for the GPU example (default: 4; 0 = none)
+  --fake-numa        describe each worker as 2 NUMA zones (half its CPUs and fake GPUs each) with
+                     NodeResourceTopology objects, so Phalanx places NUMA-aligned; installs a
+                     minimal NodeResourceTopology CRD if none exists (kind only: real clusters
+                     get these from the NFD topology updater)
   --no-build         do not build the image; load IMAGE as it is
 USAGE
 }
@@ -31,6 +35,7 @@ image=${IMAGE:-phalanx:dev}
 node_image=""
 slots=4
 fake_gpus=4
+fake_numa=0
 build=1
 while (($# > 0)); do
   case $1 in
@@ -40,6 +45,7 @@ while (($# > 0)); do
   --node-image) node_image=${2:?--node-image needs a value}; shift 2 ;;
   --slots) slots=${2:?--slots needs a value}; shift 2 ;;
   --fake-gpus) fake_gpus=${2:?--fake-gpus needs a value}; shift 2 ;;
+  --fake-numa) fake_numa=1; shift ;;
   --no-build) build=0; shift ;;
   -h | --help) usage; exit 0 ;;
   *) usage >&2; die "unknown argument: $1" ;;
@@ -96,6 +102,74 @@ for i in "${!nodes[@]}"; do
     advertise "${nodes[$i]}" nvidia.com/gpu "$fake_gpus"
   fi
 done
+
+if ((fake_numa)); then
+  log "describing workers as 2 NUMA zones each (NodeResourceTopology)"
+  if ! kc get crd noderesourcetopologies.topology.node.k8s.io >/dev/null 2>&1; then
+    kc apply -f - >/dev/null <<'CRD'
+apiVersion: apiextensions.k8s.io/v1
+kind: CustomResourceDefinition
+metadata:
+  name: noderesourcetopologies.topology.node.k8s.io
+spec:
+  group: topology.node.k8s.io
+  names:
+    kind: NodeResourceTopology
+    listKind: NodeResourceTopologyList
+    plural: noderesourcetopologies
+    singular: noderesourcetopology
+    shortNames: [nrt]
+  scope: Cluster
+  versions:
+    - name: v1alpha2
+      served: true
+      storage: true
+      schema:
+        openAPIV3Schema:
+          type: object
+          x-kubernetes-preserve-unknown-fields: true
+CRD
+    kc wait --for condition=Established --timeout=60s crd/noderesourcetopologies.topology.node.k8s.io >/dev/null
+  fi
+  for node in "${nodes[@]}"; do
+    cpus=$(node_allocatable "$node" cpu)
+    [[ $cpus =~ ^[0-9]+$ ]] || die "node $node has a fractional cpu allocatable ($cpus); cannot split it into NUMA zones"
+    ((cpus >= 2)) || die "node $node has $cpus CPU; --fake-numa needs at least 2"
+    memory=$(node_allocatable "$node" memory)
+    half_memory=""
+    [[ $memory =~ ^([0-9]+)Ki$ ]] && half_memory="$((BASH_REMATCH[1] / 2))Ki"
+    zones=""
+    for z in 0 1; do
+      # Zone 0 takes the odd CPU, as the first NUMA node usually does.
+      zone_cpus=$(((cpus + 1 - z) / 2))
+      zone_gpus=$(((fake_gpus + 1 - z) / 2))
+      zones+="
+  - name: node-$z
+    type: Node
+    resources:
+      - {name: cpu, capacity: \"$zone_cpus\", allocatable: \"$zone_cpus\", available: \"$zone_cpus\"}"
+      if [[ -n $half_memory ]]; then
+        zones+="
+      - {name: memory, capacity: \"$half_memory\", allocatable: \"$half_memory\", available: \"$half_memory\"}"
+      fi
+      if ((zone_gpus > 0)); then
+        zones+="
+      - {name: nvidia.com/gpu, capacity: \"$zone_gpus\", allocatable: \"$zone_gpus\", available: \"$zone_gpus\"}"
+      fi
+    done
+    kc apply -f - >/dev/null <<NRT
+apiVersion: topology.node.k8s.io/v1alpha2
+kind: NodeResourceTopology
+metadata:
+  name: $node
+topologyPolicies: [SingleNUMANodeContainerLevel]
+attributes:
+  - {name: topologyManagerPolicy, value: single-numa-node}
+  - {name: topologyManagerScope, value: container}
+zones:$zones
+NRT
+  done
+fi
 
 if ((build)); then
   log "building $image"

@@ -16,7 +16,8 @@ mod filters;
 
 pub use filters::{FilterRule, PruneFilters};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 
@@ -111,8 +112,8 @@ impl VertexSpec {
 pub struct Vertex {
     /// Interned type; see [`ResourceGraph::type_name`].
     pub kind: TypeId,
-    /// Base name (`core`).
-    pub basename: Box<str>,
+    /// Base name (`core`); shared between vertices.
+    pub basename: Arc<str>,
     /// Name (`core35`).
     pub name: Box<str>,
     /// Logical id.
@@ -123,8 +124,8 @@ pub struct Vertex {
     pub uniq_id: u64,
     /// Units held by this vertex (pools: more than 1).
     pub size: u64,
-    /// Unit of `size`, empty if none.
-    pub unit: Box<str>,
+    /// Unit of `size`, empty if none; shared between vertices.
+    pub unit: Arc<str>,
     /// Properties (key, value).
     pub properties: Vec<(Box<str>, Box<str>)>,
     /// Up or down (as set; see [`ResourceGraph::is_effectively_up`]).
@@ -209,6 +210,8 @@ pub struct ResourceGraph {
     jobs: HashMap<JobId, JobHold>,
     next_uniq: u64,
     generation: u64,
+    /// Interned basenames and units (few distinct values, many vertices).
+    strings: HashMap<Box<str>, Arc<str>>,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -252,6 +255,14 @@ impl ResourceGraph {
         self.type_index.insert(name.into(), TypeId(id));
         Ok(TypeId(id))
     }
+    fn shared(&mut self, s: &str) -> Arc<str> {
+        if let Some(a) = self.strings.get(s) {
+            return a.clone();
+        }
+        let a: Arc<str> = s.into();
+        self.strings.insert(s.into(), a.clone());
+        a
+    }
     /// The interned id of a type name, if any vertex or filter used it.
     pub fn type_id(&self, name: &str) -> Option<TypeId> {
         self.type_index.get(name).copied()
@@ -287,13 +298,13 @@ impl ResourceGraph {
         self.next_uniq = self.next_uniq.max(uniq_id + 1);
         let vertex = Vertex {
             kind,
-            basename: spec.basename.into(),
+            basename: self.shared(&spec.basename),
             name: spec.name.into(),
             id: spec.id,
             rank: spec.rank,
             uniq_id,
             size: spec.size,
-            unit: spec.unit.into(),
+            unit: self.shared(&spec.unit),
             properties: spec
                 .properties
                 .into_iter()
@@ -519,7 +530,10 @@ impl ResourceGraph {
 
     /// Sets (or replaces) property `key` of `v`.
     pub fn set_property(&mut self, v: VertexId, key: &str, value: &str) -> Result<(), GraphError> {
-        let x = self.g.node_weight_mut(v).ok_or(GraphError::NoSuchVertex(v))?;
+        let x = self
+            .g
+            .node_weight_mut(v)
+            .ok_or(GraphError::NoSuchVertex(v))?;
         match x.properties.iter_mut().find(|(k, _)| &**k == key) {
             Some((_, val)) => *val = value.into(),
             None => x.properties.push((key.into(), value.into())),
@@ -633,27 +647,22 @@ impl ResourceGraph {
         if n == 0 {
             return;
         }
-        // Post-order: totals of a vertex = own + children's subtree sums.
+        // Post-order: totals of a vertex = own + children's subtree sums,
+        // kept in one flat array indexed by vertex (no per-vertex maps).
         let order = self.subtree(root);
-        let mut sums: HashMap<VertexId, Vec<u64>> = HashMap::new();
+        let bound = petgraph::visit::NodeIndexable::node_bound(&self.g);
+        let mut sums = vec![0u64; bound * n];
         for &v in order.iter().rev() {
-            let mut s = vec![0u64; n];
+            let vi = v.index();
             if let Some(slot) = self.filters.slot(self.g[v].kind) {
-                s[slot] += self.g[v].size;
-            }
-            for c in &self.g[v].children {
-                if let Some(cs) = sums.remove(c) {
-                    for i in 0..n {
-                        s[i] += cs[i];
-                    }
-                }
+                sums[vi * n + slot] += self.g[v].size;
             }
             let kind = self.g[v].kind;
             if !self.g[v].children.is_empty() && self.filters.is_anchor(kind) {
                 let totals: Box<[u64]> = (0..n)
                     .map(|i| {
                         if self.filters.tracks(kind, i) {
-                            s[i]
+                            sums[vi * n + i]
                         } else {
                             0
                         }
@@ -665,7 +674,12 @@ impl ResourceGraph {
                     spans: Vec::new(),
                 }));
             }
-            sums.insert(v, s);
+            if let Some(p) = self.g[v].parent {
+                let pi = p.index();
+                for i in 0..n {
+                    sums[pi * n + i] += sums[vi * n + i];
+                }
+            }
         }
         // Re-apply down statuses (outermost first is not required: each
         // call counts only units not hidden below).
@@ -681,15 +695,44 @@ impl ResourceGraph {
         // Re-apply job usage.
         let jobs: Vec<(JobId, JobHold)> = self.jobs.iter().map(|(j, h)| (*j, h.clone())).collect();
         for (j, h) in jobs {
+            let ex = Self::exclusive_set(&h.claims);
             for c in &h.claims {
-                self.add_agg_usage(j, h.start, h.end, c, 1);
+                self.add_agg_usage(j, h.start, h.end, c, &ex, 1);
             }
         }
     }
 
-    fn claim_units(&self, c: &Claim) -> Option<(usize, u64)> {
+    /// Tracked units a claim takes out of the aggregates: nothing if an
+    /// exclusive claim of the same job above it already covers it; the
+    /// whole subtree for an exclusive inner vertex (nothing below it can be
+    /// used by anyone else); else the units of the vertex itself.
+    fn claim_units(&self, c: &Claim, exclusive: &HashSet<VertexId>) -> Vec<(usize, u64)> {
+        let mut cur = self.g[c.vertex].parent;
+        while let Some(p) = cur {
+            if exclusive.contains(&p) {
+                return Vec::new();
+            }
+            cur = self.g[p].parent;
+        }
         let x = &self.g[c.vertex];
-        let slot = self.filters.slot(x.kind)?;
+        if c.exclusive && !x.children.is_empty() {
+            let mut units = vec![0u64; self.filters.targets.len()];
+            let mut stack = vec![c.vertex];
+            while let Some(u) = stack.pop() {
+                if let Some(slot) = self.filters.slot(self.g[u].kind) {
+                    units[slot] += self.g[u].size;
+                }
+                stack.extend(self.g[u].children.iter().copied());
+            }
+            return units
+                .into_iter()
+                .enumerate()
+                .filter(|&(_, n)| n > 0)
+                .collect();
+        }
+        let Some(slot) = self.filters.slot(x.kind) else {
+            return Vec::new();
+        };
         let units = if c.amount > 0 {
             c.amount
         } else if c.exclusive {
@@ -697,17 +740,51 @@ impl ResourceGraph {
         } else {
             0
         };
-        (units > 0).then_some((slot, units))
+        if units > 0 {
+            vec![(slot, units)]
+        } else {
+            Vec::new()
+        }
+    }
+
+    fn exclusive_set(claims: &[Claim]) -> HashSet<VertexId> {
+        claims
+            .iter()
+            .filter(|c| c.exclusive)
+            .map(|c| c.vertex)
+            .collect()
     }
 
     /// Adds (`sign = 1`) or removes (`sign = -1`) a claim's units from the
     /// aggregate spans of the claimed vertex and its ancestors.
-    fn add_agg_usage(&mut self, job: JobId, start: Time, end: Time, c: &Claim, sign: i8) {
-        let Some((slot, units)) = self.claim_units(c) else {
-            return;
-        };
+    #[allow(clippy::too_many_arguments)]
+    fn add_agg_usage(
+        &mut self,
+        job: JobId,
+        start: Time,
+        end: Time,
+        c: &Claim,
+        exclusive: &HashSet<VertexId>,
+        sign: i8,
+    ) {
+        for (slot, units) in self.claim_units(c, exclusive) {
+            self.add_agg_units(job, start, end, c.vertex, slot, units, sign);
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_agg_units(
+        &mut self,
+        job: JobId,
+        start: Time,
+        end: Time,
+        vertex: VertexId,
+        slot: usize,
+        units: u64,
+        sign: i8,
+    ) {
         let n = self.filters.targets.len();
-        let mut cur = Some(c.vertex);
+        let mut cur = Some(vertex);
         while let Some(a) = cur {
             let kind = self.g[a].kind;
             let tracked = self.filters.tracks(kind, slot);
@@ -777,6 +854,21 @@ impl ResourceGraph {
                 .saturating_sub(used),
         )
     }
+    /// Units of tracked type `t` that `job` holds in the subtree of `v`
+    /// (from the aggregates; `None` when `v` keeps none for `t`).
+    pub fn job_units(&self, v: VertexId, t: TypeId, job: JobId) -> Option<u64> {
+        let x = self.g.node_weight(v)?;
+        let slot = self.filters.slot(t)?;
+        let agg = x.agg.as_ref()?;
+        Some(
+            agg.spans
+                .iter()
+                .filter(|s| s.job == job)
+                .map(|s| s.counts[slot])
+                .sum(),
+        )
+    }
+
     /// Total units of tracked type `t` in the subtree of `v` (ignoring state).
     pub fn subtree_total(&self, v: VertexId, t: TypeId) -> Option<u64> {
         let x = self.g.node_weight(v)?;
@@ -823,6 +915,7 @@ impl ResourceGraph {
         if let Some(c) = claims.iter().find(|c| !self.g.contains_node(c.vertex)) {
             return Err(GraphError::NoSuchVertex(c.vertex));
         }
+        let ex = Self::exclusive_set(&claims);
         for c in &claims {
             self.g[c.vertex].spans.push(Span {
                 job,
@@ -833,7 +926,7 @@ impl ResourceGraph {
                 reserved,
             });
             if !self.filters.targets.is_empty() {
-                self.add_agg_usage(job, start, end, c, 1);
+                self.add_agg_usage(job, start, end, c, &ex, 1);
             }
         }
         self.jobs.insert(
@@ -851,13 +944,14 @@ impl ResourceGraph {
     /// Releases everything `job` holds.
     pub fn release(&mut self, job: JobId) -> Result<JobHold, GraphError> {
         let hold = self.jobs.remove(&job).ok_or(GraphError::NoSuchJob(job))?;
+        let ex = Self::exclusive_set(&hold.claims);
         for c in &hold.claims {
-            self.drop_claim(job, &hold, c);
+            self.drop_claim(job, &hold, c, &ex);
         }
         Ok(hold)
     }
 
-    fn drop_claim(&mut self, job: JobId, hold: &JobHold, c: &Claim) {
+    fn drop_claim(&mut self, job: JobId, hold: &JobHold, c: &Claim, ex: &HashSet<VertexId>) {
         if !self.g.contains_node(c.vertex) {
             return;
         }
@@ -866,7 +960,7 @@ impl ResourceGraph {
             spans.remove(i);
         }
         if !self.filters.targets.is_empty() {
-            self.add_agg_usage(job, hold.start, hold.end, c, -1);
+            self.add_agg_usage(job, hold.start, hold.end, c, ex, -1);
         }
     }
 
@@ -882,10 +976,16 @@ impl ResourceGraph {
             .copied()
             .filter(|c| self.is_in_subtree(c.vertex, v))
             .collect();
-        for c in &inside {
-            self.drop_claim(job, &hold, c);
+        if inside.is_empty() {
+            self.jobs.insert(job, hold);
+            return Ok(false);
         }
-        hold.claims.retain(|c| !inside.contains(c));
+        let ex = Self::exclusive_set(&hold.claims);
+        for c in &inside {
+            self.drop_claim(job, &hold, c, &ex);
+        }
+        let inside_set: HashSet<VertexId> = inside.iter().map(|c| c.vertex).collect();
+        hold.claims.retain(|c| !inside_set.contains(&c.vertex));
         // Drop pass-through claims that no longer lead to any exclusive claim.
         let keep: Vec<bool> = hold
             .claims
@@ -906,7 +1006,7 @@ impl ResourceGraph {
             .map(|(c, _)| *c)
             .collect();
         for c in &dropped {
-            self.drop_claim(job, &hold, c);
+            self.drop_claim(job, &hold, c, &ex);
         }
         hold.claims.retain(|c| !dropped.contains(c));
         let gone = hold.claims.is_empty();

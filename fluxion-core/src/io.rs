@@ -2,9 +2,11 @@
 
 mod grug;
 mod jgf;
+mod rv1exec;
 
 pub use grug::read_grug;
 pub use jgf::{attach_jgf, read_jgf, write_jgf};
+pub use rv1exec::{expand_hostlist, expand_idset, read_rv1exec};
 
 use crate::graph::GraphError;
 
@@ -17,6 +19,12 @@ pub enum IoError {
     /// Malformed JGF document.
     #[error("JGF: {0}")]
     Jgf(String),
+    /// A JGF document to attach has a different root than the graph.
+    #[error("JGF: root {0} differs from the graph's root (duplicate root)")]
+    DuplicateRoot(String),
+    /// Malformed R (rv1exec) document.
+    #[error("R: {0}")]
+    Rv1(String),
     /// The graph rejected an edit.
     #[error(transparent)]
     Graph(#[from] GraphError),

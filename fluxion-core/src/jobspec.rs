@@ -70,7 +70,12 @@ pub struct Count {
 impl Count {
     /// An exact count.
     pub fn exact(n: u64) -> Self {
-        Count { min: n, max: n, op: CountOp::Add, operand: 1 }
+        Count {
+            min: n,
+            max: n,
+            op: CountOp::Add,
+            operand: 1,
+        }
     }
     /// Next count after `n` in the range, if any.
     pub fn next(&self, n: u64) -> Option<u64> {
@@ -122,7 +127,10 @@ pub struct JobspecError {
 
 impl JobspecError {
     fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
-        JobspecError { path: path.into(), message: message.into() }
+        JobspecError {
+            path: path.into(),
+            message: message.into(),
+        }
     }
 }
 
@@ -240,7 +248,11 @@ impl Jobspec {
             .enumerate()
             .map(|(i, r)| convert(r, &format!("resources[{i}]")))
             .collect::<Result<Vec<_>, _>>()?;
-        let duration = match raw.attributes.and_then(|a| a.system).and_then(|s| s.duration) {
+        let duration = match raw
+            .attributes
+            .and_then(|a| a.system)
+            .and_then(|s| s.duration)
+        {
             None => 0,
             Some(d) if d.is_finite() && d >= 0.0 => d as u64,
             Some(_) => {
@@ -260,7 +272,12 @@ impl Jobspec {
                 total: t.count.as_ref().and_then(|c| c.total),
             })
             .collect();
-        Ok(Jobspec { version, resources, tasks, duration })
+        Ok(Jobspec {
+            version,
+            resources,
+            tasks,
+            duration,
+        })
     }
 }
 
@@ -269,7 +286,10 @@ fn convert(r: RawResource, path: &str) -> Result<Resource, JobspecError> {
         .kind
         .ok_or_else(|| JobspecError::new(format!("{path}.type"), "missing"))?;
     if kind.is_empty() {
-        return Err(JobspecError::new(format!("{path}.type"), "must not be empty"));
+        return Err(JobspecError::new(
+            format!("{path}.type"),
+            "must not be empty",
+        ));
     }
     let cpath = format!("{path}.count");
     let count = match r.count {
@@ -280,7 +300,12 @@ fn convert(r: RawResource, path: &str) -> Result<Resource, JobspecError> {
             }
             Count::exact(n as u64)
         }
-        Some(RawCount::Range { min, max, operator, operand }) => {
+        Some(RawCount::Range {
+            min,
+            max,
+            operator,
+            operand,
+        }) => {
             if min < 1 {
                 return Err(JobspecError::new(format!("{cpath}.min"), "must be >= 1"));
             }
@@ -313,11 +338,19 @@ fn convert(r: RawResource, path: &str) -> Result<Resource, JobspecError> {
                     "must be >= 1 for + and >= 2 for * and ^",
                 ));
             }
-            Count { min: min as u64, max, op, operand: operand.max(1) as u64 }
+            Count {
+                min: min as u64,
+                max,
+                op,
+                operand: operand.max(1) as u64,
+            }
         }
     };
     if kind == "slot" && r.label.as_deref().is_none_or(str::is_empty) {
-        return Err(JobspecError::new(format!("{path}.label"), "a slot needs a label"));
+        return Err(JobspecError::new(
+            format!("{path}.label"),
+            "a slot needs a label",
+        ));
     }
     let with = r
         .with
@@ -327,9 +360,19 @@ fn convert(r: RawResource, path: &str) -> Result<Resource, JobspecError> {
         .map(|(i, c)| convert(c, &format!("{path}.with[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
     if kind == "slot" && with.is_empty() {
-        return Err(JobspecError::new(format!("{path}.with"), "a slot must contain resources"));
+        return Err(JobspecError::new(
+            format!("{path}.with"),
+            "a slot must contain resources",
+        ));
     }
-    Ok(Resource { kind, count, with, exclusive: r.exclusive, label: r.label, unit: r.unit })
+    Ok(Resource {
+        kind,
+        count,
+        with,
+        exclusive: r.exclusive,
+        label: r.label,
+        unit: r.unit,
+    })
 }
 
 #[cfg(test)]
@@ -376,7 +419,8 @@ tasks:
         assert_eq!(e.to_string(), "resources[0].with[0].count: must be >= 1");
         let e = Jobspec::parse("version: 2\nresources: []").unwrap_err();
         assert_eq!(e.path, "version");
-        let e = Jobspec::parse("version: 1\nresources:\n  - type: core\n    count: x\n").unwrap_err();
+        let e =
+            Jobspec::parse("version: 1\nresources:\n  - type: core\n    count: x\n").unwrap_err();
         assert!(e.path.starts_with("resources[0]"), "{e}");
         let e = Jobspec::parse("version: 1\nresources:\n  - type: slot\n    count: 1\n    with: [{type: core, count: 1}]\n").unwrap_err();
         assert_eq!(e.path, "resources[0].label");

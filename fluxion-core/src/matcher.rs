@@ -16,7 +16,7 @@ mod search;
 
 pub use policy::{Policy, UnknownPolicy};
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use crate::graph::{Claim, GraphError, ResourceGraph, VertexId};
 use crate::jobspec::Jobspec;
@@ -142,20 +142,28 @@ pub struct Matcher {
     jobs: BTreeMap<JobId, JobInfo>,
     stats: MatchStats,
     /// Per type: do ids grow in depth-first order? Keyed by graph generation.
-    order_cache: Option<(u64, Vec<bool>)>,
+    order_cache: Option<(u64, std::sync::Arc<search::Shape>)>,
+    /// First-match walk order: free units below a vertex when a job last
+    /// went through it (Fluxion's out-edge weights).
+    weights: HashMap<VertexId, u64>,
 }
 
 impl Matcher {
     /// A matcher over `graph` with `policy`. The horizon (end of time for
     /// jobs of duration 0) defaults to `i64::MAX / 4`.
     pub fn new(graph: ResourceGraph, policy: Policy) -> Self {
+        // The shape cache (walk order facts) is built now, so the first
+        // match does not pay for a full graph walk.
+        let shape = std::sync::Arc::new(search::shape(&graph));
+        let generation = graph.generation();
         Matcher {
             graph,
             policy,
             horizon: i64::MAX / 4,
             jobs: BTreeMap::new(),
             stats: MatchStats::default(),
-            order_cache: None,
+            order_cache: Some((generation, shape)),
+            weights: HashMap::new(),
         }
     }
     /// The graph.
@@ -220,11 +228,20 @@ impl Matcher {
             return Err(MatchError::JobExists(job));
         }
         let reqs = search::Request::build(&self.graph, spec).map_err(MatchError::InvalidJobspec)?;
-        let ordered = self.ordered_types();
+        let ordered = self.shape();
         let mut visits = (0u64, 0u64);
         if op == MatchOp::Satisfiability {
             let d = self.duration_at(spec, now);
-            let found = search::run(&self.graph, self.policy, &reqs, now, now, d, true, &ordered);
+            let found = search::run(
+                &self.graph,
+                self.policy,
+                &reqs,
+                now,
+                d,
+                search::Mode::Sat,
+                &ordered,
+                &self.weights,
+            );
             visits = (found.pre, found.post);
             return match found.emitted {
                 Some(emitted) => Ok(MatchOutcome {
@@ -257,23 +274,51 @@ impl Matcher {
             if at.saturating_add(d as i64) > self.horizon && i > 0 {
                 break;
             }
-            let found = search::run(&self.graph, self.policy, &reqs, now, at, d, false, &ordered);
+            let found = search::run(
+                &self.graph,
+                self.policy,
+                &reqs,
+                at,
+                d,
+                search::Mode::Now,
+                &ordered,
+                &self.weights,
+            );
             visits.0 += found.pre;
             visits.1 += found.post;
             if let Some(emitted) = found.emitted {
                 let reserved = at > now;
                 let claims = emitted
                     .iter()
+                    .chain(found.shadow.iter())
                     .map(|e| Claim {
                         vertex: e.vertex,
                         amount: if e.exclusive { e.needs } else { 0 },
                         exclusive: e.exclusive,
                     })
                     .collect();
-                self.graph.allocate(job, at, at.saturating_add(d as i64), reserved, claims)?;
+                self.graph
+                    .allocate(job, at, at.saturating_add(d as i64), reserved, claims)?;
+                if self.policy.stops_early()
+                    && let Some(&t) = self.graph.tracked_types().last()
+                {
+                    for e in &emitted {
+                        if !self.graph.children(e.vertex).is_empty()
+                            && let Some(w) = self.graph.free_units(e.vertex, t, now, now + 1)
+                        {
+                            self.weights.insert(e.vertex, w);
+                        }
+                    }
+                }
                 self.jobs.insert(
                     job,
-                    JobInfo { job, at, duration: d, reserved, emitted: emitted.clone() },
+                    JobInfo {
+                        job,
+                        at,
+                        duration: d,
+                        reserved,
+                        emitted: emitted.clone(),
+                    },
                 );
                 return Ok(MatchOutcome {
                     job,
@@ -289,7 +334,20 @@ impl Matcher {
             if i == 0 && op != MatchOp::Allocate {
                 // Stop searching when it can never fit.
                 let d0 = self.duration_at(spec, now);
-                let sat = search::run(&self.graph, self.policy, &reqs, now, now, d0, true, &ordered);
+                let sat = search::run(
+                    &self.graph,
+                    self.policy,
+                    &reqs,
+                    now,
+                    d0,
+                    if op == MatchOp::AllocateOrElseReserve {
+                        search::Mode::SatIgnoreDown
+                    } else {
+                        search::Mode::Sat
+                    },
+                    &ordered,
+                    &self.weights,
+                );
                 if sat.emitted.is_none() {
                     return Err(MatchError::Unsatisfiable);
                 }
@@ -297,7 +355,16 @@ impl Matcher {
         }
         if op == MatchOp::Allocate {
             let d0 = self.duration_at(spec, now);
-            let sat = search::run(&self.graph, self.policy, &reqs, now, now, d0, true, &ordered);
+            let sat = search::run(
+                &self.graph,
+                self.policy,
+                &reqs,
+                now,
+                d0,
+                search::Mode::Sat,
+                &ordered,
+                &self.weights,
+            );
             if sat.emitted.is_none() {
                 return Err(MatchError::Unsatisfiable);
             }
@@ -305,31 +372,16 @@ impl Matcher {
         Err(MatchError::Busy)
     }
 
-    fn ordered_types(&mut self) -> Vec<bool> {
+    fn shape(&mut self) -> std::sync::Arc<search::Shape> {
         let generation = self.graph.generation();
         if let Some((g, v)) = &self.order_cache
             && *g == generation
         {
             return v.clone();
         }
-        let mut last: Vec<Option<i64>> = Vec::new();
-        let mut ok: Vec<bool> = Vec::new();
-        if let Some(root) = self.graph.root() {
-            for v in self.graph.subtree(root) {
-                let Some(x) = self.graph.vertex(v) else { continue };
-                let t = x.kind.0 as usize;
-                if last.len() <= t {
-                    last.resize(t + 1, None);
-                    ok.resize(t + 1, true);
-                }
-                if last[t].is_some_and(|l| x.id <= l) {
-                    ok[t] = false;
-                }
-                last[t] = Some(x.id);
-            }
-        }
-        self.order_cache = Some((generation, ok.clone()));
-        ok
+        let v = std::sync::Arc::new(search::shape(&self.graph));
+        self.order_cache = Some((generation, v.clone()));
+        v
     }
 
     /// Whether `spec` could ever fit on the graph (ignoring what is held and
@@ -337,7 +389,18 @@ impl Matcher {
     pub fn satisfiable(&self, spec: &Jobspec) -> Result<bool, MatchError> {
         let reqs = search::Request::build(&self.graph, spec).map_err(MatchError::InvalidJobspec)?;
         let d = self.duration_at(spec, 0);
-        Ok(search::run(&self.graph, self.policy, &reqs, 0, 0, d, true, &[]).emitted.is_some())
+        Ok(search::run(
+            &self.graph,
+            self.policy,
+            &reqs,
+            0,
+            d,
+            search::Mode::Sat,
+            &search::Shape::default(),
+            &self.weights,
+        )
+        .emitted
+        .is_some())
     }
 
     /// Releases everything `job` holds.
@@ -407,8 +470,14 @@ impl Matcher {
     }
     /// Vertices satisfying `pred`, in depth-first pre-order.
     pub fn find(&self, mut pred: impl FnMut(&ResourceGraph, VertexId) -> bool) -> Vec<VertexId> {
-        let Some(root) = self.graph.root() else { return Vec::new() };
-        self.graph.subtree(root).into_iter().filter(|&v| pred(&self.graph, v)).collect()
+        let Some(root) = self.graph.root() else {
+            return Vec::new();
+        };
+        self.graph
+            .subtree(root)
+            .into_iter()
+            .filter(|&v| pred(&self.graph, v))
+            .collect()
     }
 }
 

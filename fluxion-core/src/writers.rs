@@ -72,7 +72,9 @@ pub fn render(
 fn simple(g: &ResourceGraph, emitted: &[Emit]) -> String {
     let mut out = String::new();
     for e in emitted {
-        let Some(x) = g.vertex(e.vertex) else { continue };
+        let Some(x) = g.vertex(e.vertex) else {
+            continue;
+        };
         let _ = writeln!(
             out,
             "{}{}[{}:{}]",
@@ -88,7 +90,11 @@ fn simple(g: &ResourceGraph, emitted: &[Emit]) -> String {
 fn pretty_simple(g: &ResourceGraph, emitted: &[Emit]) -> String {
     // Rebuild the tree from the post-order list; print root first with the
     // children of each vertex in reverse emission order.
-    let pos: BTreeMap<VertexId, usize> = emitted.iter().enumerate().map(|(i, e)| (e.vertex, i)).collect();
+    let pos: BTreeMap<VertexId, usize> = emitted
+        .iter()
+        .enumerate()
+        .map(|(i, e)| (e.vertex, i))
+        .collect();
     let mut kids: Vec<Vec<usize>> = vec![Vec::new(); emitted.len()];
     let mut roots = Vec::new();
     for (i, e) in emitted.iter().enumerate() {
@@ -126,7 +132,9 @@ fn jgf(g: &ResourceGraph, emitted: &[Emit], extra: Option<VertexExtra<'_>>) -> S
     let mut edges = Vec::new();
     let set: std::collections::HashSet<VertexId> = emitted.iter().map(|e| e.vertex).collect();
     for e in emitted {
-        let Some(x) = g.vertex(e.vertex) else { continue };
+        let Some(x) = g.vertex(e.vertex) else {
+            continue;
+        };
         let kind = g.type_name(x.kind);
         let mut m = format!("\"type\": {}", json_str(kind));
         if &*x.basename != kind {
@@ -147,16 +155,34 @@ fn jgf(g: &ResourceGraph, emitted: &[Emit], extra: Option<VertexExtra<'_>>) -> S
                 .collect();
             let _ = write!(m, ", \"properties\": {{{}}}", props.join(", "));
         }
-        let _ = write!(m, ", \"paths\": {{\"containment\": {}}}", json_str(&g.path(e.vertex)));
+        let _ = write!(
+            m,
+            ", \"paths\": {{\"containment\": {}}}",
+            json_str(&g.path(e.vertex))
+        );
         if let Some(s) = extra.and_then(|f| f(e.vertex)) {
             let _ = write!(m, ", {s}");
         }
-        nodes.push(format!("{{\"id\": \"{}\", \"metadata\": {{{m}}}}}", x.uniq_id));
-        if let Some(p) = x.parent().filter(|p| set.contains(p)).and_then(|p| g.vertex(p)) {
-            edges.push(format!("{{\"source\": \"{}\", \"target\": \"{}\"}}", p.uniq_id, x.uniq_id));
+        nodes.push(format!(
+            "{{\"id\": \"{}\", \"metadata\": {{{m}}}}}",
+            x.uniq_id
+        ));
+        if let Some(p) = x
+            .parent()
+            .filter(|p| set.contains(p))
+            .and_then(|p| g.vertex(p))
+        {
+            edges.push(format!(
+                "{{\"source\": \"{}\", \"target\": \"{}\"}}",
+                p.uniq_id, x.uniq_id
+            ));
         }
     }
-    format!("{{\"graph\": {{\"nodes\": [{}], \"edges\": [{}]}}}}\n", nodes.join(", "), edges.join(", "))
+    format!(
+        "{{\"graph\": {{\"nodes\": [{}], \"edges\": [{}]}}}}\n",
+        nodes.join(", "),
+        edges.join(", ")
+    )
 }
 
 /// Compresses sorted ids into an idset string: `0-3,7`.
@@ -171,7 +197,11 @@ pub fn idset(ids: &[i64]) -> String {
         while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
             j += 1;
         }
-        out.push(if i == j { v[i].to_string() } else { format!("{}-{}", v[i], v[j]) });
+        out.push(if i == j {
+            v[i].to_string()
+        } else {
+            format!("{}-{}", v[i], v[j])
+        });
         i = j + 1;
     }
     out.join(",")
@@ -201,7 +231,11 @@ pub fn hostlist(names: &[String]) -> String {
         .into_iter()
         .map(|(p, v)| {
             let s = idset(&v);
-            if v.len() == 1 { format!("{p}{s}") } else { format!("{p}[{s}]") }
+            if v.len() == 1 {
+                format!("{p}{s}")
+            } else {
+                format!("{p}[{s}]")
+            }
         })
         .collect();
     out.extend(plain);
@@ -209,35 +243,54 @@ pub fn hostlist(names: &[String]) -> String {
 }
 
 fn rv1(g: &ResourceGraph, emitted: &[Emit], at: Time, duration: u64) -> String {
-    // rank -> type -> ids, in rank order.
+    // The rank of a core or GPU is its node's rank.
+    let node_rank = |v: VertexId| -> i64 {
+        let mut cur = Some(v);
+        while let Some(u) = cur {
+            if let Some(x) = g.vertex(u)
+                && g.type_name(x.kind) == "node"
+            {
+                return x.rank;
+            }
+            cur = g.parent(u);
+        }
+        g.vertex(v).map_or(-1, |x| x.rank)
+    };
     let mut per_rank: BTreeMap<i64, BTreeMap<String, Vec<i64>>> = BTreeMap::new();
     let mut nodes: Vec<(i64, String)> = Vec::new();
     for e in emitted {
-        let Some(x) = g.vertex(e.vertex) else { continue };
+        let Some(x) = g.vertex(e.vertex) else {
+            continue;
+        };
         let kind = g.type_name(x.kind);
         if kind == "node" {
             nodes.push((x.rank, x.name.to_string()));
-            per_rank.entry(x.rank).or_default();
         } else if matches!(kind, "core" | "gpu") {
-            per_rank.entry(x.rank).or_default().entry(kind.to_string()).or_default().push(x.id);
+            per_rank
+                .entry(node_rank(e.vertex))
+                .or_default()
+                .entry(kind.to_string())
+                .or_default()
+                .push(x.id);
         }
     }
-    // Group ranks with identical children.
-    let mut groups: Vec<(Vec<i64>, String)> = Vec::new();
+    // Ranks with identical children share an entry; entries sort by children.
+    let mut groups: BTreeMap<String, Vec<i64>> = BTreeMap::new();
     for (rank, kids) in &per_rank {
         let body: Vec<String> = kids
             .iter()
             .map(|(t, ids)| format!("{}: {}", json_str(t), json_str(&idset(ids))))
             .collect();
-        let body = body.join(", ");
-        match groups.last_mut() {
-            Some((ranks, b)) if *b == body => ranks.push(*rank),
-            _ => groups.push((vec![*rank], body)),
-        }
+        groups.entry(body.join(", ")).or_default().push(*rank);
     }
     let rlite: Vec<String> = groups
         .iter()
-        .map(|(ranks, body)| format!("{{\"rank\": {}, \"children\": {{{body}}}}}", json_str(&idset(ranks))))
+        .map(|(body, ranks)| {
+            format!(
+                "{{\"rank\": {}, \"children\": {{{body}}}}}",
+                json_str(&idset(ranks))
+            )
+        })
         .collect();
     nodes.sort();
     let names: Vec<String> = nodes.into_iter().map(|(_, n)| n).collect();
@@ -258,7 +311,10 @@ mod tests {
     fn idsets_and_hostlists_compress_runs() {
         assert_eq!(idset(&[3, 0, 1, 2, 7]), "0-3,7");
         assert_eq!(idset(&[]), "");
-        let names: Vec<String> = ["node0", "node1", "node2", "node5"].iter().map(|s| s.to_string()).collect();
+        let names: Vec<String> = ["node0", "node1", "node2", "node5"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         assert_eq!(hostlist(&names), "node[0-2,5]");
         assert_eq!(hostlist(&["login".to_string()]), "login");
     }

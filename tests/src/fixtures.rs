@@ -82,7 +82,11 @@ fn cpu_millis(q: &str) -> u64 {
 pub fn overcommitted_nodes(srv: &ApiServer) -> Vec<(String, u64, u64)> {
     let mut used: BTreeMap<String, u64> = BTreeMap::new();
     for p in srv.list::<Pod>() {
-        let phase = p.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default();
+        let phase = p
+            .status
+            .as_ref()
+            .and_then(|s| s.phase.clone())
+            .unwrap_or_default();
         if phase == "Succeeded" || phase == "Failed" {
             continue;
         }
@@ -91,7 +95,14 @@ pub fn overcommitted_nodes(srv: &ApiServer) -> Vec<(String, u64, u64)> {
         let cpu: u64 = spec
             .containers
             .iter()
-            .filter_map(|c| c.resources.as_ref()?.requests.as_ref()?.get("cpu").map(|q| cpu_millis(&q.0)))
+            .filter_map(|c| {
+                c.resources
+                    .as_ref()?
+                    .requests
+                    .as_ref()?
+                    .get("cpu")
+                    .map(|q| cpu_millis(&q.0))
+            })
             .sum();
         *used.entry(node).or_default() += cpu;
     }
@@ -115,7 +126,12 @@ pub fn overcommitted_nodes(srv: &ApiServer) -> Vec<(String, u64, u64)> {
 pub fn event_reasons(srv: &ApiServer, prefix: &str) -> Vec<(String, String)> {
     srv.list::<k8s_openapi::api::events::v1::Event>()
         .into_iter()
-        .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()).is_some_and(|n| n.starts_with(prefix)))
+        .filter(|e| {
+            e.regarding
+                .as_ref()
+                .and_then(|r| r.name.as_deref())
+                .is_some_and(|n| n.starts_with(prefix))
+        })
         .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
         .collect()
 }

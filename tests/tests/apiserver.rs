@@ -5,7 +5,9 @@ use std::time::Duration;
 use futures::{StreamExt, TryStreamExt};
 use k8s_openapi::api::coordination::v1::Lease;
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
-use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams};
+use kube::api::{
+    Api, DeleteParams, ListParams, Patch, PatchParams, PostParams, WatchEvent, WatchParams,
+};
 use kube::runtime::watcher;
 use phalanx_tests::apiserver::{ApiServer, KubeletOptions};
 use serde_json::json;
@@ -20,13 +22,21 @@ fn pod(name: &str, scheduler: &str) -> Pod {
 
 fn binding(pod: &str, node: &str) -> Binding {
     Binding {
-        metadata: kube::api::ObjectMeta { name: Some(pod.into()), ..Default::default() },
-        target: ObjectReference { kind: Some("Node".into()), name: Some(node.into()), ..Default::default() },
+        metadata: kube::api::ObjectMeta {
+            name: Some(pod.into()),
+            ..Default::default()
+        },
+        target: ObjectReference {
+            kind: Some("Node".into()),
+            name: Some(node.into()),
+            ..Default::default()
+        },
     }
 }
 
 async fn bind(api: &Api<Pod>, pod: &str, node: &str) -> Result<serde_json::Value, kube::Error> {
-    api.create_subresource("binding", pod, &PostParams::default(), &binding(pod, node)).await
+    api.create_subresource("binding", pod, &PostParams::default(), &binding(pod, node))
+        .await
 }
 
 fn code(err: kube::Error) -> u16 {
@@ -40,23 +50,56 @@ fn code(err: kube::Error) -> u16 {
 async fn crud_binding_and_selectors() {
     let srv = ApiServer::start().await.unwrap();
     let api: Api<Pod> = Api::namespaced(srv.client(), "default");
-    let created = api.create(&PostParams::default(), &pod("a", "phalanx")).await.unwrap();
+    let created = api
+        .create(&PostParams::default(), &pod("a", "phalanx"))
+        .await
+        .unwrap();
     assert!(created.metadata.uid.is_some());
-    assert_eq!(created.status.and_then(|s| s.phase).as_deref(), Some("Pending"));
-    api.create(&PostParams::default(), &pod("b", "default-scheduler")).await.unwrap();
-    assert_eq!(code(api.create(&PostParams::default(), &pod("a", "x")).await.unwrap_err()), 409);
+    assert_eq!(
+        created.status.and_then(|s| s.phase).as_deref(),
+        Some("Pending")
+    );
+    api.create(&PostParams::default(), &pod("b", "default-scheduler"))
+        .await
+        .unwrap();
+    assert_eq!(
+        code(
+            api.create(&PostParams::default(), &pod("a", "x"))
+                .await
+                .unwrap_err()
+        ),
+        409
+    );
 
-    let ours = api.list(&ListParams::default().fields("spec.schedulerName=phalanx")).await.unwrap();
+    let ours = api
+        .list(&ListParams::default().fields("spec.schedulerName=phalanx"))
+        .await
+        .unwrap();
     assert_eq!(ours.items.len(), 1);
-    let labelled = api.list(&ListParams::default().labels("app in (mpi)")).await.unwrap();
+    let labelled = api
+        .list(&ListParams::default().labels("app in (mpi)"))
+        .await
+        .unwrap();
     assert_eq!(labelled.items.len(), 2);
 
     let status = bind(&api, "a", "n1").await.unwrap();
     assert_eq!(status["code"], 201);
-    assert_eq!(api.get("a").await.unwrap().spec.unwrap().node_name.as_deref(), Some("n1"));
+    assert_eq!(
+        api.get("a")
+            .await
+            .unwrap()
+            .spec
+            .unwrap()
+            .node_name
+            .as_deref(),
+        Some("n1")
+    );
     assert_eq!(code(bind(&api, "a", "n2").await.unwrap_err()), 409);
     assert_eq!(code(bind(&api, "gone", "n2").await.unwrap_err()), 404);
-    let unbound = api.list(&ListParams::default().fields("spec.nodeName=")).await.unwrap();
+    let unbound = api
+        .list(&ListParams::default().fields("spec.nodeName="))
+        .await
+        .unwrap();
     assert_eq!(unbound.items.len(), 1);
 
     srv.inject_bind_error("default", "b", 409);
@@ -65,7 +108,11 @@ async fn crud_binding_and_selectors() {
     assert_eq!(srv.request_count("create", "pods/binding"), 5);
 
     let patched = api
-        .patch_status("a", &PatchParams::default(), &Patch::Merge(json!({"status": {"phase": "Running"}})))
+        .patch_status(
+            "a",
+            &PatchParams::default(),
+            &Patch::Merge(json!({"status": {"phase": "Running"}})),
+        )
         .await
         .unwrap();
     assert_eq!(patched.status.unwrap().phase.as_deref(), Some("Running"));
@@ -84,10 +131,23 @@ async fn lease_updates_are_optimistic() {
     let first = api.create(&PostParams::default(), &lease).await.unwrap();
     let mut mine = first.clone();
     mine.spec.as_mut().unwrap().holder_identity = Some("b".into());
-    let second = api.replace("phalanx", &PostParams::default(), &mine).await.unwrap();
-    assert_ne!(first.metadata.resource_version, second.metadata.resource_version);
+    let second = api
+        .replace("phalanx", &PostParams::default(), &mine)
+        .await
+        .unwrap();
+    assert_ne!(
+        first.metadata.resource_version,
+        second.metadata.resource_version
+    );
     // `mine` still carries the old resourceVersion: a stale write loses.
-    assert_eq!(code(api.replace("phalanx", &PostParams::default(), &mine).await.unwrap_err()), 409);
+    assert_eq!(
+        code(
+            api.replace("phalanx", &PostParams::default(), &mine)
+                .await
+                .unwrap_err()
+        ),
+        409
+    );
     // Server-side apply creates and merges.
     let applied = api
         .patch(
@@ -107,19 +167,28 @@ async fn watch_streams_changes_and_reports_gone_versions() {
     let list = api.list(&ListParams::default()).await.unwrap();
     let rv = list.metadata.resource_version.unwrap();
     let mut stream = api
-        .watch(&WatchParams::default().fields("spec.schedulerName=phalanx"), &rv)
+        .watch(
+            &WatchParams::default().fields("spec.schedulerName=phalanx"),
+            &rv,
+        )
         .await
         .unwrap()
         .boxed();
-    api.create(&PostParams::default(), &pod("other", "default-scheduler")).await.unwrap();
-    api.create(&PostParams::default(), &pod("p", "phalanx")).await.unwrap();
+    api.create(&PostParams::default(), &pod("other", "default-scheduler"))
+        .await
+        .unwrap();
+    api.create(&PostParams::default(), &pod("p", "phalanx"))
+        .await
+        .unwrap();
     bind(&api, "p", "n1").await.unwrap();
     api.delete("p", &DeleteParams::default()).await.unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
         match stream.try_next().await.unwrap().unwrap() {
             WatchEvent::Added(p) => seen.push(format!("ADDED {}", p.metadata.name.unwrap())),
-            WatchEvent::Modified(p) => seen.push(format!("MODIFIED {}", p.spec.unwrap().node_name.unwrap())),
+            WatchEvent::Modified(p) => {
+                seen.push(format!("MODIFIED {}", p.spec.unwrap().node_name.unwrap()))
+            }
             WatchEvent::Deleted(p) => seen.push(format!("DELETED {}", p.metadata.name.unwrap())),
             WatchEvent::Bookmark(_) => {}
             WatchEvent::Error(e) => panic!("{e:?}"),
@@ -128,7 +197,11 @@ async fn watch_streams_changes_and_reports_gone_versions() {
     assert_eq!(seen, ["ADDED p", "MODIFIED n1", "DELETED p"]);
 
     srv.compact();
-    let mut stale = api.watch(&WatchParams::default(), &rv).await.unwrap().boxed();
+    let mut stale = api
+        .watch(&WatchParams::default(), &rv)
+        .await
+        .unwrap()
+        .boxed();
     match stale.try_next().await.unwrap().unwrap() {
         WatchEvent::Error(e) => assert_eq!(e.code, 410),
         other => panic!("expected 410 Gone, got {other:?}"),
@@ -144,7 +217,9 @@ async fn watcher_relists_after_gone_and_sees_kubelet_updates() {
     // forces it through the 410 path quickly.
     let cfg = watcher::Config::default().timeout(1);
     let mut events = watcher(api.clone(), cfg).boxed();
-    api.create(&PostParams::default(), &pod("p", "phalanx")).await.unwrap();
+    api.create(&PostParams::default(), &pod("p", "phalanx"))
+        .await
+        .unwrap();
     let mut running = false;
     let mut relisted = false;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
@@ -165,7 +240,10 @@ async fn watcher_relists_after_gone_and_sees_kubelet_updates() {
         }
         relisted = srv.request_count("list", "pods") >= 2;
     }
-    assert!(running, "the simulated kubelet marked the bound pod Running");
+    assert!(
+        running,
+        "the simulated kubelet marked the bound pod Running"
+    );
     assert!(relisted, "the watcher re-listed after 410 Gone");
 }
 
@@ -174,11 +252,26 @@ async fn discovery_lists_crd_groups() {
     let srv = ApiServer::start().await.unwrap();
     let client = srv.client();
     let groups = client.list_api_groups().await.unwrap();
-    assert!(groups.groups.iter().any(|g| g.name == "scheduling.x-k8s.io"));
-    assert!(!groups.groups.iter().any(|g| g.name == "topology.node.k8s.io"));
+    assert!(
+        groups
+            .groups
+            .iter()
+            .any(|g| g.name == "scheduling.x-k8s.io")
+    );
+    assert!(
+        !groups
+            .groups
+            .iter()
+            .any(|g| g.name == "topology.node.k8s.io")
+    );
     srv.install(phalanx_tests::apiserver::ResourceType::node_resource_topology());
     let groups = client.list_api_groups().await.unwrap();
-    assert!(groups.groups.iter().any(|g| g.name == "topology.node.k8s.io"));
+    assert!(
+        groups
+            .groups
+            .iter()
+            .any(|g| g.name == "topology.node.k8s.io")
+    );
     let version = client.apiserver_version().await.unwrap();
     assert_eq!(version.major, "1");
 }

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRoleBinding, RoleBinding};
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::de::DeserializeOwned;
@@ -284,6 +285,86 @@ fn the_service_account_is_the_one_bound_to_the_roles() {
         assert!(
             b.subjects.unwrap_or_default().iter().any(is_ours),
             "RoleBinding does not bind {sa_name}"
+        );
+    }
+}
+
+#[test]
+fn the_image_runs_as_the_user_the_deployment_expects() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let dockerfile = std::fs::read_to_string(root.join("Dockerfile"))
+        .unwrap_or_else(|e| panic!("Dockerfile: {e}"));
+    let build = dockerfile
+        .lines()
+        .find(|l| l.contains("cargo build"))
+        .unwrap_or_else(|| panic!("no cargo build"));
+    for part in ["--release", "--locked", "--bin phalanx"] {
+        assert!(
+            build.contains(part),
+            "the image build should use {part}: {build}"
+        );
+    }
+    // The last stage's USER is numeric, so the kubelet can verify runAsNonRoot.
+    let user = dockerfile
+        .lines()
+        .rev()
+        .find_map(|l| l.strip_prefix("USER "))
+        .unwrap_or_else(|| panic!("no USER"));
+    let uid: i64 = user
+        .split(':')
+        .next()
+        .and_then(|u| u.trim().parse().ok())
+        .unwrap_or_else(|| panic!("USER {user} is not numeric"));
+    assert!(uid > 0, "the image runs as root");
+    let d = deployment();
+    let pod = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.spec.as_ref())
+        .unwrap_or_else(|| panic!("no pod spec"));
+    let run_as = pod.security_context.as_ref().and_then(|s| s.run_as_user);
+    assert_eq!(
+        run_as,
+        Some(uid),
+        "Deployment runAsUser and the image's USER differ"
+    );
+    let ignore = std::fs::read_to_string(root.join(".dockerignore"))
+        .unwrap_or_else(|e| panic!(".dockerignore: {e}"));
+    for entry in ["target/", ".git/"] {
+        assert!(
+            ignore.lines().any(|l| l.trim() == entry),
+            ".dockerignore should exclude {entry}"
+        );
+    }
+}
+
+#[test]
+fn a_disruption_budget_keeps_one_replica_up() {
+    let d = deployment();
+    let pod_labels = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.template.metadata.as_ref())
+        .and_then(|m| m.labels.clone())
+        .unwrap_or_default();
+    let budgets = objects::<PodDisruptionBudget>("PodDisruptionBudget");
+    assert_eq!(budgets.len(), 1, "one PodDisruptionBudget expected");
+    let spec = budgets[0].spec.clone().unwrap_or_default();
+    assert_eq!(spec.min_available, Some(IntOrString::Int(1)));
+    assert_eq!(budgets[0].metadata.namespace, d.metadata.namespace);
+    let selector = spec
+        .selector
+        .and_then(|s| s.match_labels)
+        .unwrap_or_default();
+    assert!(
+        !selector.is_empty(),
+        "an empty selector would cover every pod in the namespace"
+    );
+    for (k, v) in &selector {
+        assert_eq!(
+            pod_labels.get(k),
+            Some(v),
+            "PodDisruptionBudget selector {k}={v} misses the scheduler pods"
         );
     }
 }

@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrBool,
@@ -182,6 +183,7 @@ fn check_document(
         ("rbac.authorization.k8s.io/v1", "Role") => typed::<Role>(doc).map(drop),
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => typed::<RoleBinding>(doc).map(drop),
         ("apps/v1", "Deployment") => typed::<Deployment>(doc).map(drop),
+        ("policy/v1", "PodDisruptionBudget") => typed::<PodDisruptionBudget>(doc).map(drop),
         ("batch/v1", "Job") => typed::<Job>(doc).map(drop),
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
             typed::<CustomResourceDefinition>(doc).map(drop)

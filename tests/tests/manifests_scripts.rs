@@ -85,6 +85,7 @@ fn every_script_passes_shellcheck_when_installed() {
     };
     let mut files = scripts();
     files.push(root().join("hack/testdata/fake-kubectl"));
+    files.push(root().join("hack/testdata/fake-tool"));
     // -x follows `source lib.sh`; the scripts declare source-path=SCRIPTDIR.
     let output = Command::new(shellcheck)
         .arg("-x")
@@ -98,12 +99,10 @@ fn every_script_passes_shellcheck_when_installed() {
 #[test]
 fn runnable_scripts_are_executable_and_strict() {
     use std::os::unix::fs::PermissionsExt;
-    for script in scripts() {
-        let body = std::fs::read_to_string(&script).unwrap_or_else(|e| panic!("{e}"));
-        if !body.starts_with("#!") {
-            // A library such as lib.sh is sourced, never run.
-            continue;
-        }
+    // The deployment scripts (other areas' scripts in hack/ get bash -n and shellcheck).
+    for name in ["kind-up.sh", "e2e.sh", "bench.sh"] {
+        let script = root().join("hack").join(name);
+        let body = std::fs::read_to_string(&script).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mode = std::fs::metadata(&script)
             .unwrap_or_else(|e| panic!("{e}"))
             .permissions()
@@ -189,7 +188,8 @@ fn scripts_explain_usage_and_reject_unknown_arguments() {
     );
 }
 
-/// Runs `script` against the stand-in kubectl in `mode` (complete or deadlock).
+/// Runs `script` against the stand-in kubectl (and docker and kind) in `mode`
+/// (complete or deadlock).
 fn run_with_fake_kubectl(script: &str, mode: &str, args: &[&str]) -> (Output, tempfile::TempDir) {
     run_with_fake_kubectl_env(script, mode, args, &[])
 }
@@ -203,11 +203,17 @@ fn run_with_fake_kubectl_env(
 ) -> (Output, tempfile::TempDir) {
     let bin = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
     let state = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
-    std::os::unix::fs::symlink(
-        root().join("hack/testdata/fake-kubectl"),
-        bin.path().join("kubectl"),
-    )
-    .unwrap_or_else(|e| panic!("{e}"));
+    for (tool, fake) in [
+        ("kubectl", "fake-kubectl"),
+        ("docker", "fake-tool"),
+        ("kind", "fake-tool"),
+    ] {
+        std::os::unix::fs::symlink(
+            root().join("hack/testdata").join(fake),
+            bin.path().join(tool),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+    }
     let path = std::env::join_paths(std::iter::once(bin.path().to_path_buf()).chain(
         std::env::split_paths(&std::env::var_os("PATH").unwrap_or_default()),
     ))
@@ -312,37 +318,139 @@ fn bench(mode: &str, schedulers: &str) -> (Vec<String>, usize, String) {
         .unwrap_or_else(|| panic!("no workload line: {said}"));
     let report = std::fs::read_to_string(&csv).unwrap_or_else(|e| panic!("{e}"));
     let mut lines = report.lines();
-    assert_eq!(
-        lines.next(),
-        Some(
-            "scheduler,jobs done,makespan,mean wait,p99 wait,utilisation,partial gangs,pods stranded,deadlock,sched cpu s"
-        )
-    );
+    let fields = |line: &str| -> Vec<String> {
+        let inner = line.strip_prefix('"').and_then(|l| l.strip_suffix('"'));
+        let inner = inner.unwrap_or_else(|| panic!("unquoted CSV line: {line}"));
+        inner.split("\",\"").map(str::to_string).collect()
+    };
+    let header = fields(lines.next().unwrap_or_default());
+    // The columns of `phalanx simulate`'s table, then the scheduler's CPU time.
+    let expected = [
+        "scheduler",
+        "completed",
+        "makespan",
+        "mean wait",
+        "p99 wait",
+        "slot util",
+        "partial gangs",
+        "stranded pods",
+        "deadlock",
+        "placements/s",
+        "sched cpu s",
+    ];
+    assert_eq!(header, expected);
     let row = lines.next().unwrap_or_else(|| panic!("no row: {report}"));
-    (row.split(',').map(str::to_string).collect(), pods, said)
+    (fields(row), pods, said)
 }
 
 #[test]
 fn bench_reports_every_job_done_when_gangs_are_whole() {
     let (row, _pods, said) = bench("complete", "phalanx");
     assert_eq!(row[0], "phalanx", "{said}");
-    assert_eq!(row[1], "6/6", "{said}");
+    assert_eq!(row[1], "6/6 (100%)", "{said}");
     assert_eq!(
         (row[6].as_str(), row[7].as_str(), row[8].as_str()),
         ("0", "0", "no"),
         "{said}"
     );
     assert_ne!(row[2], "-", "a finished run has a makespan: {said}");
+    // Scheduler CPU comes from the kubelet's container counters, read before and after.
+    assert!(
+        row[10].parse::<f64>().is_ok_and(|cpu| cpu > 0.0),
+        "sched cpu s: {said}"
+    );
 }
 
 #[test]
 fn bench_reports_deadlock_partial_gangs_and_stranded_pods() {
     let (row, pods, said) = bench("deadlock", "default");
     assert_eq!(row[0], "default", "{said}");
-    assert_eq!(row[1], "0/6", "{said}");
+    assert_eq!(row[1], "0/6 (0%)", "{said}");
     assert_eq!(row[2], "-", "no makespan without completion: {said}");
     assert_eq!(row[6], "6", "every gang is one pod short: {said}");
     // All pods but one per job are bound and stuck.
     assert_eq!(row[7], (pods - 6).to_string(), "{said}");
-    assert!(row[8].starts_with("yes (since"), "{said}");
+    assert!(row[8].starts_with("yes, since t="), "{said}");
+}
+
+#[test]
+fn kind_up_creates_builds_loads_deploys_and_describes_numa_zones() {
+    let args = [
+        "--workers",
+        "2",
+        "--image",
+        "registry.example/phalanx:1",
+        "--fake-numa",
+    ];
+    let env = [("FAKE_ALLOC", "8"), ("FAKE_MEMORY", "16000000Ki")];
+    let (output, state) = run_with_fake_kubectl_env("kind-up.sh", "complete", &args, &env);
+    let said = text(&output);
+    assert!(output.status.success(), "{said}");
+    assert!(
+        said.contains("ready: kubectl context 'kind-phalanx'"),
+        "{said}"
+    );
+
+    let config = std::fs::read_to_string(state.path().join("kind-config.yaml"))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(config.matches("role: control-plane").count(), 1, "{config}");
+    assert_eq!(config.matches("role: worker").count(), 2, "{config}");
+
+    let calls =
+        std::fs::read_to_string(state.path().join("calls")).unwrap_or_else(|e| panic!("{e}"));
+    let position = |needle: &str| {
+        calls
+            .find(needle)
+            .unwrap_or_else(|| panic!("no `{needle}` in:\n{calls}"))
+    };
+    let steps = [
+        "docker info",
+        "kind create cluster --name phalanx",
+        "docker build -t registry.example/phalanx:1",
+        "kind load docker-image registry.example/phalanx:1 --name phalanx",
+        "--context kind-phalanx apply -k",
+        "set image deployment/phalanx phalanx=registry.example/phalanx:1",
+        "rollout status deployment/phalanx",
+    ];
+    let order: Vec<usize> = steps.iter().map(|s| position(s)).collect();
+    assert!(
+        order.windows(2).all(|w| w[0] < w[1]),
+        "steps out of order:\n{calls}"
+    );
+
+    // Each worker becomes two NUMA zones the scheduler can read.
+    let applied =
+        std::fs::read_to_string(state.path().join("applied")).unwrap_or_else(|e| panic!("{e}"));
+    let mut described = Vec::new();
+    for de in serde_yaml_ng::Deserializer::from_str(&applied) {
+        let doc: serde_json::Value =
+            serde_path_to_error::deserialize(de).unwrap_or_else(|e| panic!("{e}"));
+        if doc["kind"] == "NodeResourceTopology" {
+            let nrt: phalanx_kube::crd::NodeResourceTopology =
+                serde_json::from_value(doc).unwrap_or_else(|e| panic!("{e}"));
+            described.push(nrt);
+        }
+    }
+    let names: Vec<_> = described
+        .iter()
+        .filter_map(|n| n.metadata.name.clone())
+        .collect();
+    assert_eq!(names, ["w1", "w2"], "one per schedulable worker");
+    for nrt in &described {
+        assert_eq!(nrt.zones.len(), 2);
+        for zone in &nrt.zones {
+            assert_eq!(zone.type_, "Node");
+            let amount = |name: &str| {
+                let r = zone.resources.iter().find(|r| r.name == name);
+                r.and_then(|r| r.allocatable.clone())
+                    .map(|q| q.0)
+                    .unwrap_or_else(|| panic!("{name} missing in {zone:?}"))
+            };
+            assert_eq!(
+                (amount("cpu"), amount("nvidia.com/gpu")),
+                ("4".to_string(), "2".to_string())
+            );
+            assert_eq!(amount("memory"), "8000000Ki");
+        }
+    }
 }

@@ -14,12 +14,18 @@ const THREAD_NAME: &str = "phalanx-sched";
 /// User+system CPU seconds of this process's threads named `name` (Linux /proc).
 fn thread_cpu_seconds(name: &str) -> f64 {
     let ticks = 100.0; // USER_HZ on Linux
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return f64::NAN };
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return f64::NAN;
+    };
     let mut total = 0u64;
     for task in dir.flatten() {
-        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else { continue };
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
         // Format: pid (comm) state ... ; fields after the closing paren, utime is 14th overall.
-        let Some((head, rest)) = stat.rsplit_once(')') else { continue };
+        let Some((head, rest)) = stat.rsplit_once(')') else {
+            continue;
+        };
         if !head.ends_with(name) && !head.contains(&format!("({name}")) {
             continue;
         }
@@ -31,12 +37,31 @@ fn thread_cpu_seconds(name: &str) -> f64 {
     total as f64 / ticks
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 1)]
+async fn fetch(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load measurement; run explicitly"]
 async fn thousand_pods_in_gangs_of_eight_over_100_nodes() {
     let srv = ApiServer::start().await.unwrap();
     for i in 0..100 {
-        srv.create(&node(&format!("n{i:03}"), 10, &[("topology.kubernetes.io/zone", if i % 2 == 0 { "a" } else { "b" })])).unwrap();
+        srv.create(&node(
+            &format!("n{i:03}"),
+            10,
+            &[(
+                "topology.kubernetes.io/zone",
+                if i % 2 == 0 { "a" } else { "b" },
+            )],
+        ))
+        .unwrap();
     }
     // The scheduler gets its own runtime and named threads so its CPU time can be told apart.
     let sched_rt = tokio::runtime::Builder::new_multi_thread()
@@ -56,21 +81,44 @@ async fn thousand_pods_in_gangs_of_eight_over_100_nodes() {
     };
     let settings = Settings::resolve(&args).unwrap();
     let client = srv.client();
-    let handle = sched_rt.spawn(async move { phalanx_kube::start(settings, Some(client)).await.unwrap() }).await.unwrap();
+    let handle = sched_rt
+        .spawn(async move { phalanx_kube::start(settings, Some(client)).await.unwrap() })
+        .await
+        .unwrap();
     assert!(wait_for(Duration::from_secs(10), || handle.is_ready()).await);
     let cpu0 = thread_cpu_seconds(THREAD_NAME);
     let t0 = Instant::now();
     for g in 0..125 {
         let name = format!("job{g:03}");
-        let mut pg = PodGroup::new(&name, PodGroupSpec { min_member: Some(8), ..Default::default() });
+        let mut pg = PodGroup::new(
+            &name,
+            PodGroupSpec {
+                min_member: Some(8),
+                ..Default::default()
+            },
+        );
         pg.metadata.namespace = Some("default".into());
         srv.create(&pg).unwrap();
         for i in 0..8 {
-            srv.create(&pod("default", &format!("{name}-{i}"), "phalanx", 1, &[("scheduling.x-k8s.io/pod-group", &name)])).unwrap();
+            srv.create(&pod(
+                "default",
+                &format!("{name}-{i}"),
+                "phalanx",
+                1,
+                &[("scheduling.x-k8s.io/pod-group", &name)],
+            ))
+            .unwrap();
         }
     }
     let created = t0.elapsed();
-    let all = wait_for(Duration::from_secs(120), || bound_pods(&srv, "job").len() == 1000).await;
+    let mut all = false;
+    while t0.elapsed() < Duration::from_secs(120) {
+        if srv.count_bound_pods("job") == 1000 {
+            all = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let elapsed = t0.elapsed();
     let cpu = thread_cpu_seconds(THREAD_NAME) - cpu0;
     let bound = bound_pods(&srv, "job").len();
@@ -83,8 +131,128 @@ async fn thousand_pods_in_gangs_of_eight_over_100_nodes() {
         handle.passes(),
         srv.request_count("create", "pods/binding"),
     );
+    let metrics = fetch(handle.metrics_addr(), "/metrics").await;
+    for line in metrics
+        .lines()
+        .filter(|l| l.contains("_sum") || l.contains("_count") || l.starts_with("phalanx_binds"))
+    {
+        println!("  {line}");
+    }
     assert!(all, "every pod bound");
     assert!(overcommitted_nodes(&srv).is_empty());
-    sched_rt.spawn(async move { handle.shutdown().await }).await.unwrap();
+    sched_rt
+        .spawn(async move { handle.shutdown().await })
+        .await
+        .unwrap();
+    sched_rt.shutdown_background();
+}
+
+/// Pods of `prefix` whose phase is Succeeded (cheap: no decoding).
+fn succeeded(srv: &ApiServer, prefix: &str) -> usize {
+    use k8s_openapi::api::core::v1::Pod;
+    srv.list::<Pod>()
+        .iter()
+        .filter(|p| {
+            p.metadata
+                .name
+                .as_deref()
+                .is_some_and(|n| n.starts_with(prefix))
+        })
+        .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Succeeded"))
+        .count()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load measurement; run explicitly"]
+async fn contention_workload_completes_every_gang() {
+    use phalanx_tests::apiserver::KubeletOptions;
+    // Pod run time; longer runs show the steady state (e.g. PHALANX_CONTENTION_RUN_MS=1000).
+    let run_ms = std::env::var("PHALANX_CONTENTION_RUN_MS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(200);
+    let run_for = Duration::from_millis(run_ms);
+    let srv = ApiServer::start().await.unwrap();
+    srv.start_kubelet(KubeletOptions {
+        run_for: Some(run_for),
+    });
+    for i in 0..8 {
+        srv.create(&node(&format!("n{i}"), 8, &[])).unwrap();
+    }
+    let sched_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(THREAD_NAME)
+        .enable_all()
+        .build()
+        .unwrap();
+    let args = RunArgs {
+        leader_elect: Some(false),
+        metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
+        grpc_addr: Some("none".into()),
+        retry_interval: Some(Duration::from_millis(50)),
+        ..Default::default()
+    };
+    let settings = Settings::resolve(&args).unwrap();
+    let client = srv.client();
+    let handle = sched_rt
+        .spawn(async move { phalanx_kube::start(settings, Some(client)).await.unwrap() })
+        .await
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || handle.is_ready()).await);
+    // 100 MPI-style jobs of 2-8 two-CPU pods (a fixed LCG, so every run is the same workload).
+    let mut seed: u64 = 42;
+    let mut total = 0;
+    let cpu0 = thread_cpu_seconds(THREAD_NAME);
+    let t0 = Instant::now();
+    for j in 0..100 {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        let size = 2 + ((seed >> 33) % 7) as usize;
+        total += size;
+        let name = format!("mpi{j:03}");
+        let mut pg = PodGroup::new(
+            &name,
+            PodGroupSpec {
+                min_member: Some(size as i32),
+                ..Default::default()
+            },
+        );
+        pg.metadata.namespace = Some("default".into());
+        srv.create(&pg).unwrap();
+        for i in 0..size {
+            srv.create(&pod(
+                "default",
+                &format!("{name}-{i}"),
+                "phalanx",
+                2,
+                &[("scheduling.x-k8s.io/pod-group", &name)],
+            ))
+            .unwrap();
+        }
+    }
+    let mut done = false;
+    while t0.elapsed() < Duration::from_secs(120) {
+        if succeeded(&srv, "mpi") == total {
+            done = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let makespan = t0.elapsed().as_secs_f64();
+    let cpu = thread_cpu_seconds(THREAD_NAME) - cpu0;
+    // 8 nodes x 8 CPUs hold 32 two-CPU pods at once.
+    let ideal = total as f64 * run_for.as_secs_f64() / 32.0;
+    println!(
+        "contention: {total} pods in 100 gangs, all done: {done}; makespan {makespan:.2}s vs ideal {ideal:.2}s ({:.0}% over); scheduler CPU {cpu:.2}s; {} passes",
+        (makespan / ideal - 1.0) * 100.0,
+        handle.passes()
+    );
+    assert!(done, "every gang completed");
+    assert!(overcommitted_nodes(&srv).is_empty());
+    sched_rt
+        .spawn(async move { handle.shutdown().await })
+        .await
+        .unwrap();
     sched_rt.shutdown_background();
 }

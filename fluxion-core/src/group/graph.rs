@@ -2,6 +2,7 @@
 //! counters and per-rack/zone aggregates.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use super::types::{Demand, NodeId, NodeSpec, PodClaim};
 
@@ -14,8 +15,8 @@ pub(super) struct Units {
     pub(super) mem: i64,
     pub(super) cpu: i64,
     pub(super) gpus: i64,
-    pub(super) numa_cpu: Vec<i64>,
-    pub(super) numa_gpus: Vec<i64>,
+    pub(super) numa_cpu: Zones,
+    pub(super) numa_gpus: Zones,
     pub(super) ext: Vec<i64>,
 }
 
@@ -25,7 +26,7 @@ impl Units {
     }
 
     pub(super) fn apply(&mut self, claim: &PodClaim, sign: i64) {
-        self.pods -= sign;
+        self.pods -= sign * to_i64(claim.pods.max(1));
         self.mem -= sign * to_i64(claim.memory_bytes);
         for (z, c) in claim.numa_cpu.iter().enumerate() {
             if let Some(f) = self.numa_cpu.get_mut(z) {
@@ -46,6 +47,53 @@ impl Units {
             }
             self.ext[i] -= sign * to_i64(*n);
         }
+    }
+}
+
+/// Most NUMA zones a node keeps apart; more are folded into the last one.
+const MAX_ZONES: usize = 8;
+
+/// Per-NUMA-zone counters, kept inline so copying a node's state (as
+/// planning does for the whole graph) allocates nothing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(super) struct Zones {
+    len: u8,
+    v: [i64; MAX_ZONES],
+}
+
+impl std::ops::Deref for Zones {
+    type Target = [i64];
+    fn deref(&self) -> &[i64] {
+        &self.v[..usize::from(self.len)]
+    }
+}
+
+impl std::ops::DerefMut for Zones {
+    fn deref_mut(&mut self) -> &mut [i64] {
+        &mut self.v[..usize::from(self.len)]
+    }
+}
+
+impl FromIterator<i64> for Zones {
+    fn from_iter<I: IntoIterator<Item = i64>>(iter: I) -> Self {
+        let mut z = Zones::default();
+        for (i, x) in iter.into_iter().enumerate() {
+            if i < MAX_ZONES {
+                z.v[i] = x;
+                z.len = (i + 1) as u8;
+            } else {
+                z.v[MAX_ZONES - 1] += x;
+            }
+        }
+        z
+    }
+}
+
+impl<'a> IntoIterator for &'a Zones {
+    type Item = &'a i64;
+    type IntoIter = std::slice::Iter<'a, i64>;
+    fn into_iter(self) -> Self::IntoIter {
+        self.iter()
     }
 }
 
@@ -115,6 +163,7 @@ impl Need {
             numa_gpus: vec![0; zones],
             memory_bytes: self.mem as u64,
             extended: self.ext.iter().map(|(id, n)| (*id, *n as u64)).collect(),
+            pods: 1,
         };
         // Best fit among zones that hold the whole pod: keeps roomy zones for
         // the big pods still to come.
@@ -200,9 +249,9 @@ impl Agg {
 
 #[derive(Debug, Clone)]
 pub(super) struct NodeSlot {
-    pub(super) spec: NodeSpec,
+    pub(super) spec: Arc<NodeSpec>,
     pub(super) rack: usize,
-    pub(super) cap: Units,
+    pub(super) cap: Arc<Units>,
     pub(super) free: Units,
 }
 
@@ -226,14 +275,16 @@ pub(super) struct Zone {
 #[derive(Debug, Clone, Default)]
 pub struct GroupGraph {
     pub(super) nodes: Vec<Option<NodeSlot>>,
-    pub(super) by_name: HashMap<String, NodeId>,
+    // Name indexes change only with nodes: shared, so copying the graph to
+    // plan ahead does not copy thousands of names.
+    pub(super) by_name: Arc<HashMap<String, NodeId>>,
     spare_ids: Vec<u32>,
     pub(super) racks: Vec<Rack>,
-    rack_index: HashMap<(usize, String), usize>,
-    pub(super) zones: Vec<Zone>,
-    zone_index: HashMap<String, usize>,
-    ext_names: Vec<String>,
-    ext_index: HashMap<String, u16>,
+    rack_index: Arc<HashMap<(usize, String), usize>>,
+    pub(super) zones: Arc<Vec<Zone>>,
+    zone_index: Arc<HashMap<String, usize>>,
+    ext_names: Arc<Vec<String>>,
+    ext_index: Arc<HashMap<String, u16>>,
     /// Cluster-wide sums of free units (schedulable nodes only).
     pub(super) total_free: Agg,
 }
@@ -250,8 +301,8 @@ impl GroupGraph {
             return *id;
         }
         let id = u16::try_from(self.ext_names.len()).unwrap_or(u16::MAX);
-        self.ext_names.push(name.to_owned());
-        self.ext_index.insert(name.to_owned(), id);
+        Arc::make_mut(&mut self.ext_names).push(name.to_owned());
+        Arc::make_mut(&mut self.ext_index).insert(name.to_owned(), id);
         id
     }
 
@@ -293,12 +344,12 @@ impl GroupGraph {
         let z = match self.zone_index.get(zone) {
             Some(z) => *z,
             None => {
-                self.zones.push(Zone {
+                Arc::make_mut(&mut self.zones).push(Zone {
                     name: zone.to_owned(),
                     racks: Vec::new(),
                 });
-                self.zone_index
-                    .insert(zone.to_owned(), self.zones.len() - 1);
+                let z = self.zones.len() - 1;
+                Arc::make_mut(&mut self.zone_index).insert(zone.to_owned(), z);
                 self.zones.len() - 1
             }
         };
@@ -314,8 +365,8 @@ impl GroupGraph {
             dirty: true,
         });
         let r = self.racks.len() - 1;
-        self.rack_index.insert((z, rack.to_owned()), r);
-        self.zones[z].racks.push(r);
+        Arc::make_mut(&mut self.rack_index).insert((z, rack.to_owned()), r);
+        Arc::make_mut(&mut self.zones)[z].racks.push(r);
         r
     }
 
@@ -330,9 +381,9 @@ impl GroupGraph {
                 let used = used_units(&slot.cap, &slot.free);
                 let mut free = cap.clone();
                 subtract_used(&mut free, &used);
-                slot.cap = cap;
+                slot.cap = Arc::new(cap);
                 slot.free = free;
-                slot.spec = spec;
+                slot.spec = Arc::new(spec);
                 slot.rack = rack;
             }
             if old_rack != Some(rack) {
@@ -354,12 +405,12 @@ impl GroupGraph {
                 NodeId(u32::try_from(self.nodes.len() - 1).unwrap_or(u32::MAX))
             }
         };
-        self.by_name.insert(spec.name.clone(), id);
+        Arc::make_mut(&mut self.by_name).insert(spec.name.clone(), id);
         self.nodes[id.0 as usize] = Some(NodeSlot {
-            spec,
+            spec: Arc::new(spec),
             rack,
             free: cap.clone(),
-            cap,
+            cap: Arc::new(cap),
         });
         self.racks[rack].nodes.push(id);
         self.racks[rack].dirty = true;
@@ -374,7 +425,7 @@ impl GroupGraph {
 
     /// Removes a node; claims on it become no-ops. Returns its old id.
     pub fn remove_node(&mut self, name: &str) -> Option<NodeId> {
-        let id = self.by_name.remove(name)?;
+        let id = Arc::make_mut(&mut self.by_name).remove(name)?;
         let slot = self.nodes.get_mut(id.0 as usize)?.take()?;
         self.racks[slot.rack].nodes.retain(|n| *n != id);
         self.racks[slot.rack].dirty = true;
@@ -404,7 +455,7 @@ impl GroupGraph {
 
     /// The spec of a node.
     pub fn node(&self, id: NodeId) -> Option<&NodeSpec> {
-        self.slot(id).map(|s| &s.spec)
+        self.slot(id).map(|s| &*s.spec)
     }
 
     /// Number of nodes.
@@ -473,6 +524,31 @@ impl GroupGraph {
         (a.sum_cpu, a.sum_mem, a.sum_gpus, a.sum_pods)
     }
 
+    /// Applies all claims if together they fit the free units now (checked
+    /// claim by claim, so two claims on one node are checked together);
+    /// otherwise applies none and returns false.
+    pub fn take_if_fits(&mut self, claims: &[&PodClaim]) -> bool {
+        for (i, c) in claims.iter().enumerate() {
+            let ok = self.slot(c.node).is_some_and(|slot| {
+                let mut after = slot.free.clone();
+                after.apply(c, 1);
+                after.pods >= 0
+                    && after.mem >= 0
+                    && after.numa_cpu.iter().all(|v| *v >= 0)
+                    && after.numa_gpus.iter().all(|v| *v >= 0)
+                    && after.ext.iter().all(|v| *v >= 0)
+            });
+            if !ok {
+                for done in &claims[..i] {
+                    self.give(done);
+                }
+                return false;
+            }
+            self.take(c);
+        }
+        true
+    }
+
     /// Applies a claim (a pod placed on its node). Claims may over-commit: the
     /// caller decides whether it should (pods bound by others) or not (our
     /// own placements come from a match).
@@ -493,12 +569,15 @@ impl GroupGraph {
         else {
             return;
         };
-        let before = slot.free.clone();
+        let before = (slot.free.cpu, slot.free.mem, slot.free.gpus, slot.free.pods);
         slot.free.apply(claim, sign);
         let rack = slot.rack;
         if slot.spec.schedulable {
-            add_sums(&mut self.total_free, &before, -1);
-            add_sums(&mut self.total_free, &slot.free, 1);
+            let t = &mut self.total_free;
+            t.sum_cpu += slot.free.cpu - before.0;
+            t.sum_mem += slot.free.mem - before.1;
+            t.sum_gpus += slot.free.gpus - before.2;
+            t.sum_pods += slot.free.pods - before.3;
         }
         self.racks[rack].dirty = true;
     }
@@ -595,13 +674,14 @@ impl GroupGraph {
                 continue;
             };
             let f = &mut slot.free;
+            let before = (f.pods, f.mem, f.cpu, f.gpus);
             let o = &other.free;
             f.pods = f.pods.min(o.pods);
             f.mem = f.mem.min(o.mem);
-            for (a, b) in f.numa_cpu.iter_mut().zip(&o.numa_cpu) {
+            for (a, b) in f.numa_cpu.iter_mut().zip(o.numa_cpu.iter()) {
                 *a = (*a).min(*b);
             }
-            for (a, b) in f.numa_gpus.iter_mut().zip(&o.numa_gpus) {
+            for (a, b) in f.numa_gpus.iter_mut().zip(o.numa_gpus.iter()) {
                 *a = (*a).min(*b);
             }
             f.cpu = f.numa_cpu.iter().sum();
@@ -613,9 +693,9 @@ impl GroupGraph {
             {
                 *a = (*a).min(*b);
             }
-        }
-        for r in &mut self.racks {
-            r.dirty = true;
+            if (f.pods, f.mem, f.cpu, f.gpus) != before || !f.ext.is_empty() {
+                self.racks[slot.rack].dirty = true;
+            }
         }
         self.recompute_totals();
     }

@@ -153,6 +153,14 @@ impl GroupGraph {
             let weight = c.need.gpus * 1_000_000 + c.need.cpu + c.need.mem / (1 << 20);
             (c.count * weight.max(1), c.count)
         })?;
+        // Rack sums bound how many pods each rack could hold: if even that
+        // falls short, no node needs to be visited.
+        let bound: i64 = (0..self.racks.len())
+            .map(|r| rack_bound(self.rack_agg(r, view), &primary.need))
+            .sum();
+        if bound < primary.count {
+            return None;
+        }
         let est: Vec<i64> = (0..self.racks.len())
             .map(|r| self.rack_estimate(r, primary, view))
             .collect();
@@ -215,9 +223,10 @@ impl GroupGraph {
                         let Some(claim) = class.need.claim_on(id, u, single) else {
                             break;
                         };
-                        let mut next = u.clone();
-                        next.apply(&claim, 1);
-                        scratch.insert(id, next);
+                        scratch
+                            .entry(id)
+                            .or_insert_with(|| base.clone())
+                            .apply(&claim, 1);
                         out.push(claim);
                         left -= 1;
                         if left == 0 {
@@ -321,6 +330,24 @@ impl GroupGraph {
         }
         "the group's pods together do not fit the cluster".to_owned()
     }
+}
+
+/// An upper bound on the pods of `need` a rack can hold, from its sums alone.
+fn rack_bound(agg: &Agg, need: &Need) -> i64 {
+    if !agg.may_hold(need) {
+        return 0;
+    }
+    let mut n = agg.sum_pods;
+    for (have, want) in [
+        (agg.sum_cpu, need.cpu),
+        (agg.sum_mem, need.mem),
+        (agg.sum_gpus, need.gpus),
+    ] {
+        if want > 0 {
+            n = n.min(have / want);
+        }
+    }
+    n.max(0)
 }
 
 fn class_allows(c: &Class, id: NodeId) -> bool {

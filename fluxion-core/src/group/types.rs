@@ -139,6 +139,9 @@ pub struct PodClaim {
     pub memory_bytes: u64,
     /// Extended resources as (interned id, units).
     pub extended: Vec<(u16, u64)>,
+    /// Pods this claim stands for: 1 for one pod (0 is read as 1); more for
+    /// claims summed over several pods of a node.
+    pub pods: u64,
 }
 
 impl PodClaim {

@@ -73,9 +73,12 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
     let mut raw_nodes: Vec<Element> = Vec::new();
     let mut raw_edges: Vec<Element> = Vec::new();
     loop {
-        let ev = reader
-            .read_event()
-            .map_err(|e| err(format!("XML error at byte {}: {e}", reader.buffer_position())))?;
+        let ev = reader.read_event().map_err(|e| {
+            err(format!(
+                "XML error at byte {}: {e}",
+                reader.buffer_position()
+            ))
+        })?;
         match ev {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));
@@ -96,7 +99,10 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
                             .get("id")
                             .cloned()
                             .ok_or_else(|| err("<key> without id"))?;
-                        let an = attrs.get("attr.name").cloned().unwrap_or_else(|| id.clone());
+                        let an = attrs
+                            .get("attr.name")
+                            .cloned()
+                            .unwrap_or_else(|| id.clone());
                         let f = attrs.get("for").cloned().unwrap_or_default();
                         keys.insert(id.clone(), (an, f, None));
                         if !empty {
@@ -108,7 +114,10 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
                         text_buf.clear();
                     }
                     "node" | "edge" => {
-                        let el = Element { attrs, data: HashMap::new() };
+                        let el = Element {
+                            attrs,
+                            data: HashMap::new(),
+                        };
                         if empty {
                             if name == "node" {
                                 raw_nodes.push(el);
@@ -120,17 +129,18 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
                         }
                     }
                     "data" => {
-                        let k = attrs.get("key").cloned().ok_or_else(|| err("<data> without key"))?;
+                        let k = attrs
+                            .get("key")
+                            .cloned()
+                            .ok_or_else(|| err("<data> without key"))?;
                         cur_data = Some(k);
                         text_buf.clear();
                     }
                     _ => {}
                 }
             }
-            Event::Text(t) => {
-                if in_default || cur_data.is_some() {
-                    text_buf.push_str(&t.xml10_content());
-                }
+            Event::Text(t) if in_default || cur_data.is_some() => {
+                text_buf.push_str(&t.xml10_content());
             }
             Event::End(e) => {
                 let name = e.name().as_ref().to_string();
@@ -184,19 +194,35 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
     let mut vertices = Vec::new();
     let mut index = HashMap::new();
     for el in &raw_nodes {
-        let id = el.attrs.get("id").cloned().ok_or_else(|| err("<node> without id"))?;
+        let id = el
+            .attrs
+            .get("id")
+            .cloned()
+            .ok_or_else(|| err("<node> without id"))?;
         let d = resolve(el, "node");
         let owner = format!("node '{id}'");
         let kind = d.get("type").cloned().filter(|s| !s.is_empty());
         let kind = kind.ok_or_else(|| err(format!("{owner}: missing type")))?;
         let v = RecipeVertex {
             id: id.clone(),
-            root: d.get("root").map(|s| parse_int("root", &owner, s)).transpose()?.unwrap_or(0) != 0,
+            root: d
+                .get("root")
+                .map(|s| parse_int("root", &owner, s))
+                .transpose()?
+                .unwrap_or(0)
+                != 0,
             basename: d.get("basename").cloned().unwrap_or_else(|| kind.clone()),
             kind,
             unit: d.get("unit").cloned().unwrap_or_default(),
-            size: d.get("size").map(|s| parse_int("size", &owner, s)).transpose()?.unwrap_or(1),
-            subsystem: d.get("subsystem").cloned().unwrap_or_else(|| "containment".into()),
+            size: d
+                .get("size")
+                .map(|s| parse_int("size", &owner, s))
+                .transpose()?
+                .unwrap_or(1),
+            subsystem: d
+                .get("subsystem")
+                .cloned()
+                .unwrap_or_else(|| "containment".into()),
         };
         if v.size < 0 {
             return Err(err(format!("{owner}: size must be >= 0")));
@@ -211,18 +237,33 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
         let eid = el.attrs.get("id").cloned().unwrap_or_default();
         let owner = format!("edge '{eid}'");
         let end = |k: &str| -> Result<usize, IoError> {
-            let n = el.attrs.get(k).ok_or_else(|| err(format!("{owner}: missing {k}")))?;
-            index.get(n).copied().ok_or_else(|| err(format!("{owner}: {k} '{n}' is not a node")))
+            let n = el
+                .attrs
+                .get(k)
+                .ok_or_else(|| err(format!("{owner}: missing {k}")))?;
+            index
+                .get(n)
+                .copied()
+                .ok_or_else(|| err(format!("{owner}: {k} '{n}' is not a node")))
         };
         let d = resolve(el, "edge");
         let int = |k: &str, def: i64| -> Result<i64, IoError> {
-            d.get(k).map(|s| parse_int(k, &owner, s)).transpose().map(|x| x.unwrap_or(def))
+            d.get(k)
+                .map(|s| parse_int(k, &owner, s))
+                .transpose()
+                .map(|x| x.unwrap_or(def))
         };
         let e = RecipeEdge {
             source: end("source")?,
             target: end("target")?,
-            subsystem: d.get("e_subsystem").cloned().unwrap_or_else(|| "containment".into()),
-            gen_method: d.get("gen_method").cloned().unwrap_or_else(|| "MULTIPLY".into()),
+            subsystem: d
+                .get("e_subsystem")
+                .cloned()
+                .unwrap_or_else(|| "containment".into()),
+            gen_method: d
+                .get("gen_method")
+                .cloned()
+                .unwrap_or_else(|| "MULTIPLY".into()),
             multi_scale: int("multi_scale", 1)?,
             id_scope: int("id_scope", 0)?,
             id_start: int("id_start", 0)?,
@@ -259,7 +300,11 @@ fn expand(vertices: &[RecipeVertex], edges: &[RecipeEdge]) -> Result<ResourceGra
         made: Vec<VertexId>,
         next_edge: usize,
     }
-    let mut stack = vec![Frame { rv: root, made: vec![top], next_edge: 0 }];
+    let mut stack = vec![Frame {
+        rv: root,
+        made: vec![top],
+        next_edge: 0,
+    }];
     while let Some(frame) = stack.last_mut() {
         let pos = edges[frame.next_edge..]
             .iter()
@@ -285,13 +330,18 @@ fn expand(vertices: &[RecipeVertex], edges: &[RecipeEdge]) -> Result<ResourceGra
         let tv = &vertices[e.target];
         let srcs = frame.made.clone();
         let wrap: i64 = if e.id_scope > 0 {
-            hier.iter().take(e.id_scope as usize).product::<i64>().max(1)
+            hier.iter()
+                .take(e.id_scope as usize)
+                .product::<i64>()
+                .max(1)
         } else {
             1
         };
         let mut made = Vec::with_capacity(srcs.len() * e.multi_scale as usize);
         if g.vertex_count() + srcs.len() * e.multi_scale as usize > MAX_VERTICES {
-            return Err(err(format!("recipe expands to more than {MAX_VERTICES} vertices")));
+            return Err(err(format!(
+                "recipe expands to more than {MAX_VERTICES} vertices"
+            )));
         }
         for (j, &src) in srcs.iter().enumerate() {
             for i in 0..e.multi_scale {
@@ -302,7 +352,11 @@ fn expand(vertices: &[RecipeVertex], edges: &[RecipeEdge]) -> Result<ResourceGra
                 } else {
                     e.id_start + ((j as i64) % wrap) * e.multi_scale * e.id_stride + i * e.id_stride
                 };
-                let name = if id == -1 { tv.basename.clone() } else { format!("{}{id}", tv.basename) };
+                let name = if id == -1 {
+                    tv.basename.clone()
+                } else {
+                    format!("{}{id}", tv.basename)
+                };
                 let spec = VertexSpec {
                     kind: tv.kind.clone(),
                     basename: tv.basename.clone(),
@@ -319,7 +373,11 @@ fn expand(vertices: &[RecipeVertex], edges: &[RecipeEdge]) -> Result<ResourceGra
             }
         }
         hier.push_front(e.multi_scale);
-        stack.push(Frame { rv: e.target, made, next_edge: 0 });
+        stack.push(Frame {
+            rv: e.target,
+            made,
+            next_edge: 0,
+        });
     }
     Ok(g)
 }

@@ -73,7 +73,10 @@ fn is_containment(e: &EdgeDoc) -> bool {
                 return s == "containment";
             }
             if let Some(n) = m.get("name").and_then(Value::as_object) {
-                return n.get("containment").and_then(Value::as_str).is_none_or(|r| r == "contains");
+                return n
+                    .get("containment")
+                    .and_then(Value::as_str)
+                    .is_none_or(|r| r == "contains");
             }
             true
         }
@@ -97,10 +100,15 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
     let mut index: HashMap<String, usize> = HashMap::new();
     for (i, n) in doc.graph.nodes.iter().enumerate() {
         if index.insert(id_string(&n.id), i).is_some() {
-            return Err(IoError::Jgf(format!("graph.nodes[{i}].id: duplicate id {}", id_string(&n.id))));
+            return Err(IoError::Jgf(format!(
+                "graph.nodes[{i}].id: duplicate id {}",
+                id_string(&n.id)
+            )));
         }
         if n.metadata.kind.as_deref().is_none_or(str::is_empty) {
-            return Err(IoError::Jgf(format!("graph.nodes[{i}].metadata.type: missing")));
+            return Err(IoError::Jgf(format!(
+                "graph.nodes[{i}].metadata.type: missing"
+            )));
         }
     }
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); doc.graph.nodes.len()];
@@ -110,20 +118,41 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
             continue;
         }
         let s = index.get(&id_string(&e.source)).copied().ok_or_else(|| {
-            IoError::Jgf(format!("graph.edges[{i}].source: unknown node {}", id_string(&e.source)))
+            IoError::Jgf(format!(
+                "graph.edges[{i}].source: unknown node {}",
+                id_string(&e.source)
+            ))
         })?;
         let t = index.get(&id_string(&e.target)).copied().ok_or_else(|| {
-            IoError::Jgf(format!("graph.edges[{i}].target: unknown node {}", id_string(&e.target)))
+            IoError::Jgf(format!(
+                "graph.edges[{i}].target: unknown node {}",
+                id_string(&e.target)
+            ))
         })?;
         if has_parent[t] {
-            return Err(IoError::Jgf(format!("graph.edges[{i}]: node {} has two parents", id_string(&e.target))));
+            return Err(IoError::Jgf(format!(
+                "graph.edges[{i}]: node {} has two parents",
+                id_string(&e.target)
+            )));
         }
         has_parent[t] = true;
         children[s].push(t);
     }
-    let roots: Vec<usize> = (0..doc.graph.nodes.len()).filter(|&i| !has_parent[i]).collect();
+    // Vertices of other subsystems only (e.g. power) are not part of the
+    // containment tree.
+    let in_tree = |i: usize| {
+        let p = &doc.graph.nodes[i].metadata.paths;
+        p.is_empty() || p.contains_key("containment")
+    };
+    let roots: Vec<usize> = (0..doc.graph.nodes.len())
+        .filter(|&i| !has_parent[i] && in_tree(i))
+        .collect();
+    let outside = (0..doc.graph.nodes.len()).filter(|&i| !in_tree(i)).count();
     if roots.len() > 1 {
-        return Err(IoError::Jgf(format!("{} roots in the containment subsystem; expected one", roots.len())));
+        return Err(IoError::Jgf(format!(
+            "{} roots in the containment subsystem; expected one",
+            roots.len()
+        )));
     }
     let mut added = Vec::new();
     let mut stack: Vec<(usize, Option<VertexId>)> = roots.iter().map(|&r| (r, None)).collect();
@@ -135,7 +164,11 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
         let basename = m.basename.clone().unwrap_or_else(|| kind.clone());
         let id = m.id.unwrap_or(-1);
         let name = m.name.clone().unwrap_or_else(|| {
-            if id >= 0 { format!("{basename}{id}") } else { basename.clone() }
+            if id >= 0 {
+                format!("{basename}{id}")
+            } else {
+                basename.clone()
+            }
         });
         let path = m.paths.get("containment").cloned();
         let existing = path.as_deref().and_then(|p| g.find_path(p));
@@ -145,10 +178,15 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
                 let parent = match parent {
                     Some(p) => Some(p),
                     None => match (&path, g.root()) {
+                        (Some(p), Some(_)) if p.matches('/').count() <= 1 => {
+                            return Err(IoError::DuplicateRoot(p.clone()));
+                        }
                         (Some(p), Some(_)) => {
                             let cut = p.rfind('/').unwrap_or(0);
                             let pv = g.find_path(&p[..cut]).ok_or_else(|| {
-                                IoError::Jgf(format!("cannot attach {p}: parent path not in the graph"))
+                                IoError::Jgf(format!(
+                                    "cannot attach {p}: parent path not in the graph"
+                                ))
                             })?;
                             Some(pv)
                         }
@@ -166,7 +204,12 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
                     properties: m
                         .properties
                         .iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                        .map(|(k, v)| {
+                            (
+                                k.clone(),
+                                v.as_str().map_or_else(|| v.to_string(), str::to_string),
+                            )
+                        })
                         .collect(),
                     status: match m.status.as_ref().and_then(Value::as_str) {
                         Some("down") => Status::Down,
@@ -183,7 +226,7 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
             stack.push((c, Some(v)));
         }
     }
-    if seen < doc.graph.nodes.len() {
+    if seen + outside < doc.graph.nodes.len() {
         return Err(IoError::Jgf("containment edges form a cycle".into()));
     }
     Ok(added)

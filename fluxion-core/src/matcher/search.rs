@@ -27,7 +27,11 @@ impl Request {
     }
 
     fn one(g: &ResourceGraph, r: &Resource) -> Result<Request, String> {
-        let with: Vec<Request> = r.with.iter().map(|c| Self::one(g, c)).collect::<Result<_, _>>()?;
+        let with: Vec<Request> = r
+            .with
+            .iter()
+            .map(|c| Self::one(g, c))
+            .collect::<Result<_, _>>()?;
         let is_slot = r.is_slot();
         let kind = if is_slot { None } else { g.type_id(&r.kind) };
         let tracked = g.tracked_types();
@@ -43,7 +47,15 @@ impl Request {
             }
         }
         let slot_child = with.iter().position(|c| c.is_slot);
-        Ok(Request { kind, is_slot, count: r.count, exclusive: r.exclusive, with, slot_child, unit_needs })
+        Ok(Request {
+            kind,
+            is_slot,
+            count: r.count,
+            exclusive: r.exclusive,
+            with,
+            slot_child,
+            unit_needs,
+        })
     }
 
     /// Largest count worth collecting before the best ones are known.
@@ -52,9 +64,145 @@ impl Request {
     }
 }
 
+/// What the matcher knows about the ids of one type, for stopping early.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct TypeOrder {
+    /// Ids grow in depth-first order across the whole graph.
+    pub(crate) global: bool,
+    /// Ids grow in depth-first order within each node (the type sits below nodes).
+    pub(crate) per_node: bool,
+    /// Every vertex of the type has size 1.
+    pub(crate) unit: bool,
+    /// The smallest ids, ascending (at most [`BOUND_IDS`]).
+    pub(crate) lowest: Vec<i64>,
+    /// The largest ids, descending (at most [`BOUND_IDS`]).
+    pub(crate) highest: Vec<i64>,
+}
+
+/// Facts about the shape of the graph, cached by the matcher per graph
+/// generation.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Shape {
+    /// Per type (indexed by type id).
+    pub(crate) types: Vec<TypeOrder>,
+    /// Depth-first finish number per vertex index (`u32::MAX` = none).
+    pub(crate) post: Vec<u32>,
+}
+
+/// Computes the [`Shape`] of `g`.
+pub(crate) fn shape(g: &ResourceGraph) -> Shape {
+    let bound = petgraph::visit::NodeIndexable::node_bound(g.petgraph());
+    let mut post = vec![u32::MAX; bound];
+    if let Some(root) = g.root() {
+        let mut n = 0u32;
+        let mut stack: Vec<(VertexId, usize)> = vec![(root, 0)];
+        while let Some((v, i)) = stack.pop() {
+            let kids = g.children(v);
+            if i < kids.len() {
+                stack.push((v, i + 1));
+                stack.push((kids[i], 0));
+            } else {
+                post[v.index()] = n;
+                n += 1;
+            }
+        }
+    }
+    Shape {
+        types: type_orders(g),
+        post,
+    }
+}
+
+/// How many extreme ids per type are kept for score bounds.
+pub(crate) const BOUND_IDS: usize = 256;
+
+/// Computes [`TypeOrder`] for every type of `g` (indexed by type id).
+pub(crate) fn type_orders(g: &ResourceGraph) -> Vec<TypeOrder> {
+    let mut out: Vec<TypeOrder> = Vec::new();
+    let mut last: Vec<Option<i64>> = Vec::new();
+    let mut last_in_node: Vec<Option<(VertexId, i64)>> = Vec::new();
+    let mut ids: Vec<Vec<i64>> = Vec::new();
+    let node_kind = g.type_id("node");
+    let Some(root) = g.root() else { return out };
+    // Depth-first pre-order with the enclosing node.
+    let mut stack: Vec<(VertexId, Option<VertexId>)> = vec![(root, None)];
+    while let Some((v, node)) = stack.pop() {
+        let Some(x) = g.vertex(v) else { continue };
+        let t = x.kind.0 as usize;
+        if out.len() <= t {
+            out.resize(
+                t + 1,
+                TypeOrder {
+                    global: true,
+                    per_node: true,
+                    unit: true,
+                    ..Default::default()
+                },
+            );
+            last.resize(t + 1, None);
+            last_in_node.resize(t + 1, None);
+            ids.resize(t + 1, Vec::new());
+        }
+        let o = &mut out[t];
+        if last[t].is_some_and(|l| x.id <= l) {
+            o.global = false;
+        }
+        last[t] = Some(x.id);
+        match node {
+            None => o.per_node = false,
+            Some(n) => {
+                if let Some((ln, lid)) = last_in_node[t]
+                    && ln == n
+                    && x.id <= lid
+                {
+                    o.per_node = false;
+                }
+                last_in_node[t] = Some((n, x.id));
+            }
+        }
+        o.unit &= x.size == 1;
+        ids[t].push(x.id);
+        let inner = if Some(x.kind) == node_kind {
+            Some(v)
+        } else {
+            node
+        };
+        for &c in x.children().iter().rev() {
+            stack.push((c, inner));
+        }
+    }
+    for (t, mut v) in ids.into_iter().enumerate() {
+        v.sort_unstable();
+        out[t].lowest = v.iter().take(BOUND_IDS).copied().collect();
+        out[t].highest = v.iter().rev().take(BOUND_IDS).copied().collect();
+    }
+    out
+}
+
+/// How a walk may stop before visiting every child.
+enum EarlyStop {
+    /// Candidates arrive best first: stop once there are enough.
+    Ordered,
+    /// Stop once enough candidates reach the best possible score (per request).
+    Bound(Vec<Vec<i64>>),
+}
+
+/// What a traversal checks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    /// Real availability at the requested time.
+    Now,
+    /// Satisfiability: ignores allocations, honours down vertices.
+    Sat,
+    /// Satisfiability that also ignores down vertices (they may come back).
+    SatIgnoreDown,
+}
+
 /// Result of one traversal.
 pub(crate) struct Found {
     pub(crate) emitted: Option<Vec<Emit>>,
+    /// Vertices held but not printed (below an exclusive leaf of the request).
+    pub(crate) shadow: Vec<Emit>,
     pub(crate) pre: u64,
     pub(crate) post: u64,
 }
@@ -77,11 +225,11 @@ struct Search<'a> {
     policy: Policy,
     at: Time,
     end: Time,
-    /// The present, for "free now" weights of the first-match walk.
-    now: Time,
     sat: bool,
+    honor_down: bool,
     node_kind: Option<TypeId>,
-    ordered: &'a [bool],
+    shape: &'a Shape,
+    weights: &'a HashMap<VertexId, u64>,
     pre: u64,
     post: u64,
 }
@@ -94,39 +242,99 @@ pub(crate) fn run(
     g: &ResourceGraph,
     policy: Policy,
     reqs: &[Request],
-    now: Time,
     at: Time,
     duration: u64,
-    sat: bool,
-    ordered: &[bool],
+    mode: Mode,
+    shape: &Shape,
+    weights: &HashMap<VertexId, u64>,
 ) -> Found {
     let mut s = Search {
         g,
         policy,
         at,
         end: at.saturating_add(duration.min(i64::MAX as u64) as i64),
-        now,
-        sat,
+        sat: mode != Mode::Now,
+        honor_down: mode != Mode::SatIgnoreDown,
         node_kind: g.type_id("node"),
-        ordered,
+        shape,
+        weights,
         pre: 0,
         post: 0,
     };
     let Some(root) = g.root() else {
-        return Found { emitted: None, pre: 0, post: 0 };
+        return Found {
+            emitted: None,
+            shadow: Vec::new(),
+            pre: 0,
+            post: 0,
+        };
     };
     let mut cands = Vec::new();
     s.eval(root, reqs, true, false, 0, true, &mut cands);
     let mut chosen = Vec::new();
+    let mut by_idx = split_by_idx(cands, reqs.len());
     for (i, r) in reqs.iter().enumerate() {
-        let mine: Vec<Cand> = cands.iter().filter(|c| c.idx == i).cloned().collect();
+        let mine = std::mem::take(&mut by_idx[i]);
         match s.choose(mine, r) {
             Some(c) => chosen.extend(c),
-            None => return Found { emitted: None, pre: s.pre, post: s.post },
+            None => {
+                return Found {
+                    emitted: None,
+                    shadow: Vec::new(),
+                    pre: s.pre,
+                    post: s.post,
+                };
+            }
         }
     }
-    let emitted = s.emit(root, chosen);
-    Found { emitted: Some(emitted), pre: s.pre, post: s.post }
+    let (emitted, shadow) = s.emit(root, chosen);
+    Found {
+        emitted: Some(emitted),
+        shadow,
+        pre: s.pre,
+        post: s.post,
+    }
+}
+
+/// Running count of candidate units per request, so early-stop checks do
+/// not rescan every candidate after each child.
+struct Tally {
+    got: Vec<u64>,
+    seen: usize,
+}
+
+impl Tally {
+    fn new(n: usize) -> Self {
+        Tally {
+            got: vec![0; n],
+            seen: 0,
+        }
+    }
+    /// Counts the candidates of `out` not seen yet.
+    fn add(&mut self, out: &[Cand]) {
+        for c in &out[self.seen.min(out.len())..] {
+            if let Some(g) = self.got.get_mut(c.idx) {
+                *g += c.count;
+            }
+        }
+        self.seen = out.len();
+    }
+    fn enough(&self, reqs: &[Request], multiplier: u64) -> bool {
+        reqs.iter()
+            .zip(&self.got)
+            .all(|(r, &g)| g >= r.effective_max().saturating_mul(multiplier))
+    }
+}
+
+/// Groups candidates by the request they answer, keeping walk order.
+fn split_by_idx(cands: Vec<Cand>, n: usize) -> Vec<Vec<Cand>> {
+    let mut out: Vec<Vec<Cand>> = (0..n).map(|_| Vec::new()).collect();
+    for c in cands {
+        if let Some(v) = out.get_mut(c.idx) {
+            v.push(c);
+        }
+    }
+    out
 }
 
 impl Search<'_> {
@@ -160,7 +368,10 @@ impl Search<'_> {
     fn slot_match(&self, v: VertexId, slot: &Request) -> bool {
         let kids = self.g.children(v);
         slot.with.iter().all(|c| {
-            c.kind.is_some_and(|k| kids.iter().any(|&k2| self.g.vertex(k2).is_some_and(|x| x.kind == k)))
+            c.kind.is_some_and(|k| {
+                kids.iter()
+                    .any(|&k2| self.g.vertex(k2).is_some_and(|x| x.kind == k))
+            })
         })
     }
 
@@ -188,21 +399,15 @@ impl Search<'_> {
             let needs = c.count.min(want - got);
             got += needs;
             if c.is_vertex {
-                out.push(Emit { vertex: c.vertex, needs, exclusive: c.exclusive });
+                out.push(Emit {
+                    vertex: c.vertex,
+                    needs,
+                    exclusive: c.exclusive,
+                });
             }
             out.extend(c.claims);
         }
         (got >= want).then_some(out)
-    }
-
-    /// Whether the candidates gathered so far already hold the best answer
-    /// (ids grow in walk order, so later ones rank lower; or the policy
-    /// takes the first fit).
-    fn enough(&self, reqs: &[Request], out: &[Cand], multiplier: u64) -> bool {
-        reqs.iter().enumerate().all(|(i, r)| {
-            let got: u64 = out.iter().filter(|c| c.idx == i).map(|c| c.count).sum();
-            got >= r.effective_max().saturating_mul(multiplier)
-        })
     }
 
     /// Evaluates the children of `u` against `reqs`, in the policy's walk
@@ -222,58 +427,170 @@ impl Search<'_> {
         let g = self.g;
         let kids = g.children(u);
         let first = self.policy.stops_early() && !self.sat;
-        let stop = first || (top && self.can_stop_early(reqs));
+        let stop = if first {
+            Some(EarlyStop::Ordered)
+        } else {
+            self.early_stop(reqs)
+        };
         let base = out.len();
         if first {
-            // Fluxion's first-match walk: most free resources first, then
-            // the newest vertex.
-            let key = g.tracked_types().first().copied();
+            // Fluxion's first-match walk: children by the free resources
+            // seen when a job last went through them, then newest first.
             let mut order: Vec<(u64, u64, VertexId)> = kids
                 .iter()
                 .map(|&c| {
-                    // Leaves keep a constant weight (no subtree plan).
-                    let w = if g.children(c).is_empty() {
-                        0
-                    } else {
-                        key.and_then(|t| g.free_units(c, t, self.now, self.now + 1)).unwrap_or(0)
-                    };
+                    let w = self.weights.get(&c).copied().unwrap_or_else(|| {
+                        // Never matched through yet: its whole capacity.
+                        match g.tracked_types().last() {
+                            Some(&t) if !g.children(c).is_empty() => {
+                                g.subtree_total(c, t).unwrap_or(0)
+                            }
+                            _ => 0,
+                        }
+                    });
                     (w, g.vertex(c).map_or(0, |x| x.uniq_id), c)
                 })
                 .collect();
             order.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+            let mut tally = Tally::new(reqs.len());
             for (_, _, c) in order {
                 self.eval(c, reqs, pristine, excl, node_factor, top, out);
-                if self.enough(reqs, &out[base..], multiplier) {
+                tally.add(&out[base..]);
+                if tally.enough(reqs, multiplier) {
                     break;
                 }
             }
             return;
         }
-        let reverse = stop && self.policy.prefers_high();
-        for i in 0..kids.len() {
-            let c = if reverse { kids[kids.len() - 1 - i] } else { kids[i] };
-            self.eval(c, reqs, pristine, excl, node_factor, top, out);
-            if stop && self.enough(reqs, &out[base..], multiplier) {
-                break;
+        match stop {
+            Some(EarlyStop::Ordered) => {
+                let reverse = self.policy.prefers_high();
+                let mut tally = Tally::new(reqs.len());
+                for i in 0..kids.len() {
+                    let c = if reverse {
+                        kids[kids.len() - 1 - i]
+                    } else {
+                        kids[i]
+                    };
+                    self.eval(c, reqs, pristine, excl, node_factor, top, out);
+                    tally.add(&out[base..]);
+                    if tally.enough(reqs, multiplier) {
+                        break;
+                    }
+                }
+            }
+            Some(EarlyStop::Bound(bounds)) => {
+                for &c in kids {
+                    self.eval(c, reqs, pristine, excl, node_factor, top, out);
+                    if self.enough_best(reqs, &out[base..], &bounds, multiplier) {
+                        break;
+                    }
+                }
+            }
+            None => {
+                for &c in kids {
+                    self.eval(c, reqs, pristine, excl, node_factor, top, out);
+                }
             }
         }
     }
 
-    fn can_stop_early(&self, reqs: &[Request]) -> bool {
-        if self.sat || self.policy.stops_early() {
-            return true;
+    fn order(&self, k: TypeId) -> Option<&TypeOrder> {
+        self.shape.types.get(k.0 as usize)
+    }
+
+    /// Whether candidates for `r` arrive in preference order.
+    fn arrives_ordered(&self, r: &Request) -> bool {
+        if r.is_slot {
+            return r.with.iter().all(|c| self.arrives_ordered(c));
         }
-        if self.policy == Policy::Locality {
+        let Some(o) = r.kind.and_then(|k| self.order(k)) else {
             return false;
-        }
-        fn ordered(s: &Search<'_>, r: &Request) -> bool {
-            if r.is_slot {
-                r.with.iter().all(|c| ordered(s, c))
+        };
+        let nodes_ordered = self
+            .node_kind
+            .and_then(|k| self.order(k))
+            .is_some_and(|n| n.global);
+        o.global || (self.policy.node_centric() && nodes_ordered && o.per_node)
+    }
+
+    /// The best scores candidates for `r` can reach, best first, if they
+    /// can be bounded (a slot: only its single best score).
+    fn best_scores(&self, r: &Request) -> Option<Vec<i64>> {
+        let ids = |o: &TypeOrder| {
+            if self.policy.prefers_high() {
+                o.highest.clone()
             } else {
-                r.kind.is_some_and(|k| s.ordered.get(k.0 as usize).copied().unwrap_or(false))
+                o.lowest.clone()
             }
+        };
+        if r.is_slot {
+            let mut sum = 0i64;
+            for e in &r.with {
+                let o = self.order(e.kind?)?;
+                let n = e.count.min as usize;
+                let best = ids(o);
+                if !o.unit || e.count.min != e.count.max || best.len() < n {
+                    return None;
+                }
+                sum += best[..n].iter().map(|i| i + 1).sum::<i64>();
+            }
+            Some(vec![sum])
+        } else {
+            let o = self.order(r.kind?)?;
+            Some(ids(o).into_iter().map(|i| i + 1).collect())
         }
-        reqs.iter().all(|r| r.count.max != u64::MAX && ordered(self, r))
+    }
+
+    fn early_stop(&self, reqs: &[Request]) -> Option<EarlyStop> {
+        if self.sat || self.policy.stops_early() {
+            return Some(EarlyStop::Ordered);
+        }
+        if reqs.iter().any(|r| r.count.max == u64::MAX) {
+            return None;
+        }
+        if reqs.iter().all(|r| self.arrives_ordered(r)) {
+            return Some(EarlyStop::Ordered);
+        }
+        if self.policy.node_centric() {
+            return None;
+        }
+        reqs.iter()
+            .map(|r| self.best_scores(r))
+            .collect::<Option<Vec<_>>>()
+            .map(EarlyStop::Bound)
+    }
+
+    /// Whether the `n` best candidates gathered for each request already
+    /// reach the best scores possible anywhere (so no later one can win).
+    fn enough_best(
+        &self,
+        reqs: &[Request],
+        out: &[Cand],
+        bounds: &[Vec<i64>],
+        multiplier: u64,
+    ) -> bool {
+        let high = self.policy.prefers_high();
+        reqs.iter().enumerate().all(|(i, r)| {
+            let n = r.effective_max().saturating_mul(multiplier) as usize;
+            let mut scores: Vec<i64> = Vec::new();
+            for c in out.iter().filter(|c| c.idx == i) {
+                if c.count != 1 {
+                    return false;
+                }
+                scores.push(c.score);
+            }
+            if n == 0 || scores.len() < n || bounds[i].len() < n {
+                return false;
+            }
+            if high {
+                scores.sort_unstable_by(|a, b| b.cmp(a));
+                scores[n - 1] >= bounds[i][n - 1]
+            } else {
+                scores.sort_unstable();
+                scores[n - 1] <= bounds[i][n - 1]
+            }
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -306,10 +623,16 @@ impl Search<'_> {
             return;
         }
         self.pre += 1;
-        if !self.sat && x.status == Status::Down {
+        // Down vertices are out even for satisfiability: Fluxion drops
+        // them from the totals its satisfiability check compares against.
+        if self.honor_down && x.status == Status::Down {
             return;
         }
-        let avail = if self.sat { x.size } else { g.available(u, self.at, self.end) };
+        let avail = if self.sat {
+            x.size
+        } else {
+            g.available(u, self.at, self.end)
+        };
         if avail == 0 {
             return;
         }
@@ -321,8 +644,11 @@ impl Search<'_> {
         {
             return;
         }
-        let child_factor =
-            if self.policy.node_centric() && is_node { self.node_factor(u) } else { node_factor };
+        let child_factor = if self.policy.node_centric() && is_node {
+            self.node_factor(u)
+        } else {
+            node_factor
+        };
         let own_score = self.score(u, if is_node { 0 } else { node_factor });
         match (matched, slot) {
             (Some(mi), _) => {
@@ -350,12 +676,21 @@ impl Search<'_> {
                     None => {
                         let mut kids = Vec::new();
                         if !r.with.is_empty() {
-                            self.explore(u, &r.with, false, x_in, child_factor, false, 1, &mut kids);
+                            self.explore(
+                                u,
+                                &r.with,
+                                false,
+                                x_in,
+                                child_factor,
+                                false,
+                                1,
+                                &mut kids,
+                            );
                         }
                         let mut claims = Vec::new();
+                        let mut by_idx = split_by_idx(kids, r.with.len());
                         for (ci, creq) in r.with.iter().enumerate() {
-                            let mine: Vec<Cand> =
-                                kids.iter().filter(|c| c.idx == ci).cloned().collect();
+                            let mine = std::mem::take(&mut by_idx[ci]);
                             match self.choose(mine, creq) {
                                 Some(c) => claims.extend(c),
                                 None => return,
@@ -363,6 +698,37 @@ impl Search<'_> {
                         }
                         claims
                     }
+                };
+                // An exclusive leaf of the request holds its whole subtree
+                // without printing it (a "shadow" claim: needs 0).
+                let claims = if x_in && r.with.is_empty() && r.exclusive != Some(true) {
+                    g.subtree(u)
+                        .into_iter()
+                        .skip(1)
+                        .map(|v| Emit {
+                            vertex: v,
+                            needs: 0,
+                            exclusive: true,
+                        })
+                        .collect()
+                } else {
+                    claims
+                };
+                let whole = x_in && r.exclusive == Some(true) && !g.children(u).is_empty();
+                let claims = if whole {
+                    // An explicitly exclusive vertex is handed out with
+                    // everything below it.
+                    g.subtree(u)
+                        .into_iter()
+                        .skip(1)
+                        .map(|v| Emit {
+                            vertex: v,
+                            needs: g.vertex(v).map_or(1, |y| y.size),
+                            exclusive: true,
+                        })
+                        .collect()
+                } else {
+                    claims
                 };
                 out.push(Cand {
                     idx: mi,
@@ -400,14 +766,26 @@ impl Search<'_> {
     fn build_slots(&mut self, u: VertexId, slot: &Request, node_factor: i64) -> Vec<Cand> {
         let mut kids = Vec::new();
         let mult = slot.effective_max();
-        self.explore(u, &slot.with, false, true, node_factor, false, mult, &mut kids);
+        self.explore(
+            u,
+            &slot.with,
+            false,
+            true,
+            node_factor,
+            false,
+            mult,
+            &mut kids,
+        );
         let mut per_elem: Vec<(Vec<Cand>, u64)> = Vec::new();
         let mut nslots = u64::MAX;
+        let mut by_idx = split_by_idx(kids, slot.with.len());
         for (ei, e) in slot.with.iter().enumerate() {
-            let mut mine: Vec<Cand> = kids.iter().filter(|c| c.idx == ei).cloned().collect();
+            let mut mine = std::mem::take(&mut by_idx[ei]);
             self.sort(&mut mine);
             let qc: u64 = mine.iter().map(|c| c.count).sum();
-            let Some(per_slot) = e.count.best_within(qc) else { return Vec::new() };
+            let Some(per_slot) = e.count.best_within(qc) else {
+                return Vec::new();
+            };
             let mut shares = 0u64;
             let mut acc = 0u64;
             for c in &mine {
@@ -433,9 +811,15 @@ impl Search<'_> {
             for (ei, (mine, per_slot)) in per_elem.iter().enumerate() {
                 let mut j = 0u64;
                 while j < *per_slot {
-                    let Some(c) = mine.get(cursors[ei]) else { return out };
+                    let Some(c) = mine.get(cursors[ei]) else {
+                        return out;
+                    };
                     cursors[ei] += 1;
-                    claims.push(Emit { vertex: c.vertex, needs: c.count, exclusive: true });
+                    claims.push(Emit {
+                        vertex: c.vertex,
+                        needs: c.count,
+                        exclusive: true,
+                    });
                     claims.extend(c.claims.iter().copied());
                     score += c.score;
                     j += c.count;
@@ -456,8 +840,10 @@ impl Search<'_> {
     }
 
     /// Adds pass-through ancestors and orders everything in post-order.
-    fn emit(&self, root: VertexId, chosen: Vec<Emit>) -> Vec<Emit> {
+    fn emit(&self, root: VertexId, chosen: Vec<Emit>) -> (Vec<Emit>, Vec<Emit>) {
         let mut map: HashMap<VertexId, Emit> = HashMap::with_capacity(chosen.len() * 2);
+        let (shadow, chosen): (Vec<Emit>, Vec<Emit>) =
+            chosen.into_iter().partition(|e| e.needs == 0);
         for e in chosen {
             map.entry(e.vertex).or_insert(e);
         }
@@ -469,7 +855,14 @@ impl Search<'_> {
                     break;
                 }
                 let size = self.g.vertex(p).map_or(1, |x| x.size);
-                map.insert(p, Emit { vertex: p, needs: size, exclusive: false });
+                map.insert(
+                    p,
+                    Emit {
+                        vertex: p,
+                        needs: size,
+                        exclusive: false,
+                    },
+                );
                 cur = self.g.parent(p);
             }
         }
@@ -484,26 +877,46 @@ impl Search<'_> {
                 for v in self.g.subtree(n) {
                     let size = self.g.vertex(v).map_or(1, |x| x.size);
                     let needs = if v == n { 1 } else { size };
-                    map.insert(v, Emit { vertex: v, needs, exclusive: true });
+                    map.insert(
+                        v,
+                        Emit {
+                            vertex: v,
+                            needs,
+                            exclusive: true,
+                        },
+                    );
                 }
             }
         }
-        let set: HashSet<VertexId> = map.keys().copied().collect();
-        let mut out = Vec::with_capacity(map.len());
-        // Iterative post-order over the emitted set.
-        let mut stack: Vec<(VertexId, usize)> = Vec::new();
-        if set.contains(&root) {
-            stack.push((root, 0));
-        }
-        while let Some((v, i)) = stack.pop() {
-            let kids = self.g.children(v);
-            if let Some(pos) = kids[i..].iter().position(|k| set.contains(k)) {
-                stack.push((v, i + pos + 1));
-                stack.push((kids[i + pos], 0));
-            } else if let Some(e) = map.get(&v) {
-                out.push(*e);
+        // Post-order is the order vertices finish in a depth-first walk:
+        // sort by the cached finish numbers instead of walking the graph.
+        let mut out: Vec<Emit> = map.values().copied().collect();
+        if out
+            .iter()
+            .all(|e| self.shape.post.get(e.vertex.index()).is_some())
+        {
+            out.sort_unstable_by_key(|e| self.shape.post[e.vertex.index()]);
+        } else {
+            let set: HashSet<VertexId> = map.keys().copied().collect();
+            out.clear();
+            let mut stack: Vec<(VertexId, usize)> = Vec::new();
+            if set.contains(&root) {
+                stack.push((root, 0));
+            }
+            while let Some((v, i)) = stack.pop() {
+                let kids = self.g.children(v);
+                if let Some(pos) = kids[i..].iter().position(|k| set.contains(k)) {
+                    stack.push((v, i + pos + 1));
+                    stack.push((kids[i + pos], 0));
+                } else if let Some(e) = map.get(&v) {
+                    out.push(*e);
+                }
             }
         }
-        out
+        let shadow = shadow
+            .into_iter()
+            .filter(|e| !map.contains_key(&e.vertex))
+            .collect();
+        (out, shadow)
     }
 }

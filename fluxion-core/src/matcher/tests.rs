@@ -11,7 +11,8 @@ fn small(nodes: usize) -> ResourceGraph {
         memory_gib_per_socket: 16,
     };
     let mut g = cluster(&shape).unwrap();
-    g.set_prune_filters(&"ALL:core,ALL:node".parse().unwrap()).unwrap();
+    g.set_prune_filters(&"ALL:core,ALL:node".parse().unwrap())
+        .unwrap();
     g
 }
 
@@ -38,7 +39,12 @@ fn names(m: &Matcher, o: &MatchOutcome) -> Vec<String> {
         .iter()
         .map(|e| {
             let x = m.graph().vertex(e.vertex).unwrap();
-            format!("{}[{}:{}]", x.name, e.needs, if e.exclusive { "x" } else { "s" })
+            format!(
+                "{}[{}:{}]",
+                x.name,
+                e.needs,
+                if e.exclusive { "x" } else { "s" }
+            )
         })
         .collect()
 }
@@ -50,13 +56,27 @@ fn high_and_low_pick_opposite_ends() {
     let o = m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
     assert_eq!(
         names(&m, &o),
-        ["core30[1:x]", "core31[1:x]", "socket7[1:x]", "node3[1:s]", "rack1[1:s]", "cluster0[1:s]"]
+        [
+            "core30[1:x]",
+            "core31[1:x]",
+            "socket7[1:x]",
+            "node3[1:s]",
+            "rack1[1:s]",
+            "cluster0[1:s]"
+        ]
     );
     m.set_policy(Policy::Low);
     let o = m.match_jobspec(MatchOp::Allocate, 2, &spec, 0).unwrap();
     assert_eq!(
         names(&m, &o),
-        ["core0[1:x]", "core1[1:x]", "socket0[1:x]", "node0[1:s]", "rack0[1:s]", "cluster0[1:s]"]
+        [
+            "core0[1:x]",
+            "core1[1:x]",
+            "socket0[1:x]",
+            "node0[1:s]",
+            "rack0[1:s]",
+            "cluster0[1:s]"
+        ]
     );
 }
 
@@ -66,8 +86,13 @@ fn busy_unsatisfiable_and_reservation() {
     let mut m = Matcher::new(small(1), Policy::Low);
     m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
     m.match_jobspec(MatchOp::Allocate, 2, &spec, 0).unwrap();
-    assert_eq!(m.match_jobspec(MatchOp::Allocate, 3, &spec, 0), Err(MatchError::Busy));
-    let r = m.match_jobspec(MatchOp::AllocateOrElseReserve, 3, &spec, 0).unwrap();
+    assert_eq!(
+        m.match_jobspec(MatchOp::Allocate, 3, &spec, 0),
+        Err(MatchError::Busy)
+    );
+    let r = m
+        .match_jobspec(MatchOp::AllocateOrElseReserve, 3, &spec, 0)
+        .unwrap();
     assert!(r.reserved);
     assert_eq!(r.at, 100);
     let big = Jobspec::parse(&NODE_SLOT.replace("count: 2", "count: 5")).unwrap();

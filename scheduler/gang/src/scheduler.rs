@@ -9,6 +9,7 @@
 //! still free for the head at that time (EASY backfill).
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 
 use fluxion_core::group::{Demand, GroupGraph, GroupRequest, NodeFilter, PodClaim, PodClass};
 
@@ -47,6 +48,9 @@ struct PodState {
     group: GroupKey,
 }
 
+/// A group's members as pod classes, and which pods make up each class.
+type MemberRequest = (GroupRequest, Vec<Vec<PodUid>>);
+
 /// A reserved slot whose pod vanished before it was bound.
 #[derive(Debug, Clone)]
 struct Vacant {
@@ -68,11 +72,21 @@ struct GroupState {
     wait: Option<WaitReason>,
     message: String,
     reported: Option<(GroupPhase, String)>,
-    /// `graph_gen` when it last failed to fit; not retried until the graph changes.
+    /// `free_gen` and member count when it last failed to fit; not retried
+    /// until either changes.
     tried_gen: Option<u64>,
+    tried_members: usize,
     unsat_until: Option<Timestamp>,
     /// Whether it is known to fit the empty cluster (reset when nodes change).
     satisfiable: bool,
+    /// Whether its pods name it (a label), so it must wait for its PodGroup;
+    /// implicit groups of one pod do not.
+    named: bool,
+    /// Its members as a match request (reset when members or nodes change).
+    request: Option<Arc<MemberRequest>>,
+    /// What it holds, merged per node, for replaying its release when
+    /// planning reservations (reset when any of its claims changes).
+    held: Option<Arc<Vec<PodClaim>>>,
     first_seen: Timestamp,
 }
 
@@ -90,8 +104,12 @@ impl GroupState {
             message: String::new(),
             reported: None,
             tried_gen: None,
+            tried_members: 0,
             unsat_until: None,
             satisfiable: false,
+            named: false,
+            request: None,
+            held: None,
             first_seen,
         }
     }
@@ -107,7 +125,19 @@ struct Reservation {
     view: GroupGraph,
     /// `graph_gen` it was computed at.
     r#gen: u64,
+    /// When it was computed.
+    computed_at: Timestamp,
 }
+
+/// How long a reservation is kept while the graph changes under it; it is
+/// recomputed sooner when the head changes. A stale view only errs on the
+/// safe side for releases, and backfill claims are re-checked on the real graph.
+static EMPTY: BTreeSet<PodUid> = BTreeSet::new();
+
+/// minMember of a group whose PodGroup has not been seen.
+const AWAITING_SPEC: u32 = u32::MAX;
+
+const RESERVATION_REFRESH: Millis = Millis(300_000);
 
 /// The gang scheduler's state: the cluster as last told, the queue of
 /// groups, reservations and allocations.
@@ -120,10 +150,34 @@ pub struct GangScheduler {
     groups: BTreeMap<GroupKey, GroupState>,
     /// Bumped on every change of free resources or nodes.
     graph_gen: u64,
+    /// Bumped when resources are freed or nodes change (not when taken):
+    /// a group that did not fit is tried again only after this changes.
+    free_gen: u64,
     reservation: Option<Reservation>,
     any_taints: bool,
     /// Groups whose status may have changed since the last pass.
     touched: BTreeSet<GroupKey>,
+    /// Placed groups with new unplaced pods.
+    late_new: BTreeSet<GroupKey>,
+    /// Placed groups whose late pods did not fit at `late_gen`.
+    late_blocked: BTreeSet<GroupKey>,
+    late_gen: u64,
+    /// Pods whose bind failed and waits for a retry.
+    retry: BTreeSet<PodUid>,
+    /// Groups holding vacant slots.
+    vacancies: BTreeSet<GroupKey>,
+    /// Groups waiting for their first placement, in queue order (rebuilt when None).
+    queue_cache: Option<Vec<GroupKey>>,
+    /// Whether the queue must be walked whole next pass (a group became
+    /// complete, nodes or groups changed); a change of free resources is
+    /// noticed through `graph_gen`.
+    queue_dirty: bool,
+    /// `graph_gen` at the end of the last whole walk.
+    queue_gen: u64,
+    /// Earliest end of an unsatisfiable group's backoff.
+    next_unsat_retry: Option<Timestamp>,
+    /// Incomplete groups whose member count changed (only their message changes).
+    membership_changed: BTreeSet<GroupKey>,
 }
 
 impl GangScheduler {
@@ -136,9 +190,20 @@ impl GangScheduler {
             pods: HashMap::new(),
             groups: BTreeMap::new(),
             graph_gen: 0,
+            free_gen: 0,
             reservation: None,
             any_taints: false,
             touched: BTreeSet::new(),
+            late_new: BTreeSet::new(),
+            late_blocked: BTreeSet::new(),
+            late_gen: 0,
+            retry: BTreeSet::new(),
+            vacancies: BTreeSet::new(),
+            queue_cache: None,
+            queue_dirty: true,
+            queue_gen: 0,
+            next_unsat_retry: None,
+            membership_changed: BTreeSet::new(),
         }
     }
 
@@ -175,6 +240,12 @@ impl GangScheduler {
         self.graph_gen += 1;
     }
 
+    /// Resources were freed (or nodes changed): groups that did not fit may now.
+    fn freed(&mut self) {
+        self.graph_gen += 1;
+        self.free_gen += 1;
+    }
+
     fn group_key_of(pod: &Pod) -> GroupKey {
         pod.group
             .clone()
@@ -183,6 +254,16 @@ impl GangScheduler {
 
     /// Takes one change in the cluster or one bind outcome.
     pub fn apply(&mut self, event: Event) {
+        if matches!(
+            event,
+            Event::GroupUpsert(_)
+                | Event::GroupDelete(_)
+                | Event::NodeUpsert(_)
+                | Event::NodeDelete(_)
+        ) {
+            self.queue_cache = None;
+            self.queue_dirty = true;
+        }
         match event {
             Event::NodeUpsert(node) => self.upsert_node(node),
             Event::NodeDelete(name) => self.delete_node(&name),
@@ -240,11 +321,15 @@ impl GangScheduler {
             g.tried_gen = None;
             g.unsat_until = None;
             g.satisfiable = false;
+            g.request = None;
         }
-        self.bump();
+        self.freed();
     }
 
     fn delete_node(&mut self, name: &str) {
+        for g in self.groups.values_mut() {
+            g.held = None;
+        }
         self.nodes.remove(name);
         self.graph.remove_node(name);
         self.any_taints = self.nodes.values().any(convert::has_hard_taints);
@@ -260,6 +345,7 @@ impl GangScheduler {
                 st.claim = None;
                 if matches!(st.bind, Bind::Binding { .. } | Bind::Retry { .. }) {
                     st.bind = Bind::Unplaced;
+                    self.late_new.insert(st.group.clone());
                 }
             }
         }
@@ -273,6 +359,7 @@ impl GangScheduler {
         let uid = pod.uid.clone();
         let ours = pod.scheduler_name == self.config.scheduler_name;
         let group = Self::group_key_of(&pod);
+        let named = pod.group.is_some();
         if let Some(st) = self.pods.get_mut(&uid) {
             let was_terminal = st.pod.phase.is_terminal();
             let node_changed = st.pod.node_name != pod.node_name;
@@ -315,10 +402,25 @@ impl GangScheduler {
                 .entry(group.clone())
                 .or_insert_with(|| GroupState::new(created));
             g.members.insert(uid.clone());
+            g.request = None;
             g.satisfiable = false;
+            g.named |= named;
+            if g.members.len() == 1 || g.spec.is_none() {
+                // New in the queue, or its derived priority may have changed.
+                self.queue_cache = None;
+            }
+            if g.placed_at.is_none() {
+                if g.members.len() as u32 >= Self::min_member(g) {
+                    self.queue_dirty = true;
+                } else {
+                    self.membership_changed.insert(group.clone());
+                }
+            }
             if bound && g.placed_at.is_none() {
                 // Bound by us before a restart: the group is running already.
                 g.placed_at = Some(created);
+            } else if !bound && g.placed_at.is_some() {
+                self.late_new.insert(group.clone());
             }
             g.tried_gen = None;
             self.touched.insert(group);
@@ -346,6 +448,7 @@ impl GangScheduler {
             if let Some(st) = self.pods.get_mut(uid) {
                 st.claim = Some(claim);
             }
+            self.held_changed_of(uid);
             self.bump();
         }
     }
@@ -365,9 +468,16 @@ impl GangScheduler {
             st.bind = Bind::Bound { node };
             return;
         }
+        let group = st.group.clone();
+        if let Some(g) = self.groups.get_mut(&group) {
+            g.held = None;
+        }
+        let Some(st) = self.pods.get_mut(uid) else {
+            return;
+        };
         if let Some(claim) = st.claim.take() {
             self.graph.give(&claim);
-            self.bump();
+            self.freed();
         }
         if let Some(st) = self.pods.get_mut(uid) {
             st.pod.node_name = Some(node);
@@ -376,18 +486,29 @@ impl GangScheduler {
     }
 
     /// A pod ended (Succeeded/Failed): free what it holds.
+    fn held_changed_of(&mut self, uid: &PodUid) {
+        if let Some(st) = self.pods.get(uid)
+            && let Some(g) = self.groups.get_mut(&st.group)
+        {
+            g.held = None;
+        }
+    }
+
     fn end_pod(&mut self, uid: &PodUid) {
+        self.held_changed_of(uid);
         let Some(st) = self.pods.remove(uid) else {
             return;
         };
         if let Some(claim) = &st.claim {
             self.graph.give(claim);
-            self.bump();
+            self.freed();
         }
         if st.ours
             && let Some(g) = self.groups.get_mut(&st.group)
         {
             g.members.remove(uid);
+            g.request = None;
+            self.queue_dirty = true;
             match st.pod.phase {
                 PodPhase::Failed => g.failed += 1,
                 _ => g.succeeded += 1,
@@ -418,6 +539,8 @@ impl GangScheduler {
             && let Some(g) = self.groups.get_mut(&st.group)
         {
             g.members.remove(uid);
+            g.request = None;
+            self.queue_dirty = true;
             self.touched.insert(group.clone());
         }
         self.forget_group_if_empty(&group);
@@ -436,6 +559,8 @@ impl GangScheduler {
         };
         if let Some(g) = self.groups.get_mut(&st.group) {
             g.members.remove(uid);
+            g.request = None;
+            self.queue_dirty = true;
             if let Some(claim) = st.claim {
                 g.vacant.push(Vacant {
                     demand: convert::demand(&st.pod),
@@ -443,11 +568,12 @@ impl GangScheduler {
                     node,
                     since: None,
                 });
+                self.vacancies.insert(st.group.clone());
             }
             self.touched.insert(st.group.clone());
         } else if let Some(claim) = st.claim {
             self.graph.give(&claim);
-            self.bump();
+            self.freed();
         }
     }
 
@@ -485,6 +611,7 @@ impl GangScheduler {
                 {
                     st.bind = Bind::Retry { node, at: None };
                     self.touched.insert(st.group.clone());
+                    self.retry.insert(uid.clone());
                 }
             }
         }
@@ -497,8 +624,22 @@ impl GangScheduler {
             .unwrap_or(self.config.default_schedule_timeout)
     }
 
+    /// minMember; a group its pods name but whose PodGroup is not known yet
+    /// waits for it ([`AWAITING_SPEC`]), so a gang never starts as pods of one.
     fn min_member(g: &GroupState) -> u32 {
-        g.spec.as_ref().map_or(1, |s| s.min_member.max(1))
+        match &g.spec {
+            Some(s) => s.min_member.max(1),
+            None if g.named => AWAITING_SPEC,
+            None => 1,
+        }
+    }
+
+    fn waiting_message(key: &GroupKey, have: u32, want: u32) -> String {
+        if want == AWAITING_SPEC {
+            format!("{have} pods name pod group {key}, which does not exist yet")
+        } else {
+            format!("{have} of {want} pods exist, waiting for {}", want - have)
+        }
     }
 
     fn priority(&self, g: &GroupState) -> i32 {
@@ -585,13 +726,12 @@ impl GangScheduler {
     }
 
     fn expire_vacancies(&mut self, now: Timestamp) {
-        let keys: Vec<GroupKey> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| !g.vacant.is_empty())
-            .map(|(k, _)| k.clone())
-            .collect();
+        let keys: Vec<GroupKey> = self.vacancies.iter().cloned().collect();
         for key in keys {
+            if self.groups.get(&key).is_none_or(|g| g.vacant.is_empty()) {
+                self.vacancies.remove(&key);
+                continue;
+            }
             let timeout = match self.groups.get(&key) {
                 Some(g) => self.timeout_of(g),
                 None => continue,
@@ -609,10 +749,13 @@ impl GangScheduler {
                 freed = expired;
             }
             if !freed.is_empty() {
+                if let Some(g) = self.groups.get_mut(&key) {
+                    g.held = None;
+                }
                 for v in &freed {
                     self.graph.give(&v.claim);
                 }
-                self.bump();
+                self.freed();
                 self.touched.insert(key.clone());
                 self.forget_group_if_empty(&key);
             }
@@ -622,10 +765,16 @@ impl GangScheduler {
     fn retry_binds(&mut self, now: Timestamp, out: &mut Decisions) {
         let backoff = self.config.bind_retry_backoff;
         let mut plans: BTreeMap<GroupKey, Vec<PodBinding>> = BTreeMap::new();
-        for (uid, st) in self.pods.iter_mut() {
+        let uids: Vec<PodUid> = self.retry.iter().cloned().collect();
+        for uid in uids {
+            let Some(st) = self.pods.get_mut(&uid) else {
+                self.retry.remove(&uid);
+                continue;
+            };
             if let Bind::Retry { node, at } = &mut st.bind {
                 let due = *at.get_or_insert(now + backoff);
                 if due <= now {
+                    self.retry.remove(&uid);
                     let node = node.clone();
                     plans.entry(st.group.clone()).or_default().push(PodBinding {
                         pod: uid.clone(),
@@ -635,6 +784,8 @@ impl GangScheduler {
                     });
                     st.bind = Bind::Binding { node };
                 }
+            } else {
+                self.retry.remove(&uid);
             }
         }
         for (group, mut pods) in plans {
@@ -646,21 +797,18 @@ impl GangScheduler {
     /// Pods of groups already placed: replacements take a vacant slot;
     /// members above minMember are placed as they come.
     fn place_late_members(&mut self, now: Timestamp, out: &mut Decisions) {
-        let placed: Vec<GroupKey> = self
-            .groups
-            .iter()
-            .filter(|(_, g)| g.placed_at.is_some())
-            .filter(|(_, g)| {
-                g.members.iter().any(|u| {
-                    self.pods
-                        .get(u)
-                        .is_some_and(|p| p.bind == Bind::Unplaced && p.claim.is_none())
-                })
-            })
-            .map(|(k, _)| k.clone())
-            .collect();
-        for key in placed {
-            let uids: Vec<PodUid> = self.groups[&key]
+        let mut keys = std::mem::take(&mut self.late_new);
+        if self.late_gen != self.free_gen {
+            keys.append(&mut self.late_blocked);
+        }
+        for key in keys {
+            let Some(g) = self.groups.get(&key) else {
+                continue;
+            };
+            if g.placed_at.is_none() {
+                continue;
+            }
+            let uids: Vec<PodUid> = g
                 .members
                 .iter()
                 .filter(|u| {
@@ -707,6 +855,9 @@ impl GangScheduler {
                 {
                     st.claim = Some(claim);
                     st.bind = Bind::Binding { node: node.clone() };
+                    if let Some(g) = self.groups.get_mut(&key) {
+                        g.held = None;
+                    }
                     binds.push(PodBinding {
                         pod: uid.clone(),
                         namespace: pod.namespace.clone(),
@@ -714,6 +865,16 @@ impl GangScheduler {
                         node,
                     });
                 }
+            }
+            let all_placed = self.groups.get(&key).is_none_or(|g| {
+                g.members.iter().all(|u| {
+                    self.pods
+                        .get(u)
+                        .is_none_or(|p| p.claim.is_some() || p.bind != Bind::Unplaced)
+                })
+            });
+            if !all_placed {
+                self.late_blocked.insert(key.clone());
             }
             if !binds.is_empty() {
                 self.touched.insert(key.clone());
@@ -739,37 +900,81 @@ impl GangScheduler {
                 });
             }
         }
+        self.late_gen = self.free_gen;
     }
 
-    /// Groups waiting for their first placement, in queue order.
-    fn queue(&self, now: Timestamp) -> Vec<GroupKey> {
+    /// Groups waiting for their first placement, in queue order (cached
+    /// until a pod or group event changes membership).
+    fn queue(&mut self) -> Vec<GroupKey> {
+        if let Some(q) = &self.queue_cache {
+            return q.clone();
+        }
         let mut q: Vec<(std::cmp::Reverse<i32>, Timestamp, &GroupKey)> = self
             .groups
             .iter()
             .filter(|(_, g)| g.placed_at.is_none() && !g.members.is_empty())
-            .filter(|(_, g)| g.unsat_until.is_none_or(|t| t <= now))
             .map(|(k, g)| (std::cmp::Reverse(self.priority(g)), Self::created(g), k))
             .collect();
         q.sort();
-        q.into_iter().map(|(_, _, k)| k.clone()).collect()
+        let q: Vec<GroupKey> = q.into_iter().map(|(_, _, k)| k.clone()).collect();
+        self.queue_cache = Some(q.clone());
+        q
     }
 
     fn run_queue(&mut self, now: Timestamp, out: &mut Decisions) {
-        let queue = self.queue(now);
+        let whole = self.queue_dirty
+            || self.queue_gen != self.free_gen
+            || self.next_unsat_retry.is_some_and(|t| t <= now);
+        if !whole {
+            // Only incomplete groups gained or lost pods: update their message.
+            for key in std::mem::take(&mut self.membership_changed) {
+                let Some(g) = self.groups.get(&key) else {
+                    continue;
+                };
+                let (have, want) = (g.members.len() as u32, Self::min_member(g));
+                if g.placed_at.is_none() && have < want {
+                    self.set_wait(
+                        &key,
+                        WaitReason::WaitingForPods { have, want },
+                        Self::waiting_message(&key, have, want),
+                    );
+                }
+            }
+            return;
+        }
+        self.membership_changed.clear();
+        self.queue_dirty = false;
+        self.next_unsat_retry = None;
+        self.walk_queue(now, out);
+        self.queue_gen = self.free_gen;
+    }
+
+    fn walk_queue(&mut self, now: Timestamp, out: &mut Decisions) {
+        let queue = self.queue();
         let mut head_seen = false;
         let mut examined = 0;
         for key in queue {
             let Some(g) = self.groups.get(&key) else {
                 continue;
             };
+            if g.placed_at.is_some() || g.members.is_empty() {
+                continue;
+            }
+            if let Some(t) = g.unsat_until.filter(|t| *t > now) {
+                self.next_unsat_retry = Some(self.next_unsat_retry.map_or(t, |n| n.min(t)));
+                continue;
+            }
             let have = g.members.len() as u32;
             let want = Self::min_member(g);
             if have < want {
-                self.set_wait(
-                    &key,
-                    WaitReason::WaitingForPods { have, want },
-                    format!("{have} of {want} pods exist, waiting for {}", want - have),
-                );
+                let same = g.wait == Some(WaitReason::WaitingForPods { have, want });
+                if !same {
+                    self.set_wait(
+                        &key,
+                        WaitReason::WaitingForPods { have, want },
+                        Self::waiting_message(&key, have, want),
+                    );
+                }
                 continue;
             }
             if examined >= self.config.max_groups_per_pass {
@@ -777,49 +982,62 @@ impl GangScheduler {
             }
             examined += 1;
             let is_head = !head_seen;
-            // Nothing changed since it last failed: it still does not fit.
-            if g.tried_gen == Some(self.graph_gen) && !is_head {
+            // Nothing changed since it last failed: it still does not fit
+            // (and, for the head, its reservation still stands).
+            if g.tried_gen == Some(self.free_gen) && g.tried_members == g.members.len() {
+                head_seen = true;
                 continue;
             }
-            let uids: Vec<PodUid> = g.members.iter().cloned().collect();
-            let (req, members) = self.request_for(&uids);
+            let cached = match &g.request {
+                Some(r) => Arc::clone(r),
+                None => {
+                    let uids: Vec<PodUid> = g.members.iter().cloned().collect();
+                    let r = Arc::new(self.request_for(&uids));
+                    if let Some(g) = self.groups.get_mut(&key) {
+                        g.request = Some(Arc::clone(&r));
+                    }
+                    r
+                }
+            };
+            let (req, members) = (&cached.0, &cached.1);
             let duration = self.duration(&self.groups[&key]);
-            let ends_before_head = self
-                .reservation
-                .as_ref()
-                .is_some_and(|r| r.group != key && now + duration <= r.start);
-            let use_view = head_seen
-                && self.config.backfill
-                && !ends_before_head
-                && self.reservation.is_some();
+            let reservation_other = self.reservation.as_ref().filter(|r| r.group != key);
+            let ends_before_head = reservation_other.is_some_and(|r| now + duration <= r.start);
+            let use_view = head_seen && !ends_before_head && reservation_other.is_some();
             let placement = if head_seen && !self.config.backfill {
                 None
             } else if use_view {
                 self.reservation
                     .as_mut()
-                    .and_then(|r| r.view.try_match(&req))
+                    .and_then(|r| r.view.try_match(req))
             } else {
-                self.graph.try_match(&req)
+                self.graph.try_match(req)
             };
             if let Some(p) = placement {
-                if let Some(r) = self.reservation.as_mut() {
-                    if r.group == key {
-                        self.reservation = None;
-                    } else {
-                        for c in p.iter() {
-                            r.view.take(c);
+                let claims: Vec<&PodClaim> = p.iter().collect();
+                // The view may lag the real graph: re-check before taking.
+                if self.graph.take_if_fits(&claims) {
+                    match self.reservation.as_mut() {
+                        Some(r) if r.group == key => self.reservation = None,
+                        Some(r) => {
+                            for c in &claims {
+                                r.view.take(c);
+                            }
                         }
+                        None => {}
                     }
+                    self.commit(&key, now, &p, members, out);
+                    continue;
                 }
-                self.commit(&key, now, &p, &members, out);
-                continue;
+                // Stale view: recompute the reservation next pass.
+                self.reservation = None;
             }
             // Does it fit at all? (Checked once per change of nodes or members.)
             let known_ok = self.groups.get(&key).is_some_and(|g| g.satisfiable);
             let verdict = if known_ok {
                 Ok(())
             } else {
-                self.graph.satisfiable(&req)
+                self.graph.satisfiable(req)
             };
             if verdict.is_ok()
                 && let Some(g) = self.groups.get_mut(&key)
@@ -831,6 +1049,8 @@ impl GangScheduler {
                 if let Some(g) = self.groups.get_mut(&key) {
                     g.unsat_until = Some(now + backoff);
                 }
+                let t = now + backoff;
+                self.next_unsat_retry = Some(self.next_unsat_retry.map_or(t, |n| n.min(t)));
                 self.set_wait(
                     &key,
                     WaitReason::Unsatisfiable,
@@ -838,12 +1058,14 @@ impl GangScheduler {
                 );
                 continue;
             }
+            let gen_now = self.free_gen;
             if let Some(g) = self.groups.get_mut(&key) {
-                g.tried_gen = Some(self.graph_gen);
+                g.tried_gen = Some(gen_now);
+                g.tried_members = g.members.len();
             }
             if is_head {
                 head_seen = true;
-                self.reserve(&key, &req, now);
+                self.reserve(&key, req, now);
                 match &self.reservation {
                     Some(r) if r.group == key => {
                         let msg = match &r.after {
@@ -892,76 +1114,100 @@ impl GangScheduler {
     fn reserve(&mut self, key: &GroupKey, req: &GroupRequest, now: Timestamp) {
         if let Some(r) = &self.reservation
             && r.group == *key
-            && r.r#gen == self.graph_gen
+            && (r.r#gen == self.graph_gen
+                || (now.since(r.computed_at) < RESERVATION_REFRESH && now < r.start))
         {
             return;
         }
+        let stale: Vec<GroupKey> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.placed_at.is_some() && g.held.is_none())
+            .map(|(k, _)| k.clone())
+            .collect();
+        for k in stale {
+            let held = match self.groups.get(&k) {
+                Some(g) => merge_per_node(
+                    g.members
+                        .iter()
+                        .filter_map(|u| self.pods.get(u))
+                        .filter_map(|p| p.claim.as_ref())
+                        .chain(g.vacant.iter().map(|v| &v.claim)),
+                ),
+                None => continue,
+            };
+            if let Some(g) = self.groups.get_mut(&k) {
+                g.held = Some(Arc::new(held));
+            }
+        }
+        self.reservation = self.compute_reservation(key, req, now);
+        // A new view may hold room the old one did not.
+        self.free_gen += 1;
+    }
+
+    fn compute_reservation(
+        &self,
+        key: &GroupKey,
+        req: &GroupRequest,
+        now: Timestamp,
+    ) -> Option<Reservation> {
         // Running groups by expected end, with their claims.
-        let mut ends: Vec<(Timestamp, GroupKey, Vec<PodClaim>)> = Vec::new();
+        let mut ends: Vec<(Timestamp, &GroupKey, &[PodClaim])> = Vec::new();
         for (k, g) in &self.groups {
             let Some(at) = g.placed_at else { continue };
-            let claims: Vec<PodClaim> = g
-                .members
-                .iter()
-                .filter_map(|u| self.pods.get(u))
-                .filter_map(|p| p.claim.clone())
-                .chain(g.vacant.iter().map(|v| v.claim.clone()))
-                .collect();
+            let Some(claims) = g.held.as_deref() else {
+                continue;
+            };
             if claims.is_empty() {
                 continue;
             }
             let end = (at + self.duration(g)).max(now);
-            ends.push((end, k.clone(), claims));
+            ends.push((end, k, claims));
         }
-        ends.sort_by(|a, b| (a.0, &a.1).cmp(&(b.0, &b.1)));
-        let after = |k: usize| {
-            let mut g = self.graph.clone();
-            for (_, _, claims) in &ends[..k] {
-                for c in claims {
-                    g.give(c);
-                }
+        ends.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
+        // Replay releases in order of expected end on one copy, trying the
+        // head after each (the rack-sum bound rejects most tries at once);
+        // after many misses, try only at doubling steps.
+        let mut future = self.graph.clone();
+        let mut found = None;
+        let (mut misses, mut step, mut next_try) = (0u32, 1usize, 1usize);
+        for (i, (_, _, claims)) in ends.iter().enumerate() {
+            for c in claims.iter() {
+                future.give(c);
             }
-            g
-        };
-        // Fitting is (nearly) monotone in the number of releases: bisect.
-        let (mut lo, mut hi) = (1usize, ends.len());
-        let mut g = after(hi);
-        let Some(p) = g.try_match(req) else {
-            self.reservation = None;
-            return;
-        };
-        let mut found = Some((hi, g, p));
-        while lo < hi {
-            let mid = (lo + hi) / 2;
-            let mut g = after(mid);
-            match g.try_match(req) {
-                Some(p) => {
-                    hi = mid;
-                    found = Some((mid, g, p));
-                }
-                None => lo = mid + 1,
+            let released = i + 1;
+            if released < next_try && released < ends.len() {
+                continue;
             }
+            if let Some(p) = future.try_match(req) {
+                found = Some((released, p));
+                break;
+            }
+            misses += 1;
+            if misses > 32 {
+                step *= 2;
+            }
+            next_try = released + step;
         }
-        let Some((k, mut future, placement)) = found else {
-            self.reservation = None;
-            return;
-        };
+        let (k, placement) = found?;
         for c in placement.iter() {
             future.take(c);
         }
-        let mut view = self.graph.clone();
-        view.restrict_to(&future);
+        // Free now and still free for the head then: the same min either way round.
+        let mut view = future;
+        view.restrict_to(&self.graph);
         let (start, after_key) = match ends.get(k.saturating_sub(1)) {
-            Some((t, key, _)) => (*t, Some(key.clone())),
+            Some((t, key, _)) => (*t, Some((*key).clone())),
             None => (now, None),
         };
-        self.reservation = Some(Reservation {
+        Some(Reservation {
             group: key.clone(),
             start,
             after: after_key,
             view,
             r#gen: self.graph_gen,
-        });
+            computed_at: now,
+        })
     }
 
     fn commit(
@@ -979,10 +1225,12 @@ impl GangScheduler {
                 let Some(node) = self.graph.node(claim.node).map(|n| n.name.clone()) else {
                     continue;
                 };
-                self.graph.take(claim);
                 nodes.insert(node.clone());
                 if let Some(st) = self.pods.get_mut(uid) {
                     st.claim = Some(claim.clone());
+                    if let Some(g) = self.groups.get_mut(key) {
+                        g.held = None;
+                    }
                     st.bind = Bind::Binding { node: node.clone() };
                     binds.push(PodBinding {
                         pod: uid.clone(),
@@ -1035,7 +1283,13 @@ impl GangScheduler {
 
     fn status_of(&self, key: &GroupKey, g: &GroupState) -> GroupChange {
         let (mut bound, mut running, mut placed) = (0, 0, 0);
-        for st in g.members.iter().filter_map(|u| self.pods.get(u)) {
+        // An unplaced group has nothing bound: skip the walk over its pods.
+        let members: &BTreeSet<PodUid> = if g.placed_at.is_some() {
+            &g.members
+        } else {
+            &EMPTY
+        };
+        for st in members.iter().filter_map(|u| self.pods.get(u)) {
             if st.claim.is_some() {
                 placed += 1;
             }
@@ -1127,6 +1381,29 @@ impl GangScheduler {
         }
     }
 
+    /// When the core next wants a pass even if nothing happens (a failed
+    /// bind's retry, a vacant slot's timeout, an unsatisfiable group's
+    /// backoff); `None` when only events can change anything.
+    pub fn next_wakeup(&self) -> Option<Timestamp> {
+        let retries = self
+            .retry
+            .iter()
+            .filter_map(|u| match &self.pods.get(u)?.bind {
+                Bind::Retry { at, .. } => *at,
+                _ => None,
+            });
+        let vacancies = self.vacancies.iter().filter_map(|k| {
+            let g = self.groups.get(k)?;
+            let timeout = self.timeout_of(g);
+            g.vacant
+                .iter()
+                .filter_map(|v| v.since)
+                .min()
+                .map(|t| t + timeout)
+        });
+        retries.chain(vacancies).chain(self.next_unsat_retry).min()
+    }
+
     /// The current status of every known group, in key order.
     pub fn groups(&self) -> Vec<GroupChange> {
         self.groups
@@ -1154,5 +1431,36 @@ impl GangScheduler {
     #[doc(hidden)]
     pub fn debug_filter(&self, pod: &Pod) -> NodeFilter {
         convert::filter(pod, self.nodes.values(), &self.graph, self.any_taints)
+    }
+}
+
+/// Sums claims node by node, so replaying a group's release touches each node once.
+fn merge_per_node<'a>(claims: impl Iterator<Item = &'a PodClaim>) -> Vec<PodClaim> {
+    let mut by_node: BTreeMap<u32, PodClaim> = BTreeMap::new();
+    for c in claims {
+        let acc = by_node.entry(c.node.0).or_insert_with(|| PodClaim {
+            node: c.node,
+            ..Default::default()
+        });
+        add_vec(&mut acc.numa_cpu, &c.numa_cpu);
+        add_vec(&mut acc.numa_gpus, &c.numa_gpus);
+        acc.memory_bytes += c.memory_bytes;
+        acc.pods += c.pods.max(1);
+        for (id, n) in &c.extended {
+            match acc.extended.iter_mut().find(|(i, _)| i == id) {
+                Some((_, m)) => *m += n,
+                None => acc.extended.push((*id, *n)),
+            }
+        }
+    }
+    by_node.into_values().collect()
+}
+
+fn add_vec(acc: &mut Vec<u64>, v: &[u64]) {
+    if acc.len() < v.len() {
+        acc.resize(v.len(), 0);
+    }
+    for (a, b) in acc.iter_mut().zip(v) {
+        *a += b;
     }
 }

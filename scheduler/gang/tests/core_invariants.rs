@@ -256,3 +256,137 @@ proptest! {
         prop_assert_eq!(core.graph().free_totals(), initial);
     }
 }
+
+fn plain_core(nodes: usize) -> GangScheduler {
+    let mut core = GangScheduler::new(GangConfig::default());
+    for i in 0..nodes {
+        core.apply(Event::NodeUpsert(Node {
+            numa_policy: NumaPolicy::None,
+            ..node(i)
+        }));
+    }
+    core
+}
+
+#[test]
+fn launcher_and_workers_are_matched_in_one_plan() {
+    let mut core = plain_core(2);
+    core.apply(Event::GroupUpsert(group("mpi", 3, 0)));
+    core.apply(Event::PodUpsert(pod("mpi", 0, 500, 0, 0)));
+    core.apply(Event::PodUpsert(pod("mpi", 1, 6000, 0, 0)));
+    core.apply(Event::PodUpsert(pod("mpi", 2, 6000, 0, 0)));
+    let d = core.schedule(Timestamp::from_secs(1));
+    assert_eq!(d.binds.len(), 1);
+    let nodes: std::collections::BTreeSet<&str> =
+        d.binds[0].pods.iter().map(|b| b.node.as_str()).collect();
+    assert_eq!(d.binds[0].pods.len(), 3);
+    // Two 6-CPU workers cannot share an 8-CPU node.
+    assert_eq!(nodes.len(), 2);
+}
+
+#[test]
+fn a_vanished_pods_slot_waits_for_its_replacement() {
+    let mut core = plain_core(2);
+    core.apply(Event::GroupUpsert(group("g", 2, 0)));
+    core.apply(Event::PodUpsert(pod("g", 0, 6000, 0, 0)));
+    core.apply(Event::PodUpsert(pod("g", 1, 6000, 0, 0)));
+    let d = core.schedule(Timestamp::from_secs(1));
+    let lost = d.binds[0].pods[1].clone();
+    core.apply(Event::BindResult {
+        pod: lost.pod.clone(),
+        node: lost.node.clone(),
+        outcome: BindOutcome::PodGone,
+    });
+    // Another group cannot take the vacant slot...
+    core.apply(Event::GroupUpsert(group("other", 1, 2)));
+    core.apply(Event::PodUpsert(pod("other", 0, 6000, 0, 2)));
+    let d = core.schedule(Timestamp::from_secs(2));
+    assert!(d.binds.iter().all(|b| b.group.name != "other"), "{d:?}");
+    // ...but the replacement gets it, on the same node.
+    core.apply(Event::PodUpsert(pod("g", 2, 6000, 0, 3)));
+    let d = core.schedule(Timestamp::from_secs(3));
+    let b = d
+        .binds
+        .iter()
+        .find(|b| b.group.name == "g")
+        .expect("replacement bound");
+    assert_eq!(b.pods[0].node, lost.node);
+}
+
+#[test]
+fn vacant_slot_is_released_after_the_timeout() {
+    let mut core = plain_core(1);
+    core.apply(Event::GroupUpsert(group("g", 1, 0)));
+    core.apply(Event::PodUpsert(pod("g", 0, 6000, 0, 0)));
+    let d = core.schedule(Timestamp::from_secs(1));
+    let b = d.binds[0].pods[0].clone();
+    core.apply(Event::BindResult {
+        pod: b.pod,
+        node: b.node,
+        outcome: BindOutcome::PodGone,
+    });
+    core.schedule(Timestamp::from_secs(2));
+    assert_eq!(core.graph().free_totals().0, 2000);
+    assert_eq!(core.next_wakeup(), Some(Timestamp::from_secs(32)));
+    core.schedule(Timestamp::from_secs(32));
+    assert_eq!(core.graph().free_totals().0, 8000);
+}
+
+#[test]
+fn failed_bind_is_retried_on_the_same_node() {
+    let mut core = plain_core(2);
+    core.apply(Event::GroupUpsert(group("g", 1, 0)));
+    core.apply(Event::PodUpsert(pod("g", 0, 1000, 0, 0)));
+    let d = core.schedule(Timestamp::from_secs(1));
+    let b = d.binds[0].pods[0].clone();
+    core.apply(Event::BindResult {
+        pod: b.pod.clone(),
+        node: b.node.clone(),
+        outcome: BindOutcome::Failed {
+            message: "timeout".into(),
+        },
+    });
+    assert!(core.schedule(Timestamp::from_secs(1)).binds.is_empty());
+    let d = core.schedule(Timestamp::from_secs(3));
+    assert_eq!(d.binds[0].pods[0].node, b.node);
+}
+
+#[test]
+fn pods_bound_elsewhere_or_before_a_restart_take_capacity() {
+    let mut core = plain_core(1);
+    // Another scheduler's pod.
+    let mut other = pod("x", 0, 3000, 0, 0);
+    other.scheduler_name = "default-scheduler".into();
+    other.group = None;
+    other.node_name = Some("n0".into());
+    other.phase = PodPhase::Running;
+    core.apply(Event::PodUpsert(other));
+    // Our pod bound before a restart.
+    core.apply(Event::GroupUpsert(group("old", 1, 0)));
+    let mut ours = pod("old", 0, 4000, 0, 0);
+    ours.node_name = Some("n0".into());
+    ours.phase = PodPhase::Running;
+    core.apply(Event::PodUpsert(ours));
+    assert_eq!(core.graph().free_totals().0, 1000);
+    let old = core.group(&GroupKey::new("ns", "old")).unwrap();
+    assert_eq!(old.phase, GroupPhase::Running);
+    // A new 2-CPU pod does not fit the 1 CPU left.
+    core.apply(Event::GroupUpsert(group("new", 1, 1)));
+    core.apply(Event::PodUpsert(pod("new", 0, 2000, 0, 1)));
+    assert!(core.schedule(Timestamp::from_secs(2)).binds.is_empty());
+}
+
+#[test]
+fn pods_naming_an_unknown_group_wait_for_its_pod_group() {
+    let mut core = plain_core(2);
+    core.apply(Event::PodUpsert(pod("late", 0, 1000, 0, 0)));
+    let d = core.schedule(Timestamp::from_secs(1));
+    assert!(d.binds.is_empty());
+    let g = core.group(&GroupKey::new("ns", "late")).unwrap();
+    assert!(g.message.contains("does not exist yet"), "{}", g.message);
+    core.apply(Event::PodUpsert(pod("late", 1, 1000, 0, 0)));
+    core.apply(Event::GroupUpsert(group("late", 2, 0)));
+    let d = core.schedule(Timestamp::from_secs(2));
+    assert_eq!(d.binds.len(), 1);
+    assert_eq!(d.binds[0].pods.len(), 2);
+}

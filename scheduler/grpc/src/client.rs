@@ -81,7 +81,10 @@ pub async fn connect_channel(addr: &str, tls: Option<&ClientTls>) -> Result<Chan
     endpoint.connect().await.map_err(connect_err)
 }
 
-fn with_tls(endpoint: Endpoint, tls: Option<&ClientTls>) -> Result<Endpoint, tonic::transport::Error> {
+fn with_tls(
+    endpoint: Endpoint,
+    tls: Option<&ClientTls>,
+) -> Result<Endpoint, tonic::transport::Error> {
     let Some(tls) = tls else {
         return Ok(endpoint);
     };

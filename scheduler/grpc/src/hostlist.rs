@@ -64,7 +64,10 @@ mod tests {
     #[test]
     fn groups_runs_and_keeps_singletons() {
         assert_eq!(compress(["node0", "node1", "node2", "node3"]), "node[0-3]");
-        assert_eq!(compress(["node3", "node1", "node0", "node7"]), "node[0-1,3,7]");
+        assert_eq!(
+            compress(["node3", "node1", "node0", "node7"]),
+            "node[0-1,3,7]"
+        );
         assert_eq!(compress(["node5"]), "node5");
         assert_eq!(compress(["login", "node1", "node2"]), "node[1-2],login");
         assert_eq!(compress(["n01", "n02", "n03", "n10"]), "n[01-03,10]");

@@ -33,6 +33,9 @@ use std::sync::Arc;
 use anyhow::Context as _;
 use phalanx_proto::v1 as pb;
 
+/// The generated API (messages, client, server), re-exported for callers.
+pub use phalanx_proto as proto;
+
 pub use backend::{Backend, BackendError, BackendResult, Engine};
 pub use client::{ClientTls, ConnectError, connect, connect_channel};
 pub use owner::{OwnerBackend, latency_summary};
@@ -74,8 +77,9 @@ pub struct ServeArgs {
     /// Most pods one Match may ask for.
     #[arg(long, default_value_t = 100_000)]
     pub max_pods: u64,
-    /// Default duration (seconds) of a match whose request gives none.
-    #[arg(long, default_value_t = 3600)]
+    /// Default duration (seconds) of a match whose request gives none;
+    /// 0 means until cancelled.
+    #[arg(long, default_value_t = 0)]
     pub default_duration: u64,
 }
 
@@ -122,7 +126,12 @@ pub enum OutputFormat {
 #[derive(Debug, Clone, clap::Args)]
 pub struct StatusArgs {
     /// Server address: HOST:PORT, http(s)://HOST:PORT or unix:PATH.
-    #[arg(long, default_value = "127.0.0.1:4242", env = "PHALANX_ADDR", global = true)]
+    #[arg(
+        long,
+        default_value = "127.0.0.1:4242",
+        env = "PHALANX_ADDR",
+        global = true
+    )]
     pub addr: String,
     /// Output format.
     #[arg(short = 'o', long, value_enum, default_value_t = OutputFormat::Table, global = true)]
@@ -176,6 +185,7 @@ pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
             max_pods: args.max_pods,
             ..Limits::default()
         },
+        ..ServerConfig::default()
     };
     let backend = Arc::new(OwnerBackend::spawn(engine).context("start the graph owner thread")?);
     let listener = Listener::bind(&args.listen).await?;
@@ -222,7 +232,13 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
             let req = pb::ResourcesRequest {
                 nodes: nodes.clone(),
                 types: vec![],
-                up: if *down { Some(false) } else if *up { Some(true) } else { None },
+                up: if *down {
+                    Some(false)
+                } else if *up {
+                    Some(true)
+                } else {
+                    None
+                },
             };
             let resp = client.resources(req).await?.into_inner();
             if json {

@@ -107,6 +107,9 @@ pub struct ServerConfig {
     pub max_request_bytes: usize,
     /// Checks applied before the backend sees a request.
     pub limits: Limits,
+    /// After the shutdown signal, how long in-flight calls and open streams
+    /// (health watches, say) may take before their connections are closed.
+    pub drain_timeout: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -115,6 +118,7 @@ impl Default for ServerConfig {
             tls: None,
             max_request_bytes: 4 << 20,
             limits: Limits::default(),
+            drain_timeout: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -180,35 +184,57 @@ where
         .add_service(reflection_v1alpha)
         .add_service(fluxion);
 
+    let (fired, fired_rx) = tokio::sync::oneshot::channel::<()>();
     let signal = async move {
         shutdown.await;
+        let _ = fired.send(());
         tracing::info!("shutting down: draining in-flight calls");
         health
             .set_not_serving::<FluxionServer<FluxionService<B>>>()
             .await;
     };
-    match listener {
+    // Graceful shutdown waits for every connection to close, and a client
+    // holding a stream open (a health watch) would hold it forever: after
+    // the signal, allow `drain_timeout`, then drop what is left.
+    let drain = config.drain_timeout;
+    let drain_deadline = async move {
+        if fired_rx.await.is_ok() {
+            tokio::time::sleep(drain).await;
+        } else {
+            std::future::pending::<()>().await;
+        }
+    };
+    let (serving, socket_path) = match listener {
         Listener::Tcp(l) => {
             if let Ok(addr) = l.local_addr() {
                 tracing::info!(%addr, "serving");
             }
             let incoming = TcpIncoming::from(l).with_nodelay(Some(true));
-            router
-                .serve_with_incoming_shutdown(incoming, signal)
-                .await
-                .map_err(ServeError::Transport)
+            let fut: std::pin::Pin<
+                Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
+            > = Box::pin(router.serve_with_incoming_shutdown(incoming, signal));
+            (fut, None)
         }
         Listener::Unix(l, path) => {
             tracing::info!(path = %path.display(), "serving");
             let incoming = tokio_stream::wrappers::UnixListenerStream::new(l);
-            let result = router
-                .serve_with_incoming_shutdown(incoming, signal)
-                .await
-                .map_err(ServeError::Transport);
-            let _ = tokio::fs::remove_file(&path).await;
-            result
+            let fut: std::pin::Pin<
+                Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send>,
+            > = Box::pin(router.serve_with_incoming_shutdown(incoming, signal));
+            (fut, Some(path))
         }
+    };
+    let result = tokio::select! {
+        r = serving => r.map_err(ServeError::Transport),
+        () = drain_deadline => {
+            tracing::warn!(?drain, "drain timeout: closing the remaining connections");
+            Ok(())
+        }
+    };
+    if let Some(path) = socket_path {
+        let _ = tokio::fs::remove_file(&path).await;
     }
+    result
 }
 
 /// tonic reports a request over the decoding limit as OUT_OF_RANGE; the

@@ -144,7 +144,10 @@ fn validate_updates(req: &pb::UpdateGraphRequest, limits: &Limits) -> Result<(),
 
 fn require_job_id(job_id: u64) -> Result<(), BackendError> {
     if job_id == 0 {
-        Err(BackendError::invalid("job_id", "must be set (job ids start at 1)"))
+        Err(BackendError::invalid(
+            "job_id",
+            "must be set (job ids start at 1)",
+        ))
     } else {
         Ok(())
     }
@@ -247,7 +250,10 @@ mod tests {
             BackendError::InvalidArgument { path, .. } if path == "request"));
         assert!(matches!(err(pods(vec![])),
             BackendError::InvalidArgument { path, .. } if path == "pods.templates"));
-        let empty = pb::PodTemplate { count: 2, ..Default::default() };
+        let empty = pb::PodTemplate {
+            count: 2,
+            ..Default::default()
+        };
         assert!(matches!(err(pods(vec![worker(1), empty])),
             BackendError::InvalidArgument { path, .. } if path == "pods.templates[1]"));
         let mut bad_op = pods(vec![worker(1)]);
@@ -258,7 +264,10 @@ mod tests {
 
     #[test]
     fn too_many_pods_is_resource_exhausted_without_overflow() {
-        let limits = Limits { max_pods: 10, max_updates: 1 };
+        let limits = Limits {
+            max_pods: 10,
+            max_updates: 1,
+        };
         assert!(validate_match(&pods(vec![worker(10)]), &limits).is_ok());
         let big = pods(vec![worker(u32::MAX), worker(u32::MAX)]);
         assert!(matches!(

@@ -4,7 +4,12 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
 
-use fluxion_core::graph::{ResourceGraph, Status, VertexId, VertexSpec};
+use fluxion_core::graph::{GraphError, PruneFilters, ResourceGraph, Status, VertexId, VertexSpec};
+use fluxion_core::jobspec::{Count, Jobspec, Resource};
+use fluxion_core::matcher::{
+    CancelError, Emit, MatchError, MatchOp, MatchOutcome, Matcher, Policy,
+};
+use fluxion_core::planner::JobId;
 use phalanx_proto::v1 as pb;
 
 use crate::backend::{BackendError, BackendResult, Engine};
@@ -28,48 +33,61 @@ impl GraphFormat {
     }
 }
 
-/// A job as the engine remembers it, beyond what the graph holds.
+/// A group as the engine remembers it, beyond what the matcher holds.
 #[derive(Debug, Clone)]
 struct JobRecord {
     name: String,
     policy: String,
     created_unix_ms: i64,
-    /// Placement per pod (or slot), and the vertices behind each.
+    /// Matcher jobs behind the group: one per pod template (or one for a
+    /// jobspec), matched all-or-nothing.
+    parts: Vec<JobId>,
+    /// Placement per pod (per node for a jobspec), and the vertices behind each.
     pods: Vec<pb::PodPlacement>,
-    pod_vertices: Vec<Vec<VertexId>>,
+    pod_vertices: Vec<Vec<(JobId, VertexId)>>,
 }
 
 /// The engine behind `phalanx serve`. See the module docs.
 #[derive(Debug)]
 pub struct StandaloneEngine {
-    graph: ResourceGraph,
-    policy: String,
+    matcher: Matcher,
+    policy: Policy,
     default_duration: u64,
     now: i64,
-    next_job: u64,
+    next_job: JobId,
     jobs: BTreeMap<u64, JobRecord>,
+    /// Matcher job -> group id.
+    part_of: HashMap<JobId, u64>,
+    /// Size of a memory unit of the graph, in bytes.
+    memory_unit_bytes: u64,
+    /// Largest slot host (socket) per type, for "can never fit" reasons.
+    largest: BTreeMap<String, u64>,
 }
-
-/// Seconds a match without a duration lasts: effectively until cancelled.
-pub const UNTIL_CANCELLED: u64 = 1 << 40;
 
 impl StandaloneEngine {
     /// An engine over `graph` with default match `policy`.
     pub fn new(graph: ResourceGraph, policy: &str) -> Result<Self, BackendError> {
-        check_policy(policy, "policy")?;
-        Ok(Self {
-            graph: prepare(graph)?,
-            policy: policy.to_owned(),
-            default_duration: UNTIL_CANCELLED,
+        let policy = parse_policy(policy, "policy")?;
+        let graph = prepare(graph)?;
+        let memory_unit_bytes = memory_unit(&graph);
+        let mut engine = Self {
+            matcher: Matcher::new(graph, policy),
+            policy,
+            default_duration: 0,
             now: 0,
             next_job: 1,
             jobs: BTreeMap::new(),
-        })
+            part_of: HashMap::new(),
+            memory_unit_bytes,
+            largest: BTreeMap::new(),
+        };
+        engine.refresh_largest();
+        Ok(engine)
     }
 
     /// Sets the duration of matches that give none (0 = until cancelled).
     pub fn with_default_duration(mut self, seconds: u64) -> Self {
-        self.default_duration = if seconds == 0 { UNTIL_CANCELLED } else { seconds };
+        self.default_duration = seconds;
         self
     }
 
@@ -86,38 +104,84 @@ impl StandaloneEngine {
         let format = format.unwrap_or_else(|| GraphFormat::from_path(path));
         let text = std::fs::read_to_string(path)
             .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
-        let graph = read_graph(&text, format)
-            .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
+        let graph = match format {
+            GraphFormat::Grug => fluxion_core::io::read_grug(&text),
+            GraphFormat::Jgf => fluxion_core::io::read_jgf(&text),
+        }
+        .map_err(|e| anyhow::anyhow!("{}: {e}", path.display()))?;
         Ok(Self::new(graph, policy)?)
     }
 
     /// Number of vertices in the graph.
     pub fn vertex_count(&self) -> usize {
-        self.graph.vertex_count()
+        self.graph().vertex_count()
+    }
+
+    fn graph(&self) -> &ResourceGraph {
+        self.matcher.graph()
+    }
+
+    /// Per type, the most units any one slot host (a vertex whose children
+    /// are leaves, a socket say) has: what one pod can get at most.
+    fn refresh_largest(&mut self) {
+        let g = self.matcher.graph();
+        let mut largest: BTreeMap<String, u64> = BTreeMap::new();
+        for v in g.vertices() {
+            let kids = g.children(v);
+            if kids.is_empty() || kids.iter().any(|&k| !g.children(k).is_empty()) {
+                continue;
+            }
+            let mut here: BTreeMap<&str, u64> = BTreeMap::new();
+            for &k in kids {
+                *here.entry(g.kind_name(k)).or_default() += g.vertex(k).map_or(0, |x| x.size);
+            }
+            for (t, n) in here {
+                let e = largest.entry(t.to_owned()).or_default();
+                *e = (*e).max(n);
+            }
+        }
+        self.largest = largest;
     }
 
     fn node_by_name(&self, name: &str) -> Option<VertexId> {
-        self.graph
+        self.graph()
             .find_by_name(name)
-            .find(|&v| self.graph.kind_name(v) == "node")
+            .find(|&v| self.graph().kind_name(v) == "node")
     }
 
     fn nodes(&self) -> Vec<VertexId> {
-        let mut v: Vec<VertexId> = self
-            .graph
-            .vertices()
-            .filter(|&v| self.graph.kind_name(v) == "node")
-            .collect();
+        let g = self.graph();
+        let mut v: Vec<VertexId> = g.vertices().filter(|&v| g.kind_name(v) == "node").collect();
         // Graph (insertion) order is the order operators expect in tables.
-        v.sort_by_key(|&x| self.graph.vertex(x).map_or(0, |x| x.uniq_id));
+        v.sort_by_key(|&x| g.vertex(x).map_or(0, |x| x.uniq_id));
         v
     }
 
+    /// The node a vertex belongs to (itself or its nearest `node` ancestor).
+    fn node_of(&self, v: VertexId) -> Option<VertexId> {
+        let g = self.graph();
+        let mut cur = Some(v);
+        while let Some(u) = cur {
+            if g.kind_name(u) == "node" {
+                return Some(u);
+            }
+            cur = g.parent(u);
+        }
+        None
+    }
+
+    fn name_of(&self, v: VertexId) -> String {
+        self.graph()
+            .vertex(v)
+            .map_or_else(String::new, |x| x.name.to_string())
+    }
+
     fn job_proto(&self, id: u64, rec: &JobRecord) -> pb::Job {
-        let (start, end, reserved) = self
-            .graph
-            .job(id)
-            .map_or((0, 0, false), |h| (h.start, h.end, h.reserved));
+        let (start, duration, reserved) = rec
+            .parts
+            .iter()
+            .find_map(|&p| self.matcher.info(p))
+            .map_or((0, 0, false), |i| (i.at, i.duration, i.reserved));
         let state = if reserved && start > self.now {
             pb::JobState::Reserved
         } else {
@@ -135,7 +199,11 @@ impl StandaloneEngine {
             name: rec.name.clone(),
             state: state as i32,
             start_time: start,
-            duration: u64::try_from(end.saturating_sub(start)).unwrap_or(0),
+            duration: if duration >= UNTIL_CANCELLED_FROM {
+                0
+            } else {
+                duration
+            },
             npods: rec.pods.len() as u32,
             nnodes: nodes.len() as u32,
             nodes,
@@ -145,44 +213,60 @@ impl StandaloneEngine {
         }
     }
 
-    /// Jobs whose window has passed hold nothing any more: forget them.
+    /// Groups whose window has passed hold nothing any more: forget them.
     fn expire(&mut self) {
+        let now = self.now;
         let done: Vec<u64> = self
-            .graph
-            .jobs()
-            .filter(|(_, h)| h.end <= self.now)
-            .map(|(j, _)| j)
+            .jobs
+            .iter()
+            .filter(|(_, r)| {
+                r.parts.iter().all(|&p| {
+                    self.matcher
+                        .info(p)
+                        .is_none_or(|i| i.at.saturating_add(i.duration as i64) <= now)
+                })
+            })
+            .map(|(&id, _)| id)
             .collect();
-        for j in done {
-            let _ = self.graph.release(j);
-            self.jobs.remove(&j);
+        for id in done {
+            self.drop_group(id);
         }
     }
 
+    fn drop_group(&mut self, id: u64) -> Option<JobRecord> {
+        let rec = self.jobs.remove(&id)?;
+        for &p in &rec.parts {
+            let _ = self.matcher.cancel(p);
+            self.part_of.remove(&p);
+        }
+        Some(rec)
+    }
+
     fn node_resources(&self, node: VertexId) -> pb::NodeResources {
-        let up = self.graph.is_effectively_up(node);
+        let g = self.graph();
+        let up = g.is_effectively_up(node);
         let (start, end) = (self.now, self.now + 1);
         let mut counts: BTreeMap<&str, pb::ResourceCount> = BTreeMap::new();
         let mut jobs = BTreeSet::new();
-        for v in self.graph.subtree(node) {
-            let Some(x) = self.graph.vertex(v) else { continue };
+        for v in g.subtree(node) {
+            let Some(x) = g.vertex(v) else { continue };
             for s in x.spans() {
                 if s.overlaps(start, end) {
-                    jobs.insert(s.job);
+                    jobs.insert(self.part_of.get(&s.job).copied().unwrap_or(s.job));
                 }
             }
             if v == node || !x.children().is_empty() {
                 continue;
             }
             let c = counts
-                .entry(self.graph.kind_name(v))
+                .entry(g.kind_name(v))
                 .or_insert_with(|| pb::ResourceCount {
-                    r#type: self.graph.kind_name(v).to_owned(),
+                    r#type: g.kind_name(v).to_owned(),
                     ..Default::default()
                 });
             c.total += x.size;
             if up {
-                let free = self.graph.available(v, start, end);
+                let free = g.available(v, start, end);
                 c.free += free;
                 c.allocated += x.size.saturating_sub(free);
             } else {
@@ -190,11 +274,8 @@ impl StandaloneEngine {
             }
         }
         pb::NodeResources {
-            name: self
-                .graph
-                .vertex(node)
-                .map_or_else(String::new, |x| x.name.to_string()),
-            path: self.graph.path(node),
+            name: self.name_of(node),
+            path: g.path(node),
             up,
             resources: counts.into_values().collect(),
             jobs: jobs.into_iter().collect(),
@@ -209,9 +290,9 @@ impl StandaloneEngine {
             )));
         }
         let parent = if spec.parent.is_empty() {
-            self.graph.root()
+            self.graph().root()
         } else {
-            let mut found = self.graph.find_by_name(&spec.parent);
+            let mut found = self.graph().find_by_name(&spec.parent);
             match (found.next(), found.next()) {
                 (Some(p), None) => Some(p),
                 (None, _) => {
@@ -234,26 +315,26 @@ impl StandaloneEngine {
                 "at most 64 sockets, 4096 cores and 1024 GPUs per socket",
             ));
         }
-        let internal = |e: fluxion_core::graph::GraphError| BackendError::Internal(e.to_string());
-        let id = trailing_number(&spec.name);
-        let mut ns = VertexSpec::new("node", "node", id);
+        let internal = |e: GraphError| BackendError::Internal(e.to_string());
+        let g = self.matcher.graph_mut();
+        let mut ns = VertexSpec::new("node", "node", trailing_number(&spec.name));
         ns.name = spec.name.clone();
-        let node = self.graph.add_vertex(ns, parent).map_err(internal)?;
+        let node = g.add_vertex(ns, parent).map_err(internal)?;
         let (mut core, mut gpu) = (0i64, 0i64);
         for s in 0..spec.sockets {
-            let socket = self
-                .graph
-                .add_vertex(VertexSpec::new("socket", "socket", i64::from(s)), Some(node))
+            let socket = g
+                .add_vertex(
+                    VertexSpec::new("socket", "socket", i64::from(s)),
+                    Some(node),
+                )
                 .map_err(internal)?;
             for _ in 0..spec.cores_per_socket {
-                self.graph
-                    .add_vertex(VertexSpec::new("core", "core", core), Some(socket))
+                g.add_vertex(VertexSpec::new("core", "core", core), Some(socket))
                     .map_err(internal)?;
                 core += 1;
             }
             for _ in 0..spec.gpus_per_socket {
-                self.graph
-                    .add_vertex(VertexSpec::new("gpu", "gpu", gpu), Some(socket))
+                g.add_vertex(VertexSpec::new("gpu", "gpu", gpu), Some(socket))
                     .map_err(internal)?;
                 gpu += 1;
             }
@@ -261,18 +342,19 @@ impl StandaloneEngine {
                 let mut ms = VertexSpec::new("memory", "memory", i64::from(s));
                 ms.size = spec.memory_per_socket;
                 ms.unit = "GB".into();
-                self.graph.add_vertex(ms, Some(socket)).map_err(internal)?;
+                g.add_vertex(ms, Some(socket)).map_err(internal)?;
             }
         }
         Ok(())
     }
 
     fn jobs_on(&self, node: VertexId) -> BTreeSet<u64> {
-        self.graph
-            .subtree(node)
+        let g = self.graph();
+        g.subtree(node)
             .into_iter()
-            .filter_map(|v| self.graph.vertex(v))
+            .filter_map(|v| g.vertex(v))
             .flat_map(|x| x.spans().iter().map(|s| s.job))
+            .map(|j| self.part_of.get(&j).copied().unwrap_or(j))
             .collect()
     }
 }
@@ -282,10 +364,13 @@ fn trailing_number(name: &str) -> i64 {
     name[name.len() - digits..].parse().unwrap_or(0)
 }
 
+/// Durations at least this long mean "until cancelled" (the matcher's horizon).
+const UNTIL_CANCELLED_FROM: u64 = 1 << 50;
+
 /// Prune filters the matcher relies on to skip full subtrees.
 fn prepare(mut graph: ResourceGraph) -> Result<ResourceGraph, BackendError> {
     let filters = "ALL:core,ALL:gpu,ALL:node,ALL:memory"
-        .parse::<fluxion_core::graph::PruneFilters>()
+        .parse::<PruneFilters>()
         .map_err(|e| BackendError::Internal(e.to_string()))?;
     graph
         .set_prune_filters(&filters)
@@ -293,28 +378,224 @@ fn prepare(mut graph: ResourceGraph) -> Result<ResourceGraph, BackendError> {
     Ok(graph)
 }
 
-const POLICIES: &[&str] = &["first", "low", "high", "lonode", "hinode", "locality"];
-
-fn check_policy(policy: &str, path: &str) -> BackendResult<()> {
-    if POLICIES.contains(&policy) {
-        Ok(())
-    } else {
-        Err(BackendError::invalid(
-            path,
-            format!("unknown policy {policy:?}; expected one of {}", POLICIES.join(", ")),
-        ))
+/// Bytes per unit of the graph's memory pools (Fluxion's default is GB).
+fn memory_unit(graph: &ResourceGraph) -> u64 {
+    let unit = graph
+        .vertices()
+        .find(|&v| graph.kind_name(v) == "memory")
+        .and_then(|v| graph.vertex(v))
+        .map(|x| x.unit.to_ascii_lowercase())
+        .unwrap_or_default();
+    match unit.as_str() {
+        "b" | "bytes" => 1,
+        "kb" | "kib" | "k" => 1 << 10,
+        "mb" | "mib" | "m" => 1 << 20,
+        "tb" | "tib" | "t" => 1 << 40,
+        _ => 1 << 30,
     }
 }
 
-fn read_graph(_text: &str, format: GraphFormat) -> anyhow::Result<ResourceGraph> {
-    // NOTE(grpc): waiting for fluxion_core::io (GRUG/JGF readers).
-    anyhow::bail!("reading {format:?} graphs is not available in this build yet; use --generate-nodes")
+fn parse_policy(policy: &str, path: &str) -> BackendResult<Policy> {
+    policy.parse::<Policy>().map_err(|e| {
+        BackendError::invalid(
+            path,
+            format!("{e}; expected first, high, low, lonode, hinode, lonodex, hinodex or locality"),
+        )
+    })
 }
 
 fn unix_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A pod template as matched: index, name, pod count and units per pod by type.
+type TemplateShape = (usize, String, u64, Vec<(String, u64)>);
+
+/// One matcher job of a group: a pod template (or the whole jobspec).
+struct Part {
+    spec: Jobspec,
+    /// `None` for a jobspec.
+    template: Option<TemplateShape>,
+}
+
+fn resource(kind: &str, count: u64) -> Resource {
+    Resource {
+        kind: kind.to_owned(),
+        count: Count::exact(count),
+        with: Vec::new(),
+        exclusive: None,
+        label: None,
+        unit: None,
+    }
+}
+
+impl StandaloneEngine {
+    /// Turns pod templates into one slot jobspec each: a pod is a slot of
+    /// cores (millicores rounded up), GPUs, memory and extended resources
+    /// under one slot host (a socket in Fluxion graphs, so pods are
+    /// NUMA-local).
+    fn pod_parts(&self, group: &pb::PodGroup, duration: u64) -> BackendResult<Vec<Part>> {
+        let mut parts = Vec::with_capacity(group.templates.len());
+        for (i, t) in group.templates.iter().enumerate() {
+            if !t.node_selector.is_empty() {
+                return Err(BackendError::invalid(
+                    format!("pods.templates[{i}].node_selector"),
+                    "node label requirements need Kubernetes node labels; the standalone \
+                     Fluxion-graph matcher has none (use `phalanx run`)",
+                ));
+            }
+            let mut needs: Vec<(String, u64)> = Vec::new();
+            if t.cpu_millis > 0 {
+                needs.push(("core".into(), t.cpu_millis.div_ceil(1000)));
+            }
+            if t.gpus > 0 {
+                needs.push(("gpu".into(), u64::from(t.gpus)));
+            }
+            if t.memory_bytes > 0 {
+                needs.push((
+                    "memory".into(),
+                    t.memory_bytes.div_ceil(self.memory_unit_bytes),
+                ));
+            }
+            for (name, &n) in &t.extended {
+                if n > 0 {
+                    needs.push((name.clone(), n));
+                }
+            }
+            let count = u64::from(t.count.max(1));
+            let label = if t.name.is_empty() {
+                format!("pod{i}")
+            } else {
+                t.name.clone()
+            };
+            let slot = Resource {
+                kind: "slot".into(),
+                count: Count::exact(count),
+                with: needs.iter().map(|(k, n)| resource(k, *n)).collect(),
+                exclusive: None,
+                label: Some(label.clone()),
+                unit: None,
+            };
+            parts.push(Part {
+                spec: Jobspec {
+                    version: 9999,
+                    resources: vec![slot],
+                    tasks: Vec::new(),
+                    duration,
+                },
+                template: Some((i, label, count, needs)),
+            });
+        }
+        Ok(parts)
+    }
+
+    /// Why a part can never fit, in words.
+    fn unsatisfiable_reason(&self, part: &Part) -> String {
+        let Some((i, name, count, needs)) = &part.template else {
+            return "the jobspec can never fit this graph, even when it is empty".into();
+        };
+        for (t, n) in needs {
+            match self.largest.get(t) {
+                None => {
+                    return format!("pods.templates[{i}] ({name}): the graph has no {t} resources");
+                }
+                Some(&max) if *n > max => {
+                    return format!(
+                        "pods.templates[{i}] ({name}) needs {n} {t} per pod; the largest \
+                         socket-level group has {max}"
+                    );
+                }
+                Some(_) => {}
+            }
+        }
+        format!(
+            "pods.templates[{i}] ({name}): {count} pods of this shape are more than the whole graph holds"
+        )
+    }
+
+    fn busy_reason(&self) -> String {
+        let g = self.graph();
+        let free = |t: &str| {
+            g.root()
+                .zip(g.type_id(t))
+                .and_then(|(r, id)| g.free_units(r, id, self.now, self.now + 1))
+                .unwrap_or(0)
+        };
+        format!(
+            "the group fits this graph, but not now ({} cores and {} GPUs free)",
+            free("core"),
+            free("gpu")
+        )
+    }
+
+    /// Splits a part's exclusive leaves into pods (or, for a jobspec, into
+    /// one entry per node).
+    fn placements(
+        &self,
+        part: &Part,
+        job: JobId,
+        emitted: &[Emit],
+        out: &mut Vec<pb::PodPlacement>,
+        out_vertices: &mut Vec<Vec<(JobId, VertexId)>>,
+    ) {
+        let g = self.graph();
+        let leaves: Vec<&Emit> = emitted
+            .iter()
+            .filter(|e| e.exclusive && g.children(e.vertex).is_empty())
+            .collect();
+        // Group by host (slot host for pods, node for jobspecs), in order.
+        let mut hosts: Vec<(VertexId, Vec<&Emit>)> = Vec::new();
+        for e in leaves {
+            let host = match &part.template {
+                Some(_) => g.parent(e.vertex).unwrap_or(e.vertex),
+                None => self.node_of(e.vertex).unwrap_or(e.vertex),
+            };
+            match hosts.iter_mut().find(|(h, _)| *h == host) {
+                Some((_, v)) => v.push(e),
+                None => hosts.push((host, vec![e])),
+            }
+        }
+        let mut push = |node: VertexId, template: &str, vs: Vec<VertexId>| {
+            out.push(pb::PodPlacement {
+                index: out.len() as u32,
+                template: template.to_owned(),
+                node: self.name_of(self.node_of(node).unwrap_or(node)),
+                vertices: vs.iter().map(|&v| g.path(v)).collect(),
+            });
+            out_vertices.push(vs.into_iter().map(|v| (job, v)).collect());
+        };
+        let Some((_, name, _, needs)) = &part.template else {
+            for (host, es) in hosts {
+                push(host, "", es.iter().map(|e| e.vertex).collect());
+            }
+            return;
+        };
+        for (host, es) in hosts {
+            // Per type, the leaves of that type in order; pods on this host
+            // take `need` units each, pools go whole to the pod that drew them.
+            let mut pods: Vec<Vec<VertexId>> = Vec::new();
+            for (t, need) in needs {
+                let mut k = 0usize;
+                let mut acc = 0u64;
+                for e in es.iter().filter(|e| g.kind_name(e.vertex) == t) {
+                    if pods.len() <= k {
+                        pods.push(Vec::new());
+                    }
+                    pods[k].push(e.vertex);
+                    acc += e.needs.max(1);
+                    if acc >= *need {
+                        k += 1;
+                        acc = 0;
+                    }
+                }
+            }
+            for vs in pods {
+                push(host, name, vs);
+            }
+        }
+    }
 }
 
 impl Engine for StandaloneEngine {
@@ -327,16 +608,63 @@ impl Engine for StandaloneEngine {
 
     fn match_group(&mut self, req: pb::MatchRequest) -> BackendResult<pb::MatchResponse> {
         let policy = if req.policy.is_empty() {
-            self.policy.clone()
+            self.policy
         } else {
-            check_policy(&req.policy, "policy")?;
-            req.policy.clone()
+            parse_policy(&req.policy, "policy")?
         };
-        let _ = (policy, unix_ms());
-        // NOTE(grpc): waiting for fluxion_core's matcher.
-        Err(BackendError::FailedPrecondition(
-            "the matcher is not available in this build yet".into(),
-        ))
+        let op = match pb::Operation::try_from(req.operation) {
+            Ok(pb::Operation::Unspecified | pb::Operation::Allocate) => MatchOp::Allocate,
+            Ok(pb::Operation::AllocateOrelseReserve) => MatchOp::AllocateOrElseReserve,
+            Ok(pb::Operation::Satisfiability) => MatchOp::Satisfiability,
+            Err(_) => {
+                return Err(BackendError::invalid(
+                    "operation",
+                    format!("unknown operation {}", req.operation),
+                ));
+            }
+        };
+        let duration = if req.duration > 0 {
+            req.duration
+        } else {
+            self.default_duration
+        };
+        let parts = match &req.request {
+            None => {
+                return Err(BackendError::invalid(
+                    "request",
+                    "give either `jobspec` or `pods`",
+                ));
+            }
+            Some(pb::match_request::Request::Jobspec(text)) => {
+                let mut spec = Jobspec::parse(text).map_err(|e| {
+                    let path = if e.path == "." || e.path.is_empty() {
+                        "jobspec".to_owned()
+                    } else {
+                        format!("jobspec.{}", e.path)
+                    };
+                    BackendError::invalid(path, e.message)
+                })?;
+                if req.duration > 0 || spec.duration == 0 {
+                    spec.duration = duration;
+                }
+                vec![Part {
+                    spec,
+                    template: None,
+                }]
+            }
+            Some(pb::match_request::Request::Pods(group)) => self.pod_parts(group, duration)?,
+        };
+        if parts.len() > 1 && op == MatchOp::AllocateOrElseReserve {
+            return Err(BackendError::invalid(
+                "operation",
+                "allocate_orelse_reserve takes a single pod template (templates could be \
+                 reserved at different times)",
+            ));
+        }
+        self.matcher.set_policy(policy);
+        let result = self.match_parts(&req, policy, op, &parts);
+        self.matcher.set_policy(self.policy);
+        result
     }
 
     fn cancel(&mut self, req: pb::CancelRequest) -> BackendResult<pb::CancelResponse> {
@@ -346,10 +674,7 @@ impl Engine for StandaloneEngine {
         };
         if req.pods.is_empty() && req.nodes.is_empty() {
             let released = rec.pods.len() as u32;
-            self.graph
-                .release(id)
-                .map_err(|e| BackendError::Internal(e.to_string()))?;
-            self.jobs.remove(&id);
+            self.drop_group(id);
             return Ok(pb::CancelResponse {
                 job_removed: true,
                 released_pods: released,
@@ -357,6 +682,15 @@ impl Engine for StandaloneEngine {
         }
         // Check everything before touching the graph, so a bad request
         // changes nothing.
+        if rec
+            .parts
+            .iter()
+            .any(|&p| self.matcher.info(p).is_some_and(|i| i.reserved))
+        {
+            return Err(BackendError::FailedPrecondition(format!(
+                "job {id} is a reservation; partial cancel applies to allocations only"
+            )));
+        }
         for (i, &p) in req.pods.iter().enumerate() {
             if p as usize >= rec.pods.len() {
                 return Err(BackendError::invalid(
@@ -365,13 +699,9 @@ impl Engine for StandaloneEngine {
                 ));
             }
         }
-        let mut node_ids = Vec::new();
         for (i, n) in req.nodes.iter().enumerate() {
-            match self.node_by_name(n) {
-                Some(v) => node_ids.push(v),
-                None => {
-                    return Err(BackendError::NotFound(format!("nodes[{i}]: no node {n:?}")));
-                }
+            if self.node_by_name(n).is_none() {
+                return Err(BackendError::NotFound(format!("nodes[{i}]: no node {n:?}")));
             }
         }
         let drop_pods: BTreeSet<usize> = req
@@ -386,40 +716,53 @@ impl Engine for StandaloneEngine {
                     .map(|(i, _)| i),
             )
             .collect();
-        let mut targets: Vec<VertexId> = drop_pods
-            .iter()
-            .flat_map(|&i| rec.pod_vertices[i].iter().copied())
-            .collect();
-        targets.extend(node_ids);
-        let mut gone = false;
-        for v in targets {
-            match self.graph.release_subtree(id, v) {
-                Ok(g) => gone = g,
-                // The job went away with an earlier target.
-                Err(fluxion_core::graph::GraphError::NoSuchJob(_)) => {
-                    gone = true;
-                    break;
-                }
-                Err(e) => return Err(BackendError::Internal(e.to_string())),
+        let mut by_part: BTreeMap<JobId, Vec<VertexId>> = BTreeMap::new();
+        for &i in &drop_pods {
+            for &(job, v) in &rec.pod_vertices[i] {
+                by_part.entry(job).or_default().push(v);
             }
-            if gone {
-                break;
+        }
+        let node_ids: Vec<VertexId> = req
+            .nodes
+            .iter()
+            .filter_map(|n| self.node_by_name(n))
+            .collect();
+        let parts = rec.parts.clone();
+        for p in parts {
+            let mut roots = by_part.remove(&p).unwrap_or_default();
+            roots.extend(&node_ids);
+            if roots.is_empty() || self.matcher.info(p).is_none() {
+                continue;
+            }
+            match self.matcher.partial_cancel(p, &roots) {
+                Ok(_) => {}
+                Err(CancelError::NoSuchJob(_)) => {}
+                Err(e) => return Err(BackendError::Internal(e.to_string())),
             }
         }
         let released = drop_pods.len() as u32;
-        if gone || self.graph.job(id).is_none() {
-            self.jobs.remove(&id);
+        let Some(rec) = self.jobs.get_mut(&id) else {
+            return Err(BackendError::Internal(format!("job {id} vanished")));
+        };
+        let keep: Vec<bool> = (0..rec.pods.len())
+            .map(|i| !drop_pods.contains(&i))
+            .collect();
+        let mut k = keep.iter();
+        rec.pods.retain(|_| *k.next().unwrap_or(&true));
+        let mut k = keep.iter();
+        rec.pod_vertices.retain(|_| *k.next().unwrap_or(&true));
+        let alive: Vec<JobId> = rec
+            .parts
+            .iter()
+            .copied()
+            .filter(|&p| self.matcher.info(p).is_some())
+            .collect();
+        if alive.is_empty() {
+            self.drop_group(id);
             return Ok(pb::CancelResponse {
                 job_removed: true,
                 released_pods: released,
             });
-        }
-        if let Some(rec) = self.jobs.get_mut(&id) {
-            let keep: Vec<bool> = (0..rec.pods.len()).map(|i| !drop_pods.contains(&i)).collect();
-            let mut k = keep.iter();
-            rec.pods.retain(|_| *k.next().unwrap_or(&true));
-            let mut k = keep.iter();
-            rec.pod_vertices.retain(|_| *k.next().unwrap_or(&true));
         }
         Ok(pb::CancelResponse {
             job_removed: false,
@@ -431,41 +774,39 @@ impl Engine for StandaloneEngine {
         &mut self,
         req: pb::UpdateGraphRequest,
     ) -> BackendResult<pb::UpdateGraphResponse> {
+        let mut result = Ok(());
         for (i, u) in req.updates.iter().enumerate() {
             let at = format!("updates[{i}]");
-            match &u.update {
-                None => return Err(BackendError::invalid(at, "empty update")),
+            let step = match &u.update {
+                None => Err(BackendError::invalid(at, "empty update")),
                 Some(pb::graph_update::Update::AddNode(n)) => {
-                    self.add_node(n, &format!("{at}.add_node"))?;
+                    self.add_node(n, &format!("{at}.add_node"))
                 }
-                Some(pb::graph_update::Update::RemoveNode(name)) => {
-                    let node = self.node_by_name(name).ok_or_else(|| {
-                        BackendError::NotFound(format!("{at}.remove_node: no node {name:?}"))
-                    })?;
-                    let jobs = self.jobs_on(node);
-                    if !jobs.is_empty() {
-                        return Err(BackendError::FailedPrecondition(format!(
-                            "{at}.remove_node: node {name:?} holds jobs {jobs:?}; cancel them first"
-                        )));
+                Some(pb::graph_update::Update::RemoveNode(name)) => self.remove_node(name, &at),
+                Some(pb::graph_update::Update::SetState(s)) => match self.node_by_name(&s.node) {
+                    None => Err(BackendError::NotFound(format!(
+                        "{at}.set_state.node: no node {:?}",
+                        s.node
+                    ))),
+                    Some(node) => {
+                        let status = if s.up { Status::Up } else { Status::Down };
+                        self.matcher
+                            .graph_mut()
+                            .set_status(node, status)
+                            .map_err(|e| BackendError::Internal(e.to_string()))
                     }
-                    self.graph
-                        .remove_subtree(node)
-                        .map_err(|e| BackendError::Internal(e.to_string()))?;
-                }
-                Some(pb::graph_update::Update::SetState(s)) => {
-                    let node = self.node_by_name(&s.node).ok_or_else(|| {
-                        BackendError::NotFound(format!("{at}.set_state.node: no node {:?}", s.node))
-                    })?;
-                    let status = if s.up { Status::Up } else { Status::Down };
-                    self.graph
-                        .set_status(node, status)
-                        .map_err(|e| BackendError::Internal(e.to_string()))?;
-                }
+                },
+            };
+            if step.is_err() {
+                result = step;
+                break;
             }
         }
+        self.refresh_largest();
+        result?;
         Ok(pb::UpdateGraphResponse {
             applied: req.updates.len() as u32,
-            vertices: self.graph.vertex_count() as u64,
+            vertices: self.graph().vertex_count() as u64,
         })
     }
 
@@ -480,43 +821,34 @@ impl Engine for StandaloneEngine {
     }
 
     fn stat(&self) -> BackendResult<pb::StatResponse> {
-        let mut by_type: HashMap<&str, u64> = HashMap::new();
-        for v in self.graph.vertices() {
-            *by_type.entry(self.graph.kind_name(v)).or_default() += 1;
+        let g = self.graph();
+        let mut by_type: BTreeMap<&str, u64> = BTreeMap::new();
+        for v in g.vertices() {
+            *by_type.entry(g.kind_name(v)).or_default() += 1;
         }
-        let mut by_type: Vec<pb::TypeCount> = by_type
-            .into_iter()
-            .map(|(t, count)| pb::TypeCount {
-                r#type: t.to_owned(),
-                count,
-            })
-            .collect();
-        by_type.sort_by(|a, b| a.r#type.cmp(&b.r#type));
         let nodes = self.nodes();
-        let up = nodes
-            .iter()
-            .filter(|&&n| self.graph.is_effectively_up(n))
-            .count() as u64;
+        let up = nodes.iter().filter(|&&n| g.is_effectively_up(n)).count() as u64;
         let reserved = self
             .jobs
-            .keys()
-            .filter(|&&j| {
-                self.graph
-                    .job(j)
-                    .is_some_and(|h| h.reserved && h.start > self.now)
-            })
+            .iter()
+            .filter(|(id, r)| self.job_proto(**id, r).state == pb::JobState::Reserved as i32)
             .count() as u64;
-        let vertices = self.graph.vertex_count() as u64;
+        let ms = self.matcher.stat();
         Ok(pb::StatResponse {
-            vertices,
-            // A containment tree: every vertex but the root has one parent edge.
-            edges: vertices.saturating_sub(1),
-            by_type,
+            vertices: ms.vertices as u64,
+            edges: ms.edges as u64,
+            by_type: by_type
+                .into_iter()
+                .map(|(t, count)| pb::TypeCount {
+                    r#type: t.to_owned(),
+                    count,
+                })
+                .collect(),
             nodes_up: up,
             nodes_down: nodes.len() as u64 - up,
             jobs_allocated: self.jobs.len() as u64 - reserved,
             jobs_reserved: reserved,
-            policy: self.policy.clone(),
+            policy: self.policy.to_string(),
             now: self.now,
             ..Default::default()
         })
@@ -531,10 +863,10 @@ impl Engine for StandaloneEngine {
         let mut out = pb::ResourcesResponse::default();
         let mut totals: BTreeMap<String, pb::ResourceCount> = BTreeMap::new();
         for node in self.nodes() {
-            let mut nr = self.node_resources(node);
-            if !req.nodes.is_empty() && !req.nodes.contains(&nr.name) {
+            if !req.nodes.is_empty() && !req.nodes.iter().any(|n| *n == self.name_of(node)) {
                 continue;
             }
+            let mut nr = self.node_resources(node);
             if req.up.is_some_and(|up| up != nr.up) {
                 continue;
             }
@@ -542,10 +874,12 @@ impl Engine for StandaloneEngine {
                 nr.resources.retain(|r| req.types.contains(&r.r#type));
             }
             for r in &nr.resources {
-                let t = totals.entry(r.r#type.clone()).or_insert_with(|| pb::ResourceCount {
-                    r#type: r.r#type.clone(),
-                    ..Default::default()
-                });
+                let t = totals
+                    .entry(r.r#type.clone())
+                    .or_insert_with(|| pb::ResourceCount {
+                        r#type: r.r#type.clone(),
+                        ..Default::default()
+                    });
                 t.total += r.total;
                 t.free += r.free;
                 t.allocated += r.allocated;
@@ -558,7 +892,11 @@ impl Engine for StandaloneEngine {
     }
 
     fn jobs(&self, req: pb::JobsRequest) -> BackendResult<pb::JobsResponse> {
-        let limit = if req.limit == 0 { usize::MAX } else { req.limit as usize };
+        let limit = if req.limit == 0 {
+            usize::MAX
+        } else {
+            req.limit as usize
+        };
         let jobs = self
             .jobs
             .iter()
@@ -567,5 +905,121 @@ impl Engine for StandaloneEngine {
             .take(limit)
             .collect();
         Ok(pb::JobsResponse { jobs })
+    }
+}
+
+impl StandaloneEngine {
+    fn remove_node(&mut self, name: &str, at: &str) -> BackendResult<()> {
+        let node = self
+            .node_by_name(name)
+            .ok_or_else(|| BackendError::NotFound(format!("{at}.remove_node: no node {name:?}")))?;
+        let jobs = self.jobs_on(node);
+        if !jobs.is_empty() {
+            return Err(BackendError::FailedPrecondition(format!(
+                "{at}.remove_node: node {name:?} holds jobs {jobs:?}; cancel them first"
+            )));
+        }
+        self.matcher
+            .remove_subtree(node)
+            .map_err(|e| BackendError::Internal(e.to_string()))?;
+        Ok(())
+    }
+
+    fn match_parts(
+        &mut self,
+        req: &pb::MatchRequest,
+        policy: Policy,
+        op: MatchOp,
+        parts: &[Part],
+    ) -> BackendResult<pb::MatchResponse> {
+        let now = self.now;
+        let mut done: Vec<(JobId, MatchOutcome)> = Vec::with_capacity(parts.len());
+        let rollback = |m: &mut Matcher, done: &[(JobId, MatchOutcome)]| {
+            if op != MatchOp::Satisfiability {
+                for (j, _) in done {
+                    let _ = m.cancel(*j);
+                }
+            }
+        };
+        for (pi, part) in parts.iter().enumerate() {
+            let job = self.next_job;
+            self.next_job += 1;
+            match self.matcher.match_jobspec(op, job, &part.spec, now) {
+                Ok(outcome) => done.push((job, outcome)),
+                Err(e) => {
+                    rollback(&mut self.matcher, &done);
+                    let (result, reason) = match e {
+                        MatchError::Busy => (pb::MatchResult::Busy, self.busy_reason()),
+                        MatchError::Unsatisfiable => (
+                            pb::MatchResult::Unsatisfiable,
+                            self.unsatisfiable_reason(part),
+                        ),
+                        MatchError::InvalidJobspec(m) => {
+                            let path = match &part.template {
+                                Some(_) => format!("pods.templates[{pi}]"),
+                                None => "jobspec".to_owned(),
+                            };
+                            // A type the graph lacks is a fact about this
+                            // graph, not a malformed request.
+                            if m.contains("unknown")
+                                || m.contains("no such")
+                                || m.contains("not in the graph")
+                            {
+                                (pb::MatchResult::Unsatisfiable, format!("{path}: {m}"))
+                            } else {
+                                return Err(BackendError::invalid(path, m));
+                            }
+                        }
+                        other => return Err(BackendError::Internal(other.to_string())),
+                    };
+                    return Ok(pb::MatchResponse {
+                        result: result as i32,
+                        reason,
+                        ..Default::default()
+                    });
+                }
+            }
+        }
+        if op == MatchOp::Satisfiability {
+            return Ok(pb::MatchResponse {
+                result: pb::MatchResult::Satisfiable as i32,
+                start_time: now,
+                ..Default::default()
+            });
+        }
+        let id = done.first().map_or(0, |(j, _)| *j);
+        let mut pods = Vec::new();
+        let mut pod_vertices = Vec::new();
+        for (part, (job, outcome)) in parts.iter().zip(&done) {
+            self.placements(part, *job, &outcome.emitted, &mut pods, &mut pod_vertices);
+        }
+        let reserved = done.iter().any(|(_, o)| o.reserved);
+        let start = done.iter().map(|(_, o)| o.at).max().unwrap_or(now);
+        for (j, _) in &done {
+            self.part_of.insert(*j, id);
+        }
+        self.jobs.insert(
+            id,
+            JobRecord {
+                name: req.name.clone(),
+                policy: policy.to_string(),
+                created_unix_ms: unix_ms(),
+                parts: done.iter().map(|(j, _)| *j).collect(),
+                pods: pods.clone(),
+                pod_vertices,
+            },
+        );
+        Ok(pb::MatchResponse {
+            result: if reserved {
+                pb::MatchResult::Reserved
+            } else {
+                pb::MatchResult::Allocated
+            } as i32,
+            job_id: id,
+            pods,
+            start_time: start,
+            reason: String::new(),
+            match_micros: 0,
+        })
     }
 }

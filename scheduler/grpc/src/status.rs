@@ -222,7 +222,7 @@ pub fn stat_text(s: &pb::StatResponse) -> String {
 
 /// Stat as JSON.
 pub fn stat_json(s: &pb::StatResponse) -> Value {
-    let l = s.match_latency.clone().unwrap_or_default();
+    let l = s.match_latency.unwrap_or_default();
     json!({
         "vertices": s.vertices,
         "edges": s.edges,
@@ -277,14 +277,22 @@ mod tests {
         };
         let table = resources_table(&resp);
         let lines: Vec<&str> = table.lines().collect();
-        assert_eq!(lines[0].split_whitespace().collect::<Vec<_>>(),
-            ["STATE", "NNODES", "NCORES", "NGPUS", "NODELIST"]);
-        assert_eq!(lines[1].split_whitespace().collect::<Vec<_>>(),
-            ["free", "3", "19", "4", "node[0-2]"]);
-        assert_eq!(lines[2].split_whitespace().collect::<Vec<_>>(),
-            ["allocated", "2", "13", "4", "node[2-3]"]);
-        assert_eq!(lines[3].split_whitespace().collect::<Vec<_>>(),
-            ["down", "1", "8", "2", "node4"]);
+        assert_eq!(
+            lines[0].split_whitespace().collect::<Vec<_>>(),
+            ["STATE", "NNODES", "NCORES", "NGPUS", "NODELIST"]
+        );
+        assert_eq!(
+            lines[1].split_whitespace().collect::<Vec<_>>(),
+            ["free", "3", "19", "4", "node[0-2]"]
+        );
+        assert_eq!(
+            lines[2].split_whitespace().collect::<Vec<_>>(),
+            ["allocated", "2", "13", "4", "node[2-3]"]
+        );
+        assert_eq!(
+            lines[3].split_whitespace().collect::<Vec<_>>(),
+            ["down", "1", "8", "2", "node4"]
+        );
     }
 
     #[test]
@@ -311,7 +319,10 @@ mod tests {
             ],
         };
         let table = jobs_table(&resp, 100);
-        let rows: Vec<Vec<&str>> = table.lines().map(|l| l.split_whitespace().collect()).collect();
+        let rows: Vec<Vec<&str>> = table
+            .lines()
+            .map(|l| l.split_whitespace().collect())
+            .collect();
         assert_eq!(rows[0], ["JOBID", "NAME", "ST", "NPODS", "NNODES", "TIME"]);
         assert_eq!(rows[1], ["7", "mpi-a", "R", "8", "2", "1.5m"]);
         assert_eq!(rows[2], ["9", "-", "S", "4", "4", "+5.0m"]);

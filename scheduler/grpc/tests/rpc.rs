@@ -13,19 +13,33 @@ use tonic::Code;
 async fn health_reports_serving_then_not_serving_at_shutdown() {
     use tonic_health::pb::health_check_response::ServingStatus;
     use tonic_health::pb::health_client::HealthClient;
-    let server = TestServer::start(engine(&small_shape()), ServerConfig::default()).await;
-    let channel = phalanx_grpc::connect_channel(&server.addr, None).await.unwrap();
+    let config = ServerConfig {
+        drain_timeout: std::time::Duration::from_millis(300),
+        ..ServerConfig::default()
+    };
+    let mut server = TestServer::start(engine(&small_shape()), config).await;
+    let channel = phalanx_grpc::connect_channel(&server.addr, None)
+        .await
+        .unwrap();
     let mut health = HealthClient::new(channel);
     for service in ["", phalanx_proto::SERVICE_NAME] {
         let resp = health
-            .check(tonic_health::pb::HealthCheckRequest { service: service.into() })
+            .check(tonic_health::pb::HealthCheckRequest {
+                service: service.into(),
+            })
             .await
             .unwrap()
             .into_inner();
-        assert_eq!(resp.status, ServingStatus::Serving as i32, "service {service:?}");
+        assert_eq!(
+            resp.status,
+            ServingStatus::Serving as i32,
+            "service {service:?}"
+        );
     }
     let unknown = health
-        .check(tonic_health::pb::HealthCheckRequest { service: "nope".into() })
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "nope".into(),
+        })
         .await
         .unwrap_err();
     assert_eq!(unknown.code(), Code::NotFound);
@@ -38,17 +52,26 @@ async fn health_reports_serving_then_not_serving_at_shutdown() {
         .into_inner();
     let first = watch.next().await.unwrap().unwrap();
     assert_eq!(first.status, ServingStatus::Serving as i32);
-    server.stop().await;
+    // The open watch sees NOT_SERVING at shutdown, and does not keep the
+    // server from stopping (the drain timeout closes it).
+    server.trigger_stop();
+    let next = watch.next().await.unwrap().unwrap();
+    assert_eq!(next.status, ServingStatus::NotServing as i32);
+    tokio::time::timeout(std::time::Duration::from_secs(5), server.stop())
+        .await
+        .expect("server stops despite the open watch");
 }
 
 #[tokio::test]
 async fn reflection_lists_the_fluxion_service() {
+    use tonic_reflection::pb::v1::ServerReflectionRequest;
     use tonic_reflection::pb::v1::server_reflection_client::ServerReflectionClient;
     use tonic_reflection::pb::v1::server_reflection_request::MessageRequest;
     use tonic_reflection::pb::v1::server_reflection_response::MessageResponse;
-    use tonic_reflection::pb::v1::ServerReflectionRequest;
     let server = TestServer::start(engine(&small_shape()), ServerConfig::default()).await;
-    let channel = phalanx_grpc::connect_channel(&server.addr, None).await.unwrap();
+    let channel = phalanx_grpc::connect_channel(&server.addr, None)
+        .await
+        .unwrap();
     let mut client = ServerReflectionClient::new(channel);
     let req = ServerReflectionRequest {
         host: String::new(),
@@ -64,8 +87,14 @@ async fn reflection_lists_the_fluxion_service() {
         panic!("expected a service list, got {resp:?}");
     };
     let names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
-    assert!(names.contains(&phalanx_proto::SERVICE_NAME.to_string()), "{names:?}");
-    assert!(names.contains(&"grpc.health.v1.Health".to_string()), "{names:?}");
+    assert!(
+        names.contains(&phalanx_proto::SERVICE_NAME.to_string()),
+        "{names:?}"
+    );
+    assert!(
+        names.contains(&"grpc.health.v1.Health".to_string()),
+        "{names:?}"
+    );
 }
 
 #[tokio::test]
@@ -83,12 +112,23 @@ async fn stat_and_resources_describe_the_graph() {
     assert_eq!((stat.jobs_allocated, stat.jobs_reserved), (0, 0));
     assert_eq!(stat.policy, "first");
 
-    let res = c.resources(pb::ResourcesRequest::default()).await.unwrap().into_inner();
+    let res = c
+        .resources(pb::ResourcesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert_eq!(res.nodes.len(), 4);
     assert_eq!(res.nodes[0].name, "node0");
     assert_eq!(res.nodes[0].path, "/cluster0/rack0/node0");
     let total = |t: &str| res.totals.iter().find(|c| c.r#type == t).cloned().unwrap();
-    assert_eq!((total("core").total, total("core").free, total("core").allocated), (32, 32, 0));
+    assert_eq!(
+        (
+            total("core").total,
+            total("core").free,
+            total("core").allocated
+        ),
+        (32, 32, 0)
+    );
     assert_eq!(total("memory").total, 4 * 2 * 16);
 
     // Filters: by node, by type, by state.
@@ -105,13 +145,19 @@ async fn stat_and_resources_describe_the_graph() {
     assert_eq!(one.nodes[0].resources.len(), 1);
     assert_eq!(one.nodes[0].resources[0].total, 2);
     let down = c
-        .resources(pb::ResourcesRequest { up: Some(false), ..Default::default() })
+        .resources(pb::ResourcesRequest {
+            up: Some(false),
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
     assert!(down.nodes.is_empty());
     let missing = c
-        .resources(pb::ResourcesRequest { nodes: vec!["node99".into()], ..Default::default() })
+        .resources(pb::ResourcesRequest {
+            nodes: vec!["node99".into()],
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(missing.code(), Code::NotFound);
@@ -138,20 +184,40 @@ async fn update_graph_adds_removes_and_marks_nodes() {
         })),
     };
     let resp = c
-        .update_graph(pb::UpdateGraphRequest { updates: vec![add.clone(), down] })
+        .update_graph(pb::UpdateGraphRequest {
+            updates: vec![add.clone(), down],
+        })
         .await
         .unwrap()
         .into_inner();
     assert_eq!(resp.applied, 2);
     assert_eq!(resp.vertices, 63 + 1 + 1 + 6 + 1);
 
-    let res = c.resources(pb::ResourcesRequest::default()).await.unwrap().into_inner();
+    let res = c
+        .resources(pb::ResourcesRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     let extra = res.nodes.iter().find(|n| n.name == "extra7").unwrap();
     assert_eq!(extra.path, "/cluster0/rack1/extra7");
-    assert_eq!(extra.resources.iter().find(|r| r.r#type == "core").unwrap().free, 6);
+    assert_eq!(
+        extra
+            .resources
+            .iter()
+            .find(|r| r.r#type == "core")
+            .unwrap()
+            .free,
+        6
+    );
     let node1 = res.nodes.iter().find(|n| n.name == "node1").unwrap();
     assert!(!node1.up);
-    let core = |n: &pb::NodeResources| n.resources.iter().find(|r| r.r#type == "core").cloned().unwrap();
+    let core = |n: &pb::NodeResources| {
+        n.resources
+            .iter()
+            .find(|r| r.r#type == "core")
+            .cloned()
+            .unwrap()
+    };
     assert_eq!((core(node1).down, core(node1).free), (8, 0));
     let stat = c.stat(pb::StatRequest {}).await.unwrap().into_inner();
     assert_eq!((stat.nodes_up, stat.nodes_down), (4, 1));
@@ -171,17 +237,25 @@ async fn update_graph_adds_removes_and_marks_nodes() {
             up: true,
         })),
     };
-    c.update_graph(pb::UpdateGraphRequest { updates: vec![remove.clone(), up] })
-        .await
-        .unwrap();
+    c.update_graph(pb::UpdateGraphRequest {
+        updates: vec![remove.clone(), up],
+    })
+    .await
+    .unwrap();
     let stat = c.stat(pb::StatRequest {}).await.unwrap().into_inner();
     assert_eq!((stat.vertices, stat.nodes_up, stat.nodes_down), (63, 4, 0));
     let gone = c
-        .update_graph(pb::UpdateGraphRequest { updates: vec![remove] })
+        .update_graph(pb::UpdateGraphRequest {
+            updates: vec![remove],
+        })
         .await
         .unwrap_err();
     assert_eq!(gone.code(), Code::NotFound);
-    assert!(gone.message().contains("updates[0].remove_node"), "{}", gone.message());
+    assert!(
+        gone.message().contains("updates[0].remove_node"),
+        "{}",
+        gone.message()
+    );
 }
 
 #[tokio::test]
@@ -191,13 +265,20 @@ async fn unknown_jobs_are_not_found() {
     let info = c.info(pb::InfoRequest { job_id: 42 }).await.unwrap_err();
     assert_eq!(info.code(), Code::NotFound);
     let cancel = c
-        .cancel(pb::CancelRequest { job_id: 42, ..Default::default() })
+        .cancel(pb::CancelRequest {
+            job_id: 42,
+            ..Default::default()
+        })
         .await
         .unwrap_err();
     assert_eq!(cancel.code(), Code::NotFound);
     let zero = c.info(pb::InfoRequest { job_id: 0 }).await.unwrap_err();
     assert_eq!(zero.code(), Code::InvalidArgument);
-    let jobs = c.jobs(pb::JobsRequest::default()).await.unwrap().into_inner();
+    let jobs = c
+        .jobs(pb::JobsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
     assert!(jobs.jobs.is_empty());
 }
 
@@ -206,23 +287,39 @@ async fn malformed_requests_are_rejected_with_paths() {
     let server = TestServer::start(engine(&small_shape()), ServerConfig::default()).await;
     let mut c = server.client().await;
     let cases: Vec<(pb::MatchRequest, Code, &str)> = vec![
-        (pb::MatchRequest::default(), Code::InvalidArgument, "request"),
+        (
+            pb::MatchRequest::default(),
+            Code::InvalidArgument,
+            "request",
+        ),
         (jobspec("   "), Code::InvalidArgument, "jobspec"),
         (
-            pb::MatchRequest { operation: 99, ..pods(1, 1000, 0) },
+            pb::MatchRequest {
+                operation: 99,
+                ..pods(1, 1000, 0)
+            },
             Code::InvalidArgument,
             "operation",
         ),
         (
-            pb::MatchRequest { policy: "fastest".into(), ..pods(1, 1000, 0) },
+            pb::MatchRequest {
+                policy: "fastest".into(),
+                ..pods(1, 1000, 0)
+            },
             Code::InvalidArgument,
             "policy",
         ),
         (pods(1, 0, 0), Code::InvalidArgument, "pods.templates[0]"),
-        (pods(200_000, 1000, 0), Code::ResourceExhausted, "pods.templates[0].count"),
+        (
+            pods(200_000, 1000, 0),
+            Code::ResourceExhausted,
+            "pods.templates[0].count",
+        ),
         (
             pb::MatchRequest {
-                request: Some(pb::match_request::Request::Pods(pb::PodGroup { templates: vec![] })),
+                request: Some(pb::match_request::Request::Pods(pb::PodGroup {
+                    templates: vec![],
+                })),
                 ..Default::default()
             },
             Code::InvalidArgument,
@@ -235,12 +332,17 @@ async fn malformed_requests_are_rejected_with_paths() {
         assert!(err.message().starts_with(path), "{path}: {}", err.message());
     }
     let bad_state = c
-        .jobs(pb::JobsRequest { states: vec![17], limit: 0 })
+        .jobs(pb::JobsRequest {
+            states: vec![17],
+            limit: 0,
+        })
         .await
         .unwrap_err();
     assert_eq!(bad_state.code(), Code::InvalidArgument);
     let empty_update = c
-        .update_graph(pb::UpdateGraphRequest { updates: vec![pb::GraphUpdate { update: None }] })
+        .update_graph(pb::UpdateGraphRequest {
+            updates: vec![pb::GraphUpdate { update: None }],
+        })
         .await
         .unwrap_err();
     assert_eq!(empty_update.code(), Code::InvalidArgument);
@@ -251,7 +353,10 @@ async fn malformed_requests_are_rejected_with_paths() {
 
 #[tokio::test]
 async fn oversized_requests_are_resource_exhausted() {
-    let config = ServerConfig { max_request_bytes: 1024, ..ServerConfig::default() };
+    let config = ServerConfig {
+        max_request_bytes: 1024,
+        ..ServerConfig::default()
+    };
     let server = TestServer::start(engine(&small_shape()), config).await;
     let mut c = server.client().await;
     let huge = jobspec(&"x".repeat(4096));
@@ -265,7 +370,11 @@ async fn oversized_requests_are_resource_exhausted() {
 async fn garbage_bytes_do_not_hurt_the_server() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let server = TestServer::start(engine(&small_shape()), ServerConfig::default()).await;
-    for junk in [&b"GET / HTTP/1.1\r\n\r\n"[..], b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff", &[0u8; 64]] {
+    for junk in [
+        &b"GET / HTTP/1.1\r\n\r\n"[..],
+        b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\xff\xff\xff",
+        &[0u8; 64],
+    ] {
         let mut s = tokio::net::TcpStream::connect(&server.addr).await.unwrap();
         let _ = s.write_all(junk).await;
         let mut buf = [0u8; 256];
@@ -284,5 +393,8 @@ async fn serves_on_a_unix_socket() {
     assert_eq!(stat.nodes_up, 4);
     let path = server.addr.trim_start_matches("unix:").to_owned();
     server.stop().await;
-    assert!(!std::path::Path::new(&path).exists(), "socket file removed at shutdown");
+    assert!(
+        !std::path::Path::new(&path).exists(),
+        "socket file removed at shutdown"
+    );
 }

@@ -15,7 +15,11 @@ pub struct RunArgs {
     #[arg(long, env = "PHALANX_CONFIG")]
     pub config: Option<PathBuf>,
     /// Scheduler names served (pods with this `spec.schedulerName`), comma-separated [default: phalanx].
-    #[arg(long = "scheduler-name", env = "PHALANX_SCHEDULER_NAMES", value_delimiter = ',')]
+    #[arg(
+        long = "scheduler-name",
+        env = "PHALANX_SCHEDULER_NAMES",
+        value_delimiter = ','
+    )]
     pub scheduler_names: Vec<String>,
     /// Match policy handed to the matcher (first, low, high, lonode, hinode, locality) [default: low].
     #[arg(long, env = "PHALANX_POLICY")]
@@ -112,9 +116,12 @@ mod opt_duration {
     use serde::{Deserialize, Deserializer};
     use std::time::Duration;
 
-    pub(super) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    pub(super) fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Duration>, D::Error> {
         let s: Option<String> = Option::deserialize(d)?;
-        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom)).transpose()
+        s.map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
     }
 }
 
@@ -205,7 +212,10 @@ fn default_identity() -> String {
 }
 
 fn read_file(path: &Path) -> Result<FileConfig, SettingsError> {
-    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read { path: path.into(), source })?;
+    let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
+        path: path.into(),
+        source,
+    })?;
     let de = serde_yaml_ng::Deserializer::from_str(&text);
     serde_path_to_error::deserialize(de).map_err(|e| SettingsError::Parse {
         path: path.into(),
@@ -220,7 +230,13 @@ impl Settings {
             Some(path) => read_file(path)?,
             None => FileConfig::default(),
         };
-        let list = |cli: &Vec<String>, file: Option<Vec<String>>| if cli.is_empty() { file.unwrap_or_default() } else { cli.clone() };
+        let list = |cli: &Vec<String>, file: Option<Vec<String>>| {
+            if cli.is_empty() {
+                file.unwrap_or_default()
+            } else {
+                cli.clone()
+            }
+        };
         let mut scheduler_names = list(&args.scheduler_names, file.scheduler_names);
         scheduler_names.retain(|n| !n.trim().is_empty());
         if scheduler_names.is_empty() {
@@ -228,33 +244,70 @@ impl Settings {
         }
         let s = Settings {
             scheduler_names,
-            policy: args.policy.clone().or(file.policy).unwrap_or_else(|| "low".into()),
-            rack_label: args.rack_label.clone().or(file.rack_label).unwrap_or_else(|| "phalanx.dev/rack".into()),
+            policy: args
+                .policy
+                .clone()
+                .or(file.policy)
+                .unwrap_or_else(|| "low".into()),
+            rack_label: args
+                .rack_label
+                .clone()
+                .or(file.rack_label)
+                .unwrap_or_else(|| "phalanx.dev/rack".into()),
             namespaces: list(&args.namespaces, file.namespaces),
             kubeconfig: args.kubeconfig.clone().or(file.kubeconfig),
             qps: args.qps.or(file.qps).unwrap_or(2000.0),
             burst: args.burst.or(file.burst).unwrap_or(4000),
-            bind_concurrency: args.bind_concurrency.or(file.bind_concurrency).unwrap_or(256),
+            bind_concurrency: args
+                .bind_concurrency
+                .or(file.bind_concurrency)
+                .unwrap_or(256),
             leader_elect: args.leader_elect.or(file.leader_elect).unwrap_or(true),
-            lease_name: args.lease_name.clone().or(file.lease_name).unwrap_or_else(|| "phalanx".into()),
+            lease_name: args
+                .lease_name
+                .clone()
+                .or(file.lease_name)
+                .unwrap_or_else(|| "phalanx".into()),
             lease_namespace: args
                 .lease_namespace
                 .clone()
                 .or(file.lease_namespace)
                 .or_else(|| std::env::var("POD_NAMESPACE").ok())
                 .unwrap_or_else(|| "kube-system".into()),
-            lease_duration: args.lease_duration.or(file.lease_duration).unwrap_or(Duration::from_secs(15)),
-            renew_deadline: args.renew_deadline.or(file.renew_deadline).unwrap_or(Duration::from_secs(10)),
-            retry_period: args.retry_period.or(file.retry_period).unwrap_or(Duration::from_secs(2)),
-            identity: args.identity.clone().or(file.identity).unwrap_or_else(default_identity),
-            metrics_addr: args.metrics_addr.or(file.metrics_addr).unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080))),
+            lease_duration: args
+                .lease_duration
+                .or(file.lease_duration)
+                .unwrap_or(Duration::from_secs(15)),
+            renew_deadline: args
+                .renew_deadline
+                .or(file.renew_deadline)
+                .unwrap_or(Duration::from_secs(10)),
+            retry_period: args
+                .retry_period
+                .or(file.retry_period)
+                .unwrap_or(Duration::from_secs(2)),
+            identity: args
+                .identity
+                .clone()
+                .or(file.identity)
+                .unwrap_or_else(default_identity),
+            metrics_addr: args
+                .metrics_addr
+                .or(file.metrics_addr)
+                .unwrap_or(SocketAddr::from(([0, 0, 0, 0], 8080))),
             grpc_addr: match args.grpc_addr.clone().or(file.grpc_addr) {
                 Some(a) if a == "none" || a.is_empty() => None,
                 Some(a) => Some(a),
                 None => Some("0.0.0.0:4242".into()),
             },
-            debounce: args.debounce.or(file.debounce).unwrap_or(Duration::from_millis(5)),
-            retry_interval: args.retry_interval.or(file.retry_interval).unwrap_or(Duration::from_secs(1)),
+            debounce: args
+                .debounce
+                .or(file.debounce)
+                .unwrap_or(Duration::from_millis(5)),
+            retry_interval: args
+                .retry_interval
+                .or(file.retry_interval)
+                .unwrap_or(Duration::from_secs(1)),
             default_schedule_timeout: args
                 .default_schedule_timeout
                 .or(file.default_schedule_timeout)
@@ -265,7 +318,12 @@ impl Settings {
     }
 
     fn check(&self) -> Result<(), SettingsError> {
-        let bad = |field, message: &str| Err(SettingsError::Invalid { field, message: message.into() });
+        let bad = |field, message: &str| {
+            Err(SettingsError::Invalid {
+                field,
+                message: message.into(),
+            })
+        };
         if !(self.qps > 0.0 && self.qps.is_finite()) {
             return bad("qps", "must be a positive number");
         }
@@ -303,9 +361,18 @@ mod tests {
     fn flags_beat_file_beat_defaults() {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let path = dir.path().join("c.yaml");
-        std::fs::write(&path, "rack_label: rack\nqps: 10\nlease_duration: 30s\nscheduler_names: [a, b]\n")
-            .unwrap_or_else(|e| panic!("{e}"));
-        let cli = Cli::parse_from(["x", "--config", path.to_str().unwrap_or_default(), "--qps", "50"]);
+        std::fs::write(
+            &path,
+            "rack_label: rack\nqps: 10\nlease_duration: 30s\nscheduler_names: [a, b]\n",
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        let cli = Cli::parse_from([
+            "x",
+            "--config",
+            path.to_str().unwrap_or_default(),
+            "--qps",
+            "50",
+        ]);
         let s = Settings::resolve(&cli.run).unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(s.qps, 50.0);
         assert_eq!(s.rack_label, "rack");
@@ -323,6 +390,11 @@ mod tests {
         let err = Settings::resolve(&cli.run).unwrap_err().to_string();
         assert!(err.contains("lease_duration"), "{err}");
         let cli = Cli::parse_from(["x", "--renew-deadline", "20s"]);
-        assert!(Settings::resolve(&cli.run).unwrap_err().to_string().contains("renew_deadline"));
+        assert!(
+            Settings::resolve(&cli.run)
+                .unwrap_err()
+                .to_string()
+                .contains("renew_deadline")
+        );
     }
 }

@@ -31,7 +31,10 @@ pub struct Notice {
 type NsName = (String, String);
 
 fn ns_name<K: Resource>(o: &K) -> NsName {
-    (o.meta().namespace.clone().unwrap_or_default(), o.meta().name.clone().unwrap_or_default())
+    (
+        o.meta().namespace.clone().unwrap_or_default(),
+        o.meta().name.clone().unwrap_or_default(),
+    )
 }
 
 /// How one pod is handed to the core.
@@ -57,7 +60,9 @@ pub struct Cluster {
     jobs: BTreeMap<NsName, Job>,
     statefulsets: BTreeMap<NsName, StatefulSet>,
     derived: BTreeMap<gang::GroupKey, gang::PodGroup>,
-    sent: HashSet<String>,
+    /// Pods given to the core, with the group they were given with.
+    sent: HashMap<String, Option<gang::GroupKey>>,
+    pod_groups: HashMap<String, gang::GroupKey>,
     parked: BTreeMap<String, String>,
     reported: HashSet<String>,
 }
@@ -65,12 +70,20 @@ pub struct Cluster {
 impl Cluster {
     /// An empty cache for these scheduler names and namespaces (empty: all).
     pub fn new(scheduler_names: Vec<String>, namespaces: Vec<String>, rack_label: String) -> Self {
-        Self { scheduler_names, namespaces, rack_label, ..Default::default() }
+        Self {
+            scheduler_names,
+            namespaces,
+            rack_label,
+            ..Default::default()
+        }
     }
 
     /// The core's name for our pods.
     pub fn core_scheduler_name(&self) -> &str {
-        self.scheduler_names.first().map(String::as_str).unwrap_or("phalanx")
+        self.scheduler_names
+            .first()
+            .map(String::as_str)
+            .unwrap_or("phalanx")
     }
 
     /// Number of nodes known.
@@ -87,8 +100,26 @@ impl Cluster {
     pub fn pending_pod_count(&self) -> usize {
         self.pods
             .values()
-            .filter(|p| self.is_ours(p) && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none())
+            .filter(|p| {
+                self.is_ours(p) && p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none()
+            })
             .count()
+    }
+
+    /// (group, pod name, node) of every bound pod of ours that belongs to a group.
+    pub fn grouped_bound_pods(&self) -> Vec<(gang::GroupKey, String, String)> {
+        self.pod_groups
+            .iter()
+            .filter_map(|(uid, key)| {
+                let p = self.pods.get(uid)?;
+                let node = p.spec.as_ref()?.node_name.clone()?;
+                Some((
+                    key.clone(),
+                    p.metadata.name.clone().unwrap_or_default(),
+                    node,
+                ))
+            })
+            .collect()
     }
 
     /// A cached pod by UID.
@@ -98,26 +129,52 @@ impl Cluster {
 
     /// Whether a group is backed by a valid PodGroup object (its status is ours to write).
     pub fn has_podgroup(&self, key: &gang::GroupKey) -> bool {
-        matches!(self.podgroups.get(&(key.namespace.clone(), key.name.clone())), Some(Ok(_)))
+        matches!(
+            self.podgroups
+                .get(&(key.namespace.clone(), key.name.clone())),
+            Some(Ok(_))
+        )
     }
 
     fn is_ours(&self, p: &core::Pod) -> bool {
-        let name = p.spec.as_ref().and_then(|s| s.scheduler_name.as_deref()).unwrap_or("default-scheduler");
+        let name = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduler_name.as_deref())
+            .unwrap_or("default-scheduler");
         let ns = p.metadata.namespace.as_deref().unwrap_or("");
-        self.scheduler_names.iter().any(|n| n == name) && (self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns))
+        self.scheduler_names.iter().any(|n| n == name)
+            && (self.namespaces.is_empty() || self.namespaces.iter().any(|n| n == ns))
     }
 
-    fn note_once(&mut self, notes: &mut Vec<Notice>, regarding: ObjectReference, reason: &str, message: String) {
-        let key = format!("{}/{}/{}/{reason}/{message}", regarding.kind.as_deref().unwrap_or(""), regarding.namespace.as_deref().unwrap_or(""), regarding.name.as_deref().unwrap_or(""));
+    fn note_once(
+        &mut self,
+        notes: &mut Vec<Notice>,
+        regarding: ObjectReference,
+        reason: &str,
+        message: String,
+    ) {
+        let key = format!(
+            "{}/{}/{}/{reason}/{message}",
+            regarding.kind.as_deref().unwrap_or(""),
+            regarding.namespace.as_deref().unwrap_or(""),
+            regarding.name.as_deref().unwrap_or("")
+        );
         if self.reported.insert(key) {
-            notes.push(Notice { regarding, reason: reason.into(), message });
+            notes.push(Notice {
+                regarding,
+                reason: reason.into(),
+                message,
+            });
         }
     }
 
     // ---- nodes ----
 
     fn node_event(&mut self, name: &str, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
-        let Some(n) = self.nodes.get(name) else { return };
+        let Some(n) = self.nodes.get(name) else {
+            return;
+        };
         let (node, problems) = convert::node(n, &self.rack_label, self.nrts.get(name));
         let reference = n.object_ref(&());
         for p in problems {
@@ -127,7 +184,12 @@ impl Cluster {
     }
 
     /// A node was added or changed.
-    pub fn apply_node(&mut self, n: core::Node, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+    pub fn apply_node(
+        &mut self,
+        n: core::Node,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
         let name = n.metadata.name.clone().unwrap_or_default();
         self.nodes.insert(name.clone(), n);
         self.node_event(&name, out, notes);
@@ -146,7 +208,12 @@ impl Cluster {
     }
 
     /// A NodeResourceTopology was added or changed; its node is re-sent.
-    pub fn apply_nrt(&mut self, t: NodeResourceTopology, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+    pub fn apply_nrt(
+        &mut self,
+        t: NodeResourceTopology,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
         let name = t.metadata.name.clone().unwrap_or_default();
         self.nrts.insert(name.clone(), t);
         self.node_event(&name, out, notes);
@@ -166,18 +233,32 @@ impl Cluster {
 
     // ---- pods ----
 
-    fn owner_group(&self, p: &core::Pod) -> Option<Result<(gang::GroupKey, gang::PodGroup), String>> {
-        let owner = p.metadata.owner_references.as_ref()?.iter().find(|o| o.controller == Some(true))?;
+    fn owner_group(
+        &self,
+        p: &core::Pod,
+    ) -> Option<Result<(gang::GroupKey, gang::PodGroup), String>> {
+        let owner = p
+            .metadata
+            .owner_references
+            .as_ref()?
+            .iter()
+            .find(|o| o.controller == Some(true))?;
         let ns = p.metadata.namespace.clone().unwrap_or_default();
         let key = (ns.clone(), owner.name.clone());
         let marked = |meta: &kube::api::ObjectMeta| {
-            let is_true = |m: Option<&BTreeMap<String, String>>| m.and_then(|m| m.get(GANG_OWNER_MARKER)).is_some_and(|v| v == "true");
+            let is_true = |m: Option<&BTreeMap<String, String>>| {
+                m.and_then(|m| m.get(GANG_OWNER_MARKER))
+                    .is_some_and(|v| v == "true")
+            };
             is_true(meta.labels.as_ref()) || is_true(meta.annotations.as_ref())
         };
         let (kind, meta, size) = match (owner.api_version.as_str(), owner.kind.as_str()) {
             ("batch/v1", "Job") => {
                 let Some(job) = self.jobs.get(&key) else {
-                    return Some(Err(format!("waiting for its owner Job {ns}/{}", owner.name)));
+                    return Some(Err(format!(
+                        "waiting for its owner Job {ns}/{}",
+                        owner.name
+                    )));
                 };
                 let spec = job.spec.as_ref();
                 let parallelism = spec.and_then(|s| s.parallelism).unwrap_or(1);
@@ -189,9 +270,16 @@ impl Cluster {
             }
             ("apps/v1", "StatefulSet") => {
                 let Some(sts) = self.statefulsets.get(&key) else {
-                    return Some(Err(format!("waiting for its owner StatefulSet {ns}/{}", owner.name)));
+                    return Some(Err(format!(
+                        "waiting for its owner StatefulSet {ns}/{}",
+                        owner.name
+                    )));
                 };
-                ("statefulset", &sts.metadata, sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1))
+                (
+                    "statefulset",
+                    &sts.metadata,
+                    sts.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1),
+                )
             }
             _ => return None,
         };
@@ -214,11 +302,34 @@ impl Cluster {
 
     fn classify(&self, p: &core::Pod) -> Class {
         let ns = p.metadata.namespace.clone().unwrap_or_default();
-        let bound = p.spec.as_ref().and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
-        let park = |why: String| if bound { Class::Send(None, None) } else { Class::Park(why) };
+        let bound = p
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        let park = |why: String| {
+            if bound {
+                Class::Send(None, None)
+            } else {
+                Class::Park(why)
+            }
+        };
         let labels = p.metadata.labels.as_ref();
-        if let Some(name) = labels.and_then(|l| l.get(gang::POD_GROUP_LABEL)).filter(|n| !n.is_empty()) {
+        if let Some(name) = labels
+            .and_then(|l| l.get(gang::POD_GROUP_LABEL))
+            .filter(|n| !n.is_empty())
+        {
             let key = gang::GroupKey::new(ns.clone(), name.clone());
+            if bound
+                && !matches!(
+                    self.podgroups.get(&(ns.clone(), name.clone())),
+                    Some(Err(_))
+                )
+            {
+                // Already placed (by us before a restart): it belongs to its group's allocation
+                // even before the PodGroup itself is seen.
+                return Class::Send(Some(key), None);
+            }
             return match self.podgroups.get(&(ns.clone(), name.clone())) {
                 Some(Ok(_)) => Class::Send(Some(key), None),
                 Some(Err(e)) => park(format!("its PodGroup {key} is invalid: {e}")),
@@ -230,12 +341,16 @@ impl Cluster {
                                 min_member: n,
                                 schedule_timeout: None,
                                 priority: 0,
-                                created: convert::time_millis(p.metadata.creation_timestamp.as_ref()),
+                                created: convert::time_millis(
+                                    p.metadata.creation_timestamp.as_ref(),
+                                ),
                                 expected_duration: None,
                             };
                             Class::Send(Some(key), Some(g))
                         }
-                        _ => park(format!("label {FLUENCE_GROUP_SIZE_LABEL}={size:?} is not a positive integer")),
+                        _ => park(format!(
+                            "label {FLUENCE_GROUP_SIZE_LABEL}={size:?} is not a positive integer"
+                        )),
                     },
                     None => park(format!("waiting for PodGroup {key}")),
                 },
@@ -251,16 +366,26 @@ impl Cluster {
     fn send_pod(&mut self, uid: &str, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
         let Some(p) = self.pods.get(uid) else { return };
         let ours = self.is_ours(p);
-        let class = if ours { self.classify(p) } else { Class::Send(None, None) };
+        let class = if ours {
+            self.classify(p)
+        } else {
+            Class::Send(None, None)
+        };
         let reference = p.object_ref(&());
         match class {
             Class::Park(why) => {
-                let was_sent = self.sent.remove(uid);
+                self.pod_groups.remove(uid);
+                let was_sent = self.sent.remove(uid).is_some();
                 if was_sent {
                     out.push(gang::Event::PodDelete(gang::PodUid(uid.to_string())));
                 }
                 self.parked.insert(uid.to_string(), why.clone());
-                self.note_once(notes, reference, "FailedScheduling", format!("not scheduled yet: {why}"));
+                self.note_once(
+                    notes,
+                    reference,
+                    "FailedScheduling",
+                    format!("not scheduled yet: {why}"),
+                );
             }
             Class::Send(group, derived) => {
                 self.parked.remove(uid);
@@ -272,7 +397,12 @@ impl Cluster {
                 }
                 let (mut pod, problems) = convert::pod(p, group);
                 for prob in problems {
-                    self.note_once(notes, reference.clone(), "InvalidPodField", prob.to_string());
+                    self.note_once(
+                        notes,
+                        reference.clone(),
+                        "InvalidPodField",
+                        prob.to_string(),
+                    );
                 }
                 pod.scheduler_name = if ours {
                     self.core_scheduler_name().to_string()
@@ -280,7 +410,17 @@ impl Cluster {
                     // Not ours even if the name matches (another namespace): capacity only.
                     format!("other:{}", pod.scheduler_name)
                 };
-                self.sent.insert(uid.to_string());
+                // The core keeps a pod in the group it first came with: a pod that changes
+                // group (its PodGroup or owner was seen late) is removed and added again.
+                if let Some(before) = self.sent.insert(uid.to_string(), pod.group.clone())
+                    && before != pod.group
+                {
+                    out.push(gang::Event::PodDelete(gang::PodUid(uid.to_string())));
+                }
+                match &pod.group {
+                    Some(g) if ours => self.pod_groups.insert(uid.to_string(), g.clone()),
+                    _ => self.pod_groups.remove(uid),
+                };
                 out.push(gang::Event::PodUpsert(pod));
             }
         }
@@ -288,7 +428,9 @@ impl Cluster {
 
     /// A pod was added or changed.
     pub fn apply_pod(&mut self, p: core::Pod, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
-        let Some(uid) = p.metadata.uid.clone() else { return };
+        let Some(uid) = p.metadata.uid.clone() else {
+            return;
+        };
         self.pods.insert(uid.clone(), p);
         self.send_pod(&uid, out, notes);
     }
@@ -297,7 +439,8 @@ impl Cluster {
     pub fn delete_pod(&mut self, uid: &str, out: &mut Vec<gang::Event>) {
         self.pods.remove(uid);
         self.parked.remove(uid);
-        if self.sent.remove(uid) {
+        self.pod_groups.remove(uid);
+        if self.sent.remove(uid).is_some() {
             out.push(gang::Event::PodDelete(gang::PodUid(uid.to_string())));
         }
     }
@@ -317,8 +460,16 @@ impl Cluster {
     // ---- groups and owners ----
 
     /// A PodGroup was added or changed; a malformed one becomes a notice.
-    pub fn apply_podgroup(&mut self, obj: kube::api::DynamicObject, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
-        let key = (obj.metadata.namespace.clone().unwrap_or_default(), obj.metadata.name.clone().unwrap_or_default());
+    pub fn apply_podgroup(
+        &mut self,
+        obj: kube::api::DynamicObject,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
+        let key = (
+            obj.metadata.namespace.clone().unwrap_or_default(),
+            obj.metadata.name.clone().unwrap_or_default(),
+        );
         let reference = ObjectReference {
             api_version: Some("scheduling.x-k8s.io/v1alpha1".into()),
             kind: Some("PodGroup".into()),
@@ -328,9 +479,15 @@ impl Cluster {
             ..Default::default()
         };
         let parsed = serde_json::to_value(&obj)
-            .map_err(|e| FieldError { field: "(object)".into(), message: e.to_string() })
+            .map_err(|e| FieldError {
+                field: "(object)".into(),
+                message: e.to_string(),
+            })
             .and_then(|v| {
-                serde_path_to_error::deserialize::<_, PodGroup>(v).map_err(|e| FieldError { field: e.path().to_string(), message: e.inner().to_string() })
+                serde_path_to_error::deserialize::<_, PodGroup>(v).map_err(|e| FieldError {
+                    field: e.path().to_string(),
+                    message: e.inner().to_string(),
+                })
             })
             .and_then(|pg| convert::pod_group(&pg));
         let gkey = gang::GroupKey::new(key.0.clone(), key.1.clone());
@@ -340,7 +497,12 @@ impl Cluster {
                 out.push(gang::Event::GroupUpsert(g.clone()));
             }
             Err(e) => {
-                self.note_once(notes, reference, "InvalidPodGroup", format!("PodGroup {gkey} ignored: {e}"));
+                self.note_once(
+                    notes,
+                    reference,
+                    "InvalidPodGroup",
+                    format!("PodGroup {gkey} ignored: {e}"),
+                );
                 if matches!(self.podgroups.get(&key), Some(Ok(_))) {
                     out.push(gang::Event::GroupDelete(gkey.clone()));
                 }
@@ -355,13 +517,22 @@ impl Cluster {
         self.retry_parked(out, notes);
     }
 
-    fn resend_group_members(&mut self, key: &gang::GroupKey, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+    fn resend_group_members(
+        &mut self,
+        key: &gang::GroupKey,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
         let members: Vec<String> = self
             .pods
             .iter()
             .filter(|(_, p)| {
                 p.metadata.namespace.as_deref() == Some(key.namespace.as_str())
-                    && p.metadata.labels.as_ref().and_then(|l| l.get(gang::POD_GROUP_LABEL)) == Some(&key.name)
+                    && p.metadata
+                        .labels
+                        .as_ref()
+                        .and_then(|l| l.get(gang::POD_GROUP_LABEL))
+                        == Some(&key.name)
             })
             .map(|(uid, _)| uid.clone())
             .collect();
@@ -371,7 +542,13 @@ impl Cluster {
     }
 
     /// A PodGroup is gone; its pods wait for it again (or use their Fluence label).
-    pub fn delete_podgroup(&mut self, ns: &str, name: &str, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+    pub fn delete_podgroup(
+        &mut self,
+        ns: &str,
+        name: &str,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
         let key = (ns.to_string(), name.to_string());
         if let Some(was) = self.podgroups.remove(&key) {
             let gkey = gang::GroupKey::new(ns, name);
@@ -404,14 +581,20 @@ impl Cluster {
     }
 
     /// A StatefulSet was added or changed.
-    pub fn apply_statefulset(&mut self, s: StatefulSet, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
+    pub fn apply_statefulset(
+        &mut self,
+        s: StatefulSet,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
         self.statefulsets.insert(ns_name(&s), s);
         self.retry_parked(out, notes);
     }
 
     /// A StatefulSet is gone.
     pub fn delete_statefulset(&mut self, ns: &str, name: &str) {
-        self.statefulsets.remove(&(ns.to_string(), name.to_string()));
+        self.statefulsets
+            .remove(&(ns.to_string(), name.to_string()));
     }
 
     /// StatefulSet keys known.
@@ -419,9 +602,15 @@ impl Cluster {
         self.statefulsets.keys().cloned().collect()
     }
 
+    /// Forgets which problems were reported, so a new leader reports them again.
+    pub fn forget_reports(&mut self) {
+        self.reported.clear();
+    }
+
     /// Everything the cache knows as core events, for a fresh core: nodes, groups, then pods.
     pub fn replay(&mut self, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
         self.sent.clear();
+        self.pod_groups.clear();
         self.derived.clear();
         self.parked.clear();
         let names: Vec<String> = self.nodes.keys().cloned().collect();
@@ -435,7 +624,12 @@ impl Cluster {
         let mut uids: Vec<(bool, String)> = self
             .pods
             .iter()
-            .map(|(uid, p)| (p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none(), uid.clone()))
+            .map(|(uid, p)| {
+                (
+                    p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_none(),
+                    uid.clone(),
+                )
+            })
             .collect();
         uids.sort();
         for (_, uid) in uids {
@@ -479,11 +673,23 @@ mod tests {
     fn label_waits_for_podgroup_unless_fluence_size() {
         let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
         let (mut out, mut notes) = (Vec::new(), Vec::new());
-        c.apply_pod(pod("a", json!({"scheduling.x-k8s.io/pod-group": "g"}), None), &mut out, &mut notes);
+        c.apply_pod(
+            pod("a", json!({"scheduling.x-k8s.io/pod-group": "g"}), None),
+            &mut out,
+            &mut notes,
+        );
         assert!(out.is_empty());
         assert_eq!(c.parked_count(), 1);
         assert_eq!(notes[0].reason, "FailedScheduling");
-        c.apply_pod(pod("b", json!({"scheduling.x-k8s.io/pod-group": "f", "fluence.group-size": "4"}), None), &mut out, &mut notes);
+        c.apply_pod(
+            pod(
+                "b",
+                json!({"scheduling.x-k8s.io/pod-group": "f", "fluence.group-size": "4"}),
+                None,
+            ),
+            &mut out,
+            &mut notes,
+        );
         assert_eq!(upserted_group(&out).map(|g| g.min_member), Some(4));
         let pg: kube::api::DynamicObject = from(json!({
             "apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
@@ -492,7 +698,10 @@ mod tests {
         out.clear();
         c.apply_podgroup(pg, &mut out, &mut notes);
         assert_eq!(c.parked_count(), 0);
-        assert_eq!(pod_group_of(&out), Some(Some(gang::GroupKey::new("ns", "g"))));
+        assert_eq!(
+            pod_group_of(&out),
+            Some(Some(gang::GroupKey::new("ns", "g")))
+        );
     }
 
     #[test]
@@ -506,8 +715,16 @@ mod tests {
         c.apply_podgroup(pg, &mut out, &mut notes);
         assert!(out.is_empty());
         assert_eq!(notes[0].reason, "InvalidPodGroup");
-        assert!(notes[0].message.contains("spec.minMember"), "{}", notes[0].message);
-        c.apply_pod(pod("a", json!({"scheduling.x-k8s.io/pod-group": "g"}), None), &mut out, &mut notes);
+        assert!(
+            notes[0].message.contains("spec.minMember"),
+            "{}",
+            notes[0].message
+        );
+        c.apply_pod(
+            pod("a", json!({"scheduling.x-k8s.io/pod-group": "g"}), None),
+            &mut out,
+            &mut notes,
+        );
         assert_eq!(c.parked_count(), 1);
     }
 
@@ -515,28 +732,55 @@ mod tests {
     fn gang_owner_forms_group_of_parallelism() {
         let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
         let (mut out, mut notes) = (Vec::new(), Vec::new());
-        c.apply_pod(pod("j-0", json!({}), Some(("batch/v1", "Job", "j"))), &mut out, &mut notes);
+        c.apply_pod(
+            pod("j-0", json!({}), Some(("batch/v1", "Job", "j"))),
+            &mut out,
+            &mut notes,
+        );
         assert_eq!(c.parked_count(), 1, "owner not seen yet");
-        let job: Job = from(json!({"metadata": {"name": "j", "namespace": "ns", "labels": {"phalanx.dev/gang": "true"}},
-                                   "spec": {"parallelism": 8, "completions": 8, "template": {}}}));
+        let job: Job = from(
+            json!({"metadata": {"name": "j", "namespace": "ns", "labels": {"phalanx.dev/gang": "true"}},
+                                   "spec": {"parallelism": 8, "completions": 8, "template": {}}}),
+        );
         c.apply_job(job, &mut out, &mut notes);
-        assert_eq!(upserted_group(&out).map(|g| (g.key.name, g.min_member)), Some(("job-j".into(), 8)));
-        let plain: StatefulSet = from(json!({"metadata": {"name": "s", "namespace": "ns"}, "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "s"}}));
+        assert_eq!(
+            upserted_group(&out).map(|g| (g.key.name, g.min_member)),
+            Some(("job-j".into(), 8))
+        );
+        let plain: StatefulSet = from(
+            json!({"metadata": {"name": "s", "namespace": "ns"}, "spec": {"replicas": 3, "selector": {}, "template": {}, "serviceName": "s"}}),
+        );
         c.apply_statefulset(plain, &mut out, &mut notes);
         out.clear();
-        c.apply_pod(pod("s-0", json!({}), Some(("apps/v1", "StatefulSet", "s"))), &mut out, &mut notes);
-        assert_eq!(pod_group_of(&out), Some(None), "an unmarked owner gives a group of one");
+        c.apply_pod(
+            pod("s-0", json!({}), Some(("apps/v1", "StatefulSet", "s"))),
+            &mut out,
+            &mut notes,
+        );
+        assert_eq!(
+            pod_group_of(&out),
+            Some(None),
+            "an unmarked owner gives a group of one"
+        );
     }
 
     #[test]
     fn other_schedulers_pods_are_capacity_only() {
         let mut c = Cluster::new(vec!["phalanx".into()], vec!["mine".into()], "rack".into());
         let (mut out, mut notes) = (Vec::new(), Vec::new());
-        c.apply_pod(pod("x", json!({"scheduling.x-k8s.io/pod-group": "g"}), None), &mut out, &mut notes);
+        c.apply_pod(
+            pod("x", json!({"scheduling.x-k8s.io/pod-group": "g"}), None),
+            &mut out,
+            &mut notes,
+        );
         let name = out.iter().find_map(|e| match e {
             gang::Event::PodUpsert(p) => Some(p.scheduler_name.clone()),
             _ => None,
         });
-        assert_eq!(name.as_deref(), Some("other:phalanx"), "namespace ns is not served");
+        assert_eq!(
+            name.as_deref(),
+            Some("other:phalanx"),
+            "namespace ns is not served"
+        );
     }
 }

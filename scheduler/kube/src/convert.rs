@@ -28,7 +28,10 @@ pub struct FieldError {
 }
 
 fn field_error(field: impl Into<String>, message: impl Into<String>) -> FieldError {
-    FieldError { field: field.into(), message: message.into() }
+    FieldError {
+        field: field.into(),
+        message: message.into(),
+    }
 }
 
 /// Milliseconds since the Unix epoch of a Kubernetes time.
@@ -37,7 +40,11 @@ pub fn time_millis(t: Option<&Time>) -> gang::Timestamp {
 }
 
 /// Resources from a quantity map; unknown-format entries become problems and count as zero.
-fn resources(map: Option<&BTreeMap<String, Quantity>>, path: &str, problems: &mut Vec<FieldError>) -> gang::Resources {
+fn resources(
+    map: Option<&BTreeMap<String, Quantity>>,
+    path: &str,
+    problems: &mut Vec<FieldError>,
+) -> gang::Resources {
     let mut r = gang::Resources::default();
     for (name, q) in map.into_iter().flatten() {
         let field = || format!("{path}[{name:?}]");
@@ -88,7 +95,11 @@ fn taint_effect(s: &str) -> Option<gang::TaintEffect> {
 }
 
 /// A node, with zone and rack from labels and NUMA zones from its NodeResourceTopology.
-pub fn node(n: &core::Node, rack_label: &str, nrt: Option<&NodeResourceTopology>) -> (gang::Node, Vec<FieldError>) {
+pub fn node(
+    n: &core::Node,
+    rack_label: &str,
+    nrt: Option<&NodeResourceTopology>,
+) -> (gang::Node, Vec<FieldError>) {
     let mut problems = Vec::new();
     let status = n.status.as_ref();
     let allocatable = status.and_then(|s| s.allocatable.as_ref());
@@ -106,7 +117,10 @@ pub fn node(n: &core::Node, rack_label: &str, nrt: Option<&NodeResourceTopology>
     let label = |key: &str, problems: &mut Vec<FieldError>| {
         let v = labels.get(key)?;
         if v.is_empty() {
-            problems.push(field_error(format!("metadata.labels[{key:?}]"), "empty value; ignored"));
+            problems.push(field_error(
+                format!("metadata.labels[{key:?}]"),
+                "empty value; ignored",
+            ));
             return None;
         }
         Some(v.clone())
@@ -115,13 +129,29 @@ pub fn node(n: &core::Node, rack_label: &str, nrt: Option<&NodeResourceTopology>
     let rack = label(rack_label, &mut problems);
     let spec = n.spec.as_ref();
     let mut taints = Vec::new();
-    for (i, t) in spec.and_then(|s| s.taints.as_ref()).into_iter().flatten().enumerate() {
+    for (i, t) in spec
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         match taint_effect(&t.effect) {
-            Some(effect) => taints.push(gang::Taint { key: t.key.clone(), value: t.value.clone().unwrap_or_default(), effect }),
+            Some(effect) => taints.push(gang::Taint {
+                key: t.key.clone(),
+                value: t.value.clone().unwrap_or_default(),
+                effect,
+            }),
             None => {
                 // An unknown effect is treated as the strictest one that blocks new pods.
-                problems.push(field_error(format!("spec.taints[{i}].effect"), format!("unknown effect {:?}; treated as NoSchedule", t.effect)));
-                taints.push(gang::Taint { key: t.key.clone(), value: t.value.clone().unwrap_or_default(), effect: gang::TaintEffect::NoSchedule });
+                problems.push(field_error(
+                    format!("spec.taints[{i}].effect"),
+                    format!("unknown effect {:?}; treated as NoSchedule", t.effect),
+                ));
+                taints.push(gang::Taint {
+                    key: t.key.clone(),
+                    value: t.value.clone().unwrap_or_default(),
+                    effect: gang::TaintEffect::NoSchedule,
+                });
             }
         }
     }
@@ -146,18 +176,31 @@ pub fn node(n: &core::Node, rack_label: &str, nrt: Option<&NodeResourceTopology>
     (node, problems)
 }
 
-fn numa(t: &NodeResourceTopology, problems: &mut Vec<FieldError>) -> (Vec<gang::NumaZone>, gang::NumaPolicy) {
+fn numa(
+    t: &NodeResourceTopology,
+    problems: &mut Vec<FieldError>,
+) -> (Vec<gang::NumaZone>, gang::NumaPolicy) {
     let mut zones = Vec::new();
-    for (i, z) in t.zones.iter().enumerate().filter(|(_, z)| z.type_ == "Node") {
+    for (i, z) in t
+        .zones
+        .iter()
+        .enumerate()
+        .filter(|(_, z)| z.type_ == "Node")
+    {
         let id = z
             .name
             .rsplit('-')
             .next()
             .and_then(|s| s.parse::<u32>().ok())
             .unwrap_or(i as u32);
-        let mut zone = gang::NumaZone { id, ..Default::default() };
+        let mut zone = gang::NumaZone {
+            id,
+            ..Default::default()
+        };
         for (j, r) in z.resources.iter().enumerate() {
-            let Some(q) = r.allocatable.as_ref().or(r.capacity.as_ref()) else { continue };
+            let Some(q) = r.allocatable.as_ref().or(r.capacity.as_ref()) else {
+                continue;
+            };
             let field = || format!("zones[{i}].resources[{j}].allocatable");
             let res = match r.name.as_str() {
                 "cpu" => quantity::to_millis(&q.0).map(|v| zone.cpu_millis = v),
@@ -210,11 +253,22 @@ fn requirements(
     let mut out = Vec::new();
     for (i, r) in reqs.into_iter().flatten().enumerate() {
         match selector_operator(&r.operator) {
-            Some(operator) => out.push(gang::SelectorRequirement { key: r.key.clone(), operator, values: r.values.clone().unwrap_or_default() }),
+            Some(operator) => out.push(gang::SelectorRequirement {
+                key: r.key.clone(),
+                operator,
+                values: r.values.clone().unwrap_or_default(),
+            }),
             // An unknown operator must not widen placement: keep a requirement nothing satisfies.
             None => {
-                problems.push(field_error(format!("{path}[{i}].operator"), format!("unknown operator {:?}", r.operator)));
-                out.push(gang::SelectorRequirement { key: r.key.clone(), operator: gang::SelectorOperator::In, values: Vec::new() });
+                problems.push(field_error(
+                    format!("{path}[{i}].operator"),
+                    format!("unknown operator {:?}", r.operator),
+                ));
+                out.push(gang::SelectorRequirement {
+                    key: r.key.clone(),
+                    operator: gang::SelectorOperator::In,
+                    values: Vec::new(),
+                });
             }
         }
     }
@@ -226,11 +280,24 @@ pub fn pod(p: &core::Pod, group: Option<gang::GroupKey>) -> (gang::Pod, Vec<Fiel
     let mut problems = Vec::new();
     let spec = p.spec.as_ref();
     let mut requests = gang::Resources::default();
-    for (i, c) in spec.map(|s| s.containers.as_slice()).unwrap_or_default().iter().enumerate() {
-        add(&mut requests, &container_requests(c, &format!("spec.containers[{i}]"), &mut problems));
+    for (i, c) in spec
+        .map(|s| s.containers.as_slice())
+        .unwrap_or_default()
+        .iter()
+        .enumerate()
+    {
+        add(
+            &mut requests,
+            &container_requests(c, &format!("spec.containers[{i}]"), &mut problems),
+        );
     }
     let mut init_max = gang::Resources::default();
-    for (i, c) in spec.and_then(|s| s.init_containers.as_ref()).into_iter().flatten().enumerate() {
+    for (i, c) in spec
+        .and_then(|s| s.init_containers.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let r = container_requests(c, &format!("spec.initContainers[{i}]"), &mut problems);
         if c.restart_policy.as_deref() == Some("Always") {
             // Sidecars run beside the main containers for the pod's whole life.
@@ -240,16 +307,31 @@ pub fn pod(p: &core::Pod, group: Option<gang::GroupKey>) -> (gang::Pod, Vec<Fiel
         }
     }
     max_into(&mut requests, &init_max);
-    add(&mut requests, &resources(spec.and_then(|s| s.overhead.as_ref()), "spec.overhead", &mut problems));
+    add(
+        &mut requests,
+        &resources(
+            spec.and_then(|s| s.overhead.as_ref()),
+            "spec.overhead",
+            &mut problems,
+        ),
+    );
 
     let mut tolerations = Vec::new();
-    for (i, t) in spec.and_then(|s| s.tolerations.as_ref()).into_iter().flatten().enumerate() {
+    for (i, t) in spec
+        .and_then(|s| s.tolerations.as_ref())
+        .into_iter()
+        .flatten()
+        .enumerate()
+    {
         let effect = match t.effect.as_deref() {
             None | Some("") => None,
             Some(e) => match taint_effect(e) {
                 Some(e) => Some(e),
                 None => {
-                    problems.push(field_error(format!("spec.tolerations[{i}].effect"), format!("unknown effect {e:?}; toleration ignored")));
+                    problems.push(field_error(
+                        format!("spec.tolerations[{i}].effect"),
+                        format!("unknown effect {e:?}; toleration ignored"),
+                    ));
                     continue;
                 }
             },
@@ -258,20 +340,38 @@ pub fn pod(p: &core::Pod, group: Option<gang::GroupKey>) -> (gang::Pod, Vec<Fiel
             Some("Exists") => gang::TolerationOperator::Exists,
             _ => gang::TolerationOperator::Equal,
         };
-        tolerations.push(gang::Toleration { key: t.key.clone().filter(|k| !k.is_empty()), operator, value: t.value.clone().unwrap_or_default(), effect });
+        tolerations.push(gang::Toleration {
+            key: t.key.clone().filter(|k| !k.is_empty()),
+            operator,
+            value: t.value.clone().unwrap_or_default(),
+            effect,
+        });
     }
     let mut required_affinity = Vec::new();
     let terms = spec
         .and_then(|s| s.affinity.as_ref())
         .and_then(|a| a.node_affinity.as_ref())
-        .and_then(|na| na.required_during_scheduling_ignored_during_execution.as_ref())
+        .and_then(|na| {
+            na.required_during_scheduling_ignored_during_execution
+                .as_ref()
+        })
         .map(|r| r.node_selector_terms.as_slice())
         .unwrap_or_default();
     for (i, t) in terms.iter().enumerate() {
-        let base = format!("spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[{i}]");
+        let base = format!(
+            "spec.affinity.nodeAffinity.requiredDuringSchedulingIgnoredDuringExecution.nodeSelectorTerms[{i}]"
+        );
         required_affinity.push(gang::SelectorTerm {
-            match_expressions: requirements(t.match_expressions.as_ref(), &format!("{base}.matchExpressions"), &mut problems),
-            match_node_names: requirements(t.match_fields.as_ref(), &format!("{base}.matchFields"), &mut problems),
+            match_expressions: requirements(
+                t.match_expressions.as_ref(),
+                &format!("{base}.matchExpressions"),
+                &mut problems,
+            ),
+            match_node_names: requirements(
+                t.match_fields.as_ref(),
+                &format!("{base}.matchFields"),
+                &mut problems,
+            ),
         });
     }
     let annotations = p.metadata.annotations.as_ref();
@@ -302,10 +402,16 @@ pub fn pod(p: &core::Pod, group: Option<gang::GroupKey>) -> (gang::Pod, Vec<Fiel
         requests,
         group,
         priority: spec.and_then(|s| s.priority).unwrap_or(0),
-        scheduler_name: spec.and_then(|s| s.scheduler_name.clone()).unwrap_or_else(|| "default-scheduler".into()),
-        node_name: spec.and_then(|s| s.node_name.clone()).filter(|n| !n.is_empty()),
+        scheduler_name: spec
+            .and_then(|s| s.scheduler_name.clone())
+            .unwrap_or_else(|| "default-scheduler".into()),
+        node_name: spec
+            .and_then(|s| s.node_name.clone())
+            .filter(|n| !n.is_empty()),
         phase,
-        node_selector: spec.and_then(|s| s.node_selector.clone()).unwrap_or_default(),
+        node_selector: spec
+            .and_then(|s| s.node_selector.clone())
+            .unwrap_or_default(),
         required_affinity,
         tolerations,
         created: time_millis(p.metadata.creation_timestamp.as_ref()),
@@ -314,11 +420,23 @@ pub fn pod(p: &core::Pod, group: Option<gang::GroupKey>) -> (gang::Pod, Vec<Fiel
     (pod, problems)
 }
 
-fn container_requests(c: &core::Container, path: &str, problems: &mut Vec<FieldError>) -> gang::Resources {
+fn container_requests(
+    c: &core::Container,
+    path: &str,
+    problems: &mut Vec<FieldError>,
+) -> gang::Resources {
     let res = c.resources.as_ref();
-    let mut r = resources(res.and_then(|r| r.requests.as_ref()), &format!("{path}.resources.requests"), problems);
+    let mut r = resources(
+        res.and_then(|r| r.requests.as_ref()),
+        &format!("{path}.resources.requests"),
+        problems,
+    );
     // As the API server defaults them: a limit without a request is the request.
-    let limits = resources(res.and_then(|r| r.limits.as_ref()), &format!("{path}.resources.limits"), &mut Vec::new());
+    let limits = resources(
+        res.and_then(|r| r.limits.as_ref()),
+        &format!("{path}.resources.limits"),
+        &mut Vec::new(),
+    );
     let requests = res.and_then(|r| r.requests.as_ref());
     let has = |k: &str| requests.is_some_and(|m| m.contains_key(k));
     if !has("cpu") {
@@ -340,20 +458,34 @@ fn container_requests(c: &core::Container, path: &str, problems: &mut Vec<FieldE
 pub fn pod_group(pg: &PodGroup) -> Result<gang::PodGroup, FieldError> {
     let min_member = pg.spec.min_member.unwrap_or(1);
     if min_member < 1 {
-        return Err(field_error("spec.minMember", format!("must be at least 1, got {min_member}")));
+        return Err(field_error(
+            "spec.minMember",
+            format!("must be at least 1, got {min_member}"),
+        ));
     }
     let schedule_timeout = match pg.spec.schedule_timeout_seconds {
-        Some(s) if s < 0 => return Err(field_error("spec.scheduleTimeoutSeconds", format!("must not be negative, got {s}"))),
+        Some(s) if s < 0 => {
+            return Err(field_error(
+                "spec.scheduleTimeoutSeconds",
+                format!("must not be negative, got {s}"),
+            ));
+        }
         Some(s) => Some(gang::Millis::from_secs(i64::from(s))),
         None => None,
     };
     for (name, q) in pg.spec.min_resources.iter().flatten() {
         if quantity::parse_nanos(&q.0).is_err() {
-            return Err(field_error(format!("spec.minResources[{name:?}]"), format!("invalid quantity {:?}", q.0)));
+            return Err(field_error(
+                format!("spec.minResources[{name:?}]"),
+                format!("invalid quantity {:?}", q.0),
+            ));
         }
     }
     Ok(gang::PodGroup {
-        key: gang::GroupKey::new(pg.metadata.namespace.clone().unwrap_or_default(), pg.metadata.name.clone().unwrap_or_default()),
+        key: gang::GroupKey::new(
+            pg.metadata.namespace.clone().unwrap_or_default(),
+            pg.metadata.name.clone().unwrap_or_default(),
+        ),
         min_member: min_member as u32,
         schedule_timeout,
         priority: 0,
@@ -380,8 +512,19 @@ mod tests {
                        "conditions": [{"type": "Ready", "status": "False"}]},
         }));
         let (node, problems) = node(&n, "rack", None);
-        assert_eq!(node.allocatable, gang::Resources { cpu_millis: 8000, memory_bytes: 32 << 30, gpus: 4, extended: [("rdma/hca".to_string(), 1)].into() });
-        assert_eq!((node.zone.as_deref(), node.rack.as_deref()), (Some("z1"), Some("r7")));
+        assert_eq!(
+            node.allocatable,
+            gang::Resources {
+                cpu_millis: 8000,
+                memory_bytes: 32 << 30,
+                gpus: 4,
+                extended: [("rdma/hca".to_string(), 1)].into()
+            }
+        );
+        assert_eq!(
+            (node.zone.as_deref(), node.rack.as_deref()),
+            (Some("z1"), Some("r7"))
+        );
         assert!(node.unschedulable && !node.ready);
         assert_eq!(node.taints[0].effect, gang::TaintEffect::NoSchedule);
         assert_eq!(problems.len(), 1, "{problems:?}");
@@ -420,9 +563,47 @@ mod tests {
         assert_eq!(pod_group(&pg).unwrap_err().field, "spec.minMember");
         pg.spec.min_member = Some(4);
         pg.spec.schedule_timeout_seconds = Some(-1);
-        assert_eq!(pod_group(&pg).unwrap_err().field, "spec.scheduleTimeoutSeconds");
+        assert_eq!(
+            pod_group(&pg).unwrap_err().field,
+            "spec.scheduleTimeoutSeconds"
+        );
         pg.spec.schedule_timeout_seconds = Some(30);
         let g = pod_group(&pg).unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((g.min_member, g.schedule_timeout), (4, Some(gang::Millis(30_000))));
+        assert_eq!(
+            (g.min_member, g.schedule_timeout),
+            (4, Some(gang::Millis(30_000)))
+        );
+    }
+
+    #[test]
+    fn numa_zones_and_policy_from_node_resource_topology() {
+        let n: core::Node =
+            from(json!({"metadata": {"name": "n"}, "status": {"allocatable": {"cpu": "8"}}}));
+        let t: NodeResourceTopology = from(json!({
+            "metadata": {"name": "n"},
+            "attributes": [{"name": "topologyManagerPolicy", "value": "single-numa-node"}],
+            "zones": [
+                {"name": "node-0", "type": "Node", "resources": [{"name": "cpu", "allocatable": "4"}, {"name": "nvidia.com/gpu", "allocatable": "2"}]},
+                {"name": "node-1", "type": "Node", "resources": [{"name": "cpu", "allocatable": "4"}, {"name": "memory", "allocatable": "bad"}]},
+                {"name": "socket-0", "type": "Socket", "resources": []},
+            ],
+        }));
+        let (node, problems) = node(&n, "rack", Some(&t));
+        assert_eq!(node.numa_policy, gang::NumaPolicy::SingleNumaNode);
+        assert_eq!(node.numa_zones.len(), 2);
+        assert_eq!(
+            (
+                node.numa_zones[0].id,
+                node.numa_zones[0].cpu_millis,
+                node.numa_zones[0].gpus
+            ),
+            (0, 4000, 2)
+        );
+        assert_eq!(node.numa_zones[1].id, 1);
+        assert_eq!(problems.len(), 1);
+        assert!(
+            problems[0].field.starts_with("zones[1].resources[1]"),
+            "{problems:?}"
+        );
     }
 }

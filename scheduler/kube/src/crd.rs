@@ -162,9 +162,20 @@ mod tests {
         assert_eq!(crd.spec.names.plural, "podgroups");
         let v = &crd.spec.versions[0];
         assert_eq!(v.name, "v1alpha1");
-        assert!(v.subresources.as_ref().and_then(|s| s.status.as_ref()).is_some());
+        assert!(
+            v.subresources
+                .as_ref()
+                .and_then(|s| s.status.as_ref())
+                .is_some()
+        );
         let schema = serde_json::to_string(&v.schema).unwrap_or_default();
-        for field in ["minMember", "minResources", "scheduleTimeoutSeconds", "scheduleStartTime", "succeeded"] {
+        for field in [
+            "minMember",
+            "minResources",
+            "scheduleTimeoutSeconds",
+            "scheduleStartTime",
+            "succeeded",
+        ] {
             assert!(schema.contains(field), "schema lacks {field}");
         }
     }

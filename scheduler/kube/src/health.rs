@@ -21,8 +21,19 @@ struct AppState {
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     let mut body = String::new();
     match prometheus_client::encoding::text::encode(&mut body, &s.registry) {
-        Ok(()) => (StatusCode::OK, [(header::CONTENT_TYPE, "application/openmetrics-text; version=1.0.0; charset=utf-8")], body),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, [(header::CONTENT_TYPE, "text/plain")], e.to_string()),
+        Ok(()) => (
+            StatusCode::OK,
+            [(
+                header::CONTENT_TYPE,
+                "application/openmetrics-text; version=1.0.0; charset=utf-8",
+            )],
+            body,
+        ),
+        Err(e) => (
+            StatusCode::INTERNAL_SERVER_ERROR,
+            [(header::CONTENT_TYPE, "text/plain")],
+            e.to_string(),
+        ),
     }
 }
 
@@ -39,7 +50,12 @@ async fn readyz(State(s): State<AppState>) -> (StatusCode, &'static str) {
 }
 
 /// Serves until `stop` flips.
-pub async fn serve(listener: tokio::net::TcpListener, registry: Arc<Registry>, status: Arc<Status>, mut stop: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    registry: Arc<Registry>,
+    status: Arc<Status>,
+    mut stop: watch::Receiver<bool>,
+) {
     let app = axum::Router::new()
         .route("/metrics", get(metrics))
         .route("/healthz", get(healthz))
@@ -48,7 +64,10 @@ pub async fn serve(listener: tokio::net::TcpListener, registry: Arc<Registry>, s
     let shutdown = async move {
         let _ = stop.changed().await;
     };
-    if let Err(e) = axum::serve(listener, app).with_graceful_shutdown(shutdown).await {
+    if let Err(e) = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await
+    {
         tracing::error!(error = %e, "metrics server failed");
     }
 }

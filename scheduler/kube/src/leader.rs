@@ -40,12 +40,22 @@ fn now_micro() -> MicroTime {
 }
 
 /// One attempt to take or renew the lease; Ok(true) if we hold it afterwards.
-async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig, observed: &mut Observed) -> Result<bool, kube::Error> {
-    let secs = i32::try_from(cfg.lease_duration.as_secs()).unwrap_or(i32::MAX).max(1);
+async fn try_acquire(
+    api: &Api<Lease>,
+    cfg: &LeaseConfig,
+    observed: &mut Observed,
+) -> Result<bool, kube::Error> {
+    let secs = i32::try_from(cfg.lease_duration.as_secs())
+        .unwrap_or(i32::MAX)
+        .max(1);
     let current = match api.get_opt(&cfg.name).await? {
         None => {
             let lease = Lease {
-                metadata: ObjectMeta { name: Some(cfg.name.clone()), namespace: Some(cfg.namespace.clone()), ..Default::default() },
+                metadata: ObjectMeta {
+                    name: Some(cfg.name.clone()),
+                    namespace: Some(cfg.namespace.clone()),
+                    ..Default::default()
+                },
                 spec: Some(LeaseSpec {
                     holder_identity: Some(cfg.identity.clone()),
                     lease_duration_seconds: Some(secs),
@@ -64,7 +74,11 @@ async fn try_acquire(api: &Api<Lease>, cfg: &LeaseConfig, observed: &mut Observe
         Some(l) => l,
     };
     let spec = current.spec.clone().unwrap_or_default();
-    let record = (spec.holder_identity.clone(), spec.renew_time.clone(), spec.lease_transitions);
+    let record = (
+        spec.holder_identity.clone(),
+        spec.renew_time.clone(),
+        spec.lease_transitions,
+    );
     if observed.record.as_ref() != Some(&record) {
         observed.record = Some(record);
         observed.at = Instant::now();
@@ -111,12 +125,24 @@ async fn release(api: &Api<Lease>, cfg: &LeaseConfig) {
 }
 
 /// Runs the election until `stop` turns true; publishes leadership on `tx`.
-pub async fn run(client: kube::Client, cfg: LeaseConfig, tx: watch::Sender<bool>, mut stop: watch::Receiver<bool>) {
+pub async fn run(
+    client: kube::Client,
+    cfg: LeaseConfig,
+    tx: watch::Sender<bool>,
+    mut stop: watch::Receiver<bool>,
+) {
     let api: Api<Lease> = Api::namespaced(client, &cfg.namespace);
-    let mut observed = Observed { record: None, at: Instant::now() };
+    let mut observed = Observed {
+        record: None,
+        at: Instant::now(),
+    };
     let mut last_renew: Option<Instant> = None;
     loop {
-        let attempt = tokio::time::timeout(cfg.retry_period.max(Duration::from_millis(100)), try_acquire(&api, &cfg, &mut observed)).await;
+        let attempt = tokio::time::timeout(
+            cfg.retry_period.max(Duration::from_millis(100)),
+            try_acquire(&api, &cfg, &mut observed),
+        )
+        .await;
         let held = match attempt {
             Ok(Ok(true)) => {
                 last_renew = Some(Instant::now());
@@ -144,7 +170,9 @@ pub async fn run(client: kube::Client, cfg: LeaseConfig, tx: watch::Sender<bool>
         }
         // A leader that cannot renew must stop binding before its lease could expire elsewhere.
         let wait = match last_renew {
-            Some(t) => cfg.retry_period.min((t + cfg.renew_deadline).saturating_duration_since(Instant::now())),
+            Some(t) => cfg
+                .retry_period
+                .min((t + cfg.renew_deadline).saturating_duration_since(Instant::now())),
             None => cfg.retry_period,
         };
         tokio::select! {

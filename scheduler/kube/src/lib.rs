@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod quantity;
 pub mod rbac;
 pub mod scheduler;
+pub mod status_api;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -46,12 +47,18 @@ pub struct SchedulerHandle {
     tasks: JoinSet<()>,
     leader_task: Option<tokio::task::JoinHandle<()>>,
     identity: String,
+    grpc_addr: Option<String>,
 }
 
 impl SchedulerHandle {
     /// Where `/metrics`, `/healthz` and `/readyz` are served.
     pub fn metrics_addr(&self) -> SocketAddr {
         self.metrics_addr
+    }
+
+    /// Where the gRPC API (`phalanx status`) is served, if it is.
+    pub fn grpc_addr(&self) -> Option<&str> {
+        self.grpc_addr.as_deref()
     }
 
     /// Whether this replica holds the lease now.
@@ -115,7 +122,9 @@ fn spawn_watch<K>(
                         return;
                     }
                 }
-                Err(e) => tracing::warn!(kind = std::any::type_name::<K>(), error = %e, "watch error"),
+                Err(e) => {
+                    tracing::warn!(kind = std::any::type_name::<K>(), error = %e, "watch error")
+                }
             }
         }
     });
@@ -123,10 +132,9 @@ fn spawn_watch<K>(
 
 async fn nrt_installed(client: &kube::Client) -> bool {
     match client.list_api_groups().await {
-        Ok(groups) => groups
-            .groups
-            .iter()
-            .any(|g| g.name == "topology.node.k8s.io" && g.versions.iter().any(|v| v.version == "v1alpha2")),
+        Ok(groups) => groups.groups.iter().any(|g| {
+            g.name == "topology.node.k8s.io" && g.versions.iter().any(|v| v.version == "v1alpha2")
+        }),
         Err(e) => {
             tracing::warn!(error = %e, "API discovery failed; NodeResourceTopology is not watched");
             false
@@ -138,26 +146,35 @@ async fn nrt_installed(client: &kube::Client) -> bool {
 pub async fn client_for(settings: &Settings) -> anyhow::Result<kube::Client> {
     let config = match &settings.kubeconfig {
         Some(path) => {
-            let kc = kube::config::Kubeconfig::read_from(path).with_context(|| format!("reading kubeconfig {}", path.display()))?;
+            let kc = kube::config::Kubeconfig::read_from(path)
+                .with_context(|| format!("reading kubeconfig {}", path.display()))?;
             kube::Config::from_custom_kubeconfig(kc, &kube::config::KubeConfigOptions::default())
                 .await
                 .with_context(|| format!("loading kubeconfig {}", path.display()))?
         }
-        None => kube::Config::infer().await.context("finding Kubernetes credentials (in-cluster or $KUBECONFIG)")?,
+        None => kube::Config::infer()
+            .await
+            .context("finding Kubernetes credentials (in-cluster or $KUBECONFIG)")?,
     };
     kube::Client::try_from(config).context("building the Kubernetes client")
 }
 
 /// Starts the scheduler: watches, the loop, leader election, metrics/health.
 /// With `client` None the client comes from the settings.
-pub async fn start(settings: Settings, client: Option<kube::Client>) -> anyhow::Result<SchedulerHandle> {
+pub async fn start(
+    settings: Settings,
+    client: Option<kube::Client>,
+) -> anyhow::Result<SchedulerHandle> {
     let client = match client {
         Some(c) => c,
         None => client_for(&settings).await?,
     };
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(metrics::Metrics::new(&mut registry));
-    let status = Arc::new(Status { alive: Arc::new(AtomicBool::new(true)), ..Default::default() });
+    let status = Arc::new(Status {
+        alive: Arc::new(AtomicBool::new(true)),
+        ..Default::default()
+    });
     let (stop_tx, stop_rx) = watch::channel(false);
     let (leader_tx, leader_rx) = watch::channel(!settings.leader_elect);
     let (tx, rx) = mpsc::channel::<Input>(65536);
@@ -167,32 +184,97 @@ pub async fn start(settings: Settings, client: Option<kube::Client>) -> anyhow::
         .await
         .with_context(|| format!("listening for metrics on {}", settings.metrics_addr))?;
     let metrics_addr = listener.local_addr()?;
-    tasks.spawn(health::serve(listener, Arc::new(registry), status.clone(), stop_rx.clone()));
+    tasks.spawn(health::serve(
+        listener,
+        Arc::new(registry),
+        status.clone(),
+        stop_rx.clone(),
+    ));
 
     let nrt = nrt_installed(&client).await;
     let writer = binder::Writer::new(
         client.clone(),
-        settings.qps,
-        settings.burst,
-        settings.bind_concurrency,
+        &settings,
         leader_rx.clone(),
         status.alive.clone(),
-        &settings.identity,
         metrics.clone(),
     );
-    let lp = Loop::new(settings.clone(), tx.clone(), writer, metrics.clone(), status.clone(), nrt);
-    tasks.spawn(lp.run(rx, stop_rx.clone()));
+    let lp = Loop::new(
+        settings.clone(),
+        tx.clone(),
+        writer,
+        metrics.clone(),
+        status.clone(),
+        nrt,
+    );
+    let (query_tx, query_rx) = mpsc::channel(64);
+    let mut grpc_addr = None;
+    if let Some(addr) = &settings.grpc_addr {
+        let listener = phalanx_grpc::Listener::bind(addr)
+            .await
+            .with_context(|| format!("listening for gRPC on {addr}"))?;
+        grpc_addr = Some(listener.local_addr());
+        let backend = Arc::new(status_api::LiveBackend::new(query_tx));
+        let mut stop = stop_rx.clone();
+        tasks.spawn(async move {
+            let shutdown = async move {
+                let _ = stop.changed().await;
+            };
+            if let Err(e) = phalanx_grpc::serve_with(listener, backend, shutdown).await {
+                tracing::error!(error = %e, "gRPC server failed");
+            }
+        });
+    } else {
+        drop(query_tx);
+    }
+    tasks.spawn(lp.run(rx, query_rx, stop_rx.clone()));
 
-    // Pods that ended hold nothing; leaving them out keeps the cache small.
-    let pod_cfg = watcher::Config::default().fields("status.phase!=Succeeded,status.phase!=Failed");
-    spawn_watch(&mut tasks, Api::<core::Node>::all(client.clone()), watcher::Config::default(), tx.clone(), Input::Node);
-    spawn_watch(&mut tasks, Api::<core::Pod>::all(client.clone()), pod_cfg, tx.clone(), Input::Pod);
+    // Ended pods are watched too: they hold nothing, but PodGroup status counts them.
+    let pod_cfg = watcher::Config::default();
+    spawn_watch(
+        &mut tasks,
+        Api::<core::Node>::all(client.clone()),
+        watcher::Config::default(),
+        tx.clone(),
+        Input::Node,
+    );
+    spawn_watch(
+        &mut tasks,
+        Api::<core::Pod>::all(client.clone()),
+        pod_cfg,
+        tx.clone(),
+        Input::Pod,
+    );
     let pg_resource = ApiResource::erase::<PodGroup>(&());
-    spawn_watch(&mut tasks, Api::<DynamicObject>::all_with(client.clone(), &pg_resource), watcher::Config::default(), tx.clone(), Input::PodGroup);
-    spawn_watch(&mut tasks, Api::<Job>::all(client.clone()), watcher::Config::default(), tx.clone(), Input::Job);
-    spawn_watch(&mut tasks, Api::<StatefulSet>::all(client.clone()), watcher::Config::default(), tx.clone(), Input::StatefulSet);
+    spawn_watch(
+        &mut tasks,
+        Api::<DynamicObject>::all_with(client.clone(), &pg_resource),
+        watcher::Config::default(),
+        tx.clone(),
+        Input::PodGroup,
+    );
+    spawn_watch(
+        &mut tasks,
+        Api::<Job>::all(client.clone()),
+        watcher::Config::default(),
+        tx.clone(),
+        Input::Job,
+    );
+    spawn_watch(
+        &mut tasks,
+        Api::<StatefulSet>::all(client.clone()),
+        watcher::Config::default(),
+        tx.clone(),
+        Input::StatefulSet,
+    );
     if nrt {
-        spawn_watch(&mut tasks, Api::<crd::NodeResourceTopology>::all(client.clone()), watcher::Config::default(), tx.clone(), Input::Nrt);
+        spawn_watch(
+            &mut tasks,
+            Api::<crd::NodeResourceTopology>::all(client.clone()),
+            watcher::Config::default(),
+            tx.clone(),
+            Input::Nrt,
+        );
     }
 
     // Leadership: forward changes into the loop; the binder reads the watch directly.
@@ -206,7 +288,12 @@ pub async fn start(settings: Settings, client: Option<kube::Client>) -> anyhow::
             renew_deadline: settings.renew_deadline,
             retry_period: settings.retry_period,
         };
-        leader_task = Some(tokio::spawn(leader::run(client.clone(), cfg, leader_tx, stop_rx.clone())));
+        leader_task = Some(tokio::spawn(leader::run(
+            client.clone(),
+            cfg,
+            leader_tx,
+            stop_rx.clone(),
+        )));
     }
     let mut leader_watch = leader_rx;
     let tx_leader = tx.clone();
@@ -222,9 +309,16 @@ pub async fn start(settings: Settings, client: Option<kube::Client>) -> anyhow::
             }
         }
     });
-    // NOTE(kube): the gRPC API of phalanx-grpc is not served in-process yet (needs a Backend over the live core).
     tracing::info!(identity = %settings.identity, names = ?settings.scheduler_names, %metrics_addr, "phalanx scheduler started");
-    Ok(SchedulerHandle { metrics_addr, status, stop: stop_tx, tasks, leader_task, identity: settings.identity })
+    Ok(SchedulerHandle {
+        metrics_addr,
+        status,
+        stop: stop_tx,
+        tasks,
+        leader_task,
+        identity: settings.identity,
+        grpc_addr,
+    })
 }
 
 /// Runs the scheduler until SIGTERM or Ctrl-C.

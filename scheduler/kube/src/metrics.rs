@@ -55,21 +55,59 @@ impl Metrics {
             bind_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
         };
         let r = registry.sub_registry_with_prefix("phalanx");
-        r.register("schedule_attempts", "Group scheduling attempts by result", m.attempts.clone());
-        r.register("scheduling_latency_seconds", "From a cluster change to the end of the scheduling pass", m.scheduling_latency.clone());
-        r.register("match_latency_seconds", "Time in the gang core's scheduling pass", m.match_latency.clone());
-        r.register("pending_pods", "Our pods not yet bound", m.pending_pods.clone());
-        r.register("pending_groups", "Groups not yet scheduled", m.pending_groups.clone());
+        r.register(
+            "schedule_attempts",
+            "Group scheduling attempts by result",
+            m.attempts.clone(),
+        );
+        r.register(
+            "scheduling_latency_seconds",
+            "From a cluster change to the end of the scheduling pass",
+            m.scheduling_latency.clone(),
+        );
+        r.register(
+            "match_latency_seconds",
+            "Time in the gang core's scheduling pass",
+            m.match_latency.clone(),
+        );
+        r.register(
+            "pending_pods",
+            "Our pods not yet bound",
+            m.pending_pods.clone(),
+        );
+        r.register(
+            "pending_groups",
+            "Groups not yet scheduled",
+            m.pending_groups.clone(),
+        );
         r.register("binds", "Successful pod bindings", m.binds.clone());
-        r.register("bind_failures", "Failed pod bindings by result", m.bind_failures.clone());
-        r.register("graph_nodes", "Kubernetes nodes in the resource graph", m.graph_nodes.clone());
-        r.register("leader", "1 while this replica holds the lease", m.leader.clone());
-        r.register("bind_latency_seconds", "Bind request round trip", m.bind_latency.clone());
+        r.register(
+            "bind_failures",
+            "Failed pod bindings by result",
+            m.bind_failures.clone(),
+        );
+        r.register(
+            "graph_nodes",
+            "Kubernetes nodes in the resource graph",
+            m.graph_nodes.clone(),
+        );
+        r.register(
+            "leader",
+            "1 while this replica holds the lease",
+            m.leader.clone(),
+        );
+        r.register(
+            "bind_latency_seconds",
+            "Bind request round trip",
+            m.bind_latency.clone(),
+        );
         m
     }
 }
 
 /// Label helper.
 pub fn result(r: &str) -> ResultLabel {
-    ResultLabel { result: r.to_string() }
+    ResultLabel {
+        result: r.to_string(),
+    }
 }

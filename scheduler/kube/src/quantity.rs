@@ -34,7 +34,11 @@ pub fn parse_nanos(s: &str) -> Result<i128, QuantityError> {
     if digits.len() > 30 {
         return Err(err());
     }
-    let mantissa: i128 = if digits.is_empty() { 0 } else { digits.parse().map_err(|_| err())? };
+    let mantissa: i128 = if digits.is_empty() {
+        0
+    } else {
+        digits.parse().map_err(|_| err())?
+    };
     let scale = frac_part.len() as i32;
     // value = mantissa * 10^(exp10 - scale) * 2^exp2, in nanos: * 10^9.
     let (exp10, exp2): (i32, u32) = match suffix {
@@ -60,7 +64,9 @@ pub fn parse_nanos(s: &str) -> Result<i128, QuantityError> {
     let mut value = mantissa.checked_mul(1i128 << exp2).ok_or_else(err)?;
     let pow = exp10 - scale + 9;
     if pow >= 0 {
-        value = value.checked_mul(10i128.checked_pow(pow as u32).ok_or_else(err)?).ok_or_else(err)?;
+        value = value
+            .checked_mul(10i128.checked_pow(pow as u32).ok_or_else(err)?)
+            .ok_or_else(err)?;
     } else {
         let div = 10i128.checked_pow((-pow) as u32).ok_or_else(err)?;
         value = (value + div - 1) / div;

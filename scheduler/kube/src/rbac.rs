@@ -10,15 +10,33 @@ pub const RBAC_RULES: &[Rule] = &[
     ("", "pods", &["get", "list", "watch"]),
     ("", "pods/binding", &["create"]),
     ("events.k8s.io", "events", &["create", "patch"]),
-    ("scheduling.x-k8s.io", "podgroups", &["get", "list", "watch"]),
-    ("scheduling.x-k8s.io", "podgroups/status", &["get", "patch", "update"]),
+    (
+        "scheduling.x-k8s.io",
+        "podgroups",
+        &["get", "list", "watch"],
+    ),
+    (
+        "scheduling.x-k8s.io",
+        "podgroups/status",
+        &["get", "patch", "update"],
+    ),
     ("batch", "jobs", &["get", "list", "watch"]),
     ("apps", "statefulsets", &["get", "list", "watch"]),
-    ("topology.node.k8s.io", "noderesourcetopologies", &["get", "list", "watch"]),
-    ("coordination.k8s.io", "leases", &["create", "get", "update"]),
+    (
+        "topology.node.k8s.io",
+        "noderesourcetopologies",
+        &["get", "list", "watch"],
+    ),
+    (
+        "coordination.k8s.io",
+        "leases",
+        &["create", "get", "update"],
+    ),
 ];
 
 /// Whether `RBAC_RULES` allow `verb` on `group`/`resource`.
 pub fn allows(group: &str, resource: &str, verb: &str) -> bool {
-    RBAC_RULES.iter().any(|(g, r, verbs)| *g == group && *r == resource && verbs.contains(&verb))
+    RBAC_RULES
+        .iter()
+        .any(|(g, r, verbs)| *g == group && *r == resource && verbs.contains(&verb))
 }

@@ -23,6 +23,7 @@ use crate::binder::{Writer, pod_ref};
 use crate::cluster::{Cluster, Notice};
 use crate::crd::NodeResourceTopology;
 use crate::metrics::{Metrics, result};
+use crate::status_api::{Query, QueryState};
 
 /// One input of the loop.
 #[derive(Debug)]
@@ -55,7 +56,14 @@ pub enum Input {
 }
 
 /// The kinds whose first full list must be in before anything is placed.
-pub const KINDS: [&str; 6] = ["nodes", "pods", "podgroups", "jobs", "statefulsets", "noderesourcetopologies"];
+pub const KINDS: [&str; 6] = [
+    "nodes",
+    "pods",
+    "podgroups",
+    "jobs",
+    "statefulsets",
+    "noderesourcetopologies",
+];
 
 /// State visible outside the loop (health, handle).
 #[derive(Debug, Default)]
@@ -90,25 +98,39 @@ pub struct Loop {
     last_pod_event: HashMap<String, (String, String)>,
     group_start: HashMap<gang::GroupKey, String>,
     last_group_status: HashMap<gang::GroupKey, serde_json::Value>,
+    queries: QueryState,
 }
 
 impl std::fmt::Debug for Loop {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Loop").field("epoch", &self.epoch).field("leader", &self.leader).finish_non_exhaustive()
+        f.debug_struct("Loop")
+            .field("epoch", &self.epoch)
+            .field("leader", &self.leader)
+            .finish_non_exhaustive()
     }
 }
 
 fn core_config(s: &Settings) -> gang::GangConfig {
     // NOTE(kube): the gang core takes no matcher policy yet; `--policy` is recorded in Settings for when it does.
     gang::GangConfig {
-        scheduler_name: s.scheduler_names.first().cloned().unwrap_or_else(|| "phalanx".into()),
-        default_schedule_timeout: gang::Millis(i64::try_from(s.default_schedule_timeout.as_millis()).unwrap_or(i64::MAX)),
+        scheduler_name: s
+            .scheduler_names
+            .first()
+            .cloned()
+            .unwrap_or_else(|| "phalanx".into()),
+        default_schedule_timeout: gang::Millis(
+            i64::try_from(s.default_schedule_timeout.as_millis()).unwrap_or(i64::MAX),
+        ),
         ..Default::default()
     }
 }
 
 fn key_of(meta: &kube::api::ObjectMeta) -> String {
-    format!("{}/{}", meta.namespace.as_deref().unwrap_or(""), meta.name.as_deref().unwrap_or(""))
+    format!(
+        "{}/{}",
+        meta.namespace.as_deref().unwrap_or(""),
+        meta.name.as_deref().unwrap_or("")
+    )
 }
 
 impl Loop {
@@ -121,7 +143,11 @@ impl Loop {
         status: Arc<Status>,
         nrt_installed: bool,
     ) -> Self {
-        let cluster = Cluster::new(settings.scheduler_names.clone(), settings.namespaces.clone(), settings.rack_label.clone());
+        let cluster = Cluster::new(
+            settings.scheduler_names.clone(),
+            settings.namespaces.clone(),
+            settings.rack_label.clone(),
+        );
         let mut synced = HashSet::new();
         if !nrt_installed {
             synced.insert("noderesourcetopologies");
@@ -146,6 +172,7 @@ impl Loop {
             last_pod_event: HashMap::new(),
             group_start: HashMap::new(),
             last_group_status: HashMap::new(),
+            queries: QueryState::default(),
         }
     }
 
@@ -159,7 +186,13 @@ impl Loop {
     }
 
     /// Runs until `stop` flips.
-    pub async fn run(mut self, mut rx: mpsc::Receiver<Input>, mut stop: watch::Receiver<bool>) {
+    pub async fn run(
+        mut self,
+        mut rx: mpsc::Receiver<Input>,
+        mut queries: mpsc::Receiver<Query>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let mut queries_open = true;
         loop {
             let can_schedule = self.leader && self.ready();
             let due = if can_schedule {
@@ -186,6 +219,13 @@ impl Loop {
                     }
                 }
                 _ = tokio::time::sleep_until(due.unwrap_or_else(Instant::now)), if due.is_some() => self.pass(),
+                q = queries.recv(), if queries_open => match q {
+                    Some(q) => {
+                        let now = self.now().as_millis();
+                        self.queries.answer(q, &self.core, &self.cluster, &self.settings.policy, now);
+                    }
+                    None => queries_open = false,
+                },
             }
         }
     }
@@ -212,7 +252,13 @@ impl Loop {
 
     /// Watch event bookkeeping common to every kind: tracks re-lists so objects
     /// missing from a fresh list are deleted. Returns the keys to delete, if a list just ended.
-    fn relist_step<K>(&mut self, kind: &'static str, ev: &watcher::Event<K>, key: impl Fn(&K) -> String, known: impl FnOnce(&Cluster) -> Vec<String>) -> Vec<String> {
+    fn relist_step<K>(
+        &mut self,
+        kind: &'static str,
+        ev: &watcher::Event<K>,
+        key: impl Fn(&K) -> String,
+        known: impl FnOnce(&Cluster) -> Vec<String>,
+    ) -> Vec<String> {
         match ev {
             watcher::Event::Init => {
                 self.relisting.insert(kind, HashSet::new());
@@ -232,7 +278,10 @@ impl Loop {
                 self.status.ready.store(self.ready(), Ordering::SeqCst);
                 self.mark_dirty();
                 let seen = self.relisting.remove(kind).unwrap_or_default();
-                known(&self.cluster).into_iter().filter(|k| !seen.contains(k)).collect()
+                known(&self.cluster)
+                    .into_iter()
+                    .filter(|k| !seen.contains(k))
+                    .collect()
             }
             _ => Vec::new(),
         }
@@ -243,35 +292,64 @@ impl Loop {
         let mut notes = Vec::new();
         match input {
             Input::Node(ev) => {
-                let gone = self.relist_step("nodes", &ev, |n: &core::Node| n.metadata.name.clone().unwrap_or_default(), |c| c.node_names());
+                let gone = self.relist_step(
+                    "nodes",
+                    &ev,
+                    |n: &core::Node| n.metadata.name.clone().unwrap_or_default(),
+                    |c| c.node_names(),
+                );
                 for name in gone {
                     self.cluster.delete_node(&name, &mut out);
                 }
                 match ev {
-                    watcher::Event::Apply(n) | watcher::Event::InitApply(n) => self.cluster.apply_node(n, &mut out, &mut notes),
-                    watcher::Event::Delete(n) => self.cluster.delete_node(n.metadata.name.as_deref().unwrap_or(""), &mut out),
+                    watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
+                        self.cluster.apply_node(n, &mut out, &mut notes)
+                    }
+                    watcher::Event::Delete(n) => self
+                        .cluster
+                        .delete_node(n.metadata.name.as_deref().unwrap_or(""), &mut out),
                     _ => {}
                 }
-                self.metrics.graph_nodes.set(self.cluster.node_count() as i64);
+                self.metrics
+                    .graph_nodes
+                    .set(self.cluster.node_count() as i64);
             }
             Input::Nrt(ev) => {
-                let gone = self.relist_step("noderesourcetopologies", &ev, |n: &NodeResourceTopology| n.metadata.name.clone().unwrap_or_default(), |c| c.nrt_names());
+                let gone = self.relist_step(
+                    "noderesourcetopologies",
+                    &ev,
+                    |n: &NodeResourceTopology| n.metadata.name.clone().unwrap_or_default(),
+                    |c| c.nrt_names(),
+                );
                 for name in gone {
                     self.cluster.delete_nrt(&name, &mut out, &mut notes);
                 }
                 match ev {
-                    watcher::Event::Apply(n) | watcher::Event::InitApply(n) => self.cluster.apply_nrt(n, &mut out, &mut notes),
-                    watcher::Event::Delete(n) => self.cluster.delete_nrt(n.metadata.name.as_deref().unwrap_or(""), &mut out, &mut notes),
+                    watcher::Event::Apply(n) | watcher::Event::InitApply(n) => {
+                        self.cluster.apply_nrt(n, &mut out, &mut notes)
+                    }
+                    watcher::Event::Delete(n) => self.cluster.delete_nrt(
+                        n.metadata.name.as_deref().unwrap_or(""),
+                        &mut out,
+                        &mut notes,
+                    ),
                     _ => {}
                 }
             }
             Input::Pod(ev) => {
-                let gone = self.relist_step("pods", &ev, |p: &core::Pod| p.metadata.uid.clone().unwrap_or_default(), |c| c.pod_uids());
+                let gone = self.relist_step(
+                    "pods",
+                    &ev,
+                    |p: &core::Pod| p.metadata.uid.clone().unwrap_or_default(),
+                    |c| c.pod_uids(),
+                );
                 for uid in gone {
                     self.cluster.delete_pod(&uid, &mut out);
                 }
                 match ev {
-                    watcher::Event::Apply(p) | watcher::Event::InitApply(p) => self.cluster.apply_pod(p, &mut out, &mut notes),
+                    watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                        self.cluster.apply_pod(p, &mut out, &mut notes)
+                    }
                     watcher::Event::Delete(p) => {
                         let uid = p.metadata.uid.clone().unwrap_or_default();
                         self.last_pod_event.remove(&uid);
@@ -281,54 +359,94 @@ impl Loop {
                 }
             }
             Input::PodGroup(ev) => {
-                let gone = self.relist_step("podgroups", &ev, |o: &DynamicObject| key_of(&o.metadata), |c| {
-                    c.podgroup_keys().into_iter().map(|(ns, n)| format!("{ns}/{n}")).collect()
-                });
+                let gone = self.relist_step(
+                    "podgroups",
+                    &ev,
+                    |o: &DynamicObject| key_of(&o.metadata),
+                    |c| {
+                        c.podgroup_keys()
+                            .into_iter()
+                            .map(|(ns, n)| format!("{ns}/{n}"))
+                            .collect()
+                    },
+                );
                 for k in gone {
                     let (ns, name) = k.split_once('/').unwrap_or(("", &k));
                     self.cluster.delete_podgroup(ns, name, &mut out, &mut notes);
                 }
                 match ev {
-                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => self.cluster.apply_podgroup(o, &mut out, &mut notes),
+                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                        self.cluster.apply_podgroup(o, &mut out, &mut notes)
+                    }
                     watcher::Event::Delete(o) => {
                         let ns = o.metadata.namespace.clone().unwrap_or_default();
                         let name = o.metadata.name.clone().unwrap_or_default();
-                        self.cluster.delete_podgroup(&ns, &name, &mut out, &mut notes)
+                        self.cluster
+                            .delete_podgroup(&ns, &name, &mut out, &mut notes)
                     }
                     _ => {}
                 }
             }
             Input::Job(ev) => {
-                let gone = self.relist_step("jobs", &ev, |o: &Job| key_of(&o.metadata), |c| {
-                    c.job_keys().into_iter().map(|(ns, n)| format!("{ns}/{n}")).collect()
-                });
+                let gone = self.relist_step(
+                    "jobs",
+                    &ev,
+                    |o: &Job| key_of(&o.metadata),
+                    |c| {
+                        c.job_keys()
+                            .into_iter()
+                            .map(|(ns, n)| format!("{ns}/{n}"))
+                            .collect()
+                    },
+                );
                 for k in gone {
                     let (ns, name) = k.split_once('/').unwrap_or(("", &k));
                     self.cluster.delete_job(ns, name);
                 }
                 match ev {
-                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => self.cluster.apply_job(o, &mut out, &mut notes),
-                    watcher::Event::Delete(o) => self.cluster.delete_job(o.metadata.namespace.as_deref().unwrap_or(""), o.metadata.name.as_deref().unwrap_or("")),
+                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                        self.cluster.apply_job(o, &mut out, &mut notes)
+                    }
+                    watcher::Event::Delete(o) => self.cluster.delete_job(
+                        o.metadata.namespace.as_deref().unwrap_or(""),
+                        o.metadata.name.as_deref().unwrap_or(""),
+                    ),
                     _ => {}
                 }
             }
             Input::StatefulSet(ev) => {
-                let gone = self.relist_step("statefulsets", &ev, |o: &StatefulSet| key_of(&o.metadata), |c| {
-                    c.statefulset_keys().into_iter().map(|(ns, n)| format!("{ns}/{n}")).collect()
-                });
+                let gone = self.relist_step(
+                    "statefulsets",
+                    &ev,
+                    |o: &StatefulSet| key_of(&o.metadata),
+                    |c| {
+                        c.statefulset_keys()
+                            .into_iter()
+                            .map(|(ns, n)| format!("{ns}/{n}"))
+                            .collect()
+                    },
+                );
                 for k in gone {
                     let (ns, name) = k.split_once('/').unwrap_or(("", &k));
                     self.cluster.delete_statefulset(ns, name);
                 }
                 match ev {
-                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => self.cluster.apply_statefulset(o, &mut out, &mut notes),
-                    watcher::Event::Delete(o) => {
-                        self.cluster.delete_statefulset(o.metadata.namespace.as_deref().unwrap_or(""), o.metadata.name.as_deref().unwrap_or(""))
+                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                        self.cluster.apply_statefulset(o, &mut out, &mut notes)
                     }
+                    watcher::Event::Delete(o) => self.cluster.delete_statefulset(
+                        o.metadata.namespace.as_deref().unwrap_or(""),
+                        o.metadata.name.as_deref().unwrap_or(""),
+                    ),
                     _ => {}
                 }
             }
-            Input::BindDone { epoch, pod, node, outcome } => {
+            Input::BindDone {
+                epoch,
+                pod,
+                node,
+                outcome,
+            } => {
                 if epoch == self.epoch {
                     if !matches!(outcome, gang::BindOutcome::Bound) {
                         tracing::info!(pod = %pod, node = %node, ?outcome, "bind did not succeed");
@@ -353,6 +471,9 @@ impl Loop {
         self.status.leader.store(leader, Ordering::SeqCst);
         self.metrics.leader.set(i64::from(leader));
         self.core = gang::GangScheduler::new(core_config(&self.settings));
+        if leader {
+            self.cluster.forget_reports();
+        }
         self.cluster.replay(out, notes);
         self.last_pod_event.clear();
         self.last_group_status.clear();
@@ -369,8 +490,12 @@ impl Loop {
         let decisions = self.core.schedule(now);
         let match_secs = t0.elapsed().as_secs_f64();
         self.metrics.match_latency.observe(match_secs);
+        self.queries
+            .record_latency((match_secs * 1e6) as u64, !decisions.binds.is_empty());
         if let Some(t) = changed_at {
-            self.metrics.scheduling_latency.observe(t.elapsed().as_secs_f64());
+            self.metrics
+                .scheduling_latency
+                .observe(t.elapsed().as_secs_f64());
         }
         self.status.passes.fetch_add(1, Ordering::Relaxed);
         for plan in decisions.binds {
@@ -381,7 +506,14 @@ impl Loop {
                 let epoch = self.epoch;
                 tokio::spawn(async move {
                     let outcome = w.bind(&b).await;
-                    let _ = tx.send(Input::BindDone { epoch, pod: b.pod, node: b.node, outcome }).await;
+                    let _ = tx
+                        .send(Input::BindDone {
+                            epoch,
+                            pod: b.pod,
+                            node: b.node,
+                            outcome,
+                        })
+                        .await;
                 });
             }
         }
@@ -403,10 +535,17 @@ impl Loop {
         let groups = self.core.groups();
         let waiting = groups
             .iter()
-            .filter(|g| matches!(g.phase, gang::GroupPhase::Pending | gang::GroupPhase::Scheduling))
+            .filter(|g| {
+                matches!(
+                    g.phase,
+                    gang::GroupPhase::Pending | gang::GroupPhase::Scheduling
+                )
+            })
             .count();
         self.metrics.pending_groups.set(waiting as i64);
-        self.metrics.pending_pods.set(self.cluster.pending_pod_count() as i64);
+        self.metrics
+            .pending_pods
+            .set(self.cluster.pending_pod_count() as i64);
         // Waiting groups have timeouts and backoffs the core tracks in time, not events: look again later.
         // NOTE(kube): replace with the core's next wake-up time if it grows one.
         if waiting > 0 {
@@ -416,7 +555,9 @@ impl Loop {
 
     fn group_changed(&mut self, ch: gang::GroupChange) {
         let label = match ch.phase {
-            gang::GroupPhase::Scheduling | gang::GroupPhase::Scheduled | gang::GroupPhase::Running => "scheduled",
+            gang::GroupPhase::Scheduling
+            | gang::GroupPhase::Scheduled
+            | gang::GroupPhase::Running => "scheduled",
             gang::GroupPhase::Pending => match ch.wait {
                 Some(gang::WaitReason::Unsatisfiable) => "unschedulable",
                 _ => "waiting",
@@ -432,7 +573,12 @@ impl Loop {
         let start = self
             .group_start
             .entry(ch.group.clone())
-            .or_insert_with(|| jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default())
+            .or_insert_with(|| {
+                jiff::Timestamp::now()
+                    .round(jiff::Unit::Second)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default()
+            })
             .clone();
         let status = json!({
             "phase": ch.phase.to_string(),
@@ -443,10 +589,38 @@ impl Loop {
             "failed": ch.failed,
             "scheduleStartTime": start,
         });
+        let previous_phase = self
+            .last_group_status
+            .get(&ch.group)
+            .map(|s| s["phase"].clone());
         if self.last_group_status.get(&ch.group) == Some(&status) {
             return;
         }
-        self.last_group_status.insert(ch.group.clone(), status.clone());
+        if previous_phase.as_ref() != Some(&status["phase"]) {
+            let (warning, reason) = match ch.phase {
+                gang::GroupPhase::Scheduled => (false, "Scheduled"),
+                gang::GroupPhase::Failed => (true, "FailedScheduling"),
+                gang::GroupPhase::Pending if ch.wait.is_some() => (true, "FailedScheduling"),
+                _ => (false, ""),
+            };
+            if !reason.is_empty() {
+                let regarding = k8s_openapi::api::core::v1::ObjectReference {
+                    api_version: Some("scheduling.x-k8s.io/v1alpha1".into()),
+                    kind: Some("PodGroup".into()),
+                    namespace: Some(ch.group.namespace.clone()),
+                    name: Some(ch.group.name.clone()),
+                    ..Default::default()
+                };
+                let w = self.writer.clone();
+                let message = ch.message.clone();
+                tokio::spawn(async move {
+                    w.event(regarding, warning, reason.to_string(), message)
+                        .await
+                });
+            }
+        }
+        self.last_group_status
+            .insert(ch.group.clone(), status.clone());
         let w = self.writer.clone();
         tokio::spawn(async move { w.podgroup_status(&ch.group, status).await });
     }

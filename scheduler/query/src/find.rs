@@ -28,7 +28,9 @@ pub(crate) struct Expr {
 }
 
 fn parse_pred(tok: &str) -> Result<Pred, String> {
-    let (k, v) = tok.split_once('=').ok_or_else(|| format!("malformed predicate: {tok}"))?;
+    let (k, v) = tok
+        .split_once('=')
+        .ok_or_else(|| format!("malformed predicate: {tok}"))?;
     let num = |v: &str| v.parse::<u64>().map_err(|_| format!("invalid jobid: {v}"));
     let truthy = |v: &str| matches!(v, "t" | "true" | "T" | "True");
     Ok(match k {
@@ -74,11 +76,19 @@ pub(crate) fn parse(criteria: &str) -> Result<Expr, String> {
             want_pred = false;
         } else {
             match tok {
-                "and" | "&&" => {}
-                "or" | "||" => any_of.push(Vec::new()),
-                _ => return Err(format!("expected and/or, got {tok}")),
+                "and" | "&&" => want_pred = true,
+                "or" | "||" => {
+                    any_of.push(Vec::new());
+                    want_pred = true;
+                }
+                // Juxtaposed predicates are joined by "and".
+                _ => {
+                    let pred = parse_pred(tok)?;
+                    if let Some(last) = any_of.last_mut() {
+                        last.push(pred);
+                    }
+                }
             }
-            want_pred = true;
         }
     }
     if want_pred {
@@ -90,11 +100,23 @@ pub(crate) fn parse(criteria: &str) -> Result<Expr, String> {
 impl Expr {
     /// Whether vertex `v` satisfies the expression.
     pub(crate) fn eval(&self, g: &ResourceGraph, v: VertexId) -> bool {
-        self.any_of.iter().any(|all| all.iter().all(|p| pred(g, v, p)))
+        self.any_of
+            .iter()
+            .any(|all| all.iter().all(|p| pred(g, v, p)))
+    }
+    /// The job a `jobid-*` predicate names, if any.
+    pub(crate) fn job(&self) -> Option<u64> {
+        self.any_of.iter().flatten().find_map(|p| match p {
+            Pred::JobAlloc(j) | Pred::JobReserved(j) | Pred::JobSpan(j) => Some(*j),
+            _ => None,
+        })
     }
     /// Whether the expression asks for aggregate counts.
     pub(crate) fn wants_agfilter(&self) -> bool {
-        self.any_of.iter().flatten().any(|p| *p == Pred::AgFilter(true))
+        self.any_of
+            .iter()
+            .flatten()
+            .any(|p| *p == Pred::AgFilter(true))
     }
 }
 
@@ -105,8 +127,12 @@ fn pred(g: &ResourceGraph, v: VertexId, p: &Pred) -> bool {
         Pred::Status(s) => x.status == *s,
         Pred::Allocated(a) => spans.iter().any(|s| s.exclusive && !s.reserved) == *a,
         Pred::Reserved(r) => spans.iter().any(|s| s.exclusive && s.reserved) == *r,
-        Pred::JobAlloc(j) => spans.iter().any(|s| s.job == *j && s.exclusive && !s.reserved),
-        Pred::JobReserved(j) => spans.iter().any(|s| s.job == *j && s.exclusive && s.reserved),
+        Pred::JobAlloc(j) => spans
+            .iter()
+            .any(|s| s.job == *j && s.exclusive && !s.reserved),
+        Pred::JobReserved(j) => spans
+            .iter()
+            .any(|s| s.job == *j && s.exclusive && s.reserved),
         Pred::JobSpan(j) => spans.iter().any(|s| s.job == *j),
         Pred::AgFilter(want) => !*want || !g.children(v).is_empty(),
         Pred::Names(ns) => ns.iter().any(|n| **n == *x.name),
@@ -126,5 +152,9 @@ mod tests {
         assert!(parse("status=sideways").is_err());
         assert!(parse("status=up and").is_err());
         assert!(parse("bogus").is_err());
+        assert_eq!(
+            parse("jobid-alloc=2 agfilter=t").unwrap().any_of[0].len(),
+            2
+        );
     }
 }

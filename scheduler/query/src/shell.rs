@@ -46,6 +46,7 @@ fn load_graph(args: &QueryArgs) -> anyhow::Result<ResourceGraph> {
     let g = match args.load_format.as_str() {
         "grug" => read_grug(&text)?,
         "jgf" => read_jgf(&text)?,
+        "rv1exec" => fluxion_core::io::read_rv1exec(&text)?,
         other => bail!("unsupported graph format '{other}' (supported: grug, jgf)"),
     };
     Ok(g)
@@ -58,7 +59,10 @@ impl Session {
         let format: Format = args.match_format.parse()?;
         let filters: PruneFilters = args.prune_filters.parse()?;
         if !args.match_subsystems.eq_ignore_ascii_case("CA") {
-            bail!("unsupported match subsystems '{}' (only CA)", args.match_subsystems);
+            bail!(
+                "unsupported match subsystems '{}' (only CA)",
+                args.match_subsystems
+            );
         }
         let start = Instant::now();
         let mut g = load_graph(args)?;
@@ -187,9 +191,6 @@ impl Session {
     /// Runs one match and prints its result; returns whether it matched.
     fn run_match(&mut self, op: MatchOp, file: &str) -> bool {
         let job = self.next_job;
-        if op != MatchOp::Satisfiability {
-            self.next_job += 1;
-        }
         let text = match std::fs::read_to_string(file) {
             Ok(t) => t,
             Err(_) => {
@@ -198,17 +199,27 @@ impl Session {
             }
         };
         let start = Instant::now();
-        let spec = Jobspec::parse(&text).map_err(|e| e.to_string()).and_then(|s| {
-            if s.resources.iter().any(|r| self.unknown_type(r)) {
-                Err("Value of \"type\" must be a resource type known to fluxion".to_string())
-            } else {
-                Ok(s)
-            }
-        });
+        let spec = Jobspec::parse(&text)
+            .map_err(|e| e.to_string())
+            .and_then(|s| {
+                if s.resources.iter().any(|r| self.unknown_type(r)) {
+                    Err("Value of \"type\" must be a resource type known to fluxion".to_string())
+                } else {
+                    Ok(s)
+                }
+            });
         let spec = match spec {
-            Ok(s) => s,
+            Ok(s) => {
+                // Only a valid jobspec consumes a job id (as in resource-query).
+                if op != MatchOp::Satisfiability {
+                    self.next_job += 1;
+                }
+                s
+            }
             Err(e) => {
-                self.err(&format!("match_allocate: ERROR: Jobspec error for {job}: {e}"));
+                self.err(&format!(
+                    "match_allocate: ERROR: Jobspec error for {job}: {e}"
+                ));
                 let elapsed = start.elapsed().as_secs_f64();
                 self.print_failure(op, job, true, elapsed, 0, 0);
                 return false;
@@ -220,7 +231,14 @@ impl Session {
                 let text = if op == MatchOp::Satisfiability {
                     String::new()
                 } else {
-                    render(self.matcher.graph(), &o.emitted, self.format, o.at, o.duration, None)
+                    render(
+                        self.matcher.graph(),
+                        &o.emitted,
+                        self.format,
+                        o.at,
+                        o.duration,
+                        None,
+                    )
                 };
                 let elapsed = start.elapsed().as_secs_f64();
                 let _ = self.out.write_all(text.as_bytes());
@@ -229,7 +247,11 @@ impl Session {
                 } else {
                     self.perf(elapsed);
                     let mode = if o.reserved { "RESERVED" } else { "ALLOCATED" };
-                    let at = if o.at == 0 { "Now".to_string() } else { o.at.to_string() };
+                    let at = if o.at == 0 {
+                        "Now".to_string()
+                    } else {
+                        o.at.to_string()
+                    };
                     let _ = writeln!(self.out, "INFO: =============================");
                     let _ = writeln!(self.out, "INFO: JOBID={job}");
                     let _ = writeln!(self.out, "INFO: RESOURCES={mode}");
@@ -258,7 +280,9 @@ impl Session {
                 let sat = match e {
                     MatchError::Unsatisfiable => op == MatchOp::Allocate,
                     MatchError::Busy => true,
-                    MatchError::JobExists(_) | MatchError::Graph(_) | MatchError::InvalidJobspec(_) => {
+                    MatchError::JobExists(_)
+                    | MatchError::Graph(_)
+                    | MatchError::InvalidJobspec(_) => {
                         self.err(&format!("match_allocate: ERROR: {e}"));
                         true
                     }
@@ -288,7 +312,15 @@ impl Session {
         }
     }
 
-    fn print_failure(&mut self, op: MatchOp, job: u64, sat: bool, elapsed: f64, pre: u64, post: u64) {
+    fn print_failure(
+        &mut self,
+        op: MatchOp,
+        job: u64,
+        sat: bool,
+        elapsed: f64,
+        pre: u64,
+        post: u64,
+    ) {
         if op == MatchOp::Satisfiability {
             self.print_sat(false, elapsed, pre, post);
             return;
@@ -320,8 +352,13 @@ impl Session {
                     m.state = "CANCELED";
                 }
             }
-            Err(CancelError::NoSuchJob(_)) => self.err(&format!("cancel: ERROR: nonexistent job {job}")),
-            Err(_) => self.err(&format!("ERROR: error encountered while removing job {job}")),
+            Err(CancelError::NoSuchJob(_)) => {
+                self.err(&format!("cancel: ERROR: nonexistent job {job}"));
+                return;
+            }
+            Err(_) => self.err(&format!(
+                "ERROR: error encountered while removing job {job}"
+            )),
         }
         if t.get(2) == Some(&"stats") {
             let _ = writeln!(self.out, "INFO: =============================");
@@ -361,9 +398,11 @@ impl Session {
             "rv1exec" => rv1exec_nodes(self.matcher.graph(), &text),
             _ => jgf_nodes(self.matcher.graph(), &text),
         };
+        let mut full = false;
         let ok = match roots {
             Ok(roots) => match self.matcher.partial_cancel(job, &roots) {
                 Ok(gone) => {
+                    full = gone;
                     if gone && let Some(m) = self.jobs.get_mut(&job) {
                         m.state = "CANCELED";
                     }
@@ -374,8 +413,11 @@ impl Session {
             Err(_) => false,
         };
         if !ok {
-            self.err(&format!("ERROR: error encountered while removing job {job}"));
+            self.err(&format!(
+                "ERROR: error encountered while removing job {job}"
+            ));
         }
+        let _ = full;
         if t.get(4) == Some(&"stats") {
             let _ = writeln!(self.out, "INFO: =============================");
             let _ = writeln!(self.out, "INFO: PARTIAL CANCEL PREORDER COUNT=\"0\"");
@@ -403,27 +445,46 @@ impl Session {
             collect_find(g, root, &expr, &mut emitted);
         }
         let agf = expr.wants_agfilter();
+        let job = expr.job();
         let extra = |v: VertexId| -> Option<String> {
             if !agf {
                 return None;
             }
-            let parts: Vec<String> = g
+            // Fluxion lists the tracked types below a vertex (not its own
+            // type), sorted by name.
+            let own = g.vertex(v).map(|x| x.kind);
+            let mut types: Vec<_> = g
                 .tracked_types()
                 .iter()
-                .filter_map(|&ty| {
+                .copied()
+                .filter(|&t| Some(t) != own)
+                .collect();
+            types.sort_by(|a, b| g.type_name(*a).cmp(g.type_name(*b)));
+            let parts: Vec<String> = types
+                .into_iter()
+                .filter_map(|ty| {
                     let total = g.subtree_total(v, ty)?;
-                    let free = g.free_units(v, ty, 0, 1)?;
+                    // With a job named, "used" is what that job holds.
+                    // Fluxion counts the units claimed below (not what an
+                    // exclusive claim above them hides), so sum the claims.
+                    g.free_units(v, ty, 0, 1)?;
+                    let used = claimed_units(g, v, ty, job);
                     Some(format!(
                         "\"{}\": \"used:{}, total:{}\"",
                         g.type_name(ty),
-                        total.saturating_sub(free),
+                        used,
                         total
                     ))
                 })
                 .collect();
             Some(format!("\"agfilter\": {{{}}}", parts.join(", ")))
         };
-        let text = render(g, &emitted, self.format, 0, 0, Some(&extra));
+        // Nothing found prints nothing, whatever the writer.
+        let text = if emitted.is_empty() {
+            String::new()
+        } else {
+            render(g, &emitted, self.format, 0, 0, Some(&extra))
+        };
         let _ = self.out.write_all(text.as_bytes());
         let _ = writeln!(self.out, "INFO: =============================");
         let _ = writeln!(self.out, "INFO: EXPRESSION=\"{criteria}\"");
@@ -438,13 +499,19 @@ impl Session {
         let job = parse_id(t[1]);
         match self.jobs.get(&job) {
             None => println!("ERROR: jobid doesn't exist: {}", t[1]),
-            Some(m) => println!("INFO: {job}, {}, {}, {}, {:.6}", m.state, m.at, m.jobspec, m.overhead),
+            Some(m) => println!(
+                "INFO: {job}, {}, {}, {}, {:.6}",
+                m.state, m.at, m.jobspec, m.overhead
+            ),
         }
     }
 
     fn cmd_list(&mut self) {
         for (job, m) in &self.jobs {
-            println!("INFO: {job}, {}, {}, {}, {:.6}", m.state, m.at, m.jobspec, m.overhead);
+            println!(
+                "INFO: {job}, {}, {}, {}, {:.6}",
+                m.state, m.at, m.jobspec, m.overhead
+            );
         }
     }
 
@@ -454,13 +521,20 @@ impl Session {
             return;
         }
         let n = self.jobs.len();
-        let (avg, min) = if n > 0 { (self.perf_sum / n as f64, self.perf_min) } else { (0.0, 0.0) };
+        let (avg, min) = if n > 0 {
+            (self.perf_sum / n as f64, self.perf_min)
+        } else {
+            (0.0, 0.0)
+        };
         let s = self.matcher.stat();
         println!("INFO: Num. of Jobs Matched: {n}");
         println!("INFO: Min. Match Time: {min}");
         println!("INFO: Max. Match Time: {}", self.perf_max);
         println!("INFO: Avg. Match Time: {avg}");
-        println!("INFO: Vertices: {} Edges: {} Allocated: {} Reserved: {}", s.vertices, s.edges, s.allocated, s.reserved);
+        println!(
+            "INFO: Vertices: {} Edges: {} Allocated: {} Reserved: {}",
+            s.vertices, s.edges, s.allocated, s.reserved
+        );
     }
 
     fn cmd_set_status(&mut self, t: &[&str]) {
@@ -490,7 +564,12 @@ impl Session {
             self.err("ERROR: malformed command");
             return;
         }
-        match self.matcher.graph().find_path(t[1]).and_then(|v| self.matcher.graph().vertex(v)) {
+        match self
+            .matcher
+            .graph()
+            .find_path(t[1])
+            .and_then(|v| self.matcher.graph().vertex(v))
+        {
             None => {
                 let _ = writeln!(self.out, "Could not find path {} in resource graph.", t[1]);
             }
@@ -506,9 +585,15 @@ impl Session {
             self.err("ERROR: malformed command");
             return;
         }
-        let Some((k, v)) = t[2].split_once('=').filter(|(k, v)| !k.is_empty() && !v.is_empty()) else {
+        let Some((k, v)) = t[2]
+            .split_once('=')
+            .filter(|(k, v)| !k.is_empty() && !v.is_empty())
+        else {
             let _ = writeln!(self.out, "Incorrect input format. ");
-            let _ = writeln!(self.out, "Please use `set-property <resource> PROPERTY=VALUE`.");
+            let _ = writeln!(
+                self.out,
+                "Please use `set-property <resource> PROPERTY=VALUE`."
+            );
             return;
         };
         match self.matcher.graph().find_path(t[1]) {
@@ -595,7 +680,13 @@ impl Session {
         };
         if let Err(e) = attach_jgf(self.matcher.graph_mut(), &text) {
             self.err("ERROR: can't attach JGF subgraph ");
-            self.err(&format!("ERROR: {e}"));
+            if matches!(e, fluxion_core::io::IoError::DuplicateRoot(_)) {
+                // resource-query's exact wording, which scripts compare.
+                self.err("ERROR: add_subgraph: ERROR: add subgraph error: Invalid argument");
+                self.err("add_subgraph: ERROR: reader returned error: add_graph_metadata: failed to add root metadata for containment subsystem. Possible duplicate root.\n\n");
+            } else {
+                self.err(&format!("ERROR: {e}"));
+            }
         }
     }
 
@@ -617,11 +708,19 @@ impl Session {
 
     fn cmd_help(&mut self) {
         for (c, a, n) in [
-            ("match", "m", "allocate | allocate_with_satisfiability | allocate_orelse_reserve | satisfiability JOBSPEC"),
+            (
+                "match",
+                "m",
+                "allocate | allocate_with_satisfiability | allocate_orelse_reserve | satisfiability JOBSPEC",
+            ),
             ("multi-match", "M", "SUBCMD JOBSPEC1 JOBSPEC2 ..."),
             ("attach", "j", "JGF_FILE"),
             ("remove", "remove", "PATH true | RANKS false"),
-            ("find", "f", "EXPRESSION (status=up|down sched-now=allocated|free jobid-alloc=ID ...)"),
+            (
+                "find",
+                "f",
+                "EXPRESSION (status=up|down sched-now=allocated|free jobid-alloc=ID ...)",
+            ),
             ("cancel", "c", "JOBID [stats]"),
             ("partial-cancel", "pc", "JOBID jgf|rv1exec FILE [stats]"),
             ("set-property", "p", "PATH PROPERTY=VALUE"),
@@ -681,7 +780,10 @@ fn rv1exec_nodes(g: &ResourceGraph, text: &str) -> Result<Vec<VertexId>, String>
         .ok_or("missing execution.R_lite")?;
     let mut ranks = Vec::new();
     for e in rlite {
-        let r = e.get("rank").and_then(|r| r.as_str()).ok_or("R_lite entry without rank")?;
+        let r = e
+            .get("rank")
+            .and_then(|r| r.as_str())
+            .ok_or("R_lite entry without rank")?;
         ranks.extend(parse_idset(r).ok_or("bad rank idset")?);
     }
     Ok(nodes_of_ranks(g, &ranks))
@@ -689,12 +791,17 @@ fn rv1exec_nodes(g: &ResourceGraph, text: &str) -> Result<Vec<VertexId>, String>
 
 fn jgf_nodes(g: &ResourceGraph, text: &str) -> Result<Vec<VertexId>, String> {
     let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let nodes = v.pointer("/graph/nodes").and_then(|n| n.as_array()).ok_or("missing graph.nodes")?;
+    let nodes = v
+        .pointer("/graph/nodes")
+        .and_then(|n| n.as_array())
+        .ok_or("missing graph.nodes")?;
     let mut out = Vec::new();
     for n in nodes {
         let m = n.get("metadata");
         let ty = m.and_then(|m| m.get("type")).and_then(|t| t.as_str());
-        let path = m.and_then(|m| m.pointer("/paths/containment")).and_then(|p| p.as_str());
+        let path = m
+            .and_then(|m| m.pointer("/paths/containment"))
+            .and_then(|p| p.as_str());
         if ty == Some("node")
             && let Some(vx) = path.and_then(|p| g.find_path(p))
         {
@@ -702,6 +809,40 @@ fn jgf_nodes(g: &ResourceGraph, text: &str) -> Result<Vec<VertexId>, String> {
         }
     }
     Ok(out)
+}
+
+/// Units of type `t` claimed now in the subtree of `v` (below `v`), by
+/// `job` or by anyone.
+fn claimed_units(
+    g: &ResourceGraph,
+    v: VertexId,
+    t: fluxion_core::graph::TypeId,
+    job: Option<u64>,
+) -> u64 {
+    let mut sum = 0;
+    let mut stack: Vec<VertexId> = g.children(v).to_vec();
+    while let Some(u) = stack.pop() {
+        if let Some(x) = g.vertex(u) {
+            if x.kind == t {
+                sum += x
+                    .spans()
+                    .iter()
+                    .filter(|s| s.overlaps(0, 1) && job.is_none_or(|j| s.job == j))
+                    .map(|s| {
+                        if s.amount > 0 {
+                            s.amount
+                        } else if s.exclusive {
+                            x.size
+                        } else {
+                            0
+                        }
+                    })
+                    .sum::<u64>();
+            }
+            stack.extend(g.children(u).iter().copied());
+        }
+    }
+    sum
 }
 
 /// Post-order: a vertex is listed when it matches or has a matching descendant.
@@ -713,7 +854,11 @@ fn collect_find(g: &ResourceGraph, root: VertexId, expr: &find::Expr, out: &mut 
         }
         if any || expr.eval(g, v) {
             let size = g.vertex(v).map_or(1, |x| x.size);
-            out.push(Emit { vertex: v, needs: size, exclusive: true });
+            out.push(Emit {
+                vertex: v,
+                needs: size,
+                exclusive: true,
+            });
             true
         } else {
             false

@@ -206,6 +206,7 @@ pub fn simulate(wl: &Workload, model: &mut dyn Model, tick: &mut dyn FnMut(u64))
     let mut run = Run::new(model.name(), wl.jobs.len());
     let mut pending_creates = cl.pods.len();
     let mut running = 0usize;
+    let mut starting = 0usize;
     let mut used_cpu = 0i64;
     let mut used_gpu = 0i64;
     let mut last_progress = 0i64;
@@ -238,6 +239,7 @@ pub fn simulate(wl: &Workload, model: &mut dyn Model, tick: &mut dyn FnMut(u64))
                 Ev::Start(j) => {
                     cl.jobs[j].started = Some(now);
                     running += 1;
+                    starting -= 1;
                     last_progress = now;
                     let job = &wl.jobs[j];
                     used_cpu += job.requests.cpu_millis as i64 * i64::from(job.pods);
@@ -287,6 +289,7 @@ pub fn simulate(wl: &Workload, model: &mut dyn Model, tick: &mut dyn FnMut(u64))
         for j in std::mem::take(&mut cl.complete) {
             if !cl.jobs[j].starting {
                 cl.jobs[j].starting = true;
+                starting += 1;
                 push(&mut heap, now + wl.startup, Ev::Start(j));
             }
         }
@@ -297,9 +300,8 @@ pub fn simulate(wl: &Workload, model: &mut dyn Model, tick: &mut dyn FnMut(u64))
             wake = Some(w);
             push(&mut heap, w, Ev::Wake);
         }
-        let starting = cl.jobs.iter().any(|j| j.starting && j.started.is_none());
         let all_arrived = pending_creates == 0;
-        if running == 0 && !starting && all_arrived && run.completed < wl.jobs.len() as u64 {
+        if running == 0 && starting == 0 && all_arrived && run.completed < wl.jobs.len() as u64 {
             let only_wakes = heap.iter().all(|Reverse((_, _, e))| *e == Ev::Wake);
             if heap.is_empty() || (only_wakes && now - last_progress > STALL_MS) {
                 stuck_at = Some(now);

@@ -19,10 +19,12 @@ const FLUSH_MS: i64 = 300_000;
 /// is not tried again for this long.
 const GROUP_DENY_MS: i64 = 10_000;
 
+/// Queue order: (priority desc, group time, group, pod time, pod).
+type QueueKey = (Reverse<i32>, i64, usize, i64, usize);
+
 /// Shared queue and node scoring of both kube-scheduler models.
 struct KubeCore {
-    /// (priority desc, group time, group, pod time, pod)
-    active: BinaryHeap<Reverse<(Reverse<i32>, i64, usize, i64, usize)>>,
+    active: BinaryHeap<Reverse<QueueKey>>,
     backoff: BinaryHeap<Reverse<(i64, usize)>>,
     unschedulable: BTreeSet<usize>,
     attempts: Vec<u32>,

@@ -113,6 +113,6 @@ impl Model for PhalanxModel {
                 });
             }
         }
-        None
+        self.core.next_wakeup().map(|t| t.as_millis())
     }
 }

@@ -418,12 +418,17 @@ impl Scenario {
     pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
-            let inner = e.inner().to_string();
-            // serde_yaml_ng appends its own "at line N column M"; keep it, it helps.
-            ScenarioError {
-                path: e.path().to_string(),
-                message: inner,
+            let path = e.path().to_string();
+            let mut message = e.inner().to_string();
+            // serde_yaml_ng may lead with its own (shorter) path; ours is the
+            // full one. Its trailing "at line N column M" helps: keep it.
+            if let Some((head, rest)) = message.split_once(": ")
+                && !head.contains(' ')
+                && path.starts_with(head)
+            {
+                message = rest.to_owned();
             }
+            ScenarioError { path, message }
         })?;
         scenario.validate()?;
         Ok(scenario)

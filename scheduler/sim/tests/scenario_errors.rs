@@ -73,3 +73,15 @@ fn same_seed_same_report_other_seed_other_workload() {
     let w8 = phalanx_sim::workload::build(&s, 8);
     assert_ne!(w7.jobs, w8.jobs);
 }
+
+#[test]
+fn bad_cpu_quantity_is_reported_once_with_its_path() {
+    let text = format!(
+        "{BASE}  jobs:\n    - {{name: a, pods: 1, cpu: 1, duration: 10}}\n    - {{name: b, pods: 2, cpu: lots, duration: 10}}\n"
+    );
+    let err = Scenario::from_yaml(&text).unwrap_err().to_string();
+    assert!(
+        err.starts_with("workload.jobs[1].cpu: bad cpu quantity \"lots\""),
+        "{err}"
+    );
+}

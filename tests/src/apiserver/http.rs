@@ -19,7 +19,12 @@ use super::store::{ApiError, Change, ChangeType};
 
 fn json_response(code: u16, body: &Value) -> Response {
     let status = StatusCode::from_u16(code).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    (status, [(header::CONTENT_TYPE, "application/json")], body.to_string()).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/json")],
+        body.to_string(),
+    )
+        .into_response()
 }
 
 fn error_response(err: &ApiError) -> Response {
@@ -40,9 +45,23 @@ enum Route {
 }
 
 fn route(shared: &Shared, path: &str) -> Result<Route, ApiError> {
-    let segs: Vec<&str> = path.trim_matches('/').split('/').filter(|s| !s.is_empty()).collect();
-    let types = shared.store.lock().map(|s| s.types.clone()).unwrap_or_default();
-    let not_found = || ApiError::new(404, "NotFound", format!("the server could not find the requested resource ({path})"));
+    let segs: Vec<&str> = path
+        .trim_matches('/')
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .collect();
+    let types = shared
+        .store
+        .lock()
+        .map(|s| s.types.clone())
+        .unwrap_or_default();
+    let not_found = || {
+        ApiError::new(
+            404,
+            "NotFound",
+            format!("the server could not find the requested resource ({path})"),
+        )
+    };
     let (group, version, rest) = match segs.as_slice() {
         ["version"] => {
             return Ok(Route::Discovery(json!({
@@ -53,8 +72,16 @@ fn route(shared: &Shared, path: &str) -> Result<Route, ApiError> {
         }
         ["api"] => return Ok(Route::Discovery(resources::core_versions())),
         ["apis"] => return Ok(Route::Discovery(resources::group_list(&types))),
-        ["api", v] => return resources::resource_list(&types, "", v).map(Route::Discovery).ok_or_else(not_found),
-        ["apis", g, v] => return resources::resource_list(&types, g, v).map(Route::Discovery).ok_or_else(not_found),
+        ["api", v] => {
+            return resources::resource_list(&types, "", v)
+                .map(Route::Discovery)
+                .ok_or_else(not_found);
+        }
+        ["apis", g, v] => {
+            return resources::resource_list(&types, g, v)
+                .map(Route::Discovery)
+                .ok_or_else(not_found);
+        }
         ["api", v, rest @ ..] => ("", *v, rest),
         ["apis", g, v, rest @ ..] => (*g, *v, rest),
         _ => return Err(not_found()),
@@ -73,7 +100,12 @@ fn route(shared: &Shared, path: &str) -> Result<Route, ApiError> {
             if !rt.namespaced {
                 return Err(not_found());
             }
-            Target { rt, namespace: Some(ns.to_string()), name: owned(tail.first()), subresource: owned(tail.get(1)) }
+            Target {
+                rt,
+                namespace: Some(ns.to_string()),
+                name: owned(tail.first()),
+                subresource: owned(tail.get(1)),
+            }
         }
         [plural, tail @ ..] => Target {
             rt: find(plural)?,
@@ -90,7 +122,9 @@ fn route(shared: &Shared, path: &str) -> Result<Route, ApiError> {
 pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
-    let query: HashMap<String, String> = Query::try_from_uri(req.uri()).map(|q| q.0).unwrap_or_default();
+    let query: HashMap<String, String> = Query::try_from_uri(req.uri())
+        .map(|q| q.0)
+        .unwrap_or_default();
     let content_type = req
         .headers()
         .get(header::CONTENT_TYPE)
@@ -99,11 +133,23 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         .to_string();
     let body = match axum::body::to_bytes(req.into_body(), 64 << 20).await {
         Ok(b) => b,
-        Err(e) => return error_response(&ApiError::new(400, "BadRequest", format!("reading body: {e}"))),
+        Err(e) => {
+            return error_response(&ApiError::new(
+                400,
+                "BadRequest",
+                format!("reading body: {e}"),
+            ));
+        }
     };
     let target = match route(&shared, &path) {
         Ok(Route::Discovery(doc)) if method == Method::GET => return json_response(200, &doc),
-        Ok(Route::Discovery(_)) => return error_response(&ApiError::new(405, "MethodNotAllowed", "discovery is read-only")),
+        Ok(Route::Discovery(_)) => {
+            return error_response(&ApiError::new(
+                405,
+                "MethodNotAllowed",
+                "discovery is read-only",
+            ));
+        }
         Ok(Route::Resource(t)) => t,
         Err(e) => return error_response(&e),
     };
@@ -116,13 +162,28 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
         (&Method::PUT, true) => "update",
         (&Method::PATCH, true) => "patch",
         (&Method::DELETE, true) => "delete",
-        _ => return error_response(&ApiError::new(405, "MethodNotAllowed", format!("{method} is not supported on {path}"))),
+        _ => {
+            return error_response(&ApiError::new(
+                405,
+                "MethodNotAllowed",
+                format!("{method} is not supported on {path}"),
+            ));
+        }
     };
     let resource = match &target.subresource {
         Some(sub) => format!("{}/{sub}", target.rt.plural),
         None => target.rt.plural.clone(),
     };
-    if let Some(err) = shared.take_fault(&target.rt.group, verb, &resource, target.namespace.as_deref(), target.name.as_deref()) {
+    if let Some(d) = shared.delay(verb, &resource) {
+        tokio::time::sleep(d).await;
+    }
+    if let Some(err) = shared.take_fault(
+        &target.rt.group,
+        verb,
+        &resource,
+        target.namespace.as_deref(),
+        target.name.as_deref(),
+    ) {
         return error_response(&err);
     }
     let result = match verb {
@@ -138,12 +199,18 @@ pub(super) async fn handle(State(shared): State<Arc<Shared>>, req: Request) -> R
 
 fn selectors(query: &HashMap<String, String>) -> Result<(LabelSelector, FieldSelector), ApiError> {
     let bad = |e: String| ApiError::new(400, "BadRequest", e);
-    let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or("")).map_err(bad)?;
-    let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or("")).map_err(bad)?;
+    let labels = LabelSelector::parse(query.get("labelSelector").map(String::as_str).unwrap_or(""))
+        .map_err(bad)?;
+    let fields = FieldSelector::parse(query.get("fieldSelector").map(String::as_str).unwrap_or(""))
+        .map_err(bad)?;
     Ok((labels, fields))
 }
 
-fn list(shared: &Shared, t: &Target, query: &HashMap<String, String>) -> Result<(u16, Value), ApiError> {
+fn list(
+    shared: &Shared,
+    t: &Target,
+    query: &HashMap<String, String>,
+) -> Result<(u16, Value), ApiError> {
     let (labels, fields) = selectors(query)?;
     let store = shared.lock();
     let (items, rv) = store.list(&t.rt, t.namespace.as_deref(), &labels, &fields);
@@ -158,7 +225,8 @@ fn list(shared: &Shared, t: &Target, query: &HashMap<String, String>) -> Result<
 }
 
 fn parse_body(body: &Bytes) -> Result<Value, ApiError> {
-    serde_json::from_slice(body).map_err(|e| ApiError::new(400, "BadRequest", format!("decoding body: {e}")))
+    serde_json::from_slice(body)
+        .map_err(|e| ApiError::new(400, "BadRequest", format!("decoding body: {e}")))
 }
 
 fn write(
@@ -171,14 +239,26 @@ fn write(
 ) -> Result<(u16, Value), ApiError> {
     let ns = t.namespace.as_deref().unwrap_or("");
     if t.rt.namespaced && t.namespace.is_none() {
-        return Err(ApiError::new(404, "NotFound", format!("{} are namespaced", t.rt.plural)));
+        return Err(ApiError::new(
+            404,
+            "NotFound",
+            format!("{} are namespaced", t.rt.plural),
+        ));
     }
     let sub = t.subresource.as_deref();
     let status_only = match sub {
         None => false,
         Some("status") if t.rt.status_subresource => true,
-        Some("binding") if t.rt.plural == "pods" && t.rt.group.is_empty() && verb == "create" => false,
-        Some(other) => return Err(ApiError::new(404, "NotFound", format!("no subresource {other} on {}", t.rt.plural))),
+        Some("binding") if t.rt.plural == "pods" && t.rt.group.is_empty() && verb == "create" => {
+            false
+        }
+        Some(other) => {
+            return Err(ApiError::new(
+                404,
+                "NotFound",
+                format!("no subresource {other} on {}", t.rt.plural),
+            ));
+        }
     };
     let name = t.name.as_deref().unwrap_or("");
     let dry_run = query.contains_key("dryRun");
@@ -193,7 +273,10 @@ fn write(
                 .filter(|n| !n.is_empty())
                 .ok_or_else(|| ApiError::new(422, "Invalid", "target.name: Required value"))?;
             store.bind(ns, name, node)?;
-            Ok((201, json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201})))
+            Ok((
+                201,
+                json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Success", "code": 201}),
+            ))
         }
         "create" => {
             let obj = parse_body(body)?;
@@ -202,7 +285,9 @@ fn write(
             }
             store.create(&t.rt, ns, obj).map(|v| (201, v))
         }
-        "update" => store.replace(&t.rt, ns, name, parse_body(body)?, status_only).map(|v| (200, v)),
+        "update" => store
+            .replace(&t.rt, ns, name, parse_body(body)?, status_only)
+            .map(|v| (200, v)),
         "patch" => {
             let patch = parse_body(body)?;
             let mime = content_type.split(';').next().unwrap_or("").trim();
@@ -210,7 +295,11 @@ fn write(
                 "application/merge-patch+json" | "application/strategic-merge-patch+json" => false,
                 "application/apply-patch+yaml" => true,
                 other => {
-                    return Err(ApiError::new(415, "UnsupportedMediaType", format!("the body of the request was in an unknown format: {other}")));
+                    return Err(ApiError::new(
+                        415,
+                        "UnsupportedMediaType",
+                        format!("the body of the request was in an unknown format: {other}"),
+                    ));
                 }
             };
             let existed = store.get(&t.rt, ns, name).is_ok();
@@ -243,20 +332,28 @@ fn watch(shared: Arc<Shared>, t: Target, query: &HashMap<String, String>) -> Res
         Ok(s) => s,
         Err(e) => return error_response(&e),
     };
-    let bookmarks = matches!(query.get("allowWatchBookmarks").map(String::as_str), Some("true" | "1"));
+    let bookmarks = matches!(
+        query.get("allowWatchBookmarks").map(String::as_str),
+        Some("true" | "1")
+    );
     let timeout = query
         .get("timeoutSeconds")
         .and_then(|s| s.parse::<u64>().ok())
         .map(Duration::from_secs)
-        .unwrap_or(Duration::from_secs(1800));
-    let requested_rv = query.get("resourceVersion").filter(|s| !s.is_empty() && *s != "0");
+        .unwrap_or(Duration::from_secs(1800))
+        .min(shared.max_watch_timeout.unwrap_or(Duration::MAX));
+    let requested_rv = query
+        .get("resourceVersion")
+        .filter(|s| !s.is_empty() && *s != "0");
     let (tx, rx) = mpsc::channel::<Result<Bytes, std::io::Error>>(256);
     // Initial state under one lock: either a replay from the requested version or,
     // without one, synthetic ADDED events for the current objects.
     let start = {
         let store = shared.lock();
         let from = match requested_rv {
-            Some(rv) => rv.parse::<u64>().map_err(|_| ApiError::new(400, "BadRequest", format!("invalid resourceVersion {rv:?}"))),
+            Some(rv) => rv.parse::<u64>().map_err(|_| {
+                ApiError::new(400, "BadRequest", format!("invalid resourceVersion {rv:?}"))
+            }),
             None => Ok(store.resource_version()),
         };
         match from.and_then(|from| store.watch_from(&t.rt, from).map(|w| (from, w))) {
@@ -286,7 +383,10 @@ fn watch(shared: Arc<Shared>, t: Target, query: &HashMap<String, String>) -> Res
         };
         let emit = |c: &Change| -> Option<Bytes> {
             let now = visible(&t, &labels, &fields, &c.object);
-            let before = c.old.as_ref().is_some_and(|o| visible(&t, &labels, &fields, o));
+            let before = c
+                .old
+                .as_ref()
+                .is_some_and(|o| visible(&t, &labels, &fields, o));
             let kind = match (c.kind, before, now) {
                 (ChangeType::Added, _, true) => "ADDED",
                 (ChangeType::Modified, true, true) => "MODIFIED",

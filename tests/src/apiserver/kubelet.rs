@@ -16,7 +16,12 @@ pub struct KubeletOptions {
     pub run_for: Option<Duration>,
 }
 
-pub(super) fn set_phase(shared: &Shared, ns: &str, pod: &str, phase: &str) -> Result<Value, ApiError> {
+pub(super) fn set_phase(
+    shared: &Shared,
+    ns: &str,
+    pod: &str,
+    phase: &str,
+) -> Result<Value, ApiError> {
     let mut store = shared.lock();
     let rt = store
         .resource_type("", "v1", "pods")
@@ -45,13 +50,24 @@ pub(super) fn spawn(shared: Arc<Shared>, opts: KubeletOptions) -> tokio::task::J
                 continue;
             }
             let pod = &change.object;
-            let bound = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
+            let bound = pod
+                .pointer("/spec/nodeName")
+                .and_then(Value::as_str)
+                .is_some_and(|n| !n.is_empty());
             let pending = pod.pointer("/status/phase").and_then(Value::as_str) == Some("Pending");
             if !(bound && pending) {
                 continue;
             }
-            let ns = pod.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("").to_string();
-            let name = pod.pointer("/metadata/name").and_then(Value::as_str).unwrap_or("").to_string();
+            let ns = pod
+                .pointer("/metadata/namespace")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
+            let name = pod
+                .pointer("/metadata/name")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_string();
             // The pod may have been deleted meanwhile; that is not the kubelet's problem.
             let _ = set_phase(&shared, &ns, &name, "Running");
             if let Some(d) = opts.run_for {

@@ -42,16 +42,34 @@ pub(crate) struct Shared {
     counts: Mutex<HashMap<String, u64>>,
     counts_by_group: Mutex<HashMap<(String, String, String), u64>>,
     bookmark_interval: Duration,
+    max_watch_timeout: Option<Duration>,
+    delays: Mutex<HashMap<String, Duration>>,
 }
 
 impl Shared {
+    /// The injected delay for `verb resource`, if any.
+    fn delay(&self, verb: &str, resource: &str) -> Option<Duration> {
+        self.delays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&format!("{verb} {resource}"))
+            .copied()
+    }
+
     fn lock(&self) -> MutexGuard<'_, Store> {
         // A panicking test thread must not take every later request down with it.
         self.store.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     /// Counts the request and returns an injected error if one matches.
-    fn take_fault(&self, group: &str, verb: &str, resource: &str, ns: Option<&str>, name: Option<&str>) -> Option<ApiError> {
+    fn take_fault(
+        &self,
+        group: &str,
+        verb: &str,
+        resource: &str,
+        ns: Option<&str>,
+        name: Option<&str>,
+    ) -> Option<ApiError> {
         *self
             .counts_by_group
             .lock()
@@ -85,7 +103,11 @@ impl Shared {
             500 => "InternalError",
             _ => "Unknown",
         };
-        Some(ApiError::new(code, reason, format!("injected {code} for {verb} {resource}")))
+        Some(ApiError::new(
+            code,
+            reason,
+            format!("injected {code} for {verb} {resource}"),
+        ))
     }
 }
 
@@ -96,11 +118,17 @@ pub struct ApiServerOptions {
     pub bookmark_interval: Duration,
     /// Extra resource types (CRDs) served from the start.
     pub extra_types: Vec<ResourceType>,
+    /// Ends every watch after at most this long (clients then resume or re-list).
+    pub max_watch_timeout: Option<Duration>,
 }
 
 impl Default for ApiServerOptions {
     fn default() -> Self {
-        Self { bookmark_interval: Duration::from_secs(1), extra_types: Vec::new() }
+        Self {
+            bookmark_interval: Duration::from_secs(1),
+            extra_types: Vec::new(),
+            max_watch_timeout: None,
+        }
     }
 }
 
@@ -116,14 +144,23 @@ pub struct ApiServer {
 impl Drop for ApiServer {
     fn drop(&mut self) {
         self.task.abort();
-        for t in self.background.lock().unwrap_or_else(|p| p.into_inner()).drain(..) {
+        for t in self
+            .background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .drain(..)
+        {
             t.abort();
         }
     }
 }
 
 fn type_of<K: Resource<DynamicType = ()>>() -> (String, String, String) {
-    (K::group(&()).into_owned(), K::version(&()).into_owned(), K::plural(&()).into_owned())
+    (
+        K::group(&()).into_owned(),
+        K::version(&()).into_owned(),
+        K::plural(&()).into_owned(),
+    )
 }
 
 impl ApiServer {
@@ -142,16 +179,25 @@ impl ApiServer {
             counts: Mutex::new(HashMap::new()),
             counts_by_group: Mutex::new(HashMap::new()),
             bookmark_interval: opts.bookmark_interval,
+            max_watch_timeout: opts.max_watch_timeout,
+            delays: Mutex::new(HashMap::new()),
         });
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
         let addr = listener.local_addr()?;
-        let app = axum::Router::new().fallback(http::handle).with_state(shared.clone());
+        let app = axum::Router::new()
+            .fallback(http::handle)
+            .with_state(shared.clone());
         let task = tokio::spawn(async move {
             if let Err(e) = axum::serve(listener, app).await {
                 tracing::error!("test API server stopped: {e}");
             }
         });
-        Ok(Self { addr, shared, task, background: Mutex::new(Vec::new()) })
+        Ok(Self {
+            addr,
+            shared,
+            task,
+            background: Mutex::new(Vec::new()),
+        })
     }
 
     /// Base URL, e.g. `http://127.0.0.1:43121`.
@@ -161,7 +207,10 @@ impl ApiServer {
 
     /// A kube client configured for this server.
     pub fn client(&self) -> kube::Client {
-        let url = self.url().parse().unwrap_or_else(|_| unreachable!("a socket address is a valid URI"));
+        let url = self
+            .url()
+            .parse()
+            .unwrap_or_else(|_| unreachable!("a socket address is a valid URI"));
         let config = kube::Config::new(url);
         kube::Client::try_from(config).unwrap_or_else(|e| panic!("building a kube client: {e}"))
     }
@@ -192,17 +241,34 @@ impl ApiServer {
     }
 
     /// Creates a typed object directly, bypassing HTTP.
-    pub fn create<K: Resource<DynamicType = ()> + Serialize>(&self, obj: &K) -> Result<Value, ApiError> {
+    pub fn create<K: Resource<DynamicType = ()> + Serialize>(
+        &self,
+        obj: &K,
+    ) -> Result<Value, ApiError> {
         let (g, v, p) = type_of::<K>();
-        let value = serde_json::to_value(obj).map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?;
-        let ns = value.pointer("/metadata/namespace").and_then(Value::as_str).unwrap_or("default").to_string();
+        let value = serde_json::to_value(obj)
+            .map_err(|e| ApiError::new(400, "BadRequest", e.to_string()))?;
+        let ns = value
+            .pointer("/metadata/namespace")
+            .and_then(Value::as_str)
+            .unwrap_or("default")
+            .to_string();
         let mut store = self.store();
-        let rt = store.resource_type(&g, &v, &p).ok_or_else(|| ApiError::new(404, "NotFound", p.clone()))?;
+        let rt = store
+            .resource_type(&g, &v, &p)
+            .ok_or_else(|| ApiError::new(404, "NotFound", p.clone()))?;
         store.create(&rt, &ns, value)
     }
 
     /// Creates an untyped object directly (e.g. a malformed one a typed client could not send).
-    pub fn create_json(&self, group: &str, version: &str, plural: &str, ns: &str, obj: Value) -> Result<Value, ApiError> {
+    pub fn create_json(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        ns: &str,
+        obj: Value,
+    ) -> Result<Value, ApiError> {
         let mut store = self.store();
         let rt = store
             .resource_type(group, version, plural)
@@ -211,11 +277,18 @@ impl ApiServer {
     }
 
     /// Reads a typed object directly; None if absent or not decodable.
-    pub fn get<K: Resource<DynamicType = ()> + DeserializeOwned>(&self, ns: &str, name: &str) -> Option<K> {
+    pub fn get<K: Resource<DynamicType = ()> + DeserializeOwned>(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Option<K> {
         let (g, v, p) = type_of::<K>();
         let store = self.store();
         let rt = store.resource_type(&g, &v, &p)?;
-        store.get(&rt, ns, name).ok().and_then(|o| serde_json::from_value(o).ok())
+        store
+            .get(&rt, ns, name)
+            .ok()
+            .and_then(|o| serde_json::from_value(o).ok())
     }
 
     /// Lists typed objects in all namespaces directly.
@@ -226,14 +299,45 @@ impl ApiServer {
             return Vec::new();
         };
         let (items, _) = store.list(&rt, None, &Default::default(), &Default::default());
-        items.into_iter().filter_map(|o| serde_json::from_value(o).ok()).collect()
+        items
+            .into_iter()
+            .filter_map(|o| serde_json::from_value(o).ok())
+            .collect()
+    }
+
+    /// How many pods whose name starts with `prefix` are bound (cheap: no decoding).
+    pub fn count_bound_pods(&self, prefix: &str) -> usize {
+        let store = self.store();
+        let Some(rt) = store.resource_type("", "v1", "pods") else {
+            return 0;
+        };
+        let (items, _) = store.list(&rt, None, &Default::default(), &Default::default());
+        items
+            .iter()
+            .filter(|p| {
+                p.pointer("/metadata/name")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| n.starts_with(prefix))
+            })
+            .filter(|p| {
+                p.pointer("/spec/nodeName")
+                    .and_then(Value::as_str)
+                    .is_some_and(|n| !n.is_empty())
+            })
+            .count()
     }
 
     /// Deletes a typed object directly.
-    pub fn delete<K: Resource<DynamicType = ()>>(&self, ns: &str, name: &str) -> Result<Value, ApiError> {
+    pub fn delete<K: Resource<DynamicType = ()>>(
+        &self,
+        ns: &str,
+        name: &str,
+    ) -> Result<Value, ApiError> {
         let (g, v, p) = type_of::<K>();
         let mut store = self.store();
-        let rt = store.resource_type(&g, &v, &p).ok_or_else(|| ApiError::new(404, "NotFound", p.clone()))?;
+        let rt = store
+            .resource_type(&g, &v, &p)
+            .ok_or_else(|| ApiError::new(404, "NotFound", p.clone()))?;
         store.delete(&rt, ns, name)
     }
 
@@ -246,7 +350,9 @@ impl ApiServer {
     ) -> Result<Value, ApiError> {
         let (g, v, p) = type_of::<K>();
         let mut store = self.store();
-        let rt = store.resource_type(&g, &v, &p).ok_or_else(|| ApiError::new(404, "NotFound", p.clone()))?;
+        let rt = store
+            .resource_type(&g, &v, &p)
+            .ok_or_else(|| ApiError::new(404, "NotFound", p.clone()))?;
         store.mutate(&rt, ns, name, f)
     }
 
@@ -257,18 +363,38 @@ impl ApiServer {
 
     /// Makes the next `times` requests `verb resource` (e.g. `create`, `pods/binding`),
     /// optionally only for one object, fail with `code`.
-    pub fn fail_next(&self, verb: &str, resource: &str, name: Option<(&str, &str)>, code: u16, times: usize) {
+    pub fn fail_next(
+        &self,
+        verb: &str,
+        resource: &str,
+        name: Option<(&str, &str)>,
+        code: u16,
+        times: usize,
+    ) {
         if times == 0 {
             return;
         }
-        self.shared.faults.lock().unwrap_or_else(|p| p.into_inner()).push(Fault {
-            verb: verb.into(),
-            resource: resource.into(),
-            namespace: name.map(|(ns, _)| ns.to_string()),
-            name: name.map(|(_, n)| n.to_string()),
-            code,
-            remaining: times,
-        });
+        self.shared
+            .faults
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(Fault {
+                verb: verb.into(),
+                resource: resource.into(),
+                namespace: name.map(|(ns, _)| ns.to_string()),
+                name: name.map(|(_, n)| n.to_string()),
+                code,
+                remaining: times,
+            });
+    }
+
+    /// Delays every `verb resource` request (e.g. `create`, `pods/binding`) by `d` before it is served.
+    pub fn set_delay(&self, verb: &str, resource: &str, d: Duration) {
+        self.shared
+            .delays
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(format!("{verb} {resource}"), d);
     }
 
     /// Makes the next bind of one pod fail with `code` (409 or 404, say) without changing it.
@@ -289,18 +415,29 @@ impl ApiServer {
 
     /// All request counts, keyed `"verb resource"`.
     pub fn request_counts(&self) -> HashMap<String, u64> {
-        self.shared.counts.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.shared
+            .counts
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// All request counts keyed `(api group, resource[/subresource], verb)`, for RBAC checks.
     pub fn request_counts_by_group(&self) -> HashMap<(String, String, String), u64> {
-        self.shared.counts_by_group.lock().unwrap_or_else(|p| p.into_inner()).clone()
+        self.shared
+            .counts_by_group
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Starts a simulated kubelet: bound pods go Running, then optionally Succeeded.
     pub fn start_kubelet(&self, opts: KubeletOptions) {
         let task = kubelet::spawn(self.shared.clone(), opts);
-        self.background.lock().unwrap_or_else(|p| p.into_inner()).push(task);
+        self.background
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(task);
     }
 
     /// Sets a pod's phase directly (Running, Succeeded, Failed).

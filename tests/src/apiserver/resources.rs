@@ -21,7 +21,14 @@ pub struct ResourceType {
 
 impl ResourceType {
     /// A resource type description.
-    pub fn new(group: &str, version: &str, plural: &str, kind: &str, namespaced: bool, status: bool) -> Self {
+    pub fn new(
+        group: &str,
+        version: &str,
+        plural: &str,
+        kind: &str,
+        namespaced: bool,
+        status: bool,
+    ) -> Self {
         Self {
             group: group.into(),
             version: version.into(),
@@ -48,7 +55,14 @@ impl ResourceType {
 
     /// The NodeResourceTopology CRD (`topology.node.k8s.io/v1alpha2`), which tests install on demand.
     pub fn node_resource_topology() -> Self {
-        Self::new("topology.node.k8s.io", "v1alpha2", "noderesourcetopologies", "NodeResourceTopology", false, false)
+        Self::new(
+            "topology.node.k8s.io",
+            "v1alpha2",
+            "noderesourcetopologies",
+            "NodeResourceTopology",
+            false,
+            false,
+        )
     }
 }
 
@@ -63,7 +77,14 @@ pub fn builtin() -> Vec<ResourceType> {
         ResourceType::new("coordination.k8s.io", "v1", "leases", "Lease", true, false),
         ResourceType::new("apps", "v1", "statefulsets", "StatefulSet", true, true),
         ResourceType::new("batch", "v1", "jobs", "Job", true, true),
-        ResourceType::new("scheduling.x-k8s.io", "v1alpha1", "podgroups", "PodGroup", true, true),
+        ResourceType::new(
+            "scheduling.x-k8s.io",
+            "v1alpha1",
+            "podgroups",
+            "PodGroup",
+            true,
+            true,
+        ),
     ]
 }
 
@@ -77,7 +98,9 @@ pub fn group_list(types: &[ResourceType]) -> Value {
     let mut groups: Vec<(String, Vec<String>)> = Vec::new();
     for t in types.iter().filter(|t| !t.group.is_empty()) {
         match groups.iter_mut().find(|(g, _)| *g == t.group) {
-            Some((_, versions)) if !versions.contains(&t.version) => versions.push(t.version.clone()),
+            Some((_, versions)) if !versions.contains(&t.version) => {
+                versions.push(t.version.clone())
+            }
             Some(_) => {}
             None => groups.push((t.group.clone(), vec![t.version.clone()])),
         }
@@ -98,8 +121,13 @@ pub fn group_list(types: &[ResourceType]) -> Value {
 /// `/apis/{group}/{version}` or `/api/v1`: the resources of one group version.
 pub fn resource_list(types: &[ResourceType], group: &str, version: &str) -> Option<Value> {
     let mut resources = Vec::new();
-    for t in types.iter().filter(|t| t.group == group && t.version == version) {
-        let verbs = ["create", "delete", "get", "list", "patch", "update", "watch"];
+    for t in types
+        .iter()
+        .filter(|t| t.group == group && t.version == version)
+    {
+        let verbs = [
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ];
         resources.push(json!({
             "name": t.plural, "singularName": t.kind.to_lowercase(), "namespaced": t.namespaced,
             "kind": t.kind, "verbs": verbs,
@@ -120,6 +148,12 @@ pub fn resource_list(types: &[ResourceType], group: &str, version: &str) -> Opti
     if resources.is_empty() {
         return None;
     }
-    let gv = if group.is_empty() { version.to_string() } else { format!("{group}/{version}") };
-    Some(json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}))
+    let gv = if group.is_empty() {
+        version.to_string()
+    } else {
+        format!("{group}/{version}")
+    };
+    Some(
+        json!({"kind": "APIResourceList", "apiVersion": "v1", "groupVersion": gv, "resources": resources}),
+    )
 }

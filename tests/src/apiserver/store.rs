@@ -62,12 +62,20 @@ pub struct ApiError {
 impl ApiError {
     /// An error with the given code, reason and message.
     pub fn new(code: u16, reason: &str, message: impl Into<String>) -> Self {
-        Self { code, reason: reason.into(), message: message.into() }
+        Self {
+            code,
+            reason: reason.into(),
+            message: message.into(),
+        }
     }
 
     /// 404 for a named object.
     pub fn not_found(rt: &ResourceType, name: &str) -> Self {
-        Self::new(404, "NotFound", format!("{} \"{name}\" not found", rt.plural))
+        Self::new(
+            404,
+            "NotFound",
+            format!("{} \"{name}\" not found", rt.plural),
+        )
     }
 
     /// 409 for a stale resourceVersion.
@@ -113,14 +121,22 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
 }
 
 fn now_rfc3339() -> String {
-    jiff::Timestamp::now().round(jiff::Unit::Second).map(|t| t.to_string()).unwrap_or_default()
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
 }
 
 fn meta_str<'a>(obj: &'a Value, field: &str) -> Option<&'a str> {
-    obj.get("metadata").and_then(|m| m.get(field)).and_then(Value::as_str)
+    obj.get("metadata")
+        .and_then(|m| m.get(field))
+        .and_then(Value::as_str)
 }
 
 type ObjectKey = (String, String);
+
+/// The start of a watch: changes to replay, then a live feed.
+pub type WatchStart = (Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>);
 
 /// All objects of all resource types plus the watch history.
 #[derive(Debug)]
@@ -179,7 +195,13 @@ impl Store {
     }
 
     fn record(&mut self, resource: String, kind: ChangeType, object: Value, old: Option<Value>) {
-        let change = Arc::new(Change { rv: self.rv, resource, kind, object, old });
+        let change = Arc::new(Change {
+            rv: self.rv,
+            resource,
+            kind,
+            object,
+            old,
+        });
         self.history.push_back(change.clone());
         while self.history.len() > self.history_limit {
             if let Some(dropped) = self.history.pop_front() {
@@ -196,7 +218,14 @@ impl Store {
     }
 
     fn key(rt: &ResourceType, ns: &str, name: &str) -> ObjectKey {
-        (if rt.namespaced { ns.to_string() } else { String::new() }, name.to_string())
+        (
+            if rt.namespaced {
+                ns.to_string()
+            } else {
+                String::new()
+            },
+            name.to_string(),
+        )
     }
 
     /// Reads one object.
@@ -232,21 +261,42 @@ impl Store {
     }
 
     /// Creates an object; fills in metadata the server owns.
-    pub fn create(&mut self, rt: &ResourceType, ns: &str, mut obj: Value) -> Result<Value, ApiError> {
+    pub fn create(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        mut obj: Value,
+    ) -> Result<Value, ApiError> {
         if !obj.is_object() {
-            return Err(ApiError::new(400, "BadRequest", "body must be a JSON object"));
+            return Err(ApiError::new(
+                400,
+                "BadRequest",
+                "body must be a JSON object",
+            ));
         }
         let mut name = meta_str(&obj, "name").unwrap_or_default().to_string();
         if name.is_empty() {
             let Some(prefix) = meta_str(&obj, "generateName") else {
-                return Err(ApiError::new(422, "Invalid", "metadata.name: Required value: name or generateName is required"));
+                return Err(ApiError::new(
+                    422,
+                    "Invalid",
+                    "metadata.name: Required value: name or generateName is required",
+                ));
             };
             self.uid_counter += 1;
             name = format!("{prefix}{:05x}", self.uid_counter);
         }
         let key = Self::key(rt, ns, &name);
-        if self.objects.get(&rt.key()).is_some_and(|m| m.contains_key(&key)) {
-            return Err(ApiError::new(409, "AlreadyExists", format!("{} \"{name}\" already exists", rt.plural)));
+        if self
+            .objects
+            .get(&rt.key())
+            .is_some_and(|m| m.contains_key(&key))
+        {
+            return Err(ApiError::new(
+                409,
+                "AlreadyExists",
+                format!("{} \"{name}\" already exists", rt.plural),
+            ));
         }
         self.uid_counter += 1;
         let rv = self.next_rv();
@@ -273,7 +323,10 @@ impl Store {
                 obj["status"] = json!({"phase": "Pending"});
             }
         }
-        self.objects.entry(rt.key()).or_default().insert(key, obj.clone());
+        self.objects
+            .entry(rt.key())
+            .or_default()
+            .insert(key, obj.clone());
         self.record(rt.key(), ChangeType::Added, obj.clone(), None);
         Ok(obj)
     }
@@ -290,7 +343,11 @@ impl Store {
     ) -> Result<Value, ApiError> {
         let current = self.get(rt, ns, name)?;
         if !candidate.is_object() {
-            return Err(ApiError::new(400, "BadRequest", "body must be a JSON object"));
+            return Err(ApiError::new(
+                400,
+                "BadRequest",
+                "body must be a JSON object",
+            ));
         }
         let mut next = if status_only {
             let mut next = current.clone();
@@ -323,7 +380,13 @@ impl Store {
         if !next["metadata"].is_object() {
             next["metadata"] = json!({});
         }
-        for field in ["name", "namespace", "uid", "creationTimestamp", "generation"] {
+        for field in [
+            "name",
+            "namespace",
+            "uid",
+            "creationTimestamp",
+            "generation",
+        ] {
             match current["metadata"].get(field) {
                 Some(v) => next["metadata"][field] = v.clone(),
                 None => {
@@ -338,12 +401,21 @@ impl Store {
             next["metadata"]["generation"] = json!(generation);
         }
         next["metadata"]["resourceVersion"] = json!(rv.to_string());
-        self.objects.entry(rt.key()).or_default().insert(Self::key(rt, ns, name), next.clone());
+        self.objects
+            .entry(rt.key())
+            .or_default()
+            .insert(Self::key(rt, ns, name), next.clone());
         self.record(rt.key(), ChangeType::Modified, next.clone(), Some(current));
         Ok(next)
     }
 
-    fn check_precondition(&self, rt: &ResourceType, ns: &str, name: &str, body: &Value) -> Result<Value, ApiError> {
+    fn check_precondition(
+        &self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        body: &Value,
+    ) -> Result<Value, ApiError> {
         let current = self.get(rt, ns, name)?;
         if let Some(want) = meta_str(body, "resourceVersion").filter(|s| !s.is_empty())
             && Some(want) != meta_str(&current, "resourceVersion")
@@ -365,7 +437,11 @@ impl Store {
         if let Some(body_name) = meta_str(&body, "name")
             && body_name != name
         {
-            return Err(ApiError::new(400, "BadRequest", "the name of the object does not match the name in the URL"));
+            return Err(ApiError::new(
+                400,
+                "BadRequest",
+                "the name of the object does not match the name in the URL",
+            ));
         }
         self.check_precondition(rt, ns, name, &body)?;
         self.commit(rt, ns, name, body, status_only)
@@ -415,11 +491,17 @@ impl Store {
             .resource_type("", "v1", "pods")
             .ok_or_else(|| ApiError::new(404, "NotFound", "pods are not served"))?;
         let mut pod = self.get(&rt, ns, name)?;
-        if let Some(bound) = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty()) {
+        if let Some(bound) = pod
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+        {
             return Err(ApiError::new(
                 409,
                 "Conflict",
-                format!("Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{bound}\""),
+                format!(
+                    "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{bound}\""
+                ),
             ));
         }
         if !pod["spec"].is_object() {
@@ -432,7 +514,9 @@ impl Store {
             .cloned()
             .unwrap_or_default();
         conditions.retain(|c| c["type"] != "PodScheduled");
-        conditions.push(json!({"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()}));
+        conditions.push(
+            json!({"type": "PodScheduled", "status": "True", "lastTransitionTime": now_rfc3339()}),
+        );
         if !pod["status"].is_object() {
             pod["status"] = json!({});
         }
@@ -441,7 +525,10 @@ impl Store {
         let current = self.get(&rt, ns, name)?;
         let rv = self.next_rv();
         pod["metadata"]["resourceVersion"] = json!(rv.to_string());
-        self.objects.entry(rt.key()).or_default().insert(Self::key(&rt, ns, name), pod.clone());
+        self.objects
+            .entry(rt.key())
+            .or_default()
+            .insert(Self::key(&rt, ns, name), pod.clone());
         self.record(rt.key(), ChangeType::Modified, pod.clone(), Some(current));
         Ok(pod)
     }
@@ -459,23 +546,25 @@ impl Store {
         f(&mut next);
         let rv = self.next_rv();
         next["metadata"]["resourceVersion"] = json!(rv.to_string());
-        self.objects.entry(rt.key()).or_default().insert(Self::key(rt, ns, name), next.clone());
+        self.objects
+            .entry(rt.key())
+            .or_default()
+            .insert(Self::key(rt, ns, name), next.clone());
         self.record(rt.key(), ChangeType::Modified, next.clone(), Some(current));
         Ok(next)
     }
 
     /// Starts a watch from `from_rv`: the recorded changes after it plus a live receiver.
     /// A version older than the retained history is 410 Gone.
-    pub fn watch_from(
-        &self,
-        rt: &ResourceType,
-        from_rv: u64,
-    ) -> Result<(Vec<Arc<Change>>, broadcast::Receiver<Arc<Change>>), ApiError> {
+    pub fn watch_from(&self, rt: &ResourceType, from_rv: u64) -> Result<WatchStart, ApiError> {
         if from_rv < self.oldest_watchable {
             return Err(ApiError::new(
                 410,
                 "Expired",
-                format!("too old resource version: {from_rv} ({})", self.oldest_watchable),
+                format!(
+                    "too old resource version: {from_rv} ({})",
+                    self.oldest_watchable
+                ),
             ));
         }
         let key = rt.key();
@@ -513,7 +602,9 @@ mod tests {
     fn stale_update_conflicts_and_status_is_split() {
         let rt = pods();
         let mut s = Store::new(vec![rt.clone()]);
-        let p = s.create(&rt, "ns", json!({"metadata": {"name": "p"}, "spec": {}})).unwrap();
+        let p = s
+            .create(&rt, "ns", json!({"metadata": {"name": "p"}, "spec": {}}))
+            .unwrap();
         let rv0 = p["metadata"]["resourceVersion"].clone();
         let mut upd = p.clone();
         upd["metadata"]["labels"] = json!({"x": "1"});
@@ -523,7 +614,16 @@ mod tests {
         assert_ne!(p1["metadata"]["resourceVersion"], rv0);
         let err = s.replace(&rt, "ns", "p", upd, false).unwrap_err();
         assert_eq!(err.code, 409);
-        let p2 = s.patch(&rt, "ns", "p", &json!({"status": {"phase": "Running"}}), true, false).unwrap();
+        let p2 = s
+            .patch(
+                &rt,
+                "ns",
+                "p",
+                &json!({"status": {"phase": "Running"}}),
+                true,
+                false,
+            )
+            .unwrap();
         assert_eq!(p2["status"]["phase"], "Running");
     }
 
@@ -531,7 +631,8 @@ mod tests {
     fn bind_once() {
         let rt = pods();
         let mut s = Store::new(vec![rt.clone()]);
-        s.create(&rt, "ns", json!({"metadata": {"name": "p"}, "spec": {}})).unwrap();
+        s.create(&rt, "ns", json!({"metadata": {"name": "p"}, "spec": {}}))
+            .unwrap();
         assert_eq!(s.bind("ns", "p", "n1").unwrap()["spec"]["nodeName"], "n1");
         assert_eq!(s.bind("ns", "p", "n2").unwrap_err().code, 409);
         assert_eq!(s.bind("ns", "q", "n2").unwrap_err().code, 404);
@@ -541,7 +642,8 @@ mod tests {
     fn compacted_history_is_gone() {
         let rt = pods();
         let mut s = Store::new(vec![rt.clone()]);
-        s.create(&rt, "ns", json!({"metadata": {"name": "p"}, "spec": {}})).unwrap();
+        s.create(&rt, "ns", json!({"metadata": {"name": "p"}, "spec": {}}))
+            .unwrap();
         assert_eq!(s.watch_from(&rt, 1).unwrap().0.len(), 1);
         s.compact();
         assert_eq!(s.watch_from(&rt, 1).unwrap_err().code, 410);

@@ -62,7 +62,12 @@ impl TestServer {
         let handle = tokio::spawn(serve_with_config(listener, backend, config, async {
             let _ = stopped.await;
         }));
-        Self { addr, stop: Some(stop), handle: Some(handle), _dir: dir }
+        Self {
+            addr,
+            stop: Some(stop),
+            handle: Some(handle),
+            _dir: dir,
+        }
     }
 
     pub async fn client(&self) -> FluxionClient<Channel> {
@@ -76,11 +81,16 @@ impl TestServer {
         phalanx_grpc::connect(&self.addr, tls).await
     }
 
-    /// Stops the server and waits for it to drain.
-    pub async fn stop(mut self) {
+    /// Sends the shutdown signal without waiting.
+    pub fn trigger_stop(&mut self) {
         if let Some(s) = self.stop.take() {
             let _ = s.send(());
         }
+    }
+
+    /// Stops the server and waits for it to drain.
+    pub async fn stop(mut self) {
+        self.trigger_stop();
         if let Some(h) = self.handle.take() {
             h.await.expect("server task").expect("server result");
         }
@@ -126,5 +136,9 @@ pub async fn allocated(client: &mut FluxionClient<Channel>, ty: &str) -> u64 {
         .await
         .expect("resources")
         .into_inner();
-    r.totals.iter().filter(|t| t.r#type == ty).map(|t| t.allocated).sum()
+    r.totals
+        .iter()
+        .filter(|t| t.r#type == ty)
+        .map(|t| t.allocated)
+        .sum()
 }

@@ -1,0 +1,325 @@
+//! Property tests: matcher and graph invariants on small random graphs and
+//! random request sequences.
+
+use std::collections::HashMap;
+
+use fluxion_core::generate::{ClusterShape, cluster};
+use fluxion_core::graph::{ResourceGraph, Status, VertexId};
+use fluxion_core::jobspec::Jobspec;
+use fluxion_core::matcher::{MatchError, MatchOp, Matcher, Policy};
+use proptest::prelude::*;
+
+fn shape() -> impl Strategy<Value = ClusterShape> {
+    (
+        1usize..5,
+        0usize..3,
+        1usize..3,
+        1usize..5,
+        0usize..2,
+        prop_oneof![Just(0u64), Just(8u64)],
+    )
+        .prop_map(
+            |(nodes, per_rack, sockets, cores, gpus, mem)| ClusterShape {
+                nodes,
+                nodes_per_rack: per_rack,
+                sockets,
+                cores_per_socket: cores,
+                gpus_per_socket: gpus,
+                memory_gib_per_socket: mem,
+            },
+        )
+}
+
+fn policy() -> impl Strategy<Value = Policy> {
+    prop_oneof![
+        Just(Policy::First),
+        Just(Policy::High),
+        Just(Policy::Low),
+        Just(Policy::LoNode),
+        Just(Policy::HiNodeX),
+        Just(Policy::Locality),
+    ]
+}
+
+/// A random request: `nodes` x node -> slot x socket -> cores (+ memory),
+/// or a node-less `slot -> core[k]`.
+fn jobspec(nodes: u64, cores: u64, mem: u64, nodeless: bool, duration: u64) -> Jobspec {
+    let mem_line = if mem > 0 {
+        format!("\n              - type: memory\n                count: {mem}")
+    } else {
+        String::new()
+    };
+    let text = if nodeless {
+        format!(
+            "version: 1\nresources:\n  - type: slot\n    count: 1\n    label: s\n    with:\n      - type: core\n        count: {cores}\nattributes: {{system: {{duration: {duration}}}}}\n"
+        )
+    } else {
+        format!(
+            "version: 1\nresources:\n  - type: node\n    count: {nodes}\n    with:\n      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: socket\n            count: 1\n            with:\n              - type: core\n                count: {cores}{mem_line}\nattributes: {{system: {{duration: {duration}}}}}\n"
+        )
+    };
+    Jobspec::parse(&text).expect("generated jobspec parses")
+}
+
+#[derive(Debug, Clone)]
+enum Step {
+    Match {
+        nodes: u64,
+        cores: u64,
+        mem: u64,
+        nodeless: bool,
+        duration: u64,
+        reserve: bool,
+    },
+    Cancel(usize),
+    PartialCancel(usize),
+    Down(usize),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        6 => (1u64..3, 1u64..5, 0u64..10, any::<bool>(), 1u64..100, any::<bool>()).prop_map(
+            |(nodes, cores, mem, nodeless, duration, reserve)| Step::Match { nodes, cores, mem, nodeless, duration, reserve }
+        ),
+        2 => (0usize..16).prop_map(Step::Cancel),
+        1 => (0usize..16).prop_map(Step::PartialCancel),
+        1 => (0usize..64).prop_map(Step::Down),
+    ]
+}
+
+/// One span as (job, start, end, amount, exclusive).
+type SpanKey = (u64, i64, i64, u64, bool);
+
+/// Allocation state of every vertex, for exact before/after comparisons.
+fn snapshot(g: &ResourceGraph) -> HashMap<VertexId, Vec<SpanKey>> {
+    g.vertices()
+        .map(|v| {
+            let mut s: Vec<_> = g
+                .vertex(v)
+                .map(|x| {
+                    x.spans()
+                        .iter()
+                        .map(|s| (s.job, s.start, s.end, s.amount, s.exclusive))
+                        .collect()
+                })
+                .unwrap_or_default();
+            s.sort();
+            (v, s)
+        })
+        .collect()
+}
+
+fn free_snapshot(g: &ResourceGraph, t: i64) -> Vec<(VertexId, u64)> {
+    let core = g.type_id("core");
+    let mut out: Vec<(VertexId, u64)> = g
+        .vertices()
+        .filter_map(|v| Some((v, g.free_units(v, core?, t, t + 1)?)))
+        .collect();
+    out.sort();
+    out
+}
+
+fn check_invariants(g: &ResourceGraph) -> Result<(), TestCaseError> {
+    let Some(core) = g.type_id("core") else {
+        return Ok(());
+    };
+    // Probe times where spans start.
+    let mut times: Vec<i64> = vec![0];
+    for v in g.vertices() {
+        if let Some(x) = g.vertex(v) {
+            times.extend(x.spans().iter().map(|s| s.start));
+        }
+    }
+    for &t in &times {
+        for v in g.vertices() {
+            let x = g.vertex(v).expect("live vertex");
+            // Exclusive holders never overlap anyone else.
+            let live: Vec<_> = x.spans().iter().filter(|s| s.overlaps(t, t + 1)).collect();
+            if live.iter().any(|s| s.exclusive) {
+                prop_assert_eq!(
+                    live.len(),
+                    1,
+                    "vertex {} shared while exclusive at {}",
+                    x.name,
+                    t
+                );
+            }
+            // Pools never below zero.
+            let used: u64 = live.iter().map(|s| s.amount).sum();
+            prop_assert!(
+                used <= x.size,
+                "vertex {} over-allocated: {} > {}",
+                x.name,
+                used,
+                x.size
+            );
+            // Aggregates equal the sum over the subtree.
+            if let Some(agg) = g.free_units(v, core, t, t + 1)
+                && !g.children(v).is_empty()
+                && x.status == Status::Up
+                && !x
+                    .spans()
+                    .iter()
+                    .any(|s| s.exclusive && s.overlaps(t, t + 1))
+            {
+                // Known limit: units both down and allocated are counted
+                // twice (conservative), so only subtrees without down
+                // vertices are compared exactly.
+                if g.subtree(v)
+                    .iter()
+                    .any(|&u| g.vertex(u).is_some_and(|y| y.status == Status::Down))
+                {
+                    continue;
+                }
+                // A core is used if it is held, or sits below a vertex held
+                // exclusively (nobody else can reach it then).
+                let mut expect = 0u64;
+                let mut stack = vec![(v, false)];
+                while let Some((u, covered)) = stack.pop() {
+                    let y = g.vertex(u).expect("live");
+                    if y.status == Status::Down {
+                        continue;
+                    }
+                    let live = y.spans().iter().filter(|s| s.overlaps(t, t + 1));
+                    let held_x = u != v && live.clone().any(|s| s.exclusive);
+                    if g.kind_name(u) == "core" {
+                        let busy: u64 = live.map(|s| s.amount.max(u64::from(s.exclusive))).sum();
+                        if !covered {
+                            expect += y.size.saturating_sub(busy);
+                        }
+                    }
+                    for &c in g.children(u) {
+                        stack.push((c, covered || held_x));
+                    }
+                }
+                prop_assert_eq!(agg, expect, "aggregate at {} (t={})", x.name, t);
+            }
+        }
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    #[test]
+    fn request_sequences_keep_invariants(shape in shape(), policy in policy(), steps in proptest::collection::vec(step(), 1..14)) {
+        let mut g = cluster(&shape).expect("generated graph");
+        g.set_prune_filters(&"ALL:core,ALL:node".parse().expect("filters")).expect("filters apply");
+        let mut m = Matcher::new(g, policy);
+        let mut next = 1u64;
+        let mut live: Vec<u64> = Vec::new();
+        for s in steps {
+            match s {
+                Step::Match { nodes, cores, mem, nodeless, duration, reserve } => {
+                    let spec = jobspec(nodes, cores, mem, nodeless, duration);
+                    let sat_empty = {
+                        let mut empty = cluster(&shape).expect("graph");
+                        empty.set_prune_filters(&"ALL:core".parse().expect("f")).expect("f");
+                        let mut e = Matcher::new(empty, policy);
+                        // Satisfiable on the empty graph implies allocatable on it.
+                        let sat = e.satisfiable(&spec).expect("valid");
+                        let alloc = e.match_jobspec(MatchOp::Allocate, 1, &spec, 0);
+                        prop_assert_eq!(sat, alloc.is_ok(), "satisfiable vs allocatable on empty graph");
+                        sat
+                    };
+                    let before = snapshot(m.graph());
+                    let op = if reserve { MatchOp::AllocateOrElseReserve } else { MatchOp::Allocate };
+                    match m.match_jobspec(op, next, &spec, 0) {
+                        Ok(o) => {
+                            prop_assert!(o.at >= 0, "reservation in the past");
+                            live.push(next);
+                            // Cancel restores the exact prior state.
+                            if next.is_multiple_of(3) {
+                                m.cancel(next).expect("cancel");
+                                live.pop();
+                                prop_assert_eq!(snapshot(m.graph()), before);
+                            }
+                        }
+                        Err(MatchError::Unsatisfiable) => prop_assert!(!sat_empty || m.graph().vertices().any(|v| m.graph().vertex(v).is_some_and(|x| x.status == Status::Down))),
+                        Err(MatchError::Busy) => {}
+                        Err(e) => prop_assert!(false, "unexpected error {e}"),
+                    }
+                    next += 1;
+                }
+                Step::Cancel(i) => {
+                    if !live.is_empty() {
+                        let j = live.remove(i % live.len());
+                        m.cancel(j).expect("cancel live job");
+                    }
+                }
+                Step::PartialCancel(i) => {
+                    if !live.is_empty() {
+                        let j = live[i % live.len()];
+                        let held: Vec<VertexId> = m.info(j).map(|x| x.emitted.iter().map(|e| e.vertex).collect()).unwrap_or_default();
+                        let node = held.into_iter().find(|&v| m.graph().kind_name(v) == "node");
+                        if let Some(n) = node
+                            && let Ok(true) = m.partial_cancel(j, &[n])
+                        {
+                            live.retain(|&x| x != j);
+                        }
+                    }
+                }
+                Step::Down(i) => {
+                    let vs: Vec<VertexId> = m.graph().vertices().collect();
+                    let v = vs[i % vs.len()];
+                    let st = m.graph().vertex(v).map(|x| x.status).unwrap_or_default();
+                    let flip = if st == Status::Up { Status::Down } else { Status::Up };
+                    m.graph_mut().set_status(v, flip).expect("status");
+                }
+            }
+            check_invariants(m.graph())?;
+        }
+        // Cancelling everything frees every core.
+        for j in live {
+            m.cancel(j).expect("cancel");
+        }
+        let g = m.graph();
+        for (v, free) in free_snapshot(g, 0) {
+            if g.is_effectively_up(v) && g.children(v).is_empty() && g.kind_name(v) == "core" {
+                prop_assert_eq!(free, 1);
+            }
+        }
+    }
+
+    #[test]
+    fn jobspec_parser_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = Jobspec::parse(&text);
+    }
+
+    #[test]
+    fn jobspec_parser_survives_mutations(pos in 0usize..200, byte in any::<u8>()) {
+        let base = "version: 1\nresources:\n  - type: node\n    count: 2\n    with:\n      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: {min: 1, max: 4}\nattributes: {system: {duration: 10}}\n";
+        let mut b = base.as_bytes().to_vec();
+        let i = pos % b.len();
+        b[i] = byte;
+        let _ = Jobspec::parse(&String::from_utf8_lossy(&b));
+    }
+
+    #[test]
+    fn graph_readers_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..400)) {
+        let text = String::from_utf8_lossy(&bytes);
+        let _ = fluxion_core::io::read_grug(&text);
+        let _ = fluxion_core::io::read_jgf(&text);
+    }
+
+    #[test]
+    fn grug_reader_survives_mutations(pos in 0usize..2000, byte in any::<u8>()) {
+        let base = include_str!("data/mini.graphml");
+        let mut b = base.as_bytes().to_vec();
+        let i = pos % b.len();
+        b[i] = byte;
+        let _ = fluxion_core::io::read_grug(&String::from_utf8_lossy(&b));
+    }
+
+    #[test]
+    fn jgf_reader_survives_mutations(pos in 0usize..3000, byte in any::<u8>()) {
+        let g = fluxion_core::io::read_grug(include_str!("data/mini.graphml")).expect("fixture");
+        let base = fluxion_core::io::write_jgf(&g);
+        let mut b = base.into_bytes();
+        let i = pos % b.len();
+        b[i] = byte;
+        let _ = fluxion_core::io::read_jgf(&String::from_utf8_lossy(&b));
+    }
+}

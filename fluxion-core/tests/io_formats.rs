@@ -1,0 +1,89 @@
+//! GRUG expansion, JGF round trip and R reading on the project's fixtures.
+
+use fluxion_core::io::{attach_jgf, read_grug, read_jgf, read_rv1exec, write_jgf};
+
+const MINI: &str = include_str!("data/mini.graphml");
+
+#[test]
+fn grug_ids_follow_scope_and_creation_order() {
+    let g = read_grug(MINI).expect("fixture loads");
+    // 1 cluster + 2 racks + 4 nodes + 8 sockets + 8*(4 cores + 1 gpu + 2 memory)
+    assert_eq!(g.vertex_count(), 1 + 2 + 4 + 8 + 8 * 7);
+    // id_scope 1 on rack->node: node ids run on across racks.
+    let n3 = g
+        .find_path("/mini0/rack1/node3")
+        .expect("node3 under rack1");
+    // id_scope 1 on socket->core: core ids run per node.
+    let c7 = g
+        .find_path("/mini0/rack1/node3/socket1/core7")
+        .expect("core7 on socket1");
+    assert!(g.is_in_subtree(c7, n3));
+    let mem = g
+        .find_path("/mini0/rack0/node0/socket1/memory3")
+        .expect("memory3");
+    let m = g.vertex(mem).expect("live");
+    assert_eq!((m.size, &*m.unit), (8, "GB"));
+    // Vertices are created recipe edge by recipe edge: all racks, then all
+    // nodes, ... so uniq ids grow level by level.
+    let r1 = g
+        .vertex(g.find_path("/mini0/rack1").expect("rack1"))
+        .expect("live")
+        .uniq_id;
+    let n0 = g
+        .vertex(g.find_path("/mini0/rack0/node0").expect("node0"))
+        .expect("live")
+        .uniq_id;
+    assert!(r1 < n0);
+    // Children keep recipe edge order: cores, then gpu, then memory.
+    let s0 = g.find_path("/mini0/rack0/node0/socket0").expect("socket0");
+    let kinds: Vec<&str> = g.children(s0).iter().map(|&c| g.kind_name(c)).collect();
+    assert_eq!(
+        kinds,
+        ["core", "core", "core", "core", "gpu", "memory", "memory"]
+    );
+}
+
+#[test]
+fn jgf_round_trip_keeps_names_ids_and_paths() {
+    let g = read_grug(MINI).expect("fixture loads");
+    let text = write_jgf(&g);
+    let h = read_jgf(&text).expect("own JGF reads back");
+    assert_eq!(h.vertex_count(), g.vertex_count());
+    for v in g.vertices() {
+        let p = g.path(v);
+        let w = h
+            .find_path(&p)
+            .unwrap_or_else(|| panic!("{p} missing after round trip"));
+        let (a, b) = (g.vertex(v).expect("live"), h.vertex(w).expect("live"));
+        assert_eq!(
+            (a.id, a.uniq_id, a.rank, a.size, &a.name),
+            (b.id, b.uniq_id, b.rank, b.size, &b.name)
+        );
+    }
+    // Attaching the same document again adds nothing; a foreign root is refused.
+    let mut h2 = h.clone();
+    assert!(attach_jgf(&mut h2, &text).expect("idempotent").is_empty());
+    let other = text
+        .replace("/mini0", "/other0")
+        .replace("\"mini0\"", "\"other0\"");
+    assert!(attach_jgf(&mut h2, &other).is_err());
+}
+
+#[test]
+fn malformed_files_get_errors_naming_the_problem() {
+    let e = read_grug("<graphml><graph><node id=\"a\"/></graph></graphml>").unwrap_err();
+    assert!(e.to_string().contains("node 'a': missing type"), "{e}");
+    let e = read_grug(&MINI.replace(
+        "<data key=\"multi_scale\">2</data></edge>\n    <edge id=\"r2n\"",
+        "<data key=\"multi_scale\">x</data></edge>\n    <edge id=\"r2n\"",
+    ))
+    .unwrap_err();
+    assert!(e.to_string().contains("multi_scale"), "{e}");
+    let e = read_jgf("{\"graph\": {\"nodes\": [{\"id\": 1}]}}").unwrap_err();
+    assert!(
+        e.to_string().contains("graph.nodes[0].metadata.type"),
+        "{e}"
+    );
+    let e = read_rv1exec("{\"execution\": {\"R_lite\": [{\"rank\": \"x\"}]}}").unwrap_err();
+    assert!(e.to_string().contains("execution.R_lite[0].rank"), "{e}");
+}

@@ -1,0 +1,343 @@
+//! The gRPC API of `phalanx serve`, answered from the live scheduler so that
+//! `phalanx status` works against `phalanx run`. Reads are forwarded to the
+//! scheduling loop (which owns the core) and answered there; writes are refused:
+//! in `phalanx run` the cluster, not the API, decides what runs.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+
+use phalanx_gang as gang;
+use phalanx_grpc::{Backend, BackendError, BackendResult};
+use phalanx_proto::v1 as pb;
+use tokio::sync::{mpsc, oneshot};
+
+use crate::cluster::Cluster;
+
+/// A read request forwarded to the loop, with where to answer.
+#[derive(Debug)]
+pub enum Query {
+    /// Graph and job counts.
+    Stat(oneshot::Sender<BackendResult<pb::StatResponse>>),
+    /// Per-node usage.
+    Resources(
+        pb::ResourcesRequest,
+        oneshot::Sender<BackendResult<pb::ResourcesResponse>>,
+    ),
+    /// Groups as jobs.
+    Jobs(
+        pb::JobsRequest,
+        oneshot::Sender<BackendResult<pb::JobsResponse>>,
+    ),
+    /// One group as a job.
+    Info(
+        pb::InfoRequest,
+        oneshot::Sender<BackendResult<pb::InfoResponse>>,
+    ),
+}
+
+/// The [`Backend`] handed to phalanx-grpc's server.
+#[derive(Debug, Clone)]
+pub struct LiveBackend {
+    tx: mpsc::Sender<Query>,
+}
+
+impl LiveBackend {
+    /// A backend forwarding to the loop's query channel.
+    pub fn new(tx: mpsc::Sender<Query>) -> Self {
+        Self { tx }
+    }
+
+    async fn ask<T>(
+        &self,
+        make: impl FnOnce(oneshot::Sender<BackendResult<T>>) -> Query,
+    ) -> BackendResult<T> {
+        let (tx, rx) = oneshot::channel();
+        self.tx
+            .send(make(tx))
+            .await
+            .map_err(|_| BackendError::Unavailable("the scheduler is stopping".into()))?;
+        rx.await
+            .map_err(|_| BackendError::Unavailable("the scheduler is stopping".into()))?
+    }
+}
+
+fn read_only<T>(what: &str) -> BackendResult<T> {
+    Err(BackendError::FailedPrecondition(format!(
+        "{what} is not available on `phalanx run`: the cluster's pods decide what runs (use `phalanx serve` for a standalone matcher)"
+    )))
+}
+
+impl Backend for LiveBackend {
+    async fn match_group(&self, _req: pb::MatchRequest) -> BackendResult<pb::MatchResponse> {
+        read_only("Match")
+    }
+    async fn cancel(&self, _req: pb::CancelRequest) -> BackendResult<pb::CancelResponse> {
+        read_only("Cancel")
+    }
+    async fn update_graph(
+        &self,
+        _req: pb::UpdateGraphRequest,
+    ) -> BackendResult<pb::UpdateGraphResponse> {
+        read_only("UpdateGraph")
+    }
+    async fn info(&self, req: pb::InfoRequest) -> BackendResult<pb::InfoResponse> {
+        self.ask(|tx| Query::Info(req, tx)).await
+    }
+    async fn stat(&self) -> BackendResult<pb::StatResponse> {
+        self.ask(Query::Stat).await
+    }
+    async fn resources(&self, req: pb::ResourcesRequest) -> BackendResult<pb::ResourcesResponse> {
+        self.ask(|tx| Query::Resources(req, tx)).await
+    }
+    async fn jobs(&self, req: pb::JobsRequest) -> BackendResult<pb::JobsResponse> {
+        self.ask(|tx| Query::Jobs(req, tx)).await
+    }
+}
+
+/// What the loop keeps for answering queries besides the core.
+#[derive(Debug, Default)]
+pub struct QueryState {
+    job_ids: HashMap<gang::GroupKey, u64>,
+    next_id: u64,
+    /// Recent match latencies, microseconds.
+    pub latencies: VecDeque<u64>,
+    /// Passes that bound something, and passes that did not.
+    pub matches: (u64, u64),
+}
+
+impl QueryState {
+    fn job_id(&mut self, key: &gang::GroupKey) -> u64 {
+        if let Some(id) = self.job_ids.get(key) {
+            return *id;
+        }
+        self.next_id += 1;
+        self.job_ids.insert(key.clone(), self.next_id);
+        self.next_id
+    }
+
+    /// Records one pass's matcher time.
+    pub fn record_latency(&mut self, micros: u64, bound_something: bool) {
+        if self.latencies.len() >= 4096 {
+            self.latencies.pop_front();
+        }
+        self.latencies.push_back(micros);
+        if bound_something {
+            self.matches.0 += 1;
+        } else {
+            self.matches.1 += 1;
+        }
+    }
+
+    fn jobs(
+        &mut self,
+        core: &gang::GangScheduler,
+        cluster: &Cluster,
+        policy: &str,
+    ) -> Vec<pb::Job> {
+        let mut pods_of: BTreeMap<gang::GroupKey, Vec<(String, String)>> = BTreeMap::new();
+        for (key, pod, node) in cluster.grouped_bound_pods() {
+            pods_of.entry(key).or_default().push((pod, node));
+        }
+        let mut jobs = Vec::new();
+        for g in core.groups() {
+            let state = match (&g.phase, &g.wait) {
+                (
+                    gang::GroupPhase::Scheduling
+                    | gang::GroupPhase::Scheduled
+                    | gang::GroupPhase::Running,
+                    _,
+                ) => pb::JobState::Allocated,
+                (_, Some(gang::WaitReason::Reserved { .. })) => pb::JobState::Reserved,
+                _ if g.bound > 0 => pb::JobState::Allocated,
+                _ => pb::JobState::Unspecified,
+            };
+            let placed = pods_of.remove(&g.group).unwrap_or_default();
+            let mut nodes: Vec<String> = Vec::new();
+            for (_, n) in &placed {
+                if !nodes.contains(n) {
+                    nodes.push(n.clone());
+                }
+            }
+            let start_time = match &g.wait {
+                Some(gang::WaitReason::Reserved { start, .. }) => start.as_millis() / 1000,
+                _ => 0,
+            };
+            jobs.push(pb::Job {
+                job_id: self.job_id(&g.group),
+                name: g.group.to_string(),
+                state: state as i32,
+                start_time,
+                duration: 0,
+                npods: placed.len() as u32,
+                nnodes: nodes.len() as u32,
+                nodes,
+                pods: placed
+                    .iter()
+                    .enumerate()
+                    .map(|(i, (pod, node))| pb::PodPlacement {
+                        index: i as u32,
+                        template: pod.clone(),
+                        node: node.clone(),
+                        vertices: Vec::new(),
+                    })
+                    .collect(),
+                created_unix_ms: 0,
+                policy: policy.to_string(),
+            });
+        }
+        jobs.sort_by_key(|j| j.job_id);
+        jobs
+    }
+
+    /// Answers one query from the loop's state.
+    pub fn answer(
+        &mut self,
+        q: Query,
+        core: &gang::GangScheduler,
+        cluster: &Cluster,
+        policy: &str,
+        now_ms: i64,
+    ) {
+        match q {
+            Query::Stat(tx) => {
+                let graph = core.graph();
+                let (mut up, mut down) = (0u64, 0u64);
+                for id in graph.node_ids() {
+                    match graph.node(id) {
+                        Some(spec) if spec.schedulable => up += 1,
+                        Some(_) => down += 1,
+                        None => {}
+                    }
+                }
+                let jobs = self.jobs(core, cluster, policy);
+                let count =
+                    |s: pb::JobState| jobs.iter().filter(|j| j.state == s as i32).count() as u64;
+                let _ = tx.send(Ok(pb::StatResponse {
+                    vertices: up + down,
+                    edges: 0,
+                    by_type: vec![pb::TypeCount {
+                        r#type: "node".into(),
+                        count: up + down,
+                    }],
+                    nodes_up: up,
+                    nodes_down: down,
+                    jobs_allocated: count(pb::JobState::Allocated),
+                    jobs_reserved: count(pb::JobState::Reserved),
+                    matches_succeeded: self.matches.0,
+                    matches_failed: self.matches.1,
+                    match_latency: Some(phalanx_grpc::latency_summary(
+                        self.latencies.iter().copied(),
+                    )),
+                    now: now_ms / 1000,
+                    policy: policy.to_string(),
+                }));
+            }
+            Query::Resources(req, tx) => {
+                let _ = tx.send(Ok(self.resources(&req, core, cluster)));
+            }
+            Query::Jobs(req, tx) => {
+                let mut jobs = self.jobs(core, cluster, policy);
+                if !req.states.is_empty() {
+                    jobs.retain(|j| req.states.contains(&j.state));
+                }
+                if req.limit > 0 {
+                    jobs.truncate(req.limit as usize);
+                }
+                let _ = tx.send(Ok(pb::JobsResponse { jobs }));
+            }
+            Query::Info(req, tx) => {
+                let job = self
+                    .jobs(core, cluster, policy)
+                    .into_iter()
+                    .find(|j| j.job_id == req.job_id);
+                let _ = tx.send(match job {
+                    Some(job) => Ok(pb::InfoResponse { job: Some(job) }),
+                    None => Err(BackendError::NotFound(format!("no job {}", req.job_id))),
+                });
+            }
+        }
+    }
+
+    fn resources(
+        &mut self,
+        req: &pb::ResourcesRequest,
+        core: &gang::GangScheduler,
+        cluster: &Cluster,
+    ) -> pb::ResourcesResponse {
+        let graph = core.graph();
+        let mut jobs_on: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for (key, _, node) in cluster.grouped_bound_pods() {
+            let id = self.job_id(&key);
+            let list = jobs_on.entry(node).or_default();
+            if !list.contains(&id) {
+                list.push(id);
+            }
+        }
+        let mut totals: BTreeMap<&'static str, pb::ResourceCount> = BTreeMap::new();
+        let mut nodes = Vec::new();
+        for id in graph.node_ids() {
+            let (Some(spec), Some(cap), Some(free)) =
+                (graph.node(id), graph.node_capacity(id), graph.node_free(id))
+            else {
+                continue;
+            };
+            if !req.nodes.is_empty() && !req.nodes.contains(&spec.name) {
+                continue;
+            }
+            if req.up.is_some_and(|up| up != spec.schedulable) {
+                continue;
+            }
+            let mut counts = Vec::new();
+            for (ty, total, left) in [
+                ("cpu", cap.0, free.0),
+                ("memory", cap.1, free.1),
+                ("gpu", cap.2, free.2),
+                ("pods", cap.3, free.3),
+            ] {
+                if !req.types.is_empty() && !req.types.iter().any(|t| t == ty) {
+                    continue;
+                }
+                let total = total.max(0) as u64;
+                let free = left.clamp(0, total as i64) as u64;
+                let rc = if spec.schedulable {
+                    pb::ResourceCount {
+                        r#type: ty.into(),
+                        total,
+                        free,
+                        allocated: total - free,
+                        down: 0,
+                    }
+                } else {
+                    pb::ResourceCount {
+                        r#type: ty.into(),
+                        total,
+                        free: 0,
+                        allocated: 0,
+                        down: total,
+                    }
+                };
+                let t = totals.entry(ty).or_insert_with(|| pb::ResourceCount {
+                    r#type: ty.into(),
+                    ..Default::default()
+                });
+                t.total += rc.total;
+                t.free += rc.free;
+                t.allocated += rc.allocated;
+                t.down += rc.down;
+                counts.push(rc);
+            }
+            let (zone, rack) = graph.node_location(id).unwrap_or(("", ""));
+            nodes.push(pb::NodeResources {
+                name: spec.name.clone(),
+                path: format!("/cluster/{zone}/{rack}/{}", spec.name),
+                up: spec.schedulable,
+                resources: counts,
+                jobs: jobs_on.remove(&spec.name).unwrap_or_default(),
+            });
+        }
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        pb::ResourcesResponse {
+            nodes,
+            totals: totals.into_values().collect(),
+        }
+    }
+}

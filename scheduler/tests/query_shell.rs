@@ -1,0 +1,138 @@
+//! Runs `phalanx query` as a process on the project's own fixtures and checks
+//! the exact text it writes, like resource-query's own tests do.
+
+use std::io::Write;
+use std::path::PathBuf;
+use std::process::{Command, Stdio};
+
+fn data(name: &str) -> String {
+    let p: PathBuf = [
+        env!("CARGO_MANIFEST_DIR"),
+        "..",
+        "fluxion-core",
+        "tests",
+        "data",
+        name,
+    ]
+    .iter()
+    .collect();
+    p.to_string_lossy().into_owned()
+}
+
+/// Runs the shell with `args`, feeding `commands`; returns (-t file, stderr).
+fn run(args: &[&str], commands: &str) -> (String, String) {
+    let dir = std::env::temp_dir().join(format!("phalanx-query-test-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let out = dir.join(format!("{}.out", args.join("_").replace('/', "_")));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_phalanx"))
+        .arg("query")
+        .args(args)
+        .arg("-t")
+        .arg(&out)
+        .arg("-d")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start phalanx");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(commands.as_bytes())
+        .expect("write commands");
+    let res = child.wait_with_output().expect("phalanx runs");
+    assert!(res.status.success(), "exit status {:?}", res.status);
+    let text = std::fs::read_to_string(&out).expect("-t output written");
+    (text, String::from_utf8_lossy(&res.stderr).into_owned())
+}
+
+#[test]
+fn low_policy_allocates_and_cancels_with_exact_text() {
+    let graph = data("mini.graphml");
+    let spec = data("socket2.yaml");
+    let cmds = format!(
+        "match allocate {spec}\nmatch allocate {spec}\ncancel 1\nmatch allocate {spec}\ncancel 9\nquit\n"
+    );
+    let (out, err) = run(&["-L", &graph, "-S", "CA", "-P", "low"], &cmds);
+    let block = |cores: [u32; 2], socket: u32, job: u32| {
+        format!(
+            "      ---------------core{}[1:x]\n      ---------------core{}[1:x]\n      ------------socket{socket}[1:x]\n      ---------node0[1:s]\n      ------rack0[1:s]\n      ---mini0[1:s]\nINFO: =============================\nINFO: JOBID={job}\nINFO: RESOURCES=ALLOCATED\nINFO: SCHEDULED AT=Now\nINFO: =============================\n",
+            cores[0], cores[1]
+        )
+    };
+    // Job 1 takes socket0 of node0; job 2 the other socket; after job 1 is
+    // cancelled, job 3 gets socket0 back.
+    let expected = [
+        block([0, 1], 0, 1),
+        block([4, 5], 1, 2),
+        block([0, 1], 0, 3),
+    ]
+    .concat();
+    assert_eq!(out, expected);
+    assert_eq!(err, "cancel: ERROR: nonexistent job 9\n");
+}
+
+#[test]
+fn bad_input_prints_one_error_line_and_the_shell_goes_on() {
+    let graph = data("mini.graphml");
+    let bad = data("bad_count.yaml");
+    let big = data("too_big.yaml");
+    let spec = data("socket2.yaml");
+    let cmds = format!(
+        "match allocate /nonexistent/x.yaml\nmatch allocate {bad}\nmatch bogus {spec}\nfrobnicate\nmatch allocate_with_satisfiability {big}\nmatch allocate {spec}\nquit\n"
+    );
+    let (out, err) = run(&["-L", &graph, "-P", "high"], &cmds);
+    let lines: Vec<&str> = err.lines().collect();
+    assert_eq!(lines.len(), 3, "stderr: {err}");
+    assert_eq!(lines[0], "ERROR: can't open /nonexistent/x.yaml");
+    assert_eq!(
+        lines[1],
+        "match_allocate: ERROR: Jobspec error for 1: resources[0].with[0].with[0].count: must be >= 1"
+    );
+    assert_eq!(lines[2], "ERROR: unknown subcmd bogus");
+    // Only valid jobspecs take a job id. Job 1 (nine nodes on a four-node
+    // graph) can never fit.
+    assert!(
+        out.contains(
+            "INFO: No matching resources found\nINFO: Unsatisfiable request\nINFO: JOBID=1\n"
+        ),
+        "{out}"
+    );
+    // The shell kept going: job 2 was placed on the highest node.
+    assert!(out.contains("      ---------node3[1:s]\n"), "{out}");
+    assert!(out.ends_with("INFO: JOBID=2\nINFO: RESOURCES=ALLOCATED\nINFO: SCHEDULED AT=Now\nINFO: =============================\n"), "{out}");
+}
+
+#[test]
+fn jgf_round_trip_keeps_names_and_paths() {
+    let graph = data("mini.graphml");
+    let spec = data("socket2.yaml");
+    let (out, _) = run(
+        &["-L", &graph, "-P", "low", "-F", "jgf"],
+        &format!("match allocate {spec}\nquit\n"),
+    );
+    let json = out.lines().next().expect("one JGF line");
+    assert!(
+        json.starts_with("{\"graph\": {\"nodes\": [") && json.ends_with("]}}"),
+        "{json}"
+    );
+    let key = "\"containment\": \"";
+    let paths: Vec<&str> = json
+        .split(key)
+        .skip(1)
+        .filter_map(|rest| rest.split('"').next())
+        .collect();
+    assert_eq!(
+        paths,
+        [
+            "/mini0/rack0/node0/socket0/core0",
+            "/mini0/rack0/node0/socket0/core1",
+            "/mini0/rack0/node0/socket0",
+            "/mini0/rack0/node0",
+            "/mini0/rack0",
+            "/mini0"
+        ]
+    );
+    assert_eq!(json.matches("\"source\": ").count(), 5);
+}
