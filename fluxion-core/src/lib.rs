@@ -22,7 +22,6 @@
 //! - [`generate`]: synthetic clusters for tests and benches.
 #![forbid(unsafe_code)]
 
-
 pub mod generate;
 pub mod graph;
 pub mod group;
