@@ -13,7 +13,17 @@ pub fn compress<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
         let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
         let (prefix, num) = name.split_at(name.len() - digits);
         match num.parse::<u64>() {
-            Ok(n) if digits > 0 => numbered.entry(prefix).or_default().push((digits, n)),
+            Ok(n) if digits > 0 => {
+                // Only a leading zero makes the width significant: node9 and
+                // node10 belong to one run, node09 and node10 do too, node9 and
+                // node09 do not.
+                let width = if digits > 1 && num.starts_with('0') {
+                    digits
+                } else {
+                    0
+                };
+                numbered.entry(prefix).or_default().push((width, n))
+            }
             _ => plain.push(name),
         }
     }
@@ -22,7 +32,6 @@ pub fn compress<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
         nums.sort_unstable_by_key(|&(w, n)| (n, w));
         nums.dedup();
         let fmt = |w: usize, n: u64| {
-            // Only a leading zero makes the width significant.
             if w > 1 && n.to_string().len() < w {
                 format!("{n:0w$}")
             } else {
@@ -34,7 +43,10 @@ pub fn compress<'a>(names: impl IntoIterator<Item = &'a str>) -> String {
         while i < nums.len() {
             let (w, start) = nums[i];
             let mut j = i;
-            while j + 1 < nums.len() && nums[j + 1].1 == nums[j].1 + 1 && nums[j + 1].0 == w {
+            while j + 1 < nums.len()
+                && nums[j + 1].1 == nums[j].1 + 1
+                && (nums[j + 1].0 == w || fmt(nums[j + 1].0, nums[j + 1].1).len() >= w.max(1))
+            {
                 j += 1;
             }
             let end = nums[j].1;
@@ -72,5 +84,12 @@ mod tests {
         assert_eq!(compress(["login", "node1", "node2"]), "node[1-2],login");
         assert_eq!(compress(["n01", "n02", "n03", "n10"]), "n[01-03,10]");
         assert_eq!(compress(Vec::<&str>::new()), "");
+    }
+
+    #[test]
+    fn runs_cross_a_change_in_digit_count() {
+        let names: Vec<String> = (0..100).map(|i| format!("node{i}")).collect();
+        assert_eq!(compress(names.iter().map(String::as_str)), "node[0-99]");
+        assert_eq!(compress(["n08", "n09", "n10", "n11"]), "n[08-11]");
     }
 }
