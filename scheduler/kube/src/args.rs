@@ -21,7 +21,7 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub scheduler_names: Vec<String>,
-    /// Match policy handed to the matcher (first, low, high, lonode, hinode, locality) [default: low].
+    /// Match policy (first, low, high, lonode, hinode, locality) [default: low]; not used yet: the gang core always packs a gang into the fewest racks and NUMA zones.
     #[arg(long, env = "PHALANX_POLICY")]
     pub policy: Option<String>,
     /// Node label naming the rack [default: phalanx.dev/rack].
