@@ -232,16 +232,7 @@ impl Matcher {
         let mut visits = (0u64, 0u64);
         if op == MatchOp::Satisfiability {
             let d = self.duration_at(spec, now);
-            let found = search::run(
-                &self.graph,
-                self.policy,
-                &reqs,
-                now,
-                d,
-                search::Mode::Sat,
-                &ordered,
-                &self.weights,
-            );
+            let found = self.search(&reqs, now, d, search::Mode::Sat, &ordered);
             visits = (found.pre, found.post);
             return match found.emitted {
                 Some(emitted) => Ok(MatchOutcome {
@@ -274,16 +265,7 @@ impl Matcher {
             if at.saturating_add(d as i64) > self.horizon && i > 0 {
                 break;
             }
-            let found = search::run(
-                &self.graph,
-                self.policy,
-                &reqs,
-                at,
-                d,
-                search::Mode::Now,
-                &ordered,
-                &self.weights,
-            );
+            let found = self.search(&reqs, at, d, search::Mode::Now, &ordered);
             visits.0 += found.pre;
             visits.1 += found.post;
             if let Some(emitted) = found.emitted {
@@ -334,9 +316,7 @@ impl Matcher {
             if i == 0 && op != MatchOp::Allocate {
                 // Stop searching when it can never fit.
                 let d0 = self.duration_at(spec, now);
-                let sat = search::run(
-                    &self.graph,
-                    self.policy,
+                let sat = self.search(
                     &reqs,
                     now,
                     d0,
@@ -346,7 +326,6 @@ impl Matcher {
                         search::Mode::Sat
                     },
                     &ordered,
-                    &self.weights,
                 );
                 if sat.emitted.is_none() {
                     return Err(MatchError::Unsatisfiable);
@@ -355,21 +334,33 @@ impl Matcher {
         }
         if op == MatchOp::Allocate {
             let d0 = self.duration_at(spec, now);
-            let sat = search::run(
-                &self.graph,
-                self.policy,
-                &reqs,
-                now,
-                d0,
-                search::Mode::Sat,
-                &ordered,
-                &self.weights,
-            );
+            let sat = self.search(&reqs, now, d0, search::Mode::Sat, &ordered);
             if sat.emitted.is_none() {
                 return Err(MatchError::Unsatisfiable);
             }
         }
         Err(MatchError::Busy)
+    }
+
+    /// One search of the graph as it stands, with this matcher's policy and weights.
+    fn search(
+        &self,
+        reqs: &[search::Request],
+        at: Time,
+        duration: u64,
+        mode: search::Mode,
+        shape: &search::Shape,
+    ) -> search::Found {
+        search::run(
+            &self.graph,
+            self.policy,
+            reqs,
+            at,
+            duration,
+            mode,
+            shape,
+            &self.weights,
+        )
     }
 
     fn shape(&mut self) -> std::sync::Arc<search::Shape> {
@@ -389,18 +380,10 @@ impl Matcher {
     pub fn satisfiable(&self, spec: &Jobspec) -> Result<bool, MatchError> {
         let reqs = search::Request::build(&self.graph, spec).map_err(MatchError::InvalidJobspec)?;
         let d = self.duration_at(spec, 0);
-        Ok(search::run(
-            &self.graph,
-            self.policy,
-            &reqs,
-            0,
-            d,
-            search::Mode::Sat,
-            &search::Shape::default(),
-            &self.weights,
-        )
-        .emitted
-        .is_some())
+        Ok(self
+            .search(&reqs, 0, d, search::Mode::Sat, &search::Shape::default())
+            .emitted
+            .is_some())
     }
 
     /// Releases everything `job` holds.
