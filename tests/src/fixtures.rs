@@ -72,10 +72,7 @@ pub fn bound_pods(srv: &ApiServer, prefix: &str) -> BTreeMap<String, String> {
 }
 
 fn cpu_millis(q: &str) -> u64 {
-    match q.strip_suffix('m') {
-        Some(m) => m.parse().unwrap_or(0),
-        None => q.parse::<u64>().map(|c| c * 1000).unwrap_or(0),
-    }
+    phalanx_gang::quantity::to_millis(q).unwrap_or(0)
 }
 
 /// Nodes whose bound, non-terminal pods ask for more CPU than the node has, with the amounts.

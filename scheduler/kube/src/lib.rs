@@ -13,7 +13,7 @@ pub mod crd;
 pub mod health;
 pub mod leader;
 pub mod metrics;
-pub mod quantity;
+pub use phalanx_gang::quantity;
 pub mod rbac;
 pub mod scheduler;
 pub mod status_api;

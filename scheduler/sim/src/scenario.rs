@@ -46,6 +46,7 @@
 use std::collections::BTreeMap;
 use std::fmt;
 
+use phalanx_gang::quantity;
 use serde::Deserialize;
 
 /// A scenario as written in the file.
@@ -355,42 +356,27 @@ impl<'de> Deserialize<'de> for Seconds {
 
 /// Parses a Kubernetes CPU quantity into millicores.
 pub fn parse_cpu(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    if let Some(m) = s.strip_suffix('m') {
-        return m
-            .parse::<u64>()
-            .map_err(|_| format!("bad cpu quantity {s:?} (e.g. 500m, 2, 0.5)"));
-    }
-    match s.parse::<f64>() {
-        Ok(n) if n >= 0.0 && n.is_finite() => Ok((n * 1000.0).round() as u64),
-        _ => Err(format!("bad cpu quantity {s:?} (e.g. 500m, 2, 0.5)")),
-    }
+    non_negative(s, quantity::to_millis, "cpu", "500m, 2, 0.5")
 }
 
 /// Parses a Kubernetes memory quantity into bytes.
 pub fn parse_bytes(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    const UNITS: [(&str, f64); 12] = [
-        ("Ki", 1024.0),
-        ("Mi", 1048576.0),
-        ("Gi", 1073741824.0),
-        ("Ti", 1099511627776.0),
-        ("Pi", 1125899906842624.0),
-        ("Ei", 1152921504606846976.0),
-        ("k", 1e3),
-        ("M", 1e6),
-        ("G", 1e9),
-        ("T", 1e12),
-        ("P", 1e15),
-        ("E", 1e18),
-    ];
-    let (num, mult) = UNITS
-        .iter()
-        .find_map(|(u, m)| s.strip_suffix(u).map(|n| (n, *m)))
-        .unwrap_or((s, 1.0));
-    match num.trim().parse::<f64>() {
-        Ok(n) if n >= 0.0 && n.is_finite() => Ok((n * mult).round() as u64),
-        _ => Err(format!("bad memory quantity {s:?} (e.g. 512Mi, 4Gi)")),
+    non_negative(s, quantity::to_units, "memory", "512Mi, 4Gi")
+}
+
+/// Converts with the core's quantity parser, refusing negative amounts.
+fn non_negative(
+    s: &str,
+    convert: fn(&str) -> Result<u64, quantity::QuantityError>,
+    what: &str,
+    examples: &str,
+) -> Result<u64, String> {
+    match quantity::parse_nanos(s) {
+        Ok(n) if n >= 0 => convert(s).map_err(|e| e.to_string()),
+        _ => Err(format!(
+            "bad {what} quantity {:?} (e.g. {examples})",
+            s.trim()
+        )),
     }
 }
 
