@@ -27,8 +27,8 @@ mod types;
 
 pub use graph::GroupGraph;
 pub use types::{
-    Demand, GroupRequest, MatchError, NodeFilter, NodeId, NodeSpec, NumaSpec, Placement, PodClaim,
-    PodClass,
+    Demand, GroupRequest, MatchError, NodeFilter, NodeId, NodeSpec, NumaSpec, Placement,
+    PlacementPolicy, PodClaim, PodClass, UnknownPolicy,
 };
 
 #[cfg(test)]

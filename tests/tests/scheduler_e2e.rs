@@ -173,6 +173,53 @@ async fn conflict_in_the_middle_of_a_gang_is_retried() {
 }
 
 #[tokio::test]
+async fn bind_retry_wakes_on_the_cores_deadline_not_the_safety_net() {
+    let srv = ApiServer::start().await.unwrap();
+    add_nodes(&srv, "n", 4, 4);
+    // The safety-net pass is an hour away: only the core's own bind-retry
+    // deadline (about a second after the conflict) can wake the loop.
+    let sched = start(
+        &srv,
+        RunArgs {
+            retry_interval: Some(Duration::from_secs(3600)),
+            ..args()
+        },
+    )
+    .await;
+    srv.inject_bind_error(NS, "g-3", 409);
+    add_gang(&srv, "g", 8, 2);
+    assert!(
+        wait_for(WAIT, || bound_pods(&srv, "g-").len() == 8).await,
+        "bound: {:?}",
+        bound_pods(&srv, "g-")
+    );
+    assert!(overcommitted_nodes(&srv).is_empty());
+    sched.shutdown().await;
+}
+
+#[tokio::test]
+async fn pack_and_spread_policies_lay_a_gang_out_differently() {
+    for (policy, nodes_used) in [("pack", 1), ("spread", 4)] {
+        let srv = ApiServer::start().await.unwrap();
+        add_nodes(&srv, "n", 4, 8);
+        let sched = start(
+            &srv,
+            RunArgs {
+                policy: Some(policy.into()),
+                ..args()
+            },
+        )
+        .await;
+        add_gang(&srv, "g", 4, 2);
+        assert!(wait_for(WAIT, || bound_pods(&srv, "g-").len() == 4).await);
+        let nodes: std::collections::BTreeSet<String> =
+            bound_pods(&srv, "g-").into_values().collect();
+        assert_eq!(nodes.len(), nodes_used, "{policy}: {nodes:?}");
+        sched.shutdown().await;
+    }
+}
+
+#[tokio::test]
 async fn killed_and_restarted_scheduler_double_books_nothing() {
     let srv = ApiServer::start().await.unwrap();
     add_nodes(&srv, "n", 6, 4);

@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 use std::sync::Arc;
 
-use super::types::{Demand, NodeId, NodeSpec, PodClaim};
+use super::types::{Demand, NodeId, NodeSpec, PlacementPolicy, PodClaim};
 
 /// Free (or total) units of one node. Signed: pods bound behind our back
 /// (by another scheduler, or before we knew the node) can over-commit a node,
@@ -287,12 +287,24 @@ pub struct GroupGraph {
     ext_index: Arc<HashMap<String, u16>>,
     /// Cluster-wide sums of free units (schedulable nodes only).
     pub(super) total_free: Agg,
+    /// How groups are laid out inside the racks chosen for them.
+    pub(super) policy: PlacementPolicy,
 }
 
 impl GroupGraph {
     /// An empty graph.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Sets how later matches lay groups out (copies made by `clone` keep it).
+    pub fn set_policy(&mut self, policy: PlacementPolicy) {
+        self.policy = policy;
+    }
+
+    /// How matches lay groups out.
+    pub fn policy(&self) -> PlacementPolicy {
+        self.policy
     }
 
     /// Interned id of an extended resource, creating it if new.

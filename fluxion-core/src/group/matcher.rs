@@ -4,7 +4,9 @@
 use std::collections::HashMap;
 
 use super::graph::{Agg, GroupGraph, Need, Units};
-use super::types::{GroupRequest, MatchError, NodeFilter, NodeId, Placement, PodClaim};
+use super::types::{
+    GroupRequest, MatchError, NodeFilter, NodeId, Placement, PlacementPolicy, PodClaim,
+};
 
 /// A class of the request, resolved for matching.
 struct Class {
@@ -198,41 +200,56 @@ impl GroupGraph {
         self.place_on(classes, &racks, view)
     }
 
-    /// Greedy first fit over `racks` in order, filling each node before the
-    /// next, on a scratch copy of the touched nodes.
+    /// Greedy fit over `racks` in order, on a scratch copy of the touched
+    /// nodes: [`PlacementPolicy::Pack`] fills each node before the next,
+    /// [`PlacementPolicy::Spread`] gives every node one pod per round.
     fn place_on(&self, classes: &[Class], racks: &[usize], view: View) -> Option<Placement> {
         let mut scratch: HashMap<NodeId, Units> = HashMap::new();
         let mut claims: Vec<Vec<PodClaim>> =
             vec![Vec::new(); classes.iter().map(|c| c.index + 1).max().unwrap_or(0)];
+        let per_visit = match self.policy {
+            PlacementPolicy::Pack => i64::MAX,
+            PlacementPolicy::Spread => 1,
+        };
         for class in classes {
             let mut left = class.count;
             let out = &mut claims[class.index];
-            'racks: for &r in racks {
-                if !self.rack_agg(r, view).may_hold(&class.need) {
-                    continue;
-                }
-                for &id in &self.racks[r].nodes {
-                    if !class.allows(id) {
+            // Pack finishes in one round; spread takes rounds until the
+            // class is placed or a round places nothing.
+            loop {
+                let before = left;
+                'racks: for &r in racks {
+                    if !self.rack_agg(r, view).may_hold(&class.need) {
                         continue;
                     }
-                    let Some((base, single)) = self.units(id, view) else {
-                        continue;
-                    };
-                    loop {
-                        let u = scratch.get(&id).unwrap_or(base);
-                        let Some(claim) = class.need.claim_on(id, u, single) else {
-                            break;
+                    for &id in &self.racks[r].nodes {
+                        if !class.allows(id) {
+                            continue;
+                        }
+                        let Some((base, single)) = self.units(id, view) else {
+                            continue;
                         };
-                        scratch
-                            .entry(id)
-                            .or_insert_with(|| base.clone())
-                            .apply(&claim, 1);
-                        out.push(claim);
-                        left -= 1;
-                        if left == 0 {
-                            break 'racks;
+                        let mut here = 0;
+                        while here < per_visit {
+                            let u = scratch.get(&id).unwrap_or(base);
+                            let Some(claim) = class.need.claim_on(id, u, single) else {
+                                break;
+                            };
+                            scratch
+                                .entry(id)
+                                .or_insert_with(|| base.clone())
+                                .apply(&claim, 1);
+                            out.push(claim);
+                            here += 1;
+                            left -= 1;
+                            if left == 0 {
+                                break 'racks;
+                            }
                         }
                     }
+                }
+                if left == 0 || left == before {
+                    break;
                 }
             }
             if left > 0 {

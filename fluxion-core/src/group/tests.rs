@@ -155,3 +155,64 @@ fn node_filter_is_respected() {
         Err(MatchError::Unsatisfiable(_))
     ));
 }
+
+/// Nodes used by a placement, with the pods on each.
+fn pods_per_node(p: &Placement) -> std::collections::BTreeMap<NodeId, usize> {
+    let mut out = std::collections::BTreeMap::new();
+    for c in p.iter() {
+        *out.entry(c.node).or_insert(0) += 1;
+    }
+    out
+}
+
+fn four_nodes_of_four_cores(policy: PlacementPolicy) -> GroupGraph {
+    let mut g = GroupGraph::new();
+    g.set_policy(policy);
+    for i in 0..4 {
+        g.upsert_node(node(&format!("n{i}"), "r0", 4, 0, 1, false));
+    }
+    g
+}
+
+#[test]
+fn pack_fills_a_node_before_the_next() {
+    let mut g = four_nodes_of_four_cores(PlacementPolicy::Pack);
+    let p = g.match_group(&req(4, 1000, 0)).unwrap();
+    assert_eq!(pods_per_node(&p).len(), 1, "{p:?}");
+}
+
+#[test]
+fn spread_puts_one_pod_per_node_before_a_second() {
+    let mut g = four_nodes_of_four_cores(PlacementPolicy::Spread);
+    let p = g.match_group(&req(4, 1000, 0)).unwrap();
+    assert!(pods_per_node(&p).values().all(|&n| n == 1), "{p:?}");
+    assert_eq!(pods_per_node(&p).len(), 4);
+    let p = g.match_group(&req(6, 1000, 0)).unwrap();
+    let per = pods_per_node(&p);
+    assert_eq!(per.len(), 4);
+    assert_eq!(per.values().max(), Some(&2), "{per:?}");
+}
+
+#[test]
+fn spread_still_places_a_group_that_needs_whole_nodes() {
+    let mut g = four_nodes_of_four_cores(PlacementPolicy::Spread);
+    let p = g.match_group(&req(16, 1000, 0)).unwrap();
+    assert!(pods_per_node(&p).values().all(|&n| n == 4), "{p:?}");
+    for c in p.iter() {
+        g.take(c);
+    }
+    assert!(matches!(
+        g.match_group(&req(1, 1000, 0)),
+        Err(MatchError::Busy(_))
+    ));
+}
+
+#[test]
+fn policy_names_parse_and_unknown_ones_are_named() {
+    for p in PlacementPolicy::ALL {
+        assert_eq!(p.name().parse::<PlacementPolicy>(), Ok(p));
+    }
+    let err = "low".parse::<PlacementPolicy>().unwrap_err();
+    assert!(err.to_string().contains("\"low\""), "{err}");
+    assert!(err.to_string().contains("pack or spread"), "{err}");
+}

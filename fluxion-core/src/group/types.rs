@@ -180,6 +180,60 @@ impl Placement {
     }
 }
 
+/// How a group's pods are laid out over the nodes that can hold them.
+///
+/// Both policies first look for the fewest racks and zones that hold the
+/// whole group (the tightest single rack, then one zone); they differ inside
+/// the racks chosen.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, Hash, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum PlacementPolicy {
+    /// Fill each node before the next: the fewest nodes, whole nodes left
+    /// free for the next big group.
+    #[default]
+    Pack,
+    /// One pod per node before any node takes a second: the most nodes, for
+    /// pods that want a node's memory bandwidth or NICs to themselves.
+    Spread,
+}
+
+impl PlacementPolicy {
+    /// Every policy, by name.
+    pub const ALL: [PlacementPolicy; 2] = [PlacementPolicy::Pack, PlacementPolicy::Spread];
+
+    /// The policy's name, as `--policy` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            PlacementPolicy::Pack => "pack",
+            PlacementPolicy::Spread => "spread",
+        }
+    }
+}
+
+impl fmt::Display for PlacementPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A placement policy name that is not one of [`PlacementPolicy::ALL`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown placement policy {0:?}: expected pack or spread")]
+pub struct UnknownPolicy(pub String);
+
+impl std::str::FromStr for PlacementPolicy {
+    type Err = UnknownPolicy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PlacementPolicy::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownPolicy(s.to_owned()))
+    }
+}
+
 /// Why a group could not be placed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MatchError {

@@ -3,6 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::time::Millis;
+use fluxion_core::group::PlacementPolicy;
 
 /// Settings of the gang core; [`Default`] gives sensible values.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -26,6 +27,8 @@ pub struct GangConfig {
     pub backfill: bool,
     /// Whether to emit per-pod events (the simulator turns them off).
     pub pod_events: bool,
+    /// How a group's pods are laid out inside the racks chosen for it.
+    pub policy: PlacementPolicy,
 }
 
 impl Default for GangConfig {
@@ -39,6 +42,7 @@ impl Default for GangConfig {
             max_groups_per_pass: 1000,
             backfill: true,
             pod_events: true,
+            policy: PlacementPolicy::Pack,
         }
     }
 }

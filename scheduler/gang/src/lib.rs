@@ -27,6 +27,7 @@ pub use decision::{
     BindPlan, Decisions, EventType, GroupChange, GroupPhase, PodBinding, PodEvent, WaitReason,
 };
 pub use event::{BindOutcome, Event};
+pub use fluxion_core::group::{PlacementPolicy, UnknownPolicy};
 pub use model::{
     DURATION_ANNOTATION, GPU_RESOURCE, GroupKey, Node, NodeName, NumaPolicy, NumaZone,
     POD_GROUP_LABEL, Pod, PodGroup, PodPhase, PodUid, Resources, SelectorOperator,

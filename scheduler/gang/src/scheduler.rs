@@ -129,14 +129,15 @@ struct Reservation {
     computed_at: Timestamp,
 }
 
-/// How long a reservation is kept while the graph changes under it; it is
-/// recomputed sooner when the head changes. A stale view only errs on the
-/// safe side for releases, and backfill claims are re-checked on the real graph.
+/// The empty member set, lent out for groups that have no pods yet.
 static EMPTY: BTreeSet<PodUid> = BTreeSet::new();
 
 /// minMember of a group whose PodGroup has not been seen.
 const AWAITING_SPEC: u32 = u32::MAX;
 
+/// How long a reservation is kept while the graph changes under it; it is
+/// recomputed sooner when the head changes. A stale view only errs on the
+/// safe side for releases, and backfill claims are re-checked on the real graph.
 const RESERVATION_REFRESH: Millis = Millis(300_000);
 
 /// The gang scheduler's state: the cluster as last told, the queue of
@@ -183,9 +184,11 @@ pub struct GangScheduler {
 impl GangScheduler {
     /// An empty scheduler.
     pub fn new(config: GangConfig) -> Self {
+        let mut graph = GroupGraph::new();
+        graph.set_policy(config.policy);
         GangScheduler {
             config,
-            graph: GroupGraph::new(),
+            graph,
             nodes: BTreeMap::new(),
             pods: HashMap::new(),
             groups: BTreeMap::new(),

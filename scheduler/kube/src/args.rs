@@ -5,6 +5,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use phalanx_gang as gang;
 use serde::Deserialize;
 
 /// Command-line arguments of `phalanx run`. Every flag also reads an env var;
@@ -21,7 +22,7 @@ pub struct RunArgs {
         value_delimiter = ','
     )]
     pub scheduler_names: Vec<String>,
-    /// Match policy (first, low, high, lonode, hinode, locality) [default: low]; not used yet: the gang core always packs a gang into the fewest racks and NUMA zones.
+    /// Placement inside the fewest racks that hold a gang: pack (fill each node first) or spread (one pod per node first) [default: pack].
     #[arg(long, env = "PHALANX_POLICY")]
     pub policy: Option<String>,
     /// Node label naming the rack [default: phalanx.dev/rack].
@@ -72,7 +73,8 @@ pub struct RunArgs {
     /// Quiet time after a change before a scheduling pass, e.g. `5ms` [default: 5ms].
     #[arg(long, env = "PHALANX_DEBOUNCE", value_parser = humantime::parse_duration)]
     pub debounce: Option<Duration>,
-    /// How soon waiting groups are looked at again with no cluster change [default: 1s].
+    /// Longest wait between passes while groups wait and nothing changes; cluster
+    /// changes and the core's own deadlines (bind backoff, timeouts) wake it sooner [default: 30s].
     #[arg(long, env = "PHALANX_RETRY_INTERVAL", value_parser = humantime::parse_duration)]
     pub retry_interval: Option<Duration>,
     /// Timeout for groups whose PodGroup sets no scheduleTimeoutSeconds [default: 10m].
@@ -130,8 +132,8 @@ mod opt_duration {
 pub struct Settings {
     /// Scheduler names served.
     pub scheduler_names: Vec<String>,
-    /// Matcher policy.
-    pub policy: String,
+    /// How a gang's pods are laid out inside the racks chosen for it.
+    pub policy: gang::PlacementPolicy,
     /// Node label naming the rack.
     pub rack_label: String,
     /// Namespaces scheduled (empty: all).
@@ -244,11 +246,16 @@ impl Settings {
         }
         let s = Settings {
             scheduler_names,
-            policy: args
-                .policy
-                .clone()
-                .or(file.policy)
-                .unwrap_or_else(|| "low".into()),
+            policy: match args.policy.as_deref().or(file.policy.as_deref()) {
+                None => gang::PlacementPolicy::default(),
+                Some(name) => {
+                    name.parse()
+                        .map_err(|e: gang::UnknownPolicy| SettingsError::Invalid {
+                            field: "policy",
+                            message: e.to_string(),
+                        })?
+                }
+            },
             rack_label: args
                 .rack_label
                 .clone()
@@ -307,7 +314,7 @@ impl Settings {
             retry_interval: args
                 .retry_interval
                 .or(file.retry_interval)
-                .unwrap_or(Duration::from_secs(1)),
+                .unwrap_or(Duration::from_secs(30)),
             default_schedule_timeout: args
                 .default_schedule_timeout
                 .or(file.default_schedule_timeout)
@@ -396,5 +403,18 @@ mod tests {
                 .to_string()
                 .contains("renew_deadline")
         );
+    }
+
+    #[test]
+    fn policy_defaults_to_pack_and_an_unknown_one_names_the_setting() {
+        let cli = Cli::parse_from(["x"]);
+        let s = Settings::resolve(&cli.run).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.policy, gang::PlacementPolicy::Pack);
+        let cli = Cli::parse_from(["x", "--policy", "spread"]);
+        let s = Settings::resolve(&cli.run).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.policy, gang::PlacementPolicy::Spread);
+        let cli = Cli::parse_from(["x", "--policy", "hinodex"]);
+        let err = Settings::resolve(&cli.run).unwrap_err().to_string();
+        assert!(err.contains("policy") && err.contains("hinodex"), "{err}");
     }
 }

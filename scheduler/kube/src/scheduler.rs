@@ -111,7 +111,6 @@ impl std::fmt::Debug for Loop {
 }
 
 fn core_config(s: &Settings) -> gang::GangConfig {
-    // NOTE(kube): the gang core takes no matcher policy yet; `--policy` is recorded in Settings for when it does.
     gang::GangConfig {
         scheduler_name: s
             .scheduler_names
@@ -121,6 +120,7 @@ fn core_config(s: &Settings) -> gang::GangConfig {
         default_schedule_timeout: gang::Millis(
             i64::try_from(s.default_schedule_timeout.as_millis()).unwrap_or(i64::MAX),
         ),
+        policy: s.policy,
         ..Default::default()
     }
 }
@@ -222,7 +222,7 @@ impl Loop {
                 q = queries.recv(), if queries_open => match q {
                     Some(q) => {
                         let now = self.now().as_millis();
-                        self.queries.answer(q, &self.core, &self.cluster, &self.settings.policy, now);
+                        self.queries.answer(q, &self.core, &self.cluster, self.settings.policy.name(), now);
                     }
                     None => queries_open = false,
                 },
@@ -546,11 +546,36 @@ impl Loop {
         self.metrics
             .pending_pods
             .set(self.cluster.pending_pod_count() as i64);
-        // Waiting groups have timeouts and backoffs the core tracks in time, not events: look again later.
-        // NOTE(kube): replace with the core's next wake-up time if it grows one.
-        if waiting > 0 {
-            self.retry_at = Some(Instant::now() + self.settings.retry_interval);
-        }
+        // Cluster changes wake the loop by themselves; what the core tracks in
+        // time (bind backoffs, vacancy timeouts, the unsatisfiable recheck)
+        // wakes it at the core's own next deadline. `retry_interval` only
+        // bounds the wait while groups are waiting, as a safety net.
+        // Never sooner than one debounce from now: a deadline the pass did
+        // not consume must not spin the loop.
+        let soonest = Instant::now()
+            + self
+                .settings
+                .debounce
+                .max(std::time::Duration::from_millis(1));
+        let wake = self
+            .core
+            .next_wakeup()
+            .and_then(|at| self.instant_of(at))
+            .map(|at| at.max(soonest));
+        let net = (waiting > 0).then(|| Instant::now() + self.settings.retry_interval);
+        self.retry_at = match (wake, net) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+    }
+
+    /// The monotonic instant of a core timestamp (`now()` in reverse);
+    /// `None` when it is too far away to represent.
+    fn instant_of(&self, at: gang::Timestamp) -> Option<Instant> {
+        let offset = at.as_millis().saturating_sub(self.started_unix_ms).max(0);
+        self.started.checked_add(std::time::Duration::from_millis(
+            u64::try_from(offset).ok()?,
+        ))
     }
 
     fn group_changed(&mut self, ch: gang::GroupChange) {

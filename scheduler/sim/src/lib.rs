@@ -27,7 +27,8 @@ pub struct SimulateArgs {
     /// A built-in scenario (mpi-contention, gpu-training, large) or a scenario YAML file.
     #[arg(long, default_value = "mpi-contention")]
     pub scenario: String,
-    /// Schedulers to compare, comma-separated: phalanx, default, coscheduling.
+    /// Schedulers to compare, comma-separated: phalanx (packing each gang's
+    /// nodes), phalanx-spread (one pod per node first), default, coscheduling.
     #[arg(
         long,
         value_delimiter = ',',
@@ -70,10 +71,15 @@ pub fn load_scenario(name_or_path: &str) -> anyhow::Result<Scenario> {
 pub fn run_one(wl: &Workload, scheduler: &str, tick: &mut dyn FnMut(u64)) -> anyhow::Result<Run> {
     let pods: usize = wl.jobs.iter().map(|j| j.pods as usize).sum();
     let mut model: Box<dyn Model> = match scheduler {
-        "phalanx" => {
+        "phalanx" | "phalanx-spread" => {
+            let policy = if scheduler == "phalanx" {
+                phalanx_gang::PlacementPolicy::Pack
+            } else {
+                phalanx_gang::PlacementPolicy::Spread
+            };
             // The model needs the cluster's node list; build it from the workload.
             let probe = probe_cluster(wl);
-            Box::new(phalanx_model::PhalanxModel::new(&probe))
+            Box::new(phalanx_model::PhalanxModel::new(&probe, policy))
         }
         "default" => Box::new(kube_models::DefaultModel::new(pods)),
         "coscheduling" => Box::new(kube_models::CoschedModel::new(
@@ -82,7 +88,7 @@ pub fn run_one(wl: &Workload, scheduler: &str, tick: &mut dyn FnMut(u64)) -> any
             wl.schedule_timeout,
         )),
         other => anyhow::bail!(
-            "--schedulers: unknown scheduler {other:?} (phalanx, default, coscheduling)"
+            "--schedulers: unknown scheduler {other:?} (phalanx, phalanx-spread, default, coscheduling)"
         ),
     };
     Ok(engine::simulate(wl, model.as_mut(), tick))

@@ -2,8 +2,8 @@
 //! events and asked for decisions at virtual time.
 
 use phalanx_gang::{
-    BindOutcome, Event, GangConfig, GangScheduler, GroupKey, Millis, Pod, PodGroup, PodPhase,
-    PodUid, Timestamp,
+    BindOutcome, Event, GangConfig, GangScheduler, GroupKey, Millis, PlacementPolicy, Pod,
+    PodGroup, PodPhase, PodUid, Timestamp,
 };
 
 use crate::engine::{Cluster, Model};
@@ -24,10 +24,11 @@ fn pod_index(uid: &PodUid) -> Option<usize> {
 }
 
 impl PhalanxModel {
-    /// A fresh core on the workload's nodes.
-    pub fn new(cl: &Cluster<'_>) -> Self {
+    /// A fresh core on the workload's nodes, laying gangs out by `policy`.
+    pub fn new(cl: &Cluster<'_>, policy: PlacementPolicy) -> Self {
         let config = GangConfig {
             pod_events: false,
+            policy,
             default_schedule_timeout: Millis(cl.wl.schedule_timeout),
             ..GangConfig::default()
         };
@@ -62,7 +63,10 @@ impl PhalanxModel {
 
 impl Model for PhalanxModel {
     fn name(&self) -> &'static str {
-        "phalanx"
+        match self.core.config().policy {
+            PlacementPolicy::Pack => "phalanx",
+            PlacementPolicy::Spread => "phalanx-spread",
+        }
     }
 
     fn job_arrived(&mut self, job: usize, now: i64, cl: &mut Cluster<'_>) {

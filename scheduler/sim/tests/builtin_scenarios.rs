@@ -37,3 +37,12 @@ fn gpu_training_phalanx_completes_numa_aligned() {
     // ...while the NUMA-unaware default filter keeps hitting the kubelet's check.
     assert!(runs[1].admission_failures > 0);
 }
+
+#[test]
+fn spread_policy_also_completes_every_gang_whole() {
+    let s = load_scenario("mpi-contention").unwrap();
+    let runs = run_all(&s, 1, &["phalanx-spread".to_owned()], false).unwrap();
+    assert_eq!(runs[0].scheduler, "phalanx-spread");
+    assert_eq!(runs[0].completed as usize, runs[0].jobs);
+    assert_eq!(runs[0].partial_gangs, 0);
+}
