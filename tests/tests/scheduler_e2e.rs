@@ -515,6 +515,68 @@ async fn grpc_status_api_reports_the_live_scheduler() {
     };
     let refused = client.r#match(req).await.unwrap_err();
     assert_eq!(refused.code(), tonic::Code::FailedPrecondition);
+
+    // A satisfiability Match is a read: would these pods fit, and where now?
+    let what_if = |count: u32, cpu_millis: u64, selector: &[(&str, &str)]| pb::MatchRequest {
+        request: Some(pb::match_request::Request::Pods(pb::PodGroup {
+            templates: vec![pb::PodTemplate {
+                name: "worker".into(),
+                count,
+                cpu_millis,
+                node_selector: selector
+                    .iter()
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect(),
+                ..Default::default()
+            }],
+        })),
+        operation: pb::Operation::Satisfiability as i32,
+        ..Default::default()
+    };
+    let fits = client
+        .r#match(what_if(2, 2000, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(fits.result, pb::MatchResult::Satisfiable as i32);
+    assert_eq!(fits.reason, "fits now");
+    assert_eq!(fits.pods.len(), 2);
+    assert!(
+        fits.pods
+            .iter()
+            .all(|p| p.template == "worker" && p.node.starts_with('n'))
+    );
+    let later = client
+        .r#match(what_if(3, 2000, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(later.result, pb::MatchResult::Satisfiable as i32);
+    assert!(later.reason.contains("not now"), "{}", later.reason);
+    assert!(later.pods.is_empty());
+    let never = client
+        .r#match(what_if(1, 8000, &[]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(never.result, pb::MatchResult::Unsatisfiable as i32);
+    assert!(never.reason.contains("largest node"), "{}", never.reason);
+    let elsewhere = client
+        .r#match(what_if(1, 1000, &[("topology.kubernetes.io/zone", "z2")]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(elsewhere.result, pb::MatchResult::Unsatisfiable as i32);
+    let empty = client.r#match(what_if(1, 0, &[])).await.unwrap_err();
+    assert_eq!(empty.code(), tonic::Code::InvalidArgument);
+    assert!(
+        empty.message().contains("pods.templates[0]"),
+        "{}",
+        empty.message()
+    );
+    // Asking changed nothing: the live jobs are as before.
+    let stat = client.stat(pb::StatRequest {}).await.unwrap().into_inner();
+    assert_eq!(stat.jobs_allocated, 1);
     sched.shutdown().await;
 }
 

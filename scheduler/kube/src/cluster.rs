@@ -195,6 +195,20 @@ impl Cluster {
         self.node_event(&name, out, notes);
     }
 
+    /// Names of the nodes whose labels include every `key = value` of `selector`.
+    pub fn nodes_matching(&self, selector: &HashMap<String, String>) -> Vec<String> {
+        self.nodes
+            .iter()
+            .filter(|(_, n)| {
+                let labels = n.metadata.labels.as_ref();
+                selector
+                    .iter()
+                    .all(|(k, v)| labels.and_then(|l| l.get(k)) == Some(v))
+            })
+            .map(|(name, _)| name.clone())
+            .collect()
+    }
+
     /// A node is gone.
     pub fn delete_node(&mut self, name: &str, out: &mut Vec<gang::Event>) {
         if self.nodes.remove(name).is_some() {

@@ -1,10 +1,13 @@
 //! The gRPC API of `phalanx serve`, answered from the live scheduler so that
 //! `phalanx status` works against `phalanx run`. Reads are forwarded to the
 //! scheduling loop (which owns the core) and answered there; writes are refused:
-//! in `phalanx run` the cluster, not the API, decides what runs.
+//! in `phalanx run` the cluster, not the API, decides what runs. A `Match` with
+//! the SATISFIABILITY operation is a read: "would this group of pods fit the
+//! cluster, and where would it go now?", answered on a copy of the live graph.
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
+use fluxion_core::group;
 use phalanx_gang as gang;
 use phalanx_grpc::{Backend, BackendError, BackendResult};
 use phalanx_proto::v1 as pb;
@@ -31,6 +34,11 @@ pub enum Query {
     Info(
         pb::InfoRequest,
         oneshot::Sender<BackendResult<pb::InfoResponse>>,
+    ),
+    /// Whether a group of typed pods would fit (a satisfiability match).
+    WhatIf(
+        pb::MatchRequest,
+        oneshot::Sender<BackendResult<pb::MatchResponse>>,
     ),
 }
 
@@ -67,8 +75,11 @@ fn read_only<T>(what: &str) -> BackendResult<T> {
 }
 
 impl Backend for LiveBackend {
-    async fn match_group(&self, _req: pb::MatchRequest) -> BackendResult<pb::MatchResponse> {
-        read_only("Match")
+    async fn match_group(&self, req: pb::MatchRequest) -> BackendResult<pb::MatchResponse> {
+        if req.operation != pb::Operation::Satisfiability as i32 {
+            return read_only("Match with an allocating operation");
+        }
+        self.ask(|tx| Query::WhatIf(req, tx)).await
     }
     async fn cancel(&self, _req: pb::CancelRequest) -> BackendResult<pb::CancelResponse> {
         read_only("Cancel")
@@ -244,6 +255,9 @@ impl QueryState {
                 }
                 let _ = tx.send(Ok(pb::JobsResponse { jobs }));
             }
+            Query::WhatIf(req, tx) => {
+                let _ = tx.send(what_if(&req, core, cluster));
+            }
             Query::Info(req, tx) => {
                 let job = self
                     .jobs(core, cluster, policy)
@@ -340,4 +354,108 @@ impl QueryState {
             totals: totals.into_values().collect(),
         }
     }
+}
+
+/// The pod templates of `req` as a group request on the live graph.
+fn group_request(
+    req: &pb::MatchRequest,
+    graph: &group::GroupGraph,
+    cluster: &Cluster,
+) -> BackendResult<(group::GroupRequest, Vec<String>)> {
+    let Some(pb::match_request::Request::Pods(group)) = &req.request else {
+        return Err(BackendError::invalid(
+            "request",
+            "`phalanx run` answers Match for typed pods only (a Fluxion jobspec needs `phalanx serve`)",
+        ));
+    };
+    if group.templates.is_empty() {
+        return Err(BackendError::invalid(
+            "pods.templates",
+            "at least one template is required",
+        ));
+    }
+    let mut classes = Vec::with_capacity(group.templates.len());
+    let mut names = Vec::new();
+    for (i, t) in group.templates.iter().enumerate() {
+        let count = t.count.max(1);
+        let filter = if t.node_selector.is_empty() {
+            group::NodeFilter::Any
+        } else {
+            group::NodeFilter::Only(
+                cluster
+                    .nodes_matching(&t.node_selector)
+                    .iter()
+                    .filter_map(|n| graph.node_id(n))
+                    .collect(),
+            )
+        };
+        let mut extended: Vec<(String, u64)> =
+            t.extended.iter().map(|(k, v)| (k.clone(), *v)).collect();
+        extended.sort();
+        if t.cpu_millis == 0 && t.memory_bytes == 0 && t.gpus == 0 && extended.is_empty() {
+            return Err(BackendError::invalid(
+                format!("pods.templates[{i}]"),
+                "asks for nothing (set cpu_millis, memory_bytes, gpus or extended)",
+            ));
+        }
+        classes.push(group::PodClass {
+            demand: group::Demand {
+                cpu_millis: t.cpu_millis,
+                memory_bytes: t.memory_bytes,
+                gpus: u64::from(t.gpus),
+                extended,
+            },
+            count,
+            filter,
+        });
+        names.extend(std::iter::repeat_n(t.name.clone(), count as usize));
+    }
+    Ok((group::GroupRequest { classes }, names))
+}
+
+/// Answers a satisfiability `Match` on a copy of the live graph: whether the
+/// pods fit the cluster at all, and where they would go now if they fit now.
+fn what_if(
+    req: &pb::MatchRequest,
+    core: &gang::GangScheduler,
+    cluster: &Cluster,
+) -> BackendResult<pb::MatchResponse> {
+    let mut graph = core.graph().clone();
+    let (group, names) = group_request(req, &graph, cluster)?;
+    let t0 = std::time::Instant::now();
+    let outcome = graph.match_group(&group);
+    let match_micros = t0.elapsed().as_micros() as u64;
+    let mut resp = pb::MatchResponse {
+        match_micros,
+        ..Default::default()
+    };
+    match outcome {
+        Ok(placement) => {
+            resp.result = pb::MatchResult::Satisfiable as i32;
+            resp.reason = "fits now".into();
+            resp.pods = placement
+                .iter()
+                .zip(names)
+                .enumerate()
+                .map(|(i, (claim, template))| pb::PodPlacement {
+                    index: i as u32,
+                    template,
+                    node: graph
+                        .node(claim.node)
+                        .map(|n| n.name.clone())
+                        .unwrap_or_default(),
+                    vertices: Vec::new(),
+                })
+                .collect();
+        }
+        Err(group::MatchError::Busy(why)) => {
+            resp.result = pb::MatchResult::Satisfiable as i32;
+            resp.reason = format!("fits the cluster, but not now: {why}");
+        }
+        Err(group::MatchError::Unsatisfiable(why)) => {
+            resp.result = pb::MatchResult::Unsatisfiable as i32;
+            resp.reason = why;
+        }
+    }
+    Ok(resp)
 }
