@@ -4,8 +4,6 @@
 //! the Service use), leader election is on, and the scheduler serves the
 //! `schedulerName` the examples ask for.
 
-use std::path::Path;
-
 use clap::{Args, FromArgMatches};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::Container;
@@ -16,7 +14,7 @@ use serde_json::Value;
 const GLOBAL_ENV: [&str; 2] = ["PHALANX_LOG_FORMAT", "PHALANX_LOG"];
 
 fn container() -> Container {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/deployment.yaml");
+    let path = super::manifests_dir().join("deployment.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let doc: Value =
         serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

@@ -4,8 +4,6 @@
 //! for the Lease identity; and its ServiceAccount, RBAC subjects and Service
 //! all point at each other.
 
-use std::path::{Path, PathBuf};
-
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -14,9 +12,7 @@ use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
-fn manifests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
-}
+use super::manifests_dir;
 
 /// Every document of `kind` in the top-level manifests, as `T`.
 fn objects<T: DeserializeOwned>(kind: &str) -> Vec<T> {
@@ -291,7 +287,7 @@ fn the_service_account_is_the_one_bound_to_the_roles() {
 
 #[test]
 fn the_image_runs_as_the_user_the_deployment_expects() {
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+    let root = super::repo_root();
     let dockerfile = std::fs::read_to_string(root.join("Dockerfile"))
         .unwrap_or_else(|e| panic!("Dockerfile: {e}"));
     let build = dockerfile

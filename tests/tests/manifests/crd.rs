@@ -2,9 +2,9 @@
 //! generates, so the API server validates what the scheduler reads.
 //!
 //! After changing the type, regenerate the file with:
-//!   PHALANX_UPDATE_MANIFESTS=1 cargo test -p phalanx-tests --test manifests_crd
+//!   PHALANX_UPDATE_MANIFESTS=1 cargo test -p phalanx-tests --test manifests crd::
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::CustomResourceDefinition;
 use kube::CustomResourceExt;
@@ -13,11 +13,11 @@ use serde_json::Value;
 
 const HEADER: &str = "\
 # Generated from phalanx_kube::PodGroup (scheduler/kube/src/crd.rs): do not edit.
-# Regenerate: PHALANX_UPDATE_MANIFESTS=1 cargo test -p phalanx-tests --test manifests_crd
+# Regenerate: PHALANX_UPDATE_MANIFESTS=1 cargo test -p phalanx-tests --test manifests crd::
 ";
 
 fn crd_path() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/crd-podgroups.yaml")
+    super::manifests_dir().join("crd-podgroups.yaml")
 }
 
 fn generated() -> CustomResourceDefinition {
@@ -73,7 +73,7 @@ fn committed_crd_matches_the_podgroup_type() {
     differences(&committed_json, &expected_json, "", &mut diff);
     assert!(
         diff.is_empty(),
-        "{} has drifted from phalanx_kube::PodGroup:\n  {}\nRegenerate it: PHALANX_UPDATE_MANIFESTS=1 cargo test -p phalanx-tests --test manifests_crd",
+        "{} has drifted from phalanx_kube::PodGroup:\n  {}\nRegenerate it: PHALANX_UPDATE_MANIFESTS=1 cargo test -p phalanx-tests --test manifests crd::",
         path.display(),
         diff.join("\n  ")
     );
@@ -135,7 +135,7 @@ fn the_drift_check_notices_a_changed_schema() {
 
 #[test]
 fn example_podgroups_deserialize_into_the_type() {
-    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests/examples");
+    let dir = super::manifests_dir().join("examples");
     let mut seen = 0;
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let file = entry.unwrap_or_else(|e| panic!("{e}")).path();

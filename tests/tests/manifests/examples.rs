@@ -5,7 +5,6 @@
 //! creates: each competing gang fits alone, both together do not.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::{PodTemplateSpec, Service};
@@ -22,9 +21,7 @@ const EXAMPLES: [&str; 4] = [
     "competing-gangs.yaml",
 ];
 
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
-}
+use super::repo_root as root;
 
 /// One example file's objects.
 #[derive(Default)]

@@ -7,7 +7,7 @@
 //! - every API request the scheduler made is granted by manifests/rbac.yaml.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 use clap::{Args, FromArgMatches};
@@ -22,9 +22,7 @@ use serde_json::{Value, json};
 const NS: &str = "examples";
 const WAIT: Duration = Duration::from_secs(20);
 
-fn manifests() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
-}
+use super::manifests_dir as manifests;
 
 fn documents(path: &Path) -> Vec<Value> {
     let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));

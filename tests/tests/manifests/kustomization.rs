@@ -2,14 +2,11 @@
 //! so `kubectl apply -k manifests/` deploys everything and nothing stale.
 
 use std::collections::BTreeSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 
 use serde::Deserialize;
 
-fn manifests_dir() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../manifests")
-}
+use super::manifests_dir;
 
 /// The fields of a Kustomization this deployment uses; anything else is a mistake.
 #[derive(Debug, Deserialize)]
