@@ -33,6 +33,7 @@ fn default_run_reports_phalanx_complete_and_default_deadlocked() {
     };
     assert!(line("phalanx ").contains("100/100 (100%)"), "{stdout}");
     assert!(line("default ").contains("yes, since"), "{stdout}");
+    assert!(line("native-gang ").contains("100/100 (100%)"), "{stdout}");
     let json = std::fs::read_to_string(out_dir.join("report.json")).unwrap();
     assert!(json.contains("\"scheduler\": \"phalanx\""), "{json}");
     assert!(json.contains("\"partial_gangs\": 0"), "{json}");
@@ -62,4 +63,36 @@ fn bad_scenario_file_names_the_field() {
         "{stderr}"
     );
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn reserve_after_reaches_the_gang_core() {
+    let row = |extra: &[&str]| {
+        let out = Command::new(env!("CARGO_BIN_EXE_phalanx"))
+            .args(["simulate", "--schedulers", "phalanx"])
+            .args(extra)
+            .output()
+            .unwrap();
+        assert!(out.status.success());
+        let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+        let line = stdout
+            .lines()
+            .find(|l| l.starts_with("phalanx "))
+            .unwrap_or_default();
+        // Every column but the last (placements/s, which is wall-clock).
+        let mut cols: Vec<String> = line.split_whitespace().map(String::from).collect();
+        cols.pop();
+        cols
+    };
+    // Holding at once and holding after an hour give other schedules.
+    assert_ne!(
+        row(&["--reserve-after", "0s"]),
+        row(&["--reserve-after", "1h"])
+    );
+    let out = Command::new(env!("CARGO_BIN_EXE_phalanx"))
+        .args(["simulate", "--reserve-after", "soon"])
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--reserve-after"));
 }

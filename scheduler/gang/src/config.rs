@@ -25,6 +25,12 @@ pub struct GangConfig {
     /// Whether later groups may start ahead of a reserved one where they do
     /// not delay it.
     pub backfill: bool,
+    /// How long the queue head waits before resources are held for it.
+    /// Until then any later group that fits starts first (greedy, the best
+    /// mean wait); from then on later groups may only backfill around its
+    /// reservation, so no gang waits behind an endless stream of smaller
+    /// ones. Zero reserves at once.
+    pub reserve_after: Millis,
     /// Whether to emit per-pod events (the simulator turns them off).
     pub pod_events: bool,
     /// How a group's pods are laid out inside the racks chosen for it.
@@ -41,6 +47,7 @@ impl Default for GangConfig {
             default_schedule_timeout: Millis::from_secs(600),
             max_groups_per_pass: 1000,
             backfill: true,
+            reserve_after: Millis::from_secs(300),
             pod_events: true,
             policy: PlacementPolicy::Pack,
         }

@@ -88,6 +88,8 @@ struct GroupState {
     /// planning reservations (reset when any of its claims changes).
     held: Option<Arc<Vec<PodClaim>>>,
     first_seen: Timestamp,
+    /// It last failed before it was old enough to be reserved for.
+    deferred: bool,
 }
 
 impl GroupState {
@@ -111,6 +113,7 @@ impl GroupState {
             request: None,
             held: None,
             first_seen,
+            deferred: false,
         }
     }
 }
@@ -177,6 +180,8 @@ pub struct GangScheduler {
     queue_gen: u64,
     /// Earliest end of an unsatisfiable group's backoff.
     next_unsat_retry: Option<Timestamp>,
+    /// When the earliest waiting group becomes old enough to be reserved for.
+    next_reserve_check: Option<Timestamp>,
     /// Incomplete groups whose member count changed (only their message changes).
     membership_changed: BTreeSet<GroupKey>,
 }
@@ -206,6 +211,7 @@ impl GangScheduler {
             queue_dirty: true,
             queue_gen: 0,
             next_unsat_retry: None,
+            next_reserve_check: None,
             membership_changed: BTreeSet::new(),
         }
     }
@@ -927,7 +933,8 @@ impl GangScheduler {
     fn run_queue(&mut self, now: Timestamp, out: &mut Decisions) {
         let whole = self.queue_dirty
             || self.queue_gen != self.free_gen
-            || self.next_unsat_retry.is_some_and(|t| t <= now);
+            || self.next_unsat_retry.is_some_and(|t| t <= now)
+            || self.next_reserve_check.is_some_and(|t| t <= now);
         if !whole {
             // Only incomplete groups gained or lost pods: update their message.
             for key in std::mem::take(&mut self.membership_changed) {
@@ -948,6 +955,7 @@ impl GangScheduler {
         self.membership_changed.clear();
         self.queue_dirty = false;
         self.next_unsat_retry = None;
+        self.next_reserve_check = None;
         self.walk_queue(now, out);
         self.queue_gen = self.free_gen;
     }
@@ -984,11 +992,25 @@ impl GangScheduler {
                 continue;
             }
             examined += 1;
-            let is_head = !head_seen;
+            // A group becomes the head, which resources are held for, only
+            // once it has waited `reserve_after`.
+            let eligible_at = Self::created(g) + self.config.reserve_after;
+            let eligible = eligible_at <= now;
+            let is_head = !head_seen && eligible;
+            if !head_seen && !eligible {
+                self.next_reserve_check = Some(
+                    self.next_reserve_check
+                        .map_or(eligible_at, |t| t.min(eligible_at)),
+                );
+            }
             // Nothing changed since it last failed: it still does not fit
-            // (and, for the head, its reservation still stands).
-            if g.tried_gen == Some(self.free_gen) && g.tried_members == g.members.len() {
-                head_seen = true;
+            // (and, for the head, its reservation still stands), unless it
+            // has just become old enough to be reserved for.
+            if g.tried_gen == Some(self.free_gen)
+                && g.tried_members == g.members.len()
+                && !(is_head && g.deferred)
+            {
+                head_seen |= eligible;
                 continue;
             }
             let cached = match &g.request {
@@ -1065,6 +1087,7 @@ impl GangScheduler {
             if let Some(g) = self.groups.get_mut(&key) {
                 g.tried_gen = Some(gen_now);
                 g.tried_members = g.members.len();
+                g.deferred = !eligible;
             }
             if is_head {
                 head_seen = true;
@@ -1098,6 +1121,11 @@ impl GangScheduler {
                     Some(h) => format!(
                         "busy: {} pods do not fit now without delaying {h}",
                         req.pod_count()
+                    ),
+                    None if !eligible => format!(
+                        "busy: {} pods do not fit the free resources; resources are held for it from {}",
+                        req.pod_count(),
+                        eligible_at.short()
                     ),
                     None => format!(
                         "busy: {} pods do not fit the free resources",
@@ -1404,7 +1432,11 @@ impl GangScheduler {
                 .min()
                 .map(|t| t + timeout)
         });
-        retries.chain(vacancies).chain(self.next_unsat_retry).min()
+        retries
+            .chain(vacancies)
+            .chain(self.next_unsat_retry)
+            .chain(self.next_reserve_check)
+            .min()
     }
 
     /// The current status of every known group, in key order.

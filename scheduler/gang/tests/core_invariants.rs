@@ -106,9 +106,12 @@ fn unsatisfiable_group_says_why() {
     );
 }
 
-#[test]
-fn busy_head_is_reserved_and_backfill_respects_it() {
-    let mut core = GangScheduler::new(GangConfig::default());
+/// Two 8-core nodes; a (2 x 7 cores, 100 s) runs; b (2 x 8 cores) waits.
+fn two_nodes_a_running_b_waiting(reserve_after: Millis) -> GangScheduler {
+    let mut core = GangScheduler::new(GangConfig {
+        reserve_after,
+        ..GangConfig::default()
+    });
     for i in 0..2 {
         core.apply(Event::NodeUpsert(Node {
             numa_policy: NumaPolicy::None,
@@ -122,16 +125,47 @@ fn busy_head_is_reserved_and_backfill_respects_it() {
     }
     let d = core.schedule(Timestamp::from_secs(0));
     assert_eq!(d.binds.len(), 1);
-    // b: needs both nodes whole: reserved behind a.
+    // b: needs both nodes whole.
     core.apply(Event::GroupUpsert(group("b", 2, 1)));
     for i in 0..2 {
         core.apply(Event::PodUpsert(pod("b", i, 8000, 0, 1)));
     }
-    // c: a small long job that would delay b: must not start.
-    let mut c = group("c", 1, 2);
+    core
+}
+
+/// A one-pod, one-core job that runs 1000 s: it would delay b.
+fn small_long_job(core: &mut GangScheduler, name: &str, t: i64) {
+    let mut c = group(name, 1, t);
     c.expected_duration = Some(Millis::from_secs(1000));
     core.apply(Event::GroupUpsert(c));
-    core.apply(Event::PodUpsert(pod("c", 0, 1000, 0, 2)));
+    core.apply(Event::PodUpsert(pod(name, 0, 1000, 0, t)));
+}
+
+#[test]
+fn young_head_is_passed_then_reserved_for_once_it_has_waited() {
+    let mut core = two_nodes_a_running_b_waiting(Millis::from_secs(60));
+    // b has waited 2 s: c, which fits, starts ahead of it.
+    small_long_job(&mut core, "c", 2);
+    let d = core.schedule(Timestamp::from_secs(3));
+    assert_eq!(d.binds.len(), 1, "{:?}", d.binds);
+    assert_eq!(d.binds[0].group.name, "c");
+    let b = core.group(&GroupKey::new("ns", "b")).unwrap();
+    assert!(b.message.contains("held for it from"), "{}", b.message);
+    assert!(core.reservation().is_none());
+    // The core asks to be woken when b has waited long enough.
+    assert_eq!(core.next_wakeup(), Some(Timestamp::from_secs(61)));
+    // From then on b is reserved for, and d (which would delay it) waits.
+    small_long_job(&mut core, "d", 62);
+    let d = core.schedule(Timestamp::from_secs(63));
+    assert!(d.binds.is_empty(), "{:?}", d.binds);
+    assert!(matches!(core.reservation(), Some((k, _)) if k.name == "b"));
+}
+
+#[test]
+fn busy_head_is_reserved_and_backfill_respects_it() {
+    let mut core = two_nodes_a_running_b_waiting(Millis::from_secs(0));
+    // c: a small long job that would delay b: must not start.
+    small_long_job(&mut core, "c", 2);
     let d = core.schedule(Timestamp::from_secs(3));
     assert!(d.binds.is_empty(), "{:?}", d.binds);
     let b = core.group(&GroupKey::new("ns", "b")).unwrap();

@@ -80,6 +80,9 @@ pub struct RunArgs {
     /// Timeout for groups whose PodGroup sets no scheduleTimeoutSeconds [default: 10m].
     #[arg(long, env = "PHALANX_DEFAULT_SCHEDULE_TIMEOUT", value_parser = humantime::parse_duration)]
     pub default_schedule_timeout: Option<Duration>,
+    /// How long the first waiting gang waits before resources are held for it; until then smaller gangs that fit start first (`0s`: hold at once) [default: 5m].
+    #[arg(long, env = "PHALANX_RESERVE_AFTER", value_parser = humantime::parse_duration)]
+    pub reserve_after: Option<Duration>,
 }
 
 /// The config file: the same settings as the flags.
@@ -112,6 +115,8 @@ struct FileConfig {
     retry_interval: Option<Duration>,
     #[serde(default, with = "opt_duration")]
     default_schedule_timeout: Option<Duration>,
+    #[serde(default, with = "opt_duration")]
+    reserve_after: Option<Duration>,
 }
 
 mod opt_duration {
@@ -170,6 +175,8 @@ pub struct Settings {
     pub retry_interval: Duration,
     /// Default group schedule timeout.
     pub default_schedule_timeout: Duration,
+    /// How long the queue head waits before resources are held for it.
+    pub reserve_after: Duration,
 }
 
 /// A problem with the settings, naming the setting.
@@ -319,6 +326,10 @@ impl Settings {
                 .default_schedule_timeout
                 .or(file.default_schedule_timeout)
                 .unwrap_or(Duration::from_secs(600)),
+            reserve_after: args
+                .reserve_after
+                .or(file.reserve_after)
+                .unwrap_or(Duration::from_secs(300)),
         };
         s.check()?;
         Ok(s)

@@ -121,6 +121,7 @@ fn core_config(s: &Settings) -> gang::GangConfig {
             i64::try_from(s.default_schedule_timeout.as_millis()).unwrap_or(i64::MAX),
         ),
         policy: s.policy,
+        reserve_after: gang::Millis(i64::try_from(s.reserve_after.as_millis()).unwrap_or(i64::MAX)),
         ..Default::default()
     }
 }

@@ -244,7 +244,9 @@ pub fn simulate(wl: &Workload, model: &mut dyn Model, tick: &mut dyn FnMut(u64))
                     let job = &wl.jobs[j];
                     used_cpu += job.requests.cpu_millis as i64 * i64::from(job.pods);
                     used_gpu += job.requests.gpus as i64 * i64::from(job.pods);
-                    run.waits.push((now - job.arrival) as f64 / 1000.0);
+                    let wait = (now - job.arrival) as f64 / 1000.0;
+                    run.waits.push(wait);
+                    run.sized_waits.push((job.pods, wait));
                     run.samples.push(Sample::new(
                         now,
                         used_cpu,

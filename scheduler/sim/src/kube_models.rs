@@ -1,5 +1,7 @@
-//! Models of kube-scheduler: the default (one pod at a time, bind at once)
-//! and the coscheduling plugin (Permit waits for the group, with a timeout).
+//! Models of kube-scheduler: the default (one pod at a time, bind at once),
+//! the coscheduling plugin (Permit waits for the group, with a timeout) and
+//! the native gang scheduling of Kubernetes 1.35+ (a PodGroup placed in one
+//! group cycle, all or nothing).
 
 use std::cmp::Reverse;
 use std::collections::{BTreeSet, BinaryHeap};
@@ -301,6 +303,121 @@ impl Model for CoschedModel {
             .map(|s| s + self.timeout)
             .min();
         match (self.core.wake(), timeouts) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+}
+
+/// kube-scheduler's native gang scheduling (the GangScheduling plugin over
+/// the PodGroup API, alpha in 1.35/1.36): a group's pods are held in
+/// PreEnqueue until all exist; then one group cycle filters and scores its
+/// pods one after another against the free nodes, each seeing the ones
+/// before it; if every pod found a node they are all bound, otherwise none
+/// is and the group goes to the unschedulable queue with a backoff. The queue
+/// never holds capacity for its head: a later, smaller group that fits runs
+/// ahead of a large one that waits.
+pub struct NativeGangModel {
+    core: KubeCore,
+    /// Groups whose pods all exist, waiting for a cycle: (priority, arrival, job).
+    ready: BTreeSet<(Reverse<i32>, i64, usize)>,
+    /// Groups that failed a cycle and wait for their backoff.
+    backoff: BinaryHeap<Reverse<(i64, usize)>>,
+    /// Groups that failed and wait for a cluster change (or the flush).
+    unschedulable: BTreeSet<usize>,
+    attempts: Vec<u32>,
+    backoff_until: Vec<i64>,
+    enqueued: Vec<bool>,
+    last_flush: i64,
+}
+
+impl NativeGangModel {
+    /// A model for `pods` pods of `jobs` jobs.
+    pub fn new(pods: usize, jobs: usize) -> Self {
+        NativeGangModel {
+            core: KubeCore::new(pods, true),
+            ready: BTreeSet::new(),
+            backoff: BinaryHeap::new(),
+            unschedulable: BTreeSet::new(),
+            attempts: vec![0; jobs],
+            backoff_until: vec![0; jobs],
+            enqueued: vec![false; jobs],
+            last_flush: 0,
+        }
+    }
+
+    fn make_ready(&mut self, job: usize, cl: &Cluster<'_>) {
+        let spec = &cl.wl.jobs[job];
+        self.ready
+            .insert((Reverse(spec.priority), spec.arrival, job));
+    }
+
+    /// One group cycle: every pod gets a node, or none keeps one.
+    fn cycle(&mut self, job: usize, now: i64, cl: &mut Cluster<'_>) {
+        let pods: Vec<usize> = cl
+            .job_pods(job)
+            .filter(|&p| cl.pods[p].claim.is_none())
+            .collect();
+        let mut placed = Vec::with_capacity(pods.len());
+        for &pod in &pods {
+            match self.core.pick_node(pod, cl) {
+                Some(node) if cl.assume(pod, node) => placed.push(pod),
+                _ => break,
+            }
+        }
+        if placed.len() == pods.len() {
+            for p in placed {
+                cl.bind(p);
+            }
+            return;
+        }
+        for p in placed {
+            cl.forget(p);
+        }
+        self.attempts[job] += 1;
+        self.backoff_until[job] = now + backoff(self.attempts[job]);
+        self.unschedulable.insert(job);
+    }
+}
+
+impl Model for NativeGangModel {
+    fn name(&self) -> &'static str {
+        "native-gang"
+    }
+    fn job_arrived(&mut self, _job: usize, _now: i64, _cl: &mut Cluster<'_>) {}
+    fn pod_created(&mut self, pod: usize, _now: i64, cl: &mut Cluster<'_>) {
+        // PreEnqueue: the group enters the queue once all its pods exist.
+        let job = cl.pods[pod].job;
+        if !self.enqueued[job] && cl.job_pods(job).all(|p| cl.pods[p].created) {
+            self.enqueued[job] = true;
+            self.make_ready(job, cl);
+        }
+    }
+    fn job_ended(&mut self, _job: usize, _now: i64, _cl: &mut Cluster<'_>) {
+        // Freed capacity moves unschedulable groups back, after their backoff.
+        for job in std::mem::take(&mut self.unschedulable) {
+            self.backoff.push(Reverse((self.backoff_until[job], job)));
+        }
+    }
+    fn step(&mut self, now: i64, cl: &mut Cluster<'_>) -> Option<i64> {
+        if now - self.last_flush >= FLUSH_MS {
+            self.last_flush = now;
+            for job in std::mem::take(&mut self.unschedulable) {
+                self.backoff.push(Reverse((self.backoff_until[job], job)));
+            }
+        }
+        while let Some(Reverse((t, job))) = self.backoff.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.backoff.pop();
+            self.make_ready(job, cl);
+        }
+        while let Some((_, _, job)) = self.ready.pop_first() {
+            self.cycle(job, now, cl);
+        }
+        let flush = (!self.unschedulable.is_empty()).then_some(self.last_flush + FLUSH_MS);
+        match (self.backoff.peek().map(|Reverse((t, _))| *t), flush) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

@@ -28,16 +28,21 @@ pub struct SimulateArgs {
     #[arg(long, default_value = "mpi-contention")]
     pub scenario: String,
     /// Schedulers to compare, comma-separated: phalanx (packing each gang's
-    /// nodes), phalanx-spread (one pod per node first), default, coscheduling.
+    /// nodes), phalanx-spread (one pod per node first), default, coscheduling,
+    /// native-gang (kube-scheduler's own gang scheduling, alpha since 1.35).
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "phalanx,default,coscheduling"
+        default_value = "phalanx,default,coscheduling,native-gang"
     )]
     pub schedulers: Vec<String>,
     /// Seed of the workload generator (default: the scenario's).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Phalanx's `--reserve-after`: how long the first waiting gang waits
+    /// before resources are held for it, e.g. `0s`, `5m` [default: 5m].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub reserve_after: Option<std::time::Duration>,
     /// Write report.json and report.svg to this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -67,8 +72,14 @@ pub fn load_scenario(name_or_path: &str) -> anyhow::Result<Scenario> {
     Ok(s)
 }
 
-/// Runs one scheduler over a workload.
-pub fn run_one(wl: &Workload, scheduler: &str, tick: &mut dyn FnMut(u64)) -> anyhow::Result<Run> {
+/// Runs one scheduler over a workload; `config` sets up Phalanx's gang core
+/// (its policy is chosen by the scheduler's name).
+pub fn run_one(
+    wl: &Workload,
+    scheduler: &str,
+    config: &phalanx_gang::GangConfig,
+    tick: &mut dyn FnMut(u64),
+) -> anyhow::Result<Run> {
     let pods: usize = wl.jobs.iter().map(|j| j.pods as usize).sum();
     let mut model: Box<dyn Model> = match scheduler {
         "phalanx" | "phalanx-spread" => {
@@ -79,7 +90,11 @@ pub fn run_one(wl: &Workload, scheduler: &str, tick: &mut dyn FnMut(u64)) -> any
             };
             // The model needs the cluster's node list; build it from the workload.
             let probe = probe_cluster(wl);
-            Box::new(phalanx_model::PhalanxModel::new(&probe, policy))
+            let config = phalanx_gang::GangConfig {
+                policy,
+                ..config.clone()
+            };
+            Box::new(phalanx_model::PhalanxModel::new(&probe, config))
         }
         "default" => Box::new(kube_models::DefaultModel::new(pods)),
         "coscheduling" => Box::new(kube_models::CoschedModel::new(
@@ -87,8 +102,9 @@ pub fn run_one(wl: &Workload, scheduler: &str, tick: &mut dyn FnMut(u64)) -> any
             wl.jobs.len(),
             wl.schedule_timeout,
         )),
+        "native-gang" => Box::new(kube_models::NativeGangModel::new(pods, wl.jobs.len())),
         other => anyhow::bail!(
-            "--schedulers: unknown scheduler {other:?} (phalanx, phalanx-spread, default, coscheduling)"
+            "--schedulers: unknown scheduler {other:?} (phalanx, phalanx-spread, default, coscheduling, native-gang)"
         ),
     };
     Ok(engine::simulate(wl, model.as_mut(), tick))
@@ -98,11 +114,29 @@ fn probe_cluster(wl: &Workload) -> Cluster<'_> {
     Cluster::empty(wl)
 }
 
-/// Runs the scenario with every scheduler; returns the runs in order.
+/// Runs the scenario with every scheduler, Phalanx with its default
+/// settings; returns the runs in order.
 pub fn run_all(
     s: &Scenario,
     seed: u64,
     schedulers: &[String],
+    progress: bool,
+) -> anyhow::Result<Vec<Run>> {
+    run_all_with(
+        s,
+        seed,
+        schedulers,
+        &phalanx_gang::GangConfig::default(),
+        progress,
+    )
+}
+
+/// [`run_all`] with Phalanx's gang core set up by `config`.
+pub fn run_all_with(
+    s: &Scenario,
+    seed: u64,
+    schedulers: &[String],
+    config: &phalanx_gang::GangConfig,
     progress: bool,
 ) -> anyhow::Result<Vec<Run>> {
     let wl = workload::build(s, seed);
@@ -122,7 +156,7 @@ pub fn run_all(
     let mut runs = Vec::new();
     for name in schedulers {
         bar.set_message(name.clone());
-        let run = run_one(&wl, name, &mut |n| bar.inc(n))?;
+        let run = run_one(&wl, name, config, &mut |n| bar.inc(n))?;
         // Jobs that never finish still count toward the bar's length.
         bar.inc((wl.jobs.len() as u64).saturating_sub(run.completed));
         runs.push(run);
@@ -136,10 +170,17 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let scenario = load_scenario(&args.scenario)?;
     let seed = args.seed.or(scenario.seed).unwrap_or(1);
     if args.schedulers.is_empty() {
-        anyhow::bail!("--schedulers: name at least one of phalanx, default, coscheduling");
+        anyhow::bail!(
+            "--schedulers: name at least one of phalanx, phalanx-spread, default, coscheduling, native-gang"
+        );
     }
     let progress = std::io::stderr().is_terminal();
-    let runs = run_all(&scenario, seed, &args.schedulers, progress)?;
+    let mut config = phalanx_gang::GangConfig::default();
+    if let Some(d) = args.reserve_after {
+        config.reserve_after =
+            phalanx_gang::Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    }
+    let runs = run_all_with(&scenario, seed, &args.schedulers, &config, progress)?;
     let gpus = scenario.cluster.nodes.iter().any(|p| p.gpus > 0);
     print!("{}", report::table(&scenario.name, seed, &runs, gpus));
     if let Some(dir) = &args.out {

@@ -24,13 +24,13 @@ fn pod_index(uid: &PodUid) -> Option<usize> {
 }
 
 impl PhalanxModel {
-    /// A fresh core on the workload's nodes, laying gangs out by `policy`.
-    pub fn new(cl: &Cluster<'_>, policy: PlacementPolicy) -> Self {
+    /// A fresh core on the workload's nodes, set up by `config` (pod events
+    /// off, the workload's schedule timeout).
+    pub fn new(cl: &Cluster<'_>, config: GangConfig) -> Self {
         let config = GangConfig {
             pod_events: false,
-            policy,
             default_schedule_timeout: Millis(cl.wl.schedule_timeout),
-            ..GangConfig::default()
+            ..config
         };
         let mut core = GangScheduler::new(config);
         for n in &cl.wl.nodes {

@@ -55,6 +55,12 @@ pub struct Run {
     /// Per started job: start minus arrival, s.
     #[serde(skip)]
     pub waits: Vec<f64>,
+    /// Per started job: its pod count and its wait, s.
+    #[serde(skip)]
+    pub sized_waits: Vec<(u32, f64)>,
+    /// Mean wait of the largest quarter of started gangs (by pods) over that
+    /// of the smallest quarter; `None` when the small ones did not wait.
+    pub big_small_wait_ratio: Option<f64>,
     /// Mean wait, s.
     pub mean_wait_secs: f64,
     /// 99th percentile wait, s.
@@ -96,6 +102,8 @@ impl Run {
             end: 0,
             makespan_secs: None,
             waits: Vec::new(),
+            sized_waits: Vec::new(),
+            big_small_wait_ratio: None,
             mean_wait_secs: 0.0,
             p99_wait_secs: 0.0,
             cpu_utilisation: 0.0,
@@ -124,6 +132,7 @@ impl Run {
             let idx = ((w.len() as f64 * 0.99).ceil() as usize).clamp(1, w.len()) - 1;
             self.p99_wait_secs = w[idx];
         }
+        self.big_small_wait_ratio = big_small_ratio(&self.sized_waits);
         // Integrate the step function of utilisation over [first arrival, end].
         let start = self.first_arrival as f64 / 1000.0;
         let end = self.end.max(self.makespan_end) as f64 / 1000.0;
@@ -142,6 +151,31 @@ impl Run {
             self.placements_per_sec = self.placements as f64 / self.wall_secs;
         }
     }
+}
+
+/// Mean wait of gangs at or above the upper quartile of sizes over that of
+/// gangs at or below the lower quartile.
+fn big_small_ratio(sized: &[(u32, f64)]) -> Option<f64> {
+    if sized.len() < 4 {
+        return None;
+    }
+    let mut sizes: Vec<u32> = sized.iter().map(|(n, _)| *n).collect();
+    sizes.sort_unstable();
+    let (lo, hi) = (sizes[sizes.len() / 4], sizes[sizes.len() * 3 / 4]);
+    if lo >= hi {
+        return None;
+    }
+    let mean = |keep: &dyn Fn(u32) -> bool| {
+        let w: Vec<f64> = sized
+            .iter()
+            .filter(|(n, _)| keep(*n))
+            .map(|(_, w)| *w)
+            .collect();
+        w.iter().sum::<f64>() / w.len().max(1) as f64
+    };
+    let small = mean(&|n| n <= lo);
+    let big = mean(&|n| n >= hi);
+    (small >= 1.0).then(|| big / small)
 }
 
 fn secs(s: f64) -> String {
@@ -165,6 +199,7 @@ pub fn table(scenario: &str, seed: u64, runs: &[Run], gpus: bool) -> String {
         "makespan",
         "mean wait",
         "p99 wait",
+        "big/small wait",
         util,
         "partial gangs",
         "stranded pods",
@@ -184,6 +219,8 @@ pub fn table(scenario: &str, seed: u64, runs: &[Run], gpus: bool) -> String {
             r.makespan_secs.map_or("-".to_owned(), secs),
             secs(r.mean_wait_secs),
             secs(r.p99_wait_secs),
+            r.big_small_wait_ratio
+                .map_or("-".to_owned(), |x| format!("{x:.1}x")),
             format!(
                 "{:.1}%",
                 100.0
@@ -340,4 +377,22 @@ fn escape(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+#[cfg(test)]
+mod ratio_tests {
+    use super::big_small_ratio;
+
+    #[test]
+    fn big_over_small_compares_the_outer_quartiles_of_gang_size() {
+        let sized = [(2, 10.0), (2, 10.0), (4, 500.0), (8, 100.0), (8, 100.0)];
+        assert_eq!(big_small_ratio(&sized), Some(10.0));
+        // Small gangs that never waited give no ratio (not infinity).
+        assert_eq!(
+            big_small_ratio(&[(2, 0.0), (2, 0.0), (8, 5.0), (8, 5.0)]),
+            None
+        );
+        // One size only: nothing to compare.
+        assert_eq!(big_small_ratio(&[(4, 1.0); 8]), None);
+    }
 }
