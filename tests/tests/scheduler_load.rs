@@ -9,8 +9,6 @@ use phalanx_kube::{PodGroup, PodGroupSpec, RunArgs, Settings};
 use phalanx_tests::apiserver::ApiServer;
 use phalanx_tests::fixtures::{bound_pods, node, overcommitted_nodes, pod, wait_for};
 
-const THREAD_NAME: &str = "phalanx-sched";
-
 /// User+system CPU seconds of this process's threads named `name` (Linux /proc).
 fn thread_cpu_seconds(name: &str) -> f64 {
     let ticks = 100.0; // USER_HZ on Linux
@@ -48,6 +46,62 @@ async fn fetch(addr: std::net::SocketAddr, path: &str) -> String {
     out
 }
 
+/// Starts the scheduler on a runtime of its own, whose threads are named
+/// `threads` so its CPU time can be told apart (the tests of this file run
+/// side by side: each names its own); waits until it is ready.
+async fn start_measured(
+    srv: &ApiServer,
+    args: RunArgs,
+    threads: &str,
+) -> (tokio::runtime::Runtime, phalanx_kube::SchedulerHandle) {
+    let sched_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name(threads)
+        .enable_all()
+        .build()
+        .unwrap();
+    let settings = Settings::resolve(&args).unwrap();
+    let client = srv.client();
+    let handle = sched_rt
+        .spawn(async move { phalanx_kube::start(settings, Some(client)).await.unwrap() })
+        .await
+        .unwrap();
+    assert!(wait_for(Duration::from_secs(10), || handle.is_ready()).await);
+    (sched_rt, handle)
+}
+
+/// Stops the scheduler and its runtime.
+async fn stop_measured(sched_rt: tokio::runtime::Runtime, handle: phalanx_kube::SchedulerHandle) {
+    sched_rt
+        .spawn(async move { handle.shutdown().await })
+        .await
+        .unwrap();
+    sched_rt.shutdown_background();
+}
+
+/// A PodGroup of `size` pods of `cpus` CPUs each in `default`.
+fn add_gang(srv: &ApiServer, name: &str, size: usize, cpus: u32) {
+    let mut pg = PodGroup::new(
+        name,
+        PodGroupSpec {
+            min_member: Some(size as i32),
+            ..Default::default()
+        },
+    );
+    pg.metadata.namespace = Some("default".into());
+    srv.create(&pg).unwrap();
+    for i in 0..size {
+        srv.create(&pod(
+            "default",
+            &format!("{name}-{i}"),
+            "phalanx",
+            cpus,
+            &[("scheduling.x-k8s.io/pod-group", name)],
+        ))
+        .unwrap();
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 #[ignore = "load measurement; run explicitly"]
 async fn thousand_pods_in_gangs_of_eight_over_100_nodes() {
@@ -63,13 +117,6 @@ async fn thousand_pods_in_gangs_of_eight_over_100_nodes() {
         ))
         .unwrap();
     }
-    // The scheduler gets its own runtime and named threads so its CPU time can be told apart.
-    let sched_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(THREAD_NAME)
-        .enable_all()
-        .build()
-        .unwrap();
     let args = RunArgs {
         leader_elect: Some(false),
         metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
@@ -79,36 +126,11 @@ async fn thousand_pods_in_gangs_of_eight_over_100_nodes() {
         bind_concurrency: Some(512),
         ..Default::default()
     };
-    let settings = Settings::resolve(&args).unwrap();
-    let client = srv.client();
-    let handle = sched_rt
-        .spawn(async move { phalanx_kube::start(settings, Some(client)).await.unwrap() })
-        .await
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(10), || handle.is_ready()).await);
-    let cpu0 = thread_cpu_seconds(THREAD_NAME);
+    let (sched_rt, handle) = start_measured(&srv, args, "sched-load").await;
+    let cpu0 = thread_cpu_seconds("sched-load");
     let t0 = Instant::now();
     for g in 0..125 {
-        let name = format!("job{g:03}");
-        let mut pg = PodGroup::new(
-            &name,
-            PodGroupSpec {
-                min_member: Some(8),
-                ..Default::default()
-            },
-        );
-        pg.metadata.namespace = Some("default".into());
-        srv.create(&pg).unwrap();
-        for i in 0..8 {
-            srv.create(&pod(
-                "default",
-                &format!("{name}-{i}"),
-                "phalanx",
-                1,
-                &[("scheduling.x-k8s.io/pod-group", &name)],
-            ))
-            .unwrap();
-        }
+        add_gang(&srv, &format!("job{g:03}"), 8, 1);
     }
     let created = t0.elapsed();
     let mut all = false;
@@ -120,7 +142,7 @@ async fn thousand_pods_in_gangs_of_eight_over_100_nodes() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let elapsed = t0.elapsed();
-    let cpu = thread_cpu_seconds(THREAD_NAME) - cpu0;
+    let cpu = thread_cpu_seconds("sched-load") - cpu0;
     let bound = bound_pods(&srv, "job").len();
     println!(
         "load: {bound} of 1000 pods bound in {:.3}s (objects created in {:.3}s): {:.0} pods/s; scheduler CPU {:.2}s; {} passes; {} bind requests",
@@ -140,11 +162,7 @@ async fn thousand_pods_in_gangs_of_eight_over_100_nodes() {
     }
     assert!(all, "every pod bound");
     assert!(overcommitted_nodes(&srv).is_empty());
-    sched_rt
-        .spawn(async move { handle.shutdown().await })
-        .await
-        .unwrap();
-    sched_rt.shutdown_background();
+    stop_measured(sched_rt, handle).await;
 }
 
 /// Pods of `prefix` whose phase is Succeeded (cheap: no decoding).
@@ -179,12 +197,6 @@ async fn contention_workload_completes_every_gang() {
     for i in 0..8 {
         srv.create(&node(&format!("n{i}"), 8, &[])).unwrap();
     }
-    let sched_rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .thread_name(THREAD_NAME)
-        .enable_all()
-        .build()
-        .unwrap();
     let args = RunArgs {
         leader_elect: Some(false),
         metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
@@ -192,17 +204,11 @@ async fn contention_workload_completes_every_gang() {
         retry_interval: Some(Duration::from_millis(50)),
         ..Default::default()
     };
-    let settings = Settings::resolve(&args).unwrap();
-    let client = srv.client();
-    let handle = sched_rt
-        .spawn(async move { phalanx_kube::start(settings, Some(client)).await.unwrap() })
-        .await
-        .unwrap();
-    assert!(wait_for(Duration::from_secs(10), || handle.is_ready()).await);
+    let (sched_rt, handle) = start_measured(&srv, args, "sched-contend").await;
     // 100 MPI-style jobs of 2-8 two-CPU pods (a fixed LCG, so every run is the same workload).
     let mut seed: u64 = 42;
     let mut total = 0;
-    let cpu0 = thread_cpu_seconds(THREAD_NAME);
+    let cpu0 = thread_cpu_seconds("sched-contend");
     let t0 = Instant::now();
     for j in 0..100 {
         seed = seed
@@ -210,26 +216,7 @@ async fn contention_workload_completes_every_gang() {
             .wrapping_add(1442695040888963407);
         let size = 2 + ((seed >> 33) % 7) as usize;
         total += size;
-        let name = format!("mpi{j:03}");
-        let mut pg = PodGroup::new(
-            &name,
-            PodGroupSpec {
-                min_member: Some(size as i32),
-                ..Default::default()
-            },
-        );
-        pg.metadata.namespace = Some("default".into());
-        srv.create(&pg).unwrap();
-        for i in 0..size {
-            srv.create(&pod(
-                "default",
-                &format!("{name}-{i}"),
-                "phalanx",
-                2,
-                &[("scheduling.x-k8s.io/pod-group", &name)],
-            ))
-            .unwrap();
-        }
+        add_gang(&srv, &format!("mpi{j:03}"), size, 2);
     }
     let mut done = false;
     while t0.elapsed() < Duration::from_secs(120) {
@@ -240,7 +227,7 @@ async fn contention_workload_completes_every_gang() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let makespan = t0.elapsed().as_secs_f64();
-    let cpu = thread_cpu_seconds(THREAD_NAME) - cpu0;
+    let cpu = thread_cpu_seconds("sched-contend") - cpu0;
     // 8 nodes x 8 CPUs hold 32 two-CPU pods at once.
     let ideal = total as f64 * run_for.as_secs_f64() / 32.0;
     println!(
@@ -250,9 +237,48 @@ async fn contention_workload_completes_every_gang() {
     );
     assert!(done, "every gang completed");
     assert!(overcommitted_nodes(&srv).is_empty());
-    sched_rt
-        .spawn(async move { handle.shutdown().await })
+    stop_measured(sched_rt, handle).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "load measurement; run explicitly"]
+async fn waiting_gangs_cost_no_cpu() {
+    // 8 nodes of 8 CPUs held by one gang that never ends; then 100 gangs
+    // that wait for it. Nothing changes for 20 s: a scheduler that retries
+    // on a timer burns CPU here, one woken by events and deadlines does not.
+    let srv = ApiServer::start().await.unwrap();
+    for i in 0..8 {
+        srv.create(&node(&format!("n{i}"), 8, &[])).unwrap();
+    }
+    let args = RunArgs {
+        leader_elect: Some(false),
+        metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
+        grpc_addr: Some("none".into()),
+        ..Default::default()
+    };
+    let (sched_rt, handle) = start_measured(&srv, args, "sched-idle").await;
+    add_gang(&srv, "holder", 8, 8);
+    assert!(
+        wait_for(Duration::from_secs(10), || bound_pods(&srv, "holder-")
+            .len()
+            == 8)
         .await
-        .unwrap();
-    sched_rt.shutdown_background();
+    );
+    for g in 0..100 {
+        add_gang(&srv, &format!("wait{g:03}"), 4, 2);
+    }
+    // Let the burst settle, then measure a quiet window.
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (cpu0, passes0) = (thread_cpu_seconds("sched-idle"), handle.passes());
+    let window = Duration::from_secs(20);
+    tokio::time::sleep(window).await;
+    let cpu = thread_cpu_seconds("sched-idle") - cpu0;
+    let passes = handle.passes() - passes0;
+    println!(
+        "idle: 100 waiting gangs, {:.0} s quiet: scheduler CPU {cpu:.3} s ({:.2}% of a core), {passes} passes",
+        window.as_secs_f64(),
+        100.0 * cpu / window.as_secs_f64()
+    );
+    assert_eq!(bound_pods(&srv, "wait").len(), 0, "nothing fits");
+    stop_measured(sched_rt, handle).await;
 }
