@@ -33,7 +33,22 @@ mod tests {
             format!("{}.{}", file.package(), service.name()),
             super::SERVICE_NAME
         );
-        assert_eq!(service.method.len(), 7);
+        let names: Vec<&str> = service.method.iter().map(|m| m.name()).collect();
+        assert_eq!(
+            names,
+            [
+                "Match",
+                "Cancel",
+                "Info",
+                "Stat",
+                "Resources",
+                "Jobs",
+                "UpdateGraph",
+                "Session"
+            ]
+        );
+        let session = &service.method[7];
+        assert!(session.client_streaming() && session.server_streaming());
     }
 
     #[test]

@@ -1,11 +1,13 @@
 //! The tonic `Fluxion` service: checks what can be checked without the
 //! graph, then hands each request to a [`Backend`].
 
+use std::pin::Pin;
 use std::sync::Arc;
 
 use phalanx_proto::v1 as pb;
 use phalanx_proto::v1::fluxion_server::Fluxion;
-use tonic::{Request, Response, Status};
+use tokio_stream::Stream;
+use tonic::{Request, Response, Status, Streaming};
 
 use crate::backend::{Backend, BackendError};
 
@@ -31,6 +33,50 @@ impl Default for Limits {
 pub struct FluxionService<B> {
     backend: Arc<B>,
     limits: Limits,
+}
+
+/// Match after the structural checks; shared by the unary call and sessions.
+async fn checked_match<B: Backend>(
+    backend: &B,
+    limits: &Limits,
+    req: pb::MatchRequest,
+) -> Result<pb::MatchResponse, BackendError> {
+    validate_match(&req, limits)?;
+    backend.match_group(req).await
+}
+
+/// Cancel after the structural checks; shared by the unary call and sessions.
+async fn checked_cancel<B: Backend>(
+    backend: &B,
+    req: pb::CancelRequest,
+) -> Result<pb::CancelResponse, BackendError> {
+    require_job_id(req.job_id)?;
+    backend.cancel(req).await
+}
+
+/// Answers one session request; a failure is an answer, not the end.
+async fn session_step<B: Backend>(
+    backend: &B,
+    limits: &Limits,
+    req: pb::SessionRequest,
+) -> pb::SessionResponse {
+    use pb::session_request::Request as In;
+    use pb::session_response::Response as Out;
+    let out = match req.request {
+        Some(In::Match(m)) => checked_match(backend, limits, m).await.map(Out::Match),
+        Some(In::Cancel(c)) => checked_cancel(backend, c).await.map(Out::Cancel),
+        None => Err(BackendError::invalid("request", "give `match` or `cancel`")),
+    };
+    let response = out.unwrap_or_else(|e| {
+        let status = Status::from(e);
+        Out::Error(pb::SessionError {
+            code: status.code() as i32,
+            message: status.message().to_owned(),
+        })
+    });
+    pb::SessionResponse {
+        response: Some(response),
+    }
 }
 
 impl<B> FluxionService<B> {
@@ -160,17 +206,18 @@ impl<B: Backend> Fluxion for FluxionService<B> {
         request: Request<pb::MatchRequest>,
     ) -> Result<Response<pb::MatchResponse>, Status> {
         let req = request.into_inner();
-        validate_match(&req, &self.limits)?;
-        Ok(Response::new(self.backend.match_group(req).await?))
+        Ok(Response::new(
+            checked_match(&*self.backend, &self.limits, req).await?,
+        ))
     }
 
     async fn cancel(
         &self,
         request: Request<pb::CancelRequest>,
     ) -> Result<Response<pb::CancelResponse>, Status> {
-        let req = request.into_inner();
-        require_job_id(req.job_id)?;
-        Ok(Response::new(self.backend.cancel(req).await?))
+        Ok(Response::new(
+            checked_cancel(&*self.backend, request.into_inner()).await?,
+        ))
     }
 
     async fn info(
@@ -220,6 +267,34 @@ impl<B: Backend> Fluxion for FluxionService<B> {
         let req = request.into_inner();
         validate_updates(&req, &self.limits)?;
         Ok(Response::new(self.backend.update_graph(req).await?))
+    }
+
+    type SessionStream = Pin<Box<dyn Stream<Item = Result<pb::SessionResponse, Status>> + Send>>;
+
+    async fn session(
+        &self,
+        request: Request<Streaming<pb::SessionRequest>>,
+    ) -> Result<Response<Self::SessionStream>, Status> {
+        let inbound = request.into_inner();
+        let state = Some((inbound, self.backend.clone(), self.limits));
+        // The answers are produced as the response body is polled: each
+        // poll reads the next request and answers it, so answers come back
+        // in request order with no task or queue between the HTTP/2 stream
+        // and the backend, and a client that stops reading stops being
+        // read (flow control pushes back). A broken request stream ends
+        // the session with its error.
+        let answers = futures::stream::unfold(state, |state| async move {
+            let (mut inbound, backend, limits) = state?;
+            match inbound.message().await {
+                Ok(Some(req)) => {
+                    let answer = session_step(&*backend, &limits, req).await;
+                    Some((Ok(answer), Some((inbound, backend, limits))))
+                }
+                Ok(None) => None,
+                Err(status) => Some((Err(status), None)),
+            }
+        });
+        Ok(Response::new(Box::pin(answers)))
     }
 }
 

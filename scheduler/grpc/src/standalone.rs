@@ -1,8 +1,10 @@
 //! The standalone engine of `phalanx serve`: a fluxion-core resource graph
 //! loaded from a file (or generated), its matcher, and a job table.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::path::Path;
+use std::sync::Arc;
 
 use fluxion_core::graph::{GraphError, PruneFilters, ResourceGraph, Status, VertexId, VertexSpec};
 use fluxion_core::jobspec::{Count, Jobspec, Resource};
@@ -42,9 +44,23 @@ struct JobRecord {
     /// Matcher jobs behind the group: one per pod template (or one for a
     /// jobspec), matched all-or-nothing.
     parts: Vec<JobId>,
-    /// Placement per pod (per node for a jobspec), and the vertices behind each.
-    pods: Vec<pb::PodPlacement>,
-    pod_vertices: Vec<Vec<(JobId, VertexId)>>,
+    /// Placement per pod (per node for a jobspec), in index order.
+    pods: Vec<PodRecord>,
+}
+
+/// One pod of a group, kept as vertex ids: names and paths are rendered
+/// only when a reply needs them, so a match renders its placement once
+/// and a cancel frees a handful of vectors instead of dozens of strings.
+#[derive(Debug, Clone)]
+struct PodRecord {
+    /// Position in the original placement (stable across partial cancels).
+    index: u32,
+    /// Template name, shared by the pods of a template.
+    template: Arc<str>,
+    /// The node it runs on.
+    node: VertexId,
+    /// The leaves it holds, with the matcher job that holds each.
+    vertices: Vec<(JobId, VertexId)>,
 }
 
 /// The engine behind `phalanx serve`. See the module docs.
@@ -62,6 +78,10 @@ pub struct StandaloneEngine {
     memory_unit_bytes: u64,
     /// Largest slot host (socket) per type, for "can never fit" reasons.
     largest: BTreeMap<String, u64>,
+    /// Containment paths rendered so far, by vertex index: every placement
+    /// names its vertices by path, and building a path walks to the root.
+    /// Cleared whenever the graph changes shape.
+    paths: RefCell<Vec<Option<Box<str>>>>,
 }
 
 impl StandaloneEngine {
@@ -80,6 +100,7 @@ impl StandaloneEngine {
             part_of: HashMap::new(),
             memory_unit_bytes,
             largest: BTreeMap::new(),
+            paths: RefCell::new(Vec::new()),
         };
         engine.refresh_largest();
         Ok(engine)
@@ -171,18 +192,47 @@ impl StandaloneEngine {
     }
 
     fn name_of(&self, v: VertexId) -> String {
-        self.graph()
-            .vertex(v)
-            .map_or_else(String::new, |x| x.name.to_string())
+        self.name_str(v).to_owned()
+    }
+
+    fn name_str(&self, v: VertexId) -> &str {
+        self.graph().vertex(v).map_or("", |x| &*x.name)
+    }
+
+    /// The containment path of `v`, from the cache when it is there.
+    fn path_of(&self, v: VertexId) -> String {
+        let i = v.index();
+        let mut paths = self.paths.borrow_mut();
+        if let Some(Some(p)) = paths.get(i) {
+            return p.to_string();
+        }
+        let p = self.graph().path(v);
+        if paths.len() <= i {
+            paths.resize(i + 1, None);
+        }
+        paths[i] = Some(p.clone().into_boxed_str());
+        p
+    }
+
+    fn render_pod(&self, pod: &PodRecord) -> pb::PodPlacement {
+        pb::PodPlacement {
+            index: pod.index,
+            template: pod.template.to_string(),
+            node: self.name_of(pod.node),
+            vertices: pod.vertices.iter().map(|&(_, v)| self.path_of(v)).collect(),
+        }
     }
 
     fn job_proto(&self, id: u64, rec: &JobRecord) -> pb::Job {
-        let (start, duration, reserved) = rec
+        let (start, duration) = rec
             .parts
             .iter()
             .find_map(|&p| self.matcher.info(p))
-            .map_or((0, 0, false), |i| (i.at, i.duration, i.reserved));
-        let state = if reserved && start > self.now {
+            .map_or((0, 0), |i| (i.at, i.duration));
+        // Every part of a group starts at the same time; one that starts
+        // after now is reserved (a later round of a multi-template
+        // reservation is placed as an allocation at its start time).
+        let state = if start > self.now {
             pb::JobState::Reserved
         } else {
             pb::JobState::Allocated
@@ -191,8 +241,8 @@ impl StandaloneEngine {
         let nodes: Vec<String> = rec
             .pods
             .iter()
-            .filter(|p| seen.insert(p.node.clone()))
-            .map(|p| p.node.clone())
+            .filter(|p| seen.insert(p.node))
+            .map(|p| self.name_of(p.node))
             .collect();
         pb::Job {
             job_id: id,
@@ -207,7 +257,7 @@ impl StandaloneEngine {
             npods: rec.pods.len() as u32,
             nnodes: nodes.len() as u32,
             nodes,
-            pods: rec.pods.clone(),
+            pods: rec.pods.iter().map(|p| self.render_pod(p)).collect(),
             created_unix_ms: rec.created_unix_ms,
             policy: rec.policy.clone(),
         }
@@ -319,6 +369,13 @@ impl StandaloneEngine {
         let g = self.matcher.graph_mut();
         let mut ns = VertexSpec::new("node", "node", trailing_number(&spec.name));
         ns.name = spec.name.clone();
+        let mut labels: Vec<(String, String)> = spec
+            .labels
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        labels.sort();
+        ns.properties = labels;
         let node = g.add_vertex(ns, parent).map_err(internal)?;
         let (mut core, mut gpu) = (0i64, 0i64);
         for s in 0..spec.sockets {
@@ -363,6 +420,10 @@ fn trailing_number(name: &str) -> i64 {
     let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     name[name.len() - digits..].parse().unwrap_or(0)
 }
+
+/// Rounds of re-matching that a multi-template reservation gets to find a
+/// start time common to all its templates.
+const MAX_RESERVE_ROUNDS: usize = 32;
 
 /// Durations at least this long mean "until cancelled" (the matcher's horizon).
 const UNTIL_CANCELLED_FROM: u64 = 1 << 50;
@@ -418,7 +479,14 @@ struct Part {
     spec: Jobspec,
     /// `None` for a jobspec.
     template: Option<TemplateShape>,
+    /// Node labels (key, value) the part's nodes must carry; empty for a
+    /// jobspec.
+    selector: Vec<(String, String)>,
 }
+
+/// A node-selector key every node answers to with its own name, as
+/// Kubernetes nodes do.
+const HOSTNAME_LABEL: &str = "kubernetes.io/hostname";
 
 fn resource(kind: &str, count: u64) -> Resource {
     Resource {
@@ -439,13 +507,12 @@ impl StandaloneEngine {
     fn pod_parts(&self, group: &pb::PodGroup, duration: u64) -> BackendResult<Vec<Part>> {
         let mut parts = Vec::with_capacity(group.templates.len());
         for (i, t) in group.templates.iter().enumerate() {
-            if !t.node_selector.is_empty() {
-                return Err(BackendError::invalid(
-                    format!("pods.templates[{i}].node_selector"),
-                    "node label requirements need Kubernetes node labels; the standalone \
-                     Fluxion-graph matcher has none (use `phalanx run`)",
-                ));
-            }
+            let mut selector: Vec<(String, String)> = t
+                .node_selector
+                .iter()
+                .map(|(k, v)| (k.clone(), v.clone()))
+                .collect();
+            selector.sort();
             let mut needs: Vec<(String, u64)> = Vec::new();
             if t.cpu_millis > 0 {
                 needs.push(("core".into(), t.cpu_millis.div_ceil(1000)));
@@ -486,6 +553,7 @@ impl StandaloneEngine {
                     duration,
                 },
                 template: Some((i, label, count, needs)),
+                selector,
             });
         }
         Ok(parts)
@@ -510,6 +578,28 @@ impl StandaloneEngine {
                 Some(_) => {}
             }
         }
+        if !part.selector.is_empty() {
+            let labels: Vec<String> = part
+                .selector
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect();
+            let labels = labels.join(",");
+            let selected = self
+                .nodes()
+                .into_iter()
+                .filter(|&n| self.node_has_labels(n, &part.selector))
+                .count();
+            if selected == 0 {
+                return format!(
+                    "pods.templates[{i}] ({name}).node_selector: no node has the labels {labels}"
+                );
+            }
+            return format!(
+                "pods.templates[{i}] ({name}): {count} pods of this shape never fit the \
+                 {selected} node(s) with the labels {labels}"
+            );
+        }
         format!(
             "pods.templates[{i}] ({name}): {count} pods of this shape are more than the whole graph holds"
         )
@@ -532,14 +622,7 @@ impl StandaloneEngine {
 
     /// Splits a part's exclusive leaves into pods (or, for a jobspec, into
     /// one entry per node).
-    fn placements(
-        &self,
-        part: &Part,
-        job: JobId,
-        emitted: &[Emit],
-        out: &mut Vec<pb::PodPlacement>,
-        out_vertices: &mut Vec<Vec<(JobId, VertexId)>>,
-    ) {
+    fn placements(&self, part: &Part, job: JobId, emitted: &[Emit], out: &mut Vec<PodRecord>) {
         let g = self.graph();
         let leaves: Vec<&Emit> = emitted
             .iter()
@@ -557,18 +640,21 @@ impl StandaloneEngine {
                 None => hosts.push((host, vec![e])),
             }
         }
-        let mut push = |node: VertexId, template: &str, vs: Vec<VertexId>| {
-            out.push(pb::PodPlacement {
-                index: out.len() as u32,
-                template: template.to_owned(),
-                node: self.name_of(self.node_of(node).unwrap_or(node)),
-                vertices: vs.iter().map(|&v| g.path(v)).collect(),
-            });
-            out_vertices.push(vs.into_iter().map(|v| (job, v)).collect());
+        let template: Arc<str> = match &part.template {
+            Some((_, name, _, _)) => Arc::from(name.as_str()),
+            None => Arc::from(""),
         };
-        let Some((_, name, _, needs)) = &part.template else {
+        let mut push = |host: VertexId, vs: Vec<VertexId>| {
+            out.push(PodRecord {
+                index: out.len() as u32,
+                template: template.clone(),
+                node: self.node_of(host).unwrap_or(host),
+                vertices: vs.into_iter().map(|v| (job, v)).collect(),
+            });
+        };
+        let Some((_, _, _, needs)) = &part.template else {
             for (host, es) in hosts {
-                push(host, "", es.iter().map(|e| e.vertex).collect());
+                push(host, es.iter().map(|e| e.vertex).collect());
             }
             return;
         };
@@ -592,7 +678,7 @@ impl StandaloneEngine {
                 }
             }
             for vs in pods {
-                push(host, name, vs);
+                push(host, vs);
             }
         }
     }
@@ -650,17 +736,11 @@ impl Engine for StandaloneEngine {
                 vec![Part {
                     spec,
                     template: None,
+                    selector: Vec::new(),
                 }]
             }
             Some(pb::match_request::Request::Pods(group)) => self.pod_parts(group, duration)?,
         };
-        if parts.len() > 1 && op == MatchOp::AllocateOrElseReserve {
-            return Err(BackendError::invalid(
-                "operation",
-                "allocate_orelse_reserve takes a single pod template (templates could be \
-                 reserved at different times)",
-            ));
-        }
         self.matcher.set_policy(policy);
         let result = self.match_parts(&req, policy, op, &parts);
         self.matcher.set_policy(self.policy);
@@ -682,51 +762,42 @@ impl Engine for StandaloneEngine {
         }
         // Check everything before touching the graph, so a bad request
         // changes nothing.
-        if rec
-            .parts
-            .iter()
-            .any(|&p| self.matcher.info(p).is_some_and(|i| i.reserved))
-        {
+        if rec.parts.iter().any(|&p| {
+            self.matcher
+                .info(p)
+                .is_some_and(|i| i.reserved || i.at > self.now)
+        }) {
             return Err(BackendError::FailedPrecondition(format!(
                 "job {id} is a reservation; partial cancel applies to allocations only"
             )));
         }
         for (i, &p) in req.pods.iter().enumerate() {
-            if p as usize >= rec.pods.len() {
+            if !rec.pods.iter().any(|pod| pod.index == p) {
+                let left: Vec<u32> = rec.pods.iter().map(|pod| pod.index).collect();
                 return Err(BackendError::invalid(
                     format!("pods[{i}]"),
-                    format!("job {id} has no pod {p} (it has {})", rec.pods.len()),
+                    format!("job {id} has no pod {p} (it has pods {left:?})"),
                 ));
             }
         }
+        let mut node_ids = Vec::with_capacity(req.nodes.len());
         for (i, n) in req.nodes.iter().enumerate() {
-            if self.node_by_name(n).is_none() {
-                return Err(BackendError::NotFound(format!("nodes[{i}]: no node {n:?}")));
+            match self.node_by_name(n) {
+                Some(v) => node_ids.push(v),
+                None => return Err(BackendError::NotFound(format!("nodes[{i}]: no node {n:?}"))),
             }
         }
-        let drop_pods: BTreeSet<usize> = req
-            .pods
-            .iter()
-            .map(|&p| p as usize)
-            .chain(
-                rec.pods
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, p)| req.nodes.contains(&p.node))
-                    .map(|(i, _)| i),
-            )
-            .collect();
+        // Pods named by index, plus every pod on a named node.
+        let dropped =
+            |pod: &PodRecord| req.pods.contains(&pod.index) || node_ids.contains(&pod.node);
         let mut by_part: BTreeMap<JobId, Vec<VertexId>> = BTreeMap::new();
-        for &i in &drop_pods {
-            for &(job, v) in &rec.pod_vertices[i] {
+        let mut released = 0u32;
+        for pod in rec.pods.iter().filter(|p| dropped(p)) {
+            released += 1;
+            for &(job, v) in &pod.vertices {
                 by_part.entry(job).or_default().push(v);
             }
         }
-        let node_ids: Vec<VertexId> = req
-            .nodes
-            .iter()
-            .filter_map(|n| self.node_by_name(n))
-            .collect();
         let parts = rec.parts.clone();
         for p in parts {
             let mut roots = by_part.remove(&p).unwrap_or_default();
@@ -740,17 +811,10 @@ impl Engine for StandaloneEngine {
                 Err(e) => return Err(BackendError::Internal(e.to_string())),
             }
         }
-        let released = drop_pods.len() as u32;
         let Some(rec) = self.jobs.get_mut(&id) else {
             return Err(BackendError::Internal(format!("job {id} vanished")));
         };
-        let keep: Vec<bool> = (0..rec.pods.len())
-            .map(|i| !drop_pods.contains(&i))
-            .collect();
-        let mut k = keep.iter();
-        rec.pods.retain(|_| *k.next().unwrap_or(&true));
-        let mut k = keep.iter();
-        rec.pod_vertices.retain(|_| *k.next().unwrap_or(&true));
+        rec.pods.retain(|p| !dropped(p));
         let alive: Vec<JobId> = rec
             .parts
             .iter()
@@ -803,6 +867,8 @@ impl Engine for StandaloneEngine {
             }
         }
         self.refresh_largest();
+        // Vertex ids of removed nodes may be reused by added ones.
+        self.paths.borrow_mut().clear();
         result?;
         Ok(pb::UpdateGraphResponse {
             applied: req.updates.len() as u32,
@@ -925,6 +991,96 @@ impl StandaloneEngine {
         Ok(())
     }
 
+    /// Whether node `node` carries every label of `selector` (as a vertex
+    /// property, or its name under [`HOSTNAME_LABEL`]).
+    fn node_has_labels(&self, node: VertexId, selector: &[(String, String)]) -> bool {
+        let Some(x) = self.graph().vertex(node) else {
+            return false;
+        };
+        selector.iter().all(|(k, v)| {
+            (k == HOSTNAME_LABEL && *x.name == **v)
+                || x.properties
+                    .iter()
+                    .any(|(pk, pv)| **pk == **k && **pv == **v)
+        })
+    }
+
+    /// Matches one part; a part with a node selector is matched with the
+    /// nodes it excludes marked down for the duration of the call (and
+    /// restored even if the matcher panics), so it can only land on the
+    /// selected nodes.
+    // NOTE(grpc): waiting for property constraints in the fluxion-core
+    // matcher, which would make this masking unnecessary.
+    fn match_selected(
+        &mut self,
+        op: MatchOp,
+        job: JobId,
+        part: &Part,
+        at: i64,
+    ) -> Result<MatchOutcome, MatchError> {
+        if part.selector.is_empty() {
+            return self.matcher.match_jobspec(op, job, &part.spec, at);
+        }
+        let nodes = self.nodes();
+        if !nodes
+            .iter()
+            .any(|&n| self.node_has_labels(n, &part.selector))
+        {
+            return Err(MatchError::Unsatisfiable);
+        }
+        let hidden: Vec<VertexId> = nodes
+            .into_iter()
+            .filter(|&n| {
+                self.graph()
+                    .vertex(n)
+                    .is_some_and(|x| x.status == Status::Up)
+                    && !self.node_has_labels(n, &part.selector)
+            })
+            .collect();
+        for &n in &hidden {
+            let _ = self.matcher.graph_mut().set_status(n, Status::Down);
+        }
+        let matcher = &mut self.matcher;
+        let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            matcher.match_jobspec(op, job, &part.spec, at)
+        }));
+        for &n in &hidden {
+            let _ = self.matcher.graph_mut().set_status(n, Status::Up);
+        }
+        result.unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+    }
+
+    /// The reply (or error) for a part that did not match.
+    fn failure(&self, pi: usize, part: &Part, e: MatchError) -> BackendResult<pb::MatchResponse> {
+        let (result, reason) = match e {
+            MatchError::Busy => (pb::MatchResult::Busy, self.busy_reason()),
+            MatchError::Unsatisfiable => (
+                pb::MatchResult::Unsatisfiable,
+                self.unsatisfiable_reason(part),
+            ),
+            MatchError::InvalidJobspec(m) => {
+                let path = match &part.template {
+                    Some(_) => format!("pods.templates[{pi}]"),
+                    None => "jobspec".to_owned(),
+                };
+                // A type the graph lacks is a fact about this graph, not a
+                // malformed request.
+                if m.contains("unknown") || m.contains("no such") || m.contains("not in the graph")
+                {
+                    (pb::MatchResult::Unsatisfiable, format!("{path}: {m}"))
+                } else {
+                    return Err(BackendError::invalid(path, m));
+                }
+            }
+            other => return Err(BackendError::Internal(other.to_string())),
+        };
+        Ok(pb::MatchResponse {
+            result: result as i32,
+            reason,
+            ..Default::default()
+        })
+    }
+
     fn match_parts(
         &mut self,
         req: &pb::MatchRequest,
@@ -933,7 +1089,6 @@ impl StandaloneEngine {
         parts: &[Part],
     ) -> BackendResult<pb::MatchResponse> {
         let now = self.now;
-        let mut done: Vec<(JobId, MatchOutcome)> = Vec::with_capacity(parts.len());
         let rollback = |m: &mut Matcher, done: &[(JobId, MatchOutcome)]| {
             if op != MatchOp::Satisfiability {
                 for (j, _) in done {
@@ -941,45 +1096,45 @@ impl StandaloneEngine {
                 }
             }
         };
-        for (pi, part) in parts.iter().enumerate() {
-            let job = self.next_job;
-            self.next_job += 1;
-            match self.matcher.match_jobspec(op, job, &part.spec, now) {
-                Ok(outcome) => done.push((job, outcome)),
-                Err(e) => {
-                    rollback(&mut self.matcher, &done);
-                    let (result, reason) = match e {
-                        MatchError::Busy => (pb::MatchResult::Busy, self.busy_reason()),
-                        MatchError::Unsatisfiable => (
-                            pb::MatchResult::Unsatisfiable,
-                            self.unsatisfiable_reason(part),
-                        ),
-                        MatchError::InvalidJobspec(m) => {
-                            let path = match &part.template {
-                                Some(_) => format!("pods.templates[{pi}]"),
-                                None => "jobspec".to_owned(),
-                            };
-                            // A type the graph lacks is a fact about this
-                            // graph, not a malformed request.
-                            if m.contains("unknown")
-                                || m.contains("no such")
-                                || m.contains("not in the graph")
-                            {
-                                (pb::MatchResult::Unsatisfiable, format!("{path}: {m}"))
-                            } else {
-                                return Err(BackendError::invalid(path, m));
-                            }
-                        }
-                        other => return Err(BackendError::Internal(other.to_string())),
-                    };
-                    return Ok(pb::MatchResponse {
-                        result: result as i32,
-                        reason,
-                        ..Default::default()
-                    });
+        // Templates are matched one after the other, all-or-nothing. With
+        // allocate_orelse_reserve they may fit at different times; then all
+        // are matched again from the latest of those times, until they
+        // start together. Each round starts later than the one before, so
+        // this ends, but a bound keeps a pathological graph from stalling
+        // the owner.
+        let mut from = now;
+        let mut rounds = 0;
+        let done = loop {
+            let mut done: Vec<(JobId, MatchOutcome)> = Vec::with_capacity(parts.len());
+            for (pi, part) in parts.iter().enumerate() {
+                let job = self.next_job;
+                self.next_job += 1;
+                match self.match_selected(op, job, part, from) {
+                    Ok(outcome) => done.push((job, outcome)),
+                    Err(e) => {
+                        rollback(&mut self.matcher, &done);
+                        return self.failure(pi, part, e);
+                    }
                 }
             }
-        }
+            let latest = done.iter().map(|(_, o)| o.at).max().unwrap_or(from);
+            if done.iter().all(|(_, o)| o.at == latest) {
+                break done;
+            }
+            rollback(&mut self.matcher, &done);
+            rounds += 1;
+            if rounds >= MAX_RESERVE_ROUNDS {
+                return Ok(pb::MatchResponse {
+                    result: pb::MatchResult::Busy as i32,
+                    reason: format!(
+                        "the templates fit, but no common start time was found in \
+                         {MAX_RESERVE_ROUNDS} tries (the latest tried: {latest})"
+                    ),
+                    ..Default::default()
+                });
+            }
+            from = latest;
+        };
         if op == MatchOp::Satisfiability {
             return Ok(pb::MatchResponse {
                 result: pb::MatchResult::Satisfiable as i32,
@@ -989,12 +1144,14 @@ impl StandaloneEngine {
         }
         let id = done.first().map_or(0, |(j, _)| *j);
         let mut pods = Vec::new();
-        let mut pod_vertices = Vec::new();
         for (part, (job, outcome)) in parts.iter().zip(&done) {
-            self.placements(part, *job, &outcome.emitted, &mut pods, &mut pod_vertices);
+            self.placements(part, *job, &outcome.emitted, &mut pods);
         }
-        let reserved = done.iter().any(|(_, o)| o.reserved);
+        let rendered = pods.iter().map(|p| self.render_pod(p)).collect();
+        // A group starting later than now is a reservation, however the
+        // round that placed it was started.
         let start = done.iter().map(|(_, o)| o.at).max().unwrap_or(now);
+        let reserved = start > now;
         for (j, _) in &done {
             self.part_of.insert(*j, id);
         }
@@ -1005,8 +1162,7 @@ impl StandaloneEngine {
                 policy: policy.to_string(),
                 created_unix_ms: unix_ms(),
                 parts: done.iter().map(|(j, _)| *j).collect(),
-                pods: pods.clone(),
-                pod_vertices,
+                pods,
             },
         );
         Ok(pb::MatchResponse {
@@ -1016,7 +1172,7 @@ impl StandaloneEngine {
                 pb::MatchResult::Allocated
             } as i32,
             job_id: id,
-            pods,
+            pods: rendered,
             start_time: start,
             reason: String::new(),
             match_micros: 0,

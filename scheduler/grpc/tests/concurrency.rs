@@ -114,7 +114,8 @@ async fn random_match_cancel_from_64_clients_leaves_an_empty_graph() {
                         .into_inner();
                     assert!(r.job_removed);
                 } else {
-                    // Partial cancel of the first pod; pods keep their indices
+                    // Partial cancel of the first pod left (by its placement index,
+                    // which it keeps across partial cancels); pods keep their indices
                     // in the reply of Info, which is the new truth.
                     let &job = mine.keys().next().unwrap();
                     let placement = mine.get(&job).unwrap().clone();
@@ -122,7 +123,7 @@ async fn random_match_cancel_from_64_clients_leaves_an_empty_graph() {
                     let r = c
                         .cancel(pb::CancelRequest {
                             job_id: job,
-                            pods: vec![0],
+                            pods: vec![placement[0].index],
                             nodes: vec![],
                         })
                         .await

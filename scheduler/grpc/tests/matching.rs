@@ -122,6 +122,18 @@ async fn pods_are_placed_and_cancelled_in_parts() {
         .unwrap_err();
     assert_eq!(e.code(), Code::InvalidArgument);
     assert!(e.message().starts_with("pods[0]"));
+    // Pods are named by their placement index, which survives partial
+    // cancels: pod 0 is gone, and the pods left keep their indices.
+    let e = c
+        .cancel(pb::CancelRequest {
+            job_id: resp.job_id,
+            pods: vec![0],
+            nodes: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::InvalidArgument, "{e:?}");
+    assert!(job.pods.iter().all(|p| p.index > 0 && p.index < 6));
     let e = c
         .cancel(pb::CancelRequest {
             job_id: resp.job_id,
@@ -358,4 +370,220 @@ async fn hostile_jobspecs_get_answers_not_crashes() {
     }
     assert_eq!(allocated(&mut c, "core").await, 0);
     c.stat(pb::StatRequest {}).await.unwrap();
+}
+
+#[tokio::test]
+async fn templates_that_fit_at_different_times_are_reserved_together() {
+    // 8 sockets x (4 cores, 1 GPU). Until t+100 every GPU and one core per
+    // socket are held; until t+200 the other three cores of every socket.
+    let server = TestServer::start(engine(&small_shape()), ServerConfig::default()).await;
+    let mut c = server.client().await;
+    let mut gpus = pods(8, 1000, 1);
+    gpus.duration = 100;
+    let first = c.r#match(gpus).await.unwrap().into_inner();
+    assert_eq!(first.result, pb::MatchResult::Allocated as i32, "{first:?}");
+    let mut cores = pods(8, 3000, 0);
+    cores.duration = 200;
+    let held = c.r#match(cores).await.unwrap().into_inner();
+    assert_eq!(held.result, pb::MatchResult::Allocated as i32, "{held:?}");
+    let t0 = first.start_time;
+
+    // A 4-core launcher fits a whole socket only from t+200; a GPU worker
+    // from t+100. Reserved apart they would start at different times.
+    let mut group = pb::MatchRequest {
+        request: Some(pb::match_request::Request::Pods(pb::PodGroup {
+            templates: vec![
+                pb::PodTemplate {
+                    name: "launcher".into(),
+                    count: 1,
+                    cpu_millis: 4000,
+                    ..Default::default()
+                },
+                pb::PodTemplate {
+                    name: "worker".into(),
+                    count: 1,
+                    cpu_millis: 1000,
+                    gpus: 1,
+                    ..Default::default()
+                },
+            ],
+        })),
+        operation: pb::Operation::AllocateOrelseReserve as i32,
+        duration: 10,
+        ..Default::default()
+    };
+    let r = c.r#match(group.clone()).await.unwrap().into_inner();
+    assert_eq!(r.result, pb::MatchResult::Reserved as i32, "{r:?}");
+    assert_eq!(r.start_time, t0 + 200);
+    let templates: Vec<&str> = r.pods.iter().map(|p| p.template.as_str()).collect();
+    assert_eq!(templates, ["launcher", "worker"]);
+    let job = c
+        .info(pb::InfoRequest { job_id: r.job_id })
+        .await
+        .unwrap()
+        .into_inner()
+        .job
+        .unwrap();
+    assert_eq!(job.state, pb::JobState::Reserved as i32);
+    assert_eq!(job.start_time, t0 + 200);
+    let stat = c.stat(pb::StatRequest {}).await.unwrap().into_inner();
+    assert_eq!((stat.jobs_allocated, stat.jobs_reserved), (2, 1));
+    // Still a reservation for partial cancel, which stays refused.
+    let e = c
+        .cancel(pb::CancelRequest {
+            job_id: r.job_id,
+            pods: vec![0],
+            nodes: vec![],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(e.code(), Code::FailedPrecondition);
+
+    // A second identical group goes after the first one's 10 seconds.
+    let r2 = c.r#match(group.clone()).await.unwrap().into_inner();
+    assert_eq!(r2.result, pb::MatchResult::Reserved as i32, "{r2:?}");
+    assert!(r2.start_time >= t0 + 200, "{r2:?}");
+
+    // Whole cancels release everything; with the graph empty the same
+    // group is allocated now.
+    for job_id in [first.job_id, r.job_id, r2.job_id] {
+        c.cancel(pb::CancelRequest {
+            job_id,
+            ..Default::default()
+        })
+        .await
+        .unwrap();
+    }
+    let jobs = c
+        .jobs(pb::JobsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(jobs.jobs.len(), 1);
+    assert_eq!(jobs.jobs[0].job_id, held.job_id);
+    c.cancel(pb::CancelRequest {
+        job_id: held.job_id,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    group.duration = 0;
+    let now = c.r#match(group).await.unwrap().into_inner();
+    assert_eq!(now.result, pb::MatchResult::Allocated as i32, "{now:?}");
+}
+
+fn template(
+    name: &str,
+    count: u32,
+    cpu_millis: u64,
+    gpus: u32,
+    selector: &[(&str, &str)],
+) -> pb::PodTemplate {
+    pb::PodTemplate {
+        name: name.into(),
+        count,
+        cpu_millis,
+        gpus,
+        node_selector: selector
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect(),
+        ..Default::default()
+    }
+}
+
+fn group(templates: Vec<pb::PodTemplate>) -> pb::MatchRequest {
+    pb::MatchRequest {
+        request: Some(pb::match_request::Request::Pods(pb::PodGroup { templates })),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn node_selectors_place_pods_on_labelled_nodes_only() {
+    let server = TestServer::start(engine(&small_shape()), ServerConfig::default()).await;
+    let mut c = server.client().await;
+
+    // No node carries the label: unsatisfiable, and the reason says why.
+    let r = c
+        .r#match(group(vec![template("w", 1, 1000, 0, &[("zone", "a")])]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.result, pb::MatchResult::Unsatisfiable as i32, "{r:?}");
+    assert!(
+        r.reason.contains("no node has the labels zone=a"),
+        "{}",
+        r.reason
+    );
+
+    // A labelled node added at run time, and the hostname label: each
+    // template lands only where its selector allows.
+    let add = pb::GraphUpdate {
+        update: Some(pb::graph_update::Update::AddNode(pb::AddNode {
+            name: "gpu9".into(),
+            parent: "rack1".into(),
+            sockets: 2,
+            cores_per_socket: 4,
+            gpus_per_socket: 1,
+            memory_per_socket: 16,
+            labels: [("accel".to_owned(), "a100".to_owned())].into(),
+        })),
+    };
+    c.update_graph(pb::UpdateGraphRequest { updates: vec![add] })
+        .await
+        .unwrap();
+    let r = c
+        .r#match(group(vec![
+            template(
+                "launcher",
+                1,
+                4000,
+                0,
+                &[("kubernetes.io/hostname", "node2")],
+            ),
+            template("worker", 2, 1000, 1, &[("accel", "a100")]),
+        ]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.result, pb::MatchResult::Allocated as i32, "{r:?}");
+    let nodes: Vec<(&str, &str)> = r
+        .pods
+        .iter()
+        .map(|p| (p.template.as_str(), p.node.as_str()))
+        .collect();
+    assert_eq!(
+        nodes,
+        [
+            ("launcher", "node2"),
+            ("worker", "gpu9"),
+            ("worker", "gpu9")
+        ]
+    );
+    // The labelled node's two GPUs are taken: a third labelled worker does
+    // not fit now, although GPUs are free on the other nodes.
+    let r = c
+        .r#match(group(vec![template(
+            "worker",
+            1,
+            1000,
+            1,
+            &[("accel", "a100")],
+        )]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.result, pb::MatchResult::Busy as i32, "{r:?}");
+    // The nodes hidden while matching are all up again, and an unselected
+    // request still gets the other nodes' GPUs.
+    let stat = c.stat(pb::StatRequest {}).await.unwrap().into_inner();
+    assert_eq!((stat.nodes_up, stat.nodes_down), (5, 0));
+    let r = c
+        .r#match(group(vec![template("any", 4, 1000, 1, &[])]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(r.result, pb::MatchResult::Allocated as i32, "{r:?}");
+    assert!(r.pods.iter().all(|p| p.node != "gpu9"), "{r:?}");
 }

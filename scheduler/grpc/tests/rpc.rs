@@ -175,6 +175,7 @@ async fn update_graph_adds_removes_and_marks_nodes() {
             cores_per_socket: 6,
             gpus_per_socket: 0,
             memory_per_socket: 8,
+            ..Default::default()
         })),
     };
     let down = pb::GraphUpdate {
