@@ -13,6 +13,7 @@
 
 mod policy;
 mod search;
+mod walk;
 
 pub use policy::{Policy, UnknownPolicy};
 
@@ -146,6 +147,8 @@ pub struct Matcher {
     /// First-match walk order: free units below a vertex when a job last
     /// went through it (Fluxion's out-edge weights).
     weights: HashMap<VertexId, u64>,
+    /// The children of wide vertices, kept in that walk order.
+    walk: walk::WalkOrder,
 }
 
 impl Matcher {
@@ -156,6 +159,10 @@ impl Matcher {
         // match does not pay for a full graph walk.
         let shape = std::sync::Arc::new(search::shape(&graph));
         let generation = graph.generation();
+        let mut walk = walk::WalkOrder::default();
+        if policy.stops_early() {
+            walk.refresh(&graph, &HashMap::new());
+        }
         Matcher {
             graph,
             policy,
@@ -164,6 +171,7 @@ impl Matcher {
             stats: MatchStats::default(),
             order_cache: Some((generation, shape)),
             weights: HashMap::new(),
+            walk,
         }
     }
     /// The graph.
@@ -288,6 +296,7 @@ impl Matcher {
                         if !self.graph.children(e.vertex).is_empty()
                             && let Some(w) = self.graph.free_units(e.vertex, t, now, now + 1)
                         {
+                            self.walk.reweigh(&self.graph, &self.weights, e.vertex, w);
                             self.weights.insert(e.vertex, w);
                         }
                     }
@@ -360,10 +369,14 @@ impl Matcher {
             mode,
             shape,
             &self.weights,
+            &self.walk,
         )
     }
 
     fn shape(&mut self) -> std::sync::Arc<search::Shape> {
+        if self.policy.stops_early() {
+            self.walk.refresh(&self.graph, &self.weights);
+        }
         let generation = self.graph.generation();
         if let Some((g, v)) = &self.order_cache
             && *g == generation

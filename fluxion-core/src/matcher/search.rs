@@ -87,12 +87,27 @@ pub(crate) struct Shape {
     pub(crate) types: Vec<TypeOrder>,
     /// Depth-first finish number per vertex index (`u32::MAX` = none).
     pub(crate) post: Vec<u32>,
+    /// Per vertex index: a bit per type id (below 64) of its children, so
+    /// a slot test does not scan a cluster's thousands of children.
+    pub(crate) child_types: Vec<u64>,
 }
 
 /// Computes the [`Shape`] of `g`.
 pub(crate) fn shape(g: &ResourceGraph) -> Shape {
     let bound = petgraph::visit::NodeIndexable::node_bound(g.petgraph());
     let mut post = vec![u32::MAX; bound];
+    let mut child_types = vec![0u64; bound];
+    for v in g.vertices() {
+        let mut mask = 0u64;
+        for &c in g.children(v) {
+            match g.vertex(c).map(|x| x.kind.0) {
+                Some(k) if k < 64 => mask |= 1 << k,
+                // A type beyond the mask: mark the vertex as "scan".
+                _ => mask = u64::MAX,
+            }
+        }
+        child_types[v.index()] = mask;
+    }
     if let Some(root) = g.root() {
         let mut n = 0u32;
         let mut stack: Vec<(VertexId, usize)> = vec![(root, 0)];
@@ -110,6 +125,7 @@ pub(crate) fn shape(g: &ResourceGraph) -> Shape {
     Shape {
         types: type_orders(g),
         post,
+        child_types,
     }
 }
 
@@ -230,6 +246,7 @@ struct Search<'a> {
     node_kind: Option<TypeId>,
     shape: &'a Shape,
     weights: &'a HashMap<VertexId, u64>,
+    walk: &'a super::walk::WalkOrder,
     pre: u64,
     post: u64,
 }
@@ -247,6 +264,7 @@ pub(crate) fn run(
     mode: Mode,
     shape: &Shape,
     weights: &HashMap<VertexId, u64>,
+    walk: &super::walk::WalkOrder,
 ) -> Found {
     let mut s = Search {
         g,
@@ -258,6 +276,7 @@ pub(crate) fn run(
         node_kind: g.type_id("node"),
         shape,
         weights,
+        walk,
         pre: 0,
         post: 0,
     };
@@ -366,11 +385,19 @@ impl Search<'_> {
     }
 
     fn slot_match(&self, v: VertexId, slot: &Request) -> bool {
+        let mask = self
+            .shape
+            .child_types
+            .get(v.index())
+            .copied()
+            .filter(|&m| m != u64::MAX);
         let kids = self.g.children(v);
         slot.with.iter().all(|c| {
-            c.kind.is_some_and(|k| {
-                kids.iter()
-                    .any(|&k2| self.g.vertex(k2).is_some_and(|x| x.kind == k))
+            c.kind.is_some_and(|k| match mask {
+                Some(m) if k.0 < 64 => m & (1 << k.0) != 0,
+                _ => kids
+                    .iter()
+                    .any(|&k2| self.g.vertex(k2).is_some_and(|x| x.kind == k)),
             })
         })
     }
@@ -436,23 +463,27 @@ impl Search<'_> {
         if first {
             // Fluxion's first-match walk: children by the free resources
             // seen when a job last went through them, then newest first.
+            // Wide vertices keep that order between matches.
+            let walk = self.walk;
+            let mut tally = Tally::new(reqs.len());
+            if let Some(order) = walk.children(g, u) {
+                for c in order {
+                    self.eval(c, reqs, pristine, excl, node_factor, top, out);
+                    tally.add(&out[base..]);
+                    if tally.enough(reqs, multiplier) {
+                        break;
+                    }
+                }
+                return;
+            }
             let mut order: Vec<(u64, u64, VertexId)> = kids
                 .iter()
                 .map(|&c| {
-                    let w = self.weights.get(&c).copied().unwrap_or_else(|| {
-                        // Never matched through yet: its whole capacity.
-                        match g.tracked_types().last() {
-                            Some(&t) if !g.children(c).is_empty() => {
-                                g.subtree_total(c, t).unwrap_or(0)
-                            }
-                            _ => 0,
-                        }
-                    });
+                    let w = super::walk::weight(g, self.weights, c);
                     (w, g.vertex(c).map_or(0, |x| x.uniq_id), c)
                 })
                 .collect();
             order.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
-            let mut tally = Tally::new(reqs.len());
             for (_, _, c) in order {
                 self.eval(c, reqs, pristine, excl, node_factor, top, out);
                 tally.add(&out[base..]);

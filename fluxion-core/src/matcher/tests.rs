@@ -104,3 +104,108 @@ fn busy_unsatisfiable_and_reservation() {
     assert!(m.match_jobspec(MatchOp::Allocate, 5, &spec, 0).is_ok());
     assert_eq!(m.cancel(1).unwrap_err(), CancelError::NoSuchJob(1));
 }
+
+const ONE_CORE: &str = "
+version: 1
+resources:
+  - type: slot
+    count: 1
+    label: s
+    with:
+      - type: core
+        count: 1
+attributes: {system: {duration: 100}}
+";
+
+/// The node each allocation of `spec` lands on, `n` times over.
+fn nodes_taken(m: &mut Matcher, spec: &Jobspec, n: u64) -> Vec<String> {
+    (1..=n)
+        .map(|job| {
+            let o = m.match_jobspec(MatchOp::Allocate, job, spec, 0).unwrap();
+            let core = o.emitted.iter().find(|e| {
+                m.graph()
+                    .vertex(e.vertex)
+                    .is_some_and(|x| x.name.starts_with("core"))
+            });
+            let mut v = core.unwrap().vertex;
+            while let Some(p) = m.graph().parent(v) {
+                if m.graph()
+                    .vertex(p)
+                    .is_some_and(|x| x.name.starts_with("node"))
+                {
+                    return m.graph().vertex(p).unwrap().name.to_string();
+                }
+                v = p;
+            }
+            String::new()
+        })
+        .collect()
+}
+
+#[test]
+fn first_walks_wide_vertices_by_weight_then_newest() {
+    // 80 nodes straight under the cluster: wide enough for the kept order.
+    let shape = ClusterShape {
+        nodes: 80,
+        nodes_per_rack: 0,
+        sockets: 1,
+        cores_per_socket: 2,
+        gpus_per_socket: 0,
+        memory_gib_per_socket: 0,
+    };
+    let mut m = Matcher::new(cluster(&shape).unwrap(), Policy::First);
+    let spec = Jobspec::parse(ONE_CORE).unwrap();
+    let taken = nodes_taken(&mut m, &spec, 160);
+    // Nodes are not matched through by name (the request names no node),
+    // so they keep their weights: newest (highest id) first, each filled
+    // before the next.
+    let want: Vec<String> = (0..80)
+        .rev()
+        .flat_map(|i| [format!("node{i}"), format!("node{i}")])
+        .collect();
+    assert_eq!(taken, want);
+    // Every core is taken now.
+    assert!(m.match_jobspec(MatchOp::Allocate, 161, &spec, 0).is_err());
+}
+
+#[test]
+fn first_reweighs_a_wide_vertex_child_a_job_went_through() {
+    let shape = ClusterShape {
+        nodes: 80,
+        nodes_per_rack: 0,
+        sockets: 1,
+        cores_per_socket: 2,
+        gpus_per_socket: 0,
+        memory_gib_per_socket: 0,
+    };
+    let mut g = cluster(&shape).unwrap();
+    // Weights count the last tracked type: free cores.
+    g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
+    let mut m = Matcher::new(g, Policy::First);
+    let spec = Jobspec::parse(
+        "
+version: 1
+resources:
+  - type: node
+    count: 1
+    with:
+      - type: slot
+        count: 1
+        label: s
+        with:
+          - type: core
+            count: 1
+attributes: {system: {duration: 100}}
+",
+    )
+    .unwrap();
+    let taken = nodes_taken(&mut m, &spec, 160);
+    // A node a job went through weighs its free cores (1) from then on,
+    // less than the untouched nodes (2): each node takes one job per round.
+    let want: Vec<String> = (0..80)
+        .rev()
+        .chain((0..80).rev())
+        .map(|i| format!("node{i}"))
+        .collect();
+    assert_eq!(taken, want);
+}
