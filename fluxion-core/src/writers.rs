@@ -40,12 +40,15 @@ impl FromStr for Format {
     }
 }
 
-fn prefix(depth: usize) -> String {
-    let mut s = String::from("      ");
+/// Appends one vertex line: indentation for `depth`, the name and the
+/// amount, as resource-query prints it.
+fn push_line(out: &mut String, depth: usize, name: &str, needs: u64, how: &str) {
+    out.push_str("      ");
     for _ in 0..=depth {
-        s.push_str("---");
+        out.push_str("---");
     }
-    s
+    out.push_str(name);
+    let _ = writeln!(out, "[{needs}:{how}]");
 }
 
 /// Extra per-vertex data for the JGF writer (e.g. `find agfilter=t` counts).
@@ -70,19 +73,13 @@ pub fn render(
 }
 
 fn simple(g: &ResourceGraph, emitted: &[Emit]) -> String {
-    let mut out = String::new();
+    let mut out = String::with_capacity(emitted.len() * 40);
     for e in emitted {
         let Some(x) = g.vertex(e.vertex) else {
             continue;
         };
-        let _ = writeln!(
-            out,
-            "{}{}[{}:{}]",
-            prefix(g.depth(e.vertex)),
-            x.name,
-            e.needs,
-            if e.exclusive { "x" } else { "s" }
-        );
+        let how = if e.exclusive { "x" } else { "s" };
+        push_line(&mut out, g.depth(e.vertex), &x.name, e.needs, how);
     }
     out
 }
@@ -103,19 +100,13 @@ fn pretty_simple(g: &ResourceGraph, emitted: &[Emit]) -> String {
             None => roots.push(i),
         }
     }
-    let mut out = String::new();
+    let mut out = String::with_capacity(emitted.len() * 48);
     let mut stack: Vec<usize> = roots.into_iter().collect();
     while let Some(i) = stack.pop() {
         let e = &emitted[i];
         if let Some(x) = g.vertex(e.vertex) {
-            let _ = writeln!(
-                out,
-                "{}{}[{}:{}]",
-                prefix(g.depth(e.vertex)),
-                x.name,
-                e.needs,
-                if e.exclusive { "exclusive" } else { "shared" }
-            );
+            let how = if e.exclusive { "exclusive" } else { "shared" };
+            push_line(&mut out, g.depth(e.vertex), &x.name, e.needs, how);
         }
         // Pushing in order pops the last-emitted child first.
         stack.extend(kids[i].iter().copied());

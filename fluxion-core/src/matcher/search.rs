@@ -315,6 +315,38 @@ pub(crate) fn run(
     }
 }
 
+/// A cheap hasher for vertex ids (small integers no user controls), for
+/// the per-match maps where SipHash dominated the profile.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl std::hash::Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(u64::from(b));
+        }
+    }
+
+    fn write_u32(&mut self, n: u32) {
+        self.write_u64(u64::from(n));
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        // Multiplicative mixing spreads ids over the high bits hashbrown uses.
+        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
+    }
+
+    fn write_usize(&mut self, n: usize) {
+        self.write_u64(n as u64);
+    }
+}
+
+type IdBuild = std::hash::BuildHasherDefault<IdHasher>;
+
 /// Running count of candidate units per request, so early-stop checks do
 /// not rescan every candidate after each child.
 struct Tally {
@@ -604,22 +636,28 @@ impl Search<'_> {
         let high = self.policy.prefers_high();
         reqs.iter().enumerate().all(|(i, r)| {
             let n = r.effective_max().saturating_mul(multiplier) as usize;
-            let mut scores: Vec<i64> = Vec::new();
+            if n == 0 || bounds[i].len() < n {
+                return false;
+            }
+            // Called after every child: count before collecting, and find
+            // the n-th best by selection rather than a full sort.
+            let mut have = 0usize;
             for c in out.iter().filter(|c| c.idx == i) {
                 if c.count != 1 {
                     return false;
                 }
-                scores.push(c.score);
+                have += 1;
             }
-            if n == 0 || scores.len() < n || bounds[i].len() < n {
+            if have < n {
                 return false;
             }
+            let mut scores: Vec<i64> = out.iter().filter(|c| c.idx == i).map(|c| c.score).collect();
             if high {
-                scores.sort_unstable_by(|a, b| b.cmp(a));
-                scores[n - 1] >= bounds[i][n - 1]
+                let (_, nth, _) = scores.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
+                *nth >= bounds[i][n - 1]
             } else {
-                scores.sort_unstable();
-                scores[n - 1] <= bounds[i][n - 1]
+                let (_, nth, _) = scores.select_nth_unstable(n - 1);
+                *nth <= bounds[i][n - 1]
             }
         })
     }
@@ -872,7 +910,8 @@ impl Search<'_> {
 
     /// Adds pass-through ancestors and orders everything in post-order.
     fn emit(&self, root: VertexId, chosen: Vec<Emit>) -> (Vec<Emit>, Vec<Emit>) {
-        let mut map: HashMap<VertexId, Emit> = HashMap::with_capacity(chosen.len() * 2);
+        let mut map: HashMap<VertexId, Emit, IdBuild> =
+            HashMap::with_capacity_and_hasher(chosen.len() * 2, IdBuild::default());
         let (shadow, chosen): (Vec<Emit>, Vec<Emit>) =
             chosen.into_iter().partition(|e| e.needs == 0);
         for e in chosen {

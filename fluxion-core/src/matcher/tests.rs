@@ -209,3 +209,50 @@ attributes: {system: {duration: 100}}
         .collect();
     assert_eq!(taken, want);
 }
+
+/// Everything under a slot is exclusive, so a slot asking for part of a
+/// memory pool holds the whole pool, as Fluxion does (its granule suite
+/// expects `memory[2:x]` for a request of 1 unit from a pool of 2).
+#[test]
+fn slot_holds_the_whole_pool_it_draws_from() {
+    let shape = ClusterShape {
+        nodes: 1,
+        nodes_per_rack: 1,
+        sockets: 1,
+        cores_per_socket: 2,
+        gpus_per_socket: 0,
+        memory_gib_per_socket: 16,
+    };
+    let g = cluster(&shape).unwrap();
+    let spec = Jobspec::parse(
+        "
+version: 1
+resources:
+  - type: slot
+    count: 1
+    label: s
+    with:
+      - type: core
+        count: 1
+      - type: memory
+        count: 4
+attributes: {system: {duration: 100}}
+",
+    )
+    .unwrap();
+    let mut m = Matcher::new(g, Policy::First);
+    let o = m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
+    let mem: Vec<u64> = o
+        .emitted
+        .iter()
+        .filter(|e| {
+            m.graph()
+                .vertex(e.vertex)
+                .unwrap()
+                .name
+                .starts_with("memory")
+        })
+        .map(|e| e.needs)
+        .collect();
+    assert_eq!(mem, [16]);
+}

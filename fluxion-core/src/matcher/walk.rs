@@ -29,11 +29,16 @@ pub(crate) struct WalkOrder {
 /// The weight of `c` for the walk: the recorded one, or its whole capacity
 /// of the last tracked type when no job went through it yet.
 pub(crate) fn weight(g: &ResourceGraph, weights: &HashMap<VertexId, u64>, c: VertexId) -> u64 {
+    // Weights are only ever recorded for inner vertices, so a leaf (most
+    // vertices: cores, GPUs) skips the hash lookup.
+    if g.children(c).is_empty() {
+        return 0;
+    }
     weights
         .get(&c)
         .copied()
         .unwrap_or_else(|| match g.tracked_types().last() {
-            Some(&t) if !g.children(c).is_empty() => g.subtree_total(c, t).unwrap_or(0),
+            Some(&t) => g.subtree_total(c, t).unwrap_or(0),
             _ => 0,
         })
 }
