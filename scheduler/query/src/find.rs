@@ -120,12 +120,32 @@ impl Expr {
     }
 }
 
+/// Whether `v` is in use now. A vertex a running job holds exclusively is;
+/// one no job has a record on is when a vertex above it is held exclusively
+/// (a whole node given to a job takes its GPUs and memory out of use too,
+/// even the ones the job did not ask for).
+fn held_now(g: &ResourceGraph, v: VertexId) -> bool {
+    let Some(x) = g.vertex(v) else { return false };
+    if !x.spans().is_empty() {
+        return x.spans().iter().any(|s| s.exclusive && !s.reserved);
+    }
+    let mut at = g.parent(v);
+    while let Some(u) = at {
+        let Some(x) = g.vertex(u) else { return false };
+        if x.spans().iter().any(|s| s.exclusive && !s.reserved) {
+            return true;
+        }
+        at = g.parent(u);
+    }
+    false
+}
+
 fn pred(g: &ResourceGraph, v: VertexId, p: &Pred) -> bool {
     let Some(x) = g.vertex(v) else { return false };
     let spans = x.spans();
     match p {
         Pred::Status(s) => x.status == *s,
-        Pred::Allocated(a) => spans.iter().any(|s| s.exclusive && !s.reserved) == *a,
+        Pred::Allocated(a) => held_now(g, v) == *a,
         Pred::Reserved(r) => spans.iter().any(|s| s.exclusive && s.reserved) == *r,
         Pred::JobAlloc(j) => spans
             .iter()
@@ -156,5 +176,41 @@ mod tests {
             parse("jobid-alloc=2 agfilter=t").unwrap().any_of[0].len(),
             2
         );
+    }
+
+    /// A node held whole takes its GPU out of use though the job only
+    /// claimed a core; a core that has a record of its own goes by it.
+    #[test]
+    fn a_whole_node_held_takes_its_unclaimed_children_with_it() {
+        use fluxion_core::generate::{ClusterShape, cluster};
+        use fluxion_core::graph::Claim;
+        let shape = ClusterShape {
+            nodes: 2,
+            nodes_per_rack: 2,
+            sockets: 1,
+            cores_per_socket: 2,
+            gpus_per_socket: 1,
+            memory_gib_per_socket: 1,
+        };
+        let mut g = cluster(&shape).unwrap();
+        let node0 = g.find_path("/cluster0/rack0/node0").unwrap();
+        let c0 = g.find_path("/cluster0/rack0/node0/socket0/core0").unwrap();
+        let c1 = g.find_path("/cluster0/rack0/node0/socket0/core1").unwrap();
+        let gpu0 = g.find_path("/cluster0/rack0/node0/socket0/gpu0").unwrap();
+        let gpu1 = g.find_path("/cluster0/rack0/node1/socket1/gpu1").unwrap();
+        let claim = |vertex, amount| Claim {
+            vertex,
+            amount,
+            exclusive: true,
+        };
+        g.allocate(1, 0, 100, false, vec![claim(node0, 0), claim(c0, 1)])
+            .unwrap();
+        let used = parse("sched-now=allocated").unwrap();
+        assert!(used.eval(&g, node0));
+        assert!(used.eval(&g, c0));
+        assert!(used.eval(&g, gpu0), "unclaimed GPU of a node held whole");
+        assert!(used.eval(&g, c1), "unclaimed core of a node held whole");
+        assert!(!used.eval(&g, gpu1), "the other node is free");
+        assert!(parse("sched-now=free").unwrap().eval(&g, gpu1));
     }
 }
