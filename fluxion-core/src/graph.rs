@@ -21,6 +21,7 @@ use std::sync::Arc;
 
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 
+use crate::idhash::IdSet;
 use crate::planner::{self, JobId, Span, Time, Usage};
 
 /// Stable identifier of a vertex (survives removal of other vertices).
@@ -706,7 +707,7 @@ impl ResourceGraph {
     /// exclusive claim of the same job above it already covers it; the
     /// whole subtree for an exclusive inner vertex (nothing below it can be
     /// used by anyone else); else the units of the vertex itself.
-    fn claim_units(&self, c: &Claim, exclusive: &HashSet<VertexId>) -> Vec<(usize, u64)> {
+    fn claim_units(&self, c: &Claim, exclusive: &IdSet<VertexId>) -> Vec<(usize, u64)> {
         let mut cur = self.g[c.vertex].parent;
         while let Some(p) = cur {
             if exclusive.contains(&p) {
@@ -747,7 +748,7 @@ impl ResourceGraph {
         }
     }
 
-    fn exclusive_set(claims: &[Claim]) -> HashSet<VertexId> {
+    fn exclusive_set(claims: &[Claim]) -> IdSet<VertexId> {
         claims
             .iter()
             .filter(|c| c.exclusive)
@@ -764,7 +765,7 @@ impl ResourceGraph {
         start: Time,
         end: Time,
         c: &Claim,
-        exclusive: &HashSet<VertexId>,
+        exclusive: &IdSet<VertexId>,
         sign: i8,
     ) {
         for (slot, units) in self.claim_units(c, exclusive) {
@@ -789,15 +790,22 @@ impl ResourceGraph {
             let kind = self.g[a].kind;
             let tracked = self.filters.tracks(kind, slot);
             if let (true, Some(agg)) = (tracked, self.g[a].agg.as_mut()) {
+                // The job being added is the newest entry, so search from
+                // the back.
                 let pos = agg
                     .spans
                     .iter()
-                    .position(|s| s.job == job && s.start == start && s.end == end);
+                    .rposition(|s| s.job == job && s.start == start && s.end == end);
                 match (pos, sign > 0) {
                     (Some(i), true) => agg.spans[i].counts[slot] += units,
                     (None, true) => {
                         let mut counts = vec![0u64; n].into_boxed_slice();
                         counts[slot] = units;
+                        // Most vertices only ever see one job at a time: a
+                        // first entry takes exactly one slot, not Vec's four.
+                        if agg.spans.capacity() == 0 {
+                            agg.spans.reserve_exact(1);
+                        }
                         agg.spans.push(AggSpan {
                             job,
                             start,
@@ -917,7 +925,13 @@ impl ResourceGraph {
         }
         let ex = Self::exclusive_set(&claims);
         for c in &claims {
-            self.g[c.vertex].spans.push(Span {
+            let spans = &mut self.g[c.vertex].spans;
+            // Most vertices are held by one job at a time: a first span takes
+            // exactly one slot, not the four a growing Vec starts with.
+            if spans.capacity() == 0 {
+                spans.reserve_exact(1);
+            }
+            spans.push(Span {
                 job,
                 start,
                 end,
@@ -951,7 +965,7 @@ impl ResourceGraph {
         Ok(hold)
     }
 
-    fn drop_claim(&mut self, job: JobId, hold: &JobHold, c: &Claim, ex: &HashSet<VertexId>) {
+    fn drop_claim(&mut self, job: JobId, hold: &JobHold, c: &Claim, ex: &IdSet<VertexId>) {
         if !self.g.contains_node(c.vertex) {
             return;
         }

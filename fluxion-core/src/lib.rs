@@ -25,6 +25,7 @@
 pub mod generate;
 pub mod graph;
 pub mod group;
+mod idhash;
 pub mod io;
 pub mod jobspec;
 pub mod matcher;

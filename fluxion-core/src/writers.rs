@@ -43,12 +43,25 @@ impl FromStr for Format {
 /// Appends one vertex line: indentation for `depth`, the name and the
 /// amount, as resource-query prints it.
 fn push_line(out: &mut String, depth: usize, name: &str, needs: u64, how: &str) {
+    // Enough dashes for any depth a real graph has; deeper ones loop.
+    const DASHES: &str = "------------------------------------------------";
     out.push_str("      ");
-    for _ in 0..=depth {
-        out.push_str("---");
+    let mut dashes = 3 * (depth + 1);
+    while dashes > 0 {
+        let n = dashes.min(DASHES.len());
+        out.push_str(&DASHES[..n]);
+        dashes -= n;
     }
     out.push_str(name);
-    let _ = writeln!(out, "[{needs}:{how}]");
+    out.push('[');
+    if needs == 1 {
+        out.push('1');
+    } else {
+        let _ = write!(out, "{needs}");
+    }
+    out.push(':');
+    out.push_str(how);
+    out.push_str("]\n");
 }
 
 /// Extra per-vertex data for the JGF writer (e.g. `find agfilter=t` counts).

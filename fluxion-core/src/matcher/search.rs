@@ -4,6 +4,7 @@ use std::collections::{HashMap, HashSet};
 
 use super::{Emit, Policy};
 use crate::graph::{ResourceGraph, Status, TypeId, VertexId};
+use crate::idhash::IdBuild;
 use crate::jobspec::{Count, Jobspec, Resource};
 use crate::planner::Time;
 
@@ -90,6 +91,10 @@ pub(crate) struct Shape {
     /// Per vertex index: a bit per type id (below 64) of its children, so
     /// a slot test does not scan a cluster's thousands of children.
     pub(crate) child_types: Vec<u64>,
+    /// Per vertex index: its children are all leaves, listed oldest first,
+    /// so the first-policy walk (by weight, then newest) is simply their
+    /// reverse: leaves carry no weight.
+    pub(crate) leaves_oldest_first: Vec<bool>,
 }
 
 /// Computes the [`Shape`] of `g`.
@@ -97,7 +102,15 @@ pub(crate) fn shape(g: &ResourceGraph) -> Shape {
     let bound = petgraph::visit::NodeIndexable::node_bound(g.petgraph());
     let mut post = vec![u32::MAX; bound];
     let mut child_types = vec![0u64; bound];
+    let mut leaves_oldest_first = vec![false; bound];
     for v in g.vertices() {
+        let kids = g.children(v);
+        leaves_oldest_first[v.index()] = !kids.is_empty()
+            && kids.iter().all(|&c| g.children(c).is_empty())
+            && kids.windows(2).all(|w| {
+                let id = |c| g.vertex(c).map_or(u64::MAX, |x| x.uniq_id);
+                id(w[0]) < id(w[1])
+            });
         let mut mask = 0u64;
         for &c in g.children(v) {
             match g.vertex(c).map(|x| x.kind.0) {
@@ -126,6 +139,7 @@ pub(crate) fn shape(g: &ResourceGraph) -> Shape {
         types: type_orders(g),
         post,
         child_types,
+        leaves_oldest_first,
     }
 }
 
@@ -315,38 +329,6 @@ pub(crate) fn run(
     }
 }
 
-/// A cheap hasher for vertex ids (small integers no user controls), for
-/// the per-match maps where SipHash dominated the profile.
-#[derive(Default)]
-struct IdHasher(u64);
-
-impl std::hash::Hasher for IdHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.write_u64(u64::from(b));
-        }
-    }
-
-    fn write_u32(&mut self, n: u32) {
-        self.write_u64(u64::from(n));
-    }
-
-    fn write_u64(&mut self, n: u64) {
-        // Multiplicative mixing spreads ids over the high bits hashbrown uses.
-        self.0 = (self.0.rotate_left(5) ^ n).wrapping_mul(0x517c_c1b7_2722_0a95);
-    }
-
-    fn write_usize(&mut self, n: usize) {
-        self.write_u64(n as u64);
-    }
-}
-
-type IdBuild = std::hash::BuildHasherDefault<IdHasher>;
-
 /// Running count of candidate units per request, so early-stop checks do
 /// not rescan every candidate after each child.
 struct Tally {
@@ -500,6 +482,16 @@ impl Search<'_> {
             let mut tally = Tally::new(reqs.len());
             if let Some(order) = walk.children(g, u) {
                 for c in order {
+                    self.eval(c, reqs, pristine, excl, node_factor, top, out);
+                    tally.add(&out[base..]);
+                    if tally.enough(reqs, multiplier) {
+                        break;
+                    }
+                }
+                return;
+            }
+            if self.shape.leaves_oldest_first.get(u.index()) == Some(&true) {
+                for &c in kids.iter().rev() {
                     self.eval(c, reqs, pristine, excl, node_factor, top, out);
                     tally.add(&out[base..]);
                     if tally.enough(reqs, multiplier) {
@@ -944,7 +936,9 @@ impl Search<'_> {
                 .filter(|&v| self.g.vertex(v).map(|x| x.kind) == self.node_kind)
                 .collect();
             for n in nodes {
-                for v in self.g.subtree(n) {
+                let sub = self.g.subtree(n);
+                map.reserve(sub.len());
+                for v in sub {
                     let size = self.g.vertex(v).map_or(1, |x| x.size);
                     let needs = if v == n { 1 } else { size };
                     map.insert(
