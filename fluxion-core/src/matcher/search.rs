@@ -359,6 +359,67 @@ impl Tally {
     }
 }
 
+/// Running check of whether the `n` best candidates gathered for each
+/// request already reach the best scores possible anywhere, so no later
+/// child can win. The `n`-th best score reaches the `n`-th best bound
+/// exactly when `n` candidates reach that bound, which can be counted as
+/// candidates arrive instead of re-ranking them after every child.
+struct BestTally {
+    /// Per request: how many candidates it needs and the score they must
+    /// reach (`None`: the bound cannot be known, never enough).
+    want: Vec<Option<(usize, i64)>>,
+    /// Per request: candidates reaching the bound so far.
+    good: Vec<usize>,
+    /// Per request: a candidate stands for several units, so ranking by
+    /// count of candidates does not apply.
+    mixed: Vec<bool>,
+    high: bool,
+    seen: usize,
+}
+
+impl BestTally {
+    fn new(reqs: &[Request], bounds: &[Vec<i64>], multiplier: u64, high: bool) -> Self {
+        let want = reqs
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                let n = r.effective_max().saturating_mul(multiplier) as usize;
+                let b = bounds.get(i)?;
+                (n > 0 && b.len() >= n).then(|| (n, b[n - 1]))
+            })
+            .collect();
+        BestTally {
+            want,
+            good: vec![0; reqs.len()],
+            mixed: vec![false; reqs.len()],
+            high,
+            seen: 0,
+        }
+    }
+
+    /// Counts the candidates of `out` not seen yet.
+    fn add(&mut self, out: &[Cand]) {
+        for c in &out[self.seen.min(out.len())..] {
+            let Some(Some((_, bound))) = self.want.get(c.idx) else {
+                continue;
+            };
+            if c.count != 1 {
+                self.mixed[c.idx] = true;
+            } else if (self.high && c.score >= *bound) || (!self.high && c.score <= *bound) {
+                self.good[c.idx] += 1;
+            }
+        }
+        self.seen = out.len();
+    }
+
+    fn enough(&self) -> bool {
+        self.want
+            .iter()
+            .zip(self.good.iter().zip(&self.mixed))
+            .all(|(w, (&good, &mixed))| matches!(w, Some((n, _)) if !mixed && good >= *n))
+    }
+}
+
 /// Groups candidates by the request they answer, keeping walk order.
 fn split_by_idx(cands: Vec<Cand>, n: usize) -> Vec<Vec<Cand>> {
     let mut out: Vec<Vec<Cand>> = (0..n).map(|_| Vec::new()).collect();
@@ -535,9 +596,12 @@ impl Search<'_> {
                 }
             }
             Some(EarlyStop::Bound(bounds)) => {
+                let mut best =
+                    BestTally::new(reqs, &bounds, multiplier, self.policy.prefers_high());
                 for &c in kids {
                     self.eval(c, reqs, pristine, excl, node_factor, top, out);
-                    if self.enough_best(reqs, &out[base..], &bounds, multiplier) {
+                    best.add(&out[base..]);
+                    if best.enough() {
                         break;
                     }
                 }
@@ -614,44 +678,6 @@ impl Search<'_> {
             .map(|r| self.best_scores(r))
             .collect::<Option<Vec<_>>>()
             .map(EarlyStop::Bound)
-    }
-
-    /// Whether the `n` best candidates gathered for each request already
-    /// reach the best scores possible anywhere (so no later one can win).
-    fn enough_best(
-        &self,
-        reqs: &[Request],
-        out: &[Cand],
-        bounds: &[Vec<i64>],
-        multiplier: u64,
-    ) -> bool {
-        let high = self.policy.prefers_high();
-        reqs.iter().enumerate().all(|(i, r)| {
-            let n = r.effective_max().saturating_mul(multiplier) as usize;
-            if n == 0 || bounds[i].len() < n {
-                return false;
-            }
-            // Called after every child: count before collecting, and find
-            // the n-th best by selection rather than a full sort.
-            let mut have = 0usize;
-            for c in out.iter().filter(|c| c.idx == i) {
-                if c.count != 1 {
-                    return false;
-                }
-                have += 1;
-            }
-            if have < n {
-                return false;
-            }
-            let mut scores: Vec<i64> = out.iter().filter(|c| c.idx == i).map(|c| c.score).collect();
-            if high {
-                let (_, nth, _) = scores.select_nth_unstable_by(n - 1, |a, b| b.cmp(a));
-                *nth >= bounds[i][n - 1]
-            } else {
-                let (_, nth, _) = scores.select_nth_unstable(n - 1);
-                *nth <= bounds[i][n - 1]
-            }
-        })
     }
 
     #[allow(clippy::too_many_arguments)]
