@@ -459,7 +459,7 @@ impl Matcher {
     pub fn stat(&self) -> MatchStats {
         let mut s = self.stats;
         s.vertices = self.graph.vertex_count();
-        s.edges = self.graph.petgraph().edge_count();
+        s.edges = self.graph.edge_count();
         s.allocated = self.jobs.values().filter(|j| !j.reserved).count();
         s.reserved = self.jobs.values().filter(|j| j.reserved).count();
         s

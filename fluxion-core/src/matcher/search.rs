@@ -99,7 +99,7 @@ pub(crate) struct Shape {
 
 /// Computes the [`Shape`] of `g`.
 pub(crate) fn shape(g: &ResourceGraph) -> Shape {
-    let bound = petgraph::visit::NodeIndexable::node_bound(g.petgraph());
+    let bound = g.index_bound();
     let mut post = vec![u32::MAX; bound];
     let mut child_types = vec![0u64; bound];
     let mut leaves_oldest_first = vec![false; bound];
@@ -954,28 +954,27 @@ impl Search<'_> {
                 cur = self.g.parent(p);
             }
         }
+        // A node-exclusive policy hands out every node it touches whole.
+        // Each node's subtree is emitted as one block in its own post-order
+        // (a subtree's finish numbers are contiguous and end at the node),
+        // placed where the node sorts, instead of hashing and sorting every
+        // vertex of every node.
+        let mut blocks: HashMap<VertexId, Vec<Emit>, IdBuild> = HashMap::default();
         if self.policy.node_exclusive() && self.node_kind.is_some() {
-            // A node-exclusive policy hands out every node it touches whole.
             let nodes: Vec<VertexId> = map
                 .keys()
                 .copied()
                 .filter(|&v| self.g.vertex(v).map(|x| x.kind) == self.node_kind)
                 .collect();
+            blocks.reserve(nodes.len());
             for n in nodes {
-                let sub = self.g.subtree(n);
-                map.reserve(sub.len());
-                for v in sub {
-                    let size = self.g.vertex(v).map_or(1, |x| x.size);
-                    let needs = if v == n { 1 } else { size };
-                    map.insert(
-                        v,
-                        Emit {
-                            vertex: v,
-                            needs,
-                            exclusive: true,
-                        },
-                    );
+                let block = self.whole_subtree_post_order(n);
+                for e in &block {
+                    if e.vertex != n {
+                        map.remove(&e.vertex);
+                    }
                 }
+                blocks.insert(n, block);
             }
         }
         // Post-order is the order vertices finish in a depth-first walk:
@@ -1003,10 +1002,54 @@ impl Search<'_> {
                 }
             }
         }
-        let shadow = shadow
+        // Shadow entries for vertices emitted anyway are dropped.
+        let in_block = |v: VertexId| {
+            let mut cur = Some(v);
+            while let Some(u) = cur {
+                if blocks.contains_key(&u) {
+                    return true;
+                }
+                cur = self.g.parent(u);
+            }
+            false
+        };
+        let shadow: Vec<Emit> = shadow
             .into_iter()
-            .filter(|e| !map.contains_key(&e.vertex))
+            .filter(|e| !map.contains_key(&e.vertex) && (blocks.is_empty() || !in_block(e.vertex)))
             .collect();
+        if !blocks.is_empty() {
+            let extra: usize = blocks.values().map(|b| b.len().saturating_sub(1)).sum();
+            let mut expanded = Vec::with_capacity(out.len() + extra);
+            for e in out {
+                match blocks.remove(&e.vertex) {
+                    Some(block) => expanded.extend(block),
+                    None => expanded.push(e),
+                }
+            }
+            out = expanded;
+        }
         (out, shadow)
+    }
+
+    /// Every vertex under node `n`, held exclusively and whole (the node
+    /// itself counts 1), in depth-first finish order.
+    fn whole_subtree_post_order(&self, n: VertexId) -> Vec<Emit> {
+        let mut out = Vec::new();
+        let mut stack: Vec<(VertexId, usize)> = vec![(n, 0)];
+        while let Some((v, i)) = stack.pop() {
+            let kids = self.g.children(v);
+            if let Some(&k) = kids.get(i) {
+                stack.push((v, i + 1));
+                stack.push((k, 0));
+            } else {
+                let size = self.g.vertex(v).map_or(1, |x| x.size);
+                out.push(Emit {
+                    vertex: v,
+                    needs: if v == n { 1 } else { size },
+                    exclusive: true,
+                });
+            }
+        }
+        out
     }
 }

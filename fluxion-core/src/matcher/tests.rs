@@ -256,3 +256,60 @@ attributes: {system: {duration: 100}}
         .collect();
     assert_eq!(mem, [16]);
 }
+
+/// A node-exclusive policy emits each node it picks whole, every vertex
+/// once and each after all of its children (post-order), like the walk of
+/// a plain depth-first traversal.
+#[test]
+fn node_exclusive_emits_whole_nodes_in_post_order() {
+    let spec =
+        Jobspec::parse(&NODE_SLOT.replace("count: 1\n    with", "count: 2\n    with")).unwrap();
+    let g = small(4);
+    // Reference: post-order of the whole graph from a plain walk.
+    let mut post = Vec::new();
+    let mut stack = vec![(g.root().unwrap(), 0usize)];
+    while let Some((v, i)) = stack.pop() {
+        if let Some(&k) = g.children(v).get(i) {
+            stack.push((v, i + 1));
+            stack.push((k, 0));
+        } else {
+            post.push(v);
+        }
+    }
+    for policy in [Policy::LoNodeX, Policy::HiNodeX] {
+        let mut m = Matcher::new(g.clone(), policy);
+        let o = m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
+        let got: Vec<VertexId> = o.emitted.iter().map(|e| e.vertex).collect();
+        let nodes: Vec<VertexId> = got
+            .iter()
+            .copied()
+            .filter(|&v| m.graph().kind_name(v) == "node")
+            .collect();
+        assert_eq!(nodes.len(), 2, "{policy}: two nodes");
+        let mut want: Vec<VertexId> = post
+            .iter()
+            .copied()
+            .filter(|&v| {
+                nodes.iter().any(|&n| m.graph().subtree(n).contains(&v))
+                    || nodes.iter().any(|&n| {
+                        let mut cur = m.graph().parent(n);
+                        while let Some(p) = cur {
+                            if p == v {
+                                return true;
+                            }
+                            cur = m.graph().parent(p);
+                        }
+                        false
+                    })
+            })
+            .collect();
+        want.dedup();
+        assert_eq!(got, want, "{policy}: whole nodes and ancestors, post-order");
+        for e in &o.emitted {
+            let under_node = nodes
+                .iter()
+                .any(|&n| m.graph().subtree(n).contains(&e.vertex));
+            assert_eq!(e.exclusive, under_node, "{policy}: {e:?}");
+        }
+    }
+}
