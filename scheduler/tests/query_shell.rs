@@ -136,3 +136,32 @@ fn jgf_round_trip_keeps_names_and_paths() {
     );
     assert_eq!(json.matches("\"source\": ").count(), 5);
 }
+
+/// resource-query marks a request that can never fit "Unsatisfiable", except
+/// that `allocate_orelse_reserve` reports a top-level count beyond the whole
+/// graph (nine nodes on four) only as "No matching resources found".
+#[test]
+fn orelse_reserve_reports_unsatisfiable_as_resource_query_does() {
+    let graph = data("mini.graphml");
+    let outnumbered = data("too_big.yaml");
+    let inner = data("inner_too_big.yaml");
+    let cmds = format!(
+        "match allocate_orelse_reserve {outnumbered}\nmatch allocate_with_satisfiability {outnumbered}\nmatch allocate_orelse_reserve {inner}\nquit\n"
+    );
+    let (out, err) = run(&["-L", &graph, "-P", "first"], &cmds);
+    assert_eq!(err, "");
+    let failure = |job: u32, unsat: bool| {
+        format!(
+            "INFO: =============================\nINFO: No matching resources found\n{}INFO: JOBID={job}\nINFO: =============================\n",
+            if unsat {
+                "INFO: Unsatisfiable request\n"
+            } else {
+                ""
+            }
+        )
+    };
+    assert_eq!(
+        out,
+        [failure(1, false), failure(2, true), failure(3, true)].concat()
+    );
+}

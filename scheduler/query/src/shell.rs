@@ -188,6 +188,30 @@ impl Session {
             || r.with.iter().any(|c| self.unknown_type(c))
     }
 
+    /// Whether a top-level request below the graph's root asks for more
+    /// vertices of its type than the whole graph has (`node: 3` on two
+    /// nodes). resource-query answers `allocate_orelse_reserve` for such a
+    /// request as busy, without the "Unsatisfiable request" line it prints
+    /// for every other request that can never fit; the shell does the same
+    /// so scripts reading its output see what they would from Fluxion.
+    fn top_level_outnumbers_graph(&self, spec: &Jobspec) -> bool {
+        let g = self.matcher.graph();
+        let root_kind = g.root().and_then(|r| g.vertex(r)).map(|x| x.kind);
+        spec.resources.iter().any(|r| {
+            let Some(t) = g.type_id(&r.kind) else {
+                return false;
+            };
+            if r.is_slot() || Some(t) == root_kind {
+                return false;
+            }
+            let have = g
+                .vertices()
+                .filter(|&v| g.vertex(v).is_some_and(|x| x.kind == t))
+                .count() as u64;
+            r.count.min > have
+        })
+    }
+
     /// Runs one match and prints its result; returns whether it matched.
     fn run_match(&mut self, op: MatchOp, file: &str) -> bool {
         let job = self.next_job;
@@ -278,7 +302,11 @@ impl Session {
             Err(e) => {
                 let elapsed = start.elapsed().as_secs_f64();
                 let sat = match e {
-                    MatchError::Unsatisfiable => op == MatchOp::Allocate,
+                    MatchError::Unsatisfiable => {
+                        op == MatchOp::Allocate
+                            || (op == MatchOp::AllocateOrElseReserve
+                                && self.top_level_outnumbers_graph(&spec))
+                    }
                     MatchError::Busy => true,
                     MatchError::JobExists(_)
                     | MatchError::Graph(_)
