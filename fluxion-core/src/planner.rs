@@ -66,13 +66,25 @@ pub fn peak<I>(items: I, start: Time, end: Time) -> u64
 where
     I: Iterator<Item = (Time, Time, u64)> + Clone,
 {
-    let mut best = 0u64;
-    let probes = std::iter::once(start).chain(
-        items
-            .clone()
-            .filter(move |&(s, _, _)| s > start && s < end)
-            .map(|(s, _, _)| s),
-    );
+    // Common case first: nothing starts inside the window (every hold began
+    // at or before its start), so the load at the start is the peak.
+    let mut at_start = 0u64;
+    let mut starts_inside = false;
+    for (s, e, a) in items.clone() {
+        if s <= start && start < e {
+            at_start += a;
+        } else if s > start && s < end {
+            starts_inside = true;
+        }
+    }
+    if !starts_inside {
+        return at_start;
+    }
+    let mut best = at_start;
+    let probes = items
+        .clone()
+        .filter(move |&(s, _, _)| s > start && s < end)
+        .map(|(s, _, _)| s);
     for t in probes {
         let sum: u64 = items
             .clone()

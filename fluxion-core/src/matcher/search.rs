@@ -95,6 +95,10 @@ pub(crate) struct Shape {
     /// so the first-policy walk (by weight, then newest) is simply their
     /// reverse: leaves carry no weight.
     pub(crate) leaves_oldest_first: Vec<bool>,
+    /// Per vertex index: its children are all leaves and, type by type,
+    /// listed by ascending id, so the lowest (highest) ids of a type are
+    /// the first (last) children of that type.
+    pub(crate) leaf_ids_ascending: Vec<bool>,
 }
 
 /// Computes the [`Shape`] of `g`.
@@ -103,8 +107,19 @@ pub(crate) fn shape(g: &ResourceGraph) -> Shape {
     let mut post = vec![u32::MAX; bound];
     let mut child_types = vec![0u64; bound];
     let mut leaves_oldest_first = vec![false; bound];
+    let mut leaf_ids_ascending = vec![false; bound];
+    let mut last_id: HashMap<TypeId, i64> = HashMap::new();
     for v in g.vertices() {
         let kids = g.children(v);
+        if !kids.is_empty() && kids.iter().all(|&c| g.children(c).is_empty()) {
+            last_id.clear();
+            leaf_ids_ascending[v.index()] = kids.iter().all(|&c| {
+                let Some(x) = g.vertex(c) else { return false };
+                let ok = last_id.get(&x.kind).is_none_or(|&prev| prev < x.id);
+                last_id.insert(x.kind, x.id);
+                ok
+            });
+        }
         leaves_oldest_first[v.index()] = !kids.is_empty()
             && kids.iter().all(|&c| g.children(c).is_empty())
             && kids.windows(2).all(|w| {
@@ -140,6 +155,7 @@ pub(crate) fn shape(g: &ResourceGraph) -> Shape {
         post,
         child_types,
         leaves_oldest_first,
+        leaf_ids_ascending,
     }
 }
 
@@ -578,6 +594,20 @@ impl Search<'_> {
             }
             return;
         }
+        // Below a vertex whose leaves come in id order, the best ids of
+        // each unit-sized type are simply the first (for `high`, last) free
+        // ones met.
+        let stop = match stop {
+            Some(EarlyStop::Bound(_))
+                if self.shape.leaf_ids_ascending.get(u.index()) == Some(&true)
+                    && reqs.iter().all(|r| {
+                        !r.is_slot && r.kind.and_then(|k| self.order(k)).is_some_and(|o| o.unit)
+                    }) =>
+            {
+                Some(EarlyStop::Ordered)
+            }
+            other => other,
+        };
         match stop {
             Some(EarlyStop::Ordered) => {
                 let reverse = self.policy.prefers_high();

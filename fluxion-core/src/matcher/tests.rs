@@ -313,3 +313,48 @@ fn node_exclusive_emits_whole_nodes_in_post_order() {
         }
     }
 }
+
+/// `low` and `high` take the lowest (highest) free core ids of a socket,
+/// also once earlier jobs left holes among them.
+#[test]
+fn low_and_high_fill_holes_from_their_end() {
+    let spec = Jobspec::parse(
+        "
+version: 1
+resources:
+  - type: slot
+    count: 1
+    label: s
+    with:
+      - type: core
+        count: 2
+attributes: {system: {duration: 100}}
+",
+    )
+    .unwrap();
+    let cores = |m: &Matcher, o: &MatchOutcome| -> Vec<String> {
+        names(m, o)
+            .into_iter()
+            .filter(|n| n.starts_with("core"))
+            .collect()
+    };
+    for (policy, want) in [
+        (
+            Policy::Low,
+            [["core0[1:x]", "core1[1:x]"], ["core2[1:x]", "core3[1:x]"]],
+        ),
+        (
+            Policy::High,
+            [["core6[1:x]", "core7[1:x]"], ["core4[1:x]", "core5[1:x]"]],
+        ),
+    ] {
+        let mut m = Matcher::new(small(1), policy);
+        let a = m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
+        assert_eq!(cores(&m, &a), want[0], "{policy}: first job");
+        let b = m.match_jobspec(MatchOp::Allocate, 2, &spec, 0).unwrap();
+        assert_eq!(cores(&m, &b), want[1], "{policy}: second job");
+        m.cancel(1).unwrap();
+        let c = m.match_jobspec(MatchOp::Allocate, 3, &spec, 0).unwrap();
+        assert_eq!(cores(&m, &c), want[0], "{policy}: the hole is refilled");
+    }
+}
