@@ -279,6 +279,9 @@ struct Search<'a> {
     walk: &'a super::walk::WalkOrder,
     pre: u64,
     post: u64,
+    /// Spare buffers for first-policy child orders, reused down the walk:
+    /// a fresh one per visited vertex cost more in malloc than the sort.
+    order_pool: Vec<Vec<(u64, u64, VertexId)>>,
 }
 
 /// Runs one traversal at `[at, at + duration)`; `sat` ignores allocations and
@@ -309,6 +312,7 @@ pub(crate) fn run(
         walk,
         pre: 0,
         post: 0,
+        order_pool: Vec::new(),
     };
     let Some(root) = g.root() else {
         return Found {
@@ -577,21 +581,21 @@ impl Search<'_> {
                 }
                 return;
             }
-            let mut order: Vec<(u64, u64, VertexId)> = kids
-                .iter()
-                .map(|&c| {
-                    let w = super::walk::weight(g, self.weights, c);
-                    (w, g.vertex(c).map_or(0, |x| x.uniq_id), c)
-                })
-                .collect();
+            let mut order = self.order_pool.pop().unwrap_or_default();
+            order.extend(kids.iter().map(|&c| {
+                let w = super::walk::weight(g, self.weights, c);
+                (w, g.vertex(c).map_or(0, |x| x.uniq_id), c)
+            }));
             order.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
-            for (_, _, c) in order {
+            for &(_, _, c) in &order {
                 self.eval(c, reqs, pristine, excl, node_factor, top, out);
                 tally.add(&out[base..]);
                 if tally.enough(reqs, multiplier) {
                     break;
                 }
             }
+            order.clear();
+            self.order_pool.push(order);
             return;
         }
         // Below a vertex whose leaves come in id order, the best ids of
