@@ -34,6 +34,18 @@ resources:
 attributes: {system: {duration: 100}}
 ";
 
+/// A jobspec of one slot holding `count` of each `(type, count)`.
+fn one_slot_of(with: &[(&str, u64)]) -> Jobspec {
+    let mut text = String::from(
+        "version: 1\nresources:\n  - type: slot\n    count: 1\n    label: s\n    with:\n",
+    );
+    for (kind, count) in with {
+        text.push_str(&format!("      - type: {kind}\n        count: {count}\n"));
+    }
+    text.push_str("attributes: {system: {duration: 100}}\n");
+    Jobspec::parse(&text).unwrap()
+}
+
 fn names(m: &Matcher, o: &MatchOutcome) -> Vec<String> {
     o.emitted
         .iter()
@@ -224,22 +236,7 @@ fn slot_holds_the_whole_pool_it_draws_from() {
         memory_gib_per_socket: 16,
     };
     let g = cluster(&shape).unwrap();
-    let spec = Jobspec::parse(
-        "
-version: 1
-resources:
-  - type: slot
-    count: 1
-    label: s
-    with:
-      - type: core
-        count: 1
-      - type: memory
-        count: 4
-attributes: {system: {duration: 100}}
-",
-    )
-    .unwrap();
+    let spec = one_slot_of(&[("core", 1), ("memory", 4)]);
     let mut m = Matcher::new(g, Policy::First);
     let o = m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
     let mem: Vec<u64> = o
@@ -318,20 +315,7 @@ fn node_exclusive_emits_whole_nodes_in_post_order() {
 /// also once earlier jobs left holes among them.
 #[test]
 fn low_and_high_fill_holes_from_their_end() {
-    let spec = Jobspec::parse(
-        "
-version: 1
-resources:
-  - type: slot
-    count: 1
-    label: s
-    with:
-      - type: core
-        count: 2
-attributes: {system: {duration: 100}}
-",
-    )
-    .unwrap();
+    let spec = one_slot_of(&[("core", 2)]);
     let cores = |m: &Matcher, o: &MatchOutcome| -> Vec<String> {
         names(m, o)
             .into_iter()
