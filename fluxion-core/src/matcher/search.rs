@@ -822,7 +822,11 @@ impl Search<'_> {
                 };
                 // An exclusive leaf of the request holds its whole subtree
                 // without printing it (a "shadow" claim: needs 0).
-                let claims = if x_in && r.with.is_empty() && r.exclusive != Some(true) {
+                let claims = if x_in
+                    && r.with.is_empty()
+                    && r.exclusive != Some(true)
+                    && !g.children(u).is_empty()
+                {
                     g.subtree(u)
                         .into_iter()
                         .skip(1)
