@@ -479,6 +479,24 @@ impl ResourceGraph {
         }
         out
     }
+    /// `v` and all its descendants in depth-first post-order (each vertex
+    /// after all of its children, children in their listed order).
+    pub fn subtree_post_order(&self, v: VertexId) -> Vec<VertexId> {
+        let mut out = Vec::new();
+        if !self.g.contains_node(v) {
+            return out;
+        }
+        let mut stack: Vec<(VertexId, usize)> = vec![(v, 0)];
+        while let Some((u, i)) = stack.pop() {
+            if let Some(&k) = self.g[u].children.get(i) {
+                stack.push((u, i + 1));
+                stack.push((k, 0));
+            } else {
+                out.push(u);
+            }
+        }
+        out
+    }
     /// Depth of `v` (root = 0).
     pub fn depth(&self, v: VertexId) -> usize {
         let mut d = 0;
@@ -804,17 +822,15 @@ impl ResourceGraph {
                     (None, true) => {
                         let mut counts = vec![0u64; n].into_boxed_slice();
                         counts[slot] = units;
-                        // Most vertices only ever see one job at a time: a
-                        // first entry takes exactly one slot, not Vec's four.
-                        if agg.spans.capacity() == 0 {
-                            agg.spans.reserve_exact(1);
-                        }
-                        agg.spans.push(AggSpan {
-                            job,
-                            start,
-                            end,
-                            counts,
-                        });
+                        push_snug(
+                            &mut agg.spans,
+                            AggSpan {
+                                job,
+                                start,
+                                end,
+                                counts,
+                            },
+                        );
                     }
                     (Some(i), false) => {
                         let cnt = &mut agg.spans[i].counts[slot];
@@ -928,20 +944,17 @@ impl ResourceGraph {
         }
         let ex = Self::exclusive_set(&claims);
         for c in &claims {
-            let spans = &mut self.g[c.vertex].spans;
-            // Most vertices are held by one job at a time: a first span takes
-            // exactly one slot, not the four a growing Vec starts with.
-            if spans.capacity() == 0 {
-                spans.reserve_exact(1);
-            }
-            spans.push(Span {
-                job,
-                start,
-                end,
-                amount: c.amount,
-                exclusive: c.exclusive,
-                reserved,
-            });
+            push_snug(
+                &mut self.g[c.vertex].spans,
+                Span {
+                    job,
+                    start,
+                    end,
+                    amount: c.amount,
+                    exclusive: c.exclusive,
+                    reserved,
+                },
+            );
             if !self.filters.targets.is_empty() {
                 self.add_agg_usage(job, start, end, c, &ex, 1);
             }
@@ -1057,3 +1070,13 @@ impl ResourceGraph {
 
 #[cfg(test)]
 mod tests;
+
+/// Pushes `x`, giving a vector's first entry exactly one slot instead of
+/// the four a growing `Vec` starts with: most vertices are held by one job
+/// at a time, and the spare slots were most of the memory a match touched.
+fn push_snug<T>(v: &mut Vec<T>, x: T) {
+    if v.capacity() == 0 {
+        v.reserve_exact(1);
+    }
+    v.push(x);
+}

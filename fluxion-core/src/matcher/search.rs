@@ -112,22 +112,16 @@ pub(crate) fn shape(g: &ResourceGraph) -> Shape {
     for v in g.vertices() {
         let kids = g.children(v);
         if !kids.is_empty() && kids.iter().all(|&c| g.children(c).is_empty()) {
+            let uniq = |c| g.vertex(c).map_or(u64::MAX, |x| x.uniq_id);
+            leaves_oldest_first[v.index()] = kids.windows(2).all(|w| uniq(w[0]) < uniq(w[1]));
             last_id.clear();
             leaf_ids_ascending[v.index()] = kids.iter().all(|&c| {
                 let Some(x) = g.vertex(c) else { return false };
-                let ok = last_id.get(&x.kind).is_none_or(|&prev| prev < x.id);
-                last_id.insert(x.kind, x.id);
-                ok
+                last_id.insert(x.kind, x.id).is_none_or(|prev| prev < x.id)
             });
         }
-        leaves_oldest_first[v.index()] = !kids.is_empty()
-            && kids.iter().all(|&c| g.children(c).is_empty())
-            && kids.windows(2).all(|w| {
-                let id = |c| g.vertex(c).map_or(u64::MAX, |x| x.uniq_id);
-                id(w[0]) < id(w[1])
-            });
         let mut mask = 0u64;
-        for &c in g.children(v) {
+        for &c in kids {
             match g.vertex(c).map(|x| x.kind.0) {
                 Some(k) if k < 64 => mask |= 1 << k,
                 // A type beyond the mask: mark the vertex as "scan".
@@ -137,17 +131,8 @@ pub(crate) fn shape(g: &ResourceGraph) -> Shape {
         child_types[v.index()] = mask;
     }
     if let Some(root) = g.root() {
-        let mut n = 0u32;
-        let mut stack: Vec<(VertexId, usize)> = vec![(root, 0)];
-        while let Some((v, i)) = stack.pop() {
-            let kids = g.children(v);
-            if i < kids.len() {
-                stack.push((v, i + 1));
-                stack.push((kids[i], 0));
-            } else {
-                post[v.index()] = n;
-                n += 1;
-            }
+        for (n, v) in g.subtree_post_order(root).into_iter().enumerate() {
+            post[v.index()] = n as u32;
         }
     }
     Shape {
@@ -561,41 +546,26 @@ impl Search<'_> {
             // Wide vertices keep that order between matches.
             let walk = self.walk;
             let mut tally = Tally::new(reqs.len());
-            if let Some(order) = walk.children(g, u) {
-                for c in order {
-                    self.eval(c, reqs, pristine, excl, node_factor, top, out);
-                    tally.add(&out[base..]);
-                    if tally.enough(reqs, multiplier) {
-                        break;
-                    }
-                }
-                return;
-            }
-            if self.shape.leaves_oldest_first.get(u.index()) == Some(&true) {
-                for &c in kids.iter().rev() {
-                    self.eval(c, reqs, pristine, excl, node_factor, top, out);
-                    tally.add(&out[base..]);
-                    if tally.enough(reqs, multiplier) {
-                        break;
-                    }
-                }
-                return;
-            }
-            let mut order = self.order_pool.pop().unwrap_or_default();
-            order.extend(kids.iter().map(|&c| {
-                let w = super::walk::weight(g, self.weights, c);
-                (w, g.vertex(c).map_or(0, |x| x.uniq_id), c)
-            }));
-            order.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
-            for &(_, _, c) in &order {
-                self.eval(c, reqs, pristine, excl, node_factor, top, out);
+            let mut visit = |s: &mut Self, c: VertexId| {
+                s.eval(c, reqs, pristine, excl, node_factor, top, out);
                 tally.add(&out[base..]);
-                if tally.enough(reqs, multiplier) {
-                    break;
-                }
+                tally.enough(reqs, multiplier)
+            };
+            if let Some(mut order) = walk.children(g, u) {
+                order.any(|c| visit(self, c));
+            } else if self.shape.leaves_oldest_first.get(u.index()) == Some(&true) {
+                kids.iter().rev().any(|&c| visit(self, c));
+            } else {
+                let mut order = self.order_pool.pop().unwrap_or_default();
+                order.extend(kids.iter().map(|&c| {
+                    let w = super::walk::weight(g, self.weights, c);
+                    (w, g.vertex(c).map_or(0, |x| x.uniq_id), c)
+                }));
+                order.sort_by(|a, b| b.0.cmp(&a.0).then(b.1.cmp(&a.1)));
+                order.iter().any(|&(_, _, c)| visit(self, c));
+                order.clear();
+                self.order_pool.push(order);
             }
-            order.clear();
-            self.order_pool.push(order);
             return;
         }
         // Below a vertex whose leaves come in id order, the best ids of
@@ -1072,22 +1042,18 @@ impl Search<'_> {
     /// Every vertex under node `n`, held exclusively and whole (the node
     /// itself counts 1), in depth-first finish order.
     fn whole_subtree_post_order(&self, n: VertexId) -> Vec<Emit> {
-        let mut out = Vec::new();
-        let mut stack: Vec<(VertexId, usize)> = vec![(n, 0)];
-        while let Some((v, i)) = stack.pop() {
-            let kids = self.g.children(v);
-            if let Some(&k) = kids.get(i) {
-                stack.push((v, i + 1));
-                stack.push((k, 0));
-            } else {
-                let size = self.g.vertex(v).map_or(1, |x| x.size);
-                out.push(Emit {
-                    vertex: v,
-                    needs: if v == n { 1 } else { size },
-                    exclusive: true,
-                });
-            }
-        }
-        out
+        self.g
+            .subtree_post_order(n)
+            .into_iter()
+            .map(|v| Emit {
+                vertex: v,
+                needs: if v == n {
+                    1
+                } else {
+                    self.g.vertex(v).map_or(1, |x| x.size)
+                },
+                exclusive: true,
+            })
+            .collect()
     }
 }
