@@ -165,3 +165,75 @@ fn orelse_reserve_reports_unsatisfiable_as_resource_query_does() {
         [failure(1, false), failure(2, true), failure(3, true)].concat()
     );
 }
+
+/// `cancel ID stats` prints the visit counts of resource-query's cancel walk
+/// (every vertex the job's match went through, plus each of their children
+/// it did not), and `jobid-span` keeps to vertices whose aggregates count
+/// the job's cores while `jobid-tag` lists every vertex the match went
+/// through.
+#[test]
+fn cancel_stats_and_job_finds_follow_the_jobs_vertices() {
+    let graph = data("mini.graphml");
+    let spec = data("socket2.yaml");
+    let cmds = format!(
+        "match allocate {spec}\nfind jobid-span=1\nfind jobid-tag=1\ncancel 1 stats\nfind jobid-tag=1\nquit\n"
+    );
+    let (out, err) = run(&["-L", &graph, "-P", "low"], &cmds);
+    assert_eq!(err, "");
+    let found = |expr: &str| {
+        format!(
+            "INFO: =============================\nINFO: EXPRESSION=\"{expr}\"\nINFO: =============================\n"
+        )
+    };
+    let held_above = "      ------------socket0[1:x]\n      ---------node0[1:x]\n      ------rack0[1:x]\n      ---mini0[1:x]\n";
+    let cores = "      ---------------core0[1:x]\n      ---------------core1[1:x]\n";
+    // Tagged: core0, core1, socket0, node0, rack0, mini0 (6). Their other
+    // children: core2, core3, gpu0, memory0, memory1, socket1, node1, rack1.
+    let stats = "INFO: =============================\nINFO: CANCEL PREORDER COUNT=\"14\"\nINFO: CANCEL POSTORDER COUNT=\"6\"\nINFO: =============================\n";
+    let expected = [
+        held_above,
+        &found("jobid-span=1"),
+        cores,
+        held_above,
+        &found("jobid-tag=1"),
+        stats,
+        &found("jobid-tag=1"),
+    ]
+    .concat();
+    assert!(out.ends_with(&expected), "{out}");
+}
+
+/// A partial cancel whose JGF describes a vertex differently from the graph
+/// (here node0 with rank 5) is refused and the job keeps everything; the
+/// same R with the graph's rank releases node0, which was all the job held.
+#[test]
+fn partial_cancel_refuses_an_r_that_disagrees_with_the_graph() {
+    let graph = data("mini.graphml");
+    let spec = data("socket2.yaml");
+    let dir = std::env::temp_dir().join(format!("phalanx-partial-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let r = |rank: i64| {
+        let path = dir.join(format!("node0-rank{rank}.json"));
+        let jgf = format!(
+            r#"{{"graph": {{"nodes": [{{"id": "3", "metadata": {{"type": "node", "name": "node0", "id": 0, "rank": {rank}, "paths": {{"containment": "/mini0/rack0/node0"}}}}}}], "edges": []}}}}"#
+        );
+        std::fs::write(&path, jgf).expect("write R");
+        path.to_string_lossy().into_owned()
+    };
+    let (stale, good) = (r(5), r(-1));
+    let cmds = format!(
+        "match allocate {spec}\npartial-cancel 1 jgf {stale}\nfind jobid-tag=1\npartial-cancel 1 jgf {good}\nfind jobid-tag=1\nquit\n"
+    );
+    let (out, err) = run(&["-L", &graph, "-P", "low"], &cmds);
+    assert_eq!(err, "ERROR: error encountered while removing job 1\n");
+    let tagged = |lines: &str| {
+        format!(
+            "{lines}INFO: =============================\nINFO: EXPRESSION=\"jobid-tag=1\"\nINFO: =============================\n"
+        )
+    };
+    let whole = "      ---------------core0[1:x]\n      ---------------core1[1:x]\n      ------------socket0[1:x]\n      ---------node0[1:x]\n      ------rack0[1:x]\n      ---mini0[1:x]\n";
+    assert!(
+        out.ends_with(&[tagged(whole), tagged("")].concat()),
+        "{out}"
+    );
+}

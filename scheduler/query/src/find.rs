@@ -12,6 +12,11 @@ pub(crate) enum Pred {
     Reserved(bool),
     JobAlloc(u64),
     JobReserved(u64),
+    /// `jobid-tag=ID`: the job's match went through the vertex.
+    JobTag(u64),
+    /// `jobid-span=ID`: the vertex's subtree aggregate counts units the job
+    /// holds below it (a tagged vertex with a tagged descendant of a type
+    /// the prune filters track).
     JobSpan(u64),
     /// `agfilter=t`: selects vertices with aggregates.
     AgFilter(bool),
@@ -51,7 +56,8 @@ fn parse_pred(tok: &str) -> Result<Pred, String> {
         },
         "jobid-alloc" => Pred::JobAlloc(num(v)?),
         "jobid-reserved" => Pred::JobReserved(num(v)?),
-        "jobid-span" | "jobid-tag" => Pred::JobSpan(num(v)?),
+        "jobid-tag" => Pred::JobTag(num(v)?),
+        "jobid-span" => Pred::JobSpan(num(v)?),
         "agfilter" => Pred::AgFilter(truthy(v)),
         "names" => Pred::Names(v.split(',').map(str::to_string).collect()),
         "property" => Pred::Property(v.to_string()),
@@ -107,7 +113,9 @@ impl Expr {
     /// The job a `jobid-*` predicate names, if any.
     pub(crate) fn job(&self) -> Option<u64> {
         self.any_of.iter().flatten().find_map(|p| match p {
-            Pred::JobAlloc(j) | Pred::JobReserved(j) | Pred::JobSpan(j) => Some(*j),
+            Pred::JobAlloc(j) | Pred::JobReserved(j) | Pred::JobTag(j) | Pred::JobSpan(j) => {
+                Some(*j)
+            }
             _ => None,
         })
     }
@@ -140,6 +148,25 @@ fn held_now(g: &ResourceGraph, v: VertexId) -> bool {
     false
 }
 
+/// Whether `job` holds a vertex of a prune-filter type below `v`. A job's
+/// records are closed upwards (every ancestor of a held vertex has one), so
+/// the walk only enters children the job has a record on.
+fn holds_tracked_below(g: &ResourceGraph, v: VertexId, job: u64) -> bool {
+    let tracked = g.tracked_types();
+    let on_job = |u: &VertexId| {
+        g.vertex(*u)
+            .is_some_and(|x| x.spans().iter().any(|s| s.job == job))
+    };
+    let mut stack: Vec<VertexId> = g.children(v).iter().copied().filter(on_job).collect();
+    while let Some(u) = stack.pop() {
+        if g.vertex(u).is_some_and(|x| tracked.contains(&x.kind)) {
+            return true;
+        }
+        stack.extend(g.children(u).iter().copied().filter(on_job));
+    }
+    false
+}
+
 fn pred(g: &ResourceGraph, v: VertexId, p: &Pred) -> bool {
     let Some(x) = g.vertex(v) else { return false };
     let spans = x.spans();
@@ -153,7 +180,8 @@ fn pred(g: &ResourceGraph, v: VertexId, p: &Pred) -> bool {
         Pred::JobReserved(j) => spans
             .iter()
             .any(|s| s.job == *j && s.exclusive && s.reserved),
-        Pred::JobSpan(j) => spans.iter().any(|s| s.job == *j),
+        Pred::JobTag(j) => spans.iter().any(|s| s.job == *j),
+        Pred::JobSpan(j) => spans.iter().any(|s| s.job == *j) && holds_tracked_below(g, v, *j),
         Pred::AgFilter(want) => !*want || !g.children(v).is_empty(),
         Pred::Names(ns) => ns.iter().any(|n| **n == *x.name),
         Pred::Property(k) => x.property(k).is_some(),

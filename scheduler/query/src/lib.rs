@@ -5,6 +5,7 @@
 //! and prints what resource-query prints, to the `-t` file or stdout.
 #![forbid(unsafe_code)]
 
+mod cancel_walk;
 mod find;
 mod shell;
 

@@ -13,6 +13,7 @@ use fluxion_core::matcher::{CancelError, Emit, MatchError, MatchOp, Matcher, Pol
 use fluxion_core::writers::{Format, render};
 
 use crate::QueryArgs;
+use crate::cancel_walk::cancel_walk_counts;
 use crate::find;
 
 /// What the shell remembers of a job (for `info` and `list`).
@@ -374,6 +375,10 @@ impl Session {
             return;
         }
         let job = parse_id(t[1]);
+        let visits = self.matcher.info(job).map(|info| {
+            let tagged = info.emitted.iter().map(|e| e.vertex);
+            cancel_walk_counts(self.matcher.graph(), tagged)
+        });
         match self.matcher.cancel(job) {
             Ok(_) => {
                 if let Some(m) = self.jobs.get_mut(&job) {
@@ -390,8 +395,9 @@ impl Session {
         }
         if t.get(2) == Some(&"stats") {
             let _ = writeln!(self.out, "INFO: =============================");
-            let _ = writeln!(self.out, "INFO: CANCEL PREORDER COUNT=\"0\"");
-            let _ = writeln!(self.out, "INFO: CANCEL POSTORDER COUNT=\"0\"");
+            let (pre, post) = visits.unwrap_or_default();
+            let _ = writeln!(self.out, "INFO: CANCEL PREORDER COUNT=\"{pre}\"");
+            let _ = writeln!(self.out, "INFO: CANCEL POSTORDER COUNT=\"{post}\"");
             let _ = writeln!(self.out, "INFO: =============================");
         }
     }
@@ -824,19 +830,64 @@ fn jgf_nodes(g: &ResourceGraph, text: &str) -> Result<Vec<VertexId>, String> {
         .and_then(|n| n.as_array())
         .ok_or("missing graph.nodes")?;
     let mut out = Vec::new();
-    for n in nodes {
+    for (i, n) in nodes.iter().enumerate() {
         let m = n.get("metadata");
         let ty = m.and_then(|m| m.get("type")).and_then(|t| t.as_str());
         let path = m
             .and_then(|m| m.pointer("/paths/containment"))
             .and_then(|p| p.as_str());
-        if ty == Some("node")
-            && let Some(vx) = path.and_then(|p| g.find_path(p))
-        {
+        let Some(vx) = path.and_then(|p| g.find_path(p)) else {
+            continue;
+        };
+        if let Some(m) = m {
+            jgf_vertex_agrees(g, vx, m).map_err(|e| format!("graph.nodes[{i}].metadata.{e}"))?;
+        }
+        if ty == Some("node") {
             out.push(vx);
         }
     }
     Ok(out)
+}
+
+/// Whether the metadata of a JGF vertex names the same vertex as the graph
+/// holds at its path: a partial cancel must not release resources that a
+/// stale or hand-edited R describes differently. The error names the field.
+fn jgf_vertex_agrees(
+    g: &ResourceGraph,
+    v: VertexId,
+    meta: &serde_json::Value,
+) -> Result<(), String> {
+    let Some(x) = g.vertex(v) else {
+        return Ok(());
+    };
+    let int = |k: &str| meta.get(k).and_then(|x| x.as_i64());
+    let text = |k: &str| meta.get(k).and_then(|x| x.as_str());
+    if let Some(t) = text("type")
+        && t != g.kind_name(v)
+    {
+        return Err(format!("type: {t} where the graph has {}", g.kind_name(v)));
+    }
+    if let Some(n) = text("name")
+        && n != &*x.name
+    {
+        return Err(format!("name: {n} where the graph has {}", x.name));
+    }
+    if let Some(r) = int("rank")
+        && r != x.rank
+    {
+        return Err(format!("rank: {r} where {} has rank {}", x.name, x.rank));
+    }
+    if let Some(i) = int("id")
+        && i != x.id
+    {
+        return Err(format!("id: {i} where {} has id {}", x.name, x.id));
+    }
+    if let Some(sz) = int("size")
+        && u64::try_from(sz).ok() != Some(x.size)
+    {
+        return Err(format!("size: {sz} where {} has size {}", x.name, x.size));
+    }
+    Ok(())
 }
 
 /// Units of type `t` claimed now in the subtree of `v` (below `v`), by
