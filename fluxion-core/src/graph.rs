@@ -21,8 +21,9 @@ use std::sync::Arc;
 
 use petgraph::stable_graph::{NodeIndex, StableGraph};
 
-use crate::idhash::IdSet;
+use crate::idhash::{IdBuild, IdSet};
 use crate::planner::{self, JobId, Span, Time, Usage};
+use crate::timeline::Timeline;
 
 /// Stable identifier of a vertex (survives removal of other vertices).
 pub type VertexId = NodeIndex<u32>;
@@ -160,7 +161,11 @@ impl Vertex {
 struct Aggregate {
     totals: Box<[u64]>,
     down: Box<[u64]>,
+    /// Each job's counts, to release and to report per job.
     spans: Vec<AggSpan>,
+    /// The same counts summed over time, for window queries that do not
+    /// grow with the number of jobs.
+    load: Timeline,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -212,6 +217,35 @@ pub struct ResourceGraph {
     generation: u64,
     /// Interned basenames and units (few distinct values, many vertices).
     strings: HashMap<Box<str>, Arc<str>>,
+    /// The summed holds of vertices held by many jobs at once (see
+    /// [`LOAD_AFTER`]); the others answer from their few spans.
+    loads: HashMap<VertexId, Timeline, IdBuild>,
+}
+
+/// A vertex with this many spans keeps a [`Timeline`] of them, and drops
+/// it when back under half of it: below that a scan of the spans is faster
+/// than keeping the timeline.
+const LOAD_AFTER: usize = 16;
+
+/// Columns of a vertex's load timeline.
+const LOAD_AMOUNT: usize = 0;
+const LOAD_EXCLUSIVE: usize = 1;
+const LOAD_HOLDERS: usize = 2;
+
+/// Adds (`take = false`) or takes a span to or from a load timeline.
+fn apply_span(tl: &mut Timeline, s: &Span, take: bool) {
+    let cols = [
+        (LOAD_AMOUNT, s.amount),
+        (LOAD_EXCLUSIVE, u64::from(s.exclusive)),
+        (LOAD_HOLDERS, 1),
+    ];
+    for (col, units) in cols {
+        if take {
+            tl.sub(s.start, s.end, col, units);
+        } else {
+            tl.add(s.start, s.end, col, units);
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -363,6 +397,7 @@ impl ResourceGraph {
             totals,
             down: vec![0u64; n].into_boxed_slice(),
             spans: Vec::new(),
+            load: Timeline::new(n),
         }));
     }
 
@@ -415,6 +450,7 @@ impl ResourceGraph {
         }
         for &u in &sub {
             self.g.remove_node(u);
+            self.loads.remove(&u);
         }
         self.generation += 1;
         Ok(sub.len())
@@ -694,6 +730,7 @@ impl ResourceGraph {
                     totals,
                     down: vec![0u64; n].into_boxed_slice(),
                     spans: Vec::new(),
+                    load: Timeline::new(n),
                 }));
             }
             if let Some(p) = self.g[v].parent {
@@ -811,15 +848,25 @@ impl ResourceGraph {
             let kind = self.g[a].kind;
             let tracked = self.filters.tracks(kind, slot);
             if let (true, Some(agg)) = (tracked, self.g[a].agg.as_mut()) {
-                // The job being added is the newest entry, so search from
-                // the back.
-                let pos = agg
-                    .spans
-                    .iter()
-                    .rposition(|s| s.job == job && s.start == start && s.end == end);
+                let same = |s: &AggSpan| s.job == job && s.start == start && s.end == end;
+                // A job's claims are added together, so while it is being
+                // added its entry, if any, is the last one: looking further
+                // would scan every job through this vertex.
+                let pos = if sign > 0 {
+                    agg.spans
+                        .last()
+                        .filter(|s| same(s))
+                        .map(|_| agg.spans.len() - 1)
+                } else {
+                    agg.spans.iter().rposition(same)
+                };
                 match (pos, sign > 0) {
-                    (Some(i), true) => agg.spans[i].counts[slot] += units,
+                    (Some(i), true) => {
+                        agg.spans[i].counts[slot] += units;
+                        agg.load.add(start, end, slot, units);
+                    }
                     (None, true) => {
+                        agg.load.add(start, end, slot, units);
                         let mut counts = vec![0u64; n].into_boxed_slice();
                         counts[slot] = units;
                         push_snug(
@@ -834,7 +881,9 @@ impl ResourceGraph {
                     }
                     (Some(i), false) => {
                         let cnt = &mut agg.spans[i].counts[slot];
-                        *cnt = cnt.saturating_sub(units);
+                        let taken = units.min(*cnt);
+                        *cnt -= taken;
+                        agg.load.sub(start, end, slot, taken);
                         if agg.spans[i].counts.iter().all(|&x| x == 0) {
                             agg.spans.swap_remove(i);
                         }
@@ -855,7 +904,7 @@ impl ResourceGraph {
         if x.status == Status::Down {
             return Some(0);
         }
-        let u = planner::usage(&x.spans, start, end);
+        let u = self.vertex_usage(v, x, start, end);
         if u.exclusive_held {
             return Some(0);
         }
@@ -870,11 +919,7 @@ impl ResourceGraph {
             return None;
         }
         let agg = x.agg.as_ref()?;
-        let used = planner::peak(
-            agg.spans.iter().map(|s| (s.start, s.end, s.counts[slot])),
-            start,
-            end,
-        );
+        let used = agg.load.peak(slot, start, end);
         Some(
             agg.totals[slot]
                 .saturating_sub(agg.down[slot])
@@ -912,18 +957,61 @@ impl ResourceGraph {
     pub fn usage(&self, v: VertexId, start: Time, end: Time) -> Usage {
         self.g
             .node_weight(v)
-            .map_or(Usage::default(), |x| planner::usage(&x.spans, start, end))
+            .map_or(Usage::default(), |x| self.vertex_usage(v, x, start, end))
     }
     /// Units of `v` not in use anywhere in `[start, end)` (0 if held exclusively).
     pub fn available(&self, v: VertexId, start: Time, end: Time) -> u64 {
         let Some(x) = self.g.node_weight(v) else {
             return 0;
         };
-        let u = planner::usage(&x.spans, start, end);
+        let u = self.vertex_usage(v, x, start, end);
         if u.exclusive_held {
             0
         } else {
             x.size.saturating_sub(u.peak_amount)
+        }
+    }
+
+    /// Usage of `v` (whose vertex is `x`) during `[start, end)`, from its
+    /// load timeline when it has one.
+    fn vertex_usage(&self, v: VertexId, x: &Vertex, start: Time, end: Time) -> Usage {
+        match self.loads.get(&v) {
+            None => planner::usage(&x.spans, start, end),
+            Some(tl) => Usage {
+                peak_amount: tl.peak(LOAD_AMOUNT, start, end),
+                exclusive_held: tl.peak(LOAD_EXCLUSIVE, start, end) > 0,
+                any_held: tl.peak(LOAD_HOLDERS, start, end) > 0,
+            },
+        }
+    }
+
+    /// Adds a span to `v`, keeping its load timeline.
+    fn push_span(&mut self, v: VertexId, span: Span) {
+        let spans = &mut self.g[v].spans;
+        push_snug(spans, span);
+        if let Some(tl) = self.loads.get_mut(&v) {
+            apply_span(tl, &span, false);
+        } else if spans.len() >= LOAD_AFTER {
+            let mut tl = Timeline::new(3);
+            for s in spans.iter() {
+                apply_span(&mut tl, s, false);
+            }
+            self.loads.insert(v, tl);
+        }
+    }
+
+    /// Removes `job`'s span from `v`, keeping its load timeline.
+    fn remove_span(&mut self, v: VertexId, job: JobId) {
+        let spans = &mut self.g[v].spans;
+        let Some(i) = spans.iter().position(|s| s.job == job) else {
+            return;
+        };
+        let span = spans.remove(i);
+        let left = spans.len();
+        if left < LOAD_AFTER / 2 {
+            self.loads.remove(&v);
+        } else if let Some(tl) = self.loads.get_mut(&v) {
+            apply_span(tl, &span, true);
         }
     }
 
@@ -944,8 +1032,8 @@ impl ResourceGraph {
         }
         let ex = Self::exclusive_set(&claims);
         for c in &claims {
-            push_snug(
-                &mut self.g[c.vertex].spans,
+            self.push_span(
+                c.vertex,
                 Span {
                     job,
                     start,
@@ -985,10 +1073,7 @@ impl ResourceGraph {
         if !self.g.contains_node(c.vertex) {
             return;
         }
-        let spans = &mut self.g[c.vertex].spans;
-        if let Some(i) = spans.iter().position(|s| s.job == job) {
-            spans.remove(i);
-        }
+        self.remove_span(c.vertex, job);
         if !self.filters.targets.is_empty() {
             self.add_agg_usage(job, hold.start, hold.end, c, ex, -1);
         }

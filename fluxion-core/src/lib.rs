@@ -30,4 +30,5 @@ pub mod io;
 pub mod jobspec;
 pub mod matcher;
 pub mod planner;
+mod timeline;
 pub mod writers;

@@ -134,3 +134,66 @@ fn partial_release_keeps_rest_of_job() {
     assert!(g.job(1).is_none());
     assert_eq!(g.free_units(root, core, 0, 10), Some(32));
 }
+
+proptest::proptest! {
+    /// Dozens of jobs through the same node, socket and memory pool (more
+    /// than [`LOAD_AFTER`], so those vertices answer from their load
+    /// timelines) at scattered windows, some released again: every
+    /// vertex's usage equals a direct scan of its spans, and the free
+    /// cores of every aggregate equal its cores less the most in use at
+    /// one instant of the window.
+    #[test]
+    fn summed_loads_answer_like_the_spans(
+        jobs in proptest::collection::vec((0usize..8, 0i64..50, 1i64..30, 1u64..4, proptest::bool::ANY), 1..60),
+        windows in proptest::collection::vec((0i64..90, 1i64..40), 1..6),
+    ) {
+        let mut g = small();
+        let core = g.type_id("core").unwrap();
+        let n0 = g.find_path("/cluster0/rack0/node0").unwrap();
+        let s0 = g.find_path("/cluster0/rack0/node0/socket0").unwrap();
+        let mem = g.find_path("/cluster0/rack0/node0/socket0/memory0").unwrap();
+        let cores: Vec<VertexId> = g.children(s0).iter().copied().filter(|&c| g.vertex(c).unwrap().kind == core).collect();
+        let mut placed = Vec::new();
+        for (j, &(c, start, len, gib, keep)) in jobs.iter().enumerate() {
+            let job = j as JobId + 1;
+            let end = start + len;
+            let mut claims = vec![
+                Claim { vertex: n0, amount: 0, exclusive: false },
+                Claim { vertex: s0, amount: 0, exclusive: false },
+                Claim { vertex: mem, amount: gib, exclusive: false },
+            ];
+            // A core free throughout the window, if any is left.
+            let free = cores.iter().copied().cycle().skip(c).take(cores.len())
+                .find(|&v| g.available(v, start, end) > 0);
+            if let Some(v) = free {
+                claims.push(Claim { vertex: v, amount: 1, exclusive: true });
+            }
+            g.allocate(job, start, end, false, claims).unwrap();
+            placed.push((job, keep));
+        }
+        for &(job, keep) in &placed {
+            if !keep {
+                g.release(job).unwrap();
+            }
+        }
+        for &(start, len) in &windows {
+            let end = start + len;
+            for v in g.vertices().collect::<Vec<_>>() {
+                let x = g.vertex(v).unwrap();
+                proptest::prop_assert_eq!(g.usage(v, start, end), planner::usage(x.spans(), start, end));
+            }
+            // Like Fluxion's planners, an aggregate subtracts the most cores
+            // in use at any one instant of the window.
+            let free_cores = |under: VertexId| {
+                let all: Vec<VertexId> = g.subtree(under).into_iter()
+                    .filter(|&v| g.vertex(v).unwrap().kind == core)
+                    .collect();
+                let busy_at = |t: i64| all.iter().filter(|&&v| g.available(v, t, t + 1) == 0).count();
+                (all.len() - (start..end).map(busy_at).max().unwrap_or(0)) as u64
+            };
+            for v in [n0, s0, g.root().unwrap()] {
+                proptest::prop_assert_eq!(g.free_units(v, core, start, end), Some(free_cores(v)));
+            }
+        }
+    }
+}
