@@ -807,11 +807,11 @@ impl ResourceGraph {
     }
 
     fn exclusive_set(claims: &[Claim]) -> IdSet<VertexId> {
-        claims
-            .iter()
-            .filter(|c| c.exclusive)
-            .map(|c| c.vertex)
-            .collect()
+        let exclusive = claims.iter().filter(|c| c.exclusive);
+        let mut set =
+            IdSet::with_capacity_and_hasher(exclusive.clone().count(), IdBuild::default());
+        set.extend(exclusive.map(|c| c.vertex));
+        set
     }
 
     /// Adds (`sign = 1`) or removes (`sign = -1`) a claim's units from the
@@ -975,6 +975,11 @@ impl ResourceGraph {
     /// Usage of `v` (whose vertex is `x`) during `[start, end)`, from its
     /// load timeline when it has one.
     fn vertex_usage(&self, v: VertexId, x: &Vertex, start: Time, end: Time) -> Usage {
+        // Only a vertex with many spans can have a timeline (it is dropped
+        // under half of LOAD_AFTER), so most skip the map lookup.
+        if x.spans.len() < LOAD_AFTER / 2 {
+            return planner::usage(&x.spans, start, end);
+        }
         match self.loads.get(&v) {
             None => planner::usage(&x.spans, start, end),
             Some(tl) => Usage {

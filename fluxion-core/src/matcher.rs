@@ -399,6 +399,54 @@ impl Matcher {
             .is_some())
     }
 
+    /// Records `job` holding exactly `emitted` during `[at, at + duration)`:
+    /// an allocation decided elsewhere (by another scheduler, or before a
+    /// restart) that the graph must now account for. `emitted` is in
+    /// post-order like a match's; exclusive entries take their vertex whole,
+    /// the others pass through it. Fails, changing nothing, when the job id
+    /// is in use or an exclusive vertex is not free throughout the window.
+    pub fn adopt(
+        &mut self,
+        job: JobId,
+        at: Time,
+        duration: u64,
+        reserved: bool,
+        emitted: Vec<Emit>,
+    ) -> Result<(), MatchError> {
+        if self.jobs.contains_key(&job) {
+            return Err(MatchError::JobExists(job));
+        }
+        let end = at.saturating_add(duration as i64);
+        let busy = emitted.iter().any(|e| {
+            e.exclusive
+                && (self.graph.usage(e.vertex, at, end).any_held
+                    || !self.graph.is_effectively_up(e.vertex))
+        });
+        if busy {
+            return Err(MatchError::Busy);
+        }
+        let claims = emitted
+            .iter()
+            .map(|e| Claim {
+                vertex: e.vertex,
+                amount: if e.exclusive { e.needs } else { 0 },
+                exclusive: e.exclusive,
+            })
+            .collect();
+        self.graph.allocate(job, at, end, reserved, claims)?;
+        self.jobs.insert(
+            job,
+            JobInfo {
+                job,
+                at,
+                duration,
+                reserved,
+                emitted,
+            },
+        );
+        Ok(())
+    }
+
     /// Releases everything `job` holds.
     pub fn cancel(&mut self, job: JobId) -> Result<JobInfo, CancelError> {
         let info = self.jobs.remove(&job).ok_or(CancelError::NoSuchJob(job))?;

@@ -237,3 +237,38 @@ fn partial_cancel_refuses_an_r_that_disagrees_with_the_graph() {
         "{out}"
     );
 }
+
+/// `update allocate rv1exec R JOBID AT DURATION` records a placement made
+/// elsewhere: the R's cores are held by that job id and printed like a
+/// match; the same cores cannot be taken twice, and an R naming a core the
+/// rank does not have gets an error naming the field.
+#[test]
+fn update_records_a_placement_from_an_r() {
+    let dir = std::env::temp_dir().join(format!("phalanx-update-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let write = |name: &str, ranks: &str, cores: &str| {
+        let path = dir.join(name);
+        let r = format!(
+            r#"{{"version": 1, "execution": {{"R_lite": [{{"rank": "{ranks}", "children": {{"core": "{cores}"}}}}], "nodelist": ["n[0-1]"], "starttime": 0, "expiration": 1000}}}}"#
+        );
+        std::fs::write(&path, r).expect("write R");
+        path.to_string_lossy().into_owned()
+    };
+    let graph = write("graph.json", "0-1", "0-3");
+    let r = write("r.json", "1", "2-3");
+    let bad = write("bad.json", "1", "3-4");
+    let cmds = format!(
+        "update allocate rv1exec {r} 5 0 600\nupdate allocate rv1exec {r} 6 0 600\nupdate allocate rv1exec {bad} 7 0 600\ninfo 5\nquit\n"
+    );
+    let (out, err) = run(&["-L", &graph, "-f", "rv1exec", "-P", "low"], &cmds);
+    assert_eq!(
+        err,
+        "ERROR: update: job 6: no matching resources found (busy)\nERROR: update: job 7: execution.R_lite[0].children.core: rank 1 has no core with id 4\n"
+    );
+    let placed = "      ---------core2[1:x]\n      ---------core3[1:x]\n      ------n1[1:x]\n      ---cluster0[1:s]\nINFO: =============================\nINFO: JOBID=5\nINFO: RESOURCES=ALLOCATED\nINFO: SCHEDULED AT=Now\nINFO: =============================\n";
+    assert!(out.starts_with(placed), "{out}");
+    assert!(
+        out.contains("INFO: JOBID=5\nINFO: RESOURCES=ALLOCATED"),
+        "{out}"
+    );
+}

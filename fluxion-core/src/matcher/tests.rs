@@ -342,3 +342,53 @@ fn low_and_high_fill_holes_from_their_end() {
         assert_eq!(cores(&m, &c), want[0], "{policy}: the hole is refilled");
     }
 }
+
+/// A placement adopted from elsewhere holds its vertices like a match's:
+/// a later match goes around it, adopting the same vertices again fails
+/// without changing anything, and cancel gives them back.
+#[test]
+fn adopted_placements_hold_their_vertices() {
+    let mut m = Matcher::new(small(1), Policy::Low);
+    let g = m.graph();
+    let core = |i: usize| {
+        g.find_path(&format!("/cluster0/rack0/node0/socket0/core{i}"))
+            .unwrap()
+    };
+    let emitted: Vec<Emit> = [core(0), core(1)]
+        .into_iter()
+        .map(|vertex| Emit {
+            vertex,
+            needs: 1,
+            exclusive: true,
+        })
+        .chain(
+            [
+                "/cluster0/rack0/node0/socket0",
+                "/cluster0/rack0/node0",
+                "/cluster0/rack0",
+                "/cluster0",
+            ]
+            .map(|p| Emit {
+                vertex: g.find_path(p).unwrap(),
+                needs: 1,
+                exclusive: false,
+            }),
+        )
+        .collect();
+    m.adopt(40, 0, 100, false, emitted.clone()).unwrap();
+    assert_eq!(
+        m.adopt(41, 50, 100, false, emitted.clone()),
+        Err(MatchError::Busy)
+    );
+    assert!(m.info(41).is_none());
+    assert_eq!(
+        m.adopt(40, 500, 100, false, emitted.clone()),
+        Err(MatchError::JobExists(40))
+    );
+    let spec = one_slot_of(&[("core", 2)]);
+    let o = m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
+    // Low takes the lowest free cores: 2 and 3, around the adopted 0 and 1.
+    assert_eq!(names(&m, &o)[..2], ["core2[1:x]", "core3[1:x]"]);
+    m.cancel(40).unwrap();
+    m.adopt(41, 50, 100, false, emitted).unwrap();
+}

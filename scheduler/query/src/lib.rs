@@ -8,6 +8,8 @@
 mod cancel_walk;
 mod find;
 mod shell;
+mod spec_cache;
+mod update;
 
 use std::path::PathBuf;
 

@@ -15,6 +15,8 @@ use fluxion_core::writers::{Format, render};
 use crate::QueryArgs;
 use crate::cancel_walk::cancel_walk_counts;
 use crate::find;
+use crate::spec_cache::SpecCache;
+use crate::update::{jgf_emits, rv1exec_emits};
 
 /// What the shell remembers of a job (for `info` and `list`).
 struct JobMeta {
@@ -33,6 +35,7 @@ pub(crate) struct Session {
     prompt: bool,
     next_job: u64,
     jobs: BTreeMap<u64, JobMeta>,
+    specs: SpecCache,
     perf_min: f64,
     perf_max: f64,
     perf_sum: f64,
@@ -86,6 +89,7 @@ impl Session {
             prompt: !args.disable_prompt,
             next_job: 1,
             jobs: BTreeMap::new(),
+            specs: SpecCache::default(),
             perf_min: f64::MAX,
             perf_max: 0.0,
             perf_sum: 0.0,
@@ -139,6 +143,7 @@ impl Session {
             "get-property" | "g" => self.cmd_get_property(t),
             "remove" => self.cmd_remove(t),
             "attach" | "j" => self.cmd_attach(t),
+            "update" => self.cmd_update(t),
             "cat" | "a" => self.cmd_cat(t),
             "help" | "h" => self.cmd_help(),
             "quit" | "q" => return true,
@@ -224,7 +229,9 @@ impl Session {
             }
         };
         let start = Instant::now();
-        let spec = Jobspec::parse(&text)
+        let spec = self
+            .specs
+            .parse(&text)
             .map_err(|e| e.to_string())
             .and_then(|s| {
                 if s.resources.iter().any(|r| self.unknown_type(r)) {
@@ -277,10 +284,7 @@ impl Session {
                     } else {
                         o.at.to_string()
                     };
-                    let _ = writeln!(self.out, "INFO: =============================");
-                    let _ = writeln!(self.out, "INFO: JOBID={job}");
-                    let _ = writeln!(self.out, "INFO: RESOURCES={mode}");
-                    let _ = writeln!(self.out, "INFO: SCHEDULED AT={at}");
+                    self.print_placed(job, mode, &at);
                     if self.elapse {
                         let _ = self.out.flush();
                         println!("INFO: ELAPSE={elapsed:.9}");
@@ -320,6 +324,93 @@ impl Session {
                 false
             }
         }
+    }
+
+    /// The lines after a placement's vertices, up to the closing rule.
+    fn print_placed(&mut self, job: u64, mode: &str, at: &str) {
+        let _ = writeln!(self.out, "INFO: =============================");
+        let _ = writeln!(self.out, "INFO: JOBID={job}");
+        let _ = writeln!(self.out, "INFO: RESOURCES={mode}");
+        let _ = writeln!(self.out, "INFO: SCHEDULED AT={at}");
+    }
+
+    /// `update allocate|allocate_orelse_reserve jgf|rv1exec FILE JOBID AT
+    /// DURATION` records a placement made elsewhere. (As in resource-query,
+    /// `update` has no `attach`: that is the `attach` command.)
+    fn cmd_update(&mut self, t: &[&str]) {
+        if t.len() != 7 {
+            self.err("ERROR: malformed command");
+            return;
+        }
+        let reserve = match t[1] {
+            "allocate" => false,
+            "allocate_orelse_reserve" => true,
+            sub => {
+                self.err(&format!("ERROR: unknown subcmd {sub}"));
+                return;
+            }
+        };
+        let (Ok(job), Ok(at), Ok(duration)) = (
+            t[4].parse::<u64>(),
+            t[5].parse::<i64>(),
+            t[6].parse::<u64>(),
+        ) else {
+            self.err("ERROR: update: JOBID, AT and DURATION must be integers (AT >= 0)");
+            return;
+        };
+        if at < 0 || duration == 0 {
+            self.err("ERROR: update: AT must be >= 0 and DURATION > 0");
+            return;
+        }
+        let Ok(text) = std::fs::read_to_string(t[3]) else {
+            self.err(&format!("ERROR: can't open {}", t[3]));
+            return;
+        };
+        let emitted = match t[2] {
+            "rv1exec" => rv1exec_emits(self.matcher.graph(), &text),
+            "jgf" => jgf_emits(self.matcher.graph(), &text),
+            other => Err(format!("unsupported reader {other}")),
+        };
+        let reserved = reserve && at > 0;
+        let result = emitted.and_then(|emitted| {
+            self.matcher
+                .adopt(job, at, duration, reserved, emitted)
+                .map_err(|e| e.to_string())
+        });
+        if let Err(e) = result {
+            self.err(&format!("ERROR: update: job {job}: {e}"));
+            return;
+        }
+        let Some(info) = self.matcher.info(job) else {
+            return;
+        };
+        let text = render(
+            self.matcher.graph(),
+            &info.emitted,
+            self.format,
+            at,
+            duration,
+            None,
+        );
+        let _ = self.out.write_all(text.as_bytes());
+        let mode = if reserved { "RESERVED" } else { "ALLOCATED" };
+        let when = if at == 0 {
+            "Now".to_string()
+        } else {
+            at.to_string()
+        };
+        self.print_placed(job, mode, &when);
+        let _ = writeln!(self.out, "INFO: =============================");
+        self.jobs.insert(
+            job,
+            JobMeta {
+                state: mode,
+                at,
+                jobspec: t[3].to_string(),
+                overhead: 0.0,
+            },
+        );
+        self.next_job = self.next_job.max(job + 1);
     }
 
     fn perf(&mut self, elapsed: f64) {
@@ -780,7 +871,7 @@ fn parse_id(s: &str) -> u64 {
 }
 
 /// Parses an RFC 22 idset (`0-3,7`).
-fn parse_idset(s: &str) -> Option<Vec<i64>> {
+pub(crate) fn parse_idset(s: &str) -> Option<Vec<i64>> {
     let s = s.trim_matches(|c| c == '[' || c == ']');
     let mut out = Vec::new();
     for part in s.split(',').filter(|p| !p.is_empty()) {
@@ -798,7 +889,7 @@ fn parse_idset(s: &str) -> Option<Vec<i64>> {
     Some(out)
 }
 
-fn nodes_of_ranks(g: &ResourceGraph, ranks: &[i64]) -> Vec<VertexId> {
+pub(crate) fn nodes_of_ranks(g: &ResourceGraph, ranks: &[i64]) -> Vec<VertexId> {
     g.vertices()
         .filter(|&v| {
             g.kind_name(v) == "node" && g.vertex(v).is_some_and(|x| ranks.contains(&x.rank))
@@ -852,7 +943,7 @@ fn jgf_nodes(g: &ResourceGraph, text: &str) -> Result<Vec<VertexId>, String> {
 /// Whether the metadata of a JGF vertex names the same vertex as the graph
 /// holds at its path: a partial cancel must not release resources that a
 /// stale or hand-edited R describes differently. The error names the field.
-fn jgf_vertex_agrees(
+pub(crate) fn jgf_vertex_agrees(
     g: &ResourceGraph,
     v: VertexId,
     meta: &serde_json::Value,
