@@ -162,7 +162,23 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
         let m = &doc.graph.nodes[i].metadata;
         let kind = m.kind.clone().unwrap_or_default();
         let basename = m.basename.clone().unwrap_or_else(|| kind.clone());
-        let id = m.id.unwrap_or(-1);
+        // Fluxion's defaults: the unique id is the node's outer id when it
+        // is a number; the logical id is a node's hostname suffix, else the
+        // unique id; the name is basename + id.
+        let outer_id = match &doc.graph.nodes[i].id {
+            Value::String(s) => s.parse::<u64>().ok(),
+            v => v.as_u64(),
+        };
+        let uniq_id = m.uniq_id.or(outer_id);
+        let id = m.id.unwrap_or_else(|| {
+            let suffix = m.name.as_deref().filter(|_| kind == "node").and_then(|n| {
+                let digits = n.len() - n.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+                n[n.len() - digits..].parse::<i64>().ok()
+            });
+            suffix
+                .or_else(|| uniq_id.and_then(|u| i64::try_from(u).ok()))
+                .unwrap_or(-1)
+        });
         let name = m.name.clone().unwrap_or_else(|| {
             if id >= 0 {
                 format!("{basename}{id}")
@@ -215,7 +231,7 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
                         Some("down") => Status::Down,
                         _ => Status::Up,
                     },
-                    uniq_id: m.uniq_id,
+                    uniq_id,
                 };
                 let v = g.add_vertex(spec, parent)?;
                 added.push(v);

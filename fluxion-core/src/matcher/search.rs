@@ -334,10 +334,12 @@ pub(crate) fn run(
     }
 }
 
-/// Running count of candidate units per request, so early-stop checks do
-/// not rescan every candidate after each child.
+/// Running count of candidate units and candidates (granules) per request,
+/// so early-stop checks do not rescan every candidate after each child.
 struct Tally {
     got: Vec<u64>,
+    grains: Vec<u64>,
+    smallest: Vec<u64>,
     seen: usize,
 }
 
@@ -345,22 +347,34 @@ impl Tally {
     fn new(n: usize) -> Self {
         Tally {
             got: vec![0; n],
+            grains: vec![0; n],
+            smallest: vec![u64::MAX; n],
             seen: 0,
         }
     }
     /// Counts the candidates of `out` not seen yet.
     fn add(&mut self, out: &[Cand]) {
         for c in &out[self.seen.min(out.len())..] {
-            if let Some(g) = self.got.get_mut(c.idx) {
-                *g += c.count;
+            if c.idx < self.got.len() {
+                self.got[c.idx] += c.count;
+                self.grains[c.idx] += 1;
+                self.smallest[c.idx] = self.smallest[c.idx].min(c.count.max(1));
             }
         }
         self.seen = out.len();
     }
+    /// Enough units for `multiplier` copies of every request, and enough
+    /// vertices for each copy to have its own: copies (slots) never share a
+    /// vertex, so one big pool cannot stand in for several copies' shares,
+    /// and a copy larger than a vertex needs several. Counting copies by
+    /// the smallest vertex seen never stops too early.
     fn enough(&self, reqs: &[Request], multiplier: u64) -> bool {
-        reqs.iter()
-            .zip(&self.got)
-            .all(|(r, &g)| g >= r.effective_max().saturating_mul(multiplier))
+        reqs.iter().enumerate().all(|(i, r)| {
+            let want = r.effective_max();
+            let per_copy = want.div_ceil(self.smallest[i].min(want.max(1)));
+            self.got[i] >= want.saturating_mul(multiplier)
+                && self.grains[i] >= per_copy.saturating_mul(multiplier)
+        })
     }
 }
 

@@ -1,5 +1,6 @@
 use super::*;
 use crate::generate::{ClusterShape, cluster};
+use crate::graph::VertexSpec;
 
 fn small(nodes: usize) -> ResourceGraph {
     let shape = ClusterShape {
@@ -391,4 +392,37 @@ fn adopted_placements_hold_their_vertices() {
     assert_eq!(names(&m, &o)[..2], ["core2[1:x]", "core3[1:x]"]);
     m.cancel(40).unwrap();
     m.adopt(41, 50, 100, false, emitted).unwrap();
+}
+
+/// Slots never share a vertex: two slots of 4 GiB each take two memory
+/// pools, though the first 16 GiB pool the first-match walk meets holds
+/// enough units for both.
+#[test]
+fn first_match_explores_until_each_slot_has_its_own_vertices() {
+    let slots = |n: u64, gib: u64| {
+        Jobspec::parse(&format!(
+            "version: 1\nresources:\n  - type: slot\n    count: {n}\n    label: s\n    with:\n      - type: memory\n        count: {gib}\n        exclusive: true\nattributes: {{system: {{duration: 100}}}}\n"
+        ))
+        .unwrap()
+    };
+    // Like a rabbit's SSDs: pools side by side under one vertex.
+    let mut g = ResourceGraph::new();
+    let root = g
+        .add_vertex(VertexSpec::new("cluster", "cluster", 0), None)
+        .unwrap();
+    for i in 0..3 {
+        let mut pool = VertexSpec::new("memory", "memory", i);
+        pool.size = 16;
+        g.add_vertex(pool, Some(root)).unwrap();
+    }
+    g.set_prune_filters(&"ALL:memory".parse().unwrap()).unwrap();
+    let mut m = Matcher::new(g, Policy::First);
+    let o = m
+        .match_jobspec(MatchOp::Allocate, 1, &slots(2, 4), 0)
+        .unwrap();
+    let pools = names(&m, &o)
+        .iter()
+        .filter(|n| n.starts_with("memory"))
+        .count();
+    assert_eq!(pools, 2, "{:?}", names(&m, &o));
 }
