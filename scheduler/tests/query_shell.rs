@@ -272,3 +272,26 @@ fn update_records_a_placement_from_an_r() {
         "{out}"
     );
 }
+
+/// `find agfilter=t` prints each vertex's aggregate counts; below the root
+/// only the prune-filter types (cores by default), at the root every leaf
+/// type too, as resource-query does.
+#[test]
+fn the_root_reports_every_leaf_type_in_its_aggregate() {
+    let graph = data("mini.graphml");
+    let spec = data("socket2.yaml");
+    let cmds = format!("match allocate {spec}\nfind agfilter=t\nquit\n");
+    let (out, err) = run(&["-L", &graph, "-P", "low", "-F", "jgf"], &cmds);
+    assert_eq!(err, "");
+    let found = out.lines().nth(6).expect("the find's JGF line");
+    assert!(
+        found.contains(r#""containment": "/mini0"}, "agfilter": {"core": "used:2, total:32", "gpu": "used:0, total:8", "memory": "used:0, total:128"}"#),
+        "{found}"
+    );
+    assert!(
+        found.contains(
+            r#""containment": "/mini0/rack0/node0"}, "agfilter": {"core": "used:2, total:8"}"#
+        ),
+        "{found}"
+    );
+}

@@ -571,12 +571,24 @@ impl Session {
         }
         let agf = expr.wants_agfilter();
         let job = expr.job();
+        let root = g.root();
+        let mut leaf_types: Vec<_> = if agf && !emitted.is_empty() {
+            g.vertices()
+                .filter(|&u| g.children(u).is_empty())
+                .filter_map(|u| g.vertex(u).map(|x| x.kind))
+                .collect()
+        } else {
+            Vec::new()
+        };
+        leaf_types.sort();
+        leaf_types.dedup();
         let extra = |v: VertexId| -> Option<String> {
             if !agf {
                 return None;
             }
             // Fluxion lists the tracked types below a vertex (not its own
-            // type), sorted by name.
+            // type), sorted by name; the root also counts every leaf type,
+            // tracked or not.
             let own = g.vertex(v).map(|x| x.kind);
             let mut types: Vec<_> = g
                 .tracked_types()
@@ -584,15 +596,30 @@ impl Session {
                 .copied()
                 .filter(|&t| Some(t) != own)
                 .collect();
+            let at_root = Some(v) == root;
+            if at_root {
+                types.extend(leaf_types.iter().copied());
+            }
             types.sort_by(|a, b| g.type_name(*a).cmp(g.type_name(*b)));
+            types.dedup();
             let parts: Vec<String> = types
                 .into_iter()
                 .filter_map(|ty| {
-                    let total = g.subtree_total(v, ty)?;
+                    let total = match g.subtree_total(v, ty) {
+                        Some(total) => {
+                            g.free_units(v, ty, 0, 1)?;
+                            total
+                        }
+                        None if at_root => g
+                            .vertices()
+                            .filter_map(|u| g.vertex(u).filter(|x| x.kind == ty))
+                            .map(|x| x.size)
+                            .sum(),
+                        None => return None,
+                    };
                     // With a job named, "used" is what that job holds.
                     // Fluxion counts the units claimed below (not what an
                     // exclusive claim above them hides), so sum the claims.
-                    g.free_units(v, ty, 0, 1)?;
                     let used = claimed_units(g, v, ty, job);
                     Some(format!(
                         "\"{}\": \"used:{}, total:{}\"",
