@@ -7,9 +7,9 @@
 
 mod cancel_walk;
 mod find;
+mod r_reader;
 mod shell;
 mod spec_cache;
-mod update;
 
 use std::path::PathBuf;
 

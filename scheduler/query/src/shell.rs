@@ -15,8 +15,10 @@ use fluxion_core::writers::{Format, render};
 use crate::QueryArgs;
 use crate::cancel_walk::cancel_walk_counts;
 use crate::find;
+use crate::r_reader::{
+    jgf_emits, jgf_nodes, nodes_of_ranks, parse_idset, rv1exec_emits, rv1exec_nodes,
+};
 use crate::spec_cache::SpecCache;
-use crate::update::{jgf_emits, rv1exec_emits};
 
 /// What the shell remembers of a job (for `info` and `list`).
 struct JobMeta {
@@ -895,117 +897,6 @@ impl Session {
 fn parse_id(s: &str) -> u64 {
     let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
     digits.parse().unwrap_or(0)
-}
-
-/// Parses an RFC 22 idset (`0-3,7`).
-pub(crate) fn parse_idset(s: &str) -> Option<Vec<i64>> {
-    let s = s.trim_matches(|c| c == '[' || c == ']');
-    let mut out = Vec::new();
-    for part in s.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (i64, i64) = (a.parse().ok()?, b.parse().ok()?);
-                if b < a || b - a > 1_000_000 {
-                    return None;
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(part.parse().ok()?),
-        }
-    }
-    Some(out)
-}
-
-pub(crate) fn nodes_of_ranks(g: &ResourceGraph, ranks: &[i64]) -> Vec<VertexId> {
-    g.vertices()
-        .filter(|&v| {
-            g.kind_name(v) == "node" && g.vertex(v).is_some_and(|x| ranks.contains(&x.rank))
-        })
-        .collect()
-}
-
-fn rv1exec_nodes(g: &ResourceGraph, text: &str) -> Result<Vec<VertexId>, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let rlite = v
-        .pointer("/execution/R_lite")
-        .and_then(|r| r.as_array())
-        .ok_or("missing execution.R_lite")?;
-    let mut ranks = Vec::new();
-    for e in rlite {
-        let r = e
-            .get("rank")
-            .and_then(|r| r.as_str())
-            .ok_or("R_lite entry without rank")?;
-        ranks.extend(parse_idset(r).ok_or("bad rank idset")?);
-    }
-    Ok(nodes_of_ranks(g, &ranks))
-}
-
-fn jgf_nodes(g: &ResourceGraph, text: &str) -> Result<Vec<VertexId>, String> {
-    let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
-    let nodes = v
-        .pointer("/graph/nodes")
-        .and_then(|n| n.as_array())
-        .ok_or("missing graph.nodes")?;
-    let mut out = Vec::new();
-    for (i, n) in nodes.iter().enumerate() {
-        let m = n.get("metadata");
-        let ty = m.and_then(|m| m.get("type")).and_then(|t| t.as_str());
-        let path = m
-            .and_then(|m| m.pointer("/paths/containment"))
-            .and_then(|p| p.as_str());
-        let Some(vx) = path.and_then(|p| g.find_path(p)) else {
-            continue;
-        };
-        if let Some(m) = m {
-            jgf_vertex_agrees(g, vx, m).map_err(|e| format!("graph.nodes[{i}].metadata.{e}"))?;
-        }
-        if ty == Some("node") {
-            out.push(vx);
-        }
-    }
-    Ok(out)
-}
-
-/// Whether the metadata of a JGF vertex names the same vertex as the graph
-/// holds at its path: a partial cancel must not release resources that a
-/// stale or hand-edited R describes differently. The error names the field.
-pub(crate) fn jgf_vertex_agrees(
-    g: &ResourceGraph,
-    v: VertexId,
-    meta: &serde_json::Value,
-) -> Result<(), String> {
-    let Some(x) = g.vertex(v) else {
-        return Ok(());
-    };
-    let int = |k: &str| meta.get(k).and_then(|x| x.as_i64());
-    let text = |k: &str| meta.get(k).and_then(|x| x.as_str());
-    if let Some(t) = text("type")
-        && t != g.kind_name(v)
-    {
-        return Err(format!("type: {t} where the graph has {}", g.kind_name(v)));
-    }
-    if let Some(n) = text("name")
-        && n != &*x.name
-    {
-        return Err(format!("name: {n} where the graph has {}", x.name));
-    }
-    if let Some(r) = int("rank")
-        && r != x.rank
-    {
-        return Err(format!("rank: {r} where {} has rank {}", x.name, x.rank));
-    }
-    if let Some(i) = int("id")
-        && i != x.id
-    {
-        return Err(format!("id: {i} where {} has id {}", x.name, x.id));
-    }
-    if let Some(sz) = int("size")
-        && u64::try_from(sz).ok() != Some(x.size)
-    {
-        return Err(format!("size: {sz} where {} has size {}", x.name, x.size));
-    }
-    Ok(())
 }
 
 /// Units of type `t` claimed now in the subtree of `v` (below `v`), by
