@@ -220,6 +220,9 @@ pub struct ResourceGraph {
     /// The summed holds of vertices held by many jobs at once (see
     /// [`LOAD_AFTER`]); the others answer from their few spans.
     loads: HashMap<VertexId, Timeline, IdBuild>,
+    /// Aggregates that got an entry for the job being added, whose load
+    /// timelines still lack it.
+    fresh: Vec<VertexId>,
 }
 
 /// A vertex with this many spans keeps a [`Timeline`] of them, and drops
@@ -758,6 +761,7 @@ impl ResourceGraph {
             for c in &h.claims {
                 self.add_agg_usage(j, h.start, h.end, c, &ex, 1);
             }
+            self.flush_fresh_loads();
         }
     }
 
@@ -804,6 +808,23 @@ impl ResourceGraph {
         } else {
             Vec::new()
         }
+    }
+
+    /// Adds the entries of the job just added to the load timelines of the
+    /// aggregates that got one (each is the last entry of its aggregate).
+    fn flush_fresh_loads(&mut self) {
+        let fresh = std::mem::take(&mut self.fresh);
+        for &a in &fresh {
+            if let Some(agg) = self.g[a].agg.as_deref_mut()
+                && let Some(entry) = agg.spans.last()
+            {
+                for (slot, &units) in entry.counts.iter().enumerate() {
+                    agg.load.add(entry.start, entry.end, slot, units);
+                }
+            }
+        }
+        self.fresh = fresh;
+        self.fresh.clear();
     }
 
     fn exclusive_set(claims: &[Claim]) -> IdSet<VertexId> {
@@ -861,12 +882,12 @@ impl ResourceGraph {
                     agg.spans.iter().rposition(same)
                 };
                 match (pos, sign > 0) {
-                    (Some(i), true) => {
-                        agg.spans[i].counts[slot] += units;
-                        agg.load.add(start, end, slot, units);
-                    }
+                    // The load timeline takes a job's entry whole once all
+                    // its claims are in (see `flush_fresh_loads`): one
+                    // update per vertex instead of one per claim below it.
+                    (Some(i), true) => agg.spans[i].counts[slot] += units,
                     (None, true) => {
-                        agg.load.add(start, end, slot, units);
+                        self.fresh.push(a);
                         let mut counts = vec![0u64; n].into_boxed_slice();
                         counts[slot] = units;
                         push_snug(
@@ -1052,6 +1073,7 @@ impl ResourceGraph {
                 self.add_agg_usage(job, start, end, c, &ex, 1);
             }
         }
+        self.flush_fresh_loads();
         self.jobs.insert(
             job,
             JobHold {
