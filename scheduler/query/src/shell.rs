@@ -468,7 +468,9 @@ impl Session {
             return;
         }
         let job = parse_id(t[1]);
-        let visits = self.matcher.info(job).map(|info| {
+        // The walk's counts are printed only on request; most cancels skip it.
+        let stats = t.get(2) == Some(&"stats");
+        let visits = self.matcher.info(job).filter(|_| stats).map(|info| {
             let tagged = info.emitted.iter().map(|e| e.vertex);
             cancel_walk_counts(self.matcher.graph(), tagged)
         });
@@ -486,7 +488,7 @@ impl Session {
                 "ERROR: error encountered while removing job {job}"
             )),
         }
-        if t.get(2) == Some(&"stats") {
+        if stats {
             let _ = writeln!(self.out, "INFO: =============================");
             let (pre, post) = visits.unwrap_or_default();
             let _ = writeln!(self.out, "INFO: CANCEL PREORDER COUNT=\"{pre}\"");
