@@ -63,9 +63,16 @@ pub struct QueryArgs {
 }
 
 /// Runs `phalanx query`: loads the graph, then serves commands from stdin
-/// until `quit` or end of input.
+/// until `quit` or end of input. Meant to be the last thing a process does:
+/// the session's memory is left for the process exit to return.
 pub fn run(args: QueryArgs) -> anyhow::Result<()> {
     let mut session = shell::Session::open(&args).context("phalanx query")?;
     let stdin = std::io::stdin();
-    session.serve(stdin.lock())
+    let result = session.serve(stdin.lock());
+    // A large graph is millions of small allocations; freeing them one by
+    // one took about 70 ms for the 10,000-node graph holding 60 jobs.
+    // `serve` has flushed the output, and the process exits next, which
+    // returns the memory at once.
+    std::mem::forget(session);
+    result
 }
