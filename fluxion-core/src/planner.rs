@@ -1,7 +1,9 @@
 //! Per-vertex time planner: spans of (start, end, amount) held by jobs.
 //!
-//! Each vertex keeps its own small list of spans; lists are short in practice
-//! (one entry per job touching the vertex), so linear scans beat trees here.
+//! Each vertex keeps its own list of spans, one per job touching it. Most
+//! lists are short, and a scan beats any tree; the graph sums the spans of
+//! a vertex many jobs go through into a timeline (`timeline.rs`) so its
+//! window queries do not grow with the number of jobs.
 
 /// Time in seconds (the matcher's clock; `0` is the epoch of a session).
 pub type Time = i64;
