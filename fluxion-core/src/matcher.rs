@@ -47,6 +47,18 @@ pub struct Emit {
     pub exclusive: bool,
 }
 
+impl Emit {
+    /// What holding this vertex takes from the graph: an exclusive entry
+    /// consumes its units, a pass-through entry none.
+    fn claim(&self) -> Claim {
+        Claim {
+            vertex: self.vertex,
+            amount: if self.exclusive { self.needs } else { 0 },
+            exclusive: self.exclusive,
+        }
+    }
+}
+
 /// A successful match.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MatchOutcome {
@@ -281,11 +293,7 @@ impl Matcher {
                 let claims = emitted
                     .iter()
                     .chain(found.shadow.iter())
-                    .map(|e| Claim {
-                        vertex: e.vertex,
-                        amount: if e.exclusive { e.needs } else { 0 },
-                        exclusive: e.exclusive,
-                    })
+                    .map(Emit::claim)
                     .collect();
                 self.graph
                     .allocate(job, at, at.saturating_add(d as i64), reserved, claims)?;
@@ -425,14 +433,7 @@ impl Matcher {
         if busy {
             return Err(MatchError::Busy);
         }
-        let claims = emitted
-            .iter()
-            .map(|e| Claim {
-                vertex: e.vertex,
-                amount: if e.exclusive { e.needs } else { 0 },
-                exclusive: e.exclusive,
-            })
-            .collect();
+        let claims = emitted.iter().map(Emit::claim).collect();
         self.graph.allocate(job, at, end, reserved, claims)?;
         self.jobs.insert(
             job,

@@ -6,7 +6,7 @@
 //! the vertices the R names, held exclusively, below the ancestors they
 //! pass through. Every error names the field of the R that is wrong.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 
 use fluxion_core::graph::{ResourceGraph, VertexId};
 use fluxion_core::matcher::Emit;
@@ -33,6 +33,7 @@ pub(crate) fn parse_idset(s: &str) -> Option<Vec<i64>> {
 
 /// The node vertices of `ranks`, in graph order.
 pub(crate) fn nodes_of_ranks(g: &ResourceGraph, ranks: &[i64]) -> Vec<VertexId> {
+    let ranks: HashSet<i64> = ranks.iter().copied().collect();
     g.vertices()
         .filter(|&v| {
             g.kind_name(v) == "node" && g.vertex(v).is_some_and(|x| ranks.contains(&x.rank))
@@ -105,17 +106,31 @@ pub(crate) fn jgf_nodes(g: &ResourceGraph, text: &str) -> Result<Vec<VertexId>, 
 /// The vertices an rv1exec R holds: for each rank of each `R_lite` entry,
 /// the rank's node and its children of the listed types and ids.
 pub(crate) fn rv1exec_emits(g: &ResourceGraph, text: &str) -> Result<Vec<Emit>, String> {
+    let entries = rlite_entries(text)?;
+    // One pass over the graph finds every rank's node (the first in graph
+    // order when a rank has several).
+    let ranks: Vec<i64> = entries
+        .iter()
+        .flat_map(|e| e.ranks.iter().copied())
+        .collect();
+    let mut node_of: HashMap<i64, VertexId> = HashMap::new();
+    for v in nodes_of_ranks(g, &ranks) {
+        if let Some(x) = g.vertex(v) {
+            node_of.entry(x.rank).or_insert(v);
+        }
+    }
     let mut held = Vec::new();
-    for entry in rlite_entries(text)? {
+    for entry in &entries {
         let field = &entry.field;
         for &rank in &entry.ranks {
-            let node = *nodes_of_ranks(g, &[rank])
-                .first()
+            let node = *node_of
+                .get(&rank)
                 .ok_or_else(|| format!("{field}.rank: no node has rank {rank}"))?;
             held.push((node, true));
+            let below = g.subtree(node);
             for (kind, ids) in &entry.children {
                 for &id in ids {
-                    let found = g.subtree(node).into_iter().find(|&u| {
+                    let found = below.iter().copied().find(|&u| {
                         g.kind_name(u) == kind && g.vertex(u).is_some_and(|x| x.id == id)
                     });
                     let u = found.ok_or_else(|| {
