@@ -280,13 +280,7 @@ impl Session {
                     self.print_sat(true, elapsed, o.preorder_visits, o.postorder_visits);
                 } else {
                     self.perf(elapsed);
-                    let mode = if o.reserved { "RESERVED" } else { "ALLOCATED" };
-                    let at = if o.at == 0 {
-                        "Now".to_string()
-                    } else {
-                        o.at.to_string()
-                    };
-                    self.print_placed(job, mode, &at);
+                    let mode = self.print_placed(job, o.reserved, o.at);
                     if self.elapse {
                         let _ = self.out.flush();
                         println!("INFO: ELAPSE={elapsed:.9}");
@@ -297,7 +291,7 @@ impl Session {
                     self.jobs.insert(
                         job,
                         JobMeta {
-                            state: if o.reserved { "RESERVED" } else { "ALLOCATED" },
+                            state: mode,
                             at: o.at,
                             jobspec: file.to_string(),
                             overhead: elapsed,
@@ -329,11 +323,18 @@ impl Session {
     }
 
     /// The lines after a placement's vertices, up to the closing rule.
-    fn print_placed(&mut self, job: u64, mode: &str, at: &str) {
+    /// Returns the state written (`ALLOCATED` or `RESERVED`).
+    fn print_placed(&mut self, job: u64, reserved: bool, at: i64) -> &'static str {
+        let mode = if reserved { "RESERVED" } else { "ALLOCATED" };
         let _ = writeln!(self.out, "INFO: =============================");
         let _ = writeln!(self.out, "INFO: JOBID={job}");
         let _ = writeln!(self.out, "INFO: RESOURCES={mode}");
-        let _ = writeln!(self.out, "INFO: SCHEDULED AT={at}");
+        if at == 0 {
+            let _ = writeln!(self.out, "INFO: SCHEDULED AT=Now");
+        } else {
+            let _ = writeln!(self.out, "INFO: SCHEDULED AT={at}");
+        }
+        mode
     }
 
     /// `update allocate|allocate_orelse_reserve jgf|rv1exec FILE JOBID AT
@@ -395,13 +396,7 @@ impl Session {
             None,
         );
         let _ = self.out.write_all(text.as_bytes());
-        let mode = if reserved { "RESERVED" } else { "ALLOCATED" };
-        let when = if at == 0 {
-            "Now".to_string()
-        } else {
-            at.to_string()
-        };
-        self.print_placed(job, mode, &when);
+        let mode = self.print_placed(job, reserved, at);
         let _ = writeln!(self.out, "INFO: =============================");
         self.jobs.insert(
             job,
