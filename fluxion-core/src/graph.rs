@@ -16,12 +16,16 @@ mod filters;
 
 pub use filters::{FilterRule, PruneFilters};
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
+use std::fmt::Write as _;
 use std::sync::Arc;
 
 use petgraph::stable_graph::{NodeIndex, StableGraph};
+use smallvec::SmallVec;
 
-use crate::idhash::{IdBuild, IdSet};
+use crate::idhash::IdBuild;
+use crate::marks::VertexMarks;
 use crate::planner::{self, JobId, Span, Time, Usage};
 use crate::timeline::Timeline;
 
@@ -112,8 +116,10 @@ pub struct Vertex {
     pub kind: TypeId,
     /// Base name (`core`); shared between vertices.
     pub basename: Arc<str>,
-    /// Name (`core35`).
-    pub name: Box<str>,
+    /// The name when it is not basename + id; see [`Vertex::name`]. Most
+    /// names are (`core35`), and building them when printed saves an
+    /// allocation per vertex (about 23 MB at 10k nodes).
+    other_name: Option<Box<str>>,
     /// Logical id.
     pub id: i64,
     /// Execution-target rank, -1 if unknown.
@@ -130,11 +136,40 @@ pub struct Vertex {
     pub status: Status,
     parent: Option<VertexId>,
     children: Vec<VertexId>,
-    spans: Vec<Span>,
+    /// Most vertices are held by at most one job at a time: its span sits
+    /// in the vertex itself, so holding a vertex allocates nothing.
+    spans: SmallVec<[Span; 1]>,
     agg: Option<Box<Aggregate>>,
 }
 
 impl Vertex {
+    /// Name (`core35`): the basename followed by the id, unless the graph
+    /// named the vertex otherwise.
+    pub fn name(&self) -> Cow<'_, str> {
+        match &self.other_name {
+            Some(n) => Cow::Borrowed(n),
+            None => Cow::Owned(format!("{}{}", self.basename, self.id)),
+        }
+    }
+    /// Appends the name to `out`.
+    pub fn write_name(&self, out: &mut String) {
+        match &self.other_name {
+            Some(n) => out.push_str(n),
+            None => {
+                out.push_str(&self.basename);
+                let _ = write!(out, "{}", self.id);
+            }
+        }
+    }
+    /// Whether the vertex is named `name` (without building its name).
+    pub fn is_named(&self, name: &str) -> bool {
+        match &self.other_name {
+            Some(n) => **n == *name,
+            None => name
+                .strip_prefix(&*self.basename)
+                .is_some_and(|digits| is_decimal(digits, self.id)),
+        }
+    }
     /// Parent in the containment tree (`None` for the root).
     pub fn parent(&self) -> Option<VertexId> {
         self.parent
@@ -223,6 +258,9 @@ pub struct ResourceGraph {
     /// Aggregates that got an entry for the job being added, whose load
     /// timelines still lack it.
     fresh: Vec<VertexId>,
+    /// The exclusive claims of the job being added or released (see
+    /// [`ResourceGraph::mark_exclusive`]).
+    held: VertexMarks,
 }
 
 /// A vertex with this many spans keeps a [`Timeline`] of them, and drops
@@ -321,7 +359,7 @@ impl ResourceGraph {
         match parent {
             None => {
                 if let Some(r) = self.root {
-                    return Err(GraphError::RootExists(self.g[r].name.to_string()));
+                    return Err(GraphError::RootExists(self.g[r].name().into_owned()));
                 }
             }
             Some(p) => {
@@ -335,8 +373,12 @@ impl ResourceGraph {
         self.next_uniq = self.next_uniq.max(uniq_id + 1);
         let vertex = Vertex {
             kind,
+            other_name: (!spec
+                .name
+                .strip_prefix(spec.basename.as_str())
+                .is_some_and(|digits| is_decimal(digits, spec.id)))
+            .then(|| spec.name.into()),
             basename: self.shared(&spec.basename),
-            name: spec.name.into(),
             id: spec.id,
             rank: spec.rank,
             uniq_id,
@@ -350,7 +392,7 @@ impl ResourceGraph {
             status: Status::Up,
             parent,
             children: Vec::new(),
-            spans: Vec::new(),
+            spans: SmallVec::new(),
             agg: None,
         };
         let v = self.g.add_node(vertex);
@@ -536,6 +578,11 @@ impl ResourceGraph {
         }
         out
     }
+    /// The vertices above `v`, nearest first (its parent, then the
+    /// parent's parent, up to the root).
+    pub fn ancestors(&self, v: VertexId) -> impl Iterator<Item = VertexId> + '_ {
+        std::iter::successors(self.parent(v), |&p| self.parent(p))
+    }
     /// Depth of `v` (root = 0).
     pub fn depth(&self, v: VertexId) -> usize {
         let mut d = 0;
@@ -548,21 +595,21 @@ impl ResourceGraph {
     }
     /// Containment path, e.g. `/tiny0/rack0/node1`.
     pub fn path(&self, v: VertexId) -> String {
-        let mut names = Vec::new();
+        let mut line = Vec::new();
         let mut cur = Some(v);
         while let Some(u) = cur {
             match self.g.node_weight(u) {
                 Some(x) => {
-                    names.push(&*x.name);
+                    line.push(x);
                     cur = x.parent;
                 }
                 None => break,
             }
         }
         let mut s = String::new();
-        for n in names.iter().rev() {
+        for x in line.iter().rev() {
             s.push('/');
-            s.push_str(n);
+            x.write_name(&mut s);
         }
         s
     }
@@ -570,7 +617,7 @@ impl ResourceGraph {
     pub fn find_path(&self, path: &str) -> Option<VertexId> {
         let mut parts = path.split('/').filter(|p| !p.is_empty());
         let root = self.root?;
-        if &*self.g[root].name != parts.next()? {
+        if !self.g[root].is_named(parts.next()?) {
             return None;
         }
         let mut cur = root;
@@ -578,7 +625,7 @@ impl ResourceGraph {
             cur = *self.g[cur]
                 .children
                 .iter()
-                .find(|&&c| &*self.g[c].name == part)?;
+                .find(|&&c| self.g[c].is_named(part))?;
         }
         Some(cur)
     }
@@ -586,7 +633,7 @@ impl ResourceGraph {
     pub fn find_by_name<'a>(&'a self, name: &'a str) -> impl Iterator<Item = VertexId> + 'a {
         self.g
             .node_indices()
-            .filter(move |&v| &*self.g[v].name == name)
+            .filter(move |&v| self.g[v].is_named(name))
     }
 
     /// Sets (or replaces) property `key` of `v`.
@@ -757,9 +804,9 @@ impl ResourceGraph {
         // Re-apply job usage.
         let jobs: Vec<(JobId, JobHold)> = self.jobs.iter().map(|(j, h)| (*j, h.clone())).collect();
         for (j, h) in jobs {
-            let ex = Self::exclusive_set(&h.claims);
+            self.mark_exclusive(&h.claims);
             for c in &h.claims {
-                self.add_agg_usage(j, h.start, h.end, c, &ex, 1);
+                self.add_agg_usage(j, h.start, h.end, c, 1);
             }
             self.flush_fresh_loads();
         }
@@ -769,10 +816,10 @@ impl ResourceGraph {
     /// exclusive claim of the same job above it already covers it; the
     /// whole subtree for an exclusive inner vertex (nothing below it can be
     /// used by anyone else); else the units of the vertex itself.
-    fn claim_units(&self, c: &Claim, exclusive: &IdSet<VertexId>) -> Vec<(usize, u64)> {
+    fn claim_units(&self, c: &Claim) -> Vec<(usize, u64)> {
         let mut cur = self.g[c.vertex].parent;
         while let Some(p) = cur {
-            if exclusive.contains(&p) {
+            if self.held.contains(p) {
                 return Vec::new();
             }
             cur = self.g[p].parent;
@@ -827,27 +874,20 @@ impl ResourceGraph {
         self.fresh.clear();
     }
 
-    fn exclusive_set(claims: &[Claim]) -> IdSet<VertexId> {
-        let exclusive = claims.iter().filter(|c| c.exclusive);
-        let mut set =
-            IdSet::with_capacity_and_hasher(exclusive.clone().count(), IdBuild::default());
-        set.extend(exclusive.map(|c| c.vertex));
-        set
+    /// Makes `held` the set of `claims`' exclusive vertices, for
+    /// [`ResourceGraph::claim_units`] of the same job's claims.
+    fn mark_exclusive(&mut self, claims: &[Claim]) {
+        self.held.clear(self.index_bound());
+        for c in claims.iter().filter(|c| c.exclusive) {
+            self.held.insert(c.vertex);
+        }
     }
 
     /// Adds (`sign = 1`) or removes (`sign = -1`) a claim's units from the
     /// aggregate spans of the claimed vertex and its ancestors.
     #[allow(clippy::too_many_arguments)]
-    fn add_agg_usage(
-        &mut self,
-        job: JobId,
-        start: Time,
-        end: Time,
-        c: &Claim,
-        exclusive: &IdSet<VertexId>,
-        sign: i8,
-    ) {
-        for (slot, units) in self.claim_units(c, exclusive) {
+    fn add_agg_usage(&mut self, job: JobId, start: Time, end: Time, c: &Claim, sign: i8) {
+        for (slot, units) in self.claim_units(c) {
             self.add_agg_units(job, start, end, c.vertex, slot, units, sign);
         }
     }
@@ -1014,7 +1054,7 @@ impl ResourceGraph {
     /// Adds a span to `v`, keeping its load timeline.
     fn push_span(&mut self, v: VertexId, span: Span) {
         let spans = &mut self.g[v].spans;
-        push_snug(spans, span);
+        spans.push(span);
         if let Some(tl) = self.loads.get_mut(&v) {
             apply_span(tl, &span, false);
         } else if spans.len() >= LOAD_AFTER {
@@ -1034,6 +1074,10 @@ impl ResourceGraph {
         };
         let span = spans.remove(i);
         let left = spans.len();
+        if left <= 1 {
+            // Back into the vertex, freeing the spilled list.
+            spans.shrink_to_fit();
+        }
         if left < LOAD_AFTER / 2 {
             self.loads.remove(&v);
         } else if let Some(tl) = self.loads.get_mut(&v) {
@@ -1056,7 +1100,7 @@ impl ResourceGraph {
         if let Some(c) = claims.iter().find(|c| !self.g.contains_node(c.vertex)) {
             return Err(GraphError::NoSuchVertex(c.vertex));
         }
-        let ex = Self::exclusive_set(&claims);
+        self.mark_exclusive(&claims);
         for c in &claims {
             self.push_span(
                 c.vertex,
@@ -1070,7 +1114,7 @@ impl ResourceGraph {
                 },
             );
             if !self.filters.targets.is_empty() {
-                self.add_agg_usage(job, start, end, c, &ex, 1);
+                self.add_agg_usage(job, start, end, c, 1);
             }
         }
         self.flush_fresh_loads();
@@ -1089,20 +1133,20 @@ impl ResourceGraph {
     /// Releases everything `job` holds.
     pub fn release(&mut self, job: JobId) -> Result<JobHold, GraphError> {
         let hold = self.jobs.remove(&job).ok_or(GraphError::NoSuchJob(job))?;
-        let ex = Self::exclusive_set(&hold.claims);
+        self.mark_exclusive(&hold.claims);
         for c in &hold.claims {
-            self.drop_claim(job, &hold, c, &ex);
+            self.drop_claim(job, &hold, c);
         }
         Ok(hold)
     }
 
-    fn drop_claim(&mut self, job: JobId, hold: &JobHold, c: &Claim, ex: &IdSet<VertexId>) {
+    fn drop_claim(&mut self, job: JobId, hold: &JobHold, c: &Claim) {
         if !self.g.contains_node(c.vertex) {
             return;
         }
         self.remove_span(c.vertex, job);
         if !self.filters.targets.is_empty() {
-            self.add_agg_usage(job, hold.start, hold.end, c, ex, -1);
+            self.add_agg_usage(job, hold.start, hold.end, c, -1);
         }
     }
 
@@ -1122,9 +1166,9 @@ impl ResourceGraph {
             self.jobs.insert(job, hold);
             return Ok(false);
         }
-        let ex = Self::exclusive_set(&hold.claims);
+        self.mark_exclusive(&hold.claims);
         for c in &inside {
-            self.drop_claim(job, &hold, c, &ex);
+            self.drop_claim(job, &hold, c);
         }
         let inside_set: HashSet<VertexId> = inside.iter().map(|c| c.vertex).collect();
         hold.claims.retain(|c| !inside_set.contains(&c.vertex));
@@ -1148,7 +1192,7 @@ impl ResourceGraph {
             .map(|(c, _)| *c)
             .collect();
         for c in &dropped {
-            self.drop_claim(job, &hold, c, &ex);
+            self.drop_claim(job, &hold, c);
         }
         hold.claims.retain(|c| !dropped.contains(c));
         let gone = hold.claims.is_empty();
@@ -1182,6 +1226,15 @@ impl ResourceGraph {
 
 #[cfg(test)]
 mod tests;
+
+/// Whether `text` is exactly `n` written in decimal (as `{n}` formats it).
+fn is_decimal(text: &str, n: i64) -> bool {
+    let mut buf = [0u8; 24];
+    let mut w = std::io::Cursor::new(&mut buf[..]);
+    let _ = std::io::Write::write_fmt(&mut w, format_args!("{n}"));
+    let len = w.position() as usize;
+    text.as_bytes() == &buf[..len]
+}
 
 /// Pushes `x`, giving a vector's first entry exactly one slot instead of
 /// the four a growing `Vec` starts with: most vertices are held by one job

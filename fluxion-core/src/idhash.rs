@@ -39,9 +39,6 @@ impl Hasher for IdHasher {
 /// Builds [`IdHasher`]s.
 pub(crate) type IdBuild = BuildHasherDefault<IdHasher>;
 
-/// A set of vertex ids hashed with [`IdHasher`].
-pub(crate) type IdSet<T> = std::collections::HashSet<T, IdBuild>;
-
 #[cfg(test)]
 mod tests {
     use super::*;

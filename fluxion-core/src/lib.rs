@@ -28,6 +28,7 @@ pub mod group;
 mod idhash;
 pub mod io;
 pub mod jobspec;
+mod marks;
 pub mod matcher;
 pub mod planner;
 mod timeline;

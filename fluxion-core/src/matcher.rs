@@ -11,13 +11,14 @@
 //! cannot hold even one unit of any request, and id-ordered policies stop
 //! walking once the best candidates are known.
 
+mod emit;
 mod policy;
 mod search;
 mod walk;
 
 pub use policy::{Policy, UnknownPolicy};
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 
 use crate::graph::{Claim, GraphError, ResourceGraph, VertexId};
 use crate::jobspec::Jobspec;
@@ -158,9 +159,11 @@ pub struct Matcher {
     order_cache: Option<(u64, std::sync::Arc<search::Shape>)>,
     /// First-match walk order: free units below a vertex when a job last
     /// went through it (Fluxion's out-edge weights).
-    weights: HashMap<VertexId, u64>,
+    weights: walk::Weights,
     /// The children of wide vertices, kept in that walk order.
     walk: walk::WalkOrder,
+    /// Scratch set for ordering a match's vertices.
+    marks: crate::marks::VertexMarks,
 }
 
 impl Matcher {
@@ -173,7 +176,7 @@ impl Matcher {
         let generation = graph.generation();
         let mut walk = walk::WalkOrder::default();
         if policy.stops_early() {
-            walk.refresh(&graph, &HashMap::new());
+            walk.refresh(&graph, &walk::Weights::default());
         }
         Matcher {
             graph,
@@ -182,8 +185,9 @@ impl Matcher {
             jobs: BTreeMap::new(),
             stats: MatchStats::default(),
             order_cache: Some((generation, shape)),
-            weights: HashMap::new(),
+            weights: walk::Weights::default(),
             walk,
+            marks: crate::marks::VertexMarks::default(),
         }
     }
     /// The graph.
@@ -254,14 +258,14 @@ impl Matcher {
             let d = self.duration_at(spec, now);
             let found = self.search(&reqs, now, d, search::Mode::Sat, &ordered);
             visits = (found.pre, found.post);
-            return match found.emitted {
-                Some(emitted) => Ok(MatchOutcome {
+            return match found.chosen {
+                Some(chosen) => Ok(MatchOutcome {
                     job,
                     op,
                     at: now,
                     duration: d,
                     reserved: false,
-                    emitted,
+                    emitted: self.order(&ordered, chosen).0,
                     preorder_visits: visits.0,
                     postorder_visits: visits.1,
                 }),
@@ -288,11 +292,12 @@ impl Matcher {
             let found = self.search(&reqs, at, d, search::Mode::Now, &ordered);
             visits.0 += found.pre;
             visits.1 += found.post;
-            if let Some(emitted) = found.emitted {
+            if let Some(chosen) = found.chosen {
                 let reserved = at > now;
+                let (emitted, shadow) = self.order(&ordered, chosen);
                 let claims = emitted
                     .iter()
-                    .chain(found.shadow.iter())
+                    .chain(shadow.iter())
                     .map(Emit::claim)
                     .collect();
                 self.graph
@@ -344,7 +349,7 @@ impl Matcher {
                     },
                     &ordered,
                 );
-                if sat.emitted.is_none() {
+                if sat.chosen.is_none() {
                     return Err(MatchError::Unsatisfiable);
                 }
             }
@@ -352,7 +357,7 @@ impl Matcher {
         if op == MatchOp::Allocate {
             let d0 = self.duration_at(spec, now);
             let sat = self.search(&reqs, now, d0, search::Mode::Sat, &ordered);
-            if sat.emitted.is_none() {
+            if sat.chosen.is_none() {
                 return Err(MatchError::Unsatisfiable);
             }
         }
@@ -381,6 +386,18 @@ impl Matcher {
         )
     }
 
+    /// Orders a search's chosen claims into the printed vertices and the
+    /// shadow claims (see [`emit::order`]).
+    fn order(&mut self, shape: &search::Shape, chosen: Vec<Emit>) -> (Vec<Emit>, Vec<Emit>) {
+        let cx = emit::EmitContext {
+            graph: &self.graph,
+            shape,
+            whole_nodes: self.policy.node_exclusive(),
+            node_kind: self.graph.type_id("node"),
+        };
+        emit::order(&cx, &mut self.marks, chosen)
+    }
+
     fn shape(&mut self) -> std::sync::Arc<search::Shape> {
         if self.policy.stops_early() {
             self.walk.refresh(&self.graph, &self.weights);
@@ -403,7 +420,7 @@ impl Matcher {
         let d = self.duration_at(spec, 0);
         Ok(self
             .search(&reqs, 0, d, search::Mode::Sat, &search::Shape::default())
-            .emitted
+            .chosen
             .is_some())
     }
 

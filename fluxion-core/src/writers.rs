@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::str::FromStr;
 
-use crate::graph::{ResourceGraph, VertexId};
+use crate::graph::{ResourceGraph, Vertex, VertexId};
 use crate::matcher::Emit;
 use crate::planner::Time;
 
@@ -42,7 +42,7 @@ impl FromStr for Format {
 
 /// Appends one vertex line: indentation for `depth`, the name and the
 /// amount, as resource-query prints it.
-fn push_line(out: &mut String, depth: usize, name: &str, needs: u64, how: &str) {
+fn push_line(out: &mut String, depth: usize, x: &Vertex, needs: u64, how: &str) {
     // Enough dashes for any depth a real graph has; deeper ones loop.
     const DASHES: &str = "------------------------------------------------";
     out.push_str("      ");
@@ -52,7 +52,7 @@ fn push_line(out: &mut String, depth: usize, name: &str, needs: u64, how: &str) 
         out.push_str(&DASHES[..n]);
         dashes -= n;
     }
-    out.push_str(name);
+    x.write_name(out);
     out.push('[');
     if needs == 1 {
         out.push('1');
@@ -77,27 +77,42 @@ pub fn render(
     duration: u64,
     extra: Option<VertexExtra<'_>>,
 ) -> String {
+    let mut out = String::new();
+    render_into(&mut out, g, emitted, format, at, duration, extra);
+    out
+}
+
+/// Like [`render`], appending to `out`: a caller printing many matches
+/// keeps one buffer, whose pages stay mapped from one match to the next.
+pub fn render_into(
+    out: &mut String,
+    g: &ResourceGraph,
+    emitted: &[Emit],
+    format: Format,
+    at: Time,
+    duration: u64,
+    extra: Option<VertexExtra<'_>>,
+) {
     match format {
-        Format::Simple => simple(g, emitted),
-        Format::PrettySimple => pretty_simple(g, emitted),
-        Format::Jgf => jgf(g, emitted, extra),
-        Format::Rv1NoSched => rv1(g, emitted, at, duration),
+        Format::Simple => simple(out, g, emitted),
+        Format::PrettySimple => pretty_simple(out, g, emitted),
+        Format::Jgf => out.push_str(&jgf(g, emitted, extra)),
+        Format::Rv1NoSched => out.push_str(&rv1(g, emitted, at, duration)),
     }
 }
 
-fn simple(g: &ResourceGraph, emitted: &[Emit]) -> String {
-    let mut out = String::with_capacity(emitted.len() * 40);
+fn simple(out: &mut String, g: &ResourceGraph, emitted: &[Emit]) {
+    out.reserve(emitted.len() * 40);
     for e in emitted {
         let Some(x) = g.vertex(e.vertex) else {
             continue;
         };
         let how = if e.exclusive { "x" } else { "s" };
-        push_line(&mut out, g.depth(e.vertex), &x.name, e.needs, how);
+        push_line(out, g.depth(e.vertex), x, e.needs, how);
     }
-    out
 }
 
-fn pretty_simple(g: &ResourceGraph, emitted: &[Emit]) -> String {
+fn pretty_simple(out: &mut String, g: &ResourceGraph, emitted: &[Emit]) {
     // Rebuild the tree from the post-order list; print root first with the
     // children of each vertex in reverse emission order.
     let pos: BTreeMap<VertexId, usize> = emitted
@@ -113,18 +128,17 @@ fn pretty_simple(g: &ResourceGraph, emitted: &[Emit]) -> String {
             None => roots.push(i),
         }
     }
-    let mut out = String::with_capacity(emitted.len() * 48);
+    out.reserve(emitted.len() * 48);
     let mut stack: Vec<usize> = roots.into_iter().collect();
     while let Some(i) = stack.pop() {
         let e = &emitted[i];
         if let Some(x) = g.vertex(e.vertex) {
             let how = if e.exclusive { "exclusive" } else { "shared" };
-            push_line(&mut out, g.depth(e.vertex), &x.name, e.needs, how);
+            push_line(out, g.depth(e.vertex), x, e.needs, how);
         }
         // Pushing in order pops the last-emitted child first.
         stack.extend(kids[i].iter().copied());
     }
-    out
 }
 
 fn json_str(s: &str) -> String {
@@ -268,7 +282,7 @@ fn rv1(g: &ResourceGraph, emitted: &[Emit], at: Time, duration: u64) -> String {
         };
         let kind = g.type_name(x.kind);
         if kind == "node" {
-            nodes.push((x.rank, x.name.to_string()));
+            nodes.push((x.rank, x.name().into_owned()));
         } else if matches!(kind, "core" | "gpu") {
             per_rank
                 .entry(node_rank(e.vertex))

@@ -140,7 +140,7 @@ fn check_invariants(g: &ResourceGraph) -> Result<(), TestCaseError> {
                     live.len(),
                     1,
                     "vertex {} shared while exclusive at {}",
-                    x.name,
+                    x.name(),
                     t
                 );
             }
@@ -149,7 +149,7 @@ fn check_invariants(g: &ResourceGraph) -> Result<(), TestCaseError> {
             prop_assert!(
                 used <= x.size,
                 "vertex {} over-allocated: {} > {}",
-                x.name,
+                x.name(),
                 used,
                 x.size
             );
@@ -192,7 +192,7 @@ fn check_invariants(g: &ResourceGraph) -> Result<(), TestCaseError> {
                         stack.push((c, covered || held_x));
                     }
                 }
-                prop_assert_eq!(agg, expect, "aggregate at {} (t={})", x.name, t);
+                prop_assert_eq!(agg, expect, "aggregate at {} (t={})", x.name(), t);
             }
         }
     }

@@ -56,8 +56,8 @@ fn jgf_round_trip_keeps_names_ids_and_paths() {
             .unwrap_or_else(|| panic!("{p} missing after round trip"));
         let (a, b) = (g.vertex(v).expect("live"), h.vertex(w).expect("live"));
         assert_eq!(
-            (a.id, a.uniq_id, a.rank, a.size, &a.name),
-            (b.id, b.uniq_id, b.rank, b.size, &b.name)
+            (a.id, a.uniq_id, a.rank, a.size, a.name()),
+            (b.id, b.uniq_id, b.rank, b.size, b.name())
         );
     }
     // Attaching the same document again adds nothing; a foreign root is refused.

@@ -197,3 +197,43 @@ proptest::proptest! {
         }
     }
 }
+
+#[test]
+fn names_are_built_from_basename_and_id_unless_given_otherwise() {
+    let mut g = ResourceGraph::new();
+    let root = g
+        .add_vertex(VertexSpec::new("cluster", "tiny", 0), None)
+        .unwrap();
+    let core = g
+        .add_vertex(VertexSpec::new("core", "core", 35), Some(root))
+        .unwrap();
+    let mut odd = VertexSpec::new("node", "node", 7);
+    odd.name = "login7a".into();
+    let login = g.add_vertex(odd, Some(root)).unwrap();
+    let mut minus = VertexSpec::new("gpu", "gpu", -1);
+    minus.name = "gpu-1".into();
+    let gpu = g.add_vertex(minus, Some(root)).unwrap();
+    let mut padded = VertexSpec::new("gpu", "gpu", 2);
+    padded.name = "gpu02".into();
+    let gpu2 = g.add_vertex(padded, Some(root)).unwrap();
+
+    let x = g.vertex(core).unwrap();
+    assert_eq!(x.name(), "core35");
+    assert!(x.is_named("core35"));
+    assert!(!x.is_named("core3") && !x.is_named("core035") && !x.is_named("core"));
+    let mut s = String::from(">");
+    x.write_name(&mut s);
+    assert_eq!(s, ">core35");
+
+    let y = g.vertex(login).unwrap();
+    assert_eq!(y.name(), "login7a");
+    assert!(y.is_named("login7a") && !y.is_named("node7"));
+    assert_eq!(g.vertex(gpu).unwrap().name(), "gpu-1");
+    assert!(g.vertex(gpu).unwrap().is_named("gpu-1"));
+    // A name that only reads as basename + id keeps its own spelling.
+    assert_eq!(g.vertex(gpu2).unwrap().name(), "gpu02");
+    assert!(!g.vertex(gpu2).unwrap().is_named("gpu2"));
+    assert_eq!(g.path(login), "/tiny0/login7a");
+    assert_eq!(g.find_path("/tiny0/core35"), Some(core));
+    assert_eq!(g.find_by_name("gpu02").collect::<Vec<_>>(), [gpu2]);
+}

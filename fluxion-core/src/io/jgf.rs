@@ -262,7 +262,7 @@ pub fn write_jgf(g: &ResourceGraph) -> String {
             let mut meta = json!({
                 "type": g.type_name(x.kind),
                 "basename": &*x.basename,
-                "name": &*x.name,
+                "name": x.name(),
                 "id": x.id,
                 "uniq_id": x.uniq_id,
                 "rank": x.rank,

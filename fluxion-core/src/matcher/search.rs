@@ -1,10 +1,9 @@
 //! One traversal: evaluate candidates bottom-up, choose the best top-down.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use super::{Emit, Policy};
 use crate::graph::{ResourceGraph, Status, TypeId, VertexId};
-use crate::idhash::IdBuild;
 use crate::jobspec::{Count, Jobspec, Resource};
 use crate::planner::Time;
 
@@ -231,9 +230,9 @@ pub(crate) enum Mode {
 
 /// Result of one traversal.
 pub(crate) struct Found {
-    pub(crate) emitted: Option<Vec<Emit>>,
-    /// Vertices held but not printed (below an exclusive leaf of the request).
-    pub(crate) shadow: Vec<Emit>,
+    /// The claims of the chosen candidates, in choice order (see
+    /// [`super::emit::order`]), or `None` when nothing fits.
+    pub(crate) chosen: Option<Vec<Emit>>,
     pub(crate) pre: u64,
     pub(crate) post: u64,
 }
@@ -260,13 +259,22 @@ struct Search<'a> {
     honor_down: bool,
     node_kind: Option<TypeId>,
     shape: &'a Shape,
-    weights: &'a HashMap<VertexId, u64>,
+    weights: &'a super::walk::Weights,
     walk: &'a super::walk::WalkOrder,
     pre: u64,
     post: u64,
     /// Spare buffers for first-policy child orders, reused down the walk:
     /// a fresh one per visited vertex cost more in malloc than the sort.
     order_pool: Vec<Vec<(u64, u64, VertexId)>>,
+    /// Spare candidate lists, likewise.
+    cand_pool: Vec<Vec<Cand>>,
+}
+
+/// The candidates answering request `i` in a list sorted by [`Search::sort`].
+fn answering(sorted: &[Cand], i: usize) -> &[Cand] {
+    let lo = sorted.partition_point(|c| c.idx < i);
+    let hi = sorted.partition_point(|c| c.idx <= i);
+    &sorted[lo..hi]
 }
 
 /// Runs one traversal at `[at, at + duration)`; `sat` ignores allocations and
@@ -281,7 +289,7 @@ pub(crate) fn run(
     duration: u64,
     mode: Mode,
     shape: &Shape,
-    weights: &HashMap<VertexId, u64>,
+    weights: &super::walk::Weights,
     walk: &super::walk::WalkOrder,
 ) -> Found {
     let mut s = Search {
@@ -298,11 +306,11 @@ pub(crate) fn run(
         pre: 0,
         post: 0,
         order_pool: Vec::new(),
+        cand_pool: Vec::new(),
     };
     let Some(root) = g.root() else {
         return Found {
-            emitted: None,
-            shadow: Vec::new(),
+            chosen: None,
             pre: 0,
             post: 0,
         };
@@ -310,25 +318,9 @@ pub(crate) fn run(
     let mut cands = Vec::new();
     s.eval(root, reqs, true, false, 0, true, &mut cands);
     let mut chosen = Vec::new();
-    let mut by_idx = split_by_idx(cands, reqs.len());
-    for (i, r) in reqs.iter().enumerate() {
-        let mine = std::mem::take(&mut by_idx[i]);
-        match s.choose(mine, r) {
-            Some(c) => chosen.extend(c),
-            None => {
-                return Found {
-                    emitted: None,
-                    shadow: Vec::new(),
-                    pre: s.pre,
-                    post: s.post,
-                };
-            }
-        }
-    }
-    let (emitted, shadow) = s.emit(root, chosen);
+    let ok = s.choose_each(&mut cands, reqs, &mut chosen);
     Found {
-        emitted: Some(emitted),
-        shadow,
+        chosen: ok.then_some(chosen),
         pre: s.pre,
         post: s.post,
     }
@@ -439,17 +431,6 @@ impl BestTally {
     }
 }
 
-/// Groups candidates by the request they answer, keeping walk order.
-fn split_by_idx(cands: Vec<Cand>, n: usize) -> Vec<Vec<Cand>> {
-    let mut out: Vec<Vec<Cand>> = (0..n).map(|_| Vec::new()).collect();
-    for c in cands {
-        if let Some(v) = out.get_mut(c.idx) {
-            v.push(c);
-        }
-    }
-    out
-}
-
 impl Search<'_> {
     fn score(&self, v: VertexId, node_factor: i64) -> i64 {
         let id = self.g.vertex(v).map_or(0, |x| x.id);
@@ -478,6 +459,16 @@ impl Search<'_> {
         })
     }
 
+    /// [`Self::prune_ok`] for a leaf with `avail` units of its type `kind`
+    /// free: a leaf holds nothing of the other tracked types.
+    fn leaf_fits(&self, kind: TypeId, avail: u64, needs: &[u64]) -> bool {
+        let tracked = self.g.tracked_types();
+        needs
+            .iter()
+            .zip(tracked)
+            .all(|(&n, &t)| n == 0 || (t == kind && avail >= n))
+    }
+
     fn slot_match(&self, v: VertexId, slot: &Request) -> bool {
         let mask = self
             .shape
@@ -496,24 +487,43 @@ impl Search<'_> {
         })
     }
 
-    /// Sorts candidates best first: by score in the policy's direction, ties
-    /// by graph order.
+    /// Sorts candidates by the request they answer, then best first: by
+    /// score in the policy's direction, ties by graph order.
     fn sort(&self, cands: &mut [Cand]) {
         if self.policy.prefers_high() {
-            cands.sort_by(|a, b| b.score.cmp(&a.score).then(a.tie.cmp(&b.tie)));
+            cands.sort_by(|a, b| {
+                (a.idx.cmp(&b.idx))
+                    .then(b.score.cmp(&a.score))
+                    .then(a.tie.cmp(&b.tie))
+            });
         } else {
-            cands.sort_by(|a, b| a.score.cmp(&b.score).then(a.tie.cmp(&b.tie)));
+            cands.sort_by(|a, b| {
+                (a.idx.cmp(&b.idx))
+                    .then(a.score.cmp(&b.score))
+                    .then(a.tie.cmp(&b.tie))
+            });
         }
     }
 
-    /// Picks the best candidates for `req`, taking partial amounts of pools.
-    fn choose(&self, mut cands: Vec<Cand>, req: &Request) -> Option<Vec<Emit>> {
-        let qc: u64 = cands.iter().map(|c| c.count).sum();
-        let want = req.count.best_within(qc)?;
-        self.sort(&mut cands);
-        let mut out = Vec::new();
+    /// Appends to `out` the best candidates of `cands` for each of `reqs`
+    /// (candidate `idx` = position in `reqs`); false when one falls short.
+    fn choose_each(&self, cands: &mut [Cand], reqs: &[Request], out: &mut Vec<Emit>) -> bool {
+        self.sort(cands);
+        reqs.iter()
+            .enumerate()
+            .all(|(i, r)| self.take_best(answering(cands, i), r, out))
+    }
+
+    /// Appends to `out` the claims of the first candidates of `sorted` (best
+    /// first) that make up `req`'s count, taking partial amounts of pools;
+    /// false when they fall short.
+    fn take_best(&self, sorted: &[Cand], req: &Request, out: &mut Vec<Emit>) -> bool {
+        let qc: u64 = sorted.iter().map(|c| c.count).sum();
+        let Some(want) = req.count.best_within(qc) else {
+            return false;
+        };
         let mut got = 0u64;
-        for c in cands {
+        for c in sorted {
             if got >= want {
                 break;
             }
@@ -526,9 +536,9 @@ impl Search<'_> {
                     exclusive: c.exclusive,
                 });
             }
-            out.extend(c.claims);
+            out.extend_from_slice(&c.claims);
         }
-        (got >= want).then_some(out)
+        got >= want
     }
 
     /// Evaluates the children of `u` against `reqs`, in the policy's walk
@@ -733,22 +743,27 @@ impl Search<'_> {
         if self.honor_down && x.status == Status::Down {
             return;
         }
-        let avail = if self.sat {
-            x.size
+        // One look at the vertex's spans answers availability, "held by
+        // anyone" and, for a leaf, pruning.
+        let (avail, held) = if self.sat {
+            (x.size, false)
         } else {
-            g.available(u, self.at, self.end)
+            let use_ = g.usage(u, self.at, self.end);
+            let avail = if use_.exclusive_held {
+                0
+            } else {
+                x.size.saturating_sub(use_.peak_amount)
+            };
+            (avail, use_.any_held)
         };
         if avail == 0 {
             return;
         }
         let is_node = Some(x.kind) == self.node_kind;
-        if is_node
-            && self.policy.node_exclusive()
-            && !self.sat
-            && g.usage(u, self.at, self.end).any_held
-        {
+        if is_node && self.policy.node_exclusive() && held {
             return;
         }
+        let leaf = x.children().is_empty();
         let child_factor = if self.policy.node_centric() && is_node {
             self.node_factor(u)
         } else {
@@ -764,22 +779,29 @@ impl Search<'_> {
                 let x_in = excl_in
                     || r.exclusive == Some(true)
                     || (is_node && self.policy.node_exclusive());
-                if x_in && !self.sat && g.usage(u, self.at, self.end).any_held {
+                if x_in && held {
                     return;
                 }
-                if !self.prune_ok(u, &r.unit_needs) {
+                let fits = if leaf {
+                    self.leaf_fits(x.kind, avail, &r.unit_needs)
+                } else {
+                    self.prune_ok(u, &r.unit_needs)
+                };
+                if !fits {
                     return;
                 }
                 let claims = match slot {
                     Some((s, _)) => {
-                        let slots = self.build_slots(u, s, child_factor);
-                        match self.choose(slots, s) {
-                            Some(c) => c,
-                            None => return,
+                        let mut slots = self.build_slots(u, s, child_factor);
+                        self.sort(&mut slots);
+                        let mut claims = Vec::new();
+                        if !self.take_best(&slots, s, &mut claims) {
+                            return;
                         }
+                        claims
                     }
                     None => {
-                        let mut kids = Vec::new();
+                        let mut kids = self.cand_pool.pop().unwrap_or_default();
                         if !r.with.is_empty() {
                             self.explore(
                                 u,
@@ -793,13 +815,11 @@ impl Search<'_> {
                             );
                         }
                         let mut claims = Vec::new();
-                        let mut by_idx = split_by_idx(kids, r.with.len());
-                        for (ci, creq) in r.with.iter().enumerate() {
-                            let mine = std::mem::take(&mut by_idx[ci]);
-                            match self.choose(mine, creq) {
-                                Some(c) => claims.extend(c),
-                                None => return,
-                            }
+                        let ok = self.choose_each(&mut kids, &r.with, &mut claims);
+                        kids.clear();
+                        self.cand_pool.push(kids);
+                        if !ok {
+                            return;
                         }
                         claims
                     }
@@ -873,7 +893,7 @@ impl Search<'_> {
 
     /// Packs `u`'s children into as many whole slots of shape `slot.with` as fit.
     fn build_slots(&mut self, u: VertexId, slot: &Request, node_factor: i64) -> Vec<Cand> {
-        let mut kids = Vec::new();
+        let mut kids = self.cand_pool.pop().unwrap_or_default();
         let mult = slot.effective_max();
         self.explore(
             u,
@@ -885,19 +905,28 @@ impl Search<'_> {
             mult,
             &mut kids,
         );
-        let mut per_elem: Vec<(Vec<Cand>, u64)> = Vec::new();
+        self.sort(&mut kids);
+        let out = self.pack_slots(u, slot, &kids);
+        kids.clear();
+        self.cand_pool.push(kids);
+        out
+    }
+
+    /// Deals `kids` (sorted by [`Self::sort`]) out into as many whole
+    /// slots of shape `slot.with` as they make, each taking the best of
+    /// what is left.
+    fn pack_slots(&self, u: VertexId, slot: &Request, kids: &[Cand]) -> Vec<Cand> {
+        let mut per_elem: Vec<(&[Cand], u64)> = Vec::with_capacity(slot.with.len());
         let mut nslots = u64::MAX;
-        let mut by_idx = split_by_idx(kids, slot.with.len());
         for (ei, e) in slot.with.iter().enumerate() {
-            let mut mine = std::mem::take(&mut by_idx[ei]);
-            self.sort(&mut mine);
+            let mine = answering(kids, ei);
             let qc: u64 = mine.iter().map(|c| c.count).sum();
             let Some(per_slot) = e.count.best_within(qc) else {
                 return Vec::new();
             };
             let mut shares = 0u64;
             let mut acc = 0u64;
-            for c in &mine {
+            for c in mine {
                 acc += c.count;
                 if acc >= per_slot {
                     shares += 1;
@@ -946,128 +975,5 @@ impl Search<'_> {
             });
         }
         out
-    }
-
-    /// Adds pass-through ancestors and orders everything in post-order.
-    fn emit(&self, root: VertexId, chosen: Vec<Emit>) -> (Vec<Emit>, Vec<Emit>) {
-        let mut map: HashMap<VertexId, Emit, IdBuild> =
-            HashMap::with_capacity_and_hasher(chosen.len() * 2, IdBuild::default());
-        let (shadow, chosen): (Vec<Emit>, Vec<Emit>) =
-            chosen.into_iter().partition(|e| e.needs == 0);
-        for e in chosen {
-            map.entry(e.vertex).or_insert(e);
-        }
-        let claimed: Vec<VertexId> = map.keys().copied().collect();
-        for v in claimed {
-            let mut cur = self.g.parent(v);
-            while let Some(p) = cur {
-                if map.contains_key(&p) {
-                    break;
-                }
-                let size = self.g.vertex(p).map_or(1, |x| x.size);
-                map.insert(
-                    p,
-                    Emit {
-                        vertex: p,
-                        needs: size,
-                        exclusive: false,
-                    },
-                );
-                cur = self.g.parent(p);
-            }
-        }
-        // A node-exclusive policy hands out every node it touches whole.
-        // Each node's subtree is emitted as one block in its own post-order
-        // (a subtree's finish numbers are contiguous and end at the node),
-        // placed where the node sorts, instead of hashing and sorting every
-        // vertex of every node.
-        let mut blocks: HashMap<VertexId, Vec<Emit>, IdBuild> = HashMap::default();
-        if self.policy.node_exclusive() && self.node_kind.is_some() {
-            let nodes: Vec<VertexId> = map
-                .keys()
-                .copied()
-                .filter(|&v| self.g.vertex(v).map(|x| x.kind) == self.node_kind)
-                .collect();
-            blocks.reserve(nodes.len());
-            for n in nodes {
-                let block = self.whole_subtree_post_order(n);
-                for e in &block {
-                    if e.vertex != n {
-                        map.remove(&e.vertex);
-                    }
-                }
-                blocks.insert(n, block);
-            }
-        }
-        // Post-order is the order vertices finish in a depth-first walk:
-        // sort by the cached finish numbers instead of walking the graph.
-        let mut out: Vec<Emit> = map.values().copied().collect();
-        if out
-            .iter()
-            .all(|e| self.shape.post.get(e.vertex.index()).is_some())
-        {
-            out.sort_unstable_by_key(|e| self.shape.post[e.vertex.index()]);
-        } else {
-            let set: HashSet<VertexId> = map.keys().copied().collect();
-            out.clear();
-            let mut stack: Vec<(VertexId, usize)> = Vec::new();
-            if set.contains(&root) {
-                stack.push((root, 0));
-            }
-            while let Some((v, i)) = stack.pop() {
-                let kids = self.g.children(v);
-                if let Some(pos) = kids[i..].iter().position(|k| set.contains(k)) {
-                    stack.push((v, i + pos + 1));
-                    stack.push((kids[i + pos], 0));
-                } else if let Some(e) = map.get(&v) {
-                    out.push(*e);
-                }
-            }
-        }
-        // Shadow entries for vertices emitted anyway are dropped.
-        let in_block = |v: VertexId| {
-            let mut cur = Some(v);
-            while let Some(u) = cur {
-                if blocks.contains_key(&u) {
-                    return true;
-                }
-                cur = self.g.parent(u);
-            }
-            false
-        };
-        let shadow: Vec<Emit> = shadow
-            .into_iter()
-            .filter(|e| !map.contains_key(&e.vertex) && (blocks.is_empty() || !in_block(e.vertex)))
-            .collect();
-        if !blocks.is_empty() {
-            let extra: usize = blocks.values().map(|b| b.len().saturating_sub(1)).sum();
-            let mut expanded = Vec::with_capacity(out.len() + extra);
-            for e in out {
-                match blocks.remove(&e.vertex) {
-                    Some(block) => expanded.extend(block),
-                    None => expanded.push(e),
-                }
-            }
-            out = expanded;
-        }
-        (out, shadow)
-    }
-
-    /// Every vertex under node `n`, held exclusively and whole (the node
-    /// itself counts 1), in depth-first finish order.
-    fn whole_subtree_post_order(&self, n: VertexId) -> Vec<Emit> {
-        self.g
-            .subtree_post_order(n)
-            .into_iter()
-            .map(|v| Emit {
-                vertex: v,
-                needs: if v == n {
-                    1
-                } else {
-                    self.g.vertex(v).map_or(1, |x| x.size)
-                },
-                exclusive: true,
-            })
-            .collect()
     }
 }

@@ -54,7 +54,7 @@ fn names(m: &Matcher, o: &MatchOutcome) -> Vec<String> {
             let x = m.graph().vertex(e.vertex).unwrap();
             format!(
                 "{}[{}:{}]",
-                x.name,
+                x.name(),
                 e.needs,
                 if e.exclusive { "x" } else { "s" }
             )
@@ -138,15 +138,15 @@ fn nodes_taken(m: &mut Matcher, spec: &Jobspec, n: u64) -> Vec<String> {
             let core = o.emitted.iter().find(|e| {
                 m.graph()
                     .vertex(e.vertex)
-                    .is_some_and(|x| x.name.starts_with("core"))
+                    .is_some_and(|x| x.name().starts_with("core"))
             });
             let mut v = core.unwrap().vertex;
             while let Some(p) = m.graph().parent(v) {
                 if m.graph()
                     .vertex(p)
-                    .is_some_and(|x| x.name.starts_with("node"))
+                    .is_some_and(|x| x.name().starts_with("node"))
                 {
-                    return m.graph().vertex(p).unwrap().name.to_string();
+                    return m.graph().vertex(p).unwrap().name().into_owned();
                 }
                 v = p;
             }
@@ -247,7 +247,7 @@ fn slot_holds_the_whole_pool_it_draws_from() {
             m.graph()
                 .vertex(e.vertex)
                 .unwrap()
-                .name
+                .name()
                 .starts_with("memory")
         })
         .map(|e| e.needs)

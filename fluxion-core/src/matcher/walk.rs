@@ -11,6 +11,10 @@ use std::cmp::Reverse;
 use std::collections::{BTreeSet, HashMap};
 
 use crate::graph::{ResourceGraph, VertexId};
+use crate::idhash::IdBuild;
+
+/// Recorded first-match weights by vertex (see [`weight`]).
+pub(crate) type Weights = HashMap<VertexId, u64, IdBuild>;
 
 /// Vertices with fewer children than this are sorted on the fly.
 const WIDE: usize = 64;
@@ -23,12 +27,12 @@ type Key = (Reverse<u64>, Reverse<u64>, VertexId);
 pub(crate) struct WalkOrder {
     /// Graph generation the sets were built for.
     generation: Option<u64>,
-    by_parent: HashMap<VertexId, BTreeSet<Key>>,
+    by_parent: HashMap<VertexId, BTreeSet<Key>, IdBuild>,
 }
 
 /// The weight of `c` for the walk: the recorded one, or its whole capacity
 /// of the last tracked type when no job went through it yet.
-pub(crate) fn weight(g: &ResourceGraph, weights: &HashMap<VertexId, u64>, c: VertexId) -> u64 {
+pub(crate) fn weight(g: &ResourceGraph, weights: &Weights, c: VertexId) -> u64 {
     // Weights are only ever recorded for inner vertices, so a leaf (most
     // vertices: cores, GPUs) skips the hash lookup.
     if g.children(c).is_empty() {
@@ -43,14 +47,14 @@ pub(crate) fn weight(g: &ResourceGraph, weights: &HashMap<VertexId, u64>, c: Ver
         })
 }
 
-fn key(g: &ResourceGraph, weights: &HashMap<VertexId, u64>, c: VertexId) -> Key {
+fn key(g: &ResourceGraph, weights: &Weights, c: VertexId) -> Key {
     let uniq = g.vertex(c).map_or(0, |x| x.uniq_id);
     (Reverse(weight(g, weights, c)), Reverse(uniq), c)
 }
 
 impl WalkOrder {
     /// Rebuilds the sets if the graph's shape changed since they were built.
-    pub(crate) fn refresh(&mut self, g: &ResourceGraph, weights: &HashMap<VertexId, u64>) {
+    pub(crate) fn refresh(&mut self, g: &ResourceGraph, weights: &Weights) {
         if self.generation == Some(g.generation()) {
             return;
         }
@@ -67,13 +71,7 @@ impl WalkOrder {
 
     /// Records that `c`'s weight changes from what `weights` says now to
     /// `new` (call before updating `weights`).
-    pub(crate) fn reweigh(
-        &mut self,
-        g: &ResourceGraph,
-        weights: &HashMap<VertexId, u64>,
-        c: VertexId,
-        new: u64,
-    ) {
+    pub(crate) fn reweigh(&mut self, g: &ResourceGraph, weights: &Weights, c: VertexId, new: u64) {
         let Some(set) = g.parent(c).and_then(|p| self.by_parent.get_mut(&p)) else {
             return;
         };

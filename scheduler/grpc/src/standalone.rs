@@ -192,11 +192,9 @@ impl StandaloneEngine {
     }
 
     fn name_of(&self, v: VertexId) -> String {
-        self.name_str(v).to_owned()
-    }
-
-    fn name_str(&self, v: VertexId) -> &str {
-        self.graph().vertex(v).map_or("", |x| &*x.name)
+        self.graph()
+            .vertex(v)
+            .map_or(String::new(), |x| x.name().into_owned())
     }
 
     /// The containment path of `v`, from the cache when it is there.
@@ -929,7 +927,12 @@ impl Engine for StandaloneEngine {
         let mut out = pb::ResourcesResponse::default();
         let mut totals: BTreeMap<String, pb::ResourceCount> = BTreeMap::new();
         for node in self.nodes() {
-            if !req.nodes.is_empty() && !req.nodes.iter().any(|n| *n == self.name_of(node)) {
+            if !req.nodes.is_empty()
+                && !req
+                    .nodes
+                    .iter()
+                    .any(|n| self.graph().vertex(node).is_some_and(|x| x.is_named(n)))
+            {
                 continue;
             }
             let mut nr = self.node_resources(node);
@@ -998,7 +1001,7 @@ impl StandaloneEngine {
             return false;
         };
         selector.iter().all(|(k, v)| {
-            (k == HOSTNAME_LABEL && *x.name == **v)
+            (k == HOSTNAME_LABEL && x.is_named(v))
                 || x.properties
                     .iter()
                     .any(|(pk, pv)| **pk == **k && **pv == **v)

@@ -183,7 +183,7 @@ fn pred(g: &ResourceGraph, v: VertexId, p: &Pred) -> bool {
         Pred::JobTag(j) => spans.iter().any(|s| s.job == *j),
         Pred::JobSpan(j) => spans.iter().any(|s| s.job == *j) && holds_tracked_below(g, v, *j),
         Pred::AgFilter(want) => !*want || !g.children(v).is_empty(),
-        Pred::Names(ns) => ns.iter().any(|n| **n == *x.name),
+        Pred::Names(ns) => ns.iter().any(|n| x.is_named(n)),
         Pred::Property(k) => x.property(k).is_some(),
     }
 }

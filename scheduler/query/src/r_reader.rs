@@ -208,24 +208,24 @@ fn jgf_vertex_agrees(g: &ResourceGraph, v: VertexId, meta: &Value) -> Result<(),
         return Err(format!("type: {t} where the graph has {}", g.kind_name(v)));
     }
     if let Some(n) = text("name")
-        && n != &*x.name
+        && !x.is_named(n)
     {
-        return Err(format!("name: {n} where the graph has {}", x.name));
+        return Err(format!("name: {n} where the graph has {}", x.name()));
     }
     if let Some(r) = int("rank")
         && r != x.rank
     {
-        return Err(format!("rank: {r} where {} has rank {}", x.name, x.rank));
+        return Err(format!("rank: {r} where {} has rank {}", x.name(), x.rank));
     }
     if let Some(i) = int("id")
         && i != x.id
     {
-        return Err(format!("id: {i} where {} has id {}", x.name, x.id));
+        return Err(format!("id: {i} where {} has id {}", x.name(), x.id));
     }
     if let Some(sz) = int("size")
         && u64::try_from(sz).ok() != Some(x.size)
     {
-        return Err(format!("size: {sz} where {} has size {}", x.name, x.size));
+        return Err(format!("size: {sz} where {} has size {}", x.name(), x.size));
     }
     Ok(())
 }

@@ -10,7 +10,7 @@ use fluxion_core::graph::{PruneFilters, ResourceGraph, Status, VertexId};
 use fluxion_core::io::{attach_jgf, read_grug, read_jgf};
 use fluxion_core::jobspec::{Jobspec, Resource};
 use fluxion_core::matcher::{CancelError, Emit, MatchError, MatchOp, Matcher, Policy};
-use fluxion_core::writers::{Format, render};
+use fluxion_core::writers::{Format, render, render_into};
 
 use crate::QueryArgs;
 use crate::cancel_walk::cancel_walk_counts;
@@ -38,6 +38,8 @@ pub(crate) struct Session {
     next_job: u64,
     jobs: BTreeMap<u64, JobMeta>,
     specs: SpecCache,
+    /// The text of the last match, kept so its pages stay mapped.
+    rendered: String,
     perf_min: f64,
     perf_max: f64,
     perf_sum: f64,
@@ -92,6 +94,7 @@ impl Session {
             next_job: 1,
             jobs: BTreeMap::new(),
             specs: SpecCache::default(),
+            rendered: String::new(),
             perf_min: f64::MAX,
             perf_max: 0.0,
             perf_sum: 0.0,
@@ -262,20 +265,20 @@ impl Session {
         let result = self.matcher.match_jobspec(op, job, &spec, 0);
         match result {
             Ok(o) => {
-                let text = if op == MatchOp::Satisfiability {
-                    String::new()
-                } else {
-                    render(
+                self.rendered.clear();
+                if op != MatchOp::Satisfiability {
+                    render_into(
+                        &mut self.rendered,
                         self.matcher.graph(),
                         &o.emitted,
                         self.format,
                         o.at,
                         o.duration,
                         None,
-                    )
-                };
+                    );
+                }
                 let elapsed = start.elapsed().as_secs_f64();
-                let _ = self.out.write_all(text.as_bytes());
+                let _ = self.out.write_all(self.rendered.as_bytes());
                 if op == MatchOp::Satisfiability {
                     self.print_sat(true, elapsed, o.preorder_visits, o.postorder_visits);
                 } else {

@@ -1,0 +1,143 @@
+//! Turning a traversal's chosen claims into the match's vertex list: every
+//! claimed vertex once, its pass-through ancestors, in depth-first
+//! post-order (the order resource-query prints and holds them in).
+
+use super::Emit;
+use super::search::Shape;
+use crate::graph::{ResourceGraph, TypeId, VertexId};
+use crate::marks::VertexMarks;
+
+/// What [`order`] needs to know besides the claims.
+pub(crate) struct EmitContext<'a> {
+    pub(crate) graph: &'a ResourceGraph,
+    pub(crate) shape: &'a Shape,
+    /// Nodes are handed out whole (a node-exclusive policy).
+    pub(crate) whole_nodes: bool,
+    pub(crate) node_kind: Option<TypeId>,
+}
+
+/// Orders `chosen` for the match. Returns the printed vertices in
+/// post-order and the "shadow" claims (needs 0: held below an exclusive
+/// vertex without being printed) that no printed vertex already covers.
+/// The first claim of a vertex wins; ancestors are added as pass-through
+/// entries of their whole size. With `whole_nodes`, each node's subtree is
+/// replaced by all of its vertices, held exclusively and whole.
+pub(crate) fn order(
+    cx: &EmitContext<'_>,
+    marks: &mut VertexMarks,
+    chosen: Vec<Emit>,
+) -> (Vec<Emit>, Vec<Emit>) {
+    let g = cx.graph;
+    marks.clear(g.index_bound());
+    let mut shadow = Vec::new();
+    let mut list = Vec::with_capacity(chosen.len() + chosen.len() / 4);
+    for e in chosen {
+        if e.needs == 0 {
+            shadow.push(e);
+        } else if marks.insert(e.vertex) {
+            list.push(e);
+        }
+    }
+    for i in 0..list.len() {
+        let mut cur = g.parent(list[i].vertex);
+        while let Some(p) = cur {
+            if !marks.insert(p) {
+                break;
+            }
+            list.push(Emit {
+                vertex: p,
+                needs: g.vertex(p).map_or(1, |x| x.size),
+                exclusive: false,
+            });
+            cur = g.parent(p);
+        }
+    }
+    let is_node =
+        |v: VertexId| cx.node_kind.is_some() && g.vertex(v).map(|x| x.kind) == cx.node_kind;
+    let shadow = shadow
+        .into_iter()
+        .filter(|e| {
+            if marks.contains(e.vertex) {
+                return false;
+            }
+            // Inside a node handed out whole: printed with its node.
+            !(cx.whole_nodes
+                && g.ancestors(e.vertex)
+                    .any(|a| marks.contains(a) && is_node(a)))
+        })
+        .collect();
+    let list = post_order(cx, marks, list);
+    if !cx.whole_nodes || cx.node_kind.is_none() {
+        return (list, shadow);
+    }
+    // A node's descendants finish right before it: replace them (and the
+    // node) by the node's whole subtree.
+    let mut out = Vec::with_capacity(list.len());
+    for e in list {
+        if !is_node(e.vertex) {
+            out.push(e);
+            continue;
+        }
+        while out
+            .last()
+            .is_some_and(|l: &Emit| g.ancestors(l.vertex).any(|a| a == e.vertex))
+        {
+            out.pop();
+        }
+        let n = e.vertex;
+        out.extend(g.subtree_post_order(n).into_iter().map(|v| Emit {
+            vertex: v,
+            needs: if v == n {
+                1
+            } else {
+                g.vertex(v).map_or(1, |x| x.size)
+            },
+            exclusive: true,
+        }));
+    }
+    (out, shadow)
+}
+
+/// Sorts `list` (whose vertices are exactly those of `marks`) in post-order:
+/// by the shape's cached finish numbers, or, when the graph changed since
+/// they were taken, by a walk of the marked vertices.
+fn post_order(cx: &EmitContext<'_>, marks: &VertexMarks, list: Vec<Emit>) -> Vec<Emit> {
+    let post = &cx.shape.post;
+    let finish = |e: &Emit| {
+        post.get(e.vertex.index())
+            .copied()
+            .filter(|&p| p != u32::MAX)
+    };
+    if list.iter().all(|e| finish(e).is_some()) && list.len() <= u32::MAX as usize {
+        // Sorting plain integers (finish number, position) is several times
+        // faster than sorting the entries by a looked-up key.
+        let mut keys: Vec<u64> = list
+            .iter()
+            .enumerate()
+            .map(|(i, e)| (u64::from(finish(e).unwrap_or(u32::MAX)) << 32) | i as u64)
+            .collect();
+        keys.sort_unstable();
+        return keys
+            .iter()
+            .map(|k| list[(k & 0xffff_ffff) as usize])
+            .collect();
+    }
+    let g = cx.graph;
+    let Some(root) = g.root().filter(|&r| marks.contains(r)) else {
+        return Vec::new();
+    };
+    let mut by_vertex: std::collections::HashMap<VertexId, Emit> =
+        list.into_iter().map(|e| (e.vertex, e)).collect();
+    let mut out = Vec::with_capacity(by_vertex.len());
+    let mut stack: Vec<(VertexId, usize)> = vec![(root, 0)];
+    while let Some((v, i)) = stack.pop() {
+        let kids = g.children(v);
+        if let Some(pos) = kids[i..].iter().position(|&k| marks.contains(k)) {
+            stack.push((v, i + pos + 1));
+            stack.push((kids[i + pos], 0));
+        } else if let Some(e) = by_vertex.remove(&v) {
+            out.push(e);
+        }
+    }
+    out
+}
