@@ -18,7 +18,6 @@ pub use filters::{FilterRule, PruneFilters};
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::fmt::Write as _;
 use std::sync::Arc;
 
 use petgraph::stable_graph::{NodeIndex, StableGraph};
@@ -157,7 +156,7 @@ impl Vertex {
             Some(n) => out.push_str(n),
             None => {
                 out.push_str(&self.basename);
-                let _ = write!(out, "{}", self.id);
+                push_decimal(out, self.id);
             }
         }
     }
@@ -1055,6 +1054,11 @@ impl ResourceGraph {
     fn push_span(&mut self, v: VertexId, span: Span) {
         let spans = &mut self.g[v].spans;
         spans.push(span);
+        // Only a vertex with more than LOAD_AFTER / 2 spans can have a
+        // timeline (see `remove_span`): most skip the map lookup.
+        if spans.len() <= LOAD_AFTER / 2 {
+            return;
+        }
         if let Some(tl) = self.loads.get_mut(&v) {
             apply_span(tl, &span, false);
         } else if spans.len() >= LOAD_AFTER {
@@ -1079,7 +1083,10 @@ impl ResourceGraph {
             spans.shrink_to_fit();
         }
         if left < LOAD_AFTER / 2 {
-            self.loads.remove(&v);
+            // It had a timeline only if it had LOAD_AFTER / 2 spans or more.
+            if left + 1 >= LOAD_AFTER / 2 {
+                self.loads.remove(&v);
+            }
         } else if let Some(tl) = self.loads.get_mut(&v) {
             apply_span(tl, &span, true);
         }
@@ -1227,13 +1234,40 @@ impl ResourceGraph {
 #[cfg(test)]
 mod tests;
 
+/// Writes `n` in decimal into the end of `buf`; returns where it starts.
+/// (Printing a match writes thousands of names: this skips `fmt`'s
+/// machinery.)
+fn decimal(buf: &mut [u8; 20], n: i64) -> usize {
+    let mut m = n.unsigned_abs();
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (m % 10) as u8;
+        m /= 10;
+        if m == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    i
+}
+
+/// Appends `n` in decimal, as `{n}` formats it.
+fn push_decimal(out: &mut String, n: i64) {
+    let mut buf = [0u8; 20];
+    let i = decimal(&mut buf, n);
+    // Only ASCII digits and '-' were written.
+    out.push_str(std::str::from_utf8(&buf[i..]).unwrap_or_default());
+}
+
 /// Whether `text` is exactly `n` written in decimal (as `{n}` formats it).
 fn is_decimal(text: &str, n: i64) -> bool {
-    let mut buf = [0u8; 24];
-    let mut w = std::io::Cursor::new(&mut buf[..]);
-    let _ = std::io::Write::write_fmt(&mut w, format_args!("{n}"));
-    let len = w.position() as usize;
-    text.as_bytes() == &buf[..len]
+    let mut buf = [0u8; 20];
+    let i = decimal(&mut buf, n);
+    text.as_bytes() == &buf[i..]
 }
 
 /// Pushes `x`, giving a vector's first entry exactly one slot instead of

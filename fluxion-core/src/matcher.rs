@@ -19,6 +19,7 @@ mod walk;
 pub use policy::{Policy, UnknownPolicy};
 
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 use crate::graph::{Claim, GraphError, ResourceGraph, VertexId};
 use crate::jobspec::Jobspec;
@@ -73,8 +74,9 @@ pub struct MatchOutcome {
     pub duration: u64,
     /// Whether this is a reservation (future start).
     pub reserved: bool,
-    /// The matched vertices in depth-first post-order (leaves before their parents).
-    pub emitted: Vec<Emit>,
+    /// The matched vertices in depth-first post-order (leaves before their
+    /// parents); shared with the job's [`JobInfo`].
+    pub emitted: Arc<[Emit]>,
     /// Vertices visited walking down (for `-e` statistics).
     pub preorder_visits: u64,
     /// Vertices finished walking up.
@@ -127,7 +129,7 @@ pub struct JobInfo {
     /// Reserved (future) rather than allocated.
     pub reserved: bool,
     /// The matched vertices in post-order.
-    pub emitted: Vec<Emit>,
+    pub emitted: Arc<[Emit]>,
 }
 
 /// Graph-wide counters for `stat`.
@@ -265,7 +267,7 @@ impl Matcher {
                     at: now,
                     duration: d,
                     reserved: false,
-                    emitted: self.order(&ordered, chosen).0,
+                    emitted: self.order(&ordered, chosen).0.into(),
                     preorder_visits: visits.0,
                     postorder_visits: visits.1,
                 }),
@@ -300,12 +302,13 @@ impl Matcher {
                     .chain(shadow.iter())
                     .map(Emit::claim)
                     .collect();
+                let emitted: Arc<[Emit]> = emitted.into();
                 self.graph
                     .allocate(job, at, at.saturating_add(d as i64), reserved, claims)?;
                 if self.policy.stops_early()
                     && let Some(&t) = self.graph.tracked_types().last()
                 {
-                    for e in &emitted {
+                    for e in emitted.iter() {
                         if !self.graph.children(e.vertex).is_empty()
                             && let Some(w) = self.graph.free_units(e.vertex, t, now, now + 1)
                         {
@@ -321,7 +324,7 @@ impl Matcher {
                         at,
                         duration: d,
                         reserved,
-                        emitted: emitted.clone(),
+                        emitted: Arc::clone(&emitted),
                     },
                 );
                 return Ok(MatchOutcome {
@@ -459,7 +462,7 @@ impl Matcher {
                 at,
                 duration,
                 reserved,
-                emitted,
+                emitted: emitted.into(),
             },
         );
         Ok(())
@@ -496,7 +499,12 @@ impl Matcher {
             .map(|h| h.claims.iter().map(|c| c.vertex).collect())
             .unwrap_or_default();
         if let Some(info) = self.jobs.get_mut(&job) {
-            info.emitted.retain(|e| held.contains(&e.vertex));
+            info.emitted = info
+                .emitted
+                .iter()
+                .filter(|e| held.contains(&e.vertex))
+                .copied()
+                .collect();
         }
         Ok(false)
     }
@@ -508,7 +516,12 @@ impl Matcher {
         let graph = &self.graph;
         self.jobs.retain(|j, _| graph.job(*j).is_some());
         for info in self.jobs.values_mut() {
-            info.emitted.retain(|e| graph.contains(e.vertex));
+            info.emitted = info
+                .emitted
+                .iter()
+                .filter(|e| graph.contains(e.vertex))
+                .copied()
+                .collect();
         }
         Ok(n)
     }

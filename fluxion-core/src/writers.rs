@@ -103,12 +103,20 @@ pub fn render_into(
 
 fn simple(out: &mut String, g: &ResourceGraph, emitted: &[Emit]) {
     out.reserve(emitted.len() * 40);
+    // Siblings come one after another in post-order: their depth is known
+    // from the last vertex with the same parent, without climbing.
+    let mut last: Option<(Option<VertexId>, usize)> = None;
     for e in emitted {
         let Some(x) = g.vertex(e.vertex) else {
             continue;
         };
+        let depth = match last {
+            Some((p, d)) if p == x.parent() => d,
+            _ => g.depth(e.vertex),
+        };
+        last = Some((x.parent(), depth));
         let how = if e.exclusive { "x" } else { "s" };
-        push_line(out, g.depth(e.vertex), x, e.needs, how);
+        push_line(out, depth, x, e.needs, how);
     }
 }
 

@@ -237,3 +237,21 @@ fn names_are_built_from_basename_and_id_unless_given_otherwise() {
     assert_eq!(g.find_path("/tiny0/core35"), Some(core));
     assert_eq!(g.find_by_name("gpu02").collect::<Vec<_>>(), [gpu2]);
 }
+
+#[test]
+fn names_with_extreme_ids_print_like_format() {
+    for id in [0, 7, -1, 10, i64::MAX, i64::MIN] {
+        let mut g = ResourceGraph::new();
+        let v = g
+            .add_vertex(VertexSpec::new("core", "core", id), None)
+            .unwrap();
+        let x = g.vertex(v).unwrap();
+        let want = format!("core{id}");
+        assert_eq!(x.name(), want);
+        let mut s = String::new();
+        x.write_name(&mut s);
+        assert_eq!(s, want);
+        assert!(x.is_named(&want));
+        assert!(!x.is_named(&format!("core{id}0")));
+    }
+}

@@ -28,13 +28,31 @@ pub(crate) fn order(
     chosen: Vec<Emit>,
 ) -> (Vec<Emit>, Vec<Emit>) {
     let g = cx.graph;
+    let whole_nodes = cx.whole_nodes && cx.node_kind.is_some();
+    let is_node = |v: VertexId| g.vertex(v).map(|x| x.kind) == cx.node_kind;
+    // With whole nodes, anything claimed inside a node stands for the node.
+    let node_of = |v: VertexId| {
+        std::iter::once(v)
+            .chain(g.ancestors(v))
+            .find(|&a| is_node(a))
+    };
     marks.clear(g.index_bound());
     let mut shadow = Vec::new();
     let mut list = Vec::with_capacity(chosen.len() + chosen.len() / 4);
     for e in chosen {
         if e.needs == 0 {
             shadow.push(e);
-        } else if marks.insert(e.vertex) {
+            continue;
+        }
+        let e = match if whole_nodes { node_of(e.vertex) } else { None } {
+            Some(n) => Emit {
+                vertex: n,
+                needs: 1,
+                exclusive: true,
+            },
+            None => e,
+        };
+        if marks.insert(e.vertex) {
             list.push(e);
         }
     }
@@ -52,48 +70,46 @@ pub(crate) fn order(
             cur = g.parent(p);
         }
     }
-    let is_node =
-        |v: VertexId| cx.node_kind.is_some() && g.vertex(v).map(|x| x.kind) == cx.node_kind;
     let shadow = shadow
         .into_iter()
         .filter(|e| {
-            if marks.contains(e.vertex) {
-                return false;
-            }
-            // Inside a node handed out whole: printed with its node.
-            !(cx.whole_nodes
-                && g.ancestors(e.vertex)
-                    .any(|a| marks.contains(a) && is_node(a)))
+            // Printed already, or inside a node printed whole.
+            let covered = marks.contains(e.vertex)
+                || (whole_nodes && node_of(e.vertex).is_some_and(|n| marks.contains(n)));
+            !covered
         })
         .collect();
     let list = post_order(cx, marks, list);
-    if !cx.whole_nodes || cx.node_kind.is_none() {
+    if !whole_nodes {
         return (list, shadow);
     }
-    // A node's descendants finish right before it: replace them (and the
-    // node) by the node's whole subtree.
-    let mut out = Vec::with_capacity(list.len());
+    // Each node stands for its whole subtree, held exclusively and whole
+    // (the node itself counts 1), in depth-first finish order.
+    let mut out = Vec::with_capacity(list.len() * 2);
+    let mut stack: Vec<(VertexId, usize)> = Vec::new();
     for e in list {
         if !is_node(e.vertex) {
             out.push(e);
             continue;
         }
-        while out
-            .last()
-            .is_some_and(|l: &Emit| g.ancestors(l.vertex).any(|a| a == e.vertex))
-        {
-            out.pop();
-        }
         let n = e.vertex;
-        out.extend(g.subtree_post_order(n).into_iter().map(|v| Emit {
-            vertex: v,
-            needs: if v == n {
-                1
+        stack.push((n, 0));
+        while let Some((u, i)) = stack.pop() {
+            if let Some(&k) = g.children(u).get(i) {
+                stack.push((u, i + 1));
+                stack.push((k, 0));
             } else {
-                g.vertex(v).map_or(1, |x| x.size)
-            },
-            exclusive: true,
-        }));
+                out.push(Emit {
+                    vertex: u,
+                    needs: if u == n {
+                        1
+                    } else {
+                        g.vertex(u).map_or(1, |x| x.size)
+                    },
+                    exclusive: true,
+                });
+            }
+        }
     }
     (out, shadow)
 }

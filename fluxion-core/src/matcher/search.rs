@@ -328,45 +328,68 @@ pub(crate) fn run(
 
 /// Running count of candidate units and candidates (granules) per request,
 /// so early-stop checks do not rescan every candidate after each child.
-struct Tally {
+struct Tally<'r> {
+    reqs: &'r [Request],
+    multiplier: u64,
     got: Vec<u64>,
     grains: Vec<u64>,
     smallest: Vec<u64>,
+    /// Per request: already has enough (see [`Tally::enough`]).
+    full: Vec<bool>,
+    /// Requests not full yet.
+    pending: usize,
     seen: usize,
 }
 
-impl Tally {
-    fn new(n: usize) -> Self {
+impl<'r> Tally<'r> {
+    fn new(reqs: &'r [Request], multiplier: u64) -> Self {
+        let n = reqs.len();
         Tally {
+            reqs,
+            multiplier,
             got: vec![0; n],
             grains: vec![0; n],
             smallest: vec![u64::MAX; n],
+            full: vec![false; n],
+            pending: n,
             seen: 0,
         }
     }
     /// Counts the candidates of `out` not seen yet.
     fn add(&mut self, out: &[Cand]) {
         for c in &out[self.seen.min(out.len())..] {
-            if c.idx < self.got.len() {
-                self.got[c.idx] += c.count;
-                self.grains[c.idx] += 1;
-                self.smallest[c.idx] = self.smallest[c.idx].min(c.count.max(1));
+            let i = c.idx;
+            if i >= self.got.len() {
+                continue;
+            }
+            self.got[i] += c.count;
+            self.grains[i] += 1;
+            self.smallest[i] = self.smallest[i].min(c.count.max(1));
+            if !self.full[i] && self.is_full(i) {
+                self.full[i] = true;
+                self.pending -= 1;
             }
         }
         self.seen = out.len();
     }
-    /// Enough units for `multiplier` copies of every request, and enough
+    /// Enough units for `multiplier` copies of request `i`, and enough
     /// vertices for each copy to have its own: copies (slots) never share a
     /// vertex, so one big pool cannot stand in for several copies' shares,
     /// and a copy larger than a vertex needs several. Counting copies by
     /// the smallest vertex seen never stops too early.
-    fn enough(&self, reqs: &[Request], multiplier: u64) -> bool {
-        reqs.iter().enumerate().all(|(i, r)| {
-            let want = r.effective_max();
-            let per_copy = want.div_ceil(self.smallest[i].min(want.max(1)));
-            self.got[i] >= want.saturating_mul(multiplier)
-                && self.grains[i] >= per_copy.saturating_mul(multiplier)
-        })
+    fn is_full(&self, i: usize) -> bool {
+        let want = self.reqs[i].effective_max();
+        let per_copy = want.div_ceil(self.smallest[i].min(want.max(1)));
+        self.got[i] >= want.saturating_mul(self.multiplier)
+            && self.grains[i] >= per_copy.saturating_mul(self.multiplier)
+    }
+    /// Every request is full.
+    fn enough(&self) -> bool {
+        self.pending == 0
+    }
+    /// Whether request `i` is full already.
+    fn full(&self, i: usize) -> bool {
+        self.full.get(i) == Some(&true)
     }
 }
 
@@ -569,11 +592,11 @@ impl Search<'_> {
             // seen when a job last went through them, then newest first.
             // Wide vertices keep that order between matches.
             let walk = self.walk;
-            let mut tally = Tally::new(reqs.len());
+            let mut tally = Tally::new(reqs, multiplier);
             let mut visit = |s: &mut Self, c: VertexId| {
                 s.eval(c, reqs, pristine, excl, node_factor, top, out);
                 tally.add(&out[base..]);
-                tally.enough(reqs, multiplier)
+                tally.enough()
             };
             if let Some(mut order) = walk.children(g, u) {
                 order.any(|c| visit(self, c));
@@ -609,16 +632,27 @@ impl Search<'_> {
         match stop {
             Some(EarlyStop::Ordered) => {
                 let reverse = self.policy.prefers_high();
-                let mut tally = Tally::new(reqs.len());
+                let mut tally = Tally::new(reqs, multiplier);
                 for i in 0..kids.len() {
                     let c = if reverse {
                         kids[kids.len() - 1 - i]
                     } else {
                         kids[i]
                     };
+                    // Candidates arrive best first: once a request has
+                    // enough, later vertices of its type cannot displace
+                    // any (e.g. the cores after the 16 lowest, on the way
+                    // to the GPU listed after them).
+                    if !pristine
+                        && let Some(k) = g.vertex(c).map(|x| x.kind)
+                        && let Some(ri) = reqs.iter().position(|r| r.kind == Some(k))
+                        && tally.full(ri)
+                    {
+                        continue;
+                    }
                     self.eval(c, reqs, pristine, excl, node_factor, top, out);
                     tally.add(&out[base..]);
-                    if tally.enough(reqs, multiplier) {
+                    if tally.enough() {
                         break;
                     }
                 }

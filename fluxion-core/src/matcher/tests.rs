@@ -303,7 +303,7 @@ fn node_exclusive_emits_whole_nodes_in_post_order() {
             .collect();
         want.dedup();
         assert_eq!(got, want, "{policy}: whole nodes and ancestors, post-order");
-        for e in &o.emitted {
+        for e in o.emitted.iter() {
             let under_node = nodes
                 .iter()
                 .any(|&n| m.graph().subtree(n).contains(&e.vertex));
