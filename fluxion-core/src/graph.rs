@@ -260,6 +260,9 @@ pub struct ResourceGraph {
     /// The exclusive claims of the job being added or released (see
     /// [`ResourceGraph::mark_exclusive`]).
     held: VertexMarks,
+    /// The last parent [`ResourceGraph::claim_units`] looked above, and
+    /// whether an exclusive claim of `held` covers it.
+    last_cover: Option<(VertexId, bool)>,
 }
 
 /// A vertex with this many spans keeps a [`Timeline`] of them, and drops
@@ -815,13 +818,20 @@ impl ResourceGraph {
     /// exclusive claim of the same job above it already covers it; the
     /// whole subtree for an exclusive inner vertex (nothing below it can be
     /// used by anyone else); else the units of the vertex itself.
-    fn claim_units(&self, c: &Claim) -> Vec<(usize, u64)> {
-        let mut cur = self.g[c.vertex].parent;
-        while let Some(p) = cur {
-            if self.held.contains(p) {
-                return Vec::new();
+    fn claim_units(&mut self, c: &Claim) -> Vec<(usize, u64)> {
+        let parent = self.g[c.vertex].parent;
+        // Siblings share their ancestors: claims come in post-order, so the
+        // answer for the last claim's parent usually holds.
+        let covered = match self.last_cover {
+            Some((p, covered)) if Some(p) == parent => covered,
+            _ => {
+                let covered = self.ancestors(c.vertex).any(|p| self.held.contains(p));
+                self.last_cover = parent.map(|p| (p, covered));
+                covered
             }
-            cur = self.g[p].parent;
+        };
+        if covered {
+            return Vec::new();
         }
         let x = &self.g[c.vertex];
         if c.exclusive && !x.children.is_empty() {
@@ -876,6 +886,7 @@ impl ResourceGraph {
     /// Makes `held` the set of `claims`' exclusive vertices, for
     /// [`ResourceGraph::claim_units`] of the same job's claims.
     fn mark_exclusive(&mut self, claims: &[Claim]) {
+        self.last_cover = None;
         self.held.clear(self.index_bound());
         for c in claims.iter().filter(|c| c.exclusive) {
             self.held.insert(c.vertex);
