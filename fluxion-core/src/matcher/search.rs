@@ -365,9 +365,16 @@ impl<'r> Tally<'r> {
             self.got[i] += c.count;
             self.grains[i] += 1;
             self.smallest[i] = self.smallest[i].min(c.count.max(1));
-            if !self.full[i] && self.is_full(i) {
-                self.full[i] = true;
-                self.pending -= 1;
+            // A smaller vertex can raise the vertices a copy needs, so a
+            // full request may turn short again.
+            let now = self.is_full(i);
+            if now != self.full[i] {
+                self.full[i] = now;
+                if now {
+                    self.pending -= 1;
+                } else {
+                    self.pending += 1;
+                }
             }
         }
         self.seen = out.len();
@@ -643,10 +650,13 @@ impl Search<'_> {
                     // enough, later vertices of its type cannot displace
                     // any (e.g. the cores after the 16 lowest, on the way
                     // to the GPU listed after them).
+                    // (Unit-sized types only: a smaller pool met later
+                    // could make a full request short again.)
                     if !pristine
                         && let Some(k) = g.vertex(c).map(|x| x.kind)
                         && let Some(ri) = reqs.iter().position(|r| r.kind == Some(k))
                         && tally.full(ri)
+                        && self.order(k).is_some_and(|o| o.unit)
                     {
                         continue;
                     }
