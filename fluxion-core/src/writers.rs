@@ -43,25 +43,26 @@ impl FromStr for Format {
 /// Appends one vertex line: indentation for `depth`, the name and the
 /// amount, as resource-query prints it.
 fn push_line(out: &mut String, depth: usize, x: &Vertex, needs: u64, how: &str) {
-    // Enough dashes for any depth a real graph has; deeper ones loop.
-    const DASHES: &str = "------------------------------------------------";
-    out.push_str("      ");
+    // Six spaces, then three dashes per level: one copy for any depth a
+    // real graph has; deeper ones loop.
+    const INDENT: &str = "      ------------------------------------------------";
     let mut dashes = 3 * (depth + 1);
+    let n = dashes.min(INDENT.len() - 6);
+    out.push_str(&INDENT[..6 + n]);
+    dashes -= n;
     while dashes > 0 {
-        let n = dashes.min(DASHES.len());
-        out.push_str(&DASHES[..n]);
+        let n = dashes.min(INDENT.len() - 6);
+        out.push_str(&INDENT[6..6 + n]);
         dashes -= n;
     }
     x.write_name(out);
-    out.push('[');
-    if needs == 1 {
-        out.push('1');
-    } else {
-        let _ = write!(out, "{needs}");
+    match (needs, how) {
+        (1, "x") => out.push_str("[1:x]\n"),
+        (1, "s") => out.push_str("[1:s]\n"),
+        _ => {
+            let _ = writeln!(out, "[{needs}:{how}]");
+        }
     }
-    out.push(':');
-    out.push_str(how);
-    out.push_str("]\n");
 }
 
 /// Extra per-vertex data for the JGF writer (e.g. `find agfilter=t` counts).
@@ -332,6 +333,41 @@ fn rv1(g: &ResourceGraph, emitted: &[Emit], at: Time, duration: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn simple_lines_indent_three_dashes_per_level_at_any_depth() {
+        use crate::graph::VertexSpec;
+        let mut g = ResourceGraph::new();
+        let mut v = g
+            .add_vertex(VertexSpec::new("cluster", "c", 0), None)
+            .unwrap();
+        let mut chain = vec![v];
+        for i in 0..20 {
+            v = g
+                .add_vertex(VertexSpec::new("box", "box", i), Some(v))
+                .unwrap();
+            chain.push(v);
+        }
+        let emit = |v, needs, exclusive| Emit {
+            vertex: v,
+            needs,
+            exclusive,
+        };
+        let text = render(
+            &g,
+            &[emit(chain[20], 1, true), emit(chain[3], 7, false)],
+            Format::Simple,
+            0,
+            0,
+            None,
+        );
+        let want = format!(
+            "      {}box19[1:x]\n      {}box2[7:s]\n",
+            "-".repeat(3 * 21),
+            "-".repeat(3 * 4)
+        );
+        assert_eq!(text, want);
+    }
 
     #[test]
     fn idsets_and_hostlists_compress_runs() {
