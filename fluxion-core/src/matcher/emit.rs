@@ -44,7 +44,8 @@ pub(crate) fn order(
             shadow.push(e);
             continue;
         }
-        let e = match if whole_nodes { node_of(e.vertex) } else { None } {
+        let node = if whole_nodes { node_of(e.vertex) } else { None };
+        let e = match node {
             Some(n) => Emit {
                 vertex: n,
                 needs: 1,
