@@ -260,9 +260,6 @@ pub struct ResourceGraph {
     /// The exclusive claims of the job being added or released (see
     /// [`ResourceGraph::mark_exclusive`]).
     held: VertexMarks,
-    /// The last parent [`ResourceGraph::claim_units`] looked above, and
-    /// whether an exclusive claim of `held` covers it.
-    last_cover: Option<(VertexId, bool)>,
 }
 
 /// A vertex with this many spans keeps a [`Timeline`] of them, and drops
@@ -807,9 +804,7 @@ impl ResourceGraph {
         let jobs: Vec<(JobId, JobHold)> = self.jobs.iter().map(|(j, h)| (*j, h.clone())).collect();
         for (j, h) in jobs {
             self.mark_exclusive(&h.claims);
-            for c in &h.claims {
-                self.add_agg_usage(j, h.start, h.end, c, 1);
-            }
+            self.add_agg_usage(j, h.start, h.end, &h.claims, 1);
             self.flush_fresh_loads();
         }
     }
@@ -818,21 +813,7 @@ impl ResourceGraph {
     /// exclusive claim of the same job above it already covers it; the
     /// whole subtree for an exclusive inner vertex (nothing below it can be
     /// used by anyone else); else the units of the vertex itself.
-    fn claim_units(&mut self, c: &Claim) -> Vec<(usize, u64)> {
-        let parent = self.g[c.vertex].parent;
-        // Siblings share their ancestors: claims come in post-order, so the
-        // answer for the last claim's parent usually holds.
-        let covered = match self.last_cover {
-            Some((p, covered)) if Some(p) == parent => covered,
-            _ => {
-                let covered = self.ancestors(c.vertex).any(|p| self.held.contains(p));
-                self.last_cover = parent.map(|p| (p, covered));
-                covered
-            }
-        };
-        if covered {
-            return Vec::new();
-        }
+    fn claim_units(&self, c: &Claim) -> Vec<(usize, u64)> {
         let x = &self.g[c.vertex];
         if c.exclusive && !x.children.is_empty() {
             let mut units = vec![0u64; self.filters.targets.len()];
@@ -886,19 +867,43 @@ impl ResourceGraph {
     /// Makes `held` the set of `claims`' exclusive vertices, for
     /// [`ResourceGraph::claim_units`] of the same job's claims.
     fn mark_exclusive(&mut self, claims: &[Claim]) {
-        self.last_cover = None;
         self.held.clear(self.index_bound());
         for c in claims.iter().filter(|c| c.exclusive) {
             self.held.insert(c.vertex);
         }
     }
 
-    /// Adds (`sign = 1`) or removes (`sign = -1`) a claim's units from the
-    /// aggregate spans of the claimed vertex and its ancestors.
-    #[allow(clippy::too_many_arguments)]
-    fn add_agg_usage(&mut self, job: JobId, start: Time, end: Time, c: &Claim, sign: i8) {
-        for (slot, units) in self.claim_units(c) {
-            self.add_agg_units(job, start, end, c.vertex, slot, units, sign);
+    /// Adds (`sign = 1`) or removes (`sign = -1`) the units of `claims` (of
+    /// live vertices) from the aggregate spans of each claimed vertex and
+    /// its ancestors. A claim under one of the exclusive claims marked by
+    /// [`ResourceGraph::mark_exclusive`] counts nothing: that claim already
+    /// covers it.
+    fn add_agg_usage(&mut self, job: JobId, start: Time, end: Time, claims: &[Claim], sign: i8) {
+        if self.filters.targets.is_empty() {
+            return;
+        }
+        // Siblings share their ancestors, and claims come in post-order:
+        // the answer for the last claim's parent usually holds.
+        let mut last: Option<(VertexId, bool)> = None;
+        for c in claims {
+            if !self.g.contains_node(c.vertex) {
+                continue;
+            }
+            let parent = self.g[c.vertex].parent;
+            let covered = match last {
+                Some((p, covered)) if Some(p) == parent => covered,
+                _ => {
+                    let covered = self.ancestors(c.vertex).any(|p| self.held.contains(p));
+                    last = parent.map(|p| (p, covered));
+                    covered
+                }
+            };
+            if covered {
+                continue;
+            }
+            for (slot, units) in self.claim_units(c) {
+                self.add_agg_units(job, start, end, c.vertex, slot, units, sign);
+            }
         }
     }
 
@@ -1131,10 +1136,8 @@ impl ResourceGraph {
                     reserved,
                 },
             );
-            if !self.filters.targets.is_empty() {
-                self.add_agg_usage(job, start, end, c, 1);
-            }
         }
+        self.add_agg_usage(job, start, end, &claims, 1);
         self.flush_fresh_loads();
         self.jobs.insert(
             job,
@@ -1152,20 +1155,20 @@ impl ResourceGraph {
     pub fn release(&mut self, job: JobId) -> Result<JobHold, GraphError> {
         let hold = self.jobs.remove(&job).ok_or(GraphError::NoSuchJob(job))?;
         self.mark_exclusive(&hold.claims);
-        for c in &hold.claims {
-            self.drop_claim(job, &hold, c);
-        }
+        self.drop_claims(job, &hold, &hold.claims);
         Ok(hold)
     }
 
-    fn drop_claim(&mut self, job: JobId, hold: &JobHold, c: &Claim) {
-        if !self.g.contains_node(c.vertex) {
-            return;
+    /// Releases `claims` of `job` (held during `hold`'s window): their
+    /// spans and their aggregate units. The job's exclusive claims must be
+    /// marked (see [`ResourceGraph::mark_exclusive`]).
+    fn drop_claims(&mut self, job: JobId, hold: &JobHold, claims: &[Claim]) {
+        for c in claims {
+            if self.g.contains_node(c.vertex) {
+                self.remove_span(c.vertex, job);
+            }
         }
-        self.remove_span(c.vertex, job);
-        if !self.filters.targets.is_empty() {
-            self.add_agg_usage(job, hold.start, hold.end, c, -1);
-        }
+        self.add_agg_usage(job, hold.start, hold.end, claims, -1);
     }
 
     /// Releases what `job` holds in the subtree of `v` (partial cancel, e.g.
@@ -1185,9 +1188,7 @@ impl ResourceGraph {
             return Ok(false);
         }
         self.mark_exclusive(&hold.claims);
-        for c in &inside {
-            self.drop_claim(job, &hold, c);
-        }
+        self.drop_claims(job, &hold, &inside);
         let inside_set: HashSet<VertexId> = inside.iter().map(|c| c.vertex).collect();
         hold.claims.retain(|c| !inside_set.contains(&c.vertex));
         // Drop pass-through claims that no longer lead to any exclusive claim.
@@ -1209,9 +1210,7 @@ impl ResourceGraph {
             .filter(|(_, k)| !**k)
             .map(|(c, _)| *c)
             .collect();
-        for c in &dropped {
-            self.drop_claim(job, &hold, c);
-        }
+        self.drop_claims(job, &hold, &dropped);
         hold.claims.retain(|c| !dropped.contains(c));
         let gone = hold.claims.is_empty();
         if !gone {

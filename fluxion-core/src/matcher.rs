@@ -297,14 +297,8 @@ impl Matcher {
             if let Some(chosen) = found.chosen {
                 let reserved = at > now;
                 let (emitted, shadow) = self.order(&ordered, chosen);
-                let claims = emitted
-                    .iter()
-                    .chain(shadow.iter())
-                    .map(Emit::claim)
-                    .collect();
                 let emitted: Arc<[Emit]> = emitted.into();
-                self.graph
-                    .allocate(job, at, at.saturating_add(d as i64), reserved, claims)?;
+                self.hold(job, at, d, reserved, Arc::clone(&emitted), &shadow)?;
                 if self.policy.stops_early()
                     && let Some(&t) = self.graph.tracked_types().last()
                 {
@@ -317,16 +311,6 @@ impl Matcher {
                         }
                     }
                 }
-                self.jobs.insert(
-                    job,
-                    JobInfo {
-                        job,
-                        at,
-                        duration: d,
-                        reserved,
-                        emitted: Arc::clone(&emitted),
-                    },
-                );
                 return Ok(MatchOutcome {
                     job,
                     op,
@@ -453,7 +437,23 @@ impl Matcher {
         if busy {
             return Err(MatchError::Busy);
         }
-        let claims = emitted.iter().map(Emit::claim).collect();
+        self.hold(job, at, duration, reserved, emitted.into(), &[])?;
+        Ok(())
+    }
+
+    /// Holds `emitted` and the unprinted `shadow` claims for `job` during
+    /// `[at, at + duration)` in the graph, and records the job.
+    fn hold(
+        &mut self,
+        job: JobId,
+        at: Time,
+        duration: u64,
+        reserved: bool,
+        emitted: Arc<[Emit]>,
+        shadow: &[Emit],
+    ) -> Result<(), GraphError> {
+        let claims = emitted.iter().chain(shadow).map(Emit::claim).collect();
+        let end = at.saturating_add(duration as i64);
         self.graph.allocate(job, at, end, reserved, claims)?;
         self.jobs.insert(
             job,
@@ -462,7 +462,7 @@ impl Matcher {
                 at,
                 duration,
                 reserved,
-                emitted: emitted.into(),
+                emitted,
             },
         );
         Ok(())
@@ -493,7 +493,7 @@ impl Matcher {
             self.jobs.remove(&job);
             return Ok(true);
         }
-        let held: Vec<VertexId> = self
+        let held: std::collections::HashSet<VertexId> = self
             .graph
             .job(job)
             .map(|h| h.claims.iter().map(|c| c.vertex).collect())

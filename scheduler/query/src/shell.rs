@@ -390,7 +390,9 @@ impl Session {
         let Some(info) = self.matcher.info(job) else {
             return;
         };
-        let text = render(
+        self.rendered.clear();
+        render_into(
+            &mut self.rendered,
             self.matcher.graph(),
             &info.emitted,
             self.format,
@@ -398,7 +400,7 @@ impl Session {
             duration,
             None,
         );
-        let _ = self.out.write_all(text.as_bytes());
+        let _ = self.out.write_all(self.rendered.as_bytes());
         let mode = self.print_placed(job, reserved, at);
         let _ = writeln!(self.out, "INFO: =============================");
         self.jobs.insert(
