@@ -12,10 +12,38 @@ const GANG_128: &str = "version: 1\nresources:\n  - type: node\n    count: 128\n
 const ONE_CORE: &str = "version: 1\nresources:\n  - type: slot\n    count: 1\n    label: s\n    with:\n      - type: core\n        count: 1\nattributes: {system: {duration: 3600}}\n";
 
 fn matcher(nodes: usize, policy: Policy) -> Matcher {
-    let mut g = cluster(&ClusterShape::standard(nodes)).expect("graph");
+    matcher_of(&ClusterShape::standard(nodes), policy)
+}
+
+fn matcher_of(shape: &ClusterShape, policy: Policy) -> Matcher {
+    let mut g = cluster(shape).expect("graph");
     g.set_prune_filters(&"ALL:core".parse().expect("filters"))
         .expect("filters");
     Matcher::new(g, policy)
+}
+
+/// Allocates 128-node gangs until 70% of the nodes are taken.
+fn fill_70pct(m: &mut Matcher, gang: &Jobspec, nodes: usize) {
+    let mut j = 1;
+    while m.stat().allocated * 128 * 10 < nodes * 7 {
+        if m.match_jobspec(MatchOp::Allocate, j, gang, 0).is_err() {
+            break;
+        }
+        j += 1;
+    }
+}
+
+/// Matches and cancels one core after another on `m`.
+fn bench_one_core(c: &mut Criterion, name: &str, mut m: Matcher, one: &Jobspec) {
+    let mut k = 10_000_000u64;
+    c.bench_function(name, |b| {
+        b.iter(|| {
+            k += 1;
+            let r = m.match_jobspec(MatchOp::Allocate, k, one, 0).expect("fits");
+            m.cancel(k).expect("cancel");
+            black_box(r)
+        })
+    });
 }
 
 fn bench(c: &mut Criterion) {
@@ -50,13 +78,7 @@ fn bench(c: &mut Criterion) {
         });
         // 70% allocated: fill with 128-node gangs first.
         let mut busy = matcher(nodes, policy);
-        let mut j = 1;
-        while busy.stat().allocated * 128 * 10 < nodes * 7 {
-            if busy.match_jobspec(MatchOp::Allocate, j, &gang, 0).is_err() {
-                break;
-            }
-            j += 1;
-        }
+        fill_70pct(&mut busy, &gang, nodes);
         c.bench_function(&format!("match128_{policy}_{nodes}_70pct"), |b| {
             b.iter_batched_ref(
                 || busy.clone(),
@@ -69,18 +91,26 @@ fn bench(c: &mut Criterion) {
                 BatchSize::LargeInput,
             )
         });
-        let mut m1 = matcher(nodes, policy);
-        let mut k = 0u64;
-        c.bench_function(&format!("match_one_core_{policy}_{nodes}"), |b| {
-            b.iter(|| {
-                k += 1;
-                let r = m1
-                    .match_jobspec(MatchOp::Allocate, k, &one, 0)
-                    .expect("fits");
-                m1.cancel(k).expect("cancel");
-                black_box(r)
-            })
-        });
+        bench_one_core(
+            c,
+            &format!("match_one_core_{policy}_{nodes}"),
+            matcher(nodes, policy),
+            &one,
+        );
+    }
+    // Core ids restarting in every node, as in the bench's gen*.graphml,
+    // tie every node's best core: with 70% of the nodes taken by gangs,
+    // low/high must pass those nodes without descending into them.
+    let shape = ClusterShape {
+        nodes_per_rack: 0,
+        per_node_ids: true,
+        ..ClusterShape::standard(nodes)
+    };
+    for policy in [Policy::Low, Policy::High] {
+        let mut m = matcher_of(&shape, policy);
+        fill_70pct(&mut m, &gang, nodes);
+        let name = format!("match_one_core_{policy}_{nodes}_70pct_per_node_ids");
+        bench_one_core(c, &name, m, &one);
     }
 }
 

@@ -17,6 +17,10 @@ pub struct ClusterShape {
     pub gpus_per_socket: usize,
     /// Size of the one memory pool per socket, in GiB (0 = no memory vertex).
     pub memory_gib_per_socket: u64,
+    /// Socket, core, gpu and memory ids restart at 0 in every node, as in
+    /// GRUG recipes that scope ids by node (the bench's `gen*.graphml`);
+    /// otherwise they run across the whole graph.
+    pub per_node_ids: bool,
 }
 
 impl ClusterShape {
@@ -30,14 +34,16 @@ impl ClusterShape {
             cores_per_socket: 32,
             gpus_per_socket: 2,
             memory_gib_per_socket: 256,
+            per_node_ids: false,
         }
     }
 }
 
 /// Builds `cluster0 -> rack{i} -> node{i} -> socket{j} -> core/gpu/memory`.
 /// Node ids and ranks are global (`node0..nodeN-1`); socket, core, gpu and
-/// memory ids are global too, like Fluxion's generated graphs, so every name
-/// is unique. Vertices are created in id order.
+/// memory ids are global too, so every name is unique, unless
+/// [`ClusterShape::per_node_ids`] restarts them in each node. Vertices are
+/// created in id order.
 pub fn cluster(shape: &ClusterShape) -> Result<ResourceGraph, GraphError> {
     let mut g = ResourceGraph::new();
     let root = g.add_vertex(VertexSpec::new("cluster", "cluster", 0), None)?;
@@ -53,6 +59,9 @@ pub fn cluster(shape: &ClusterShape) -> Result<ResourceGraph, GraphError> {
             }
             rack.unwrap_or(root)
         };
+        if shape.per_node_ids {
+            (socket_id, core_id, gpu_id, mem_id) = (0, 0, 0, 0);
+        }
         let mut ns = VertexSpec::new("node", "node", n as i64);
         ns.rank = n as i64;
         let node = g.add_vertex(ns, Some(parent))?;

@@ -12,9 +12,14 @@
 //! so [`ResourceGraph::free_units`] answers "how many free cores below this
 //! rack during `[t, t+d)`" without descending.
 
+mod aggregate;
 mod filters;
+mod slots;
 
+use aggregate::Aggregate;
 pub use filters::{FilterRule, PruneFilters};
+pub use slots::IdEnd;
+use slots::ResolvedFilters;
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -190,26 +195,6 @@ impl Vertex {
     }
 }
 
-/// Subtree counts kept on anchor vertices; indexed like `PruneFilters` targets.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Aggregate {
-    totals: Box<[u64]>,
-    down: Box<[u64]>,
-    /// Each job's counts, to release and to report per job.
-    spans: Vec<AggSpan>,
-    /// The same counts summed over time, for window queries that do not
-    /// grow with the number of jobs.
-    load: Timeline,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct AggSpan {
-    job: JobId,
-    start: Time,
-    end: Time,
-    counts: Box<[u64]>,
-}
-
 /// One vertex claimed by a job, for [`ResourceGraph::allocate`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Claim {
@@ -285,29 +270,6 @@ fn apply_span(tl: &mut Timeline, s: &Span, take: bool) {
         } else {
             tl.add(s.start, s.end, col, units);
         }
-    }
-}
-
-#[derive(Debug, Clone, Default)]
-struct ResolvedFilters {
-    spec: PruneFilters,
-    /// Tracked target types (aggregate slot `i` counts `targets[i]`).
-    targets: Vec<TypeId>,
-    /// Anchor type per rule (None = ALL) and the target slot it tracks.
-    rules: Vec<(Option<TypeId>, usize)>,
-}
-
-impl ResolvedFilters {
-    fn is_anchor(&self, kind: TypeId) -> bool {
-        self.rules.iter().any(|(a, _)| a.is_none_or(|a| a == kind))
-    }
-    fn tracks(&self, anchor: TypeId, target_slot: usize) -> bool {
-        self.rules
-            .iter()
-            .any(|&(a, s)| s == target_slot && a.is_none_or(|a| a == anchor))
-    }
-    fn slot(&self, kind: TypeId) -> Option<usize> {
-        self.targets.iter().position(|&t| t == kind)
     }
 }
 
@@ -398,23 +360,7 @@ impl ResourceGraph {
         self.generation += 1;
         if let Some(p) = parent {
             self.g[p].children.push(v);
-            if !self.filters.targets.is_empty() {
-                self.ensure_agg(p);
-                if let Some(slot) = self.filters.slot(kind) {
-                    let size = self.g[v].size;
-                    let mut cur = Some(p);
-                    while let Some(a) = cur {
-                        let ak = self.g[a].kind;
-                        if self.filters.tracks(ak, slot) {
-                            self.ensure_agg(a);
-                            if let Some(agg) = self.g[a].agg.as_mut() {
-                                agg.totals[slot] += size;
-                            }
-                        }
-                        cur = self.g[a].parent;
-                    }
-                }
-            }
+            self.count_new_vertex(v);
         } else {
             self.root = Some(v);
         }
@@ -422,27 +368,6 @@ impl ResourceGraph {
             self.set_status(v, Status::Down)?;
         }
         Ok(v)
-    }
-
-    fn ensure_agg(&mut self, v: VertexId) {
-        let n = self.filters.targets.len();
-        if n == 0 || self.g[v].agg.is_some() || !self.filters.is_anchor(self.g[v].kind) {
-            return;
-        }
-        // A leaf turning into an inner vertex: its own units count too.
-        let mut totals = vec![0u64; n].into_boxed_slice();
-        let kind = self.g[v].kind;
-        if let Some(slot) = self.filters.slot(kind)
-            && self.filters.tracks(kind, slot)
-        {
-            totals[slot] = self.g[v].size;
-        }
-        self.g[v].agg = Some(Box::new(Aggregate {
-            totals,
-            down: vec![0u64; n].into_boxed_slice(),
-            spans: Vec::new(),
-            load: Timeline::new(n),
-        }));
     }
 
     /// Removes `v` and its whole subtree; jobs lose their claims there.
@@ -462,31 +387,8 @@ impl ResourceGraph {
                 self.set_status(u, Status::Up)?;
             }
         }
-        // Subtract totals from the ancestors.
         let parent = self.g[v].parent;
-        if !self.filters.targets.is_empty() {
-            let mut delta = vec![0u64; self.filters.targets.len()];
-            for &u in &sub {
-                if let Some(s) = self.filters.slot(self.g[u].kind) {
-                    delta[s] += self.g[u].size;
-                }
-            }
-            let mut cur = parent;
-            while let Some(a) = cur {
-                let ak = self.g[a].kind;
-                let tracked: Vec<bool> = (0..delta.len())
-                    .map(|s| self.filters.tracks(ak, s))
-                    .collect();
-                if let Some(agg) = self.g[a].agg.as_mut() {
-                    for (s, d) in delta.iter().enumerate() {
-                        if tracked[s] {
-                            agg.totals[s] = agg.totals[s].saturating_sub(*d);
-                        }
-                    }
-                }
-                cur = self.g[a].parent;
-            }
-        }
+        self.uncount_subtree(v);
         if let Some(p) = parent {
             self.g[p].children.retain(|&c| c != v);
         } else {
@@ -661,38 +563,10 @@ impl ResourceGraph {
         if cur == status {
             return Ok(());
         }
-        let n = self.filters.targets.len();
-        if n > 0 {
-            // Units below v not already hidden by a down vertex inside v's subtree.
-            let mut delta = vec![0u64; n];
-            let mut stack = vec![v];
-            while let Some(u) = stack.pop() {
-                if let Some(s) = self.filters.slot(self.g[u].kind) {
-                    delta[s] += self.g[u].size;
-                }
-                for &c in &self.g[u].children {
-                    if self.g[c].status == Status::Up {
-                        stack.push(c);
-                    }
-                }
-            }
-            let mut a = Some(v);
-            while let Some(x) = a {
-                if let Some(agg) = self.g[x].agg.as_mut() {
-                    for (s, d) in delta.iter().enumerate() {
-                        if status == Status::Down {
-                            agg.down[s] += d;
-                        } else {
-                            agg.down[s] = agg.down[s].saturating_sub(*d);
-                        }
-                    }
-                }
-                a = self.g[x].parent;
-            }
-        }
-        self.g[v].status = status;
+        self.change_status(v, status);
         Ok(())
     }
+
     /// Whether `v` and all its ancestors are up.
     pub fn is_effectively_up(&self, v: VertexId) -> bool {
         let mut cur = Some(v);
@@ -703,328 +577,6 @@ impl ResourceGraph {
             }
         }
         true
-    }
-
-    // ----- prune filters and aggregates -----
-
-    /// Installs prune filters and recomputes every aggregate from the current
-    /// graph and jobs.
-    pub fn set_prune_filters(&mut self, spec: &PruneFilters) -> Result<(), GraphError> {
-        let mut targets = Vec::new();
-        let mut rules = Vec::new();
-        for r in spec.rules() {
-            let t = self.intern_type(&r.target)?;
-            let slot = match targets.iter().position(|&x| x == t) {
-                Some(s) => s,
-                None => {
-                    targets.push(t);
-                    targets.len() - 1
-                }
-            };
-            let anchor = match &r.anchor {
-                Some(a) => Some(self.intern_type(a)?),
-                None => None,
-            };
-            rules.push((anchor, slot));
-        }
-        self.filters = ResolvedFilters {
-            spec: spec.clone(),
-            targets,
-            rules,
-        };
-        self.rebuild_aggregates();
-        Ok(())
-    }
-    /// The installed prune filters.
-    pub fn prune_filters(&self) -> &PruneFilters {
-        &self.filters.spec
-    }
-    /// Types tracked by the aggregates.
-    pub fn tracked_types(&self) -> &[TypeId] {
-        &self.filters.targets
-    }
-
-    fn rebuild_aggregates(&mut self) {
-        let ids: Vec<VertexId> = self.g.node_indices().collect();
-        for &v in &ids {
-            self.g[v].agg = None;
-        }
-        let n = self.filters.targets.len();
-        let Some(root) = self.root else { return };
-        if n == 0 {
-            return;
-        }
-        // Post-order: totals of a vertex = own + children's subtree sums,
-        // kept in one flat array indexed by vertex (no per-vertex maps).
-        let order = self.subtree(root);
-        let bound = self.index_bound();
-        let mut sums = vec![0u64; bound * n];
-        for &v in order.iter().rev() {
-            let vi = v.index();
-            if let Some(slot) = self.filters.slot(self.g[v].kind) {
-                sums[vi * n + slot] += self.g[v].size;
-            }
-            let kind = self.g[v].kind;
-            if !self.g[v].children.is_empty() && self.filters.is_anchor(kind) {
-                let totals: Box<[u64]> = (0..n)
-                    .map(|i| {
-                        if self.filters.tracks(kind, i) {
-                            sums[vi * n + i]
-                        } else {
-                            0
-                        }
-                    })
-                    .collect();
-                self.g[v].agg = Some(Box::new(Aggregate {
-                    totals,
-                    down: vec![0u64; n].into_boxed_slice(),
-                    spans: Vec::new(),
-                    load: Timeline::new(n),
-                }));
-            }
-            if let Some(p) = self.g[v].parent {
-                let pi = p.index();
-                for i in 0..n {
-                    sums[pi * n + i] += sums[vi * n + i];
-                }
-            }
-        }
-        // Re-apply down statuses (outermost first is not required: each
-        // call counts only units not hidden below).
-        let downs: Vec<VertexId> = order
-            .iter()
-            .copied()
-            .filter(|&v| self.g[v].status == Status::Down)
-            .collect();
-        for &v in downs.iter().rev() {
-            self.g[v].status = Status::Up;
-            let _ = self.set_status(v, Status::Down);
-        }
-        // Re-apply job usage.
-        let jobs: Vec<(JobId, JobHold)> = self.jobs.iter().map(|(j, h)| (*j, h.clone())).collect();
-        for (j, h) in jobs {
-            self.mark_exclusive(&h.claims);
-            self.add_agg_usage(j, h.start, h.end, &h.claims, 1);
-            self.flush_fresh_loads();
-        }
-    }
-
-    /// Tracked units a claim takes out of the aggregates: nothing if an
-    /// exclusive claim of the same job above it already covers it; the
-    /// whole subtree for an exclusive inner vertex (nothing below it can be
-    /// used by anyone else); else the units of the vertex itself.
-    fn claim_units(&self, c: &Claim) -> Vec<(usize, u64)> {
-        let x = &self.g[c.vertex];
-        if c.exclusive && !x.children.is_empty() {
-            let mut units = vec![0u64; self.filters.targets.len()];
-            let mut stack = vec![c.vertex];
-            while let Some(u) = stack.pop() {
-                if let Some(slot) = self.filters.slot(self.g[u].kind) {
-                    units[slot] += self.g[u].size;
-                }
-                stack.extend(self.g[u].children.iter().copied());
-            }
-            return units
-                .into_iter()
-                .enumerate()
-                .filter(|&(_, n)| n > 0)
-                .collect();
-        }
-        let Some(slot) = self.filters.slot(x.kind) else {
-            return Vec::new();
-        };
-        let units = if c.amount > 0 {
-            c.amount
-        } else if c.exclusive {
-            x.size
-        } else {
-            0
-        };
-        if units > 0 {
-            vec![(slot, units)]
-        } else {
-            Vec::new()
-        }
-    }
-
-    /// Adds the entries of the job just added to the load timelines of the
-    /// aggregates that got one (each is the last entry of its aggregate).
-    fn flush_fresh_loads(&mut self) {
-        let fresh = std::mem::take(&mut self.fresh);
-        for &a in &fresh {
-            if let Some(agg) = self.g[a].agg.as_deref_mut()
-                && let Some(entry) = agg.spans.last()
-            {
-                for (slot, &units) in entry.counts.iter().enumerate() {
-                    agg.load.add(entry.start, entry.end, slot, units);
-                }
-            }
-        }
-        self.fresh = fresh;
-        self.fresh.clear();
-    }
-
-    /// Makes `held` the set of `claims`' exclusive vertices, for
-    /// [`ResourceGraph::claim_units`] of the same job's claims.
-    fn mark_exclusive(&mut self, claims: &[Claim]) {
-        self.held.clear(self.index_bound());
-        for c in claims.iter().filter(|c| c.exclusive) {
-            self.held.insert(c.vertex);
-        }
-    }
-
-    /// Adds (`sign = 1`) or removes (`sign = -1`) the units of `claims` (of
-    /// live vertices) from the aggregate spans of each claimed vertex and
-    /// its ancestors. A claim under one of the exclusive claims marked by
-    /// [`ResourceGraph::mark_exclusive`] counts nothing: that claim already
-    /// covers it.
-    fn add_agg_usage(&mut self, job: JobId, start: Time, end: Time, claims: &[Claim], sign: i8) {
-        if self.filters.targets.is_empty() {
-            return;
-        }
-        // Siblings share their ancestors, and claims come in post-order:
-        // the answer for the last claim's parent usually holds.
-        let mut last: Option<(VertexId, bool)> = None;
-        for c in claims {
-            if !self.g.contains_node(c.vertex) {
-                continue;
-            }
-            let parent = self.g[c.vertex].parent;
-            let covered = match last {
-                Some((p, covered)) if Some(p) == parent => covered,
-                _ => {
-                    let covered = self.ancestors(c.vertex).any(|p| self.held.contains(p));
-                    last = parent.map(|p| (p, covered));
-                    covered
-                }
-            };
-            if covered {
-                continue;
-            }
-            for (slot, units) in self.claim_units(c) {
-                self.add_agg_units(job, start, end, c.vertex, slot, units, sign);
-            }
-        }
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn add_agg_units(
-        &mut self,
-        job: JobId,
-        start: Time,
-        end: Time,
-        vertex: VertexId,
-        slot: usize,
-        units: u64,
-        sign: i8,
-    ) {
-        let n = self.filters.targets.len();
-        let mut cur = Some(vertex);
-        while let Some(a) = cur {
-            let kind = self.g[a].kind;
-            let tracked = self.filters.tracks(kind, slot);
-            if let (true, Some(agg)) = (tracked, self.g[a].agg.as_mut()) {
-                let same = |s: &AggSpan| s.job == job && s.start == start && s.end == end;
-                // A job's claims are added together, so while it is being
-                // added its entry, if any, is the last one: looking further
-                // would scan every job through this vertex.
-                let pos = if sign > 0 {
-                    agg.spans
-                        .last()
-                        .filter(|s| same(s))
-                        .map(|_| agg.spans.len() - 1)
-                } else {
-                    agg.spans.iter().rposition(same)
-                };
-                match (pos, sign > 0) {
-                    // The load timeline takes a job's entry whole once all
-                    // its claims are in (see `flush_fresh_loads`): one
-                    // update per vertex instead of one per claim below it.
-                    (Some(i), true) => agg.spans[i].counts[slot] += units,
-                    (None, true) => {
-                        self.fresh.push(a);
-                        let mut counts = vec![0u64; n].into_boxed_slice();
-                        counts[slot] = units;
-                        push_snug(
-                            &mut agg.spans,
-                            AggSpan {
-                                job,
-                                start,
-                                end,
-                                counts,
-                            },
-                        );
-                    }
-                    (Some(i), false) => {
-                        let cnt = &mut agg.spans[i].counts[slot];
-                        let taken = units.min(*cnt);
-                        *cnt -= taken;
-                        agg.load.sub(start, end, slot, taken);
-                        if agg.spans[i].counts.iter().all(|&x| x == 0) {
-                            agg.spans.swap_remove(i);
-                        }
-                    }
-                    (None, false) => {}
-                }
-            }
-            cur = self.g[a].parent;
-        }
-    }
-
-    /// Free units of type `t` in the subtree of `v` (inclusive) throughout
-    /// `[start, end)`: total minus down minus the peak in use. Exact for
-    /// tracked types at anchor vertices; for a leaf, its own availability;
-    /// `None` when `v` keeps no aggregate for `t` (no pruning possible).
-    pub fn free_units(&self, v: VertexId, t: TypeId, start: Time, end: Time) -> Option<u64> {
-        let x = self.g.node_weight(v)?;
-        if x.status == Status::Down {
-            return Some(0);
-        }
-        let u = self.vertex_usage(v, x, start, end);
-        if u.exclusive_held {
-            return Some(0);
-        }
-        if x.children.is_empty() {
-            if x.kind != t {
-                return Some(0);
-            }
-            return Some(x.size.saturating_sub(u.peak_amount));
-        }
-        let slot = self.filters.slot(t)?;
-        if !self.filters.tracks(x.kind, slot) {
-            return None;
-        }
-        let agg = x.agg.as_ref()?;
-        let used = agg.load.peak(slot, start, end);
-        Some(
-            agg.totals[slot]
-                .saturating_sub(agg.down[slot])
-                .saturating_sub(used),
-        )
-    }
-    /// Units of tracked type `t` that `job` holds in the subtree of `v`
-    /// (from the aggregates; `None` when `v` keeps none for `t`).
-    pub fn job_units(&self, v: VertexId, t: TypeId, job: JobId) -> Option<u64> {
-        let x = self.g.node_weight(v)?;
-        let slot = self.filters.slot(t)?;
-        let agg = x.agg.as_ref()?;
-        Some(
-            agg.spans
-                .iter()
-                .filter(|s| s.job == job)
-                .map(|s| s.counts[slot])
-                .sum(),
-        )
-    }
-
-    /// Total units of tracked type `t` in the subtree of `v` (ignoring state).
-    pub fn subtree_total(&self, v: VertexId, t: TypeId) -> Option<u64> {
-        let x = self.g.node_weight(v)?;
-        if x.children.is_empty() {
-            return Some(if x.kind == t { x.size } else { 0 });
-        }
-        let slot = self.filters.slot(t)?;
-        x.agg.as_ref().map(|a| a.totals[slot])
     }
 
     // ----- allocation state -----

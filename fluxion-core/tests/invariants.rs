@@ -4,7 +4,7 @@
 use std::collections::HashMap;
 
 use fluxion_core::generate::{ClusterShape, cluster};
-use fluxion_core::graph::{ResourceGraph, Status, VertexId};
+use fluxion_core::graph::{IdEnd, ResourceGraph, Status, VertexId};
 use fluxion_core::jobspec::Jobspec;
 use fluxion_core::matcher::{MatchError, MatchOp, Matcher, Policy};
 use proptest::prelude::*;
@@ -17,15 +17,17 @@ fn shape() -> impl Strategy<Value = ClusterShape> {
         1usize..5,
         0usize..2,
         prop_oneof![Just(0u64), Just(8u64)],
+        any::<bool>(),
     )
         .prop_map(
-            |(nodes, per_rack, sockets, cores, gpus, mem)| ClusterShape {
+            |(nodes, per_rack, sockets, cores, gpus, mem, per_node_ids)| ClusterShape {
                 nodes,
                 nodes_per_rack: per_rack,
                 sockets,
                 cores_per_socket: cores,
                 gpus_per_socket: gpus,
                 memory_gib_per_socket: mem,
+                per_node_ids,
             },
         )
 }
@@ -153,27 +155,24 @@ fn check_invariants(g: &ResourceGraph) -> Result<(), TestCaseError> {
                 used,
                 x.size
             );
-            // Aggregates equal the sum over the subtree.
+            // Aggregates equal the sum over the subtree: of all cores, and
+            // of the cores at each end of the id range where counted.
+            let ends = [IdEnd::Lowest, IdEnd::Highest].map(|e| {
+                g.id_end(core, e)
+                    .zip(g.free_units_at_id_end(v, core, e, t, t + 1))
+            });
             if let Some(agg) = g.free_units(v, core, t, t + 1)
                 && !g.children(v).is_empty()
-                && x.status == Status::Up
                 && !x
                     .spans()
                     .iter()
                     .any(|s| s.exclusive && s.overlaps(t, t + 1))
             {
-                // Known limit: units both down and allocated are counted
-                // twice (conservative), so only subtrees without down
-                // vertices are compared exactly.
-                if g.subtree(v)
-                    .iter()
-                    .any(|&u| g.vertex(u).is_some_and(|y| y.status == Status::Down))
-                {
-                    continue;
-                }
-                // A core is used if it is held, or sits below a vertex held
+                // A core is free if it is up (with everything between it
+                // and `v`), not held, and not below a vertex held
                 // exclusively (nobody else can reach it then).
                 let mut expect = 0u64;
+                let mut expect_at = [0u64; 2];
                 let mut stack = vec![(v, false)];
                 while let Some((u, covered)) = stack.pop() {
                     let y = g.vertex(u).expect("live");
@@ -185,7 +184,13 @@ fn check_invariants(g: &ResourceGraph) -> Result<(), TestCaseError> {
                     if g.kind_name(u) == "core" {
                         let busy: u64 = live.map(|s| s.amount.max(u64::from(s.exclusive))).sum();
                         if !covered {
-                            expect += y.size.saturating_sub(busy);
+                            let free = y.size.saturating_sub(busy);
+                            expect += free;
+                            for (e, end) in ends.iter().enumerate() {
+                                if end.is_some_and(|(id, _)| id == y.id) {
+                                    expect_at[e] += free;
+                                }
+                            }
                         }
                     }
                     for &c in g.children(u) {
@@ -193,6 +198,18 @@ fn check_invariants(g: &ResourceGraph) -> Result<(), TestCaseError> {
                     }
                 }
                 prop_assert_eq!(agg, expect, "aggregate at {} (t={})", x.name(), t);
+                for (end, want) in ends.iter().zip(expect_at) {
+                    if let Some((id, got)) = end {
+                        prop_assert_eq!(
+                            *got,
+                            want,
+                            "core{} aggregate at {} (t={})",
+                            id,
+                            x.name(),
+                            t
+                        );
+                    }
+                }
             }
         }
     }
@@ -207,6 +224,12 @@ proptest! {
         let mut g = cluster(&shape).expect("generated graph");
         g.set_prune_filters(&"ALL:core,ALL:node".parse().expect("filters")).expect("filters apply");
         let mut m = Matcher::new(g, policy);
+        // The same requests on the same graph without prune filters: the
+        // aggregates only skip what cannot change the answer, so both give
+        // the same answers (except `first`, whose walk order Fluxion
+        // weighs by the aggregates' counts).
+        let mut plain = (!policy.stops_early())
+            .then(|| Matcher::new(cluster(&shape).expect("graph"), policy));
         let mut next = 1u64;
         let mut live: Vec<u64> = Vec::new();
         for s in steps {
@@ -225,13 +248,24 @@ proptest! {
                     };
                     let before = snapshot(m.graph());
                     let op = if reserve { MatchOp::AllocateOrElseReserve } else { MatchOp::Allocate };
-                    match m.match_jobspec(op, next, &spec, 0) {
+                    let answer = m.match_jobspec(op, next, &spec, 0);
+                    if let Some(p) = plain.as_mut() {
+                        let unpruned = p.match_jobspec(op, next, &spec, 0);
+                        let key = |r: &Result<fluxion_core::matcher::MatchOutcome, MatchError>| {
+                            r.as_ref().map(|o| (o.at, o.emitted.to_vec())).map_err(|e| e.to_string())
+                        };
+                        prop_assert_eq!(key(&answer), key(&unpruned), "answer with vs without prune filters");
+                    }
+                    match answer {
                         Ok(o) => {
                             prop_assert!(o.at >= 0, "reservation in the past");
                             live.push(next);
                             // Cancel restores the exact prior state.
                             if next.is_multiple_of(3) {
                                 m.cancel(next).expect("cancel");
+                                if let Some(p) = plain.as_mut() {
+                                    p.cancel(next).expect("cancel without filters");
+                                }
                                 live.pop();
                                 prop_assert_eq!(snapshot(m.graph()), before);
                             }
@@ -246,6 +280,9 @@ proptest! {
                     if !live.is_empty() {
                         let j = live.remove(i % live.len());
                         m.cancel(j).expect("cancel live job");
+                        if let Some(p) = plain.as_mut() {
+                            p.cancel(j).expect("cancel without filters");
+                        }
                     }
                 }
                 Step::PartialCancel(i) => {
@@ -253,10 +290,14 @@ proptest! {
                         let j = live[i % live.len()];
                         let held: Vec<VertexId> = m.info(j).map(|x| x.emitted.iter().map(|e| e.vertex).collect()).unwrap_or_default();
                         let node = held.into_iter().find(|&v| m.graph().kind_name(v) == "node");
-                        if let Some(n) = node
-                            && let Ok(true) = m.partial_cancel(j, &[n])
-                        {
-                            live.retain(|&x| x != j);
+                        if let Some(n) = node {
+                            let gone = m.partial_cancel(j, &[n]);
+                            if let Some(p) = plain.as_mut() {
+                                prop_assert_eq!(&p.partial_cancel(j, &[n]), &gone);
+                            }
+                            if let Ok(true) = gone {
+                                live.retain(|&x| x != j);
+                            }
                         }
                     }
                 }
@@ -266,6 +307,9 @@ proptest! {
                     let st = m.graph().vertex(v).map(|x| x.status).unwrap_or_default();
                     let flip = if st == Status::Up { Status::Down } else { Status::Up };
                     m.graph_mut().set_status(v, flip).expect("status");
+                    if let Some(p) = plain.as_mut() {
+                        p.graph_mut().set_status(v, flip).expect("status without filters");
+                    }
                 }
             }
             check_invariants(m.graph())?;

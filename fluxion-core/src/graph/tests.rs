@@ -9,6 +9,7 @@ fn small() -> ResourceGraph {
         cores_per_socket: 4,
         gpus_per_socket: 1,
         memory_gib_per_socket: 16,
+        per_node_ids: false,
     };
     let mut g = cluster(&shape).unwrap();
     g.set_prune_filters(&"ALL:core,ALL:node,rack:memory".parse().unwrap())
@@ -64,6 +65,14 @@ fn aggregates_follow_allocate_release_and_status() {
     g.set_status(n0, Status::Down).unwrap();
     assert_eq!(g.free_units(root, node, 0, 1), Some(3));
     assert_eq!(g.free_units(root, core, 0, 1), Some(24));
+    // The job's two cores are in the down node: hidden, not also in use.
+    assert_eq!(g.free_units(root, core, 5, 6), Some(24));
+    // A socket of the down node goes down too, and comes back.
+    let s0 = g.find_path("/cluster0/rack0/node0/socket0").unwrap();
+    g.set_status(s0, Status::Down).unwrap();
+    assert_eq!(g.free_units(root, core, 5, 6), Some(24));
+    assert_eq!(g.free_units(n0, core, 5, 6), Some(0));
+    g.set_status(s0, Status::Up).unwrap();
     g.set_status(n0, Status::Up).unwrap();
     g.release(7).unwrap();
     assert_eq!(g.free_units(root, core, 0, 100), Some(32));
@@ -93,6 +102,106 @@ fn remove_and_add_subtree_keep_totals() {
         .unwrap();
     assert_eq!(g.free_units(root, core, 0, 1), Some(25));
     assert_eq!(g.path(s), "/cluster0/rack1/node9/socket9");
+}
+
+/// The counts of free cores at the ends of the id range, on a graph whose
+/// core ids restart in every node, follow allocate, status, release and
+/// subtree edits like the plain counts.
+#[test]
+fn id_end_counts_follow_allocations_status_and_edits() {
+    let shape = ClusterShape {
+        nodes: 3,
+        nodes_per_rack: 2,
+        sockets: 2,
+        cores_per_socket: 2,
+        gpus_per_socket: 0,
+        memory_gib_per_socket: 0,
+        per_node_ids: true,
+    };
+    let mut g = cluster(&shape).unwrap();
+    g.set_prune_filters(&"ALL:core,ALL:node".parse().unwrap())
+        .unwrap();
+    let core = g.type_id("core").unwrap();
+    let (low, high) = (IdEnd::Lowest, IdEnd::Highest);
+    assert_eq!(g.id_end(core, low), Some(0));
+    assert_eq!(g.id_end(core, high), Some(3));
+    let root = g.root().unwrap();
+    let r0 = g.find_path("/cluster0/rack0").unwrap();
+    let n0 = g.find_path("/cluster0/rack0/node0").unwrap();
+    let n1 = g.find_path("/cluster0/rack0/node1").unwrap();
+    let at = |g: &ResourceGraph, v, end| g.free_units_at_id_end(v, core, end, 0, 10);
+    assert_eq!(at(&g, root, low), Some(3));
+    assert_eq!(at(&g, r0, high), Some(2));
+    // Node 0's core0 and core3, then the whole of node 1.
+    let c0 = g.find_path("/cluster0/rack0/node0/socket0/core0").unwrap();
+    let c3 = g.find_path("/cluster0/rack0/node0/socket1/core3").unwrap();
+    let claim = |vertex: VertexId, exclusive: bool| Claim {
+        vertex,
+        amount: u64::from(!exclusive),
+        exclusive,
+    };
+    g.allocate(1, 0, 5, false, vec![claim(c0, false), claim(c3, false)])
+        .unwrap();
+    g.allocate(2, 0, 10, false, vec![claim(n1, true)]).unwrap();
+    assert_eq!(at(&g, n0, low), Some(0));
+    assert_eq!(at(&g, n0, high), Some(0));
+    assert_eq!(at(&g, r0, low), Some(0));
+    assert_eq!(at(&g, root, low), Some(1));
+    assert_eq!(g.free_units_at_id_end(root, core, low, 5, 6), Some(2));
+    // The one free core0 left goes down and comes back.
+    let n2 = g.find_path("/cluster0/rack1/node2").unwrap();
+    g.set_status(n2, Status::Down).unwrap();
+    assert_eq!(at(&g, root, low), Some(0));
+    g.set_status(n2, Status::Up).unwrap();
+    assert_eq!(at(&g, root, low), Some(1));
+    g.release(2).unwrap();
+    assert_eq!(at(&g, root, low), Some(2));
+    // Node 2 leaves; a new node brings a core0 and a core7 (past the
+    // counted end, so it counts only among all cores).
+    g.remove_subtree(n2).unwrap();
+    assert_eq!(at(&g, root, low), Some(1));
+    let r1 = g.find_path("/cluster0/rack1").unwrap();
+    let n = g
+        .add_vertex(VertexSpec::new("node", "node", 9), Some(r1))
+        .unwrap();
+    let s = g
+        .add_vertex(VertexSpec::new("socket", "socket", 0), Some(n))
+        .unwrap();
+    for id in [0, 7] {
+        g.add_vertex(VertexSpec::new("core", "core", id), Some(s))
+            .unwrap();
+    }
+    assert_eq!(at(&g, root, low), Some(2));
+    assert_eq!(at(&g, root, high), Some(1));
+    assert_eq!(g.free_units(root, core, 0, 10), Some(12 - 4 - 2 + 2));
+    // Node ids never repeat: no such count.
+    let node = g.type_id("node").unwrap();
+    assert_eq!(g.id_end(node, low), None);
+    assert_eq!(g.free_units_at_id_end(root, node, low, 0, 1), None);
+}
+
+/// Vertices added or removed under a down vertex count as hidden, and
+/// come into view with it.
+#[test]
+fn edits_under_a_down_vertex_stay_hidden() {
+    let mut g = small();
+    let core = g.type_id("core").unwrap();
+    let root = g.root().unwrap();
+    let n0 = g.find_path("/cluster0/rack0/node0").unwrap();
+    let s0 = g.find_path("/cluster0/rack0/node0/socket0").unwrap();
+    g.set_status(n0, Status::Down).unwrap();
+    assert_eq!(g.free_units(root, core, 0, 1), Some(24));
+    g.add_vertex(VertexSpec::new("core", "core", 90), Some(s0))
+        .unwrap();
+    assert_eq!(g.free_units(root, core, 0, 1), Some(24));
+    g.set_status(n0, Status::Up).unwrap();
+    assert_eq!(g.free_units(root, core, 0, 1), Some(33));
+    g.set_status(n0, Status::Down).unwrap();
+    g.remove_subtree(s0).unwrap();
+    assert_eq!(g.free_units(root, core, 0, 1), Some(24));
+    g.set_status(n0, Status::Up).unwrap();
+    assert_eq!(g.free_units(root, core, 0, 1), Some(28));
+    assert_eq!(g.free_units(n0, core, 0, 1), Some(4));
 }
 
 #[test]

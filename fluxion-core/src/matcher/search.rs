@@ -3,7 +3,7 @@
 use std::collections::HashMap;
 
 use super::{Emit, Policy};
-use crate::graph::{ResourceGraph, Status, TypeId, VertexId};
+use crate::graph::{IdEnd, ResourceGraph, Status, TypeId, VertexId};
 use crate::jobspec::{Count, Jobspec, Resource};
 use crate::planner::Time;
 
@@ -670,12 +670,26 @@ impl Search<'_> {
             Some(EarlyStop::Bound(bounds)) => {
                 let mut best =
                     BestTally::new(reqs, &bounds, multiplier, self.policy.prefers_high());
+                // Children that cannot reach any request's bound go last:
+                // if the others reach the bounds, those could not have
+                // added a candidate that wins.
+                let ends = self.id_end_needs(reqs, &bounds, multiplier);
+                let mut later = Vec::new();
                 for &c in kids {
+                    if let Some(ends) = &ends
+                        && !self.may_reach(c, ends)
+                    {
+                        later.push(c);
+                        continue;
+                    }
                     self.eval(c, reqs, pristine, excl, node_factor, top, out);
                     best.add(&out[base..]);
                     if best.enough() {
-                        break;
+                        return;
                     }
+                }
+                for c in later {
+                    self.eval(c, reqs, pristine, excl, node_factor, top, out);
                 }
             }
             None => {
@@ -731,6 +745,77 @@ impl Search<'_> {
             let o = self.order(r.kind?)?;
             Some(ids(o).into_iter().map(|i| i + 1).collect())
         }
+    }
+
+    /// The end of the id range the policy prefers.
+    fn id_end(&self) -> IdEnd {
+        if self.policy.prefers_high() {
+            IdEnd::Highest
+        } else {
+            IdEnd::Lowest
+        }
+    }
+
+    /// Per request, types of which a subtree must have a free unit at the
+    /// preferred id end (see [`ResourceGraph::free_units_at_id_end`]) to
+    /// offer a candidate reaching the request's bound in [`BestTally`];
+    /// `None` when some request cannot be ruled out that way.
+    ///
+    /// A request for `n` vertices of type `t` reaches its bound only with
+    /// ids as good as the `n`-th best id of `t`; when that is the end id
+    /// itself, only a vertex at the end id will do. A slot's bound is the
+    /// sum of the best ids of each of its types: a slot without a vertex at
+    /// the end id of one of them scores strictly worse.
+    fn id_end_needs(
+        &self,
+        reqs: &[Request],
+        bounds: &[Vec<i64>],
+        multiplier: u64,
+    ) -> Option<Vec<Vec<TypeId>>> {
+        let end = self.id_end();
+        let best_id = |o: &TypeOrder| match end {
+            IdEnd::Lowest => o.lowest.first().copied(),
+            IdEnd::Highest => o.highest.first().copied(),
+        };
+        // The end id the graph counts, if it is still `t`'s best id.
+        let counted = |t: TypeId| {
+            let o = self.order(t)?;
+            let id = self.g.id_end(t, end)?;
+            (o.unit && best_id(o) == Some(id)).then_some(id)
+        };
+        reqs.iter()
+            .zip(bounds)
+            .map(|(r, b)| {
+                // The bound the n-th best candidate must reach (none: the
+                // walk never stops early, so nothing is worth deferring).
+                let n = r.effective_max().saturating_mul(multiplier) as usize;
+                let bound = *b.get(n.checked_sub(1)?)?;
+                let needs: Vec<TypeId> = if r.is_slot {
+                    let kinds = r.with.iter().filter_map(|e| e.kind);
+                    kinds.filter(|&t| counted(t).is_some()).collect()
+                } else {
+                    let t = r.kind?;
+                    if counted(t)? + 1 == bound {
+                        vec![t]
+                    } else {
+                        Vec::new()
+                    }
+                };
+                (!needs.is_empty()).then_some(needs)
+            })
+            .collect()
+    }
+
+    /// Whether the subtree of `v` may offer a candidate at its bound to
+    /// some request: it has a free unit at the id end of each type `needs`
+    /// lists for that request (see [`Self::id_end_needs`]).
+    fn may_reach(&self, v: VertexId, needs: &[Vec<TypeId>]) -> bool {
+        let end = self.id_end();
+        needs.iter().any(|types| {
+            types
+                .iter()
+                .all(|&t| self.g.free_units_at_id_end(v, t, end, self.at, self.end) != Some(0))
+        })
     }
 
     fn early_stop(&self, reqs: &[Request]) -> Option<EarlyStop> {

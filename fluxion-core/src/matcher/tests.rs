@@ -10,6 +10,7 @@ fn small(nodes: usize) -> ResourceGraph {
         cores_per_socket: 4,
         gpus_per_socket: 1,
         memory_gib_per_socket: 16,
+        per_node_ids: false,
     };
     let mut g = cluster(&shape).unwrap();
     g.set_prune_filters(&"ALL:core,ALL:node".parse().unwrap())
@@ -165,6 +166,7 @@ fn first_walks_wide_vertices_by_weight_then_newest() {
         cores_per_socket: 2,
         gpus_per_socket: 0,
         memory_gib_per_socket: 0,
+        per_node_ids: false,
     };
     let mut m = Matcher::new(cluster(&shape).unwrap(), Policy::First);
     let spec = Jobspec::parse(ONE_CORE).unwrap();
@@ -190,6 +192,7 @@ fn first_reweighs_a_wide_vertex_child_a_job_went_through() {
         cores_per_socket: 2,
         gpus_per_socket: 0,
         memory_gib_per_socket: 0,
+        per_node_ids: false,
     };
     let mut g = cluster(&shape).unwrap();
     // Weights count the last tracked type: free cores.
@@ -235,6 +238,7 @@ fn slot_holds_the_whole_pool_it_draws_from() {
         cores_per_socket: 2,
         gpus_per_socket: 0,
         memory_gib_per_socket: 16,
+        per_node_ids: false,
     };
     let g = cluster(&shape).unwrap();
     let spec = one_slot_of(&[("core", 1), ("memory", 4)]);
@@ -341,6 +345,53 @@ fn low_and_high_fill_holes_from_their_end() {
         m.cancel(1).unwrap();
         let c = m.match_jobspec(MatchOp::Allocate, 3, &spec, 0).unwrap();
         assert_eq!(cores(&m, &c), want[0], "{policy}: the hole is refilled");
+    }
+}
+
+/// With core ids restarting in every node, `low` (`high`) gives successive
+/// one-core jobs the lowest (highest) core of node after node, and passes
+/// the nodes whose best core is taken without descending into them: each
+/// match visits as many vertices as the first.
+#[test]
+fn low_and_high_pass_nodes_whose_best_core_is_taken() {
+    let shape = ClusterShape {
+        nodes: 6,
+        nodes_per_rack: 0,
+        sockets: 2,
+        cores_per_socket: 4,
+        gpus_per_socket: 1,
+        memory_gib_per_socket: 0,
+        per_node_ids: true,
+    };
+    let spec = one_slot_of(&[("core", 1)]);
+    for (policy, core) in [(Policy::Low, "core0"), (Policy::High, "core7")] {
+        let mut g = cluster(&shape).unwrap();
+        g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
+        let mut m = Matcher::new(g, policy);
+        let mut visits = Vec::new();
+        for job in 0..6 {
+            let o = m
+                .match_jobspec(MatchOp::Allocate, job + 1, &spec, 0)
+                .unwrap();
+            let got = names(&m, &o);
+            let node = format!("node{job}[1:s]");
+            assert!(got.contains(&format!("{core}[1:x]")), "{policy}: {got:?}");
+            assert!(got.contains(&node), "{policy}: {got:?}");
+            visits.push(o.preorder_visits);
+        }
+        assert!(
+            visits.iter().all(|&v| v == visits[0]),
+            "{policy}: {visits:?}"
+        );
+        // Every best core taken: the next best, found by a full walk.
+        let o = m.match_jobspec(MatchOp::Allocate, 7, &spec, 0).unwrap();
+        let next = if policy == Policy::Low {
+            "core1[1:x]"
+        } else {
+            "core6[1:x]"
+        };
+        assert!(names(&m, &o).contains(&next.to_string()), "{policy}");
+        assert!(o.preorder_visits > visits[0], "{policy}");
     }
 }
 

@@ -45,6 +45,7 @@ async fn random_match_cancel_from_64_clients_leaves_an_empty_graph() {
         cores_per_socket: 4,
         gpus_per_socket: 1,
         memory_gib_per_socket: 0,
+        per_node_ids: false,
     };
     let server = TestServer::start(engine(&shape), ServerConfig::default()).await;
     let holders: Holders = Arc::default();

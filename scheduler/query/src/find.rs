@@ -219,6 +219,7 @@ mod tests {
             cores_per_socket: 2,
             gpus_per_socket: 1,
             memory_gib_per_socket: 1,
+            per_node_ids: false,
         };
         let mut g = cluster(&shape).unwrap();
         let node0 = g.find_path("/cluster0/rack0/node0").unwrap();

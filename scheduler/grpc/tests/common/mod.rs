@@ -22,6 +22,7 @@ pub fn small_shape() -> ClusterShape {
         cores_per_socket: 4,
         gpus_per_socket: 1,
         memory_gib_per_socket: 16,
+        per_node_ids: false,
     }
 }
 
