@@ -953,9 +953,14 @@ impl Search<'_> {
                         claims
                     }
                 };
+                // A node handed out whole stands for everything in it (see
+                // `emit::order`): what was chosen below it only had to fit.
+                let whole_node = is_node && self.policy.node_exclusive();
                 // An exclusive leaf of the request holds its whole subtree
                 // without printing it (a "shadow" claim: needs 0).
-                let claims = if x_in
+                let claims = if whole_node {
+                    Vec::new()
+                } else if x_in
                     && r.with.is_empty()
                     && r.exclusive != Some(true)
                     && !g.children(u).is_empty()
@@ -972,7 +977,8 @@ impl Search<'_> {
                 } else {
                     claims
                 };
-                let whole = x_in && r.exclusive == Some(true) && !g.children(u).is_empty();
+                let whole =
+                    !whole_node && x_in && r.exclusive == Some(true) && !g.children(u).is_empty();
                 let claims = if whole {
                     // An explicitly exclusive vertex is handed out with
                     // everything below it.
