@@ -234,6 +234,8 @@ pub struct ResourceGraph {
     jobs: HashMap<JobId, JobHold>,
     next_uniq: u64,
     generation: u64,
+    /// See [`ResourceGraph::free_epoch`].
+    free_epoch: u64,
     /// Interned basenames and units (few distinct values, many vertices).
     strings: HashMap<Box<str>, Arc<str>>,
     /// The summed holds of vertices held by many jobs at once (see
@@ -358,6 +360,7 @@ impl ResourceGraph {
         };
         let v = self.g.add_node(vertex);
         self.generation += 1;
+        self.free_epoch += 1;
         if let Some(p) = parent {
             self.g[p].children.push(v);
             self.count_new_vertex(v);
@@ -399,7 +402,16 @@ impl ResourceGraph {
             self.loads.remove(&u);
         }
         self.generation += 1;
+        self.free_epoch += 1;
         Ok(sub.len())
+    }
+
+    /// Counter bumped by every change that may make something usable
+    /// again: a release, a status change, a vertex added or removed.
+    /// Holding more leaves it as it is, so a fact such as "these vertices
+    /// are held during this window" stays true while it does not change.
+    pub fn free_epoch(&self) -> u64 {
+        self.free_epoch
     }
 
     /// Counter bumped by every structural edit (add or remove of vertices),
@@ -715,6 +727,7 @@ impl ResourceGraph {
     /// spans and their aggregate units. The job's exclusive claims must be
     /// marked (see [`ResourceGraph::mark_exclusive`]).
     fn drop_claims(&mut self, job: JobId, hold: &JobHold, claims: &[Claim]) {
+        self.free_epoch += 1;
         for c in claims {
             if self.g.contains_node(c.vertex) {
                 self.remove_span(c.vertex, job);

@@ -12,6 +12,7 @@
 //! walking once the best candidates are known.
 
 mod emit;
+mod held_runs;
 mod policy;
 mod search;
 mod walk;
@@ -166,6 +167,8 @@ pub struct Matcher {
     walk: walk::WalkOrder,
     /// Scratch set for ordering a match's vertices.
     marks: crate::marks::VertexMarks,
+    /// Held children that id-ordered walks of wide vertices can pass.
+    held_runs: held_runs::HeldRuns,
 }
 
 impl Matcher {
@@ -190,6 +193,7 @@ impl Matcher {
             weights: walk::Weights::default(),
             walk,
             marks: crate::marks::VertexMarks::default(),
+            held_runs: held_runs::HeldRuns::default(),
         }
     }
     /// The graph.
@@ -353,7 +357,7 @@ impl Matcher {
 
     /// One search of the graph as it stands, with this matcher's policy and weights.
     fn search(
-        &self,
+        &mut self,
         reqs: &[search::Request],
         at: Time,
         duration: u64,
@@ -370,6 +374,7 @@ impl Matcher {
             shape,
             &self.weights,
             &self.walk,
+            &mut self.held_runs,
         )
     }
 
@@ -405,10 +410,20 @@ impl Matcher {
     pub fn satisfiable(&self, spec: &Jobspec) -> Result<bool, MatchError> {
         let reqs = search::Request::build(&self.graph, spec).map_err(MatchError::InvalidJobspec)?;
         let d = self.duration_at(spec, 0);
-        Ok(self
-            .search(&reqs, 0, d, search::Mode::Sat, &search::Shape::default())
-            .chosen
-            .is_some())
+        let found = search::run(
+            &self.graph,
+            self.policy,
+            &reqs,
+            0,
+            d,
+            search::Mode::Sat,
+            &search::Shape::default(),
+            &self.weights,
+            &self.walk,
+            // Satisfiability ignores what is held: nothing to remember.
+            &mut held_runs::HeldRuns::default(),
+        );
+        Ok(found.chosen.is_some())
     }
 
     /// Records `job` holding exactly `emitted` during `[at, at + duration)`:

@@ -367,3 +367,100 @@ proptest! {
         let _ = fluxion_core::io::read_jgf(&String::from_utf8_lossy(&b));
     }
 }
+
+/// One step on a wide graph: a match of `nodes` nodes for `duration`, a
+/// cancel, or a node going down or up.
+#[derive(Debug, Clone)]
+enum WideStep {
+    Match { nodes: u64, duration: u64 },
+    Cancel(usize),
+    Flip(usize),
+}
+
+fn wide_step() -> impl Strategy<Value = WideStep> {
+    prop_oneof![
+        6 => (1u64..9, prop_oneof![Just(10u64), Just(20u64)])
+            .prop_map(|(nodes, duration)| WideStep::Match { nodes, duration }),
+        2 => (0usize..64).prop_map(WideStep::Cancel),
+        1 => (0usize..80).prop_map(WideStep::Flip),
+    ]
+}
+
+/// Node names of a match's answer.
+fn node_names(m: &Matcher, emitted: &[fluxion_core::matcher::Emit]) -> Vec<String> {
+    let g = m.graph();
+    emitted
+        .iter()
+        .filter(|e| g.kind_name(e.vertex) == "node")
+        .filter_map(|e| g.vertex(e.vertex).map(|x| x.name().into_owned()))
+        .collect()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
+
+    /// 80 nodes straight under the cluster (a vertex wide enough for walks
+    /// to remember the held nodes they start with) answer like the same
+    /// nodes in racks of 8, whatever is held, freed or down in between.
+    #[test]
+    fn wide_vertices_answer_like_racked_ones(
+        policy in prop_oneof![
+            Just(Policy::Low),
+            Just(Policy::High),
+            Just(Policy::LoNode),
+            Just(Policy::HiNode),
+            Just(Policy::LoNodeX),
+            Just(Policy::HiNodeX),
+        ],
+        steps in proptest::collection::vec(wide_step(), 1..40),
+    ) {
+        let shape = |per_rack| ClusterShape {
+            nodes: 80,
+            nodes_per_rack: per_rack,
+            sockets: 1,
+            cores_per_socket: 2,
+            gpus_per_socket: 0,
+            memory_gib_per_socket: 0,
+            per_node_ids: false,
+        };
+        let matcher = |per_rack| {
+            let mut g = cluster(&shape(per_rack)).expect("graph");
+            g.set_prune_filters(&"ALL:core".parse().expect("filters")).expect("filters");
+            Matcher::new(g, policy)
+        };
+        let (mut wide, mut racked) = (matcher(0), matcher(8));
+        let mut live: Vec<u64> = Vec::new();
+        for (job, step) in (1u64..).zip(steps) {
+            match step {
+                WideStep::Match { nodes, duration } => {
+                    let spec = jobspec(nodes, 1, 0, false, duration);
+                    let a = wide.match_jobspec(MatchOp::Allocate, job, &spec, 0);
+                    let b = racked.match_jobspec(MatchOp::Allocate, job, &spec, 0);
+                    let names = |m: &Matcher, r: &Result<fluxion_core::matcher::MatchOutcome, MatchError>| {
+                        r.as_ref().map(|o| node_names(m, &o.emitted)).map_err(|e| e.to_string())
+                    };
+                    prop_assert_eq!(names(&wide, &a), names(&racked, &b));
+                    if a.is_ok() {
+                        live.push(job);
+                    }
+                }
+                WideStep::Cancel(i) => {
+                    if !live.is_empty() {
+                        let j = live.remove(i % live.len());
+                        wide.cancel(j).expect("cancel");
+                        racked.cancel(j).expect("cancel");
+                    }
+                }
+                WideStep::Flip(i) => {
+                    for m in [&mut wide, &mut racked] {
+                        let name = format!("node{i}");
+                        let v = m.graph().find_by_name(&name).next().expect("node");
+                        let st = m.graph().vertex(v).map(|x| x.status).unwrap_or_default();
+                        let flip = if st == Status::Up { Status::Down } else { Status::Up };
+                        m.graph_mut().set_status(v, flip).expect("status");
+                    }
+                }
+            }
+        }
+    }
+}

@@ -511,6 +511,7 @@ impl ResourceGraph {
     /// Sets the status of `v` (which differs from its current one),
     /// updating the aggregates of `v` and of its ancestors.
     pub(super) fn change_status(&mut self, v: VertexId, status: Status) {
+        self.free_epoch += 1;
         let n = self.filters.width();
         if n == 0 {
             self.g[v].status = status;

@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+use super::held_runs::{self, HeldRuns};
 use super::{Emit, Policy};
 use crate::graph::{IdEnd, ResourceGraph, Status, TypeId, VertexId};
 use crate::jobspec::{Count, Jobspec, Resource};
@@ -261,6 +262,8 @@ struct Search<'a> {
     shape: &'a Shape,
     weights: &'a super::walk::Weights,
     walk: &'a super::walk::WalkOrder,
+    held_runs: &'a mut HeldRuns,
+    free_epoch: u64,
     pre: u64,
     post: u64,
     /// Spare buffers for first-policy child orders, reused down the walk:
@@ -291,6 +294,7 @@ pub(crate) fn run(
     shape: &Shape,
     weights: &super::walk::Weights,
     walk: &super::walk::WalkOrder,
+    held_runs: &mut HeldRuns,
 ) -> Found {
     let mut s = Search {
         g,
@@ -303,6 +307,8 @@ pub(crate) fn run(
         shape,
         weights,
         walk,
+        held_runs,
+        free_epoch: g.free_epoch(),
         pre: 0,
         post: 0,
         order_pool: Vec::new(),
@@ -640,12 +646,26 @@ impl Search<'_> {
             Some(EarlyStop::Ordered) => {
                 let reverse = self.policy.prefers_high();
                 let mut tally = Tally::new(reqs, multiplier);
-                for i in 0..kids.len() {
+                // Children held exclusively give nothing: at a wide vertex,
+                // the run of them the walk starts with is remembered, and
+                // the next walk in the same window starts past it.
+                let wide = !self.sat && kids.len() >= held_runs::WIDE;
+                let (at, end, epoch) = (self.at, self.end, self.free_epoch);
+                let known = match wide {
+                    true => self.held_runs.known(u, at, end, epoch, reverse),
+                    false => 0,
+                };
+                let mut run = known;
+                for i in known.min(kids.len())..kids.len() {
                     let c = if reverse {
                         kids[kids.len() - 1 - i]
                     } else {
                         kids[i]
                     };
+                    if wide && run == i && g.usage(c, at, end).exclusive_held {
+                        run += 1;
+                        continue;
+                    }
                     // Candidates arrive best first: once a request has
                     // enough, later vertices of its type cannot displace
                     // any (e.g. the cores after the 16 lowest, on the way
@@ -665,6 +685,9 @@ impl Search<'_> {
                     if tally.enough() {
                         break;
                     }
+                }
+                if run != known {
+                    self.held_runs.record(u, at, end, epoch, reverse, run);
                 }
             }
             Some(EarlyStop::Bound(bounds)) => {
