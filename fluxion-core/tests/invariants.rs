@@ -372,15 +372,19 @@ proptest! {
 /// cancel, or a node going down or up.
 #[derive(Debug, Clone)]
 enum WideStep {
-    Match { nodes: u64, duration: u64 },
+    Match {
+        nodes: u64,
+        duration: u64,
+        nodeless: bool,
+    },
     Cancel(usize),
     Flip(usize),
 }
 
 fn wide_step() -> impl Strategy<Value = WideStep> {
     prop_oneof![
-        6 => (1u64..9, prop_oneof![Just(10u64), Just(20u64)])
-            .prop_map(|(nodes, duration)| WideStep::Match { nodes, duration }),
+        6 => (1u64..9, prop_oneof![Just(10u64), Just(20u64)], any::<bool>())
+            .prop_map(|(nodes, duration, nodeless)| WideStep::Match { nodes, duration, nodeless }),
         2 => (0usize..64).prop_map(WideStep::Cancel),
         1 => (0usize..80).prop_map(WideStep::Flip),
     ]
@@ -400,7 +404,7 @@ proptest! {
     #![proptest_config(ProptestConfig { cases: 24, ..ProptestConfig::default() })]
 
     /// 80 nodes straight under the cluster (a vertex wide enough for walks
-    /// to remember the held nodes they start with) answer like the same
+    /// to remember the nodes they start by passing) answer like the same
     /// nodes in racks of 8, whatever is held, freed or down in between.
     #[test]
     fn wide_vertices_answer_like_racked_ones(
@@ -413,6 +417,7 @@ proptest! {
             Just(Policy::HiNodeX),
         ],
         steps in proptest::collection::vec(wide_step(), 1..40),
+        per_node_ids in any::<bool>(),
     ) {
         let shape = |per_rack| ClusterShape {
             nodes: 80,
@@ -421,7 +426,7 @@ proptest! {
             cores_per_socket: 2,
             gpus_per_socket: 0,
             memory_gib_per_socket: 0,
-            per_node_ids: false,
+            per_node_ids,
         };
         let matcher = |per_rack| {
             let mut g = cluster(&shape(per_rack)).expect("graph");
@@ -432,8 +437,8 @@ proptest! {
         let mut live: Vec<u64> = Vec::new();
         for (job, step) in (1u64..).zip(steps) {
             match step {
-                WideStep::Match { nodes, duration } => {
-                    let spec = jobspec(nodes, 1, 0, false, duration);
+                WideStep::Match { nodes, duration, nodeless } => {
+                    let spec = jobspec(nodes, 1, 0, nodeless, duration);
                     let a = wide.match_jobspec(MatchOp::Allocate, job, &spec, 0);
                     let b = racked.match_jobspec(MatchOp::Allocate, job, &spec, 0);
                     let names = |m: &Matcher, r: &Result<fluxion_core::matcher::MatchOutcome, MatchError>| {

@@ -1,31 +1,54 @@
-//! Runs of held children at wide vertices, remembered between matches.
+//! Runs of passed children at wide vertices, remembered between matches.
 //!
-//! An id-ordered walk over a vertex with thousands of children (the nodes
-//! under a rackless cluster) passes, match after match, the same leading
-//! children that earlier jobs hold exclusively, and reads each one to see
-//! it. Allocations only hold more, so "the first `n` children are held
-//! exclusively during this window" stays true until something may have
-//! been freed, which [`ResourceGraph::free_epoch`] counts.
+//! A walk over a vertex with thousands of children (the nodes under a
+//! rackless cluster) passes, match after match, the same leading children:
+//! held exclusively by earlier jobs, or without a free vertex at the id the
+//! policy prefers. It reads each one to see it. Allocations only hold more,
+//! so "the first `n` children are passed during this window" stays true
+//! until something may have been freed, which
+//! [`ResourceGraph::free_epoch`] counts.
 //!
 //! [`ResourceGraph::free_epoch`]: crate::graph::ResourceGraph::free_epoch
 
 use std::collections::HashMap;
 
-use crate::graph::VertexId;
+use crate::graph::{IdEnd, TypeId, VertexId};
 use crate::idhash::IdBuild;
 use crate::planner::Time;
 
-/// Vertices with this many children or more remember their held runs.
+/// Vertices with this many children or more remember their runs.
 pub(crate) const WIDE: usize = 64;
 
-/// A run of held children, with what it was found under.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Why a walk passes a child.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Passed {
+    /// It is held exclusively: it gives nothing.
+    Held,
+    /// For each request, one of the listed types has no free unit at the
+    /// id `end` in it: it cannot reach the bound (see `Search::may_reach`).
+    ShortAtEnd(IdEnd, Vec<Vec<TypeId>>),
+}
+
+/// What a run is valid for: a window, a free epoch, a direction and a
+/// reason to pass.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct RunKey<'a> {
+    pub(crate) at: Time,
+    pub(crate) end: Time,
+    pub(crate) epoch: u64,
+    /// Counted from the last child back (a walk preferring high ids).
+    pub(crate) from_end: bool,
+    pub(crate) why: &'a Passed,
+}
+
+/// A run of passed children, with what it was found under.
+#[derive(Debug, Clone, PartialEq, Eq)]
 struct Run {
     at: Time,
     end: Time,
     epoch: u64,
-    /// Counted from the last child back (a walk preferring high ids).
     from_end: bool,
+    why: Passed,
     len: usize,
 }
 
@@ -37,37 +60,27 @@ pub(crate) struct HeldRuns {
 
 impl HeldRuns {
     /// How many children of `v`, from its first (or, `from_end`, its last)
-    /// on, are known to be held exclusively during `[at, end)`, the graph
-    /// being at free epoch `epoch`.
-    pub(crate) fn known(
-        &self,
-        v: VertexId,
-        at: Time,
-        end: Time,
-        epoch: u64,
-        from_end: bool,
-    ) -> usize {
-        let want =
-            |r: &&Run| r.at == at && r.end == end && r.epoch == epoch && r.from_end == from_end;
-        self.runs.get(&v).filter(want).map_or(0, |r| r.len)
+    /// on, are known to be passed under `key`.
+    pub(crate) fn known(&self, v: VertexId, key: RunKey<'_>) -> usize {
+        let fits = |r: &&Run| {
+            r.at == key.at
+                && r.end == key.end
+                && r.epoch == key.epoch
+                && r.from_end == key.from_end
+                && &r.why == key.why
+        };
+        self.runs.get(&v).filter(fits).map_or(0, |r| r.len)
     }
 
-    /// Records that the first (or last) `len` children of `v` are held
-    /// exclusively during `[at, end)` at free epoch `epoch`.
-    pub(crate) fn record(
-        &mut self,
-        v: VertexId,
-        at: Time,
-        end: Time,
-        epoch: u64,
-        from_end: bool,
-        len: usize,
-    ) {
+    /// Records that the first (or last) `len` children of `v` are passed
+    /// under `key`.
+    pub(crate) fn record(&mut self, v: VertexId, key: RunKey<'_>, len: usize) {
         let run = Run {
-            at,
-            end,
-            epoch,
-            from_end,
+            at: key.at,
+            end: key.end,
+            epoch: key.epoch,
+            from_end: key.from_end,
+            why: key.why.clone(),
             len,
         };
         self.runs.insert(v, run);
@@ -79,16 +92,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn a_run_holds_for_its_window_epoch_and_direction_only() {
+    fn a_run_holds_for_its_window_epoch_direction_and_reason_only() {
         let v = VertexId::new(7);
+        let short = Passed::ShortAtEnd(IdEnd::Lowest, vec![vec![TypeId(3)]]);
+        let key = |at, end, epoch, from_end, why| RunKey {
+            at,
+            end,
+            epoch,
+            from_end,
+            why,
+        };
+        let held = &Passed::Held;
         let mut runs = HeldRuns::default();
-        assert_eq!(runs.known(v, 0, 10, 3, false), 0);
-        runs.record(v, 0, 10, 3, false, 40);
-        assert_eq!(runs.known(v, 0, 10, 3, false), 40);
-        assert_eq!(runs.known(v, 0, 11, 3, false), 0);
-        assert_eq!(runs.known(v, 1, 10, 3, false), 0);
-        assert_eq!(runs.known(v, 0, 10, 4, false), 0);
-        assert_eq!(runs.known(v, 0, 10, 3, true), 0);
-        assert_eq!(runs.known(VertexId::new(8), 0, 10, 3, false), 0);
+        assert_eq!(runs.known(v, key(0, 10, 3, false, held)), 0);
+        runs.record(v, key(0, 10, 3, false, held), 40);
+        assert_eq!(runs.known(v, key(0, 10, 3, false, held)), 40);
+        assert_eq!(runs.known(v, key(0, 11, 3, false, held)), 0);
+        assert_eq!(runs.known(v, key(1, 10, 3, false, held)), 0);
+        assert_eq!(runs.known(v, key(0, 10, 4, false, held)), 0);
+        assert_eq!(runs.known(v, key(0, 10, 3, true, held)), 0);
+        assert_eq!(runs.known(v, key(0, 10, 3, false, &short)), 0);
+        assert_eq!(runs.known(VertexId::new(8), key(0, 10, 3, false, held)), 0);
+        runs.record(v, key(0, 10, 3, false, &short), 5);
+        assert_eq!(runs.known(v, key(0, 10, 3, false, &short)), 5);
+        let other = Passed::ShortAtEnd(IdEnd::Highest, vec![vec![TypeId(3)]]);
+        assert_eq!(runs.known(v, key(0, 10, 3, false, &other)), 0);
     }
 }

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 
-use super::held_runs::{self, HeldRuns};
+use super::held_runs::{self, HeldRuns, Passed, RunKey};
 use super::{Emit, Policy};
 use crate::graph::{IdEnd, ResourceGraph, Status, TypeId, VertexId};
 use crate::jobspec::{Count, Jobspec, Resource};
@@ -650,9 +650,16 @@ impl Search<'_> {
                 // the run of them the walk starts with is remembered, and
                 // the next walk in the same window starts past it.
                 let wide = !self.sat && kids.len() >= held_runs::WIDE;
-                let (at, end, epoch) = (self.at, self.end, self.free_epoch);
+                let (at, end) = (self.at, self.end);
+                let key = RunKey {
+                    at,
+                    end,
+                    epoch: self.free_epoch,
+                    from_end: reverse,
+                    why: &Passed::Held,
+                };
                 let known = match wide {
-                    true => self.held_runs.known(u, at, end, epoch, reverse),
+                    true => self.held_runs.known(u, key),
                     false => 0,
                 };
                 let mut run = known;
@@ -687,7 +694,7 @@ impl Search<'_> {
                     }
                 }
                 if run != known {
-                    self.held_runs.record(u, at, end, epoch, reverse, run);
+                    self.held_runs.record(u, key, run);
                 }
             }
             Some(EarlyStop::Bound(bounds)) => {
@@ -697,22 +704,45 @@ impl Search<'_> {
                 // if the others reach the bounds, those could not have
                 // added a candidate that wins.
                 let ends = self.id_end_needs(reqs, &bounds, multiplier);
+                // At a wide vertex, the run of such children the walk
+                // starts with is remembered like held ones (see above).
+                let why = ends.clone().map(|e| Passed::ShortAtEnd(self.id_end(), e));
+                let key = why.as_ref().map(|why| RunKey {
+                    at: self.at,
+                    end: self.end,
+                    epoch: self.free_epoch,
+                    from_end: false,
+                    why,
+                });
+                let key = key.filter(|_| kids.len() >= held_runs::WIDE);
+                let known = key.map_or(0, |k| self.held_runs.known(u, k).min(kids.len()));
+                let mut run = known;
                 let mut later = Vec::new();
-                for &c in kids {
+                let mut reached = false;
+                for (i, &c) in kids.iter().enumerate().skip(known) {
                     if let Some(ends) = &ends
                         && !self.may_reach(c, ends)
                     {
+                        run += usize::from(run == i);
                         later.push(c);
                         continue;
                     }
                     self.eval(c, reqs, pristine, excl, node_factor, top, out);
                     best.add(&out[base..]);
                     if best.enough() {
-                        return;
+                        reached = true;
+                        break;
                     }
                 }
-                for c in later {
-                    self.eval(c, reqs, pristine, excl, node_factor, top, out);
+                if let Some(k) = key
+                    && run != known
+                {
+                    self.held_runs.record(u, k, run);
+                }
+                if !reached {
+                    for &c in kids[..known].iter().chain(&later) {
+                        self.eval(c, reqs, pristine, excl, node_factor, top, out);
+                    }
                 }
             }
             None => {

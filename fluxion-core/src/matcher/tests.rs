@@ -395,6 +395,58 @@ fn low_and_high_pass_nodes_whose_best_core_is_taken() {
     }
 }
 
+/// Under a vertex wide enough to remember the children a walk passes, the
+/// walk still finds the best core once every node's best core is taken,
+/// and finds freed and returning nodes again.
+#[test]
+fn wide_vertices_forget_passed_children_when_something_is_freed() {
+    let shape = ClusterShape {
+        nodes: 70,
+        nodes_per_rack: 0,
+        sockets: 1,
+        cores_per_socket: 2,
+        gpus_per_socket: 0,
+        memory_gib_per_socket: 0,
+        per_node_ids: true,
+    };
+    let spec = one_slot_of(&[("core", 1)]);
+    let mut g = cluster(&shape).unwrap();
+    g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
+    let mut m = Matcher::new(g, Policy::Low);
+    let take = |m: &mut Matcher, job| {
+        let o = m.match_jobspec(MatchOp::Allocate, job, &spec, 0).unwrap();
+        names(m, &o)
+            .into_iter()
+            .filter(|n| n.starts_with("core") || n.starts_with("node"))
+            .collect::<Vec<_>>()
+    };
+    for job in 0..70 {
+        assert_eq!(
+            take(&mut m, job + 1),
+            ["core0[1:x]".to_string(), format!("node{job}[1:s]")]
+        );
+    }
+    // Nodes 69 and 5 come free: the last walk passed node 5 on its way to
+    // node 69, but node 5 wins now.
+    m.cancel(70).unwrap();
+    m.cancel(6).unwrap();
+    assert_eq!(take(&mut m, 100), ["core0[1:x]", "node5[1:s]"]);
+    assert_eq!(take(&mut m, 101), ["core0[1:x]", "node69[1:s]"]);
+    // Every core0 taken: node0's core1 is the best left.
+    assert_eq!(take(&mut m, 102), ["core1[1:x]", "node0[1:s]"]);
+    // Node 9 is freed and goes down, then comes back.
+    m.cancel(10).unwrap();
+    let n9 = m.graph().find_by_name("node9").next().unwrap();
+    m.graph_mut()
+        .set_status(n9, crate::graph::Status::Down)
+        .unwrap();
+    assert_eq!(take(&mut m, 103), ["core1[1:x]", "node1[1:s]"]);
+    m.graph_mut()
+        .set_status(n9, crate::graph::Status::Up)
+        .unwrap();
+    assert_eq!(take(&mut m, 104), ["core0[1:x]", "node9[1:s]"]);
+}
+
 /// A placement adopted from elsewhere holds its vertices like a match's:
 /// a later match goes around it, adopting the same vertices again fails
 /// without changing anything, and cancel gives them back.
