@@ -407,7 +407,8 @@ impl ResourceGraph {
     }
 
     /// Counter bumped by every change that may make something usable
-    /// again: a release, a status change, a vertex added or removed.
+    /// again: a release, a status change, a vertex added or removed, new
+    /// prune filters.
     /// Holding more leaves it as it is, so a fact such as "these vertices
     /// are held during this window" stays true while it does not change.
     pub fn free_epoch(&self) -> u64 {

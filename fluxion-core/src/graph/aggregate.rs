@@ -148,6 +148,8 @@ impl ResourceGraph {
             rules.push((anchor, slot));
         }
         self.filters = ResolvedFilters::new(spec.clone(), targets, rules);
+        // What the id-end slots count may change.
+        self.free_epoch += 1;
         self.rebuild_aggregates();
         Ok(())
     }
