@@ -75,10 +75,7 @@ impl ResourceGraph {
             return;
         }
         self.ensure_agg(p);
-        let mut units = vec![0u64; self.filters.width()];
-        for s in self.filters.slots_of(self.g[v].kind, self.g[v].id) {
-            units[s] += self.g[v].size;
-        }
+        let units = self.visible_units(v);
         self.shift_totals(p, &units, 1);
     }
 

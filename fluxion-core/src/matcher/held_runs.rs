@@ -31,59 +31,37 @@ pub(crate) enum Passed {
 
 /// What a run is valid for: a window, a free epoch, a direction and a
 /// reason to pass.
-#[derive(Debug, Clone, Copy)]
-pub(crate) struct RunKey<'a> {
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct RunKey {
     pub(crate) at: Time,
     pub(crate) end: Time,
     pub(crate) epoch: u64,
     /// Counted from the last child back (a walk preferring high ids).
     pub(crate) from_end: bool,
-    pub(crate) why: &'a Passed,
+    pub(crate) why: Passed,
 }
 
-/// A run of passed children, with what it was found under.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Run {
-    at: Time,
-    end: Time,
-    epoch: u64,
-    from_end: bool,
-    why: Passed,
-    len: usize,
-}
-
-/// The runs found so far, per wide vertex.
+/// The runs found so far, per wide vertex: what each is valid for, and its
+/// length.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct HeldRuns {
-    runs: HashMap<VertexId, Run, IdBuild>,
+    runs: HashMap<VertexId, (RunKey, usize), IdBuild>,
 }
 
 impl HeldRuns {
     /// How many children of `v`, from its first (or, `from_end`, its last)
     /// on, are known to be passed under `key`.
-    pub(crate) fn known(&self, v: VertexId, key: RunKey<'_>) -> usize {
-        let fits = |r: &&Run| {
-            r.at == key.at
-                && r.end == key.end
-                && r.epoch == key.epoch
-                && r.from_end == key.from_end
-                && &r.why == key.why
-        };
-        self.runs.get(&v).filter(fits).map_or(0, |r| r.len)
+    pub(crate) fn known(&self, v: VertexId, key: &RunKey) -> usize {
+        match self.runs.get(&v) {
+            Some((k, len)) if k == key => *len,
+            _ => 0,
+        }
     }
 
     /// Records that the first (or last) `len` children of `v` are passed
     /// under `key`.
-    pub(crate) fn record(&mut self, v: VertexId, key: RunKey<'_>, len: usize) {
-        let run = Run {
-            at: key.at,
-            end: key.end,
-            epoch: key.epoch,
-            from_end: key.from_end,
-            why: key.why.clone(),
-            len,
-        };
-        self.runs.insert(v, run);
+    pub(crate) fn record(&mut self, v: VertexId, key: RunKey, len: usize) {
+        self.runs.insert(v, (key, len));
     }
 }
 
@@ -95,27 +73,27 @@ mod tests {
     fn a_run_holds_for_its_window_epoch_direction_and_reason_only() {
         let v = VertexId::new(7);
         let short = Passed::ShortAtEnd(IdEnd::Lowest, vec![vec![TypeId(3)]]);
-        let key = |at, end, epoch, from_end, why| RunKey {
+        let key = |at, end, epoch, from_end, why: &Passed| RunKey {
             at,
             end,
             epoch,
             from_end,
-            why,
+            why: why.clone(),
         };
         let held = &Passed::Held;
         let mut runs = HeldRuns::default();
-        assert_eq!(runs.known(v, key(0, 10, 3, false, held)), 0);
+        assert_eq!(runs.known(v, &key(0, 10, 3, false, held)), 0);
         runs.record(v, key(0, 10, 3, false, held), 40);
-        assert_eq!(runs.known(v, key(0, 10, 3, false, held)), 40);
-        assert_eq!(runs.known(v, key(0, 11, 3, false, held)), 0);
-        assert_eq!(runs.known(v, key(1, 10, 3, false, held)), 0);
-        assert_eq!(runs.known(v, key(0, 10, 4, false, held)), 0);
-        assert_eq!(runs.known(v, key(0, 10, 3, true, held)), 0);
-        assert_eq!(runs.known(v, key(0, 10, 3, false, &short)), 0);
-        assert_eq!(runs.known(VertexId::new(8), key(0, 10, 3, false, held)), 0);
+        assert_eq!(runs.known(v, &key(0, 10, 3, false, held)), 40);
+        assert_eq!(runs.known(v, &key(0, 11, 3, false, held)), 0);
+        assert_eq!(runs.known(v, &key(1, 10, 3, false, held)), 0);
+        assert_eq!(runs.known(v, &key(0, 10, 4, false, held)), 0);
+        assert_eq!(runs.known(v, &key(0, 10, 3, true, held)), 0);
+        assert_eq!(runs.known(v, &key(0, 10, 3, false, &short)), 0);
+        assert_eq!(runs.known(VertexId::new(8), &key(0, 10, 3, false, held)), 0);
         runs.record(v, key(0, 10, 3, false, &short), 5);
-        assert_eq!(runs.known(v, key(0, 10, 3, false, &short)), 5);
+        assert_eq!(runs.known(v, &key(0, 10, 3, false, &short)), 5);
         let other = Passed::ShortAtEnd(IdEnd::Highest, vec![vec![TypeId(3)]]);
-        assert_eq!(runs.known(v, key(0, 10, 3, false, &other)), 0);
+        assert_eq!(runs.known(v, &key(0, 10, 3, false, &other)), 0);
     }
 }

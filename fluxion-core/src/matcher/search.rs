@@ -263,7 +263,6 @@ struct Search<'a> {
     weights: &'a super::walk::Weights,
     walk: &'a super::walk::WalkOrder,
     held_runs: &'a mut HeldRuns,
-    free_epoch: u64,
     pre: u64,
     post: u64,
     /// Spare buffers for first-policy child orders, reused down the walk:
@@ -308,7 +307,6 @@ pub(crate) fn run(
         weights,
         walk,
         held_runs,
-        free_epoch: g.free_epoch(),
         pre: 0,
         post: 0,
         order_pool: Vec::new(),
@@ -651,17 +649,8 @@ impl Search<'_> {
                 // the next walk in the same window starts past it.
                 let wide = !self.sat && kids.len() >= held_runs::WIDE;
                 let (at, end) = (self.at, self.end);
-                let key = RunKey {
-                    at,
-                    end,
-                    epoch: self.free_epoch,
-                    from_end: reverse,
-                    why: &Passed::Held,
-                };
-                let known = match wide {
-                    true => self.held_runs.known(u, key),
-                    false => 0,
-                };
+                let key = wide.then(|| self.run_key(reverse, Passed::Held));
+                let known = key.as_ref().map_or(0, |k| self.held_runs.known(u, k));
                 let mut run = known;
                 for i in known.min(kids.len())..kids.len() {
                     let c = if reverse {
@@ -693,8 +682,10 @@ impl Search<'_> {
                         break;
                     }
                 }
-                if run != known {
-                    self.held_runs.record(u, key, run);
+                if let Some(k) = key
+                    && run != known
+                {
+                    self.held_runs.record(u, k, run);
                 }
             }
             Some(EarlyStop::Bound(bounds)) => {
@@ -706,16 +697,13 @@ impl Search<'_> {
                 let ends = self.id_end_needs(reqs, &bounds, multiplier);
                 // At a wide vertex, the run of such children the walk
                 // starts with is remembered like held ones (see above).
-                let why = ends.clone().map(|e| Passed::ShortAtEnd(self.id_end(), e));
-                let key = why.as_ref().map(|why| RunKey {
-                    at: self.at,
-                    end: self.end,
-                    epoch: self.free_epoch,
-                    from_end: false,
-                    why,
-                });
-                let key = key.filter(|_| kids.len() >= held_runs::WIDE);
-                let known = key.map_or(0, |k| self.held_runs.known(u, k).min(kids.len()));
+                let key = ends
+                    .as_ref()
+                    .filter(|_| kids.len() >= held_runs::WIDE)
+                    .map(|e| self.run_key(false, Passed::ShortAtEnd(self.id_end(), e.clone())));
+                let known = key
+                    .as_ref()
+                    .map_or(0, |k| self.held_runs.known(u, k).min(kids.len()));
                 let mut run = known;
                 let mut later = Vec::new();
                 let mut reached = false;
@@ -797,6 +785,18 @@ impl Search<'_> {
         } else {
             let o = self.order(r.kind?)?;
             Some(ids(o).into_iter().map(|i| i + 1).collect())
+        }
+    }
+
+    /// What a run of children passed for `why` in this walk's window is
+    /// valid for (see [`HeldRuns`]).
+    fn run_key(&self, from_end: bool, why: Passed) -> RunKey {
+        RunKey {
+            at: self.at,
+            end: self.end,
+            epoch: self.g.free_epoch(),
+            from_end,
+            why,
         }
     }
 
