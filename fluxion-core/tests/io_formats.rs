@@ -87,3 +87,30 @@ fn malformed_files_get_errors_naming_the_problem() {
     let e = read_rv1exec("{\"execution\": {\"R_lite\": [{\"rank\": \"x\"}]}}").unwrap_err();
     assert!(e.to_string().contains("execution.R_lite[0].rank"), "{e}");
 }
+
+/// Association edges (a tier linked to units generated elsewhere) load;
+/// the associated vertices keep their one parent in the tree. Other
+/// generation methods are refused by name.
+#[test]
+fn grug_association_edges_keep_the_tree() {
+    let extra = "<node id=\"tier\"><data key=\"type\">tier</data><data key=\"basename\">tier</data></node>\n    \
+        <node id=\"rack_link\"><data key=\"type\">rack</data><data key=\"basename\">rack</data></node>\n    \
+        <edge id=\"c2t\" source=\"cluster\" target=\"tier\"></edge>\n    \
+        <edge id=\"t2r\" source=\"tier\" target=\"rack_link\"><data key=\"gen_method\">METHOD</data></edge>\n  </graph>";
+    let plain = read_grug(MINI).expect("fixture loads");
+    let linked = read_grug(&MINI.replace("</graph>", &extra.replace("METHOD", "ASSOCIATE_IN")))
+        .expect("an association loads");
+    // One more vertex: the tier, with no children; racks stay under the cluster.
+    assert_eq!(linked.vertex_count(), plain.vertex_count() + 1);
+    let tier = linked.find_by_name("tier0").next().expect("tier0");
+    assert!(linked.children(tier).is_empty());
+    for rack in linked
+        .find_by_name("rack0")
+        .chain(linked.find_by_name("rack1"))
+    {
+        let parent = linked.parent(rack).expect("a parent");
+        assert_eq!(linked.kind_name(parent), "cluster");
+    }
+    let e = read_grug(&MINI.replace("</graph>", &extra.replace("METHOD", "SPLIT"))).unwrap_err();
+    assert!(e.to_string().contains("gen_method 'SPLIT'"), "{e}");
+}

@@ -320,6 +320,16 @@ fn expand(vertices: &[RecipeVertex], edges: &[RecipeEdge]) -> Result<ResourceGra
         if visited[e.target] {
             continue;
         }
+        // An association links vertices generated elsewhere in the tree (a
+        // storage tier's units to the racks that already hold them). The
+        // containment graph here is a tree: the associated vertices keep
+        // their one parent, which is also the way a match reaches them
+        // first in Fluxion, so the extra edges are not generated.
+        if e.gen_method.eq_ignore_ascii_case("ASSOCIATE_IN")
+            || e.gen_method.eq_ignore_ascii_case("ASSOCIATE_BY_PATH_IN")
+        {
+            continue;
+        }
         if !e.gen_method.eq_ignore_ascii_case("MULTIPLY") {
             return Err(err(format!(
                 "edge from '{}' to '{}': gen_method '{}' is not supported in the containment subsystem",
