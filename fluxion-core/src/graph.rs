@@ -309,6 +309,10 @@ impl ResourceGraph {
     pub fn type_name(&self, t: TypeId) -> &str {
         self.types.get(t.0 as usize).map_or("", |s| s)
     }
+    /// How many types are interned (ids `0..type_count()`).
+    pub fn type_count(&self) -> usize {
+        self.types.len()
+    }
 
     // ----- structure -----
 

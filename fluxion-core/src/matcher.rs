@@ -165,6 +165,12 @@ pub struct Matcher {
     weights: walk::Weights,
     /// The children of wide vertices, kept in that walk order.
     walk: walk::WalkOrder,
+    /// What each job takes below each vertex as Fluxion counts it, which
+    /// the weights are read from.
+    planned_use: walk::PlannedUse,
+    /// Whether `planned_use` is kept: from the first use of a stop-early
+    /// policy on (so switching policies per request costs nothing).
+    tracks_use: bool,
     /// Scratch set for ordering a match's vertices.
     marks: crate::marks::VertexMarks,
     /// Held children that id-ordered walks of wide vertices can pass.
@@ -192,6 +198,8 @@ impl Matcher {
             order_cache: Some((generation, shape)),
             weights: walk::Weights::default(),
             walk,
+            planned_use: walk::PlannedUse::default(),
+            tracks_use: policy.stops_early(),
             marks: crate::marks::VertexMarks::default(),
             held_runs: held_runs::HeldRuns::default(),
         }
@@ -212,6 +220,10 @@ impl Matcher {
     /// Changes the policy.
     pub fn set_policy(&mut self, policy: Policy) {
         self.policy = policy;
+        if policy.stops_early() && !self.tracks_use {
+            self.tracks_use = true;
+            self.replant_use();
+        }
     }
     /// Sets the end of time (jobs with duration 0 last until then).
     pub fn set_horizon(&mut self, horizon: Time) {
@@ -303,18 +315,8 @@ impl Matcher {
                 let (emitted, shadow) = self.order(&ordered, chosen);
                 let emitted: Arc<[Emit]> = emitted.into();
                 self.hold(job, at, d, reserved, Arc::clone(&emitted), &shadow)?;
-                if self.policy.stops_early()
-                    && let Some(&t) = self.graph.tracked_types().last()
-                {
-                    for e in emitted.iter() {
-                        if !self.graph.children(e.vertex).is_empty()
-                            && let Some(w) = self.graph.free_units(e.vertex, t, now, now + 1)
-                        {
-                            self.walk.reweigh(&self.graph, &self.weights, e.vertex, w);
-                            self.weights.insert(e.vertex, w);
-                        }
-                    }
-                }
+                self.plant_use(job, &emitted);
+                self.reweigh(now);
                 return Ok(MatchOutcome {
                     job,
                     op,
@@ -353,6 +355,69 @@ impl Matcher {
             }
         }
         Err(MatchError::Busy)
+    }
+
+    /// Records `job`'s use for the first-match weights; `emitted` must be
+    /// in post-order (see [`walk::PlannedUse::add`]).
+    fn plant_use(&mut self, job: JobId, emitted: &[Emit]) {
+        if self.tracks_use {
+            self.walk.refresh(&self.graph, &self.weights);
+            let shape = self.shape();
+            let whole = self.policy.node_exclusive().then_some(&*shape);
+            let types = self.walk.types();
+            self.planned_use
+                .add(&self.graph, types, job, emitted, whole);
+        }
+    }
+
+    /// Records `job`'s use from `emitted` in any order (adopted jobs).
+    fn plant_use_sorted(&mut self, job: JobId, emitted: &[Emit]) {
+        if !self.tracks_use {
+            return;
+        }
+        let shape = self.shape();
+        let mut sorted = emitted.to_vec();
+        sorted.sort_by_key(|e| shape.post.get(e.vertex.index()).copied());
+        self.plant_use(job, &sorted);
+    }
+
+    /// Recounts every job's use (after the policy or the graph changed).
+    fn replant_use(&mut self) {
+        self.planned_use.clear();
+        let jobs: Vec<(JobId, Arc<[Emit]>)> = self
+            .jobs
+            .values()
+            .map(|j| (j.job, Arc::clone(&j.emitted)))
+            .collect();
+        for (job, emitted) in jobs {
+            self.plant_use_sorted(job, &emitted);
+        }
+    }
+
+    /// Records, after a match at `now`, the weight of each inner vertex it
+    /// went through: the units of its weighed type (see
+    /// [`walk::WeightTypes`]) that the jobs running at `now` leave free, as
+    /// Fluxion counts them.
+    fn reweigh(&mut self, now: Time) {
+        if !self.policy.stops_early() {
+            return;
+        }
+        let jobs = &self.jobs;
+        let running = |j: JobId| {
+            jobs.get(&j)
+                .is_some_and(|i| i.at <= now && now < i.at.saturating_add(i.duration as i64))
+        };
+        for v in self.planned_use.last() {
+            if v.total == 0 && !v.touched {
+                // Fluxion keeps no weight for a plan nothing was counted in.
+                continue;
+            }
+            let w = v
+                .total
+                .saturating_sub(self.planned_use.used(v.vertex, running));
+            self.walk.reweigh(&self.graph, &self.weights, v.vertex, w);
+            self.weights.insert(v.vertex, w);
+        }
     }
 
     /// One search of the graph as it stands, with this matcher's policy and weights.
@@ -452,7 +517,9 @@ impl Matcher {
         if busy {
             return Err(MatchError::Busy);
         }
-        self.hold(job, at, duration, reserved, emitted.into(), &[])?;
+        let emitted: Arc<[Emit]> = emitted.into();
+        self.hold(job, at, duration, reserved, Arc::clone(&emitted), &[])?;
+        self.plant_use_sorted(job, &emitted);
         Ok(())
     }
 
@@ -487,6 +554,9 @@ impl Matcher {
     pub fn cancel(&mut self, job: JobId) -> Result<JobInfo, CancelError> {
         let info = self.jobs.remove(&job).ok_or(CancelError::NoSuchJob(job))?;
         self.graph.release(job)?;
+        if self.tracks_use {
+            self.planned_use.remove(job, &info.emitted);
+        }
         Ok(info)
     }
 
@@ -504,6 +574,9 @@ impl Matcher {
             }
             gone = self.graph.release_subtree(job, r)?;
         }
+        if let Some(info) = self.jobs.get(&job).filter(|_| self.tracks_use) {
+            self.planned_use.remove(job, &info.emitted);
+        }
         if gone || self.graph.job(job).is_none() {
             self.jobs.remove(&job);
             return Ok(true);
@@ -520,6 +593,8 @@ impl Matcher {
                 .filter(|e| held.contains(&e.vertex))
                 .copied()
                 .collect();
+            let emitted = Arc::clone(&info.emitted);
+            self.plant_use_sorted(job, &emitted);
         }
         Ok(false)
     }
@@ -538,6 +613,7 @@ impl Matcher {
                 .copied()
                 .collect();
         }
+        self.replant_use();
         Ok(n)
     }
 

@@ -91,7 +91,7 @@ pub(crate) fn order(
     let size: usize = list
         .iter()
         .map(|e| match is_node(e.vertex) {
-            true => subtree_len(cx, e.vertex).unwrap_or(1),
+            true => subtree_len(g, cx.shape, e.vertex).unwrap_or(1),
             false => 1,
         })
         .sum();
@@ -127,16 +127,16 @@ pub(crate) fn order(
 /// The number of vertices in the subtree of `v`, from the finish numbers
 /// of `v` and of its first leaf (a subtree is a run of finish numbers);
 /// `None` when they are out of date.
-fn subtree_len(cx: &EmitContext<'_>, v: VertexId) -> Option<usize> {
+pub(crate) fn subtree_len(g: &ResourceGraph, shape: &Shape, v: VertexId) -> Option<usize> {
     let post = |u: VertexId| {
-        cx.shape
+        shape
             .post
             .get(u.index())
             .copied()
             .filter(|&p| p != u32::MAX)
     };
     let mut leaf = v;
-    while let Some(&first) = cx.graph.children(leaf).first() {
+    while let Some(&first) = g.children(leaf).first() {
         leaf = first;
     }
     let len = post(v)?.checked_sub(post(leaf)?)?;

@@ -25,6 +25,10 @@ pub enum Policy {
     HiNodeX,
     /// Locality-aware: prefers the subtrees with the most free resources.
     Locality,
+    /// Variation-aware: prefers vertices of the lowest `perf_class`
+    /// property (unset or invalid counts as the worst, 9999), ties by graph
+    /// order, so a job's nodes share one performance class where they can.
+    Variation,
 }
 
 /// An unknown policy name.
@@ -45,6 +49,7 @@ impl FromStr for Policy {
             "lonodex" => Policy::LoNodeX,
             "hinodex" => Policy::HiNodeX,
             "locality" => Policy::Locality,
+            "variation" => Policy::Variation,
             _ => return custom(s),
         })
     }
@@ -102,6 +107,7 @@ impl fmt::Display for Policy {
             Policy::LoNodeX => "lonodex",
             Policy::HiNodeX => "hinodex",
             Policy::Locality => "locality",
+            Policy::Variation => "variation",
         })
     }
 }
@@ -134,6 +140,12 @@ impl Policy {
     pub fn stops_early(self) -> bool {
         matches!(self, Policy::First | Policy::FirstNodeX)
     }
+    /// Whether candidates are ranked by their ids (every policy but
+    /// [`Policy::Variation`], which ranks by a property), so the search may
+    /// stop once the best ids are found.
+    pub fn ranks_by_id(self) -> bool {
+        self != Policy::Variation
+    }
 }
 
 #[cfg(test)]
@@ -164,6 +176,7 @@ mod tests {
             Policy::Low,
             Policy::LoNodeX,
             Policy::Locality,
+            Policy::Variation,
         ] {
             assert_eq!(p.to_string().parse::<Policy>(), Ok(p));
         }

@@ -465,8 +465,24 @@ impl BestTally {
     }
 }
 
+/// The worst performance class, also that of a vertex without one.
+const WORST_PERF_CLASS: i64 = 9999;
+
+/// `v`'s `perf_class` property for [`Policy::Variation`]: lower is faster;
+/// unset, unparsable or out of `0..=9999` counts as the worst.
+fn perf_class(g: &ResourceGraph, v: VertexId) -> i64 {
+    g.vertex(v)
+        .and_then(|x| x.property("perf_class"))
+        .and_then(|p| p.trim().parse::<i64>().ok())
+        .filter(|c| (0..=WORST_PERF_CLASS).contains(c))
+        .unwrap_or(WORST_PERF_CLASS)
+}
+
 impl Search<'_> {
     fn score(&self, v: VertexId, node_factor: i64) -> i64 {
+        if !self.policy.ranks_by_id() {
+            return perf_class(self.g, v);
+        }
         let id = self.g.vertex(v).map_or(0, |x| x.id);
         id + 1 + node_factor
     }
@@ -875,7 +891,7 @@ impl Search<'_> {
         if self.sat || self.policy.stops_early() {
             return Some(EarlyStop::Ordered);
         }
-        if reqs.iter().any(|r| r.count.max == u64::MAX) {
+        if !self.policy.ranks_by_id() || reqs.iter().any(|r| r.count.max == u64::MAX) {
             return None;
         }
         if reqs.iter().all(|r| self.arrives_ordered(r)) {

@@ -195,7 +195,8 @@ fn first_reweighs_a_wide_vertex_child_a_job_went_through() {
         per_node_ids: false,
     };
     let mut g = cluster(&shape).unwrap();
-    // Weights count the last tracked type: free cores.
+    // A node is weighed by free cores (its plan: ALL:core, and the implicit
+    // ALL:node without its own type).
     g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
     let mut m = Matcher::new(g, Policy::First);
     let spec = Jobspec::parse(
@@ -528,4 +529,172 @@ fn first_match_explores_until_each_slot_has_its_own_vertices() {
         .filter(|n| n.starts_with("memory"))
         .count();
     assert_eq!(pools, 2, "{:?}", names(&m, &o));
+}
+
+/// The node names a match holds, in emitted order.
+fn nodes_of(m: &Matcher, o: &MatchOutcome) -> Vec<String> {
+    names(m, o)
+        .into_iter()
+        .filter(|n| n.starts_with("node"))
+        .map(|n| n[..n.find('[').unwrap_or(n.len())].to_string())
+        .collect()
+}
+
+fn node_job(with: &str) -> Jobspec {
+    Jobspec::parse(&format!(
+        "version: 1\nresources:\n  - type: node\n    count: 1\n    with:\n{with}attributes: {{system: {{duration: 100}}}}\n"
+    ))
+    .unwrap()
+}
+
+/// `first` walks racks untouched first, then by free nodes (the last type,
+/// in name order, of a rack's plan: `ALL:core` and the implicit `ALL:node`),
+/// not by free cores.
+#[test]
+fn first_weighs_racks_by_free_nodes() {
+    let mut g = small(6);
+    g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
+    let mut m = Matcher::new(g, Policy::First);
+    let cores = |n: u64| {
+        node_job(&format!(
+            "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: {n}\n"
+        ))
+    };
+    let whole_node = Jobspec::parse(
+        "version: 1\nresources:\n  - type: slot\n    count: 1\n    label: s\n    with:\n      - type: node\n        count: 1\n        with:\n          - type: socket\n            count: 1\n            with:\n              - type: core\n                count: 1\nattributes: {system: {duration: 100}}\n",
+    )
+    .unwrap();
+    let mut place = |job: u64, spec: &Jobspec| {
+        let o = m.match_jobspec(MatchOp::Allocate, job, spec, 0).unwrap();
+        nodes_of(&m, &o)
+    };
+    // Untouched racks first, newest first.
+    assert_eq!(place(1, &cores(4)), ["node5"]);
+    assert_eq!(place(2, &cores(2)), ["node3"]);
+    assert_eq!(place(3, &cores(2)), ["node1"]);
+    // Every rack still has both nodes free (shared): the newest wins, though
+    // it has the fewest free cores (by free cores, rack1 would win).
+    assert_eq!(place(4, &whole_node), ["node4"]);
+    // rack2 has one free node left now: rack1 is next.
+    assert_eq!(place(5, &cores(1)), ["node2"]);
+}
+
+/// A node's weight counts the cores jobs asked for, as Fluxion's plans do,
+/// not the ones an exclusive socket hides: a socket held for 3 of its 4
+/// cores leaves the node 5 free cores there, as many as a node whose 3
+/// cores were taken one by one.
+#[test]
+fn first_weighs_nodes_by_the_cores_jobs_asked_for() {
+    let mut g = small(2);
+    g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
+    let mut m = Matcher::new(g, Policy::First);
+    let in_socket = node_job(
+        "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: socket\n            count: 1\n            with:\n              - type: core\n                count: 3\n",
+    );
+    let cores = |n: u64| {
+        node_job(&format!(
+            "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: {n}\n"
+        ))
+    };
+    let mut place = |job: u64, spec: &Jobspec| {
+        let o = m.match_jobspec(MatchOp::Allocate, job, spec, 0).unwrap();
+        nodes_of(&m, &o)
+    };
+    assert_eq!(place(1, &in_socket), ["node1"]);
+    assert_eq!(place(2, &cores(3)), ["node0"]);
+    // Both weigh 5: the newest wins (counting the hidden core, node1 would
+    // weigh 4 and node0 would win).
+    assert_eq!(place(3, &cores(1)), ["node1"]);
+}
+
+/// `variation` gives a job nodes of the best performance class left, ties
+/// by graph order; a node without a class (or with a bad one) is the worst.
+#[test]
+fn variation_prefers_the_best_performance_class() {
+    let mut g = small(8);
+    for (node, class) in [
+        (0, "3"),
+        (1, "1"),
+        (2, "2"),
+        (3, "1"),
+        (4, "2"),
+        (5, "2"),
+        (6, "x"),
+    ] {
+        let v = g.find_by_name(&format!("node{node}")).next().unwrap();
+        g.set_property(v, "perf_class", class).unwrap();
+    }
+    let mut m = Matcher::new(g, Policy::Variation);
+    let nodes = |n: u64| {
+        Jobspec::parse(&format!(
+            "version: 1\nresources:\n  - type: node\n    count: {n}\n    exclusive: true\n    with:\n      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: 1\nattributes: {{system: {{duration: 100}}}}\n"
+        ))
+        .unwrap()
+    };
+    let mut place = |job: u64, spec: &Jobspec| {
+        let o = m.match_jobspec(MatchOp::Allocate, job, spec, 0).unwrap();
+        let mut got = nodes_of(&m, &o);
+        got.sort();
+        got
+    };
+    assert_eq!(place(1, &nodes(2)), ["node1", "node3"]);
+    assert_eq!(place(2, &nodes(1)), ["node2"]);
+    // node4 and node5 are class 2, node0 class 3; node6 ("x") and node7
+    // (none) count as the worst.
+    assert_eq!(place(3, &nodes(3)), ["node0", "node4", "node5"]);
+    assert_eq!(place(4, &nodes(2)), ["node6", "node7"]);
+}
+
+/// Jobs placed under another policy count in the first-match weights once
+/// the matcher switches to `first`.
+#[test]
+fn first_counts_jobs_placed_before_switching_to_it() {
+    let mut g = small(2);
+    g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
+    let mut m = Matcher::new(g, Policy::Low);
+    let in_socket = node_job(
+        "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: socket\n            count: 1\n            with:\n              - type: core\n                count: 3\n",
+    );
+    let cores = |n: u64| {
+        node_job(&format!(
+            "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: {n}\n"
+        ))
+    };
+    let place = |m: &mut Matcher, job: u64, spec: &Jobspec| {
+        let o = m.match_jobspec(MatchOp::Allocate, job, spec, 0).unwrap();
+        nodes_of(m, &o)
+    };
+    assert_eq!(place(&mut m, 1, &in_socket), ["node0"]);
+    m.set_policy(Policy::First);
+    // No weight is recorded yet: newest first.
+    assert_eq!(place(&mut m, 2, &cores(3)), ["node1"]);
+    assert_eq!(place(&mut m, 3, &cores(1)), ["node0"]);
+    // node1 weighs 5 free cores, node0 4 (8 less job 1's 3 and job 3's 1):
+    // without job 1, node0 would weigh 7 and win.
+    assert_eq!(place(&mut m, 4, &cores(1)), ["node1"]);
+}
+
+/// A node handed out whole counts all of its cores as taken in its
+/// first-match weight, which stays after the job ends (Fluxion only
+/// reweighs a vertex when a job goes through it).
+#[test]
+fn firstnodex_weighs_a_node_held_whole_as_full() {
+    let mut g = small(2);
+    g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
+    let mut m = Matcher::new(g, Policy::FirstNodeX);
+    let core = node_job(
+        "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: 1\n",
+    );
+    let place = |m: &mut Matcher, job: u64| {
+        let o = m.match_jobspec(MatchOp::Allocate, job, &core, 0).unwrap();
+        nodes_of(m, &o)
+    };
+    assert_eq!(place(&mut m, 1), ["node1"]);
+    m.set_policy(Policy::First);
+    assert_eq!(place(&mut m, 2), ["node0"]);
+    m.cancel(1).unwrap();
+    m.cancel(2).unwrap();
+    // node0 weighs 7 free cores, node1 0: counting only the core job 1
+    // asked for, node1 would weigh 7 too and, newer, win.
+    assert_eq!(place(&mut m, 3), ["node0"]);
 }

@@ -60,7 +60,7 @@ pub struct ServeArgs {
     /// sockets x 32 cores, 2 GPUs, 256 GiB per socket): for demos and benches.
     #[arg(long, conflicts_with = "graph")]
     pub generate_nodes: Option<usize>,
-    /// Default match policy (first, low, high, lonode, hinode, locality).
+    /// Default match policy (first, low, high, lonode, hinode, locality, variation, ...).
     #[arg(long, default_value = "first")]
     pub policy: String,
     /// Where to listen: HOST:PORT or unix:PATH. Loopback by default.

@@ -458,7 +458,7 @@ fn parse_policy(policy: &str, path: &str) -> BackendResult<Policy> {
     policy.parse::<Policy>().map_err(|e| {
         BackendError::invalid(
             path,
-            format!("{e}; expected first, high, low, lonode, hinode, lonodex, hinodex or locality"),
+            format!("{e}; expected first, high, low, lonode, hinode, lonodex, hinodex, locality or variation"),
         )
     })
 }

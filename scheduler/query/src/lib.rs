@@ -30,7 +30,7 @@ pub struct QueryArgs {
     /// Match subsystems (only CA, the containment subsystem, is supported).
     #[arg(short = 'S', long = "match-subsystems", default_value = "CA")]
     pub match_subsystems: String,
-    /// Match policy: first, high, low, lonode, hinode, lonodex, hinodex, locality.
+    /// Match policy: first, high, low, lonode, hinode, lonodex, hinodex, locality, variation.
     #[arg(short = 'P', long = "match-policy", default_value = "first")]
     pub match_policy: String,
     /// Match output format: simple, pretty_simple, jgf, rv1_nosched.
