@@ -6,6 +6,12 @@
 
 use serde::Deserialize;
 
+mod variants;
+
+/// The type of an alternative slot: of several `xor_slot` siblings, a
+/// match uses exactly one (see [`Jobspec::xor_variants`]).
+pub const XOR_SLOT: &str = "xor_slot";
+
 /// A parsed, validated jobspec.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Jobspec {
@@ -37,9 +43,14 @@ pub struct Resource {
 }
 
 impl Resource {
-    /// Whether this is a `slot`.
+    /// Whether this is a `slot` (or an `xor_slot`, one of several
+    /// alternative slots: see [`Jobspec::xor_variants`]).
     pub fn is_slot(&self) -> bool {
-        self.kind == "slot"
+        self.kind == "slot" || self.is_xor_slot()
+    }
+    /// Whether this is an `xor_slot`.
+    pub fn is_xor_slot(&self) -> bool {
+        self.kind == XOR_SLOT
     }
 }
 
@@ -346,7 +357,8 @@ fn convert(r: RawResource, path: &str) -> Result<Resource, JobspecError> {
             }
         }
     };
-    if kind == "slot" && r.label.as_deref().is_none_or(str::is_empty) {
+    let slot = kind == "slot" || kind == XOR_SLOT;
+    if slot && r.label.as_deref().is_none_or(str::is_empty) {
         return Err(JobspecError::new(
             format!("{path}.label"),
             "a slot needs a label",
@@ -359,7 +371,7 @@ fn convert(r: RawResource, path: &str) -> Result<Resource, JobspecError> {
         .enumerate()
         .map(|(i, c)| convert(c, &format!("{path}.with[{i}]")))
         .collect::<Result<Vec<_>, _>>()?;
-    if kind == "slot" && with.is_empty() {
+    if slot && with.is_empty() {
         return Err(JobspecError::new(
             format!("{path}.with"),
             "a slot must contain resources",

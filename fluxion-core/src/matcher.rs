@@ -243,7 +243,11 @@ impl Matcher {
         spec: &Jobspec,
         now: Time,
     ) -> Result<MatchOutcome, MatchError> {
-        let r = self.match_inner(op, job, spec, now);
+        let r = match spec.xor_variants() {
+            Ok(None) => self.match_inner(op, job, std::slice::from_ref(spec), now),
+            Ok(Some(variants)) => self.match_inner(op, job, &variants, now),
+            Err(e) => Err(MatchError::InvalidJobspec(e.to_string())),
+        };
         match &r {
             Ok(_) => self.stats.matches_ok += 1,
             Err(_) => self.stats.matches_failed += 1,
@@ -259,36 +263,47 @@ impl Matcher {
         }
     }
 
+    /// Matches the first of `variants` (the plain jobspecs one with
+    /// alternative slots stands for, see [`Jobspec::xor_variants`]; usually
+    /// just one) that fits at the earliest time: every variant is tried now
+    /// before any is reserved later.
     fn match_inner(
         &mut self,
         op: MatchOp,
         job: JobId,
-        spec: &Jobspec,
+        variants: &[Jobspec],
         now: Time,
     ) -> Result<MatchOutcome, MatchError> {
         if op != MatchOp::Satisfiability && self.jobs.contains_key(&job) {
             return Err(MatchError::JobExists(job));
         }
-        let reqs = search::Request::build(&self.graph, spec).map_err(MatchError::InvalidJobspec)?;
+        let reqs = variants
+            .iter()
+            .map(|v| search::Request::build(&self.graph, v))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(MatchError::InvalidJobspec)?;
         let ordered = self.shape();
         let mut visits = (0u64, 0u64);
         if op == MatchOp::Satisfiability {
-            let d = self.duration_at(spec, now);
-            let found = self.search(&reqs, now, d, search::Mode::Sat, &ordered);
-            visits = (found.pre, found.post);
-            return match found.chosen {
-                Some(chosen) => Ok(MatchOutcome {
-                    job,
-                    op,
-                    at: now,
-                    duration: d,
-                    reserved: false,
-                    emitted: self.order(&ordered, chosen).0.into(),
-                    preorder_visits: visits.0,
-                    postorder_visits: visits.1,
-                }),
-                None => Err(MatchError::Unsatisfiable),
-            };
+            for (spec, reqs) in variants.iter().zip(&reqs) {
+                let d = self.duration_at(spec, now);
+                let found = self.search(reqs, now, d, search::Mode::Sat, &ordered);
+                visits.0 += found.pre;
+                visits.1 += found.post;
+                if let Some(chosen) = found.chosen {
+                    return Ok(MatchOutcome {
+                        job,
+                        op,
+                        at: now,
+                        duration: d,
+                        reserved: false,
+                        emitted: self.order(&ordered, chosen).0.into(),
+                        preorder_visits: visits.0,
+                        postorder_visits: visits.1,
+                    });
+                }
+            }
+            return Err(MatchError::Unsatisfiable);
         }
         let mut times = vec![now];
         if op == MatchOp::AllocateOrElseReserve {
@@ -302,56 +317,53 @@ impl Matcher {
             ends.dedup();
             times.extend(ends);
         }
+        // Variants that could never fit (checked once nothing fits now).
+        let mut never = vec![false; variants.len()];
         for (i, &at) in times.iter().enumerate() {
-            let d = self.duration_at(spec, at);
-            if at.saturating_add(d as i64) > self.horizon && i > 0 {
-                break;
-            }
-            let found = self.search(&reqs, at, d, search::Mode::Now, &ordered);
-            visits.0 += found.pre;
-            visits.1 += found.post;
-            if let Some(chosen) = found.chosen {
-                let reserved = at > now;
-                let (emitted, shadow) = self.order(&ordered, chosen);
-                let emitted: Arc<[Emit]> = emitted.into();
-                self.hold(job, at, d, reserved, Arc::clone(&emitted), &shadow)?;
-                self.plant_use(job, &emitted);
-                self.reweigh(now);
-                return Ok(MatchOutcome {
-                    job,
-                    op,
-                    at,
-                    duration: d,
-                    reserved,
-                    emitted,
-                    preorder_visits: visits.0,
-                    postorder_visits: visits.1,
-                });
-            }
-            if i == 0 && op != MatchOp::Allocate {
-                // Stop searching when it can never fit.
-                let d0 = self.duration_at(spec, now);
-                let sat = self.search(
-                    &reqs,
-                    now,
-                    d0,
-                    if op == MatchOp::AllocateOrElseReserve {
-                        search::Mode::SatIgnoreDown
-                    } else {
-                        search::Mode::Sat
-                    },
-                    &ordered,
-                );
-                if sat.chosen.is_none() {
-                    return Err(MatchError::Unsatisfiable);
+            for (vi, (spec, reqs)) in variants.iter().zip(&reqs).enumerate() {
+                if never[vi] {
+                    continue;
+                }
+                let d = self.duration_at(spec, at);
+                if at.saturating_add(d as i64) > self.horizon && i > 0 {
+                    continue;
+                }
+                let found = self.search(reqs, at, d, search::Mode::Now, &ordered);
+                visits.0 += found.pre;
+                visits.1 += found.post;
+                if let Some(chosen) = found.chosen {
+                    let reserved = at > now;
+                    let (emitted, shadow) = self.order(&ordered, chosen);
+                    let emitted: Arc<[Emit]> = emitted.into();
+                    self.hold(job, at, d, reserved, Arc::clone(&emitted), &shadow)?;
+                    self.plant_use(job, &emitted);
+                    self.reweigh(now);
+                    return Ok(MatchOutcome {
+                        job,
+                        op,
+                        at,
+                        duration: d,
+                        reserved,
+                        emitted,
+                        preorder_visits: visits.0,
+                        postorder_visits: visits.1,
+                    });
                 }
             }
-        }
-        if op == MatchOp::Allocate {
-            let d0 = self.duration_at(spec, now);
-            let sat = self.search(&reqs, now, d0, search::Mode::Sat, &ordered);
-            if sat.chosen.is_none() {
-                return Err(MatchError::Unsatisfiable);
+            if i == 0 {
+                // Stop searching when it can never fit.
+                let mode = if op == MatchOp::AllocateOrElseReserve {
+                    search::Mode::SatIgnoreDown
+                } else {
+                    search::Mode::Sat
+                };
+                for (vi, (spec, reqs)) in variants.iter().zip(&reqs).enumerate() {
+                    let d0 = self.duration_at(spec, now);
+                    never[vi] = self.search(reqs, now, d0, mode, &ordered).chosen.is_none();
+                }
+                if never.iter().all(|&n| n) {
+                    return Err(MatchError::Unsatisfiable);
+                }
             }
         }
         Err(MatchError::Busy)

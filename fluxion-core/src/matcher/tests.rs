@@ -698,3 +698,58 @@ fn firstnodex_weighs_a_node_held_whole_as_full() {
     // asked for, node1 would weigh 7 too and, newer, win.
     assert_eq!(place(&mut m, 3), ["node0"]);
 }
+
+/// Alternative slots: the first alternative that fits now wins; a
+/// reservation comes only when no alternative fits now.
+#[test]
+fn xor_slots_take_the_first_alternative_that_fits_now() {
+    let mut m = Matcher::new(small(1), Policy::High);
+    let spec = Jobspec::parse(
+        "version: 9999
+resources:
+  - type: socket
+    count: 1
+    with:
+      - type: xor_slot
+        count: 1
+        label: big
+        with: [{type: core, count: 3}]
+      - type: xor_slot
+        count: 1
+        label: gpu
+        with: [{type: core, count: 1}, {type: gpu, count: 1}]
+attributes: {system: {duration: 100}}
+tasks: [{command: [app], slot: big, count: {per_slot: 1}}]
+",
+    )
+    .unwrap();
+    let kinds = |m: &Matcher, o: &MatchOutcome| {
+        let mut k: Vec<String> = o
+            .emitted
+            .iter()
+            .filter(|e| e.exclusive)
+            .map(|e| m.graph().kind_name(e.vertex).to_string())
+            .collect();
+        k.sort();
+        k.dedup();
+        k
+    };
+    let op = MatchOp::AllocateOrElseReserve;
+    // One node, 2 sockets of 4 cores and a GPU each.
+    for job in 1..=2 {
+        let o = m.match_jobspec(op, job, &spec, 0).unwrap();
+        assert_eq!(kinds(&m, &o), ["core"], "job {job}");
+        assert!(!o.reserved);
+    }
+    // 1 core and the GPU left per socket: the second alternative, now,
+    // rather than the first one later.
+    for job in 3..=4 {
+        let o = m.match_jobspec(op, job, &spec, 0).unwrap();
+        assert_eq!(kinds(&m, &o), ["core", "gpu"], "job {job}");
+        assert!(!o.reserved);
+    }
+    let o = m.match_jobspec(op, 5, &spec, 0).unwrap();
+    assert!(o.reserved);
+    assert_eq!(o.at, 100);
+    assert_eq!(kinds(&m, &o), ["core"]);
+}

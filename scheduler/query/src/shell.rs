@@ -12,6 +12,14 @@ use fluxion_core::jobspec::{Jobspec, Resource};
 use fluxion_core::matcher::{CancelError, Emit, MatchError, MatchOp, Matcher, Policy};
 use fluxion_core::writers::{Format, render, render_into};
 
+/// Types resource-query knows whatever the graph holds (Fluxion interns
+/// them at start), so a jobspec naming one the graph lacks is merely
+/// unmatched (an alternative slot asking for GPUs on a graph without any),
+/// while any other unknown type is a jobspec error.
+const FLUXION_TYPES: [&str; 8] = [
+    "cluster", "core", "socket", "gpu", "node", "rack", "slot", "ssd",
+];
+
 use crate::QueryArgs;
 use crate::cancel_walk::cancel_walk_counts;
 use crate::find;
@@ -195,8 +203,10 @@ impl Session {
     }
 
     fn unknown_type(&self, r: &Resource) -> bool {
-        (!r.is_slot() && self.matcher.graph().type_id(&r.kind).is_none())
-            || r.with.iter().any(|c| self.unknown_type(c))
+        let known = r.is_slot()
+            || FLUXION_TYPES.contains(&r.kind.as_str())
+            || self.matcher.graph().type_id(&r.kind).is_some();
+        !known || r.with.iter().any(|c| self.unknown_type(c))
     }
 
     /// Whether a top-level request below the graph's root asks for more
