@@ -171,6 +171,8 @@ pub struct Matcher {
     /// Whether `planned_use` is kept: from the first use of a stop-early
     /// policy on (so switching policies per request costs nothing).
     tracks_use: bool,
+    /// Fluxion's flexible traverser: sibling slots are alternatives.
+    or_slots: bool,
     /// Scratch set for ordering a match's vertices.
     marks: crate::marks::VertexMarks,
     /// Held children that id-ordered walks of wide vertices can pass.
@@ -200,6 +202,7 @@ impl Matcher {
             walk,
             planned_use: walk::PlannedUse::default(),
             tracks_use: policy.stops_early(),
+            or_slots: false,
             marks: crate::marks::VertexMarks::default(),
             held_runs: held_runs::HeldRuns::default(),
         }
@@ -224,6 +227,13 @@ impl Matcher {
             self.tracks_use = true;
             self.replant_use();
         }
+    }
+    /// Makes sibling slots of a request alternatives, of which a match
+    /// deals out the mix that fits the most slots where they are hosted and
+    /// takes the best ones (Fluxion's flexible traverser, resource-query's
+    /// `-T flexible`); by default only the first of them is matched.
+    pub fn set_or_slots(&mut self, on: bool) {
+        self.or_slots = on;
     }
     /// Sets the end of time (jobs with duration 0 last until then).
     pub fn set_horizon(&mut self, horizon: Time) {
@@ -279,7 +289,7 @@ impl Matcher {
         }
         let reqs = variants
             .iter()
-            .map(|v| search::Request::build(&self.graph, v))
+            .map(|v| search::Request::build(&self.graph, v, self.or_slots))
             .collect::<Result<Vec<_>, _>>()
             .map_err(MatchError::InvalidJobspec)?;
         let ordered = self.shape();
@@ -485,7 +495,8 @@ impl Matcher {
     /// Whether `spec` could ever fit on the graph (ignoring what is held and
     /// what is down).
     pub fn satisfiable(&self, spec: &Jobspec) -> Result<bool, MatchError> {
-        let reqs = search::Request::build(&self.graph, spec).map_err(MatchError::InvalidJobspec)?;
+        let reqs = search::Request::build(&self.graph, spec, self.or_slots)
+            .map_err(MatchError::InvalidJobspec)?;
         let d = self.duration_at(spec, 0);
         let found = search::run(
             &self.graph,

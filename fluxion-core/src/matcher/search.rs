@@ -2,6 +2,8 @@
 
 use std::collections::HashMap;
 
+mod or_slots;
+
 use super::held_runs::{self, HeldRuns, Passed, RunKey};
 use super::{Emit, Policy};
 use crate::graph::{IdEnd, ResourceGraph, Status, TypeId, VertexId};
@@ -17,22 +19,46 @@ pub(crate) struct Request {
     exclusive: Option<bool>,
     with: Vec<Request>,
     slot_child: Option<usize>,
-    /// Units of each tracked type one unit of this request needs below it.
+    /// Units of each tracked type one unit of this request needs below it
+    /// (for a group of alternative slots: all of its slots, at least).
     unit_needs: Vec<u64>,
+    /// Non-empty for a group of alternative slots (see [`or_slots`]): the
+    /// slots it chooses from; `with` is then their resources by type.
+    alternatives: Vec<Request>,
 }
 
 impl Request {
-    /// Resolves `spec`'s top-level resources.
-    pub(crate) fn build(g: &ResourceGraph, spec: &Jobspec) -> Result<Vec<Request>, String> {
-        spec.resources.iter().map(|r| Self::one(g, r)).collect()
+    /// Resolves `spec`'s top-level resources. With `or_slots` (Fluxion's
+    /// flexible traverser), sibling slots are alternatives (see
+    /// [`or_slots`]); otherwise only the first of them is matched.
+    pub(crate) fn build(
+        g: &ResourceGraph,
+        spec: &Jobspec,
+        or_slots: bool,
+    ) -> Result<Vec<Request>, String> {
+        let list = spec
+            .resources
+            .iter()
+            .map(|r| Self::one(g, r, or_slots))
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(if or_slots {
+            or_slots::group(g, list)
+        } else {
+            list
+        })
     }
 
-    fn one(g: &ResourceGraph, r: &Resource) -> Result<Request, String> {
+    fn one(g: &ResourceGraph, r: &Resource, or_slots: bool) -> Result<Request, String> {
         let with: Vec<Request> = r
             .with
             .iter()
-            .map(|c| Self::one(g, c))
+            .map(|c| Self::one(g, c, or_slots))
             .collect::<Result<_, _>>()?;
+        let with = if or_slots {
+            or_slots::group(g, with)
+        } else {
+            with
+        };
         let is_slot = r.is_slot();
         let kind = if is_slot { None } else { g.type_id(&r.kind) };
         let tracked = g.tracked_types();
@@ -43,8 +69,8 @@ impl Request {
             unit_needs[i] = 1;
         }
         for c in &with {
-            for (i, n) in c.unit_needs.iter().enumerate() {
-                unit_needs[i] = unit_needs[i].saturating_add(n.saturating_mul(c.count.min));
+            for (i, n) in c.total_needs().enumerate() {
+                unit_needs[i] = unit_needs[i].saturating_add(n);
             }
         }
         let slot_child = with.iter().position(|c| c.is_slot);
@@ -56,7 +82,18 @@ impl Request {
             with,
             slot_child,
             unit_needs,
+            alternatives: Vec::new(),
         })
+    }
+
+    /// Units of each tracked type all of this request needs below its parent.
+    fn total_needs(&self) -> impl Iterator<Item = u64> + '_ {
+        let times = if self.alternatives.is_empty() {
+            self.count.min
+        } else {
+            1
+        };
+        self.unit_needs.iter().map(move |n| n.saturating_mul(times))
     }
 
     /// Largest count worth collecting before the best ones are known.
@@ -520,6 +557,9 @@ impl Search<'_> {
     }
 
     fn slot_match(&self, v: VertexId, slot: &Request) -> bool {
+        if !slot.alternatives.is_empty() {
+            return slot.alternatives.iter().any(|a| self.slot_match(v, a));
+        }
         let mask = self
             .shape
             .child_types
@@ -1110,7 +1150,11 @@ impl Search<'_> {
             &mut kids,
         );
         self.sort(&mut kids);
-        let out = self.pack_slots(u, slot, &kids);
+        let out = if slot.alternatives.is_empty() {
+            self.pack_slots(u, slot, &kids)
+        } else {
+            self.pack_or_slots(u, slot, &kids)
+        };
         kids.clear();
         self.cand_pool.push(kids);
         out

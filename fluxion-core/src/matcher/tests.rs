@@ -753,3 +753,66 @@ tasks: [{command: [app], slot: big, count: {per_slot: 1}}]
     assert_eq!(o.at, 100);
     assert_eq!(kinds(&m, &o), ["core"]);
 }
+
+/// Under the flexible traverser, sibling slots are alternatives pooled at
+/// the vertex hosting them: a socket left without its GPU still hosts the
+/// slot that needs none.
+#[test]
+fn or_slots_are_alternatives_under_the_flexible_traverser() {
+    let spec = Jobspec::parse(
+        "version: 9999
+resources:
+  - type: socket
+    count: 1
+    with:
+      - type: slot
+        count: 1
+        label: small
+        with: [{type: core, count: 2}, {type: gpu, count: 1}]
+      - type: slot
+        count: 1
+        label: big
+        with: [{type: core, count: 2}]
+attributes: {system: {duration: 100}}
+tasks: [{command: [app], slot: small, count: {per_slot: 1}}]
+",
+    )
+    .unwrap();
+    let held = |m: &Matcher, o: &MatchOutcome| {
+        let mut k: Vec<String> = o
+            .emitted
+            .iter()
+            .filter(|e| e.exclusive)
+            .map(|e| m.graph().kind_name(e.vertex).to_string())
+            .collect();
+        k.sort();
+        k
+    };
+    let sockets = |m: &Matcher, o: &MatchOutcome| {
+        o.emitted
+            .iter()
+            .filter(|e| m.graph().kind_name(e.vertex) == "socket")
+            .map(|e| m.graph().vertex(e.vertex).unwrap().uniq_id)
+            .collect::<Vec<_>>()
+    };
+    let mut m = Matcher::new(small(1), Policy::High);
+    m.set_or_slots(true);
+    let first = m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
+    // The best slot by score: the highest cores and the GPU.
+    assert_eq!(held(&m, &first), ["core", "core", "gpu"]);
+    let second = m.match_jobspec(MatchOp::Allocate, 2, &spec, 0).unwrap();
+    // The same socket, now without a GPU: the other alternative.
+    assert_eq!(held(&m, &second), ["core", "core"]);
+    assert_eq!(sockets(&m, &first), sockets(&m, &second));
+    // By default only the first slot is matched: the GPU-less socket is
+    // passed over.
+    let mut simple = Matcher::new(small(1), Policy::High);
+    let a = simple
+        .match_jobspec(MatchOp::Allocate, 1, &spec, 0)
+        .unwrap();
+    let b = simple
+        .match_jobspec(MatchOp::Allocate, 2, &spec, 0)
+        .unwrap();
+    assert_eq!(held(&simple, &b), ["core", "core", "gpu"]);
+    assert_ne!(sockets(&simple, &a), sockets(&simple, &b));
+}

@@ -51,7 +51,7 @@ pub struct QueryArgs {
     /// Reserve vertex vector size (accepted for compatibility).
     #[arg(short = 'r', long = "reserve-vtx-vec")]
     pub reserve_vtx_vec: Option<u64>,
-    /// Traverser: simple (flexible is accepted and treated as simple).
+    /// Traverser: simple, or flexible (sibling slots are alternatives).
     #[arg(short = 'T', long = "traverser", default_value = "simple")]
     pub traverser: String,
     /// Print the time each match takes, and visit counts.

@@ -74,6 +74,11 @@ impl Session {
         let policy: Policy = args.match_policy.parse()?;
         let format: Format = args.match_format.parse()?;
         let filters: PruneFilters = args.prune_filters.parse()?;
+        let or_slots = match args.traverser.as_str() {
+            "simple" => false,
+            "flexible" => true,
+            other => bail!("unknown traverser '{other}' (expected simple or flexible)"),
+        };
         if !args.match_subsystems.eq_ignore_ascii_case("CA") {
             bail!(
                 "unsupported match subsystems '{}' (only CA)",
@@ -93,8 +98,10 @@ impl Session {
         if args.elapse_time {
             println!("INFO: Graph Load Time: {load:.6}");
         }
+        let mut matcher = Matcher::new(g, policy);
+        matcher.set_or_slots(or_slots);
         Ok(Session {
-            matcher: Matcher::new(g, policy),
+            matcher,
             format,
             out,
             elapse: args.elapse_time,
