@@ -1192,36 +1192,59 @@ impl Search<'_> {
         let mut cursors = vec![0usize; per_elem.len()];
         let mut out = Vec::new();
         for i in 0..nslots {
-            let mut claims = Vec::new();
-            let mut score = 0i64;
+            let mut slot = SlotFill::default();
             for (ei, (mine, per_slot)) in per_elem.iter().enumerate() {
-                let mut j = 0u64;
-                while j < *per_slot {
-                    let Some(c) = mine.get(cursors[ei]) else {
-                        return out;
-                    };
-                    cursors[ei] += 1;
-                    claims.push(Emit {
-                        vertex: c.vertex,
-                        needs: c.count,
-                        exclusive: true,
-                    });
-                    claims.extend(c.claims.iter().copied());
-                    score += c.score;
-                    j += c.count;
+                if !slot.take(mine, &mut cursors[ei], *per_slot) {
+                    return out;
                 }
             }
-            out.push(Cand {
-                idx: 0,
-                vertex: u,
-                tie: uniq.saturating_mul(1 << 16).saturating_add(i),
-                score,
-                count: 1,
-                exclusive: true,
-                is_vertex: false,
-                claims,
-            });
+            out.push(slot.into_cand(u, uniq, i));
         }
         out
+    }
+}
+
+/// One slot being dealt: the claims and the score of what it takes.
+#[derive(Default)]
+struct SlotFill {
+    claims: Vec<Emit>,
+    score: i64,
+}
+
+impl SlotFill {
+    /// Takes candidates of `pool` (best first) from `*cursor` on until
+    /// `want` units are in; false when the pool runs out first.
+    fn take(&mut self, pool: &[Cand], cursor: &mut usize, want: u64) -> bool {
+        let mut got = 0u64;
+        while got < want {
+            let Some(c) = pool.get(*cursor) else {
+                return false;
+            };
+            *cursor += 1;
+            self.claims.push(Emit {
+                vertex: c.vertex,
+                needs: c.count,
+                exclusive: true,
+            });
+            self.claims.extend(c.claims.iter().copied());
+            self.score += c.score;
+            got += c.count;
+        }
+        true
+    }
+
+    /// The slot as a candidate: the `i`-th dealt at `u` (whose unique id
+    /// is `uniq`), which ties break by.
+    fn into_cand(self, u: VertexId, uniq: u64, i: u64) -> Cand {
+        Cand {
+            idx: 0,
+            vertex: u,
+            tie: uniq.saturating_mul(1 << 16).saturating_add(i),
+            score: self.score,
+            count: 1,
+            exclusive: true,
+            is_vertex: false,
+            claims: self.claims,
+        }
     }
 }

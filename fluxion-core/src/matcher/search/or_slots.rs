@@ -9,9 +9,8 @@
 
 use std::collections::HashMap;
 
-use super::{Cand, Request, Search, answering};
+use super::{Cand, Request, Search, SlotFill, answering};
 use crate::graph::{ResourceGraph, VertexId};
-use crate::matcher::Emit;
 
 /// Most slots one vertex deals out (bounds the search for the best mix).
 const MAX_SLOTS: u64 = 512;
@@ -109,38 +108,16 @@ impl Search<'_> {
             else {
                 break;
             };
-            let mut claims = Vec::new();
-            let mut score = 0i64;
+            let mut slot = SlotFill::default();
             for (e, &pi) in alt.with.iter().zip(pools_of_alt) {
                 // Like Fluxion, each resource takes its count as judged
                 // against the whole pool.
                 let want = e.count.best_within(total[pi]).unwrap_or(0);
-                let mut got = 0u64;
-                while got < want {
-                    let Some(c) = pools[pi].get(cursors[pi]) else {
-                        return out;
-                    };
-                    cursors[pi] += 1;
-                    claims.push(Emit {
-                        vertex: c.vertex,
-                        needs: c.count,
-                        exclusive: true,
-                    });
-                    claims.extend(c.claims.iter().copied());
-                    score += c.score;
-                    got += c.count;
+                if !slot.take(pools[pi], &mut cursors[pi], want) {
+                    return out;
                 }
             }
-            out.push(Cand {
-                idx: 0,
-                vertex: u,
-                tie: uniq.saturating_mul(1 << 16).saturating_add(i),
-                score,
-                count: 1,
-                exclusive: true,
-                is_vertex: false,
-                claims,
-            });
+            out.push(slot.into_cand(u, uniq, i));
             left = next;
         }
         out
