@@ -547,6 +547,21 @@ fn node_job(with: &str) -> Jobspec {
     .unwrap()
 }
 
+/// One node with a slot of `n` cores.
+fn node_cores(n: u64) -> Jobspec {
+    node_job(&format!(
+        "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: {n}\n"
+    ))
+}
+
+/// One node with a slot of one socket with `n` of its cores (the socket
+/// is held whole).
+fn node_socket_cores(n: u64) -> Jobspec {
+    node_job(&format!(
+        "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: socket\n            count: 1\n            with:\n              - type: core\n                count: {n}\n"
+    ))
+}
+
 /// `first` walks racks untouched first, then by free nodes (the last type,
 /// in name order, of a rack's plan: `ALL:core` and the implicit `ALL:node`),
 /// not by free cores.
@@ -555,11 +570,6 @@ fn first_weighs_racks_by_free_nodes() {
     let mut g = small(6);
     g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
     let mut m = Matcher::new(g, Policy::First);
-    let cores = |n: u64| {
-        node_job(&format!(
-            "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: {n}\n"
-        ))
-    };
     let whole_node = Jobspec::parse(
         "version: 1\nresources:\n  - type: slot\n    count: 1\n    label: s\n    with:\n      - type: node\n        count: 1\n        with:\n          - type: socket\n            count: 1\n            with:\n              - type: core\n                count: 1\nattributes: {system: {duration: 100}}\n",
     )
@@ -569,14 +579,14 @@ fn first_weighs_racks_by_free_nodes() {
         nodes_of(&m, &o)
     };
     // Untouched racks first, newest first.
-    assert_eq!(place(1, &cores(4)), ["node5"]);
-    assert_eq!(place(2, &cores(2)), ["node3"]);
-    assert_eq!(place(3, &cores(2)), ["node1"]);
+    assert_eq!(place(1, &node_cores(4)), ["node5"]);
+    assert_eq!(place(2, &node_cores(2)), ["node3"]);
+    assert_eq!(place(3, &node_cores(2)), ["node1"]);
     // Every rack still has both nodes free (shared): the newest wins, though
     // it has the fewest free cores (by free cores, rack1 would win).
     assert_eq!(place(4, &whole_node), ["node4"]);
     // rack2 has one free node left now: rack1 is next.
-    assert_eq!(place(5, &cores(1)), ["node2"]);
+    assert_eq!(place(5, &node_cores(1)), ["node2"]);
 }
 
 /// A node's weight counts the cores jobs asked for, as Fluxion's plans do,
@@ -588,23 +598,16 @@ fn first_weighs_nodes_by_the_cores_jobs_asked_for() {
     let mut g = small(2);
     g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
     let mut m = Matcher::new(g, Policy::First);
-    let in_socket = node_job(
-        "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: socket\n            count: 1\n            with:\n              - type: core\n                count: 3\n",
-    );
-    let cores = |n: u64| {
-        node_job(&format!(
-            "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: {n}\n"
-        ))
-    };
+    let in_socket = node_socket_cores(3);
     let mut place = |job: u64, spec: &Jobspec| {
         let o = m.match_jobspec(MatchOp::Allocate, job, spec, 0).unwrap();
         nodes_of(&m, &o)
     };
     assert_eq!(place(1, &in_socket), ["node1"]);
-    assert_eq!(place(2, &cores(3)), ["node0"]);
+    assert_eq!(place(2, &node_cores(3)), ["node0"]);
     // Both weigh 5: the newest wins (counting the hidden core, node1 would
     // weigh 4 and node0 would win).
-    assert_eq!(place(3, &cores(1)), ["node1"]);
+    assert_eq!(place(3, &node_cores(1)), ["node1"]);
 }
 
 /// `variation` gives a job nodes of the best performance class left, ties
@@ -652,14 +655,7 @@ fn first_counts_jobs_placed_before_switching_to_it() {
     let mut g = small(2);
     g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
     let mut m = Matcher::new(g, Policy::Low);
-    let in_socket = node_job(
-        "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: socket\n            count: 1\n            with:\n              - type: core\n                count: 3\n",
-    );
-    let cores = |n: u64| {
-        node_job(&format!(
-            "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: {n}\n"
-        ))
-    };
+    let in_socket = node_socket_cores(3);
     let place = |m: &mut Matcher, job: u64, spec: &Jobspec| {
         let o = m.match_jobspec(MatchOp::Allocate, job, spec, 0).unwrap();
         nodes_of(m, &o)
@@ -667,11 +663,11 @@ fn first_counts_jobs_placed_before_switching_to_it() {
     assert_eq!(place(&mut m, 1, &in_socket), ["node0"]);
     m.set_policy(Policy::First);
     // No weight is recorded yet: newest first.
-    assert_eq!(place(&mut m, 2, &cores(3)), ["node1"]);
-    assert_eq!(place(&mut m, 3, &cores(1)), ["node0"]);
+    assert_eq!(place(&mut m, 2, &node_cores(3)), ["node1"]);
+    assert_eq!(place(&mut m, 3, &node_cores(1)), ["node0"]);
     // node1 weighs 5 free cores, node0 4 (8 less job 1's 3 and job 3's 1):
     // without job 1, node0 would weigh 7 and win.
-    assert_eq!(place(&mut m, 4, &cores(1)), ["node1"]);
+    assert_eq!(place(&mut m, 4, &node_cores(1)), ["node1"]);
 }
 
 /// A node handed out whole counts all of its cores as taken in its
@@ -682,9 +678,7 @@ fn firstnodex_weighs_a_node_held_whole_as_full() {
     let mut g = small(2);
     g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
     let mut m = Matcher::new(g, Policy::FirstNodeX);
-    let core = node_job(
-        "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: 1\n",
-    );
+    let core = node_cores(1);
     let place = |m: &mut Matcher, job: u64| {
         let o = m.match_jobspec(MatchOp::Allocate, job, &core, 0).unwrap();
         nodes_of(m, &o)
