@@ -1,10 +1,12 @@
-//! Graph formats: GRUG recipes (read) and JGF (read, write).
+//! Graph formats: GRUG recipes (read), JGF (read, write), hwloc XML (read).
 
 mod grug;
+mod hwloc;
 mod jgf;
 mod rv1exec;
 
 pub use grug::read_grug;
+pub use hwloc::read_hwloc;
 pub use jgf::{attach_jgf, read_jgf, write_jgf};
 pub use rv1exec::{expand_hostlist, expand_idset, read_rv1exec};
 
@@ -19,6 +21,9 @@ pub enum IoError {
     /// Malformed JGF document.
     #[error("JGF: {0}")]
     Jgf(String),
+    /// Malformed hwloc XML topology.
+    #[error("hwloc: {0}")]
+    Hwloc(String),
     /// A JGF document to attach has a different root than the graph.
     #[error("JGF: root {0} differs from the graph's root (duplicate root)")]
     DuplicateRoot(String),

@@ -1,6 +1,6 @@
 //! GRUG expansion, JGF round trip and R reading on the project's fixtures.
 
-use fluxion_core::io::{attach_jgf, read_grug, read_jgf, read_rv1exec, write_jgf};
+use fluxion_core::io::{attach_jgf, read_grug, read_hwloc, read_jgf, read_rv1exec, write_jgf};
 
 const MINI: &str = include_str!("data/mini.graphml");
 
@@ -113,4 +113,73 @@ fn grug_association_edges_keep_the_tree() {
     }
     let e = read_grug(&MINI.replace("</graph>", &extra.replace("METHOD", "SPLIT"))).unwrap_err();
     assert!(e.to_string().contains("gen_method 'SPLIT'"), "{e}");
+}
+
+const TINY_HWLOC: &str = include_str!("data/tiny-hwloc.xml");
+
+/// The paths, sizes and properties of a graph, in id order.
+fn describe(g: &fluxion_core::graph::ResourceGraph) -> Vec<String> {
+    g.vertices()
+        .map(|v| {
+            let x = g.vertex(v).unwrap();
+            let props: Vec<String> = x
+                .properties
+                .iter()
+                .map(|(k, val)| format!("{k}={val}"))
+                .collect();
+            format!("{} {} {}", g.path(v), x.size, props.join(","))
+                .trim_end()
+                .to_string()
+        })
+        .collect()
+}
+
+/// hwloc XML: the machine is a node named by its host, packages are
+/// sockets, and devices keep hwloc's logical index among OS devices
+/// (the block device is the second one, after the network device).
+#[test]
+fn hwloc_topologies_keep_hosts_logical_indexes_and_the_allowlist() {
+    let all: Vec<String> = ["node", "socket", "core", "gpu", "storage"]
+        .map(String::from)
+        .to_vec();
+    let g = read_hwloc(TINY_HWLOC, &all).expect("fixture loads");
+    assert_eq!(
+        describe(&g),
+        [
+            "/cluster0 1",
+            "/cluster0/tiny7 1",
+            "/cluster0/tiny7/socket0 1",
+            "/cluster0/tiny7/socket0/core0 1",
+            "/cluster0/tiny7/socket0/core1 1",
+            "/cluster0/tiny7/socket0/storage1 500 LinuxDeviceID=259:0",
+            "/cluster0/tiny7/socket0/gpu0 1",
+        ]
+    );
+    // Left-out types give their children to the nearest vertex kept; an
+    // empty allowlist keeps every type the reader knows.
+    let g = read_hwloc(TINY_HWLOC, &["node".into(), "core".into()]).unwrap();
+    assert_eq!(
+        describe(&g),
+        [
+            "/cluster0 1",
+            "/cluster0/tiny7 1",
+            "/cluster0/tiny7/core0 1",
+            "/cluster0/tiny7/core1 1"
+        ]
+    );
+    let g = read_hwloc(TINY_HWLOC, &[]).unwrap();
+    let kinds: Vec<&str> = g.vertices().map(|v| g.kind_name(v)).collect();
+    for k in ["numanode", "cache", "pu", "gpu", "storage"] {
+        assert!(kinds.contains(&k), "{k} in {kinds:?}");
+    }
+    // hwloc 1.x calls a package a Socket.
+    let old = read_hwloc(&TINY_HWLOC.replace("\"Package\"", "\"Socket\""), &all).unwrap();
+    assert_eq!(describe(&old)[2], "/cluster0/tiny7/socket0 1");
+    // Bad input gets errors that name the problem.
+    let e = read_hwloc(&TINY_HWLOC.replace("HostName", "Host"), &[]).unwrap_err();
+    assert!(e.to_string().contains("HostName"), "{e}");
+    let e = read_hwloc(&TINY_HWLOC.replace("name=\"Size\"", "name=\"Bytes\""), &[]).unwrap_err();
+    assert!(e.to_string().contains("nvme0n1"), "{e}");
+    let e = read_hwloc("<topology><object type=\"Machine\">", &[]).unwrap_err();
+    assert!(e.to_string().starts_with("hwloc:"), "{e}");
 }

@@ -617,7 +617,13 @@ impl Search<'_> {
             if got >= want {
                 break;
             }
-            let needs = c.count.min(want - got);
+            // An exclusive candidate is held whole (a pool in a slot gives
+            // all it has, as in Fluxion); a shared one gives what is asked.
+            let needs = if c.exclusive {
+                c.count
+            } else {
+                c.count.min(want - got)
+            };
             got += needs;
             if c.is_vertex {
                 out.push(Emit {

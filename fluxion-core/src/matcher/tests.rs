@@ -801,3 +801,25 @@ tasks: [{command: [app], slot: small, count: {per_slot: 1}}]
     assert_eq!(held_kinds(&simple, &b), ["core", "core", "gpu"]);
     assert_ne!(sockets(&simple, &a), sockets(&simple, &b));
 }
+
+/// A pool held exclusively below a slot is held whole, however deep: the
+/// slot's socket takes the whole memory pool for a request of 1 unit, as
+/// Fluxion does (its node-local storage tests expect `storage0[1562:x]`
+/// for 1 unit asked).
+#[test]
+fn pools_below_a_slot_are_held_whole() {
+    let mut m = Matcher::new(small(1), Policy::Low);
+    let spec = node_job(
+        "      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: socket\n            count: 1\n            with:\n              - type: core\n                count: 1\n              - type: memory\n                count: 1\n",
+    );
+    let o = m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
+    let memory: Vec<(u64, u64)> = o
+        .emitted
+        .iter()
+        .filter(|e| m.graph().kind_name(e.vertex) == "memory")
+        .map(|e| (e.needs, m.graph().vertex(e.vertex).unwrap().size))
+        .collect();
+    assert_eq!(memory.len(), 1);
+    assert_eq!(memory[0].0, memory[0].1);
+    assert!(memory[0].0 > 1);
+}

@@ -21,10 +21,10 @@ pub struct QueryArgs {
     /// Graph file to load.
     #[arg(short = 'L', long = "load-file")]
     pub load_file: Option<PathBuf>,
-    /// Format of the graph file: grug or jgf.
+    /// Format of the graph file: grug, jgf, rv1exec or hwloc.
     #[arg(short = 'f', long = "load-format", default_value = "grug")]
     pub load_format: String,
-    /// hwloc allowlist (accepted for compatibility; hwloc is not supported).
+    /// Types to keep from an hwloc graph (`-f hwloc`), e.g. node,socket,core,gpu,storage.
     #[arg(short = 'W', long = "load-allowlist")]
     pub load_allowlist: Option<String>,
     /// Match subsystems (only CA, the containment subsystem, is supported).

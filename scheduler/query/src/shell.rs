@@ -63,7 +63,19 @@ fn load_graph(args: &QueryArgs) -> anyhow::Result<ResourceGraph> {
         "grug" => read_grug(&text)?,
         "jgf" => read_jgf(&text)?,
         "rv1exec" => fluxion_core::io::read_rv1exec(&text)?,
-        other => bail!("unsupported graph format '{other}' (supported: grug, jgf)"),
+        "hwloc" => {
+            let allow: Vec<String> = args
+                .load_allowlist
+                .as_deref()
+                .unwrap_or("")
+                .split(',')
+                .map(str::trim)
+                .filter(|t| !t.is_empty())
+                .map(String::from)
+                .collect();
+            fluxion_core::io::read_hwloc(&text, &allow)?
+        }
+        other => bail!("unsupported graph format '{other}' (supported: grug, jgf, rv1exec, hwloc)"),
     };
     Ok(g)
 }
