@@ -4,6 +4,7 @@ mod grug;
 mod hwloc;
 mod jgf;
 mod rv1exec;
+mod xml;
 
 pub use grug::read_grug;
 pub use hwloc::read_hwloc;

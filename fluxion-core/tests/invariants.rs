@@ -346,6 +346,16 @@ proptest! {
         let text = String::from_utf8_lossy(&bytes);
         let _ = fluxion_core::io::read_grug(&text);
         let _ = fluxion_core::io::read_jgf(&text);
+        let _ = fluxion_core::io::read_hwloc(&text, &[]);
+    }
+
+    #[test]
+    fn hwloc_reader_survives_mutations(pos in 0usize..3000, byte in any::<u8>()) {
+        let base = include_str!("data/tiny-hwloc.xml");
+        let mut b = base.as_bytes().to_vec();
+        let i = pos % b.len();
+        b[i] = byte;
+        let _ = fluxion_core::io::read_hwloc(&String::from_utf8_lossy(&b), &[]);
     }
 
     #[test]

@@ -73,26 +73,12 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
     let mut raw_nodes: Vec<Element> = Vec::new();
     let mut raw_edges: Vec<Element> = Vec::new();
     loop {
-        let ev = reader.read_event().map_err(|e| {
-            err(format!(
-                "XML error at byte {}: {e}",
-                reader.buffer_position()
-            ))
-        })?;
+        let ev = super::xml::next_event(&mut reader).map_err(err)?;
         match ev {
             Event::Start(ref e) | Event::Empty(ref e) => {
                 let empty = matches!(ev, Event::Empty(_));
                 let name = e.name().as_ref().to_string();
-                let mut attrs = HashMap::new();
-                for a in e.attributes() {
-                    let a = a.map_err(|x| err(format!("bad attribute in <{name}>: {x}")))?;
-                    let k = a.key.as_ref().to_string();
-                    let v = a
-                        .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                        .map_err(|x| err(format!("bad attribute value in <{name}>: {x}")))?
-                        .to_string();
-                    attrs.insert(k, v);
-                }
+                let attrs = super::xml::attributes(e).map_err(err)?;
                 match name.as_str() {
                     "key" => {
                         let id = attrs

@@ -15,9 +15,10 @@
 use std::collections::HashMap;
 
 use quick_xml::Reader;
-use quick_xml::events::{BytesStart, Event};
+use quick_xml::events::Event;
 
 use super::IoError;
+use super::xml::{attributes, next_event};
 use crate::graph::{ResourceGraph, VertexId, VertexSpec};
 
 fn err(msg: impl Into<String>) -> IoError {
@@ -67,12 +68,7 @@ pub fn read_hwloc(text: &str, allow: &[String]) -> Result<ResourceGraph, IoError
     let mut reader = Reader::from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
     loop {
-        let ev = reader.read_event().map_err(|e| {
-            err(format!(
-                "XML error at byte {}: {e}",
-                reader.buffer_position()
-            ))
-        })?;
+        let ev = next_event(&mut reader).map_err(err)?;
         let (e, empty) = match &ev {
             Event::Start(e) => (e, false),
             Event::Empty(e) => (e, true),
@@ -86,7 +82,7 @@ pub fn read_hwloc(text: &str, allow: &[String]) -> Result<ResourceGraph, IoError
         };
         match e.name().as_ref() {
             "info" => {
-                let attrs = attributes(e)?;
+                let attrs = attributes(e).map_err(err)?;
                 if let (Some(top), Some(n), Some(v)) =
                     (stack.last_mut(), attrs.get("name"), attrs.get("value"))
                 {
@@ -97,7 +93,7 @@ pub fn read_hwloc(text: &str, allow: &[String]) -> Result<ResourceGraph, IoError
                 // A parent is placed before its first child.
                 b.place(&mut stack)?;
                 stack.push(Frame {
-                    attrs: attributes(e)?,
+                    attrs: attributes(e).map_err(err)?,
                     infos: HashMap::new(),
                     under: None,
                 });
@@ -116,20 +112,6 @@ pub fn read_hwloc(text: &str, allow: &[String]) -> Result<ResourceGraph, IoError
         return Err(err("no Machine object with a HostName info"));
     }
     Ok(b.g)
-}
-
-fn attributes(e: &BytesStart<'_>) -> Result<HashMap<String, String>, IoError> {
-    e.attributes()
-        .map(|a| {
-            let a = a.map_err(|x| err(format!("bad attribute: {x}")))?;
-            let key = a.key.as_ref().to_string();
-            let value = a
-                .normalized_value(quick_xml::XmlVersion::Implicit1_0)
-                .map_err(|x| err(format!("attribute {key}: {x}")))?
-                .into_owned();
-            Ok((key, value))
-        })
-        .collect()
 }
 
 /// What an object becomes: type, basename, id, name, size, properties.
