@@ -383,7 +383,6 @@ impl Matcher {
     /// in post-order (see [`walk::PlannedUse::add`]).
     fn plant_use(&mut self, job: JobId, emitted: &[Emit]) {
         if self.tracks_use {
-            self.walk.refresh(&self.graph, &self.weights);
             let shape = self.shape();
             let whole = self.policy.node_exclusive().then_some(&*shape);
             let types = self.walk.types();
@@ -392,14 +391,19 @@ impl Matcher {
         }
     }
 
-    /// Records `job`'s use from `emitted` in any order (adopted jobs).
+    /// Records `job`'s use from `emitted` in any order (an adopted job's
+    /// may not be in post-order; a match's is).
     fn plant_use_sorted(&mut self, job: JobId, emitted: &[Emit]) {
         if !self.tracks_use {
             return;
         }
         let shape = self.shape();
+        let post = |e: &Emit| shape.post.get(e.vertex.index()).copied();
+        if emitted.is_sorted_by_key(post) {
+            return self.plant_use(job, emitted);
+        }
         let mut sorted = emitted.to_vec();
-        sorted.sort_by_key(|e| shape.post.get(e.vertex.index()).copied());
+        sorted.sort_by_key(post);
         self.plant_use(job, &sorted);
     }
 
@@ -478,7 +482,7 @@ impl Matcher {
     }
 
     fn shape(&mut self) -> std::sync::Arc<search::Shape> {
-        if self.policy.stops_early() {
+        if self.tracks_use {
             self.walk.refresh(&self.graph, &self.weights);
         }
         let generation = self.graph.generation();
@@ -577,9 +581,7 @@ impl Matcher {
     pub fn cancel(&mut self, job: JobId) -> Result<JobInfo, CancelError> {
         let info = self.jobs.remove(&job).ok_or(CancelError::NoSuchJob(job))?;
         self.graph.release(job)?;
-        if self.tracks_use {
-            self.planned_use.remove(job, &info.emitted);
-        }
+        self.planned_use.remove(job);
         Ok(info)
     }
 
@@ -597,9 +599,7 @@ impl Matcher {
             }
             gone = self.graph.release_subtree(job, r)?;
         }
-        if let Some(info) = self.jobs.get(&job).filter(|_| self.tracks_use) {
-            self.planned_use.remove(job, &info.emitted);
-        }
+        self.planned_use.remove(job);
         if gone || self.graph.job(job).is_none() {
             self.jobs.remove(&job);
             return Ok(true);

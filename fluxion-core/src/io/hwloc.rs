@@ -30,6 +30,18 @@ const OSDEV_BLOCK: i64 = 0;
 const OSDEV_GPU: i64 = 1;
 const OSDEV_COPROC: i64 = 5;
 
+/// hwloc object types kept as plain vertices: (hwloc type, the type its
+/// logical index counts among, graph type). hwloc 1.x calls a package a
+/// socket.
+const PLAIN: [(&str, &str, &str); 6] = [
+    ("Package", "Package", "socket"),
+    ("Socket", "Package", "socket"),
+    ("Core", "Core", "core"),
+    ("PU", "PU", "pu"),
+    ("NUMANode", "NUMANode", "numanode"),
+    ("Group", "Group", "group"),
+];
+
 /// One open `<object>`: what it says until it is placed in the graph, then
 /// the vertex its children go under.
 struct Frame {
@@ -55,9 +67,7 @@ struct Builder<'a> {
 /// `gpu`, `storage`); empty keeps them all.
 pub fn read_hwloc(text: &str, allow: &[String]) -> Result<ResourceGraph, IoError> {
     let mut g = ResourceGraph::new();
-    let mut root = VertexSpec::new("cluster", "cluster", 0);
-    root.name = "cluster0".into();
-    let root = g.add_vertex(root, None)?;
+    let root = g.add_vertex(VertexSpec::new("cluster", "cluster", 0), None)?;
     let mut b = Builder {
         g,
         root,
@@ -144,11 +154,8 @@ impl Builder<'_> {
         if top.under.is_some() {
             return Ok(());
         }
-        let parent = above
-            .iter()
-            .rev()
-            .find_map(|f| f.under)
-            .unwrap_or(self.root);
+        // Open objects are placed before their first child.
+        let parent = above.last().and_then(|f| f.under).unwrap_or(self.root);
         let kept = self.classify(top)?;
         top.under = Some(match kept {
             None => parent,
@@ -181,6 +188,10 @@ impl Builder<'_> {
             size: 1,
             properties: Vec::new(),
         };
+        if let Some(&(_, index, kind)) = PLAIN.iter().find(|(t, ..)| *t == ty) {
+            let id = self.next_logical(index);
+            return Ok(self.allowed(kind).then(|| plain(kind, id)));
+        }
         Ok(match ty {
             "Machine" => {
                 let Some(host) = f.infos.get("HostName") else {
@@ -206,26 +217,6 @@ impl Builder<'_> {
                     size: 1,
                     properties: Vec::new(),
                 })
-            }
-            "Package" | "Socket" => {
-                let id = self.next_logical("Package");
-                self.allowed("socket").then(|| plain("socket", id))
-            }
-            "Core" => {
-                let id = self.next_logical("Core");
-                self.allowed("core").then(|| plain("core", id))
-            }
-            "PU" => {
-                let id = self.next_logical("PU");
-                self.allowed("pu").then(|| plain("pu", id))
-            }
-            "NUMANode" => {
-                let id = self.next_logical("NUMANode");
-                self.allowed("numanode").then(|| plain("numanode", id))
-            }
-            "Group" => {
-                let id = self.next_logical("Group");
-                self.allowed("group").then(|| plain("group", id))
             }
             "Cache" | "L1Cache" | "L2Cache" | "L3Cache" | "L4Cache" | "L5Cache" => {
                 let depth = match ty {

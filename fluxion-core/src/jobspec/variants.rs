@@ -28,8 +28,10 @@ impl Jobspec {
             lists
                 .into_iter()
                 .map(|resources| Jobspec {
+                    version: self.version,
                     resources,
-                    ..self.clone()
+                    tasks: self.tasks.clone(),
+                    duration: self.duration,
                 })
                 .collect(),
         ))
@@ -73,8 +75,12 @@ fn expand(list: &[Resource]) -> Option<Vec<Vec<Resource>>> {
                 for with in &inner {
                     let mut p = p.clone();
                     p.push(Resource {
+                        kind: r.kind.clone(),
+                        count: r.count,
                         with: with.clone(),
-                        ..r.clone()
+                        exclusive: r.exclusive,
+                        label: r.label.clone(),
+                        unit: r.unit.clone(),
                     });
                     next.push(p);
                 }

@@ -22,9 +22,9 @@ pub(crate) struct Request {
     /// Units of each tracked type one unit of this request needs below it
     /// (for a group of alternative slots: all of its slots, at least).
     unit_needs: Vec<u64>,
-    /// Non-empty for a group of alternative slots (see [`or_slots`]): the
-    /// slots it chooses from; `with` is then their resources by type.
-    alternatives: Vec<Request>,
+    /// Set for a group of alternative slots (see [`or_slots`]); `with` is
+    /// then their resources by type.
+    alternatives: Option<Box<or_slots::OrGroup>>,
 }
 
 impl Request {
@@ -36,8 +36,12 @@ impl Request {
         spec: &Jobspec,
         or_slots: bool,
     ) -> Result<Vec<Request>, String> {
-        let list = spec
-            .resources
+        Self::list(g, &spec.resources, or_slots)
+    }
+
+    /// Resolves sibling resources, grouping alternative slots.
+    fn list(g: &ResourceGraph, rs: &[Resource], or_slots: bool) -> Result<Vec<Request>, String> {
+        let list = rs
             .iter()
             .map(|r| Self::one(g, r, or_slots))
             .collect::<Result<Vec<_>, _>>()?;
@@ -49,16 +53,7 @@ impl Request {
     }
 
     fn one(g: &ResourceGraph, r: &Resource, or_slots: bool) -> Result<Request, String> {
-        let with: Vec<Request> = r
-            .with
-            .iter()
-            .map(|c| Self::one(g, c, or_slots))
-            .collect::<Result<_, _>>()?;
-        let with = if or_slots {
-            or_slots::group(g, with)
-        } else {
-            with
-        };
+        let with = Self::list(g, &r.with, or_slots)?;
         let is_slot = r.is_slot();
         let kind = if is_slot { None } else { g.type_id(&r.kind) };
         let tracked = g.tracked_types();
@@ -82,13 +77,13 @@ impl Request {
             with,
             slot_child,
             unit_needs,
-            alternatives: Vec::new(),
+            alternatives: None,
         })
     }
 
     /// Units of each tracked type all of this request needs below its parent.
     fn total_needs(&self) -> impl Iterator<Item = u64> + '_ {
-        let times = if self.alternatives.is_empty() {
+        let times = if self.alternatives.is_none() {
             self.count.min
         } else {
             1
@@ -557,8 +552,8 @@ impl Search<'_> {
     }
 
     fn slot_match(&self, v: VertexId, slot: &Request) -> bool {
-        if !slot.alternatives.is_empty() {
-            return slot.alternatives.iter().any(|a| self.slot_match(v, a));
+        if let Some(group) = &slot.alternatives {
+            return group.slots.iter().any(|a| self.slot_match(v, a));
         }
         let mask = self
             .shape
@@ -1156,10 +1151,9 @@ impl Search<'_> {
             &mut kids,
         );
         self.sort(&mut kids);
-        let out = if slot.alternatives.is_empty() {
-            self.pack_slots(u, slot, &kids)
-        } else {
-            self.pack_or_slots(u, slot, &kids)
+        let out = match &slot.alternatives {
+            None => self.pack_slots(u, slot, &kids),
+            Some(group) => self.pack_or_slots(u, slot, group, &kids),
         };
         kids.clear();
         self.cand_pool.push(kids);

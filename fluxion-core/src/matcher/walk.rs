@@ -212,10 +212,13 @@ impl WalkOrder {
 /// (then all of a held node's subtree counts).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct PlannedUse {
-    /// Per vertex: (job, units), with an entry for every job that took any
-    /// counted units below it (Fluxion's plan has a span for it), even when
-    /// none are of the weighed type.
+    /// Per vertex with some of its weighed type below it: (job, units of
+    /// that type the job took), for every job that took counted units
+    /// below it.
     by_vertex: HashMap<VertexId, SmallVec<[(JobId, u64); 2]>, IdBuild>,
+    /// Per job: the vertices it has entries at, so forgetting a job does
+    /// not read its whole match again.
+    by_job: HashMap<JobId, Vec<VertexId>, IdBuild>,
     /// Scratch for [`PlannedUse::add`].
     pending: Vec<Pending>,
     /// Scratch for [`PlannedUse::add`]: the entries left to count.
@@ -271,6 +274,7 @@ impl PlannedUse {
         // node's thousands of entries would otherwise dominate the cost).
         let Self {
             by_vertex,
+            by_job,
             pending,
             kept,
             last,
@@ -360,6 +364,7 @@ impl PlannedUse {
                 // is 0 from the first job that touches it on.
                 if touched && total > 0 {
                     by_vertex.entry(e.vertex).or_default().push((job, below[i]));
+                    by_job.entry(job).or_default().push(e.vertex);
                 }
                 last.push(Visited {
                     vertex: e.vertex,
@@ -376,13 +381,13 @@ impl PlannedUse {
         }
     }
 
-    /// Forgets what `job` takes below the vertices of `emitted`.
-    pub(crate) fn remove(&mut self, job: JobId, emitted: &[Emit]) {
-        for e in emitted {
-            if let Some(list) = self.by_vertex.get_mut(&e.vertex) {
+    /// Forgets what `job` takes.
+    pub(crate) fn remove(&mut self, job: JobId) {
+        for v in self.by_job.remove(&job).unwrap_or_default() {
+            if let Some(list) = self.by_vertex.get_mut(&v) {
                 list.retain(|&mut (j, _)| j != job);
                 if list.is_empty() {
-                    self.by_vertex.remove(&e.vertex);
+                    self.by_vertex.remove(&v);
                 }
             }
         }
@@ -391,6 +396,7 @@ impl PlannedUse {
     /// Forgets every job.
     pub(crate) fn clear(&mut self) {
         self.by_vertex.clear();
+        self.by_job.clear();
     }
 
     /// The weighed inner vertices the last [`PlannedUse::add`] went

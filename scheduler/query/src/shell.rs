@@ -12,14 +12,6 @@ use fluxion_core::jobspec::{Jobspec, Resource};
 use fluxion_core::matcher::{CancelError, Emit, MatchError, MatchOp, Matcher, Policy};
 use fluxion_core::writers::{Format, render, render_into};
 
-/// Types resource-query knows whatever the graph holds (Fluxion interns
-/// them at start), so a jobspec naming one the graph lacks is merely
-/// unmatched (an alternative slot asking for GPUs on a graph without any),
-/// while any other unknown type is a jobspec error.
-const FLUXION_TYPES: [&str; 8] = [
-    "cluster", "core", "socket", "gpu", "node", "rack", "slot", "ssd",
-];
-
 use crate::QueryArgs;
 use crate::cancel_walk::cancel_walk_counts;
 use crate::find;
@@ -27,6 +19,14 @@ use crate::r_reader::{
     jgf_emits, jgf_nodes, nodes_of_ranks, parse_idset, rv1exec_emits, rv1exec_nodes,
 };
 use crate::spec_cache::SpecCache;
+
+/// Types resource-query knows whatever the graph holds (Fluxion interns
+/// them at start), so a jobspec naming one the graph lacks is merely
+/// unmatched (an alternative slot asking for GPUs on a graph without any),
+/// while any other unknown type is a jobspec error.
+const FLUXION_TYPES: [&str; 8] = [
+    "cluster", "core", "socket", "gpu", "node", "rack", "slot", "ssd",
+];
 
 /// What the shell remembers of a job (for `info` and `list`).
 struct JobMeta {

@@ -15,10 +15,21 @@ use crate::graph::{ResourceGraph, VertexId};
 /// Most slots one vertex deals out (bounds the search for the best mix).
 const MAX_SLOTS: u64 = 512;
 
+/// The alternatives of a group of slots.
+#[derive(Debug, Clone)]
+pub(crate) struct OrGroup {
+    /// The slots to choose from.
+    pub(super) slots: Vec<Request>,
+    /// Per slot, per resource: the pooled type (index in the group's
+    /// `with`) it draws from; `None` when one is of a type the graph lacks,
+    /// so the slot never fits.
+    pools: Vec<Option<Vec<usize>>>,
+}
+
 /// Replaces two or more plain slots of `list` by one group of
 /// alternatives, at the place of the first.
 pub(super) fn group(g: &ResourceGraph, list: Vec<Request>) -> Vec<Request> {
-    let plain = |r: &Request| r.is_slot && r.alternatives.is_empty();
+    let plain = |r: &Request| r.is_slot && r.alternatives.is_none();
     if list.iter().filter(|r| plain(r)).count() < 2 {
         return list;
     }
@@ -49,6 +60,18 @@ pub(super) fn group(g: &ResourceGraph, list: Vec<Request>) -> Vec<Request> {
         .map(|a| a.count)
         .max_by_key(|c| c.min)
         .unwrap_or(alts[0].count);
+    let pools = alts
+        .iter()
+        .map(|a| {
+            a.with
+                .iter()
+                .map(|e| {
+                    e.kind?;
+                    with.iter().position(|w| w.kind == e.kind)
+                })
+                .collect()
+        })
+        .collect();
     let grouped = Request {
         kind: None,
         is_slot: true,
@@ -57,7 +80,7 @@ pub(super) fn group(g: &ResourceGraph, list: Vec<Request>) -> Vec<Request> {
         with,
         slot_child: None,
         unit_needs,
-        alternatives: alts,
+        alternatives: Some(Box::new(OrGroup { slots: alts, pools })),
     };
     rest.insert(at.min(rest.len()), grouped);
     rest
@@ -69,32 +92,25 @@ pub(super) fn group(g: &ResourceGraph, list: Vec<Request>) -> Vec<Request> {
 type Config = (u64, Option<usize>, Vec<u64>);
 
 impl Search<'_> {
-    /// Deals `kids` (sorted by [`Search::sort`], answering `group.with`)
-    /// out into the mix of `group`'s alternatives that makes the most
-    /// slots, each taking the best of what is left.
-    pub(super) fn pack_or_slots(&self, u: VertexId, group: &Request, kids: &[Cand]) -> Vec<Cand> {
-        let pools: Vec<&[Cand]> = (0..group.with.len()).map(|i| answering(kids, i)).collect();
+    /// Deals `kids` (sorted by [`Search::sort`], answering `slot.with`,
+    /// the types the alternatives pool) out into the mix of `group`'s
+    /// slots that makes the most slots, each taking the best of what is
+    /// left.
+    pub(super) fn pack_or_slots(
+        &self,
+        u: VertexId,
+        slot: &Request,
+        group: &OrGroup,
+        kids: &[Cand],
+    ) -> Vec<Cand> {
+        let pool_of = &group.pools;
+        let pools: Vec<&[Cand]> = (0..slot.with.len()).map(|i| answering(kids, i)).collect();
         let total: Vec<u64> = pools
             .iter()
             .map(|p| p.iter().map(|c| c.count).sum())
             .collect();
-        // Per alternative, per resource: the pool it draws from (`None`:
-        // a resource of a type the graph lacks, so it never fits).
-        let pool_of: Vec<Option<Vec<usize>>> = group
-            .alternatives
-            .iter()
-            .map(|a| {
-                a.with
-                    .iter()
-                    .map(|e| {
-                        e.kind?;
-                        group.with.iter().position(|w| w.kind == e.kind)
-                    })
-                    .collect()
-            })
-            .collect();
         let mut memo: HashMap<Vec<u64>, Config> = HashMap::new();
-        let (n, _, _) = best_mix(&group.alternatives, &pool_of, total.clone(), 0, &mut memo);
+        let (n, _, _) = best_mix(&group.slots, pool_of, total.clone(), 0, &mut memo);
         let uniq = self.g.vertex(u).map_or(0, |x| x.uniq_id);
         let mut cursors = vec![0usize; pools.len()];
         let mut left = total.clone();
@@ -103,8 +119,7 @@ impl Search<'_> {
             let Some((_, Some(ai), next)) = memo.get(&left).cloned() else {
                 break;
             };
-            let (Some(alt), Some(Some(pools_of_alt))) =
-                (group.alternatives.get(ai), pool_of.get(ai))
+            let (Some(alt), Some(Some(pools_of_alt))) = (group.slots.get(ai), pool_of.get(ai))
             else {
                 break;
             };
@@ -203,24 +218,26 @@ tasks: [{{command: [app], slot: a, count: {{per_slot: 1}}}}]
         let mut g = cluster(&shape).unwrap();
         g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
         let group = alternatives(&g, 3, 2);
-        assert_eq!(group.alternatives.len(), 2);
         // Needs at least the smaller alternative.
         assert_eq!(group.unit_needs, [2]);
-        let pool_of = vec![Some(vec![0]), Some(vec![0])];
+        let alts = group.alternatives.as_deref().unwrap();
+        assert_eq!(alts.slots.len(), 2);
+        let pool_of = &alts.pools;
+        assert_eq!(*pool_of, vec![Some(vec![0]), Some(vec![0])]);
         let mut memo = HashMap::new();
         // 8 cores: four of the smaller (starting with the larger makes 3).
-        let (n, first, left) = best_mix(&group.alternatives, &pool_of, vec![8], 0, &mut memo);
+        let (n, first, left) = best_mix(&alts.slots, pool_of, vec![8], 0, &mut memo);
         assert_eq!((n, first, left), (4, Some(1), vec![6]));
         // 7 cores: 3 either way; the first alternative wins the tie.
         let mut memo = HashMap::new();
         assert_eq!(
-            best_mix(&group.alternatives, &pool_of, vec![7], 0, &mut memo),
+            best_mix(&alts.slots, pool_of, vec![7], 0, &mut memo),
             (3, Some(0), vec![4])
         );
         // Nothing fits in 1 core.
         let mut memo = HashMap::new();
         assert_eq!(
-            best_mix(&group.alternatives, &pool_of, vec![1], 0, &mut memo),
+            best_mix(&alts.slots, pool_of, vec![1], 0, &mut memo),
             (0, None, Vec::new())
         );
     }
