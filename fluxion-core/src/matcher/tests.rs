@@ -547,6 +547,14 @@ fn node_job(with: &str) -> Jobspec {
     .unwrap()
 }
 
+/// A matcher over `small(nodes)` whose aggregates track cores only
+/// (resource-query's default filters).
+fn small_all_core(nodes: usize, policy: Policy) -> Matcher {
+    let mut g = small(nodes);
+    g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
+    Matcher::new(g, policy)
+}
+
 /// One node with a slot of `n` cores.
 fn node_cores(n: u64) -> Jobspec {
     node_job(&format!(
@@ -567,9 +575,7 @@ fn node_socket_cores(n: u64) -> Jobspec {
 /// not by free cores.
 #[test]
 fn first_weighs_racks_by_free_nodes() {
-    let mut g = small(6);
-    g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
-    let mut m = Matcher::new(g, Policy::First);
+    let mut m = small_all_core(6, Policy::First);
     let whole_node = Jobspec::parse(
         "version: 1\nresources:\n  - type: slot\n    count: 1\n    label: s\n    with:\n      - type: node\n        count: 1\n        with:\n          - type: socket\n            count: 1\n            with:\n              - type: core\n                count: 1\nattributes: {system: {duration: 100}}\n",
     )
@@ -595,9 +601,7 @@ fn first_weighs_racks_by_free_nodes() {
 /// cores were taken one by one.
 #[test]
 fn first_weighs_nodes_by_the_cores_jobs_asked_for() {
-    let mut g = small(2);
-    g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
-    let mut m = Matcher::new(g, Policy::First);
+    let mut m = small_all_core(2, Policy::First);
     let in_socket = node_socket_cores(3);
     let mut place = |job: u64, spec: &Jobspec| {
         let o = m.match_jobspec(MatchOp::Allocate, job, spec, 0).unwrap();
@@ -652,9 +656,7 @@ fn variation_prefers_the_best_performance_class() {
 /// the matcher switches to `first`.
 #[test]
 fn first_counts_jobs_placed_before_switching_to_it() {
-    let mut g = small(2);
-    g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
-    let mut m = Matcher::new(g, Policy::Low);
+    let mut m = small_all_core(2, Policy::Low);
     let in_socket = node_socket_cores(3);
     let place = |m: &mut Matcher, job: u64, spec: &Jobspec| {
         let o = m.match_jobspec(MatchOp::Allocate, job, spec, 0).unwrap();
@@ -675,9 +677,7 @@ fn first_counts_jobs_placed_before_switching_to_it() {
 /// reweighs a vertex when a job goes through it).
 #[test]
 fn firstnodex_weighs_a_node_held_whole_as_full() {
-    let mut g = small(2);
-    g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
-    let mut m = Matcher::new(g, Policy::FirstNodeX);
+    let mut m = small_all_core(2, Policy::FirstNodeX);
     let core = node_cores(1);
     let place = |m: &mut Matcher, job: u64| {
         let o = m.match_jobspec(MatchOp::Allocate, job, &core, 0).unwrap();
