@@ -13,6 +13,8 @@ use phalanx_gang as gang;
 
 use crate::convert::{self, FLUENCE_GROUP_SIZE_LABEL, FieldError};
 use crate::crd::{NodeResourceTopology, PodGroup};
+use crate::groups::native::{NativeRef, PodObject};
+use crate::groups::{self, Claim, Convention, Kind, Outcome, kueue};
 
 /// Label or annotation on a Job or StatefulSet that makes its pods one gang.
 pub const GANG_OWNER_MARKER: &str = "phalanx.dev/gang";
@@ -65,6 +67,12 @@ pub struct Cluster {
     pod_groups: HashMap<String, gang::GroupKey>,
     parked: BTreeMap<String, String>,
     reported: HashSet<String>,
+    /// Native group references of pods (read from the raw pod), by UID.
+    native_refs: HashMap<String, NativeRef>,
+    /// Objects of the dynamically watched kinds, and which kinds are served.
+    objects: groups::Objects,
+    /// Kueue groups: pod name -> its total-count annotation.
+    kueue: HashMap<NsName, kueue::Members>,
 }
 
 impl Cluster {
@@ -247,10 +255,7 @@ impl Cluster {
 
     // ---- pods ----
 
-    fn owner_group(
-        &self,
-        p: &core::Pod,
-    ) -> Option<Result<(gang::GroupKey, gang::PodGroup), String>> {
+    fn owner_claim(&self, p: &core::Pod) -> Option<Claim> {
         let owner = p
             .metadata
             .owner_references
@@ -269,10 +274,11 @@ impl Cluster {
         let (kind, meta, size) = match (owner.api_version.as_str(), owner.kind.as_str()) {
             ("batch/v1", "Job") => {
                 let Some(job) = self.jobs.get(&key) else {
-                    return Some(Err(format!(
-                        "waiting for its owner Job {ns}/{}",
-                        owner.name
-                    )));
+                    return Some(Claim::new(
+                        Convention::GangOwner,
+                        gang::GroupKey::new(ns.clone(), format!("job-{}", owner.name)),
+                        Outcome::Wait(format!("waiting for its owner Job {ns}/{}", owner.name)),
+                    ));
                 };
                 let spec = job.spec.as_ref();
                 let parallelism = spec.and_then(|s| s.parallelism).unwrap_or(1);
@@ -284,10 +290,14 @@ impl Cluster {
             }
             ("apps/v1", "StatefulSet") => {
                 let Some(sts) = self.statefulsets.get(&key) else {
-                    return Some(Err(format!(
-                        "waiting for its owner StatefulSet {ns}/{}",
-                        owner.name
-                    )));
+                    return Some(Claim::new(
+                        Convention::GangOwner,
+                        gang::GroupKey::new(ns.clone(), format!("statefulset-{}", owner.name)),
+                        Outcome::Wait(format!(
+                            "waiting for its owner StatefulSet {ns}/{}",
+                            owner.name
+                        )),
+                    ));
                 };
                 (
                     "statefulset",
@@ -301,91 +311,153 @@ impl Cluster {
             return None;
         }
         let gkey = gang::GroupKey::new(ns, format!("{kind}-{}", owner.name));
-        Some(Ok((
-            gkey.clone(),
-            gang::PodGroup {
-                key: gkey,
-                min_member: size.max(1) as u32,
-                schedule_timeout: None,
-                priority: 0,
-                created: convert::time_millis(meta.creation_timestamp.as_ref()),
-                expected_duration: None,
-            },
-        )))
+        let g = groups::derived(
+            &gkey,
+            size.max(1) as u32,
+            convert::time_millis(meta.creation_timestamp.as_ref()),
+        );
+        Some(Claim::new(
+            Convention::GangOwner,
+            gkey,
+            Outcome::Member(Some(g)),
+        ))
     }
 
-    fn classify(&self, p: &core::Pod) -> Class {
+    /// The coscheduling/Fluence claim: label `scheduling.x-k8s.io/pod-group`.
+    fn coscheduling_claim(&self, p: &core::Pod, bound: bool) -> Option<Claim> {
         let ns = p.metadata.namespace.clone().unwrap_or_default();
+        let labels = p.metadata.labels.as_ref();
+        let name = labels
+            .and_then(|l| l.get(gang::POD_GROUP_LABEL))
+            .filter(|n| !n.is_empty())?;
+        let key = gang::GroupKey::new(ns.clone(), name.clone());
+        let object = self.podgroups.get(&(ns.clone(), name.clone()));
+        let out = match object {
+            // Already placed (by us before a restart): it belongs to its group's allocation
+            // even before the PodGroup itself is seen.
+            Some(Ok(_)) => Outcome::Member(None),
+            None if bound => Outcome::Member(None),
+            Some(Err(e)) => Outcome::Wait(format!("its PodGroup {key} is invalid: {e}")),
+            None => match labels.and_then(|l| l.get(FLUENCE_GROUP_SIZE_LABEL)) {
+                Some(size) => match size.trim().parse::<u32>() {
+                    Ok(n) if n >= 1 => {
+                        Outcome::Member(Some(groups::derived(&key, n, groups::created(p))))
+                    }
+                    _ => Outcome::Wait(format!(
+                        "label {FLUENCE_GROUP_SIZE_LABEL}={size:?} is not a positive integer"
+                    )),
+                },
+                None => Outcome::Wait(format!("waiting for PodGroup {key}")),
+            },
+        };
+        Some(Claim::new(Convention::Coscheduling, key, out))
+    }
+
+    /// Every convention's claim on a pod, in precedence order.
+    fn claims(&self, uid: &str, p: &core::Pod, bound: bool) -> Vec<Claim> {
+        let ns = groups::namespace(p);
+        let mut claims = Vec::new();
+        if let Some(r) = self.native_refs.get(uid) {
+            claims.push(groups::native::claim(p, r, &self.objects));
+        }
+        claims.extend(self.coscheduling_claim(p, bound));
+        if let Some(name) = kueue::group_name(p) {
+            let none = kueue::Members::new();
+            let members = self
+                .kueue
+                .get(&(ns.clone(), name.to_string()))
+                .unwrap_or(&none);
+            claims.extend(kueue::claim(p, members));
+        }
+        claims.extend(groups::volcano::claim(p, &self.objects));
+        claims.extend(groups::lws::claim(p));
+        claims.extend(groups::jobset::claim(p, &self.objects));
+        claims.extend(groups::mpijob::claim(p, &self.objects));
+        let job = p
+            .metadata
+            .owner_references
+            .as_ref()
+            .and_then(|os| {
+                os.iter().find(|o| {
+                    o.controller == Some(true) && o.kind == "Job" && o.api_version == "batch/v1"
+                })
+            })
+            .and_then(|o| self.jobs.get(&(ns.clone(), o.name.clone())));
+        if let Some(job) = job {
+            claims.extend(groups::flux::claim(p, job, &self.objects));
+        }
+        claims.extend(self.owner_claim(p));
+        claims
+    }
+
+    /// How a pod goes to the core, and a message if conventions disagree on its group.
+    fn classify(&self, uid: &str, p: &core::Pod) -> (Class, Option<String>) {
         let bound = p
             .spec
             .as_ref()
             .and_then(|s| s.node_name.as_deref())
             .is_some_and(|n| !n.is_empty());
-        let park = |why: String| {
-            if bound {
-                Class::Send(None, None)
-            } else {
-                Class::Park(why)
-            }
+        if !bound && let Some(why) = groups::gates::waiting(p) {
+            return (Class::Park(why), None);
+        }
+        let claims = self.claims(uid, p, bound);
+        let Some(first) = claims.first() else {
+            return (Class::Send(None, None), None);
         };
-        let labels = p.metadata.labels.as_ref();
-        if let Some(name) = labels
-            .and_then(|l| l.get(gang::POD_GROUP_LABEL))
-            .filter(|n| !n.is_empty())
-        {
-            let key = gang::GroupKey::new(ns.clone(), name.clone());
-            if bound
-                && !matches!(
-                    self.podgroups.get(&(ns.clone(), name.clone())),
-                    Some(Err(_))
+        // An owner not seen yet says nothing about a pod another convention already claims.
+        let conflict = claims
+            .iter()
+            .skip(1)
+            .filter(|c| {
+                !(c.convention == Convention::GangOwner && matches!(c.outcome, Outcome::Wait(_)))
+            })
+            .find(|c| c.key != first.key)
+            .map(|c| {
+                let order: Vec<&str> = groups::PRECEDENCE.iter().map(|c| c.name()).collect();
+                format!(
+                    "pod is in group {} by its {} and in group {} by its {}; the {} decides (order: {})",
+                    first.key.name,
+                    first.convention.name(),
+                    c.key.name,
+                    c.convention.name(),
+                    first.convention.name(),
+                    order.join(" > ")
                 )
-            {
-                // Already placed (by us before a restart): it belongs to its group's allocation
-                // even before the PodGroup itself is seen.
-                return Class::Send(Some(key), None);
-            }
-            return match self.podgroups.get(&(ns.clone(), name.clone())) {
-                Some(Ok(_)) => Class::Send(Some(key), None),
-                Some(Err(e)) => park(format!("its PodGroup {key} is invalid: {e}")),
-                None => match labels.and_then(|l| l.get(FLUENCE_GROUP_SIZE_LABEL)) {
-                    Some(size) => match size.trim().parse::<u32>() {
-                        Ok(n) if n >= 1 => {
-                            let g = gang::PodGroup {
-                                key: key.clone(),
-                                min_member: n,
-                                schedule_timeout: None,
-                                priority: 0,
-                                created: convert::time_millis(
-                                    p.metadata.creation_timestamp.as_ref(),
-                                ),
-                                expected_duration: None,
-                            };
-                            Class::Send(Some(key), Some(g))
-                        }
-                        _ => park(format!(
-                            "label {FLUENCE_GROUP_SIZE_LABEL}={size:?} is not a positive integer"
-                        )),
-                    },
-                    None => park(format!("waiting for PodGroup {key}")),
-                },
-            };
-        }
-        match self.owner_group(p) {
-            Some(Ok((key, g))) => Class::Send(Some(key), Some(g)),
-            Some(Err(why)) => park(why),
-            None => Class::Send(None, None),
-        }
+            });
+        let class = match &first.outcome {
+            Outcome::Member(g) => Class::Send(Some(first.key.clone()), g.clone()),
+            Outcome::Alone => Class::Send(None, None),
+            Outcome::Wait(_) if bound => Class::Send(None, None),
+            Outcome::Wait(why) => Class::Park(why.clone()),
+        };
+        (class, conflict)
     }
 
     fn send_pod(&mut self, uid: &str, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
         let Some(p) = self.pods.get(uid) else { return };
         let ours = self.is_ours(p);
-        let class = if ours {
-            self.classify(p)
+        let (class, conflict) = if ours {
+            self.classify(uid, p)
         } else {
-            Class::Send(None, None)
+            (Class::Send(None, None), None)
         };
         let reference = p.object_ref(&());
+        if let Some(message) = conflict {
+            self.note_once(notes, reference.clone(), "ConflictingPodGroups", message);
+        }
+        self.send_pod_class(uid, class, reference, out, notes)
+    }
+
+    fn send_pod_class(
+        &mut self,
+        uid: &str,
+        class: Class,
+        reference: ObjectReference,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
+        let Some(p) = self.pods.get(uid) else { return };
+        let ours = self.is_ours(p);
         match class {
             Class::Park(why) => {
                 self.pod_groups.remove(uid);
@@ -403,8 +475,14 @@ impl Cluster {
             }
             Class::Send(group, derived) => {
                 self.parked.remove(uid);
+                // Groups derived from pods carry each pod's creation time: only a change in
+                // what matters (size, timeout, priority) is worth a new upsert.
                 if let Some(g) = derived
-                    && self.derived.get(&g.key) != Some(&g)
+                    && self.derived.get(&g.key).is_none_or(|d| {
+                        d.min_member != g.min_member
+                            || d.schedule_timeout != g.schedule_timeout
+                            || d.priority != g.priority
+                    })
                 {
                     self.derived.insert(g.key.clone(), g.clone());
                     out.push(gang::Event::GroupUpsert(g));
@@ -440,17 +518,96 @@ impl Cluster {
         }
     }
 
-    /// A pod was added or changed.
+    /// A pod was added or changed (no native group reference).
     pub fn apply_pod(&mut self, p: core::Pod, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
-        let Some(uid) = p.metadata.uid.clone() else {
+        self.apply_pod_object(PodObject { pod: p, native: None }, out, notes);
+    }
+
+    /// A pod, as watched, was added or changed.
+    pub fn apply_pod_object(
+        &mut self,
+        p: PodObject,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
+        let Some(uid) = p.pod.metadata.uid.clone() else {
             return;
         };
-        self.pods.insert(uid.clone(), p);
+        match p.native {
+            Some(r) => self.native_refs.insert(uid.clone(), r),
+            None => self.native_refs.remove(&uid),
+        };
+        let before = self.pods.get(&uid).and_then(kueue_entry);
+        let after = kueue_entry(&p.pod);
+        self.pods.insert(uid.clone(), p.pod);
+        let mut changed = Vec::new();
+        if before != after {
+            if let Some((group, name, _)) = before {
+                changed.extend(self.kueue_update(group, &name, None));
+            }
+            if let Some((group, name, count)) = after {
+                changed.extend(self.kueue_update(group, &name, Some(count)));
+            }
+        }
         self.send_pod(&uid, out, notes);
+        for group in changed {
+            self.resend_kueue_group(&group, &uid, out, notes);
+        }
+    }
+
+    /// Records one member's total count; returns the group if its distinct counts changed.
+    fn kueue_update(
+        &mut self,
+        group: NsName,
+        pod: &str,
+        count: Option<Option<String>>,
+    ) -> Option<NsName> {
+        let members = self.kueue.entry(group.clone()).or_default();
+        let before = kueue::distinct(members);
+        match count {
+            Some(c) => members.insert(pod.to_string(), c),
+            None => members.remove(pod),
+        };
+        let after = kueue::distinct(members);
+        if members.is_empty() {
+            self.kueue.remove(&group);
+        }
+        (before != after).then_some(group)
+    }
+
+    fn resend_kueue_group(
+        &mut self,
+        group: &NsName,
+        except: &str,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
+        let uids: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(uid, p)| {
+                uid.as_str() != except
+                    && p.metadata.namespace.as_deref() == Some(group.0.as_str())
+                    && kueue::group_name(p) == Some(group.1.as_str())
+            })
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in uids {
+            self.send_pod(&uid, out, notes);
+        }
     }
 
     /// A pod is gone.
     pub fn delete_pod(&mut self, uid: &str, out: &mut Vec<gang::Event>) {
+        if let Some((group, name, _)) = self.pods.get(uid).and_then(kueue_entry)
+            && let Some(changed) = self.kueue_update(group, &name, None)
+        {
+            // Members that disagreed with the one that left may agree now.
+            let mut notes = Vec::new();
+            self.pods.remove(uid);
+            self.resend_kueue_group(&changed, uid, out, &mut notes);
+        }
+        self.native_refs.remove(uid);
         self.pods.remove(uid);
         self.parked.remove(uid);
         self.pod_groups.remove(uid);
@@ -616,6 +773,136 @@ impl Cluster {
         self.statefulsets.keys().cloned().collect()
     }
 
+    // ---- dynamically watched group objects ----
+
+    /// Records which group kinds the server serves (and the version watched).
+    pub fn set_served(&mut self, served: BTreeMap<Kind, &'static str>) {
+        self.objects.served = served;
+    }
+
+    /// Whether a pod refers to the object `kind` `ns/name` (so its claim may change with it).
+    fn refers_to(&self, uid: &str, p: &core::Pod, kind: Kind, ns: &str, name: &str) -> bool {
+        if p.metadata.namespace.as_deref() != Some(ns) {
+            return false;
+        }
+        match kind {
+            Kind::NativePodGroup => {
+                matches!(self.native_refs.get(uid), Some(NativeRef::PodGroup(n)) if n == name)
+            }
+            Kind::Workload => {
+                matches!(self.native_refs.get(uid), Some(NativeRef::Workload { name: n, .. }) if n == name)
+            }
+            Kind::JobSet => groups::label(p, groups::jobset::NAME_LABEL) == Some(name),
+            Kind::MpiJob => groups::label(p, groups::mpijob::JOB_NAME_LABEL) == Some(name),
+            Kind::VolcanoPodGroup => {
+                groups::annotation(p, groups::volcano::GROUP_ANNOTATION) == Some(name)
+            }
+            Kind::MiniCluster => p
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .filter(|o| o.kind == "Job")
+                .filter_map(|o| self.jobs.get(&(ns.to_string(), o.name.clone())))
+                .any(|j| groups::flux::owner(j) == Some(name)),
+        }
+    }
+
+    fn resend_referring(
+        &mut self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
+        let uids: Vec<String> = self
+            .pods
+            .iter()
+            .filter(|(uid, p)| self.refers_to(uid, p, kind, ns, name))
+            .map(|(uid, _)| uid.clone())
+            .collect();
+        for uid in uids {
+            self.send_pod(&uid, out, notes);
+        }
+    }
+
+    /// An object of a dynamically watched kind was added or changed; a malformed one
+    /// becomes a notice and its pods wait.
+    pub fn apply_object(
+        &mut self,
+        kind: Kind,
+        obj: kube::api::DynamicObject,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
+        let ns = obj.metadata.namespace.clone().unwrap_or_default();
+        let name = obj.metadata.name.clone().unwrap_or_default();
+        let parsed = groups::parse(kind, &obj);
+        if let Err(e) = &parsed {
+            let (group, _, _, k) = kind.api();
+            let version = self.objects.served.get(&kind).copied().unwrap_or_default();
+            let reference = ObjectReference {
+                api_version: Some(format!("{group}/{version}")),
+                kind: Some(k.into()),
+                namespace: Some(ns.clone()),
+                name: Some(name.clone()),
+                uid: obj.metadata.uid.clone(),
+                ..Default::default()
+            };
+            self.note_once(
+                notes,
+                reference,
+                &format!("Invalid{k}"),
+                format!("{k} {ns}/{name} ignored: {e}"),
+            );
+        }
+        let before = self
+            .objects
+            .insert(kind, (ns.clone(), name.clone()), parsed.clone());
+        // Our own status writes come back as changes that change nothing here.
+        if before.as_ref() != Some(&parsed) {
+            self.resend_referring(kind, &ns, &name, out, notes);
+        }
+    }
+
+    /// An object of a dynamically watched kind is gone; its pods wait for it again.
+    pub fn delete_object(
+        &mut self,
+        kind: Kind,
+        ns: &str,
+        name: &str,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
+        if self
+            .objects
+            .remove(kind, &(ns.to_string(), name.to_string()))
+            .is_some()
+        {
+            self.resend_referring(kind, ns, name, out, notes);
+        }
+    }
+
+    /// Keys of the cached objects of `kind`.
+    pub fn object_keys(&self, kind: Kind) -> Vec<NsName> {
+        self.objects.keys(kind)
+    }
+
+    /// The native PodGroup behind a group key, with the API version to write its status through.
+    pub fn native_podgroup<'a>(
+        &'a self,
+        key: &'a gang::GroupKey,
+    ) -> Option<(&'static str, &'a str)> {
+        let name = groups::native::podgroup_name(key)?;
+        let version = *self.objects.served.get(&Kind::NativePodGroup)?;
+        matches!(
+            self.objects.get(Kind::NativePodGroup, &key.namespace, name),
+            Some(Ok(_))
+        )
+        .then_some((version, name))
+    }
+
     /// Forgets which problems were reported, so a new leader reports them again.
     pub fn forget_reports(&mut self) {
         self.reported.clear();
@@ -650,6 +937,19 @@ impl Cluster {
             self.send_pod(&uid, out, notes);
         }
     }
+}
+
+/// A pod's Kueue group and what it says the total is.
+fn kueue_entry(p: &core::Pod) -> Option<(NsName, String, Option<String>)> {
+    let group = kueue::group_name(p)?;
+    Some((
+        (
+            p.metadata.namespace.clone().unwrap_or_default(),
+            group.to_string(),
+        ),
+        p.metadata.name.clone().unwrap_or_default(),
+        kueue::total_count(p),
+    ))
 }
 
 #[cfg(test)]

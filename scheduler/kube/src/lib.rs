@@ -1,7 +1,8 @@
 //! `phalanx run`: the Kubernetes secondary scheduler around the gang core.
 //!
-//! Watches Nodes, Pods, PodGroups, Jobs, StatefulSets (and NodeResourceTopology
-//! where installed), feeds the pure gang core, and carries out its decisions:
+//! Watches Nodes, Pods, PodGroups, Jobs, StatefulSets (and, where the server
+//! serves them, NodeResourceTopology, native `scheduling.k8s.io` PodGroups and
+//! Workloads, JobSets, MPIJobs, MiniClusters and Volcano PodGroups), feeds the pure gang core, and carries out its decisions:
 //! binds through pods/binding, Events, PodGroup status. Only the Lease holder binds.
 #![forbid(unsafe_code)]
 
@@ -10,6 +11,7 @@ pub mod binder;
 pub mod cluster;
 pub mod convert;
 pub mod crd;
+pub mod groups;
 pub mod health;
 pub mod leader;
 pub mod metrics;
@@ -130,16 +132,25 @@ fn spawn_watch<K>(
     });
 }
 
-async fn nrt_installed(client: &kube::Client) -> bool {
+/// The server's API groups and their versions (empty if discovery fails).
+async fn served_groups(client: &kube::Client) -> Vec<(String, Vec<String>)> {
     match client.list_api_groups().await {
-        Ok(groups) => groups.groups.iter().any(|g| {
-            g.name == "topology.node.k8s.io" && g.versions.iter().any(|v| v.version == "v1alpha2")
-        }),
+        Ok(groups) => groups
+            .groups
+            .into_iter()
+            .map(|g| (g.name, g.versions.into_iter().map(|v| v.version).collect()))
+            .collect(),
         Err(e) => {
-            tracing::warn!(error = %e, "API discovery failed; NodeResourceTopology is not watched");
-            false
+            tracing::warn!(error = %e, "API discovery failed; optional kinds (NodeResourceTopology, native PodGroups, JobSet, MPIJob, MiniCluster, Volcano) are not watched");
+            Vec::new()
         }
     }
+}
+
+fn nrt_installed(served: &[(String, Vec<String>)]) -> bool {
+    served
+        .iter()
+        .any(|(g, vs)| g == "topology.node.k8s.io" && vs.iter().any(|v| v == "v1alpha2"))
 }
 
 /// Builds the API client from the settings (kubeconfig file, or in-cluster/default).
@@ -191,7 +202,14 @@ pub async fn start(
         stop_rx.clone(),
     ));
 
-    let nrt = nrt_installed(&client).await;
+    let served = served_groups(&client).await;
+    let nrt = nrt_installed(&served);
+    // Group kinds are watched in the newest version the server offers, and only where offered.
+    let group_kinds: std::collections::BTreeMap<groups::Kind, &'static str> = groups::Kind::ALL
+        .iter()
+        .filter_map(|k| k.served_version(&served).map(|v| (*k, v)))
+        .collect();
+    tracing::info!(kinds = ?group_kinds, "group kinds served");
     let writer = binder::Writer::new(
         client.clone(),
         &settings,
@@ -199,7 +217,7 @@ pub async fn start(
         status.alive.clone(),
         metrics.clone(),
     );
-    let lp = Loop::new(
+    let mut lp = Loop::new(
         settings.clone(),
         tx.clone(),
         writer,
@@ -207,6 +225,7 @@ pub async fn start(
         status.clone(),
         nrt,
     );
+    lp.set_served(group_kinds.clone());
     let (query_tx, query_rx) = mpsc::channel(64);
     let mut grpc_addr = None;
     if let Some(addr) = &settings.grpc_addr {
@@ -240,7 +259,7 @@ pub async fn start(
     );
     spawn_watch(
         &mut tasks,
-        Api::<core::Pod>::all(client.clone()),
+        Api::<groups::native::PodObject>::all(client.clone()),
         pod_cfg,
         tx.clone(),
         Input::Pod,
@@ -267,6 +286,27 @@ pub async fn start(
         tx.clone(),
         Input::StatefulSet,
     );
+    for (kind, version) in &group_kinds {
+        let kind = *kind;
+        let resource = kind.resource(version);
+        let tx = tx.clone();
+        let api = Api::<DynamicObject>::all_with(client.clone(), &resource);
+        tasks.spawn(async move {
+            let mut stream = watcher(api, watcher::Config::default())
+                .default_backoff()
+                .boxed();
+            while let Some(ev) = stream.next().await {
+                match ev {
+                    Ok(ev) => {
+                        if tx.send(Input::GroupObject(kind, ev)).await.is_err() {
+                            return;
+                        }
+                    }
+                    Err(e) => tracing::warn!(kind = kind.name(), error = %e, "watch error"),
+                }
+            }
+        });
+    }
     if nrt {
         spawn_watch(
             &mut tasks,

@@ -22,6 +22,8 @@ use crate::args::Settings;
 use crate::binder::{Writer, pod_ref};
 use crate::cluster::{Cluster, Notice};
 use crate::crd::NodeResourceTopology;
+use crate::groups::Kind;
+use crate::groups::native::PodObject;
 use crate::metrics::{Metrics, result};
 use crate::status_api::{Query, QueryState};
 
@@ -30,8 +32,12 @@ use crate::status_api::{Query, QueryState};
 pub enum Input {
     /// A Node watch event.
     Node(watcher::Event<core::Node>),
-    /// A Pod watch event.
-    Pod(watcher::Event<core::Pod>),
+    /// A Pod watch event (with the native group reference read from the raw pod).
+    Pod(watcher::Event<PodObject>),
+    /// A watch event of a group kind watched where served (native PodGroup/Workload,
+    /// JobSet, MPIJob, MiniCluster, Volcano PodGroup), untyped so one malformed
+    /// object cannot break the watch.
+    GroupObject(Kind, watcher::Event<DynamicObject>),
     /// A PodGroup watch event (untyped, so one malformed object cannot break the watch).
     PodGroup(watcher::Event<DynamicObject>),
     /// A Job watch event.
@@ -86,6 +92,8 @@ pub struct Loop {
     epoch: u64,
     leader: bool,
     synced: HashSet<&'static str>,
+    /// Group kinds watched because served (besides KINDS).
+    awaited: Vec<&'static str>,
     relisting: HashMap<&'static str, HashSet<String>>,
     tx: mpsc::Sender<Input>,
     writer: Writer,
@@ -161,6 +169,7 @@ impl Loop {
             epoch: 0,
             leader: false,
             synced,
+            awaited: Vec::new(),
             relisting: HashMap::new(),
             tx,
             writer,
@@ -184,6 +193,14 @@ impl Loop {
 
     fn ready(&self) -> bool {
         KINDS.iter().all(|k| self.synced.contains(k))
+            && self.awaited.iter().all(|k| self.synced.contains(k))
+    }
+
+    /// Tells the loop which group kinds the server serves: they are watched, so the
+    /// first full list of each must be in before anything is placed.
+    pub fn set_served(&mut self, served: std::collections::BTreeMap<Kind, &'static str>) {
+        self.awaited = served.keys().map(|k| k.name()).collect();
+        self.cluster.set_served(served);
     }
 
     /// Runs until `stop` flips.
@@ -341,7 +358,7 @@ impl Loop {
                 let gone = self.relist_step(
                     "pods",
                     &ev,
-                    |p: &core::Pod| p.metadata.uid.clone().unwrap_or_default(),
+                    |p: &PodObject| p.pod.metadata.uid.clone().unwrap_or_default(),
                     |c| c.pod_uids(),
                 );
                 for uid in gone {
@@ -349,10 +366,10 @@ impl Loop {
                 }
                 match ev {
                     watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
-                        self.cluster.apply_pod(p, &mut out, &mut notes)
+                        self.cluster.apply_pod_object(p, &mut out, &mut notes)
                     }
                     watcher::Event::Delete(p) => {
-                        let uid = p.metadata.uid.clone().unwrap_or_default();
+                        let uid = p.pod.metadata.uid.clone().unwrap_or_default();
                         self.last_pod_event.remove(&uid);
                         self.cluster.delete_pod(&uid, &mut out)
                     }
@@ -384,6 +401,36 @@ impl Loop {
                         let name = o.metadata.name.clone().unwrap_or_default();
                         self.cluster
                             .delete_podgroup(&ns, &name, &mut out, &mut notes)
+                    }
+                    _ => {}
+                }
+            }
+            Input::GroupObject(kind, ev) => {
+                let gone = self.relist_step(
+                    kind.name(),
+                    &ev,
+                    |o: &DynamicObject| key_of(&o.metadata),
+                    |c| {
+                        c.object_keys(kind)
+                            .into_iter()
+                            .map(|(ns, n)| format!("{ns}/{n}"))
+                            .collect()
+                    },
+                );
+                for k in gone {
+                    let (ns, name) = k.split_once('/').unwrap_or(("", &k));
+                    self.cluster
+                        .delete_object(kind, ns, name, &mut out, &mut notes);
+                }
+                match ev {
+                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                        self.cluster.apply_object(kind, o, &mut out, &mut notes)
+                    }
+                    watcher::Event::Delete(o) => {
+                        let ns = o.metadata.namespace.clone().unwrap_or_default();
+                        let name = o.metadata.name.clone().unwrap_or_default();
+                        self.cluster
+                            .delete_object(kind, &ns, &name, &mut out, &mut notes)
                     }
                     _ => {}
                 }

@@ -1,0 +1,398 @@
+//! Which gang a pod belongs to, in every convention users already have.
+//!
+//! Each convention is one small classifier (one file each) that looks at a pod
+//! (and the objects the adapter caches) and may *claim* it for a group. When
+//! several conventions claim one pod for different groups, the first in
+//! [`PRECEDENCE`] wins and the adapter reports the disagreement in an Event.
+//!
+//! A claim either makes the pod a member of a group (possibly defining that
+//! group: its size comes from a label, an annotation or an owner object),
+//! sends it alone (`basic` native groups), or makes it wait with a reason a
+//! user can act on. A claim never turns a pod that names a group into a gang
+//! of one: a group that names something not seen yet waits.
+
+pub mod flux;
+pub mod gates;
+pub mod jobset;
+pub mod kueue;
+pub mod lws;
+pub mod mpijob;
+pub mod native;
+pub mod volcano;
+
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1 as core;
+use kube::api::{ApiResource, DynamicObject};
+use phalanx_gang as gang;
+use serde::de::DeserializeOwned;
+
+use crate::convert::{self, FieldError};
+
+/// Pod annotation giving a group's size where the convention's own object
+/// is not available (MPIJob, Volcano, JobSet without their CRDs served).
+pub const GROUP_SIZE_ANNOTATION: &str = "phalanx.dev/group-size";
+
+/// Largest group size accepted from a label or annotation; larger values are
+/// refused (a typo must not make a group wait for a billion pods unexplained).
+pub const MAX_GROUP_SIZE: u32 = 100_000;
+
+/// The conventions, in the order that decides a pod's group when two disagree.
+pub const PRECEDENCE: [Convention; 9] = [
+    Convention::Native,
+    Convention::Coscheduling,
+    Convention::Kueue,
+    Convention::Volcano,
+    Convention::LeaderWorkerSet,
+    Convention::JobSet,
+    Convention::MpiJob,
+    Convention::FluxMiniCluster,
+    Convention::GangOwner,
+];
+
+/// A way of declaring a pod group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Convention {
+    /// `scheduling.k8s.io` Workload/PodGroup (pod `spec.schedulingGroup` or `spec.workloadRef`).
+    Native,
+    /// `scheduling.x-k8s.io/pod-group` label (coscheduling, Fluence), with the PodGroup CRD or `fluence.group-size`.
+    Coscheduling,
+    /// Kueue plain-pod groups.
+    Kueue,
+    /// Volcano's `scheduling.k8s.io/group-name` annotation.
+    Volcano,
+    /// LeaderWorkerSet: one leader+workers group.
+    LeaderWorkerSet,
+    /// JobSet: one gang per JobSet.
+    JobSet,
+    /// Kubeflow MPIJob: launcher and workers.
+    MpiJob,
+    /// Flux Operator MiniCluster: its indexed Job's pods.
+    FluxMiniCluster,
+    /// A Job or StatefulSet marked `phalanx.dev/gang`.
+    GangOwner,
+}
+
+impl Convention {
+    /// Short human name used in Events.
+    pub fn name(self) -> &'static str {
+        match self {
+            Convention::Native => "scheduling.k8s.io PodGroup/Workload",
+            Convention::Coscheduling => "scheduling.x-k8s.io/pod-group label",
+            Convention::Kueue => "Kueue pod group",
+            Convention::Volcano => "Volcano group-name annotation",
+            Convention::LeaderWorkerSet => "LeaderWorkerSet",
+            Convention::JobSet => "JobSet",
+            Convention::MpiJob => "MPIJob",
+            Convention::FluxMiniCluster => "Flux MiniCluster",
+            Convention::GangOwner => "phalanx.dev/gang owner",
+        }
+    }
+}
+
+/// What a convention says about one pod.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// A member of the claim's group; `Some` when the adapter defines the group itself.
+    Member(Option<gang::PodGroup>),
+    /// Scheduled on its own (a `basic` policy).
+    Alone,
+    /// Must wait; the reason names what is missing or wrong.
+    Wait(String),
+}
+
+/// One convention's claim on a pod.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Claim {
+    /// Who claims.
+    pub convention: Convention,
+    /// The group the pod belongs to under this convention.
+    pub key: gang::GroupKey,
+    /// What follows for the pod.
+    pub outcome: Outcome,
+}
+
+impl Claim {
+    /// A claim.
+    pub fn new(convention: Convention, key: gang::GroupKey, outcome: Outcome) -> Self {
+        Self {
+            convention,
+            key,
+            outcome,
+        }
+    }
+}
+
+/// A group the adapter defines: `min_member` pods, created at `created`.
+pub fn derived(key: &gang::GroupKey, min_member: u32, created: gang::Timestamp) -> gang::PodGroup {
+    gang::PodGroup {
+        key: key.clone(),
+        min_member,
+        schedule_timeout: None,
+        priority: 0,
+        created,
+        expected_duration: None,
+    }
+}
+
+/// A label of the pod, if set and not empty.
+pub fn label<'a>(p: &'a core::Pod, key: &str) -> Option<&'a str> {
+    p.metadata
+        .labels
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+        .filter(|v| !v.is_empty())
+}
+
+/// An annotation of the pod, if set.
+pub fn annotation<'a>(p: &'a core::Pod, key: &str) -> Option<&'a str> {
+    p.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+}
+
+/// A group size from a string: a positive integer no larger than [`MAX_GROUP_SIZE`].
+pub fn parse_size(v: &str) -> Option<u32> {
+    v.trim()
+        .parse::<u32>()
+        .ok()
+        .filter(|n| (1..=MAX_GROUP_SIZE).contains(n))
+}
+
+/// A group size from an `i64` count read from an object (negative or huge: None).
+pub fn size_of(n: i64) -> Option<u32> {
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=MAX_GROUP_SIZE).contains(n))
+}
+
+/// The pod's namespace.
+pub fn namespace(p: &core::Pod) -> String {
+    p.metadata.namespace.clone().unwrap_or_default()
+}
+
+/// The pod's creation time.
+pub fn created(p: &core::Pod) -> gang::Timestamp {
+    convert::time_millis(p.metadata.creation_timestamp.as_ref())
+}
+
+/// The pod's `phalanx.dev/group-size` annotation: None if absent, Err(reason) if not a size.
+pub fn size_annotation(p: &core::Pod) -> Option<Result<u32, String>> {
+    let v = annotation(p, GROUP_SIZE_ANNOTATION)?;
+    Some(parse_size(v).ok_or_else(|| {
+        format!(
+            "annotation {GROUP_SIZE_ANNOTATION}={v:?} is not a positive integer up to {MAX_GROUP_SIZE}"
+        )
+    }))
+}
+
+/// The dynamically watched kinds (each only where the server serves it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Kind {
+    /// `scheduling.k8s.io` PodGroup (v1beta1 or v1alpha2).
+    NativePodGroup,
+    /// `scheduling.k8s.io` Workload (v1beta1, v1alpha2 or v1alpha1).
+    Workload,
+    /// `jobset.x-k8s.io` JobSet.
+    JobSet,
+    /// `kubeflow.org` MPIJob.
+    MpiJob,
+    /// `flux-framework.org` MiniCluster.
+    MiniCluster,
+    /// `scheduling.volcano.sh` PodGroup.
+    VolcanoPodGroup,
+}
+
+impl Kind {
+    /// Every kind.
+    pub const ALL: [Kind; 6] = [
+        Kind::NativePodGroup,
+        Kind::Workload,
+        Kind::JobSet,
+        Kind::MpiJob,
+        Kind::MiniCluster,
+        Kind::VolcanoPodGroup,
+    ];
+
+    /// The name the loop tracks the kind's initial list under.
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::NativePodGroup => "podgroups.scheduling.k8s.io",
+            Kind::Workload => "workloads.scheduling.k8s.io",
+            Kind::JobSet => "jobsets.jobset.x-k8s.io",
+            Kind::MpiJob => "mpijobs.kubeflow.org",
+            Kind::MiniCluster => "miniclusters.flux-framework.org",
+            Kind::VolcanoPodGroup => "podgroups.scheduling.volcano.sh",
+        }
+    }
+
+    /// API group, versions in order of preference (newest first), plural and kind.
+    pub fn api(self) -> (&'static str, &'static [&'static str], &'static str, &'static str) {
+        match self {
+            Kind::NativePodGroup => (
+                "scheduling.k8s.io",
+                &["v1beta1", "v1alpha2"],
+                "podgroups",
+                "PodGroup",
+            ),
+            Kind::Workload => (
+                "scheduling.k8s.io",
+                &["v1beta1", "v1alpha2", "v1alpha1"],
+                "workloads",
+                "Workload",
+            ),
+            Kind::JobSet => ("jobset.x-k8s.io", &["v1alpha2"], "jobsets", "JobSet"),
+            Kind::MpiJob => ("kubeflow.org", &["v2beta1"], "mpijobs", "MPIJob"),
+            Kind::MiniCluster => (
+                "flux-framework.org",
+                &["v1alpha2", "v1alpha1"],
+                "miniclusters",
+                "MiniCluster",
+            ),
+            Kind::VolcanoPodGroup => (
+                "scheduling.volcano.sh",
+                &["v1beta1"],
+                "podgroups",
+                "PodGroup",
+            ),
+        }
+    }
+
+    /// The API resource of `version`.
+    pub fn resource(self, version: &str) -> ApiResource {
+        let (group, _, plural, kind) = self.api();
+        ApiResource {
+            group: group.into(),
+            version: version.into(),
+            api_version: format!("{group}/{version}"),
+            kind: kind.into(),
+            plural: plural.into(),
+        }
+    }
+
+    /// The newest version of this kind among the server's `(group, versions)`.
+    pub fn served_version(self, served: &[(String, Vec<String>)]) -> Option<&'static str> {
+        let (group, versions, _, _) = self.api();
+        let offered = served.iter().find(|(g, _)| g == group)?;
+        versions
+            .iter()
+            .find(|v| offered.1.iter().any(|o| o == *v))
+            .copied()
+    }
+}
+
+/// A cached object of a dynamic kind, parsed into what the classifiers need.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Parsed {
+    /// A native PodGroup.
+    NativePodGroup(native::NativePodGroup),
+    /// A native Workload.
+    Workload(native::Workload),
+    /// A JobSet.
+    JobSet(jobset::JobSet),
+    /// An MPIJob.
+    MpiJob(mpijob::MpiJob),
+    /// A MiniCluster.
+    MiniCluster(flux::MiniCluster),
+    /// A Volcano PodGroup.
+    VolcanoPodGroup(volcano::VolcanoPodGroup),
+}
+
+/// Deserializes a dynamic object into `T`, naming the bad field on error.
+pub fn parse_object<T: DeserializeOwned>(obj: &DynamicObject) -> Result<T, FieldError> {
+    let v = serde_json::to_value(obj).map_err(|e| FieldError {
+        field: "(object)".into(),
+        message: e.to_string(),
+    })?;
+    serde_path_to_error::deserialize::<_, T>(v).map_err(|e| FieldError {
+        field: e.path().to_string(),
+        message: e.inner().to_string(),
+    })
+}
+
+/// Parses an object of `kind`.
+pub fn parse(kind: Kind, obj: &DynamicObject) -> Result<Parsed, FieldError> {
+    Ok(match kind {
+        Kind::NativePodGroup => Parsed::NativePodGroup(native::parse_podgroup(obj)?),
+        Kind::Workload => Parsed::Workload(native::parse_workload(obj)?),
+        Kind::JobSet => Parsed::JobSet(jobset::parse(obj)?),
+        Kind::MpiJob => Parsed::MpiJob(mpijob::parse(obj)?),
+        Kind::MiniCluster => Parsed::MiniCluster(flux::parse(obj)?),
+        Kind::VolcanoPodGroup => Parsed::VolcanoPodGroup(volcano::parse(obj)?),
+    })
+}
+
+/// Namespace and name.
+pub type NsName = (String, String);
+
+/// The cached dynamic objects, and which kinds the server serves.
+#[derive(Debug, Default)]
+pub struct Objects {
+    /// Served kinds and the version watched.
+    pub served: BTreeMap<Kind, &'static str>,
+    objects: BTreeMap<Kind, BTreeMap<NsName, Result<Parsed, FieldError>>>,
+}
+
+impl Objects {
+    /// Whether the server serves `kind`.
+    pub fn serves(&self, kind: Kind) -> bool {
+        self.served.contains_key(&kind)
+    }
+
+    /// A cached object.
+    pub fn get(&self, kind: Kind, ns: &str, name: &str) -> Option<&Result<Parsed, FieldError>> {
+        self.objects
+            .get(&kind)?
+            .get(&(ns.to_string(), name.to_string()))
+    }
+
+    /// Stores an object; returns the previous entry.
+    pub fn insert(
+        &mut self,
+        kind: Kind,
+        key: NsName,
+        parsed: Result<Parsed, FieldError>,
+    ) -> Option<Result<Parsed, FieldError>> {
+        self.objects.entry(kind).or_default().insert(key, parsed)
+    }
+
+    /// Forgets an object; returns it.
+    pub fn remove(&mut self, kind: Kind, key: &NsName) -> Option<Result<Parsed, FieldError>> {
+        self.objects.get_mut(&kind)?.remove(key)
+    }
+
+    /// Keys of the cached objects of `kind`.
+    pub fn keys(&self, kind: Kind) -> Vec<NsName> {
+        self.objects
+            .get(&kind)
+            .map(|m| m.keys().cloned().collect())
+            .unwrap_or_default()
+    }
+}
+
+/// The reason a pod waits for an object of `kind` that is invalid or not seen.
+pub fn object_wait<'a>(
+    objects: &'a Objects,
+    kind: Kind,
+    ns: &str,
+    name: &str,
+) -> Result<&'a Parsed, String> {
+    let (group, versions, _, k) = kind.api();
+    match objects.get(kind, ns, name) {
+        Some(Ok(p)) => Ok(p),
+        Some(Err(e)) => Err(format!("its {k} {ns}/{name} is invalid: {e}")),
+        None if objects.serves(kind) => Err(format!("waiting for {k} {ns}/{name}")),
+        None => Err(format!(
+            "waiting for {k} {ns}/{name}, but this cluster does not serve {group} ({})",
+            versions.join(", ")
+        )),
+    }
+}
+
+/// The gang-size claim shared by conventions whose size may come from
+/// [`GROUP_SIZE_ANNOTATION`]: Some(outcome) when the annotation is set.
+pub fn annotated_member(p: &core::Pod, key: &gang::GroupKey) -> Option<Outcome> {
+    Some(match size_annotation(p)? {
+        Ok(n) => Outcome::Member(Some(derived(key, n, created(p)))),
+        Err(why) => Outcome::Wait(why),
+    })
+}

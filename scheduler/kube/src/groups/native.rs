@@ -1,0 +1,440 @@
+//! Kubernetes' own gang API, `scheduling.k8s.io`:
+//! - 1.35, `v1alpha1`: a `Workload` embeds `spec.podGroups[]` (`name`, `policy`);
+//!   a pod names it with `spec.workloadRef` (`name`, `podGroup`, `podGroupReplicaKey`);
+//! - 1.36, `v1alpha2`: a standalone `PodGroup` (`spec.schedulingPolicy.gang.minCount`
+//!   or `basic`, optional `spec.schedulingConstraints.topology[].key`); a pod names
+//!   it with `spec.schedulingGroup.podGroupName`. A `Workload` holds
+//!   `spec.podGroupTemplates[]` that controllers copy into PodGroups;
+//! - 1.37, `v1beta1`: the same shapes as `v1alpha2`.
+//!
+//! The objects are read as untyped JSON with the small structs below:
+//! k8s-openapi compiles one Kubernetes version, and none of its versions has
+//! both pod fields (`workloadRef` went away when `schedulingGroup` came), so
+//! the pod watch reads those two fields from the raw object ([`PodObject`])
+//! and keeps the typed `Pod` for everything else.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::core::v1 as core;
+use kube::api::{DynamicObject, ObjectMeta};
+use phalanx_gang as gang;
+use serde::{Deserialize, Deserializer};
+
+use super::{Claim, Convention, Kind, Objects, Outcome, Parsed, derived, object_wait, size_of};
+use crate::convert::{self, FieldError};
+
+/// The group a pod names through the native API.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NativeRef {
+    /// `spec.schedulingGroup.podGroupName` (v1alpha2 and later).
+    PodGroup(String),
+    /// `spec.workloadRef` (v1alpha1).
+    Workload {
+        /// Workload name.
+        name: String,
+        /// Pod group within the Workload.
+        pod_group: String,
+        /// Replica of that pod group, if the Workload has several.
+        replica_key: Option<String>,
+    },
+}
+
+impl NativeRef {
+    /// The reference in a pod's raw `spec`, if any.
+    pub fn from_spec(spec: Option<&serde_json::Value>) -> Option<Self> {
+        let spec = spec?;
+        let text = |v: &serde_json::Value, k: &str| {
+            v.get(k)
+                .and_then(serde_json::Value::as_str)
+                .filter(|s| !s.is_empty())
+                .map(str::to_string)
+        };
+        if let Some(name) = spec
+            .get("schedulingGroup")
+            .and_then(|g| text(g, "podGroupName"))
+        {
+            return Some(NativeRef::PodGroup(name));
+        }
+        let w = spec.get("workloadRef")?;
+        Some(NativeRef::Workload {
+            name: text(w, "name")?,
+            pod_group: text(w, "podGroup").unwrap_or_default(),
+            replica_key: text(w, "podGroupReplicaKey"),
+        })
+    }
+}
+
+/// A Pod as watched: the typed object plus the native group reference read from the raw JSON.
+#[derive(Debug, Clone)]
+pub struct PodObject {
+    /// The pod.
+    pub pod: core::Pod,
+    /// Its native group reference, if any.
+    pub native: Option<NativeRef>,
+}
+
+impl<'de> Deserialize<'de> for PodObject {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let v = serde_json::Value::deserialize(d)?;
+        let native = NativeRef::from_spec(v.get("spec"));
+        let pod = serde_json::from_value::<core::Pod>(v).map_err(serde::de::Error::custom)?;
+        Ok(Self { pod, native })
+    }
+}
+
+impl kube::Resource for PodObject {
+    type DynamicType = ();
+    type Scope = kube::core::NamespaceResourceScope;
+
+    fn kind(_: &()) -> Cow<'_, str> {
+        "Pod".into()
+    }
+    fn group(_: &()) -> Cow<'_, str> {
+        "".into()
+    }
+    fn version(_: &()) -> Cow<'_, str> {
+        "v1".into()
+    }
+    fn plural(_: &()) -> Cow<'_, str> {
+        "pods".into()
+    }
+    fn meta(&self) -> &ObjectMeta {
+        &self.pod.metadata
+    }
+    fn meta_mut(&mut self) -> &mut ObjectMeta {
+        &mut self.pod.metadata
+    }
+}
+
+/// A native scheduling policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// All-or-nothing for at least this many pods.
+    Gang(u32),
+    /// Pod by pod, as kube-scheduler does without gangs.
+    Basic,
+}
+
+/// A native PodGroup, as far as scheduling goes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NativePodGroup {
+    /// Its policy.
+    pub policy: Policy,
+    /// Its priority (`spec.priority`), 0 if unset.
+    pub priority: i32,
+    /// The node label its pods must share one value of (`spec.schedulingConstraints.topology[0].key`).
+    pub topology_key: Option<String>,
+    /// Creation time.
+    pub created: gang::Timestamp,
+}
+
+/// A native Workload: its pod groups (v1alpha1) or pod group templates (v1alpha2+) by name.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Workload {
+    /// Policy of each named pod group.
+    pub groups: BTreeMap<String, Policy>,
+    /// Creation time.
+    pub created: gang::Timestamp,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawGang {
+    min_count: i64,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawPolicy {
+    #[serde(default)]
+    basic: Option<serde_json::Value>,
+    #[serde(default)]
+    gang: Option<RawGang>,
+}
+
+#[derive(Deserialize)]
+struct RawTopology {
+    key: String,
+}
+
+#[derive(Deserialize, Default)]
+struct RawConstraints {
+    #[serde(default)]
+    topology: Option<Vec<RawTopology>>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawPodGroupSpec {
+    #[serde(default)]
+    scheduling_policy: Option<RawPolicy>,
+    #[serde(default)]
+    scheduling_constraints: Option<RawConstraints>,
+    #[serde(default)]
+    priority: Option<i32>,
+}
+
+#[derive(Deserialize)]
+struct RawPodGroup {
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: RawPodGroupSpec,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct RawWorkloadGroup {
+    name: String,
+    // v1alpha1 calls it `policy`, v1alpha2 and later `schedulingPolicy`.
+    #[serde(default)]
+    policy: Option<RawPolicy>,
+    #[serde(default)]
+    scheduling_policy: Option<RawPolicy>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(rename_all = "camelCase")]
+struct RawWorkloadSpec {
+    #[serde(default)]
+    pod_groups: Option<Vec<RawWorkloadGroup>>,
+    #[serde(default)]
+    pod_group_templates: Option<Vec<RawWorkloadGroup>>,
+}
+
+#[derive(Deserialize)]
+struct RawWorkload {
+    metadata: ObjectMeta,
+    #[serde(default)]
+    spec: RawWorkloadSpec,
+}
+
+fn policy(p: Option<&RawPolicy>, field: &str) -> Result<Policy, FieldError> {
+    let bad = |message: String| FieldError {
+        field: field.to_string(),
+        message,
+    };
+    match p {
+        Some(RawPolicy {
+            gang: Some(g),
+            basic: None,
+        }) => size_of(g.min_count).map(Policy::Gang).ok_or_else(|| FieldError {
+            field: format!("{field}.gang.minCount"),
+            message: format!(
+                "must be a positive integer up to {}, got {}",
+                super::MAX_GROUP_SIZE,
+                g.min_count
+            ),
+        }),
+        Some(RawPolicy {
+            gang: None,
+            basic: Some(_),
+        }) => Ok(Policy::Basic),
+        Some(RawPolicy {
+            gang: Some(_),
+            basic: Some(_),
+        }) => Err(bad("exactly one of basic or gang must be set, got both".into())),
+        _ => Err(bad("exactly one of basic or gang must be set".into())),
+    }
+}
+
+/// Parses a native PodGroup (any version).
+pub fn parse_podgroup(obj: &DynamicObject) -> Result<NativePodGroup, FieldError> {
+    let raw: RawPodGroup = super::parse_object(obj)?;
+    let policy = policy(
+        raw.spec.scheduling_policy.as_ref(),
+        "spec.schedulingPolicy",
+    )?;
+    let topology_key = raw
+        .spec
+        .scheduling_constraints
+        .and_then(|c| c.topology)
+        .and_then(|t| t.into_iter().next())
+        .map(|t| t.key)
+        .filter(|k| !k.is_empty());
+    Ok(NativePodGroup {
+        policy,
+        priority: raw.spec.priority.unwrap_or(0),
+        topology_key,
+        created: convert::time_millis(raw.metadata.creation_timestamp.as_ref()),
+    })
+}
+
+/// Parses a native Workload (any version).
+pub fn parse_workload(obj: &DynamicObject) -> Result<Workload, FieldError> {
+    let raw: RawWorkload = super::parse_object(obj)?;
+    let (list, field) = match (raw.spec.pod_groups, raw.spec.pod_group_templates) {
+        (Some(l), _) => (l, "spec.podGroups"),
+        (None, Some(l)) => (l, "spec.podGroupTemplates"),
+        (None, None) => (Vec::new(), "spec.podGroups"),
+    };
+    let mut groups = BTreeMap::new();
+    for (i, g) in list.iter().enumerate() {
+        let p = g.policy.as_ref().or(g.scheduling_policy.as_ref());
+        let name = if g.policy.is_some() {
+            "policy"
+        } else {
+            "schedulingPolicy"
+        };
+        groups.insert(g.name.clone(), policy(p, &format!("{field}[{i}].{name}"))?);
+    }
+    Ok(Workload {
+        groups,
+        created: convert::time_millis(raw.metadata.creation_timestamp.as_ref()),
+    })
+}
+
+fn outcome(policy: Policy, key: &gang::GroupKey, created: gang::Timestamp, priority: i32) -> Outcome {
+    match policy {
+        Policy::Gang(n) => {
+            let mut g = derived(key, n, created);
+            g.priority = priority;
+            Outcome::Member(Some(g))
+        }
+        Policy::Basic => Outcome::Alone,
+    }
+}
+
+/// The group key of a native PodGroup.
+pub fn podgroup_key(ns: &str, name: &str) -> gang::GroupKey {
+    gang::GroupKey::new(ns, format!("podgroup:{name}"))
+}
+
+/// The native PodGroup name behind a group key, if it is one.
+pub fn podgroup_name(key: &gang::GroupKey) -> Option<&str> {
+    key.name.strip_prefix("podgroup:")
+}
+
+/// The native claim on a pod that names a group.
+pub fn claim(p: &core::Pod, r: &NativeRef, objects: &Objects) -> Claim {
+    let ns = super::namespace(p);
+    match r {
+        NativeRef::PodGroup(name) => {
+            let key = podgroup_key(&ns, name);
+            let out = match object_wait(objects, Kind::NativePodGroup, &ns, name) {
+                Ok(Parsed::NativePodGroup(g)) => outcome(g.policy, &key, g.created, g.priority),
+                Ok(_) => Outcome::Wait(format!("PodGroup {ns}/{name} is of another kind")),
+                Err(why) => Outcome::Wait(why),
+            };
+            Claim::new(Convention::Native, key, out)
+        }
+        NativeRef::Workload {
+            name,
+            pod_group,
+            replica_key,
+        } => {
+            let mut key_name = format!("workload:{name}:{pod_group}");
+            if let Some(r) = replica_key {
+                key_name.push(':');
+                key_name.push_str(r);
+            }
+            let key = gang::GroupKey::new(ns.clone(), key_name);
+            let out = match object_wait(objects, Kind::Workload, &ns, name) {
+                Ok(Parsed::Workload(w)) => match w.groups.get(pod_group) {
+                    Some(policy) => outcome(*policy, &key, w.created, 0),
+                    None => Outcome::Wait(format!(
+                        "Workload {ns}/{name} has no pod group {pod_group:?}"
+                    )),
+                },
+                Ok(_) => Outcome::Wait(format!("Workload {ns}/{name} is of another kind")),
+                Err(why) => Outcome::Wait(why),
+            };
+            Claim::new(Convention::Native, key, out)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn obj(v: serde_json::Value) -> DynamicObject {
+        serde_json::from_value(v).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn pod_object_keeps_both_native_references() {
+        let p: PodObject = serde_json::from_value(json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "ns"},
+            "spec": {"containers": [], "schedulingGroup": {"podGroupName": "g"}},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(p.native, Some(NativeRef::PodGroup("g".into())));
+        assert_eq!(p.pod.metadata.name.as_deref(), Some("p"));
+        let w: PodObject = serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"containers": [], "workloadRef": {"name": "w", "podGroup": "workers", "podGroupReplicaKey": "0"}},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            w.native,
+            Some(NativeRef::Workload {
+                name: "w".into(),
+                pod_group: "workers".into(),
+                replica_key: Some("0".into())
+            })
+        );
+    }
+
+    #[test]
+    fn podgroup_policies_and_errors_name_fields() {
+        let g = parse_podgroup(&obj(json!({
+            "apiVersion": "scheduling.k8s.io/v1alpha2", "kind": "PodGroup",
+            "metadata": {"name": "g", "namespace": "ns"},
+            "spec": {"schedulingPolicy": {"gang": {"minCount": 4}},
+                     "schedulingConstraints": {"topology": [{"key": "topology.kubernetes.io/zone"}]}},
+        })))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(g.policy, Policy::Gang(4));
+        assert_eq!(g.topology_key.as_deref(), Some("topology.kubernetes.io/zone"));
+        let basic = parse_podgroup(&obj(json!({
+            "apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
+            "metadata": {"name": "b", "namespace": "ns"},
+            "spec": {"schedulingPolicy": {"basic": {}}},
+        })))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(basic.policy, Policy::Basic);
+        let zero = parse_podgroup(&obj(json!({
+            "apiVersion": "scheduling.k8s.io/v1alpha2", "kind": "PodGroup",
+            "metadata": {"name": "z", "namespace": "ns"},
+            "spec": {"schedulingPolicy": {"gang": {"minCount": 0}}},
+        })));
+        assert_eq!(
+            zero.map_err(|e| e.field),
+            Err("spec.schedulingPolicy.gang.minCount".to_string())
+        );
+        let typo = parse_podgroup(&obj(json!({
+            "apiVersion": "scheduling.k8s.io/v1alpha2", "kind": "PodGroup",
+            "metadata": {"name": "t", "namespace": "ns"},
+            "spec": {"schedulingPolicy": {"gang": {"minCount": "four"}}},
+        })));
+        assert!(
+            typo.as_ref().is_err_and(|e| e.field.contains("minCount")),
+            "{typo:?}"
+        );
+    }
+
+    #[test]
+    fn workload_v1alpha1_and_v1alpha2_shapes() {
+        let a1 = parse_workload(&obj(json!({
+            "apiVersion": "scheduling.k8s.io/v1alpha1", "kind": "Workload",
+            "metadata": {"name": "w", "namespace": "ns"},
+            "spec": {"podGroups": [{"name": "workers", "policy": {"gang": {"minCount": 3}}},
+                                   {"name": "driver", "policy": {"basic": {}}}]},
+        })))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(a1.groups.get("workers"), Some(&Policy::Gang(3)));
+        assert_eq!(a1.groups.get("driver"), Some(&Policy::Basic));
+        let a2 = parse_workload(&obj(json!({
+            "apiVersion": "scheduling.k8s.io/v1alpha2", "kind": "Workload",
+            "metadata": {"name": "w", "namespace": "ns"},
+            "spec": {"podGroupTemplates": [{"name": "t", "schedulingPolicy": {}}]},
+        })));
+        assert_eq!(
+            a2.map_err(|e| e.field),
+            Err("spec.podGroupTemplates[0].schedulingPolicy".to_string())
+        );
+    }
+}
