@@ -520,7 +520,14 @@ impl Cluster {
 
     /// A pod was added or changed (no native group reference).
     pub fn apply_pod(&mut self, p: core::Pod, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
-        self.apply_pod_object(PodObject { pod: p, native: None }, out, notes);
+        self.apply_pod_object(
+            PodObject {
+                pod: p,
+                native: None,
+            },
+            out,
+            notes,
+        );
     }
 
     /// A pod, as watched, was added or changed.

@@ -22,13 +22,25 @@ pub const RBAC_RULES: &[Rule] = &[
     ),
     // Kubernetes' own gang API (1.35+), where served; status carries PodGroupScheduled.
     ("scheduling.k8s.io", "podgroups", &["get", "list", "watch"]),
-    ("scheduling.k8s.io", "podgroups/status", &["get", "patch", "update"]),
+    (
+        "scheduling.k8s.io",
+        "podgroups/status",
+        &["get", "patch", "update"],
+    ),
     ("scheduling.k8s.io", "workloads", &["get", "list", "watch"]),
     // Group sizes of other conventions, each watched only where its CRD is served.
     ("jobset.x-k8s.io", "jobsets", &["get", "list", "watch"]),
     ("kubeflow.org", "mpijobs", &["get", "list", "watch"]),
-    ("flux-framework.org", "miniclusters", &["get", "list", "watch"]),
-    ("scheduling.volcano.sh", "podgroups", &["get", "list", "watch"]),
+    (
+        "flux-framework.org",
+        "miniclusters",
+        &["get", "list", "watch"],
+    ),
+    (
+        "scheduling.volcano.sh",
+        "podgroups",
+        &["get", "list", "watch"],
+    ),
     ("batch", "jobs", &["get", "list", "watch"]),
     ("apps", "statefulsets", &["get", "list", "watch"]),
     (

@@ -640,6 +640,19 @@ impl Loop {
         };
         self.metrics.attempts.get_or_create(&result(label)).inc();
         tracing::debug!(group = %ch.group, phase = %ch.phase, message = %ch.message, "group changed");
+        if let Some((version, name)) = self.cluster.native_podgroup(&ch.group)
+            && let Some(cond) = crate::groups::status::condition(version, &ch)
+            && self.last_group_status.get(&ch.group) != Some(&cond)
+        {
+            self.last_group_status
+                .insert(ch.group.clone(), cond.clone());
+            let (w, ns, name) = (
+                self.writer.clone(),
+                ch.group.namespace.clone(),
+                name.to_string(),
+            );
+            tokio::spawn(crate::groups::status::write(w, version, ns, name, cond));
+        }
         if !self.cluster.has_podgroup(&ch.group) {
             return;
         }

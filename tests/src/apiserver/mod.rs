@@ -235,6 +235,11 @@ impl ApiServer {
         self.store().install(rt);
     }
 
+    /// Stops serving a type, as a control plane without that API (or feature gate) would.
+    pub fn uninstall(&self, rt: &ResourceType) {
+        self.store().uninstall(rt);
+    }
+
     /// Drops the watch history: watches resuming from older versions get 410 Gone.
     pub fn compact(&self) {
         self.store().compact();

@@ -66,6 +66,73 @@ impl ResourceType {
     }
 }
 
+impl ResourceType {
+    /// Kubernetes' native PodGroup (`scheduling.k8s.io`) in `version` (`v1alpha2`, `v1beta1`).
+    pub fn native_podgroup(version: &str) -> Self {
+        Self::new(
+            "scheduling.k8s.io",
+            version,
+            "podgroups",
+            "PodGroup",
+            true,
+            true,
+        )
+    }
+
+    /// Kubernetes' native Workload (`scheduling.k8s.io`) in `version` (`v1alpha1`, `v1alpha2`, `v1beta1`).
+    pub fn native_workload(version: &str) -> Self {
+        Self::new(
+            "scheduling.k8s.io",
+            version,
+            "workloads",
+            "Workload",
+            true,
+            true,
+        )
+    }
+
+    /// The JobSet CRD (`jobset.x-k8s.io/v1alpha2`).
+    pub fn jobset() -> Self {
+        Self::new(
+            "jobset.x-k8s.io",
+            "v1alpha2",
+            "jobsets",
+            "JobSet",
+            true,
+            true,
+        )
+    }
+
+    /// The Kubeflow MPIJob CRD (`kubeflow.org/v2beta1`).
+    pub fn mpijob() -> Self {
+        Self::new("kubeflow.org", "v2beta1", "mpijobs", "MPIJob", true, true)
+    }
+
+    /// The Flux Operator MiniCluster CRD (`flux-framework.org/v1alpha2`).
+    pub fn minicluster() -> Self {
+        Self::new(
+            "flux-framework.org",
+            "v1alpha2",
+            "miniclusters",
+            "MiniCluster",
+            true,
+            true,
+        )
+    }
+
+    /// Volcano's PodGroup CRD (`scheduling.volcano.sh/v1beta1`).
+    pub fn volcano_podgroup() -> Self {
+        Self::new(
+            "scheduling.volcano.sh",
+            "v1beta1",
+            "podgroups",
+            "PodGroup",
+            true,
+            true,
+        )
+    }
+}
+
 /// The resource types served from start: what the scheduler reads and writes.
 pub fn builtin() -> Vec<ResourceType> {
     vec![
@@ -85,6 +152,9 @@ pub fn builtin() -> Vec<ResourceType> {
             true,
             true,
         ),
+        // Kubernetes 1.36's gang API (feature gates on), as a 1.36 control plane serves it.
+        ResourceType::native_podgroup("v1alpha2"),
+        ResourceType::native_workload("v1alpha2"),
     ]
 }
 

@@ -183,6 +183,11 @@ impl Store {
         }
     }
 
+    /// Stops serving a type (as a control plane without that API or feature gate).
+    pub fn uninstall(&mut self, rt: &ResourceType) {
+        self.types.retain(|t| t != rt);
+    }
+
     /// The current (latest) resourceVersion.
     pub fn resource_version(&self) -> u64 {
         self.rv
@@ -485,7 +490,8 @@ impl Store {
         Ok(last)
     }
 
-    /// pods/binding: sets `spec.nodeName` once; 409 if already bound, 404 if the pod is gone.
+    /// pods/binding: sets `spec.nodeName` once; 409 if already bound or still gated
+    /// (`spec.schedulingGates`), 404 if the pod is gone.
     pub fn bind(&mut self, ns: &str, name: &str, node: &str) -> Result<Value, ApiError> {
         let rt = self
             .resource_type("", "v1", "pods")
@@ -501,6 +507,20 @@ impl Store {
                 "Conflict",
                 format!(
                     "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{bound}\""
+                ),
+            ));
+        }
+        // As kube-apiserver's BindingREST: a pod that is not ready for scheduling cannot be bound.
+        if pod
+            .pointer("/spec/schedulingGates")
+            .and_then(Value::as_array)
+            .is_some_and(|g| !g.is_empty())
+        {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} has non-empty .spec.schedulingGates"
                 ),
             ));
         }
@@ -636,6 +656,30 @@ mod tests {
         assert_eq!(s.bind("ns", "p", "n1").unwrap()["spec"]["nodeName"], "n1");
         assert_eq!(s.bind("ns", "p", "n2").unwrap_err().code, 409);
         assert_eq!(s.bind("ns", "q", "n2").unwrap_err().code, 404);
+    }
+
+    #[test]
+    fn gated_pod_is_not_bound() {
+        let mut s = Store::new(vec![pods()]);
+        s.create(
+            &pods(),
+            "ns",
+            json!({"metadata": {"name": "p"}, "spec": {"schedulingGates": [{"name": "g"}]}}),
+        )
+        .unwrap();
+        let err = s.bind("ns", "p", "n1").unwrap_err();
+        assert_eq!(err.code, 409);
+        assert_eq!(
+            err.message,
+            "Operation cannot be fulfilled on pods/binding \"p\": pod p has non-empty .spec.schedulingGates"
+        );
+        let p = s.get(&pods(), "ns", "p").unwrap();
+        assert!(p.pointer("/spec/nodeName").is_none());
+        s.mutate(&pods(), "ns", "p", |p| {
+            p["spec"]["schedulingGates"] = json!([])
+        })
+        .unwrap();
+        s.bind("ns", "p", "n1").unwrap();
     }
 
     #[test]

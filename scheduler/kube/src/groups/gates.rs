@@ -33,7 +33,9 @@ mod tests {
 
     #[test]
     fn gates_name_themselves_and_empty_list_is_ungated() {
-        let why = waiting(&pod(serde_json::json!([{"name": "kueue.x-k8s.io/admission"}, {"name": "b"}])));
+        let why = waiting(&pod(
+            serde_json::json!([{"name": "kueue.x-k8s.io/admission"}, {"name": "b"}]),
+        ));
         assert_eq!(
             why.as_deref(),
             Some("waiting for its scheduling gates to be removed: kueue.x-k8s.io/admission, b")

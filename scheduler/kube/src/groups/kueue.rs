@@ -52,7 +52,9 @@ pub fn claim(p: &core::Pod, members: &Members) -> Option<Claim> {
     let out = if values.len() > 1 {
         let mut by_value: BTreeMap<String, Vec<&str>> = BTreeMap::new();
         for (pod, v) in members {
-            let shown = v.as_deref().map_or("(none)".to_string(), |v| format!("{v:?}"));
+            let shown = v
+                .as_deref()
+                .map_or("(none)".to_string(), |v| format!("{v:?}"));
             by_value.entry(shown).or_default().push(pod);
         }
         let parts: Vec<String> = by_value
@@ -114,7 +116,10 @@ mod tests {
         let Outcome::Wait(why) = c.outcome else {
             panic!("{c:?}")
         };
-        assert!(why.contains("\"3\" on a") && why.contains("\"4\" on b"), "{why}");
+        assert!(
+            why.contains("\"3\" on a") && why.contains("\"4\" on b"),
+            "{why}"
+        );
         let x = pod("x", Some("three"));
         let c = claim(&x, &members(&[&x])).unwrap_or_else(|| panic!("no claim"));
         assert!(matches!(c.outcome, Outcome::Wait(ref w) if w.contains("not a positive integer")));

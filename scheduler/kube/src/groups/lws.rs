@@ -23,7 +23,11 @@ pub fn claim(p: &core::Pod) -> Option<Claim> {
     let Some(index) = label(p, GROUP_INDEX_LABEL) else {
         let key = gang::GroupKey::new(ns, format!("lws:{name}"));
         let why = format!("LeaderWorkerSet {name}: label {GROUP_INDEX_LABEL} is missing");
-        return Some(Claim::new(Convention::LeaderWorkerSet, key, Outcome::Wait(why)));
+        return Some(Claim::new(
+            Convention::LeaderWorkerSet,
+            key,
+            Outcome::Wait(why),
+        ));
     };
     let key = gang::GroupKey::new(ns, format!("lws:{name}:{index}"));
     let out = match annotation(p, SIZE_ANNOTATION) {

@@ -18,6 +18,7 @@ pub mod kueue;
 pub mod lws;
 pub mod mpijob;
 pub mod native;
+pub mod status;
 pub mod volcano;
 
 use std::collections::BTreeMap;
@@ -147,7 +148,11 @@ pub fn label<'a>(p: &'a core::Pod, key: &str) -> Option<&'a str> {
 
 /// An annotation of the pod, if set.
 pub fn annotation<'a>(p: &'a core::Pod, key: &str) -> Option<&'a str> {
-    p.metadata.annotations.as_ref()?.get(key).map(String::as_str)
+    p.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
 }
 
 /// A group size from a string: a positive integer no larger than [`MAX_GROUP_SIZE`].
@@ -226,7 +231,14 @@ impl Kind {
     }
 
     /// API group, versions in order of preference (newest first), plural and kind.
-    pub fn api(self) -> (&'static str, &'static [&'static str], &'static str, &'static str) {
+    pub fn api(
+        self,
+    ) -> (
+        &'static str,
+        &'static [&'static str],
+        &'static str,
+        &'static str,
+    ) {
         match self {
             Kind::NativePodGroup => (
                 "scheduling.k8s.io",

@@ -143,12 +143,21 @@ mod tests {
 
     #[test]
     fn launcher_plus_workers_unless_launcher_waits() {
-        let j = mpijob(json!({"mpiReplicaSpecs": {"Launcher": {"replicas": 1}, "Worker": {"replicas": 4}}}))
-            .unwrap_or_else(|e| panic!("{e}"));
-        assert_eq!((j.launchers, j.workers, j.launcher_after_workers), (1, 4, false));
+        let j = mpijob(
+            json!({"mpiReplicaSpecs": {"Launcher": {"replicas": 1}, "Worker": {"replicas": 4}}}),
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            (j.launchers, j.workers, j.launcher_after_workers),
+            (1, 4, false)
+        );
         let mut objects = Objects::default();
         objects.served.insert(Kind::MpiJob, "v2beta1");
-        objects.insert(Kind::MpiJob, ("ns".into(), "m".into()), Ok(Parsed::MpiJob(j)));
+        objects.insert(
+            Kind::MpiJob,
+            ("ns".into(), "m".into()),
+            Ok(Parsed::MpiJob(j)),
+        );
         let pod = |role: &str| -> core::Pod {
             serde_json::from_value(json!({
                 "metadata": {"name": "p", "namespace": "ns", "labels": {JOB_NAME_LABEL: "m", JOB_ROLE_LABEL: role}},
@@ -160,8 +169,12 @@ mod tests {
         assert!(matches!(c.outcome, Outcome::Member(Some(ref g)) if g.min_member == 5));
         let later = mpijob(json!({"launcherCreationPolicy": "WaitForWorkersReady",
                                   "mpiReplicaSpecs": {"Worker": {"replicas": 4}}}))
-            .unwrap_or_else(|e| panic!("{e}"));
-        objects.insert(Kind::MpiJob, ("ns".into(), "m".into()), Ok(Parsed::MpiJob(later)));
+        .unwrap_or_else(|e| panic!("{e}"));
+        objects.insert(
+            Kind::MpiJob,
+            ("ns".into(), "m".into()),
+            Ok(Parsed::MpiJob(later)),
+        );
         let c = claim(&pod("launcher"), &objects).unwrap_or_else(|| panic!("no claim"));
         assert_eq!(c.outcome, Outcome::Alone);
         let c = claim(&pod("worker"), &objects).unwrap_or_else(|| panic!("no claim"));

@@ -218,14 +218,16 @@ fn policy(p: Option<&RawPolicy>, field: &str) -> Result<Policy, FieldError> {
         Some(RawPolicy {
             gang: Some(g),
             basic: None,
-        }) => size_of(g.min_count).map(Policy::Gang).ok_or_else(|| FieldError {
-            field: format!("{field}.gang.minCount"),
-            message: format!(
-                "must be a positive integer up to {}, got {}",
-                super::MAX_GROUP_SIZE,
-                g.min_count
-            ),
-        }),
+        }) => size_of(g.min_count)
+            .map(Policy::Gang)
+            .ok_or_else(|| FieldError {
+                field: format!("{field}.gang.minCount"),
+                message: format!(
+                    "must be a positive integer up to {}, got {}",
+                    super::MAX_GROUP_SIZE,
+                    g.min_count
+                ),
+            }),
         Some(RawPolicy {
             gang: None,
             basic: Some(_),
@@ -233,7 +235,9 @@ fn policy(p: Option<&RawPolicy>, field: &str) -> Result<Policy, FieldError> {
         Some(RawPolicy {
             gang: Some(_),
             basic: Some(_),
-        }) => Err(bad("exactly one of basic or gang must be set, got both".into())),
+        }) => Err(bad(
+            "exactly one of basic or gang must be set, got both".into()
+        )),
         _ => Err(bad("exactly one of basic or gang must be set".into())),
     }
 }
@@ -241,10 +245,7 @@ fn policy(p: Option<&RawPolicy>, field: &str) -> Result<Policy, FieldError> {
 /// Parses a native PodGroup (any version).
 pub fn parse_podgroup(obj: &DynamicObject) -> Result<NativePodGroup, FieldError> {
     let raw: RawPodGroup = super::parse_object(obj)?;
-    let policy = policy(
-        raw.spec.scheduling_policy.as_ref(),
-        "spec.schedulingPolicy",
-    )?;
+    let policy = policy(raw.spec.scheduling_policy.as_ref(), "spec.schedulingPolicy")?;
     let topology_key = raw
         .spec
         .scheduling_constraints
@@ -284,7 +285,12 @@ pub fn parse_workload(obj: &DynamicObject) -> Result<Workload, FieldError> {
     })
 }
 
-fn outcome(policy: Policy, key: &gang::GroupKey, created: gang::Timestamp, priority: i32) -> Outcome {
+fn outcome(
+    policy: Policy,
+    key: &gang::GroupKey,
+    created: gang::Timestamp,
+    priority: i32,
+) -> Outcome {
     match policy {
         Policy::Gang(n) => {
             let mut g = derived(key, n, created);
@@ -388,7 +394,10 @@ mod tests {
         })))
         .unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(g.policy, Policy::Gang(4));
-        assert_eq!(g.topology_key.as_deref(), Some("topology.kubernetes.io/zone"));
+        assert_eq!(
+            g.topology_key.as_deref(),
+            Some("topology.kubernetes.io/zone")
+        );
         let basic = parse_podgroup(&obj(json!({
             "apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
             "metadata": {"name": "b", "namespace": "ns"},

@@ -62,7 +62,9 @@ pub fn claim(p: &core::Pod, objects: &Objects) -> Option<Claim> {
     let ns = super::namespace(p);
     let key = gang::GroupKey::new(ns.clone(), format!("volcano:{name}"));
     let out = match object_wait(objects, Kind::VolcanoPodGroup, &ns, name) {
-        Ok(Parsed::VolcanoPodGroup(g)) => Outcome::Member(Some(derived(&key, g.min_member, g.created))),
+        Ok(Parsed::VolcanoPodGroup(g)) => {
+            Outcome::Member(Some(derived(&key, g.min_member, g.created)))
+        }
         Ok(_) => Outcome::Wait(format!("PodGroup {ns}/{name} is of another kind")),
         Err(why) => annotated_member(p, &key).unwrap_or(Outcome::Wait(why)),
     };
