@@ -277,9 +277,12 @@ fn e2e_runs_every_example() {
     let script =
         std::fs::read_to_string(root().join("hack/e2e.sh")).unwrap_or_else(|e| panic!("{e}"));
     let dir = root().join("manifests/examples");
+    // conventions/ needs operators or feature gates a kind cluster lacks: run by hand.
     let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_file())
+        .filter_map(|e| e.file_name().into_string().ok())
         .collect();
     on_disk.sort();
     let mut expected: Vec<String> = EXAMPLES.iter().map(|s| s.to_string()).collect();
@@ -288,4 +291,142 @@ fn e2e_runs_every_example() {
     for file in EXAMPLES {
         assert!(script.contains(file), "hack/e2e.sh does not run {file}");
     }
+}
+
+/// The examples in conventions/: one per gang convention (README's table).
+const CONVENTIONS: [&str; 7] = [
+    "native-podgroup.yaml",
+    "kueue-pod-group.yaml",
+    "jobset.yaml",
+    "leaderworkerset.yaml",
+    "mpijob.yaml",
+    "flux-operator-minicluster.yaml",
+    "volcano.yaml",
+];
+
+fn convention_docs(file: &str) -> Vec<Value> {
+    let path = root().join("manifests/examples/conventions").join(file);
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    serde_yaml_ng::Deserializer::from_str(&text)
+        .map(|de| serde_path_to_error::deserialize(de).unwrap_or_else(|e| panic!("{file}: {e}")))
+        .collect()
+}
+
+/// Every pod spec inside `v` (an object with `containers`), with its path.
+fn pod_specs<'a>(v: &'a Value, path: String, out: &mut Vec<(String, &'a Value)>) {
+    match v {
+        Value::Object(m) if m.contains_key("containers") => out.push((path, v)),
+        Value::Object(m) => {
+            for (k, x) in m {
+                pod_specs(x, format!("{path}.{k}"), out);
+            }
+        }
+        Value::Array(a) => {
+            for (i, x) in a.iter().enumerate() {
+                pod_specs(x, format!("{path}[{i}]"), out);
+            }
+        }
+        _ => {}
+    }
+}
+
+fn dynamic(doc: &Value) -> kube::api::DynamicObject {
+    serde_json::from_value(doc.clone()).unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn every_convention_has_an_example_whose_pods_ask_for_phalanx() {
+    let dir = root().join("manifests/examples/conventions");
+    let mut on_disk: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .collect();
+    on_disk.sort();
+    let mut expected: Vec<String> = CONVENTIONS.iter().map(|s| s.to_string()).collect();
+    expected.sort();
+    assert_eq!(on_disk, expected);
+    let readme =
+        std::fs::read_to_string(root().join("README.md")).unwrap_or_else(|e| panic!("{e}"));
+    for file in CONVENTIONS {
+        assert!(readme.contains(file), "README does not list {file}");
+        let docs = convention_docs(file);
+        let mut specs = Vec::new();
+        for (i, d) in docs.iter().enumerate() {
+            pod_specs(d, format!("document {i}"), &mut specs);
+        }
+        if file == "flux-operator-minicluster.yaml" {
+            // The operator writes the pod spec; the MiniCluster chooses the scheduler.
+            assert_eq!(docs[0]["spec"]["pod"]["schedulerName"], "phalanx", "{file}");
+            continue;
+        }
+        assert!(!specs.is_empty(), "{file}: no pod spec");
+        for (path, spec) in specs {
+            assert_eq!(spec["schedulerName"], "phalanx", "{file}: {path}");
+        }
+    }
+}
+
+#[test]
+fn convention_examples_declare_the_size_their_pods_make() {
+    use phalanx_kube::groups;
+    // Native: the PodGroup's minCount is the Job's pod count, and its pods name it.
+    let docs = convention_docs("native-podgroup.yaml");
+    let pg = docs
+        .iter()
+        .find(|d| d["kind"] == "PodGroup")
+        .unwrap_or_else(|| panic!("no PodGroup"));
+    let parsed = groups::native::parse_podgroup(&dynamic(pg)).unwrap_or_else(|e| panic!("{e}"));
+    let job = docs
+        .iter()
+        .find(|d| d["kind"] == "Job")
+        .unwrap_or_else(|| panic!("no Job"));
+    assert_eq!(parsed.policy, groups::native::Policy::Gang(4));
+    assert_eq!(job["spec"]["parallelism"], 4);
+    assert_eq!(
+        job["spec"]["template"]["spec"]["schedulingGroup"]["podGroupName"],
+        pg["metadata"]["name"]
+    );
+    let wl = docs
+        .iter()
+        .find(|d| d["kind"] == "Workload")
+        .unwrap_or_else(|| panic!("no Workload"));
+    groups::native::parse_workload(&dynamic(wl)).unwrap_or_else(|e| panic!("{e}"));
+    // Kueue: as many pods as each one's total count.
+    let pods = convention_docs("kueue-pod-group.yaml");
+    for p in &pods {
+        assert_eq!(
+            p["metadata"]["annotations"][groups::kueue::TOTAL_COUNT_ANNOTATION],
+            pods.len().to_string()
+        );
+        assert_eq!(p["metadata"]["labels"][groups::kueue::GROUP_LABEL], "kq");
+    }
+    // JobSet, MPIJob, MiniCluster: sizes as Phalanx reads them.
+    let js = groups::jobset::parse(&dynamic(&convention_docs("jobset.yaml")[0]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(js.size, 5);
+    let mpi = groups::mpijob::parse(&dynamic(&convention_docs("mpijob.yaml")[0]))
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!((mpi.launchers, mpi.workers), (1, 4));
+    let mc = groups::flux::parse(&dynamic(
+        &convention_docs("flux-operator-minicluster.yaml")[0],
+    ))
+    .unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mc.size, 4);
+    // LeaderWorkerSet: the controller annotates pods with this size.
+    let lws = &convention_docs("leaderworkerset.yaml")[0];
+    assert_eq!(lws["spec"]["leaderWorkerTemplate"]["size"], 4);
+    // Volcano: minMember is the Job's pod count, and the fallback annotation agrees.
+    let docs = convention_docs("volcano.yaml");
+    let vpg = groups::volcano::parse(&dynamic(&docs[0])).unwrap_or_else(|e| panic!("{e}"));
+    let job = &docs[1];
+    assert_eq!(job["spec"]["parallelism"], i64::from(vpg.min_member));
+    let ann = &job["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(
+        ann[groups::volcano::GROUP_ANNOTATION],
+        docs[0]["metadata"]["name"]
+    );
+    assert_eq!(
+        ann[groups::GROUP_SIZE_ANNOTATION],
+        vpg.min_member.to_string()
+    );
 }

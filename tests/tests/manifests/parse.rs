@@ -7,13 +7,14 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use k8s_openapi::api::apps::v1::Deployment;
-use k8s_openapi::api::batch::v1::Job;
-use k8s_openapi::api::core::v1::{Namespace, Service, ServiceAccount};
+use k8s_openapi::api::batch::v1::{Job, JobTemplateSpec};
+use k8s_openapi::api::core::v1::{Namespace, Pod, PodTemplateSpec, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding, Role, RoleBinding};
 use k8s_openapi::apiextensions_apiserver::pkg::apis::apiextensions::v1::{
     CustomResourceDefinition, JSONSchemaProps, JSONSchemaPropsOrBool,
 };
+use phalanx_kube::groups;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
@@ -164,6 +165,58 @@ fn committed_crds() -> BTreeMap<String, CustomResourceDefinition> {
     crds
 }
 
+/// The document without the pod fields newer than the compiled Kubernetes
+/// version (`spec.schedulingGroup`, 1.36), after checking their shape.
+fn without_newer_pod_fields(doc: &Value) -> Result<Value, String> {
+    let mut doc = doc.clone();
+    for path in ["/spec", "/spec/template/spec"] {
+        if let Some(Value::Object(spec)) = doc.pointer_mut(path)
+            && let Some(group) = spec.remove("schedulingGroup")
+        {
+            if !group["podGroupName"].is_string() || group.as_object().is_some_and(|g| g.len() != 1)
+            {
+                return Err(format!(
+                    "{path}.schedulingGroup: exactly podGroupName (a string) is expected"
+                ));
+            }
+        }
+    }
+    Ok(doc)
+}
+
+/// A document as the untyped object the scheduler's watches see.
+fn dynamic(doc: &Value) -> Result<kube::api::DynamicObject, String> {
+    serde_json::from_value(doc.clone()).map_err(|e| e.to_string())
+}
+
+/// Every pod template inside another project's kind (JobSet, MPIJob,
+/// LeaderWorkerSet) parses into PodTemplateSpec or JobTemplateSpec without loss.
+fn embedded_templates(doc: &Value) -> Result<(), String> {
+    fn walk(v: &Value, path: &str) -> Result<(), String> {
+        let Value::Object(m) = v else {
+            if let Value::Array(a) = v {
+                for (i, x) in a.iter().enumerate() {
+                    walk(x, &format!("{path}[{i}]"))?;
+                }
+            }
+            return Ok(());
+        };
+        for (k, x) in m {
+            let child = format!("{path}.{k}");
+            let is_template = k.ends_with("emplate") && x.get("spec").is_some();
+            if is_template && x["spec"].get("containers").is_some() {
+                typed::<PodTemplateSpec>(x).map_err(|e| format!("{child}: {e}"))?;
+            } else if is_template && x["spec"].get("template").is_some() {
+                typed::<JobTemplateSpec>(x).map_err(|e| format!("{child}: {e}"))?;
+            } else {
+                walk(x, &child)?;
+            }
+        }
+        Ok(())
+    }
+    walk(&doc["spec"], "spec")
+}
+
 /// Checks one document: a known kind that parses into its type without loss,
 /// or a custom resource valid against the committed CRD of its group and version.
 fn check_document(
@@ -184,7 +237,36 @@ fn check_document(
         ("rbac.authorization.k8s.io/v1", "RoleBinding") => typed::<RoleBinding>(doc).map(drop),
         ("apps/v1", "Deployment") => typed::<Deployment>(doc).map(drop),
         ("policy/v1", "PodDisruptionBudget") => typed::<PodDisruptionBudget>(doc).map(drop),
-        ("batch/v1", "Job") => typed::<Job>(doc).map(drop),
+        ("batch/v1", "Job") => typed::<Job>(&without_newer_pod_fields(doc)?).map(drop),
+        ("v1", "Pod") => typed::<Pod>(&without_newer_pod_fields(doc)?).map(drop),
+        (v, "PodGroup" | "Workload") if v.starts_with("scheduling.k8s.io/") => {
+            let obj = dynamic(doc)?;
+            match kind {
+                "PodGroup" => groups::native::parse_podgroup(&obj).map(drop),
+                _ => groups::native::parse_workload(&obj).map(drop),
+            }
+            .map_err(|e| e.to_string())
+        }
+        ("scheduling.volcano.sh/v1beta1", "PodGroup") => groups::volcano::parse(&dynamic(doc)?)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        ("jobset.x-k8s.io/v1alpha2", "JobSet") => groups::jobset::parse(&dynamic(doc)?)
+            .map(drop)
+            .map_err(|e| e.to_string())
+            .and_then(|()| embedded_templates(doc)),
+        ("kubeflow.org/v2beta1", "MPIJob") => groups::mpijob::parse(&dynamic(doc)?)
+            .map(drop)
+            .map_err(|e| e.to_string())
+            .and_then(|()| embedded_templates(doc)),
+        ("flux-framework.org/v1alpha2", "MiniCluster") => groups::flux::parse(&dynamic(doc)?)
+            .map(drop)
+            .map_err(|e| e.to_string()),
+        ("leaderworkerset.x-k8s.io/v1", "LeaderWorkerSet") => {
+            match doc["spec"]["leaderWorkerTemplate"]["size"].as_i64() {
+                Some(n) if n >= 1 => embedded_templates(doc),
+                _ => Err("spec.leaderWorkerTemplate.size: a positive integer is required".into()),
+            }
+        }
         ("apiextensions.k8s.io/v1", "CustomResourceDefinition") => {
             typed::<CustomResourceDefinition>(doc).map(drop)
         }
