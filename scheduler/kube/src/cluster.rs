@@ -1104,4 +1104,243 @@ mod tests {
             "namespace ns is not served"
         );
     }
+
+    fn pod_json(name: &str, meta: serde_json::Value, spec: serde_json::Value) -> PodObject {
+        let mut v = json!({
+            "metadata": {"name": name, "namespace": "ns", "uid": format!("uid-{name}")},
+            "spec": {"schedulerName": "phalanx", "containers": []},
+        });
+        if let (Some(m), Some(extra)) = (v["metadata"].as_object_mut(), meta.as_object()) {
+            m.extend(extra.clone());
+        }
+        if let (Some(m), Some(extra)) = (v["spec"].as_object_mut(), spec.as_object()) {
+            m.extend(extra.clone());
+        }
+        from(v)
+    }
+
+    fn upserted_pods(out: &[gang::Event]) -> Vec<(String, Option<gang::GroupKey>)> {
+        out.iter()
+            .filter_map(|e| match e {
+                gang::Event::PodUpsert(p) => Some((p.name.clone(), p.group.clone())),
+                _ => None,
+            })
+            .collect()
+    }
+
+    #[test]
+    fn gated_pod_is_parked_until_its_last_gate_goes() {
+        let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        let labels =
+            json!({"labels": {"scheduling.x-k8s.io/pod-group": "f", "fluence.group-size": "2"}});
+        let gated = json!({"schedulingGates": [{"name": "a"}, {"name": "b"}]});
+        c.apply_pod_object(pod_json("g", labels.clone(), gated), &mut out, &mut notes);
+        assert!(
+            upserted_pods(&out).is_empty(),
+            "a gated pod never reaches the core"
+        );
+        assert_eq!(c.parked_count(), 1);
+        assert!(
+            notes[0]
+                .message
+                .contains("scheduling gates to be removed: a, b"),
+            "{notes:?}"
+        );
+        c.apply_pod_object(
+            pod_json(
+                "g",
+                labels.clone(),
+                json!({"schedulingGates": [{"name": "b"}]}),
+            ),
+            &mut out,
+            &mut notes,
+        );
+        assert!(
+            upserted_pods(&out).is_empty(),
+            "one gate left is still gated"
+        );
+        c.apply_pod_object(pod_json("g", labels, json!({})), &mut out, &mut notes);
+        assert_eq!(
+            upserted_pods(&out),
+            vec![("g".to_string(), Some(gang::GroupKey::new("ns", "f")))]
+        );
+        assert_eq!(c.parked_count(), 0);
+    }
+
+    fn native_pg(name: &str, policy: serde_json::Value) -> kube::api::DynamicObject {
+        from(json!({
+            "apiVersion": "scheduling.k8s.io/v1alpha2", "kind": "PodGroup",
+            "metadata": {"name": name, "namespace": "ns"},
+            "spec": {"schedulingPolicy": policy},
+        }))
+    }
+
+    #[test]
+    fn native_pod_waits_for_its_podgroup_then_joins_or_goes_alone() {
+        let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
+        c.set_served([(Kind::NativePodGroup, "v1alpha2")].into());
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        let native = |n: &str, g: &str| {
+            pod_json(
+                n,
+                json!({}),
+                json!({"schedulingGroup": {"podGroupName": g}}),
+            )
+        };
+        c.apply_pod_object(native("a", "g"), &mut out, &mut notes);
+        assert!(upserted_pods(&out).is_empty(), "never a gang of one");
+        assert!(
+            notes[0].message.contains("waiting for PodGroup ns/g"),
+            "{notes:?}"
+        );
+        c.apply_object(
+            Kind::NativePodGroup,
+            native_pg("g", json!({"gang": {"minCount": 3}})),
+            &mut out,
+            &mut notes,
+        );
+        let key = gang::GroupKey::new("ns", "podgroup:g");
+        assert_eq!(
+            upserted_group(&out).map(|g| (g.key, g.min_member)),
+            Some((key.clone(), 3))
+        );
+        assert_eq!(
+            upserted_pods(&out),
+            vec![("a".to_string(), Some(key.clone()))]
+        );
+        assert_eq!(c.native_podgroup(&key), Some(("v1alpha2", "g")));
+        out.clear();
+        c.apply_object(
+            Kind::NativePodGroup,
+            native_pg("b", json!({"basic": {}})),
+            &mut out,
+            &mut notes,
+        );
+        c.apply_pod_object(native("s", "b"), &mut out, &mut notes);
+        assert_eq!(
+            upserted_pods(&out),
+            vec![("s".to_string(), None)],
+            "basic: pod by pod"
+        );
+        // The PodGroup goes away: its member waits again, out of the core.
+        out.clear();
+        c.delete_object(Kind::NativePodGroup, "ns", "g", &mut out, &mut notes);
+        assert!(
+            out.iter()
+                .any(|e| matches!(e, gang::Event::PodDelete(u) if u.0 == "uid-a"))
+        );
+        assert_eq!(c.parked_count(), 1);
+    }
+
+    #[test]
+    fn kueue_members_wait_while_they_disagree() {
+        let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        let kq = |n: &str, count: &str| {
+            pod_json(
+                n,
+                json!({"labels": {"kueue.x-k8s.io/pod-group-name": "q"},
+                       "annotations": {"kueue.x-k8s.io/pod-group-total-count": count}}),
+                json!({}),
+            )
+        };
+        c.apply_pod_object(kq("a", "3"), &mut out, &mut notes);
+        assert_eq!(upserted_group(&out).map(|g| g.min_member), Some(3));
+        out.clear();
+        c.apply_pod_object(kq("b", "4"), &mut out, &mut notes);
+        assert_eq!(
+            c.parked_count(),
+            2,
+            "both wait, including the one already sent"
+        );
+        assert!(
+            out.iter()
+                .any(|e| matches!(e, gang::Event::PodDelete(u) if u.0 == "uid-a"))
+        );
+        out.clear();
+        c.apply_pod_object(kq("b", "3"), &mut out, &mut notes);
+        assert_eq!(c.parked_count(), 0);
+        let key = Some(gang::GroupKey::new("ns", "kueue:q"));
+        let mut sent = upserted_pods(&out);
+        sent.sort();
+        assert_eq!(
+            sent,
+            vec![("a".to_string(), key.clone()), ("b".to_string(), key)]
+        );
+    }
+
+    #[test]
+    fn first_convention_decides_and_the_conflict_is_reported() {
+        let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
+        c.set_served([(Kind::NativePodGroup, "v1alpha2")].into());
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        c.apply_object(
+            Kind::NativePodGroup,
+            native_pg("g", json!({"gang": {"minCount": 2}})),
+            &mut out,
+            &mut notes,
+        );
+        let both = pod_json(
+            "x",
+            json!({"labels": {"kueue.x-k8s.io/pod-group-name": "q"},
+                   "annotations": {"kueue.x-k8s.io/pod-group-total-count": "5"}}),
+            json!({"schedulingGroup": {"podGroupName": "g"}}),
+        );
+        c.apply_pod_object(both, &mut out, &mut notes);
+        assert_eq!(
+            upserted_pods(&out),
+            vec![(
+                "x".to_string(),
+                Some(gang::GroupKey::new("ns", "podgroup:g"))
+            )]
+        );
+        let n = notes
+            .iter()
+            .find(|n| n.reason == "ConflictingPodGroups")
+            .unwrap_or_else(|| panic!("{notes:?}"));
+        assert!(
+            n.message.contains("kueue:q") && n.message.contains("decides"),
+            "{}",
+            n.message
+        );
+    }
+
+    #[test]
+    fn minicluster_job_pods_are_one_gang_without_a_marker() {
+        let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        let job: Job = from(json!({
+            "metadata": {"name": "flux", "namespace": "ns", "ownerReferences": [
+                {"apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster", "name": "mc", "uid": "u", "controller": true}]},
+            "spec": {"parallelism": 4, "completions": 4, "template": {}},
+        }));
+        c.apply_job(job, &mut out, &mut notes);
+        c.apply_pod(
+            pod("flux-0", json!({}), Some(("batch/v1", "Job", "flux"))),
+            &mut out,
+            &mut notes,
+        );
+        assert_eq!(
+            upserted_group(&out).map(|g| (g.key.name, g.min_member)),
+            Some(("minicluster:mc".into(), 4)),
+            "CRD not served: the Job's parallelism"
+        );
+        // Served: the MiniCluster's spec.size, once seen.
+        c.set_served([(Kind::MiniCluster, "v1alpha2")].into());
+        out.clear();
+        c.apply_pod(
+            pod("flux-1", json!({}), Some(("batch/v1", "Job", "flux"))),
+            &mut out,
+            &mut notes,
+        );
+        assert_eq!(c.parked_count(), 1, "waits for the MiniCluster");
+        let mc: kube::api::DynamicObject = from(json!({
+            "apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster",
+            "metadata": {"name": "mc", "namespace": "ns"}, "spec": {"size": 6},
+        }));
+        c.apply_object(Kind::MiniCluster, mc, &mut out, &mut notes);
+        assert_eq!(c.parked_count(), 0);
+        assert_eq!(upserted_group(&out).map(|g| g.min_member), Some(6));
+    }
 }
