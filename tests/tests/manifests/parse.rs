@@ -172,13 +172,12 @@ fn without_newer_pod_fields(doc: &Value) -> Result<Value, String> {
     for path in ["/spec", "/spec/template/spec"] {
         if let Some(Value::Object(spec)) = doc.pointer_mut(path)
             && let Some(group) = spec.remove("schedulingGroup")
+            && (!group["podGroupName"].is_string()
+                || group.as_object().is_some_and(|g| g.len() != 1))
         {
-            if !group["podGroupName"].is_string() || group.as_object().is_some_and(|g| g.len() != 1)
-            {
-                return Err(format!(
-                    "{path}.schedulingGroup: exactly podGroupName (a string) is expected"
-                ));
-            }
+            return Err(format!(
+                "{path}.schedulingGroup: exactly podGroupName (a string) is expected"
+            ));
         }
     }
     Ok(doc)
