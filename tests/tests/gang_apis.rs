@@ -143,6 +143,13 @@ async fn native_min_count_4_with_3_pods_gets_no_bind() {
             })
     };
     assert!(wait_for(WAIT, scheduled).await, "PodGroupScheduled=True");
+    // Reading and writing native PodGroups stays inside the deployed RBAC.
+    for (group, resource, verb) in srv.request_counts_by_group().keys() {
+        assert!(
+            phalanx_kube::rbac::allows(group, resource, verb),
+            "{verb} {group}/{resource} is not in RBAC_RULES"
+        );
+    }
     sched.shutdown().await;
 }
 

@@ -408,3 +408,38 @@ pub fn annotated_member(p: &core::Pod, key: &gang::GroupKey) -> Option<Outcome> 
         Err(why) => Outcome::Wait(why),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn served(list: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
+        list.iter()
+            .map(|(g, vs)| (g.to_string(), vs.iter().map(|v| v.to_string()).collect()))
+            .collect()
+    }
+
+    #[test]
+    fn the_newest_served_version_is_watched_and_unserved_kinds_are_not() {
+        let s = served(&[("scheduling.k8s.io", &["v1", "v1alpha2", "v1beta1"])]);
+        assert_eq!(Kind::NativePodGroup.served_version(&s), Some("v1beta1"));
+        assert_eq!(Kind::Workload.served_version(&s), Some("v1beta1"));
+        let s135 = served(&[("scheduling.k8s.io", &["v1", "v1alpha1"])]);
+        assert_eq!(
+            Kind::NativePodGroup.served_version(&s135),
+            None,
+            "1.35 has no PodGroup kind"
+        );
+        assert_eq!(Kind::Workload.served_version(&s135), Some("v1alpha1"));
+        assert_eq!(Kind::JobSet.served_version(&s), None);
+    }
+
+    #[test]
+    fn sizes_from_text_are_bounded() {
+        assert_eq!(parse_size(" 4 "), Some(4));
+        assert_eq!(parse_size("0"), None);
+        assert_eq!(parse_size("-1"), None);
+        assert_eq!(parse_size("100001"), None);
+        assert_eq!(size_of(i64::MAX), None);
+    }
+}
