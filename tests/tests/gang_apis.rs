@@ -627,3 +627,52 @@ async fn without_the_native_api_nothing_is_watched_and_pods_still_wait() {
     assert_eq!(srv.request_count("watch", "workloads"), 0);
     sched.shutdown().await;
 }
+
+/// A native PodGroup's topology constraint keeps the whole gang inside one
+/// value of the node label, where unconstrained placement would span two.
+#[tokio::test]
+async fn native_topology_constraint_keeps_the_gang_in_one_domain() {
+    let srv = ApiServer::start().await.unwrap();
+    for (n, zone, cpus, switch) in [
+        ("a0", "a", 2, "s1"),
+        ("a1", "a", 2, "s2"),
+        ("b0", "b", 4, "s1"),
+        ("b1", "b", 4, "s2"),
+    ] {
+        srv.create(&node(
+            n,
+            cpus,
+            &[
+                ("topology.kubernetes.io/zone", zone),
+                ("example.com/switch", switch),
+            ],
+        ))
+        .unwrap();
+    }
+    let sched = start(&srv).await;
+    srv.create_json(
+        "scheduling.k8s.io",
+        "v1alpha2",
+        "podgroups",
+        NS,
+        json!({
+            "apiVersion": "scheduling.k8s.io/v1alpha2", "kind": "PodGroup",
+            "metadata": {"name": "sw", "namespace": NS},
+            "spec": {"schedulingPolicy": {"gang": {"minCount": 3}},
+                     "schedulingConstraints": {"topology": [{"key": "example.com/switch"}]}},
+        }),
+    )
+    .unwrap();
+    for i in 0..3 {
+        let mut p = native_pod(&format!("sw-{i}"), "sw");
+        p["spec"]["containers"][0]["resources"]["requests"]["cpu"] = json!("2");
+        create_pod(&srv, p);
+    }
+    assert!(wait_for(WAIT, || bound_pods(&srv, "sw-").len() == 3).await);
+    let nodes: Vec<String> = bound_pods(&srv, "sw-").into_values().collect();
+    assert!(
+        nodes.iter().all(|n| n == "a0" || n == "b0"),
+        "one switch (s1) only: {nodes:?}"
+    );
+    sched.shutdown().await;
+}

@@ -415,4 +415,8 @@ pub struct PodGroup {
     /// Expected run time of the group, if known (else taken from its pods,
     /// else the configured default).
     pub expected_duration: Option<Millis>,
+    /// Node label whose value all pods of the group must share (one zone, one
+    /// rack: a native PodGroup's topology constraint); None places anywhere.
+    #[serde(default)]
+    pub topology_key: Option<String>,
 }

@@ -11,7 +11,9 @@
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
-use fluxion_core::group::{Demand, GroupGraph, GroupRequest, NodeFilter, PodClaim, PodClass};
+use fluxion_core::group::{
+    Demand, GroupGraph, GroupRequest, NodeFilter, NodeId, PodClaim, PodClass,
+};
 
 use crate::config::GangConfig;
 use crate::convert;
@@ -1025,6 +1027,9 @@ impl GangScheduler {
                 }
             };
             let (req, members) = (&cached.0, &cached.1);
+            // A topology constraint keeps the whole group inside one domain.
+            let within = self.within_one_domain(&key, req);
+            let req = within.as_ref().unwrap_or(req);
             let duration = self.duration(&self.groups[&key]);
             let reservation_other = self.reservation.as_ref().filter(|r| r.group != key);
             let ends_before_head = reservation_other.is_some_and(|r| now + duration <= r.start);
@@ -1138,6 +1143,42 @@ impl GangScheduler {
         if !head_seen {
             self.reservation = None;
         }
+    }
+
+    /// For a group with a topology key, its request restricted to the nodes of
+    /// one domain (one value of that node label): the first domain, by value,
+    /// where it fits now, else the largest, so it waits (or is reserved) there.
+    /// None for a group without a topology key.
+    fn within_one_domain(&mut self, key: &GroupKey, req: &GroupRequest) -> Option<GroupRequest> {
+        let label = self.groups.get(key)?.spec.as_ref()?.topology_key.clone()?;
+        let mut domains: BTreeMap<&str, BTreeSet<NodeId>> = BTreeMap::new();
+        for n in self.nodes.values() {
+            if let (Some(v), Some(id)) = (n.labels.get(&label), self.graph.node_id(&n.name)) {
+                domains.entry(v.as_str()).or_default().insert(id);
+            }
+        }
+        let domains: Vec<BTreeSet<NodeId>> = domains.into_values().collect();
+        let restrict = |ids: &BTreeSet<NodeId>| {
+            let mut r = req.clone();
+            for c in &mut r.classes {
+                c.filter = NodeFilter::Only(match &c.filter {
+                    NodeFilter::Any => ids.iter().copied().collect(),
+                    NodeFilter::Only(v) => v.iter().filter(|i| ids.contains(i)).copied().collect(),
+                });
+            }
+            r
+        };
+        let mut largest: Option<(usize, GroupRequest)> = None;
+        for ids in &domains {
+            let r = restrict(ids);
+            if self.graph.try_match(&r).is_some() {
+                return Some(r);
+            }
+            if largest.as_ref().is_none_or(|(n, _)| ids.len() > *n) {
+                largest = Some((ids.len(), r));
+            }
+        }
+        Some(largest.map_or_else(|| restrict(&BTreeSet::new()), |(_, r)| r))
     }
 
     /// Finds the head's earliest start by replaying the expected ends of

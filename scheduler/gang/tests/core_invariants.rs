@@ -40,6 +40,7 @@ fn group(name: &str, min: u32, t: i64) -> PodGroup {
         priority: 0,
         created: Timestamp::from_secs(t),
         expected_duration: Some(Millis::from_secs(100)),
+        topology_key: None,
     }
 }
 

@@ -864,28 +864,6 @@ impl Cluster {
                 format!("{k} {ns}/{name} ignored: {e}"),
             );
         }
-        if let Ok(groups::Parsed::NativePodGroup(g)) = &parsed
-            && let Some(key) = &g.topology_key
-        {
-            // Said out loud rather than silently: the gang is kept whole, but not yet in one domain.
-            let version = self.objects.served.get(&kind).copied().unwrap_or_default();
-            let reference = ObjectReference {
-                api_version: Some(format!("scheduling.k8s.io/{version}")),
-                kind: Some("PodGroup".into()),
-                namespace: Some(ns.clone()),
-                name: Some(name.clone()),
-                uid: obj.metadata.uid.clone(),
-                ..Default::default()
-            };
-            self.note_once(
-                notes,
-                reference,
-                "TopologyConstraintNotEnforced",
-                format!(
-                    "spec.schedulingConstraints.topology (key {key:?}) is not enforced by Phalanx yet: the gang is placed whole, but its pods may span {key} domains"
-                ),
-            );
-        }
         let before = self
             .objects
             .insert(kind, (ns.clone(), name.clone()), parsed.clone());
@@ -1253,12 +1231,12 @@ mod tests {
         let mut topo = native_pg("t", json!({"gang": {"minCount": 2}}));
         topo.data["spec"]["schedulingConstraints"] = json!({"topology": [{"key": "rack"}]});
         c.apply_object(Kind::NativePodGroup, topo, &mut out, &mut notes);
-        assert!(
-            notes
-                .iter()
-                .any(|n| n.reason == "TopologyConstraintNotEnforced"
-                    && n.message.contains("\"rack\"")),
-            "an unenforced constraint is said out loud: {notes:?}"
+        out.clear();
+        c.apply_pod_object(native("t0", "t"), &mut out, &mut notes);
+        assert_eq!(
+            upserted_group(&out).and_then(|g| g.topology_key).as_deref(),
+            Some("rack"),
+            "the constraint reaches the core"
         );
         // The PodGroup goes away: its member waits again, out of the core.
         out.clear();

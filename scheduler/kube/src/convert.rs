@@ -491,6 +491,7 @@ pub fn pod_group(pg: &PodGroup) -> Result<gang::PodGroup, FieldError> {
         priority: 0,
         created: time_millis(pg.metadata.creation_timestamp.as_ref()),
         expected_duration: None,
+        topology_key: None,
     })
 }
 

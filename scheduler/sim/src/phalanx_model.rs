@@ -78,6 +78,7 @@ impl Model for PhalanxModel {
             priority: spec.priority,
             created: Timestamp(now),
             expected_duration: Some(Millis(spec.estimate)),
+            topology_key: None,
         }));
     }
 

@@ -133,6 +133,7 @@ pub fn derived(key: &gang::GroupKey, min_member: u32, created: gang::Timestamp) 
         priority: 0,
         created,
         expected_duration: None,
+        topology_key: None,
     }
 }
 

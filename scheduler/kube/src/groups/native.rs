@@ -384,11 +384,13 @@ fn outcome(
     key: &gang::GroupKey,
     created: gang::Timestamp,
     priority: i32,
+    topology_key: Option<&String>,
 ) -> Outcome {
     match policy {
         Policy::Gang(n) => {
             let mut g = derived(key, n, created);
             g.priority = priority;
+            g.topology_key = topology_key.cloned();
             Outcome::Member(Some(g))
         }
         Policy::Basic => Outcome::Alone,
@@ -412,7 +414,13 @@ pub fn claim(p: &core::Pod, r: &NativeRef, objects: &Objects) -> Claim {
         NativeRef::PodGroup(name) => {
             let key = podgroup_key(&ns, name);
             let out = match object_wait(objects, Kind::NativePodGroup, &ns, name) {
-                Ok(Parsed::NativePodGroup(g)) => outcome(g.policy, &key, g.created, g.priority),
+                Ok(Parsed::NativePodGroup(g)) => outcome(
+                    g.policy,
+                    &key,
+                    g.created,
+                    g.priority,
+                    g.topology_key.as_ref(),
+                ),
                 Ok(_) => Outcome::Wait(format!("PodGroup {ns}/{name} is of another kind")),
                 Err(why) => Outcome::Wait(why),
             };
@@ -431,7 +439,7 @@ pub fn claim(p: &core::Pod, r: &NativeRef, objects: &Objects) -> Claim {
             let key = gang::GroupKey::new(ns.clone(), key_name);
             let out = match object_wait(objects, Kind::Workload, &ns, name) {
                 Ok(Parsed::Workload(w)) => match w.groups.get(pod_group) {
-                    Some(policy) => outcome(*policy, &key, w.created, 0),
+                    Some(policy) => outcome(*policy, &key, w.created, 0, None),
                     None => Outcome::Wait(format!(
                         "Workload {ns}/{name} has no pod group {pod_group:?}"
                     )),
