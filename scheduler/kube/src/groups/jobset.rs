@@ -184,4 +184,45 @@ mod tests {
             Err("spec.replicatedJobs[0].replicas".to_string())
         );
     }
+
+    #[test]
+    fn one_gang_per_job_when_asked_and_annotation_without_the_object() {
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "jobset.x-k8s.io/v1alpha2", "kind": "JobSet",
+            "metadata": {"name": "js", "namespace": "ns", "annotations": {GANG_PER_ANNOTATION: "replicated-job"}},
+            "spec": {"replicatedJobs": [{"name": "workers", "replicas": 3, "template": {"spec": {"parallelism": 2}}}]},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut objects = Objects::default();
+        objects.served.insert(Kind::JobSet, "v1alpha2");
+        let p: core::Pod = serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "labels": {
+                NAME_LABEL: "js", REPLICATED_JOB_LABEL: "workers", JOB_INDEX_LABEL: "1"}},
+            "spec": {"containers": []},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        let c = claim(&p, &objects).unwrap_or_else(|| panic!("no claim"));
+        assert!(
+            matches!(c.outcome, Outcome::Wait(ref w) if w.contains("waiting for JobSet ns/js"))
+        );
+        objects.insert(
+            Kind::JobSet,
+            ("ns".into(), "js".into()),
+            parse(&obj).map(Parsed::JobSet),
+        );
+        let c = claim(&p, &objects).unwrap_or_else(|| panic!("no claim"));
+        assert_eq!(c.key, gang::GroupKey::new("ns", "jobset:js:workers:1"));
+        assert!(matches!(c.outcome, Outcome::Member(Some(ref g)) if g.min_member == 2));
+        // CRD not served: the pod's own size annotation.
+        let mut annotated = p.clone();
+        annotated.metadata.annotations = Some(
+            [(
+                super::super::GROUP_SIZE_ANNOTATION.to_string(),
+                "6".to_string(),
+            )]
+            .into(),
+        );
+        let c = claim(&annotated, &Objects::default()).unwrap_or_else(|| panic!("no claim"));
+        assert!(matches!(c.outcome, Outcome::Member(Some(ref g)) if g.min_member == 6));
+    }
 }

@@ -70,3 +70,45 @@ pub fn claim(p: &core::Pod, objects: &Objects) -> Option<Claim> {
     };
     Some(Claim::new(Convention::Volcano, key, out))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(annotations: serde_json::Value) -> core::Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "annotations": annotations},
+            "spec": {"containers": []},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn min_member_from_the_podgroup_else_the_size_annotation_else_wait() {
+        let mut objects = Objects::default();
+        let bare = pod(json!({GROUP_ANNOTATION: "g"}));
+        let c = claim(&bare, &objects).unwrap_or_else(|| panic!("no claim"));
+        assert!(
+            matches!(c.outcome, Outcome::Wait(ref w) if w.contains("does not serve scheduling.volcano.sh")),
+            "{c:?}"
+        );
+        let sized = pod(json!({GROUP_ANNOTATION: "g", super::super::GROUP_SIZE_ANNOTATION: "3"}));
+        let c = claim(&sized, &objects).unwrap_or_else(|| panic!("no claim"));
+        assert!(matches!(c.outcome, Outcome::Member(Some(ref g)) if g.min_member == 3));
+        objects.served.insert(Kind::VolcanoPodGroup, "v1beta1");
+        let obj: DynamicObject = serde_json::from_value(json!({
+            "apiVersion": "scheduling.volcano.sh/v1beta1", "kind": "PodGroup",
+            "metadata": {"name": "g", "namespace": "ns"}, "spec": {"minMember": 5},
+        }))
+        .unwrap_or_else(|e| panic!("{e}"));
+        objects.insert(
+            Kind::VolcanoPodGroup,
+            ("ns".into(), "g".into()),
+            parse(&obj).map(Parsed::VolcanoPodGroup),
+        );
+        let c = claim(&sized, &objects).unwrap_or_else(|| panic!("no claim"));
+        assert_eq!(c.key, gang::GroupKey::new("ns", "volcano:g"));
+        assert!(matches!(c.outcome, Outcome::Member(Some(ref g)) if g.min_member == 5));
+    }
+}
