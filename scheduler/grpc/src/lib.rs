@@ -43,9 +43,16 @@ pub use phalanx_proto as proto;
 pub use backend::{Backend, BackendError, BackendResult, Engine};
 pub use client::{ClientTls, ConnectError, connect, connect_channel};
 pub use owner::{OwnerBackend, latency_summary};
-pub use server::{Listener, ServeError, ServerConfig, TlsPem, serve_with, serve_with_config};
-pub use service::{FluxionService, Limits, validate_match};
-pub use standalone::{GraphFormat, StandaloneEngine};
+pub use server::{
+    Listener, ServeError, ServerConfig, TlsPem, check_tls, serve_with, serve_with_config,
+};
+pub use service::{
+    FluxionService, Limits, MAX_CORES_PER_SOCKET, MAX_GPUS_PER_SOCKET, MAX_MEMORY_PER_SOCKET,
+    MAX_NAME_BYTES, MAX_SOCKETS, add_node_vertices, check_name, validate_match,
+};
+pub use standalone::{
+    DEFAULT_MAX_VERTICES, GraphFormat, MAX_GENERATED_NODES, MAX_GRAPH_FILE_BYTES, StandaloneEngine,
+};
 
 /// Command-line arguments of `phalanx serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -57,7 +64,8 @@ pub struct ServeArgs {
     #[arg(long, value_enum)]
     pub format: Option<GraphFormat>,
     /// Instead of a file, generate a cluster of N nodes (racks of 18; 2
-    /// sockets x 32 cores, 2 GPUs, 256 GiB per socket): for demos and benches.
+    /// sockets x 32 cores, 2 GPUs, 256 GiB per socket): for demos and
+    /// benches. At most 65,536.
     #[arg(long, conflicts_with = "graph")]
     pub generate_nodes: Option<usize>,
     /// Default match policy (first, low, high, lonode, hinode, locality, variation, ...).
@@ -81,6 +89,19 @@ pub struct ServeArgs {
     /// Most pods one Match may ask for.
     #[arg(long, default_value_t = 100_000)]
     pub max_pods: u64,
+    /// Most vertices UpdateGraph may grow the graph to.
+    #[arg(long, default_value_t = DEFAULT_MAX_VERTICES)]
+    pub max_vertices: u64,
+    /// Most vertices the AddNodes of one UpdateGraph call may create.
+    #[arg(long, default_value_t = Limits::default().max_update_vertices)]
+    pub max_update_vertices: u64,
+    /// Largest jobspec one Match may carry, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_jobspec_bytes)]
+    pub max_jobspec_bytes: usize,
+    /// Health turns NOT_SERVING while the graph owner has not answered for
+    /// this many seconds (one request holding it).
+    #[arg(long, default_value_t = 5)]
+    pub stall_seconds: u64,
     /// Default duration (seconds) of a match whose request gives none;
     /// 0 means until cancelled.
     #[arg(long, default_value_t = 0)]
@@ -163,32 +184,51 @@ fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 
 /// Runs `phalanx serve` until SIGTERM or Ctrl-C.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // TLS first: a bad key must stop `serve` before it loads a graph or
+    // announces anything.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let pem = TlsPem {
+                cert: read(cert)?,
+                key: read(key)?,
+                client_ca: args.client_ca.as_deref().map(read).transpose()?,
+            };
+            check_tls(&pem).with_context(|| {
+                format!(
+                    "--tls-cert {} / --tls-key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+            Some(pem)
+        }
+        _ => None,
+    };
+    if args.stall_seconds == 0 {
+        anyhow::bail!("--stall-seconds: must be at least 1");
+    }
     let engine = match (&args.graph, args.generate_nodes) {
         (_, Some(n)) => StandaloneEngine::generated(n, &args.policy)?,
         (Some(path), None) => StandaloneEngine::load(path, args.format, &args.policy)?,
         (None, None) => anyhow::bail!("give --graph FILE or --generate-nodes N"),
     }
-    .with_default_duration(args.default_duration);
+    .with_default_duration(args.default_duration)
+    .with_max_vertices(args.max_vertices);
     tracing::info!(
         vertices = engine.vertex_count(),
         policy = %args.policy,
         "graph loaded"
     );
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsPem {
-            cert: read(cert)?,
-            key: read(key)?,
-            client_ca: args.client_ca.as_deref().map(read).transpose()?,
-        }),
-        _ => None,
-    };
     let config = ServerConfig {
         tls,
         max_request_bytes: args.max_request_bytes,
         limits: Limits {
             max_pods: args.max_pods,
+            max_update_vertices: args.max_update_vertices,
+            max_jobspec_bytes: args.max_jobspec_bytes,
             ..Limits::default()
         },
+        stall_after: std::time::Duration::from_secs(args.stall_seconds),
         ..ServerConfig::default()
     };
     let backend = Arc::new(OwnerBackend::spawn(engine).context("start the graph owner thread")?);

@@ -195,6 +195,11 @@ impl<E: Engine> OwnerBackend<E> {
     {
         let (tx, rx) = oneshot::channel();
         let job: ReadJob<E> = Box::new(move |state| {
+            // A caller that has gone (deadline, disconnect, an abandoned
+            // health ping) needs no answer: skip the work.
+            if tx.is_closed() {
+                return;
+            }
             let _ = tx.send(guard(|| f(state)));
         });
         self.reads.send(job).await.map_err(|_| gone())?;
@@ -261,6 +266,10 @@ impl<E: Engine> Backend for OwnerBackend<E> {
 
     async fn jobs(&self, req: pb::JobsRequest) -> BackendResult<pb::JobsResponse> {
         self.read(move |s| s.engine.jobs(req)).await
+    }
+
+    async fn ping(&self) -> BackendResult<()> {
+        self.read(|_| Ok(())).await
     }
 }
 

@@ -18,6 +18,14 @@ pub struct Limits {
     pub max_pods: u64,
     /// Most updates in one UpdateGraph call.
     pub max_updates: usize,
+    /// Most vertices the AddNodes of one UpdateGraph call may create: the
+    /// owner thread builds them in one go, so this bounds one call's work.
+    pub max_update_vertices: u64,
+    /// Largest jobspec text, in bytes.
+    pub max_jobspec_bytes: usize,
+    /// Deepest nesting of flow collections (`[`, `{`) in a jobspec; deep
+    /// flow nesting is where YAML scanners go quadratic.
+    pub max_jobspec_nesting: usize,
 }
 
 impl Default for Limits {
@@ -25,9 +33,25 @@ impl Default for Limits {
         Self {
             max_pods: 100_000,
             max_updates: 10_000,
+            max_update_vertices: 1_000_000,
+            max_jobspec_bytes: 64 << 10,
+            max_jobspec_nesting: 64,
         }
     }
 }
+
+/// Longest node, parent or label name accepted, in bytes (a Kubernetes
+/// node name is a DNS subdomain: at most 253).
+pub const MAX_NAME_BYTES: usize = 253;
+/// Most sockets one AddNode may give a node.
+pub const MAX_SOCKETS: u32 = 64;
+/// Most cores per socket one AddNode may give.
+pub const MAX_CORES_PER_SOCKET: u32 = 4096;
+/// Most GPUs per socket one AddNode may give.
+pub const MAX_GPUS_PER_SOCKET: u32 = 1024;
+/// Largest memory pool per socket, in the graph's memory unit (2^32 GB is
+/// 4 EB): small enough that no sum over a graph of bounded size can wrap.
+pub const MAX_MEMORY_PER_SOCKET: u64 = 1 << 32;
 
 /// The gRPC service over a backend.
 pub struct FluxionService<B> {
@@ -100,13 +124,7 @@ pub fn validate_match(req: &pb::MatchRequest, limits: &Limits) -> Result<(), Bac
             "request",
             "give either `jobspec` or `pods`",
         )),
-        Some(pb::match_request::Request::Jobspec(text)) => {
-            if text.trim().is_empty() {
-                Err(BackendError::invalid("jobspec", "is empty"))
-            } else {
-                Ok(())
-            }
-        }
+        Some(pb::match_request::Request::Jobspec(text)) => validate_jobspec_text(text, limits),
         Some(pb::match_request::Request::Pods(group)) => validate_pods(group, limits),
     }
 }
@@ -152,6 +170,159 @@ fn validate_pods(group: &pb::PodGroup, limits: &Limits) -> Result<(), BackendErr
     Ok(())
 }
 
+/// Size and nesting of a jobspec text, checked on the RPC thread so a
+/// hostile jobspec never reaches the graph owner's parser.
+fn validate_jobspec_text(text: &str, limits: &Limits) -> Result<(), BackendError> {
+    if text.trim().is_empty() {
+        return Err(BackendError::invalid("jobspec", "is empty"));
+    }
+    if text.len() > limits.max_jobspec_bytes {
+        return Err(BackendError::ResourceExhausted(format!(
+            "jobspec: {} bytes; the limit is {} bytes",
+            text.len(),
+            limits.max_jobspec_bytes
+        )));
+    }
+    let depth = flow_nesting(text);
+    if depth > limits.max_jobspec_nesting {
+        return Err(BackendError::invalid(
+            "jobspec",
+            format!(
+                "nested {depth} levels deep in [ ] or {{ }}; at most {} levels are accepted",
+                limits.max_jobspec_nesting
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Deepest nesting of `[`/`{` outside quoted strings and comments. It may
+/// over-count in odd YAML (a bracket in a plain scalar), which only ever
+/// refuses a jobspec nested near the limit: no real jobspec is.
+fn flow_nesting(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut comment = false;
+    for c in text.chars() {
+        if comment {
+            comment = c != '\n';
+            continue;
+        }
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q == '"' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '#' => comment = true,
+                '[' | '{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    max
+}
+
+/// A name that is shown in tables and used as a path component: not empty,
+/// at most [`MAX_NAME_BYTES`], no `/` and no control characters (NUL,
+/// newline, ...).
+pub fn check_name(path: &str, name: &str) -> Result<(), BackendError> {
+    if name.trim().is_empty() {
+        return Err(BackendError::invalid(path, "is empty"));
+    }
+    if name.len() > MAX_NAME_BYTES {
+        return Err(BackendError::invalid(
+            path,
+            format!("{} bytes; at most {MAX_NAME_BYTES}", name.len()),
+        ));
+    }
+    if let Some(c) = name.chars().find(|&c| c == '/' || c.is_control()) {
+        return Err(BackendError::invalid(
+            path,
+            format!("{name:?} contains {c:?}; names may not contain '/' or control characters"),
+        ));
+    }
+    Ok(())
+}
+
+/// A label key or value: bounded, no control characters (values may be empty).
+fn check_label(path: &str, text: &str) -> Result<(), BackendError> {
+    if text.len() > MAX_NAME_BYTES {
+        return Err(BackendError::invalid(
+            path,
+            format!("{} bytes; at most {MAX_NAME_BYTES}", text.len()),
+        ));
+    }
+    if let Some(c) = text.chars().find(|c| c.is_control()) {
+        return Err(BackendError::invalid(
+            path,
+            format!("{text:?} contains {c:?}; control characters are not allowed"),
+        ));
+    }
+    Ok(())
+}
+
+/// Vertices an AddNode creates, or `None` if the count overflows u64:
+/// the node, and per socket the socket, its cores, GPUs and memory pool.
+pub fn add_node_vertices(n: &pb::AddNode) -> Option<u64> {
+    let per_socket = 1u64
+        .checked_add(u64::from(n.cores_per_socket))?
+        .checked_add(u64::from(n.gpus_per_socket))?
+        .checked_add(u64::from(n.memory_per_socket > 0))?;
+    u64::from(n.sockets).checked_mul(per_socket)?.checked_add(1)
+}
+
+/// The shape of one AddNode: names and per-node sizes.
+pub fn validate_add_node(n: &pb::AddNode, at: &str) -> Result<(), BackendError> {
+    check_name(&format!("{at}.name"), &n.name)?;
+    if !n.parent.is_empty() {
+        check_name(&format!("{at}.parent"), &n.parent)?;
+    }
+    for (field, value, max) in [
+        ("sockets", n.sockets, MAX_SOCKETS),
+        ("cores_per_socket", n.cores_per_socket, MAX_CORES_PER_SOCKET),
+        ("gpus_per_socket", n.gpus_per_socket, MAX_GPUS_PER_SOCKET),
+    ] {
+        if value > max {
+            return Err(BackendError::invalid(
+                format!("{at}.{field}"),
+                format!("{value}; at most {max}"),
+            ));
+        }
+    }
+    if n.memory_per_socket > MAX_MEMORY_PER_SOCKET {
+        return Err(BackendError::invalid(
+            format!("{at}.memory_per_socket"),
+            format!(
+                "{}; at most {MAX_MEMORY_PER_SOCKET} (in the graph's memory unit)",
+                n.memory_per_socket
+            ),
+        ));
+    }
+    for (k, v) in &n.labels {
+        check_label(&format!("{at}.labels"), k)?;
+        if k.trim().is_empty() {
+            return Err(BackendError::invalid(
+                format!("{at}.labels"),
+                "empty label key",
+            ));
+        }
+        check_label(&format!("{at}.labels[{k:?}]"), v)?;
+    }
+    Ok(())
+}
+
 fn validate_updates(req: &pb::UpdateGraphRequest, limits: &Limits) -> Result<(), BackendError> {
     if req.updates.len() > limits.max_updates {
         return Err(BackendError::ResourceExhausted(format!(
@@ -160,15 +331,24 @@ fn validate_updates(req: &pb::UpdateGraphRequest, limits: &Limits) -> Result<(),
             limits.max_updates
         )));
     }
+    let mut vertices: u64 = 0;
     for (i, u) in req.updates.iter().enumerate() {
         let at = format!("updates[{i}]");
         match &u.update {
             None => return Err(BackendError::invalid(at, "empty update")),
-            Some(pb::graph_update::Update::AddNode(n)) if n.name.trim().is_empty() => {
-                return Err(BackendError::invalid(
-                    format!("{at}.add_node.name"),
-                    "is empty",
-                ));
+            Some(pb::graph_update::Update::AddNode(n)) => {
+                let at = format!("{at}.add_node");
+                validate_add_node(n, &at)?;
+                vertices = add_node_vertices(n)
+                    .and_then(|v| vertices.checked_add(v))
+                    .unwrap_or(u64::MAX);
+                if vertices > limits.max_update_vertices {
+                    return Err(BackendError::ResourceExhausted(format!(
+                        "{at}: the call's AddNodes up to here create {vertices} vertices; \
+                         one UpdateGraph may create at most {} (send smaller batches)",
+                        limits.max_update_vertices
+                    )));
+                }
             }
             Some(pb::graph_update::Update::RemoveNode(n)) if n.trim().is_empty() => {
                 return Err(BackendError::invalid(
@@ -341,7 +521,7 @@ mod tests {
     fn too_many_pods_is_resource_exhausted_without_overflow() {
         let limits = Limits {
             max_pods: 10,
-            max_updates: 1,
+            ..Limits::default()
         };
         assert!(validate_match(&pods(vec![worker(10)]), &limits).is_ok());
         let big = pods(vec![worker(u32::MAX), worker(u32::MAX)]);

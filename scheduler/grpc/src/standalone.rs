@@ -15,6 +15,21 @@ use fluxion_core::planner::JobId;
 use phalanx_proto::v1 as pb;
 
 use crate::backend::{BackendError, BackendResult, Engine};
+use crate::service::{add_node_vertices, validate_add_node};
+
+/// Most nodes `--generate-nodes` builds (73 vertices each: 5 million in all).
+pub const MAX_GENERATED_NODES: usize = 65_536;
+
+/// Largest graph file `serve --graph` reads.
+pub const MAX_GRAPH_FILE_BYTES: u64 = 1 << 30;
+
+/// Most vertices the graph may grow to through UpdateGraph, by default.
+pub const DEFAULT_MAX_VERTICES: u64 = 5_000_000;
+
+/// Vertex types that are resources, never containers of nodes.
+const LEAF_KINDS: &[&str] = &[
+    "node", "socket", "numa", "core", "pu", "gpu", "memory", "storage", "slot",
+];
 
 /// Format of a graph file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,6 +97,8 @@ pub struct StandaloneEngine {
     /// names its vertices by path, and building a path walks to the root.
     /// Cleared whenever the graph changes shape.
     paths: RefCell<Vec<Option<Box<str>>>>,
+    /// Most vertices UpdateGraph may grow the graph to.
+    max_vertices: u64,
 }
 
 impl StandaloneEngine {
@@ -101,6 +118,7 @@ impl StandaloneEngine {
             memory_unit_bytes,
             largest: BTreeMap::new(),
             paths: RefCell::new(Vec::new()),
+            max_vertices: DEFAULT_MAX_VERTICES,
         };
         engine.refresh_largest();
         Ok(engine)
@@ -112,9 +130,21 @@ impl StandaloneEngine {
         self
     }
 
+    /// Sets the most vertices UpdateGraph may grow the graph to (a graph
+    /// loaded larger keeps its size but cannot grow).
+    pub fn with_max_vertices(mut self, max: u64) -> Self {
+        self.max_vertices = max;
+        self
+    }
+
     /// A generated cluster of `nodes` nodes (see
     /// [`fluxion_core::generate::ClusterShape::standard`]).
     pub fn generated(nodes: usize, policy: &str) -> anyhow::Result<Self> {
+        if nodes > MAX_GENERATED_NODES {
+            anyhow::bail!(
+                "--generate-nodes: {nodes} nodes; at most {MAX_GENERATED_NODES} (each has 73 vertices)"
+            );
+        }
         let shape = fluxion_core::generate::ClusterShape::standard(nodes);
         let graph = fluxion_core::generate::cluster(&shape)?;
         Ok(Self::new(graph, policy)?)
@@ -123,8 +153,24 @@ impl StandaloneEngine {
     /// Loads a graph file.
     pub fn load(path: &Path, format: Option<GraphFormat>, policy: &str) -> anyhow::Result<Self> {
         let format = format.unwrap_or_else(|| GraphFormat::from_path(path));
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+        let size = std::fs::metadata(path)
+            .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?
+            .len();
+        if size > MAX_GRAPH_FILE_BYTES {
+            anyhow::bail!(
+                "{}: {size} bytes; graph files of at most {MAX_GRAPH_FILE_BYTES} bytes are read",
+                path.display()
+            );
+        }
+        let bytes =
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not UTF-8 text (invalid byte at offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            )
+        })?;
         let graph = match format {
             GraphFormat::Grug => fluxion_core::io::read_grug(&text),
             GraphFormat::Jgf => fluxion_core::io::read_jgf(&text),
@@ -330,7 +376,36 @@ impl StandaloneEngine {
         }
     }
 
+    /// A node goes under a container (the cluster, a zone, a rack): never
+    /// inside another node, nor under a resource such as a core.
+    fn check_parent(&self, p: VertexId, spec: &pb::AddNode, at: &str) -> BackendResult<()> {
+        let g = self.graph();
+        let kind = g.kind_name(p);
+        if let Some(n) = self.node_of(p) {
+            return Err(BackendError::invalid(
+                format!("{at}.parent"),
+                format!(
+                    "{:?} is a {kind} inside node {:?}; a node goes under the cluster, a zone or a rack",
+                    spec.parent,
+                    self.name_of(n)
+                ),
+            ));
+        }
+        if LEAF_KINDS.contains(&kind) || g.vertex(p).is_some_and(|x| x.size > 1) {
+            return Err(BackendError::invalid(
+                format!("{at}.parent"),
+                format!(
+                    "{:?} is a {kind} (a resource, not a container); a node goes under the \
+                     cluster, a zone or a rack",
+                    spec.parent
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn add_node(&mut self, spec: &pb::AddNode, at: &str) -> BackendResult<()> {
+        validate_add_node(spec, at)?;
         if self.node_by_name(&spec.name).is_some() {
             return Err(BackendError::FailedPrecondition(format!(
                 "{at}.name: node {:?} already exists",
@@ -357,11 +432,17 @@ impl StandaloneEngine {
                 }
             }
         };
-        if spec.sockets > 64 || spec.cores_per_socket > 4096 || spec.gpus_per_socket > 1024 {
-            return Err(BackendError::invalid(
-                at,
-                "at most 64 sockets, 4096 cores and 1024 GPUs per socket",
-            ));
+        if let Some(p) = parent {
+            self.check_parent(p, spec, at)?;
+        }
+        let adds = add_node_vertices(spec).unwrap_or(u64::MAX);
+        let have = self.graph().vertex_count() as u64;
+        if have.saturating_add(adds) > self.max_vertices {
+            return Err(BackendError::ResourceExhausted(format!(
+                "{at}: the node has {adds} vertices and the graph {have}; the graph may hold \
+                 at most {} (serve --max-vertices)",
+                self.max_vertices
+            )));
         }
         let internal = |e: GraphError| BackendError::Internal(e.to_string());
         let g = self.matcher.graph_mut();
