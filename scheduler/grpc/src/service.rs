@@ -368,6 +368,46 @@ fn validate_updates(req: &pb::UpdateGraphRequest, limits: &Limits) -> Result<(),
     Ok(())
 }
 
+fn deadline_exceeded() -> Status {
+    Status::deadline_exceeded(
+        "the deadline passed before the match was made; nothing was allocated",
+    )
+}
+
+/// The latest moment a match may be committed for a call with a
+/// `grpc-timeout`: the deadline less a margin for the time the request
+/// spent on the way (the client's clock started first), a fifth of the
+/// timeout and at most 50 ms.
+pub fn commit_deadline(
+    metadata: &tonic::metadata::MetadataMap,
+    received: tokio::time::Instant,
+) -> Option<tokio::time::Instant> {
+    let timeout = parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)?;
+    let margin = (timeout / 2).min(std::time::Duration::from_millis(100));
+    Some(received + (timeout - margin))
+}
+
+/// A `grpc-timeout` header value: at most 8 digits and a unit (H, M, S, m,
+/// u, n), as the gRPC HTTP/2 protocol defines it; `None` if malformed.
+pub fn parse_grpc_timeout(value: &str) -> Option<std::time::Duration> {
+    use std::time::Duration;
+    let unit = value.chars().last()?;
+    let digits = &value[..value.len() - unit.len_utf8()];
+    if digits.is_empty() || digits.len() > 8 || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n: u64 = digits.parse().ok()?;
+    Some(match unit {
+        'H' => Duration::from_secs(n * 3600),
+        'M' => Duration::from_secs(n * 60),
+        'S' => Duration::from_secs(n),
+        'm' => Duration::from_millis(n),
+        'u' => Duration::from_micros(n),
+        'n' => Duration::from_nanos(n),
+        _ => return None,
+    })
+}
+
 fn require_job_id(job_id: u64) -> Result<(), BackendError> {
     if job_id == 0 {
         Err(BackendError::invalid(
@@ -385,10 +425,37 @@ impl<B: Backend> Fluxion for FluxionService<B> {
         &self,
         request: Request<pb::MatchRequest>,
     ) -> Result<Response<pb::MatchResponse>, Status> {
+        let deadline = commit_deadline(request.metadata(), tokio::time::Instant::now());
         let req = request.into_inner();
-        Ok(Response::new(
-            checked_match(&*self.backend, &self.limits, req).await?,
-        ))
+        let matched = checked_match(&*self.backend, &self.limits, req);
+        let Some(deadline) = deadline else {
+            return Ok(Response::new(matched.await?));
+        };
+        // Past the deadline the client has given up: a match still queued
+        // or running is dropped (the backend rolls back what it made), and
+        // one answered too late is cancelled here, never kept.
+        let resp = tokio::time::timeout_at(deadline, matched)
+            .await
+            .map_err(|_| deadline_exceeded())??;
+        if tokio::time::Instant::now() >= deadline {
+            if resp.job_id != 0 {
+                // On its own task: this call may be dropped any moment now
+                // (its deadline), and the roll-back must not go with it.
+                let backend = self.backend.clone();
+                let job_id = resp.job_id;
+                tokio::spawn(async move {
+                    let undo = pb::CancelRequest {
+                        job_id,
+                        ..Default::default()
+                    };
+                    if let Err(e) = backend.cancel(undo).await {
+                        tracing::error!(job_id, error = %e, "rolling back a late match failed");
+                    }
+                });
+            }
+            return Err(deadline_exceeded());
+        }
+        Ok(Response::new(resp))
     }
 
     async fn cancel(
@@ -515,6 +582,21 @@ mod tests {
         bad_op.operation = 42;
         assert!(matches!(err(bad_op),
             BackendError::InvalidArgument { path, .. } if path == "operation"));
+    }
+
+    #[test]
+    fn grpc_timeouts_parse_as_the_protocol_says() {
+        use std::time::Duration;
+        assert_eq!(parse_grpc_timeout("5m"), Some(Duration::from_millis(5)));
+        assert_eq!(
+            parse_grpc_timeout("99999999H"),
+            Some(Duration::from_secs(99_999_999 * 3600))
+        );
+        assert_eq!(parse_grpc_timeout("2S"), Some(Duration::from_secs(2)));
+        assert_eq!(parse_grpc_timeout("7n"), Some(Duration::from_nanos(7)));
+        for bad in ["", "m", "5", "5x", "123456789m", "-5m", "5 m", "5\u{e9}"] {
+            assert_eq!(parse_grpc_timeout(bad), None, "{bad:?}");
+        }
     }
 
     #[test]

@@ -313,3 +313,180 @@ async fn health_is_not_serving_while_the_owner_is_stuck() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
+
+/// Matches with a 5 ms deadline, many of which expire queued or being
+/// matched: every job a client was told of is kept, and (but for the few a
+/// client gave up on while the answer was on the way) nothing else.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn matches_no_client_saw_are_not_kept() {
+    let shape = fluxion_core::generate::ClusterShape {
+        nodes: 100,
+        nodes_per_rack: 10,
+        sockets: 2,
+        cores_per_socket: 8,
+        gpus_per_socket: 0,
+        memory_gib_per_socket: 1,
+        per_node_ids: false,
+    };
+    let server = TestServer::start(engine(&shape), ServerConfig::default()).await;
+    let mut tasks = Vec::new();
+    for _ in 0..24 {
+        let mut c = server.client().await;
+        tasks.push(tokio::spawn(async move {
+            let (mut told, mut failed) = (Vec::new(), 0u32);
+            for _ in 0..60u64 {
+                let mut req = tonic::Request::new(pods(1, 1000, 0));
+                req.set_timeout(Duration::from_millis(5));
+                let result = c.r#match(req).await.map(|r| r.into_inner());
+                match result {
+                    Ok(r) if r.result == pb::MatchResult::Allocated as i32 => told.push(r.job_id),
+                    Ok(_) => {}
+                    Err(_) => failed += 1,
+                }
+            }
+            (told, failed)
+        }));
+    }
+    let mut told = std::collections::BTreeSet::new();
+    let mut failed = 0;
+    for t in tasks {
+        let (ids, f) = t.await.unwrap();
+        told.extend(ids);
+        failed += f;
+    }
+    // Roll-backs are queued writes: one more write behind them, then read.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let mut c = server.client().await;
+    let _ = c
+        .cancel(pb::CancelRequest {
+            job_id: u64::MAX,
+            ..Default::default()
+        })
+        .await;
+    let jobs = c
+        .jobs(pb::JobsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
+    let kept: std::collections::BTreeSet<u64> = jobs.iter().map(|j| j.job_id).collect();
+    let extra = kept.difference(&told).count();
+    eprintln!(
+        "{} told, {failed} failed at the client, {} kept, {extra} kept untold",
+        told.len(),
+        kept.len()
+    );
+    assert!(told.is_subset(&kept), "a job a client was told of is gone");
+    assert_eq!(allocated(&mut c, "core").await, kept.len() as u64);
+}
+
+/// A match that reaches the owner in time but finishes after its deadline
+/// is rolled back: the client hears DEADLINE_EXCEEDED and nothing is held.
+#[tokio::test]
+async fn a_match_finished_after_its_deadline_is_rolled_back() {
+    let listener = Listener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr();
+    let backend = Arc::new(OwnerBackend::spawn(SlowEngine(engine(&small_shape()))).unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_with_config(
+        listener,
+        backend,
+        ServerConfig::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut c = phalanx_grpc::connect(&addr, None).await.unwrap();
+    let mut req = pods(1, 1000, 0);
+    req.name = "slow".into();
+    let mut req = tonic::Request::new(req);
+    req.set_timeout(Duration::from_millis(800));
+    let err = c.r#match(req).await.unwrap_err();
+    assert_eq!(err.code(), Code::DeadlineExceeded, "{err:?}");
+    // Behind the roll-back in the write queue.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let _ = c
+        .cancel(pb::CancelRequest {
+            job_id: u64::MAX,
+            ..Default::default()
+        })
+        .await;
+    let jobs = c
+        .jobs(pb::JobsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(jobs.jobs.is_empty(), "{jobs:?}");
+    assert_eq!(allocated(&mut c, "core").await, 0);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
+
+/// Calls whose deadline passes, or whose client hangs up, while they wait
+/// behind a long request: none of them is ever matched.
+#[tokio::test]
+async fn matches_queued_past_their_deadline_are_never_made() {
+    let listener = Listener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr();
+    let backend = Arc::new(OwnerBackend::spawn(SlowEngine(engine(&small_shape()))).unwrap());
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(serve_with_config(
+        listener,
+        backend,
+        ServerConfig::default(),
+        async {
+            let _ = stopped.await;
+        },
+    ));
+    let mut c = phalanx_grpc::connect(&addr, None).await.unwrap();
+    let mut slow_client = c.clone();
+    let slow = tokio::spawn(async move {
+        let mut req = pods(1, 1000, 0);
+        req.name = "slow".into();
+        slow_client.r#match(req).await.map(|r| r.into_inner())
+    });
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let mut waiting = Vec::new();
+    for i in 0..20 {
+        let mut c = c.clone();
+        waiting.push(tokio::spawn(async move {
+            if i % 2 == 0 {
+                let mut req = tonic::Request::new(pods(1, 1000, 0));
+                req.set_timeout(Duration::from_millis(300));
+                c.r#match(req).await.map(|_| ()).map_err(|e| e.code())
+            } else {
+                tokio::time::timeout(Duration::from_millis(300), c.r#match(pods(1, 1000, 0)))
+                    .await
+                    .map(|_| ())
+                    .map_err(|_| Code::Cancelled)
+            }
+        }));
+    }
+    for w in waiting {
+        let code = w.await.unwrap().unwrap_err();
+        assert!(
+            matches!(code, Code::DeadlineExceeded | Code::Cancelled),
+            "{code:?}"
+        );
+    }
+    let slow = slow.await.unwrap().unwrap();
+    assert_eq!(slow.result, pb::MatchResult::Allocated as i32);
+    // One more write queued behind anything left, then read.
+    let _ = c
+        .cancel(pb::CancelRequest {
+            job_id: u64::MAX,
+            ..Default::default()
+        })
+        .await;
+    let jobs = c
+        .jobs(pb::JobsRequest::default())
+        .await
+        .unwrap()
+        .into_inner()
+        .jobs;
+    let ids: Vec<u64> = jobs.iter().map(|j| j.job_id).collect();
+    assert_eq!(ids, vec![slow.job_id]);
+    assert_eq!(allocated(&mut c, "core").await, 1);
+    let _ = stop.send(());
+    server.await.unwrap().unwrap();
+}
