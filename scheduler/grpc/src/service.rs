@@ -160,6 +160,15 @@ fn validate_pods(group: &pb::PodGroup, limits: &Limits) -> Result<(), BackendErr
                 format!("empty resource name {k:?}"),
             ));
         }
+        for k in t.extended.keys() {
+            if let Some(why) = structural(k) {
+                return Err(BackendError::invalid(
+                    at(&format!(".extended[{k:?}]")),
+                    why.to_owned(),
+                ));
+            }
+            check_label(&at(".extended"), k)?;
+        }
         if t.node_selector.keys().any(|k| k.trim().is_empty()) {
             return Err(BackendError::invalid(
                 at(".node_selector"),
@@ -321,6 +330,19 @@ pub fn validate_add_node(n: &pb::AddNode, at: &str) -> Result<(), BackendError> 
         check_label(&format!("{at}.labels[{k:?}]"), v)?;
     }
     Ok(())
+}
+
+/// Why `kind` cannot be asked for as an extended resource, if it cannot.
+fn structural(kind: &str) -> Option<&'static str> {
+    match kind {
+        "core" | "cpu" => Some("ask for cores with cpu_millis, not as an extended resource"),
+        "gpu" | "nvidia.com/gpu" => Some("ask for GPUs with gpus, not as an extended resource"),
+        "memory" => Some("ask for memory with memory_bytes, not as an extended resource"),
+        "cluster" | "zone" | "rack" | "node" | "socket" | "numa" | "pu" | "slot" => {
+            Some("a structural type (a container of resources), not a resource a pod can consume")
+        }
+        _ => None,
+    }
 }
 
 fn validate_updates(req: &pb::UpdateGraphRequest, limits: &Limits) -> Result<(), BackendError> {

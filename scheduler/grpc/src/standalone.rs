@@ -93,6 +93,10 @@ pub struct StandaloneEngine {
     memory_unit_bytes: u64,
     /// Largest slot host (socket) per type, for "can never fit" reasons.
     largest: BTreeMap<String, u64>,
+    /// Units per leaf type in the whole graph (up or down).
+    totals: BTreeMap<String, u64>,
+    /// Types of vertices with children: containers, never consumable.
+    containers: BTreeSet<String>,
     /// Containment paths rendered so far, by vertex index: every placement
     /// names its vertices by path, and building a path walks to the root.
     /// Cleared whenever the graph changes shape.
@@ -117,6 +121,8 @@ impl StandaloneEngine {
             part_of: HashMap::new(),
             memory_unit_bytes,
             largest: BTreeMap::new(),
+            totals: BTreeMap::new(),
+            containers: BTreeSet::new(),
             paths: RefCell::new(Vec::new()),
             max_vertices: DEFAULT_MAX_VERTICES,
         };
@@ -193,14 +199,24 @@ impl StandaloneEngine {
     fn refresh_largest(&mut self) {
         let g = self.matcher.graph();
         let mut largest: BTreeMap<String, u64> = BTreeMap::new();
+        let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+        let mut containers: BTreeSet<String> = BTreeSet::new();
         for v in g.vertices() {
             let kids = g.children(v);
+            let kind = g.kind_name(v);
+            if kids.is_empty() {
+                let t = totals.entry(kind.to_owned()).or_default();
+                *t = t.saturating_add(g.vertex(v).map_or(0, |x| x.size));
+            } else if !containers.contains(kind) {
+                containers.insert(kind.to_owned());
+            }
             if kids.is_empty() || kids.iter().any(|&k| !g.children(k).is_empty()) {
                 continue;
             }
             let mut here: BTreeMap<&str, u64> = BTreeMap::new();
             for &k in kids {
-                *here.entry(g.kind_name(k)).or_default() += g.vertex(k).map_or(0, |x| x.size);
+                let e = here.entry(g.kind_name(k)).or_default();
+                *e = e.saturating_add(g.vertex(k).map_or(0, |x| x.size));
             }
             for (t, n) in here {
                 let e = largest.entry(t.to_owned()).or_default();
@@ -208,6 +224,8 @@ impl StandaloneEngine {
             }
         }
         self.largest = largest;
+        self.totals = totals;
+        self.containers = containers;
     }
 
     fn node_by_name(&self, name: &str) -> Option<VertexId> {
@@ -500,6 +518,23 @@ fn trailing_number(name: &str) -> i64 {
     name[name.len() - digits..].parse().unwrap_or(0)
 }
 
+/// Fluxion refuses a jobspec without a slot: with none, nothing says what
+/// one task gets, and the match would hold resources for no task.
+fn require_slot(spec: &Jobspec) -> BackendResult<()> {
+    // Iterative: the nesting comes from the request.
+    let mut stack: Vec<&Resource> = spec.resources.iter().collect();
+    while let Some(r) = stack.pop() {
+        if r.is_slot() {
+            return Ok(());
+        }
+        stack.extend(r.with.iter());
+    }
+    Err(BackendError::invalid(
+        "jobspec.resources",
+        "no `slot`: a jobspec needs one slot (type: slot, with a label) saying what one task gets",
+    ))
+}
+
 /// Rounds of re-matching that a multi-template reservation gets to find a
 /// start time common to all its templates.
 const MAX_RESERVE_ROUNDS: usize = 32;
@@ -606,6 +641,15 @@ impl StandaloneEngine {
                 ));
             }
             for (name, &n) in &t.extended {
+                if self.containers.contains(name) {
+                    return Err(BackendError::invalid(
+                        format!("pods.templates[{i}].extended[{name:?}]"),
+                        format!(
+                            "{name} vertices contain other resources in this graph; only \
+                             leaf resources can be asked for"
+                        ),
+                    ));
+                }
                 if n > 0 {
                     needs.push((name.clone(), n));
                 }
@@ -636,6 +680,36 @@ impl StandaloneEngine {
             });
         }
         Ok(parts)
+    }
+
+    /// Why a group of pod templates can never fit, found without matching:
+    /// one pod larger than any socket, or all pods together more than the
+    /// whole graph holds. Checked first, so a group that never fits is
+    /// UNSATISFIABLE (not BUSY because its first templates took the room)
+    /// and costs the owner no matcher work.
+    fn never_fits(&self, parts: &[Part]) -> Option<String> {
+        let mut sums: BTreeMap<&str, u64> = BTreeMap::new();
+        for part in parts {
+            let Some((i, name, count, needs)) = &part.template else {
+                continue;
+            };
+            for (t, n) in needs {
+                let max = self.largest.get(t).copied().unwrap_or(0);
+                if *n > max {
+                    return Some(self.unsatisfiable_reason(part));
+                }
+                let s = sums.entry(t.as_str()).or_default();
+                *s = s.saturating_add(n.saturating_mul(*count));
+                let total = self.totals.get(t).copied().unwrap_or(0);
+                if *s > total {
+                    return Some(format!(
+                        "pods.templates[{i}] ({name}): the group's templates up to here need \
+                         {s} {t} in all; the whole graph has {total}"
+                    ));
+                }
+            }
+        }
+        None
     }
 
     /// Why a part can never fit, in words.
@@ -809,6 +883,7 @@ impl Engine for StandaloneEngine {
                     };
                     BackendError::invalid(path, e.message)
                 })?;
+                require_slot(&spec)?;
                 if req.duration > 0 || spec.duration == 0 {
                     spec.duration = duration;
                 }
@@ -820,6 +895,13 @@ impl Engine for StandaloneEngine {
             }
             Some(pb::match_request::Request::Pods(group)) => self.pod_parts(group, duration)?,
         };
+        if let Some(reason) = self.never_fits(&parts) {
+            return Ok(pb::MatchResponse {
+                result: pb::MatchResult::Unsatisfiable as i32,
+                reason,
+                ..Default::default()
+            });
+        }
         self.matcher.set_policy(policy);
         let result = self.match_parts(&req, policy, op, &parts);
         self.matcher.set_policy(self.policy);

@@ -490,3 +490,95 @@ async fn matches_queued_past_their_deadline_are_never_made() {
     let _ = stop.send(());
     server.await.unwrap().unwrap();
 }
+
+fn template(name: &str) -> pb::PodTemplate {
+    pb::PodTemplate {
+        name: name.into(),
+        count: 1,
+        cpu_millis: 1000,
+        ..Default::default()
+    }
+}
+
+fn group(templates: Vec<pb::PodTemplate>) -> pb::MatchRequest {
+    pb::MatchRequest {
+        request: Some(pb::match_request::Request::Pods(pb::PodGroup { templates })),
+        ..Default::default()
+    }
+}
+
+#[tokio::test]
+async fn structural_types_are_not_extended_resources() {
+    let server = TestServer::start(engine(&small_shape()), ServerConfig::default()).await;
+    let mut c = server.client().await;
+    for kind in ["node", "socket", "core", "rack", "cluster", "memory", "gpu"] {
+        let mut t = template("w");
+        t.extended.insert(kind.into(), 1);
+        let err = c.r#match(group(vec![t])).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{kind}");
+        assert!(
+            err.message()
+                .starts_with(&format!("pods.templates[0].extended[{kind:?}]")),
+            "{kind}: {}",
+            err.message()
+        );
+    }
+    assert_eq!(allocated(&mut c, "core").await, 0);
+    // The engine itself refuses any type that is a container in its graph.
+    let mut e = engine(&small_shape());
+    let mut t = template("w");
+    t.extended.insert("cluster".into(), 1);
+    let err = e.match_group(group(vec![t])).unwrap_err();
+    assert!(
+        matches!(&err, phalanx_grpc::BackendError::InvalidArgument { path, .. }
+            if path == "pods.templates[0].extended[\"cluster\"]"),
+        "{err:?}"
+    );
+}
+
+#[tokio::test]
+async fn a_jobspec_without_a_slot_is_refused() {
+    let server = TestServer::start(engine(&small_shape()), ServerConfig::default()).await;
+    let mut c = server.client().await;
+    let text = "version: 9999\nresources:\n  - type: node\n    count: 1\n    with:\n      - type: core\n        count: 1\ntasks:\n  - command: [app]\n    slot: default\n    count: {per_slot: 1}\n";
+    for _ in 0..3 {
+        let err = c.r#match(jobspec(text)).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument);
+        assert!(
+            err.message().starts_with("jobspec") && err.message().contains("slot"),
+            "{}",
+            err.message()
+        );
+    }
+    assert_eq!(allocated(&mut c, "core").await, 0);
+}
+
+#[tokio::test]
+async fn groups_that_can_never_fit_are_unsatisfiable_not_busy() {
+    let server = TestServer::start(engine(&small_shape()), ServerConfig::default()).await;
+    let mut c = server.client().await;
+    // 100,000 one-core templates on a 32-core graph.
+    let templates: Vec<_> = (0..100_000).map(|i| template(&format!("t{i}"))).collect();
+    let resp = c.r#match(group(templates)).await.unwrap().into_inner();
+    assert_eq!(
+        resp.result,
+        pb::MatchResult::Unsatisfiable as i32,
+        "{resp:?}"
+    );
+    assert!(
+        resp.reason
+            .contains("need 33 core in all; the whole graph has 32"),
+        "{}",
+        resp.reason
+    );
+    // 32 of them fit, and a 33rd is busy while those are held.
+    let fit: Vec<_> = (0..32).map(|i| template(&format!("t{i}"))).collect();
+    let resp = c.r#match(group(fit)).await.unwrap().into_inner();
+    assert_eq!(resp.result, pb::MatchResult::Allocated as i32);
+    let resp = c
+        .r#match(group(vec![template("late")]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(resp.result, pb::MatchResult::Busy as i32, "{resp:?}");
+}
