@@ -41,7 +41,10 @@ use phalanx_proto::v1 as pb;
 pub use phalanx_proto as proto;
 
 pub use backend::{Backend, BackendError, BackendResult, Engine};
-pub use client::{ClientTls, ConnectError, connect, connect_channel};
+pub use client::{
+    CONNECT_TIMEOUT, ClientTls, ConnectError, call_error, connect, connect_channel,
+    connect_channel_with, connect_with, error_chain,
+};
 pub use owner::{OwnerBackend, latency_summary};
 pub use server::{
     Listener, ServeError, ServerConfig, TlsPem, check_tls, serve_with, serve_with_config,
@@ -173,6 +176,9 @@ pub struct StatusArgs {
     /// Server name to verify (default: the host in --addr).
     #[arg(long, global = true)]
     pub tls_domain: Option<String>,
+    /// Seconds to wait for the connection, and for each answer.
+    #[arg(long, default_value_t = 10, global = true)]
+    pub timeout: u64,
     /// What to show.
     #[command(subcommand)]
     pub command: StatusCommand,
@@ -269,9 +275,55 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut client = connect(&args.addr, tls.as_ref()).await?;
+    if args.timeout == 0 {
+        anyhow::bail!("--timeout: must be at least 1 second");
+    }
+    let wait = std::time::Duration::from_secs(args.timeout);
+    let mut client = match connect_with(&args.addr, tls.as_ref(), wait, Some(wait)).await {
+        Ok(c) => c,
+        Err(e @ ConnectError::Connect { .. }) if tls.is_none() => {
+            return Err(not_grpc_or(&args.addr, e.to_string()).await);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let json = args.output == OutputFormat::Json;
-    let out = match &args.command {
+    match status_call(&mut client, &args.command, json).await {
+        Ok(out) => {
+            print!("{out}");
+            Ok(())
+        }
+        Err(s) => {
+            let text = call_error(&args.addr, &s);
+            let transport = matches!(
+                s.code(),
+                tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Internal
+            );
+            if transport && tls.is_none() && !text.starts_with("not a gRPC server") {
+                Err(not_grpc_or(&args.addr, text).await)
+            } else {
+                Err(anyhow::anyhow!(text))
+            }
+        }
+    }
+}
+
+/// "not a gRPC server" when `addr` answers like an HTTP/1 server, else `text`.
+async fn not_grpc_or(addr: &str, text: String) -> anyhow::Error {
+    match client::http1_status_line(addr).await {
+        Some(line) => anyhow::anyhow!("not a gRPC server at {addr} (it answers HTTP/1: {line:?})"),
+        None => anyhow::anyhow!(text),
+    }
+}
+
+async fn status_call(
+    client: &mut phalanx_proto::v1::fluxion_client::FluxionClient<tonic::transport::Channel>,
+    command: &StatusCommand,
+    json: bool,
+) -> Result<String, tonic::Status> {
+    let pretty = |v: serde_json::Value| {
+        pretty(&v).map_err(|e| tonic::Status::internal(format!("render JSON: {e}")))
+    };
+    let out = match command {
         StatusCommand::Resources { nodes, down, up } => {
             let req = pb::ResourcesRequest {
                 nodes: nodes.clone(),
@@ -286,7 +338,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
             };
             let resp = client.resources(req).await?.into_inner();
             if json {
-                pretty(&status::resources_json(&resp))?
+                pretty(status::resources_json(&resp))?
             } else {
                 status::resources_table(&resp)
             }
@@ -298,7 +350,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
             };
             let resp = client.jobs(req).await?.into_inner();
             if json {
-                pretty(&status::jobs_json(&resp))?
+                pretty(status::jobs_json(&resp))?
             } else {
                 let now = client.stat(pb::StatRequest {}).await?.into_inner().now;
                 status::jobs_table(&resp, now)
@@ -310,19 +362,18 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             let job = resp.job.unwrap_or_default();
-            pretty(&status::job_json(&job))?
+            pretty(status::job_json(&job))?
         }
         StatusCommand::Stat => {
             let resp = client.stat(pb::StatRequest {}).await?.into_inner();
             if json {
-                pretty(&status::stat_json(&resp))?
+                pretty(status::stat_json(&resp))?
             } else {
                 status::stat_text(&resp)
             }
         }
     };
-    print!("{out}");
-    Ok(())
+    Ok(out)
 }
 
 fn pretty(v: &serde_json::Value) -> anyhow::Result<String> {

@@ -17,22 +17,32 @@ use crate::service::{FluxionService, Limits};
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// Binding or inspecting the listening socket failed.
-    #[error("listen on {addr}: {source}")]
+    #[error("listen on {addr}: {message}")]
     Listen {
         /// The address as given.
         addr: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error, as text (each cause once).
+        message: String,
     },
-    /// The TLS material was rejected.
+    /// The TLS material was rejected (each cause once).
     #[error("TLS configuration: {0}")]
-    Tls(#[source] tonic::transport::Error),
+    Tls(String),
     /// The reflection service could not load the descriptor set.
     #[error("reflection service: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-    /// The HTTP/2 server failed.
+    Reflection(String),
+    /// The HTTP/2 server failed (each cause once).
     #[error("gRPC server: {0}")]
-    Transport(#[source] tonic::transport::Error),
+    Transport(String),
+}
+
+impl From<tonic_reflection::server::Error> for ServeError {
+    fn from(e: tonic_reflection::server::Error) -> Self {
+        Self::Reflection(crate::client::error_chain(&e))
+    }
+}
+
+fn tls_error(e: tonic::transport::Error) -> ServeError {
+    ServeError::Tls(crate::client::error_chain(&e))
 }
 
 /// A bound listening socket.
@@ -47,9 +57,9 @@ pub enum Listener {
 impl Listener {
     /// Binds `spec`: `unix:PATH` or a socket address such as `127.0.0.1:4242`.
     pub async fn bind(spec: &str) -> Result<Self, ServeError> {
-        let listen_err = |source| ServeError::Listen {
+        let listen_err = |source: std::io::Error| ServeError::Listen {
             addr: spec.to_owned(),
-            source,
+            message: crate::client::error_chain(&source),
         };
         if let Some(path) = spec.strip_prefix("unix:") {
             let path = PathBuf::from(path);
@@ -173,9 +183,7 @@ where
 
     let mut builder = Server::builder();
     if let Some(tls) = &config.tls {
-        builder = builder
-            .tls_config(tls_config(tls))
-            .map_err(ServeError::Tls)?;
+        builder = builder.tls_config(tls_config(tls)).map_err(tls_error)?;
     }
     let watchdog = tokio::spawn(watch_owner(
         backend.clone(),
@@ -234,7 +242,7 @@ where
         }
     };
     let result = tokio::select! {
-        r = serving => r.map_err(ServeError::Transport),
+        r = serving => r.map_err(|e| ServeError::Transport(crate::client::error_chain(&e))),
         () = drain_deadline => {
             tracing::warn!(?drain, "drain timeout: closing the remaining connections");
             Ok(())
@@ -260,7 +268,7 @@ pub fn check_tls(tls: &TlsPem) -> Result<(), ServeError> {
     Server::builder()
         .tls_config(tls_config(tls))
         .map(|_| ())
-        .map_err(ServeError::Tls)
+        .map_err(tls_error)
 }
 
 /// Pings the backend forever; health follows whether it answers within
