@@ -51,7 +51,8 @@ pub use server::{
 };
 pub use service::{
     FluxionService, Limits, MAX_CORES_PER_SOCKET, MAX_GPUS_PER_SOCKET, MAX_MEMORY_PER_SOCKET,
-    MAX_NAME_BYTES, MAX_SOCKETS, add_node_vertices, check_name, validate_match,
+    MAX_NAME_BYTES, MAX_SOCKETS, add_node_vertices, check_name, commit_deadline,
+    parse_grpc_timeout, validate_match,
 };
 pub use standalone::{
     DEFAULT_MAX_VERTICES, GraphFormat, MAX_GENERATED_NODES, MAX_GRAPH_FILE_BYTES, StandaloneEngine,

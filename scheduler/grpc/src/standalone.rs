@@ -712,6 +712,37 @@ impl StandaloneEngine {
         None
     }
 
+    /// `Some(())` when a group whose templates each fit can never fit all
+    /// together: its templates' slots, as one jobspec, are unsatisfiable on
+    /// the whole graph. Only for groups without node selectors (those are
+    /// matched with nodes masked, which satisfiability would not see).
+    fn group_never_fits(&mut self, parts: &[Part], now: i64) -> Option<()> {
+        if parts
+            .iter()
+            .any(|p| !p.selector.is_empty() || p.template.is_none())
+        {
+            return None;
+        }
+        let together = Jobspec {
+            version: 9999,
+            resources: parts
+                .iter()
+                .flat_map(|p| p.spec.resources.iter().cloned())
+                .collect(),
+            tasks: Vec::new(),
+            duration: parts.first().map_or(0, |p| p.spec.duration),
+        };
+        let job = self.next_job;
+        self.next_job += 1;
+        match self
+            .matcher
+            .match_jobspec(MatchOp::Satisfiability, job, &together, now)
+        {
+            Err(MatchError::Unsatisfiable) => Some(()),
+            _ => None,
+        }
+    }
+
     /// Why a part can never fit, in words.
     fn unsatisfiable_reason(&self, part: &Part) -> String {
         let Some((i, name, count, needs)) = &part.template else {
@@ -1279,6 +1310,23 @@ impl StandaloneEngine {
                     Ok(outcome) => done.push((job, outcome)),
                     Err(e) => {
                         rollback(&mut self.matcher, &done);
+                        // BUSY promises the group fits once others leave;
+                        // a group whose templates fit alone but never all
+                        // together is UNSATISFIABLE instead.
+                        let never = matches!(e, MatchError::Busy)
+                            && parts.len() > 1
+                            && self.group_never_fits(parts, now).is_some();
+                        if never {
+                            return Ok(pb::MatchResponse {
+                                result: pb::MatchResult::Unsatisfiable as i32,
+                                reason: format!(
+                                    "the {} templates never fit this graph together, even \
+                                     when it is empty",
+                                    parts.len()
+                                ),
+                                ..Default::default()
+                            });
+                        }
                         return self.failure(pi, part, e);
                     }
                 }

@@ -571,6 +571,28 @@ async fn groups_that_can_never_fit_are_unsatisfiable_not_busy() {
         "{}",
         resp.reason
     );
+    // Three templates of three 3-core pods: 27 of 32 cores, and each
+    // template fits alone, but only one such pod fits a 4-core socket and
+    // there are 8 sockets: never, not BUSY.
+    let mut t = template("w");
+    t.count = 3;
+    t.cpu_millis = 3000;
+    let resp = c
+        .r#match(group(vec![t.clone(), t.clone(), t]))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        resp.result,
+        pb::MatchResult::Unsatisfiable as i32,
+        "{resp:?}"
+    );
+    assert!(
+        resp.reason.contains("never fit this graph together"),
+        "{}",
+        resp.reason
+    );
+    assert_eq!(allocated(&mut c, "core").await, 0);
     // 32 of them fit, and a 33rd is busy while those are held.
     let fit: Vec<_> = (0..32).map(|i| template(&format!("t{i}"))).collect();
     let resp = c.r#match(group(fit)).await.unwrap().into_inner();

@@ -165,3 +165,35 @@ async fn serve_refuses_to_generate_a_huge_cluster() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn serve_names_a_bad_graph_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let binary = dir.path().join("bin.graphml");
+    std::fs::write(&binary, b"<graphml>\xff\xfe</graphml>").unwrap();
+    let garbage = dir.path().join("garbage.json");
+    std::fs::write(&garbage, "{\"graph\": [[[[").unwrap();
+    let missing = dir.path().join("missing.graphml");
+    for (path, needle) in [
+        (&binary, "not UTF-8 text (invalid byte at offset 9)"),
+        (&garbage, ""),
+        (&missing, "No such file"),
+    ] {
+        let cli = ServeCli::try_parse_from([
+            "serve",
+            "--graph",
+            path.to_str().unwrap(),
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .unwrap();
+        let err = tokio::time::timeout(Duration::from_secs(20), phalanx_grpc::serve(cli.args))
+            .await
+            .expect("serve did not stop")
+            .unwrap_err();
+        let err = format!("{err:#}");
+        assert!(err.contains(path.to_str().unwrap()), "{err}");
+        assert!(err.contains(needle), "{err}");
+        each_cause_once(&err);
+    }
+}
