@@ -31,6 +31,50 @@ const LEAF_KINDS: &[&str] = &[
     "node", "socket", "numa", "core", "pu", "gpu", "memory", "storage", "slot",
 ];
 
+/// Names looked up per request, indexed once per graph shape: a lookup
+/// by scanning every vertex would make each name in a request cost the
+/// whole graph.
+#[derive(Debug, Default)]
+struct NameIndex {
+    /// Node vertices by name (the first in graph order, if names repeat).
+    nodes: HashMap<String, VertexId>,
+    /// Node vertices in graph (insertion) order, as tables show them.
+    order: Vec<VertexId>,
+    /// Vertices above the nodes (cluster, zones, racks) by name: where an
+    /// added node may go.
+    above: HashMap<String, Vec<VertexId>>,
+}
+
+impl NameIndex {
+    fn build(g: &ResourceGraph) -> Self {
+        let mut idx = NameIndex::default();
+        for v in g.vertices() {
+            if g.kind_name(v) == "node" {
+                idx.order.push(v);
+            }
+        }
+        idx.order
+            .sort_by_key(|&x| g.vertex(x).map_or(0, |x| x.uniq_id));
+        for &v in &idx.order {
+            if let Some(x) = g.vertex(v) {
+                idx.nodes.entry(x.name().into_owned()).or_insert(v);
+            }
+        }
+        // Walk down from the root, stopping at nodes.
+        let mut stack: Vec<VertexId> = g.root().into_iter().collect();
+        while let Some(v) = stack.pop() {
+            if g.kind_name(v) == "node" {
+                continue;
+            }
+            if let Some(x) = g.vertex(v) {
+                idx.above.entry(x.name().into_owned()).or_default().push(v);
+            }
+            stack.extend(g.children(v).iter().copied());
+        }
+        idx
+    }
+}
+
 /// Format of a graph file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum GraphFormat {
@@ -103,6 +147,8 @@ pub struct StandaloneEngine {
     paths: RefCell<Vec<Option<Box<str>>>>,
     /// Most vertices UpdateGraph may grow the graph to.
     max_vertices: u64,
+    /// Name lookups; `None` until first used after a change of shape.
+    names: RefCell<Option<NameIndex>>,
 }
 
 impl StandaloneEngine {
@@ -125,6 +171,7 @@ impl StandaloneEngine {
             containers: BTreeSet::new(),
             paths: RefCell::new(Vec::new()),
             max_vertices: DEFAULT_MAX_VERTICES,
+            names: RefCell::new(None),
         };
         engine.refresh_largest();
         Ok(engine)
@@ -228,18 +275,21 @@ impl StandaloneEngine {
         self.containers = containers;
     }
 
+    /// The name index, built on first use after the graph changed shape.
+    fn names(&self) -> std::cell::RefMut<'_, NameIndex> {
+        let mut slot = self.names.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(NameIndex::build(self.graph()));
+        }
+        std::cell::RefMut::map(slot, |s| s.get_or_insert_with(NameIndex::default))
+    }
+
     fn node_by_name(&self, name: &str) -> Option<VertexId> {
-        self.graph()
-            .find_by_name(name)
-            .find(|&v| self.graph().kind_name(v) == "node")
+        self.names().nodes.get(name).copied()
     }
 
     fn nodes(&self) -> Vec<VertexId> {
-        let g = self.graph();
-        let mut v: Vec<VertexId> = g.vertices().filter(|&v| g.kind_name(v) == "node").collect();
-        // Graph (insertion) order is the order operators expect in tables.
-        v.sort_by_key(|&x| g.vertex(x).map_or(0, |x| x.uniq_id));
-        v
+        self.names().order.clone()
     }
 
     /// The node a vertex belongs to (itself or its nearest `node` ancestor).
@@ -433,21 +483,32 @@ impl StandaloneEngine {
         let parent = if spec.parent.is_empty() {
             self.graph().root()
         } else {
-            let mut found = self.graph().find_by_name(&spec.parent);
-            match (found.next(), found.next()) {
-                (Some(p), None) => Some(p),
-                (None, _) => {
-                    return Err(BackendError::NotFound(format!(
-                        "{at}.parent: no vertex named {:?}",
-                        spec.parent
-                    )));
-                }
-                (Some(_), Some(_)) => {
+            let above = self.names().above.get(&spec.parent).cloned();
+            match above.as_deref() {
+                Some([p]) => Some(*p),
+                Some([_, _, ..]) => {
                     return Err(BackendError::invalid(
                         format!("{at}.parent"),
                         format!("{:?} names more than one vertex", spec.parent),
                     ));
                 }
+                // Not above the nodes: the one scan, on the way to an
+                // error, that names what the parent is instead.
+                _ => match self.graph().find_by_name(&spec.parent).next() {
+                    Some(p) => {
+                        self.check_parent(p, spec, at)?;
+                        return Err(BackendError::Internal(format!(
+                            "{at}.parent: {:?} is not indexed",
+                            spec.parent
+                        )));
+                    }
+                    None => {
+                        return Err(BackendError::NotFound(format!(
+                            "{at}.parent: no vertex named {:?}",
+                            spec.parent
+                        )));
+                    }
+                },
             }
         };
         if let Some(p) = parent {
@@ -474,6 +535,11 @@ impl StandaloneEngine {
         labels.sort();
         ns.properties = labels;
         let node = g.add_vertex(ns, parent).map_err(internal)?;
+        if let Some(idx) = self.names.get_mut() {
+            idx.nodes.insert(spec.name.clone(), node);
+            idx.order.push(node);
+        }
+        let g = self.matcher.graph_mut();
         let (mut core, mut gpu) = (0i64, 0i64);
         for s in 0..spec.sockets {
             let socket = g
@@ -963,8 +1029,9 @@ impl Engine for StandaloneEngine {
                 "job {id} is a reservation; partial cancel applies to allocations only"
             )));
         }
+        let have: BTreeSet<u32> = rec.pods.iter().map(|pod| pod.index).collect();
         for (i, &p) in req.pods.iter().enumerate() {
-            if !rec.pods.iter().any(|pod| pod.index == p) {
+            if !have.contains(&p) {
                 let left: Vec<u32> = rec.pods.iter().map(|pod| pod.index).collect();
                 return Err(BackendError::invalid(
                     format!("pods[{i}]"),
@@ -980,8 +1047,9 @@ impl Engine for StandaloneEngine {
             }
         }
         // Pods named by index, plus every pod on a named node.
-        let dropped =
-            |pod: &PodRecord| req.pods.contains(&pod.index) || node_ids.contains(&pod.node);
+        let pods: BTreeSet<u32> = req.pods.iter().copied().collect();
+        let node_set: BTreeSet<VertexId> = node_ids.iter().copied().collect();
+        let dropped = |pod: &PodRecord| pods.contains(&pod.index) || node_set.contains(&pod.node);
         let mut by_part: BTreeMap<JobId, Vec<VertexId>> = BTreeMap::new();
         let mut released = 0u32;
         for pod in rec.pods.iter().filter(|p| dropped(p)) {
@@ -993,7 +1061,7 @@ impl Engine for StandaloneEngine {
         let parts = rec.parts.clone();
         for p in parts {
             let mut roots = by_part.remove(&p).unwrap_or_default();
-            roots.extend(&node_ids);
+            roots.extend(node_set.iter().copied());
             if roots.is_empty() || self.matcher.info(p).is_none() {
                 continue;
             }
@@ -1113,20 +1181,20 @@ impl Engine for StandaloneEngine {
     }
 
     fn resources(&self, req: pb::ResourcesRequest) -> BackendResult<pb::ResourcesResponse> {
+        let mut wanted = BTreeSet::new();
         for (i, n) in req.nodes.iter().enumerate() {
-            if self.node_by_name(n).is_none() {
-                return Err(BackendError::NotFound(format!("nodes[{i}]: no node {n:?}")));
+            match self.node_by_name(n) {
+                Some(v) => {
+                    wanted.insert(v);
+                }
+                None => return Err(BackendError::NotFound(format!("nodes[{i}]: no node {n:?}"))),
             }
         }
+        let types: BTreeSet<&str> = req.types.iter().map(String::as_str).collect();
         let mut out = pb::ResourcesResponse::default();
         let mut totals: BTreeMap<String, pb::ResourceCount> = BTreeMap::new();
         for node in self.nodes() {
-            if !req.nodes.is_empty()
-                && !req
-                    .nodes
-                    .iter()
-                    .any(|n| self.graph().vertex(node).is_some_and(|x| x.is_named(n)))
-            {
+            if !wanted.is_empty() && !wanted.contains(&node) {
                 continue;
             }
             let mut nr = self.node_resources(node);
@@ -1134,7 +1202,7 @@ impl Engine for StandaloneEngine {
                 continue;
             }
             if !req.types.is_empty() {
-                nr.resources.retain(|r| req.types.contains(&r.r#type));
+                nr.resources.retain(|r| types.contains(r.r#type.as_str()));
             }
             for r in &nr.resources {
                 let t = totals
@@ -1185,6 +1253,10 @@ impl StandaloneEngine {
         self.matcher
             .remove_subtree(node)
             .map_err(|e| BackendError::Internal(e.to_string()))?;
+        if let Some(idx) = self.names.get_mut() {
+            idx.nodes.remove(name);
+            idx.order.retain(|&v| v != node);
+        }
         Ok(())
     }
 

@@ -604,3 +604,69 @@ async fn groups_that_can_never_fit_are_unsatisfiable_not_busy() {
         .into_inner();
     assert_eq!(resp.result, pb::MatchResult::Busy as i32, "{resp:?}");
 }
+
+/// Requests that name many nodes or pods cost one lookup per name, not a
+/// scan of the graph per name (which kept the owner for minutes).
+#[tokio::test]
+async fn many_names_in_one_request_are_cheap() {
+    let shape = fluxion_core::generate::ClusterShape {
+        nodes: 5000,
+        nodes_per_rack: 100,
+        sockets: 1,
+        cores_per_socket: 1,
+        gpus_per_socket: 0,
+        memory_gib_per_socket: 0,
+        per_node_ids: false,
+    };
+    let server = TestServer::start(engine(&shape), ServerConfig::default()).await;
+    let mut c = server.client().await;
+    let guard = Duration::from_secs(60);
+    let names = vec!["node4999".to_owned(); 250_000];
+    let res = tokio::time::timeout(
+        guard,
+        c.resources(pb::ResourcesRequest {
+            nodes: names.clone(),
+            ..Default::default()
+        }),
+    )
+    .await
+    .expect("Resources with 250,000 names took over a minute")
+    .unwrap()
+    .into_inner();
+    assert_eq!(res.nodes.len(), 1);
+    assert_eq!(res.nodes[0].name, "node4999");
+    let job = c.r#match(pods(2, 1000, 0)).await.unwrap().into_inner();
+    assert_eq!(job.result, pb::MatchResult::Allocated as i32);
+    let mut pods: Vec<u32> = vec![0; 400_000];
+    pods.push(7);
+    let err = tokio::time::timeout(
+        guard,
+        c.cancel(pb::CancelRequest {
+            job_id: job.job_id,
+            pods,
+            nodes: names[..1000].to_vec(),
+        }),
+    )
+    .await
+    .expect("Cancel with 400,000 pods took over a minute")
+    .unwrap_err();
+    assert_eq!(err.code(), Code::InvalidArgument);
+    assert!(
+        err.message().starts_with("pods[400000]: job"),
+        "{}",
+        err.message()
+    );
+    let updates: Vec<_> = (0..10_000)
+        .map(|i| {
+            add(pb::AddNode {
+                parent: "rack3".into(),
+                ..node(&format!("extra{i}"), "")
+            })
+        })
+        .collect();
+    let resp = tokio::time::timeout(guard, update(&mut c, updates))
+        .await
+        .expect("10,000 AddNodes took over a minute")
+        .unwrap();
+    assert_eq!(resp.applied, 10_000);
+}
