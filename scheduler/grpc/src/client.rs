@@ -262,16 +262,16 @@ pub async fn http1_status_line(addr: &str) -> Option<String> {
 /// A failed call as one line: the address, the gRPC code and message, each
 /// cause once; a peer that is not a gRPC server is called that.
 pub fn call_error(addr: &str, status: &tonic::Status) -> String {
-    let mut text = status.message().to_owned();
-    if let Some(src) = std::error::Error::source(status) {
-        let chain = error_chain(src);
-        if !text.contains(&chain) {
-            if !text.is_empty() {
-                text.push_str(": ");
+    let mut parts: Vec<String> = Vec::new();
+    let chain = std::error::Error::source(status).map(error_chain);
+    for piece in std::iter::once(status.message()).chain(chain.iter().map(String::as_str)) {
+        for seg in piece.split(": ") {
+            if !seg.is_empty() && !parts.iter().any(|p| p == seg) {
+                parts.push(seg.to_owned());
             }
-            text.push_str(&chain);
         }
     }
+    let text = parts.join(": ");
     let missing_grpc = status.code() == tonic::Code::Unknown
         && (text.contains("grpc-status header missing") || text.contains("content-type"));
     if missing_grpc

@@ -282,7 +282,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     let wait = std::time::Duration::from_secs(args.timeout);
     let mut client = match connect_with(&args.addr, tls.as_ref(), wait, Some(wait)).await {
         Ok(c) => c,
-        Err(e @ ConnectError::Connect { .. }) if tls.is_none() => {
+        Err(e @ (ConnectError::Connect { .. } | ConnectError::NotGrpc { .. })) if tls.is_none() => {
             return Err(not_grpc_or(&args.addr, e.to_string()).await);
         }
         Err(e) => return Err(e.into()),
@@ -297,9 +297,12 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
             let text = call_error(&args.addr, &s);
             let transport = matches!(
                 s.code(),
-                tonic::Code::Unknown | tonic::Code::Unavailable | tonic::Code::Internal
+                tonic::Code::Unknown
+                    | tonic::Code::Unavailable
+                    | tonic::Code::Internal
+                    | tonic::Code::Cancelled
             );
-            if transport && tls.is_none() && !text.starts_with("not a gRPC server") {
+            if transport && tls.is_none() {
                 Err(not_grpc_or(&args.addr, text).await)
             } else {
                 Err(anyhow::anyhow!(text))

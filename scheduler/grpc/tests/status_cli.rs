@@ -69,29 +69,35 @@ async fn status_gives_up_on_a_server_that_never_answers() {
 
 #[tokio::test]
 async fn status_names_a_server_that_is_not_grpc() {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap().to_string();
-    // An HTTP/1 server: reads the request, answers 400, closes.
-    let http1 = tokio::spawn(async move {
-        while let Ok((mut s, _)) = listener.accept().await {
-            tokio::spawn(async move {
+    // HTTP/1 servers: one reads the request and answers 400 and closes,
+    // one answers and closes at once, one keeps the connection open.
+    for (read_first, close) in [(true, true), (false, true), (true, false)] {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let http1 = tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((mut s, _)) = listener.accept().await {
                 let mut buf = [0u8; 1024];
-                let _ = s.read(&mut buf).await;
+                if read_first {
+                    let _ = s.read(&mut buf).await;
+                }
                 let _ = s
-                    .write_all(
-                        b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
-                    )
+                    .write_all(b"HTTP/1.1 400 Bad Request\r\ncontent-length: 0\r\n\r\n")
                     .await;
-            });
-        }
-    });
-    let err = status(&addr, &["--timeout", "5"]).await.unwrap_err();
-    assert!(
-        err.contains(&format!("not a gRPC server at {addr}")),
-        "{err}"
-    );
-    each_cause_once(&err);
-    http1.abort();
+                if !close {
+                    held.push(s);
+                }
+            }
+        });
+        let err = status(&addr, &["--timeout", "3"]).await.unwrap_err();
+        assert!(
+            err.contains(&format!("not a gRPC server at {addr}")),
+            "{read_first} {close}: {err}"
+        );
+        assert!(err.contains("HTTP/1.1 400 Bad Request"), "{err}");
+        each_cause_once(&err);
+        http1.abort();
+    }
 }
 
 #[tokio::test]
