@@ -209,6 +209,9 @@ where
         health
             .set_not_serving::<FluxionServer<FluxionService<B>>>()
             .await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
+            .await;
     };
     // Graceful shutdown waits for every connection to close, and a client
     // holding a stream open (a health watch) would hold it forever: after
@@ -291,20 +294,24 @@ async fn watch_owner<B: Backend>(
         );
         if answered != serving {
             serving = answered;
-            if serving {
+            // The server as a whole ("") is only as healthy as its owner.
+            let status = if serving {
                 tracing::info!("the graph owner answers again: SERVING");
-                health
-                    .set_serving::<FluxionServer<FluxionService<B>>>()
-                    .await;
+                tonic_health::ServingStatus::Serving
             } else {
                 tracing::warn!(
                     ?stall_after,
                     "the graph owner has not answered: NOT_SERVING"
                 );
-                health
-                    .set_not_serving::<FluxionServer<FluxionService<B>>>()
-                    .await;
-            }
+                tonic_health::ServingStatus::NotServing
+            };
+            health.set_service_status("", status).await;
+            health
+                .set_service_status(
+                    <FluxionServer<FluxionService<B>> as tonic::server::NamedService>::NAME,
+                    status,
+                )
+                .await;
         }
         tokio::time::sleep(period).await;
     }

@@ -265,16 +265,23 @@ async fn health_is_not_serving_while_the_owner_is_stuck() {
     }));
     let channel = phalanx_grpc::connect_channel(&addr, None).await.unwrap();
     let mut health = HealthClient::new(channel);
+    // The service and the server as a whole agree.
     let status = |h: &mut HealthClient<Channel>| {
         let mut h = h.clone();
         async move {
-            h.check(tonic_health::pb::HealthCheckRequest {
-                service: phalanx_proto::SERVICE_NAME.into(),
-            })
-            .await
-            .unwrap()
-            .into_inner()
-            .status
+            let mut seen = Vec::new();
+            for service in [phalanx_proto::SERVICE_NAME, ""] {
+                let s = h
+                    .check(tonic_health::pb::HealthCheckRequest {
+                        service: service.into(),
+                    })
+                    .await
+                    .unwrap()
+                    .into_inner()
+                    .status;
+                seen.push(s);
+            }
+            if seen[0] == seen[1] { seen[0] } else { -1 }
         }
     };
     assert_eq!(status(&mut health).await, ServingStatus::Serving as i32);
