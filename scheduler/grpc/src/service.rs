@@ -26,6 +26,9 @@ pub struct Limits {
     /// Deepest nesting of flow collections (`[`, `{`) in a jobspec; deep
     /// flow nesting is where YAML scanners go quadratic.
     pub max_jobspec_nesting: usize,
+    /// Most templates with a node selector in one group: each is matched
+    /// with the other nodes masked, which costs a pass over the nodes.
+    pub max_selector_templates: usize,
 }
 
 impl Default for Limits {
@@ -36,6 +39,7 @@ impl Default for Limits {
             max_update_vertices: 1_000_000,
             max_jobspec_bytes: 64 << 10,
             max_jobspec_nesting: 64,
+            max_selector_templates: 1_000,
         }
     }
 }
@@ -134,6 +138,7 @@ fn validate_pods(group: &pb::PodGroup, limits: &Limits) -> Result<(), BackendErr
         return Err(BackendError::invalid("pods.templates", "no pod templates"));
     }
     let mut total: u64 = 0;
+    let mut selected = 0usize;
     for (i, t) in group.templates.iter().enumerate() {
         let at = |field: &str| format!("pods.templates[{i}]{field}");
         total = total.saturating_add(u64::from(t.count.max(1)));
@@ -168,6 +173,16 @@ fn validate_pods(group: &pb::PodGroup, limits: &Limits) -> Result<(), BackendErr
                 ));
             }
             check_label(&at(".extended"), k)?;
+        }
+        if !t.node_selector.is_empty() {
+            selected += 1;
+            if selected > limits.max_selector_templates {
+                return Err(BackendError::ResourceExhausted(format!(
+                    "{}: more than {} templates with a node selector in one group",
+                    at(".node_selector"),
+                    limits.max_selector_templates
+                )));
+            }
         }
         if t.node_selector.keys().any(|k| k.trim().is_empty()) {
             return Err(BackendError::invalid(
@@ -604,6 +619,23 @@ mod tests {
         bad_op.operation = 42;
         assert!(matches!(err(bad_op),
             BackendError::InvalidArgument { path, .. } if path == "operation"));
+    }
+
+    #[test]
+    fn node_selector_templates_are_bounded() {
+        let limits = Limits {
+            max_selector_templates: 2,
+            ..Limits::default()
+        };
+        let mut t = worker(1);
+        t.node_selector.insert("zone".into(), "a".into());
+        assert!(validate_match(&pods(vec![t.clone(), worker(1), t.clone()]), &limits).is_ok());
+        let err = validate_match(&pods(vec![t.clone(), t.clone(), t]), &limits).unwrap_err();
+        assert!(
+            matches!(&err, BackendError::ResourceExhausted(m)
+                if m.starts_with("pods.templates[2].node_selector")),
+            "{err:?}"
+        );
     }
 
     #[test]
