@@ -421,7 +421,8 @@ pub fn commit_deadline(
 ) -> Option<tokio::time::Instant> {
     let timeout = parse_grpc_timeout(metadata.get("grpc-timeout")?.to_str().ok()?)?;
     let margin = (timeout / 2).min(std::time::Duration::from_millis(100));
-    Some(received + (timeout - margin))
+    // A deadline past what the clock can hold is no deadline.
+    received.checked_add(timeout - margin)
 }
 
 /// A `grpc-timeout` header value: at most 8 digits and a unit (H, M, S, m,
