@@ -136,4 +136,10 @@ pub trait Backend: Send + Sync + 'static {
         &self,
         req: pb::JobsRequest,
     ) -> impl Future<Output = BackendResult<pb::JobsResponse>> + Send;
+    /// Answers as soon as whoever owns the graph is free to answer a read:
+    /// the health check polls it, so a graph owner stuck on one request
+    /// shows as NOT_SERVING. The default answers at once.
+    fn ping(&self) -> impl Future<Output = BackendResult<()>> + Send {
+        async { Ok(()) }
+    }
 }

@@ -41,11 +41,22 @@ use phalanx_proto::v1 as pb;
 pub use phalanx_proto as proto;
 
 pub use backend::{Backend, BackendError, BackendResult, Engine};
-pub use client::{ClientTls, ConnectError, connect, connect_channel};
+pub use client::{
+    CONNECT_TIMEOUT, ClientTls, ConnectError, call_error, connect, connect_channel,
+    connect_channel_with, connect_with, error_chain,
+};
 pub use owner::{OwnerBackend, latency_summary};
-pub use server::{Listener, ServeError, ServerConfig, TlsPem, serve_with, serve_with_config};
-pub use service::{FluxionService, Limits, validate_match};
-pub use standalone::{GraphFormat, StandaloneEngine};
+pub use server::{
+    Listener, ServeError, ServerConfig, TlsPem, check_tls, serve_with, serve_with_config,
+};
+pub use service::{
+    FluxionService, Limits, MAX_CORES_PER_SOCKET, MAX_GPUS_PER_SOCKET, MAX_MEMORY_PER_SOCKET,
+    MAX_NAME_BYTES, MAX_SOCKETS, add_node_vertices, check_name, commit_deadline,
+    parse_grpc_timeout, validate_match,
+};
+pub use standalone::{
+    DEFAULT_MAX_VERTICES, GraphFormat, MAX_GENERATED_NODES, MAX_GRAPH_FILE_BYTES, StandaloneEngine,
+};
 
 /// Command-line arguments of `phalanx serve`.
 #[derive(Debug, Clone, clap::Args)]
@@ -57,7 +68,8 @@ pub struct ServeArgs {
     #[arg(long, value_enum)]
     pub format: Option<GraphFormat>,
     /// Instead of a file, generate a cluster of N nodes (racks of 18; 2
-    /// sockets x 32 cores, 2 GPUs, 256 GiB per socket): for demos and benches.
+    /// sockets x 32 cores, 2 GPUs, 256 GiB per socket): for demos and
+    /// benches. At most 65,536.
     #[arg(long, conflicts_with = "graph")]
     pub generate_nodes: Option<usize>,
     /// Default match policy (first, low, high, lonode, hinode, locality, variation, ...).
@@ -81,6 +93,19 @@ pub struct ServeArgs {
     /// Most pods one Match may ask for.
     #[arg(long, default_value_t = 100_000)]
     pub max_pods: u64,
+    /// Most vertices UpdateGraph may grow the graph to.
+    #[arg(long, default_value_t = DEFAULT_MAX_VERTICES)]
+    pub max_vertices: u64,
+    /// Most vertices the AddNodes of one UpdateGraph call may create.
+    #[arg(long, default_value_t = Limits::default().max_update_vertices)]
+    pub max_update_vertices: u64,
+    /// Largest jobspec one Match may carry, in bytes.
+    #[arg(long, default_value_t = Limits::default().max_jobspec_bytes)]
+    pub max_jobspec_bytes: usize,
+    /// Health turns NOT_SERVING while the graph owner has not answered for
+    /// this many seconds (one request holding it).
+    #[arg(long, default_value_t = 5)]
+    pub stall_seconds: u64,
     /// Default duration (seconds) of a match whose request gives none;
     /// 0 means until cancelled.
     #[arg(long, default_value_t = 0)]
@@ -152,6 +177,9 @@ pub struct StatusArgs {
     /// Server name to verify (default: the host in --addr).
     #[arg(long, global = true)]
     pub tls_domain: Option<String>,
+    /// Seconds to wait for the connection, and for each answer.
+    #[arg(long, default_value_t = 10, global = true)]
+    pub timeout: u64,
     /// What to show.
     #[command(subcommand)]
     pub command: StatusCommand,
@@ -163,32 +191,51 @@ fn read(path: &std::path::Path) -> anyhow::Result<Vec<u8>> {
 
 /// Runs `phalanx serve` until SIGTERM or Ctrl-C.
 pub async fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    // TLS first: a bad key must stop `serve` before it loads a graph or
+    // announces anything.
+    let tls = match (&args.tls_cert, &args.tls_key) {
+        (Some(cert), Some(key)) => {
+            let pem = TlsPem {
+                cert: read(cert)?,
+                key: read(key)?,
+                client_ca: args.client_ca.as_deref().map(read).transpose()?,
+            };
+            check_tls(&pem).with_context(|| {
+                format!(
+                    "--tls-cert {} / --tls-key {}",
+                    cert.display(),
+                    key.display()
+                )
+            })?;
+            Some(pem)
+        }
+        _ => None,
+    };
+    if args.stall_seconds == 0 {
+        anyhow::bail!("--stall-seconds: must be at least 1");
+    }
     let engine = match (&args.graph, args.generate_nodes) {
         (_, Some(n)) => StandaloneEngine::generated(n, &args.policy)?,
         (Some(path), None) => StandaloneEngine::load(path, args.format, &args.policy)?,
         (None, None) => anyhow::bail!("give --graph FILE or --generate-nodes N"),
     }
-    .with_default_duration(args.default_duration);
+    .with_default_duration(args.default_duration)
+    .with_max_vertices(args.max_vertices);
     tracing::info!(
         vertices = engine.vertex_count(),
         policy = %args.policy,
         "graph loaded"
     );
-    let tls = match (&args.tls_cert, &args.tls_key) {
-        (Some(cert), Some(key)) => Some(TlsPem {
-            cert: read(cert)?,
-            key: read(key)?,
-            client_ca: args.client_ca.as_deref().map(read).transpose()?,
-        }),
-        _ => None,
-    };
     let config = ServerConfig {
         tls,
         max_request_bytes: args.max_request_bytes,
         limits: Limits {
             max_pods: args.max_pods,
+            max_update_vertices: args.max_update_vertices,
+            max_jobspec_bytes: args.max_jobspec_bytes,
             ..Limits::default()
         },
+        stall_after: std::time::Duration::from_secs(args.stall_seconds),
         ..ServerConfig::default()
     };
     let backend = Arc::new(OwnerBackend::spawn(engine).context("start the graph owner thread")?);
@@ -229,9 +276,58 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let mut client = connect(&args.addr, tls.as_ref()).await?;
+    if args.timeout == 0 {
+        anyhow::bail!("--timeout: must be at least 1 second");
+    }
+    let wait = std::time::Duration::from_secs(args.timeout);
+    let mut client = match connect_with(&args.addr, tls.as_ref(), wait, Some(wait)).await {
+        Ok(c) => c,
+        Err(e @ (ConnectError::Connect { .. } | ConnectError::NotGrpc { .. })) if tls.is_none() => {
+            return Err(not_grpc_or(&args.addr, e.to_string()).await);
+        }
+        Err(e) => return Err(e.into()),
+    };
     let json = args.output == OutputFormat::Json;
-    let out = match &args.command {
+    match status_call(&mut client, &args.command, json).await {
+        Ok(out) => {
+            print!("{out}");
+            Ok(())
+        }
+        Err(s) => {
+            let text = call_error(&args.addr, &s);
+            let transport = matches!(
+                s.code(),
+                tonic::Code::Unknown
+                    | tonic::Code::Unavailable
+                    | tonic::Code::Internal
+                    | tonic::Code::Cancelled
+            );
+            if transport && tls.is_none() {
+                Err(not_grpc_or(&args.addr, text).await)
+            } else {
+                Err(anyhow::anyhow!(text))
+            }
+        }
+    }
+}
+
+/// "not a gRPC server" when `addr` answers like an HTTP/1 server, else `text`.
+async fn not_grpc_or(addr: &str, text: String) -> anyhow::Error {
+    match client::http1_status_line(addr).await {
+        Some(line) => anyhow::anyhow!("not a gRPC server at {addr} (it answers HTTP/1: {line:?})"),
+        None => anyhow::anyhow!(text),
+    }
+}
+
+async fn status_call(
+    client: &mut phalanx_proto::v1::fluxion_client::FluxionClient<tonic::transport::Channel>,
+    command: &StatusCommand,
+    json: bool,
+) -> Result<String, tonic::Status> {
+    let pretty = |v: serde_json::Value| {
+        pretty(&v).map_err(|e| tonic::Status::internal(format!("render JSON: {e}")))
+    };
+    let out = match command {
         StatusCommand::Resources { nodes, down, up } => {
             let req = pb::ResourcesRequest {
                 nodes: nodes.clone(),
@@ -246,7 +342,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
             };
             let resp = client.resources(req).await?.into_inner();
             if json {
-                pretty(&status::resources_json(&resp))?
+                pretty(status::resources_json(&resp))?
             } else {
                 status::resources_table(&resp)
             }
@@ -258,7 +354,7 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
             };
             let resp = client.jobs(req).await?.into_inner();
             if json {
-                pretty(&status::jobs_json(&resp))?
+                pretty(status::jobs_json(&resp))?
             } else {
                 let now = client.stat(pb::StatRequest {}).await?.into_inner().now;
                 status::jobs_table(&resp, now)
@@ -270,19 +366,18 @@ pub async fn status(args: StatusArgs) -> anyhow::Result<()> {
                 .await?
                 .into_inner();
             let job = resp.job.unwrap_or_default();
-            pretty(&status::job_json(&job))?
+            pretty(status::job_json(&job))?
         }
         StatusCommand::Stat => {
             let resp = client.stat(pb::StatRequest {}).await?.into_inner();
             if json {
-                pretty(&status::stat_json(&resp))?
+                pretty(status::stat_json(&resp))?
             } else {
                 status::stat_text(&resp)
             }
         }
     };
-    print!("{out}");
-    Ok(())
+    Ok(out)
 }
 
 fn pretty(v: &serde_json::Value) -> anyhow::Result<String> {

@@ -88,6 +88,26 @@ impl<E: Engine> OwnerState<E> {
         Ok(resp)
     }
 
+    /// Cancels a job whose match was never delivered.
+    fn roll_back(&mut self, job_id: u64) {
+        if job_id == 0 {
+            return;
+        }
+        let undo = pb::CancelRequest {
+            job_id,
+            ..Default::default()
+        };
+        match guard(|| self.engine.cancel(undo)) {
+            Ok(_) => tracing::info!(
+                job_id,
+                "match not delivered (deadline or disconnect): rolled back"
+            ),
+            Err(e) => {
+                tracing::error!(job_id, error = %e, "rolling back an undelivered match failed")
+            }
+        }
+    }
+
     fn stat(&self) -> BackendResult<pb::StatResponse> {
         let mut resp = self.engine.stat()?;
         resp.matches_succeeded = self.succeeded;
@@ -180,12 +200,39 @@ impl<E: Engine> OwnerBackend<E> {
     {
         let (tx, rx) = oneshot::channel();
         let job: WriteJob<E> = Box::new(move |state| {
-            // The caller may have gone away (deadline, disconnect); the
-            // write still happened, so there is nothing to undo.
+            // A caller that has gone (deadline passed, client disconnected)
+            // was told the call failed: it must not take effect.
+            if tx.is_closed() {
+                return;
+            }
             let _ = tx.send(guard(|| f(state)));
         });
         self.writes.send(job).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
+    }
+
+    /// A match whose caller goes away before it has the answer is rolled
+    /// back, so no job is held that no client knows about: the owner
+    /// cancels it if the answer cannot be delivered, and [`PendingMatch`]
+    /// if the answer arrived but the call was dropped before returning it.
+    async fn write_match(&self, req: pb::MatchRequest) -> BackendResult<pb::MatchResponse> {
+        let (tx, rx) = oneshot::channel();
+        let job: WriteJob<E> = Box::new(move |state| {
+            if tx.is_closed() {
+                return;
+            }
+            let result = guard(|| state.match_group(req));
+            if let Err(Ok(resp)) = tx.send(result) {
+                state.roll_back(resp.job_id);
+            }
+        });
+        self.writes.send(job).await.map_err(|_| gone())?;
+        let mut pending = PendingMatch {
+            rx: Some(rx),
+            writes: self.writes.clone(),
+        };
+        let result = (&mut pending).await;
+        result.map_err(|_| gone())?
     }
 
     async fn read<T, F>(&self, f: F) -> BackendResult<T>
@@ -195,10 +242,76 @@ impl<E: Engine> OwnerBackend<E> {
     {
         let (tx, rx) = oneshot::channel();
         let job: ReadJob<E> = Box::new(move |state| {
+            // A caller that has gone (deadline, disconnect, an abandoned
+            // health ping) needs no answer: skip the work.
+            if tx.is_closed() {
+                return;
+            }
             let _ = tx.send(guard(|| f(state)));
         });
         self.reads.send(job).await.map_err(|_| gone())?;
         rx.await.map_err(|_| gone())?
+    }
+}
+
+type MatchAnswer = BackendResult<pb::MatchResponse>;
+
+/// The wait for a match's answer. Dropped unfinished (the call's deadline
+/// fired or its client went away), it rolls back a match that was made.
+struct PendingMatch<E: Engine> {
+    rx: Option<oneshot::Receiver<MatchAnswer>>,
+    writes: mpsc::Sender<WriteJob<E>>,
+}
+
+impl<E: Engine> std::future::Future for PendingMatch<E> {
+    type Output = Result<MatchAnswer, oneshot::error::RecvError>;
+
+    fn poll(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let Some(rx) = self.rx.as_mut() else {
+            return std::task::Poll::Pending;
+        };
+        let out = std::pin::Pin::new(rx).poll(cx);
+        if out.is_ready() {
+            self.rx = None;
+        }
+        out
+    }
+}
+
+impl<E: Engine> Drop for PendingMatch<E> {
+    fn drop(&mut self) {
+        let Some(mut rx) = self.rx.take() else {
+            return;
+        };
+        // After close() the owner's send fails (and it rolls back itself);
+        // a value sent before is still there to take.
+        rx.close();
+        let Ok(Ok(resp)) = rx.try_recv() else {
+            return;
+        };
+        let job_id = resp.job_id;
+        if job_id == 0 {
+            return;
+        }
+        let undo: WriteJob<E> = Box::new(move |state| state.roll_back(job_id));
+        match self.writes.try_send(undo) {
+            Ok(()) => {}
+            Err(mpsc::error::TrySendError::Full(undo)) => {
+                // Drop cannot wait for room in the queue; a task can.
+                let writes = self.writes.clone();
+                if let Ok(rt) = tokio::runtime::Handle::try_current() {
+                    rt.spawn(async move {
+                        let _ = writes.send(undo).await;
+                    });
+                } else {
+                    tracing::error!(job_id, "cannot roll back an undelivered match: no runtime");
+                }
+            }
+            Err(mpsc::error::TrySendError::Closed(_)) => {}
+        }
     }
 }
 
@@ -225,7 +338,7 @@ fn guard<T>(f: impl FnOnce() -> BackendResult<T>) -> BackendResult<T> {
 
 impl<E: Engine> Backend for OwnerBackend<E> {
     async fn match_group(&self, req: pb::MatchRequest) -> BackendResult<pb::MatchResponse> {
-        self.write(move |s| s.match_group(req)).await
+        self.write_match(req).await
     }
 
     async fn cancel(&self, req: pb::CancelRequest) -> BackendResult<pb::CancelResponse> {
@@ -261,6 +374,10 @@ impl<E: Engine> Backend for OwnerBackend<E> {
 
     async fn jobs(&self, req: pb::JobsRequest) -> BackendResult<pb::JobsResponse> {
         self.read(move |s| s.engine.jobs(req)).await
+    }
+
+    async fn ping(&self) -> BackendResult<()> {
+        self.read(|_| Ok(())).await
     }
 }
 

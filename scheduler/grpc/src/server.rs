@@ -17,22 +17,32 @@ use crate::service::{FluxionService, Limits};
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     /// Binding or inspecting the listening socket failed.
-    #[error("listen on {addr}: {source}")]
+    #[error("listen on {addr}: {message}")]
     Listen {
         /// The address as given.
         addr: String,
-        /// The I/O error.
-        source: std::io::Error,
+        /// The I/O error, as text (each cause once).
+        message: String,
     },
-    /// The TLS material was rejected.
+    /// The TLS material was rejected (each cause once).
     #[error("TLS configuration: {0}")]
-    Tls(#[source] tonic::transport::Error),
+    Tls(String),
     /// The reflection service could not load the descriptor set.
     #[error("reflection service: {0}")]
-    Reflection(#[from] tonic_reflection::server::Error),
-    /// The HTTP/2 server failed.
+    Reflection(String),
+    /// The HTTP/2 server failed (each cause once).
     #[error("gRPC server: {0}")]
-    Transport(#[source] tonic::transport::Error),
+    Transport(String),
+}
+
+impl From<tonic_reflection::server::Error> for ServeError {
+    fn from(e: tonic_reflection::server::Error) -> Self {
+        Self::Reflection(crate::client::error_chain(&e))
+    }
+}
+
+fn tls_error(e: tonic::transport::Error) -> ServeError {
+    ServeError::Tls(crate::client::error_chain(&e))
 }
 
 /// A bound listening socket.
@@ -47,9 +57,9 @@ pub enum Listener {
 impl Listener {
     /// Binds `spec`: `unix:PATH` or a socket address such as `127.0.0.1:4242`.
     pub async fn bind(spec: &str) -> Result<Self, ServeError> {
-        let listen_err = |source| ServeError::Listen {
+        let listen_err = |source: std::io::Error| ServeError::Listen {
             addr: spec.to_owned(),
-            source,
+            message: crate::client::error_chain(&source),
         };
         if let Some(path) = spec.strip_prefix("unix:") {
             let path = PathBuf::from(path);
@@ -110,6 +120,10 @@ pub struct ServerConfig {
     /// After the shutdown signal, how long in-flight calls and open streams
     /// (health watches, say) may take before their connections are closed.
     pub drain_timeout: std::time::Duration,
+    /// Health turns NOT_SERVING while the backend has not answered a ping
+    /// for this long (a graph owner stuck on one request), and SERVING
+    /// again once it answers.
+    pub stall_after: std::time::Duration,
 }
 
 impl Default for ServerConfig {
@@ -119,6 +133,7 @@ impl Default for ServerConfig {
             max_request_bytes: 4 << 20,
             limits: Limits::default(),
             drain_timeout: std::time::Duration::from_secs(5),
+            stall_after: std::time::Duration::from_secs(5),
         }
     }
 }
@@ -163,18 +178,18 @@ where
         .register_encoded_file_descriptor_set(phalanx_proto::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    let fluxion = FluxionServer::new(FluxionService::new(backend, config.limits))
+    let fluxion = FluxionServer::new(FluxionService::new(backend.clone(), config.limits))
         .max_decoding_message_size(config.max_request_bytes);
 
     let mut builder = Server::builder();
     if let Some(tls) = &config.tls {
-        let mut tls_config =
-            ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key));
-        if let Some(ca) = &tls.client_ca {
-            tls_config = tls_config.client_ca_root(Certificate::from_pem(ca));
-        }
-        builder = builder.tls_config(tls_config).map_err(ServeError::Tls)?;
+        builder = builder.tls_config(tls_config(tls)).map_err(tls_error)?;
     }
+    let watchdog = tokio::spawn(watch_owner(
+        backend.clone(),
+        health.clone(),
+        config.stall_after,
+    ));
     let router = builder
         .layer(tower::util::MapResponseLayer::new(
             too_large_is_resource_exhausted as fn(_) -> _,
@@ -189,8 +204,13 @@ where
         shutdown.await;
         let _ = fired.send(());
         tracing::info!("shutting down: draining in-flight calls");
+        // Stopped first, so it cannot mark the service SERVING again.
+        watchdog.abort();
         health
             .set_not_serving::<FluxionServer<FluxionService<B>>>()
+            .await;
+        health
+            .set_service_status("", tonic_health::ServingStatus::NotServing)
             .await;
     };
     // Graceful shutdown waits for every connection to close, and a client
@@ -225,7 +245,7 @@ where
         }
     };
     let result = tokio::select! {
-        r = serving => r.map_err(ServeError::Transport),
+        r = serving => r.map_err(|e| ServeError::Transport(crate::client::error_chain(&e))),
         () = drain_deadline => {
             tracing::warn!(?drain, "drain timeout: closing the remaining connections");
             Ok(())
@@ -235,6 +255,66 @@ where
         let _ = tokio::fs::remove_file(&path).await;
     }
     result
+}
+
+fn tls_config(tls: &TlsPem) -> ServerTlsConfig {
+    let mut config = ServerTlsConfig::new().identity(Identity::from_pem(&tls.cert, &tls.key));
+    if let Some(ca) = &tls.client_ca {
+        config = config.client_ca_root(Certificate::from_pem(ca));
+    }
+    config
+}
+
+/// Checks TLS material the way the server will load it, so a bad key or
+/// certificate stops `serve` before it binds or announces anything.
+pub fn check_tls(tls: &TlsPem) -> Result<(), ServeError> {
+    Server::builder()
+        .tls_config(tls_config(tls))
+        .map(|_| ())
+        .map_err(tls_error)
+}
+
+/// Pings the backend forever; health follows whether it answers within
+/// `stall_after`. A ping that times out is abandoned (the owner skips a
+/// read whose caller has gone) and the next one waits again.
+async fn watch_owner<B: Backend>(
+    backend: Arc<B>,
+    health: tonic_health::server::HealthReporter,
+    stall_after: std::time::Duration,
+) {
+    let period = (stall_after / 4).clamp(
+        std::time::Duration::from_millis(10),
+        std::time::Duration::from_secs(1),
+    );
+    let mut serving = true;
+    loop {
+        let answered = matches!(
+            tokio::time::timeout(stall_after, backend.ping()).await,
+            Ok(Ok(()))
+        );
+        if answered != serving {
+            serving = answered;
+            // The server as a whole ("") is only as healthy as its owner.
+            let status = if serving {
+                tracing::info!("the graph owner answers again: SERVING");
+                tonic_health::ServingStatus::Serving
+            } else {
+                tracing::warn!(
+                    ?stall_after,
+                    "the graph owner has not answered: NOT_SERVING"
+                );
+                tonic_health::ServingStatus::NotServing
+            };
+            health.set_service_status("", status).await;
+            health
+                .set_service_status(
+                    <FluxionServer<FluxionService<B>> as tonic::server::NamedService>::NAME,
+                    status,
+                )
+                .await;
+        }
+        tokio::time::sleep(period).await;
+    }
 }
 
 /// tonic reports a request over the decoding limit as OUT_OF_RANGE; the

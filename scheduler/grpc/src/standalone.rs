@@ -15,6 +15,65 @@ use fluxion_core::planner::JobId;
 use phalanx_proto::v1 as pb;
 
 use crate::backend::{BackendError, BackendResult, Engine};
+use crate::service::{add_node_vertices, validate_add_node};
+
+/// Most nodes `--generate-nodes` builds (73 vertices each: 5 million in all).
+pub const MAX_GENERATED_NODES: usize = 65_536;
+
+/// Largest graph file `serve --graph` reads.
+pub const MAX_GRAPH_FILE_BYTES: u64 = 1 << 30;
+
+/// Most vertices the graph may grow to through UpdateGraph, by default.
+pub const DEFAULT_MAX_VERTICES: u64 = 5_000_000;
+
+/// Vertex types that are resources, never containers of nodes.
+const LEAF_KINDS: &[&str] = &[
+    "node", "socket", "numa", "core", "pu", "gpu", "memory", "storage", "slot",
+];
+
+/// Names looked up per request, indexed once per graph shape: a lookup
+/// by scanning every vertex would make each name in a request cost the
+/// whole graph.
+#[derive(Debug, Default)]
+struct NameIndex {
+    /// Node vertices by name (the first in graph order, if names repeat).
+    nodes: HashMap<String, VertexId>,
+    /// Node vertices in graph (insertion) order, as tables show them.
+    order: Vec<VertexId>,
+    /// Vertices above the nodes (cluster, zones, racks) by name: where an
+    /// added node may go.
+    above: HashMap<String, Vec<VertexId>>,
+}
+
+impl NameIndex {
+    fn build(g: &ResourceGraph) -> Self {
+        let mut idx = NameIndex::default();
+        for v in g.vertices() {
+            if g.kind_name(v) == "node" {
+                idx.order.push(v);
+            }
+        }
+        idx.order
+            .sort_by_key(|&x| g.vertex(x).map_or(0, |x| x.uniq_id));
+        for &v in &idx.order {
+            if let Some(x) = g.vertex(v) {
+                idx.nodes.entry(x.name().into_owned()).or_insert(v);
+            }
+        }
+        // Walk down from the root, stopping at nodes.
+        let mut stack: Vec<VertexId> = g.root().into_iter().collect();
+        while let Some(v) = stack.pop() {
+            if g.kind_name(v) == "node" {
+                continue;
+            }
+            if let Some(x) = g.vertex(v) {
+                idx.above.entry(x.name().into_owned()).or_default().push(v);
+            }
+            stack.extend(g.children(v).iter().copied());
+        }
+        idx
+    }
+}
 
 /// Format of a graph file.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -78,10 +137,18 @@ pub struct StandaloneEngine {
     memory_unit_bytes: u64,
     /// Largest slot host (socket) per type, for "can never fit" reasons.
     largest: BTreeMap<String, u64>,
+    /// Units per leaf type in the whole graph (up or down).
+    totals: BTreeMap<String, u64>,
+    /// Types of vertices with children: containers, never consumable.
+    containers: BTreeSet<String>,
     /// Containment paths rendered so far, by vertex index: every placement
     /// names its vertices by path, and building a path walks to the root.
     /// Cleared whenever the graph changes shape.
     paths: RefCell<Vec<Option<Box<str>>>>,
+    /// Most vertices UpdateGraph may grow the graph to.
+    max_vertices: u64,
+    /// Name lookups; `None` until first used after a change of shape.
+    names: RefCell<Option<NameIndex>>,
 }
 
 impl StandaloneEngine {
@@ -100,7 +167,11 @@ impl StandaloneEngine {
             part_of: HashMap::new(),
             memory_unit_bytes,
             largest: BTreeMap::new(),
+            totals: BTreeMap::new(),
+            containers: BTreeSet::new(),
             paths: RefCell::new(Vec::new()),
+            max_vertices: DEFAULT_MAX_VERTICES,
+            names: RefCell::new(None),
         };
         engine.refresh_largest();
         Ok(engine)
@@ -112,9 +183,21 @@ impl StandaloneEngine {
         self
     }
 
+    /// Sets the most vertices UpdateGraph may grow the graph to (a graph
+    /// loaded larger keeps its size but cannot grow).
+    pub fn with_max_vertices(mut self, max: u64) -> Self {
+        self.max_vertices = max;
+        self
+    }
+
     /// A generated cluster of `nodes` nodes (see
     /// [`fluxion_core::generate::ClusterShape::standard`]).
     pub fn generated(nodes: usize, policy: &str) -> anyhow::Result<Self> {
+        if nodes > MAX_GENERATED_NODES {
+            anyhow::bail!(
+                "--generate-nodes: {nodes} nodes; at most {MAX_GENERATED_NODES} (each has 73 vertices)"
+            );
+        }
         let shape = fluxion_core::generate::ClusterShape::standard(nodes);
         let graph = fluxion_core::generate::cluster(&shape)?;
         Ok(Self::new(graph, policy)?)
@@ -123,8 +206,24 @@ impl StandaloneEngine {
     /// Loads a graph file.
     pub fn load(path: &Path, format: Option<GraphFormat>, policy: &str) -> anyhow::Result<Self> {
         let format = format.unwrap_or_else(|| GraphFormat::from_path(path));
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+        let size = std::fs::metadata(path)
+            .map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?
+            .len();
+        if size > MAX_GRAPH_FILE_BYTES {
+            anyhow::bail!(
+                "{}: {size} bytes; graph files of at most {MAX_GRAPH_FILE_BYTES} bytes are read",
+                path.display()
+            );
+        }
+        let bytes =
+            std::fs::read(path).map_err(|e| anyhow::anyhow!("read {}: {e}", path.display()))?;
+        let text = String::from_utf8(bytes).map_err(|e| {
+            anyhow::anyhow!(
+                "{}: not UTF-8 text (invalid byte at offset {})",
+                path.display(),
+                e.utf8_error().valid_up_to()
+            )
+        })?;
         let graph = match format {
             GraphFormat::Grug => fluxion_core::io::read_grug(&text),
             GraphFormat::Jgf => fluxion_core::io::read_jgf(&text),
@@ -147,14 +246,24 @@ impl StandaloneEngine {
     fn refresh_largest(&mut self) {
         let g = self.matcher.graph();
         let mut largest: BTreeMap<String, u64> = BTreeMap::new();
+        let mut totals: BTreeMap<String, u64> = BTreeMap::new();
+        let mut containers: BTreeSet<String> = BTreeSet::new();
         for v in g.vertices() {
             let kids = g.children(v);
+            let kind = g.kind_name(v);
+            if kids.is_empty() {
+                let t = totals.entry(kind.to_owned()).or_default();
+                *t = t.saturating_add(g.vertex(v).map_or(0, |x| x.size));
+            } else if !containers.contains(kind) {
+                containers.insert(kind.to_owned());
+            }
             if kids.is_empty() || kids.iter().any(|&k| !g.children(k).is_empty()) {
                 continue;
             }
             let mut here: BTreeMap<&str, u64> = BTreeMap::new();
             for &k in kids {
-                *here.entry(g.kind_name(k)).or_default() += g.vertex(k).map_or(0, |x| x.size);
+                let e = here.entry(g.kind_name(k)).or_default();
+                *e = e.saturating_add(g.vertex(k).map_or(0, |x| x.size));
             }
             for (t, n) in here {
                 let e = largest.entry(t.to_owned()).or_default();
@@ -162,20 +271,25 @@ impl StandaloneEngine {
             }
         }
         self.largest = largest;
+        self.totals = totals;
+        self.containers = containers;
+    }
+
+    /// The name index, built on first use after the graph changed shape.
+    fn names(&self) -> std::cell::RefMut<'_, NameIndex> {
+        let mut slot = self.names.borrow_mut();
+        if slot.is_none() {
+            *slot = Some(NameIndex::build(self.graph()));
+        }
+        std::cell::RefMut::map(slot, |s| s.get_or_insert_with(NameIndex::default))
     }
 
     fn node_by_name(&self, name: &str) -> Option<VertexId> {
-        self.graph()
-            .find_by_name(name)
-            .find(|&v| self.graph().kind_name(v) == "node")
+        self.names().nodes.get(name).copied()
     }
 
     fn nodes(&self) -> Vec<VertexId> {
-        let g = self.graph();
-        let mut v: Vec<VertexId> = g.vertices().filter(|&v| g.kind_name(v) == "node").collect();
-        // Graph (insertion) order is the order operators expect in tables.
-        v.sort_by_key(|&x| g.vertex(x).map_or(0, |x| x.uniq_id));
-        v
+        self.names().order.clone()
     }
 
     /// The node a vertex belongs to (itself or its nearest `node` ancestor).
@@ -330,7 +444,36 @@ impl StandaloneEngine {
         }
     }
 
+    /// A node goes under a container (the cluster, a zone, a rack): never
+    /// inside another node, nor under a resource such as a core.
+    fn check_parent(&self, p: VertexId, spec: &pb::AddNode, at: &str) -> BackendResult<()> {
+        let g = self.graph();
+        let kind = g.kind_name(p);
+        if let Some(n) = self.node_of(p) {
+            return Err(BackendError::invalid(
+                format!("{at}.parent"),
+                format!(
+                    "{:?} is a {kind} inside node {:?}; a node goes under the cluster, a zone or a rack",
+                    spec.parent,
+                    self.name_of(n)
+                ),
+            ));
+        }
+        if LEAF_KINDS.contains(&kind) || g.vertex(p).is_some_and(|x| x.size > 1) {
+            return Err(BackendError::invalid(
+                format!("{at}.parent"),
+                format!(
+                    "{:?} is a {kind} (a resource, not a container); a node goes under the \
+                     cluster, a zone or a rack",
+                    spec.parent
+                ),
+            ));
+        }
+        Ok(())
+    }
+
     fn add_node(&mut self, spec: &pb::AddNode, at: &str) -> BackendResult<()> {
+        validate_add_node(spec, at)?;
         if self.node_by_name(&spec.name).is_some() {
             return Err(BackendError::FailedPrecondition(format!(
                 "{at}.name: node {:?} already exists",
@@ -340,28 +483,45 @@ impl StandaloneEngine {
         let parent = if spec.parent.is_empty() {
             self.graph().root()
         } else {
-            let mut found = self.graph().find_by_name(&spec.parent);
-            match (found.next(), found.next()) {
-                (Some(p), None) => Some(p),
-                (None, _) => {
-                    return Err(BackendError::NotFound(format!(
-                        "{at}.parent: no vertex named {:?}",
-                        spec.parent
-                    )));
-                }
-                (Some(_), Some(_)) => {
+            let above = self.names().above.get(&spec.parent).cloned();
+            match above.as_deref() {
+                Some([p]) => Some(*p),
+                Some([_, _, ..]) => {
                     return Err(BackendError::invalid(
                         format!("{at}.parent"),
                         format!("{:?} names more than one vertex", spec.parent),
                     ));
                 }
+                // Not above the nodes: the one scan, on the way to an
+                // error, that names what the parent is instead.
+                _ => match self.graph().find_by_name(&spec.parent).next() {
+                    Some(p) => {
+                        self.check_parent(p, spec, at)?;
+                        return Err(BackendError::Internal(format!(
+                            "{at}.parent: {:?} is not indexed",
+                            spec.parent
+                        )));
+                    }
+                    None => {
+                        return Err(BackendError::NotFound(format!(
+                            "{at}.parent: no vertex named {:?}",
+                            spec.parent
+                        )));
+                    }
+                },
             }
         };
-        if spec.sockets > 64 || spec.cores_per_socket > 4096 || spec.gpus_per_socket > 1024 {
-            return Err(BackendError::invalid(
-                at,
-                "at most 64 sockets, 4096 cores and 1024 GPUs per socket",
-            ));
+        if let Some(p) = parent {
+            self.check_parent(p, spec, at)?;
+        }
+        let adds = add_node_vertices(spec).unwrap_or(u64::MAX);
+        let have = self.graph().vertex_count() as u64;
+        if have.saturating_add(adds) > self.max_vertices {
+            return Err(BackendError::ResourceExhausted(format!(
+                "{at}: the node has {adds} vertices and the graph {have}; the graph may hold \
+                 at most {} (serve --max-vertices)",
+                self.max_vertices
+            )));
         }
         let internal = |e: GraphError| BackendError::Internal(e.to_string());
         let g = self.matcher.graph_mut();
@@ -375,6 +535,11 @@ impl StandaloneEngine {
         labels.sort();
         ns.properties = labels;
         let node = g.add_vertex(ns, parent).map_err(internal)?;
+        if let Some(idx) = self.names.get_mut() {
+            idx.nodes.insert(spec.name.clone(), node);
+            idx.order.push(node);
+        }
+        let g = self.matcher.graph_mut();
         let (mut core, mut gpu) = (0i64, 0i64);
         for s in 0..spec.sockets {
             let socket = g
@@ -417,6 +582,23 @@ impl StandaloneEngine {
 fn trailing_number(name: &str) -> i64 {
     let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
     name[name.len() - digits..].parse().unwrap_or(0)
+}
+
+/// Fluxion refuses a jobspec without a slot: with none, nothing says what
+/// one task gets, and the match would hold resources for no task.
+fn require_slot(spec: &Jobspec) -> BackendResult<()> {
+    // Iterative: the nesting comes from the request.
+    let mut stack: Vec<&Resource> = spec.resources.iter().collect();
+    while let Some(r) = stack.pop() {
+        if r.is_slot() {
+            return Ok(());
+        }
+        stack.extend(r.with.iter());
+    }
+    Err(BackendError::invalid(
+        "jobspec.resources",
+        "no `slot`: a jobspec needs one slot (type: slot, with a label) saying what one task gets",
+    ))
 }
 
 /// Rounds of re-matching that a multi-template reservation gets to find a
@@ -525,6 +707,15 @@ impl StandaloneEngine {
                 ));
             }
             for (name, &n) in &t.extended {
+                if self.containers.contains(name) {
+                    return Err(BackendError::invalid(
+                        format!("pods.templates[{i}].extended[{name:?}]"),
+                        format!(
+                            "{name} vertices contain other resources in this graph; only \
+                             leaf resources can be asked for"
+                        ),
+                    ));
+                }
                 if n > 0 {
                     needs.push((name.clone(), n));
                 }
@@ -555,6 +746,67 @@ impl StandaloneEngine {
             });
         }
         Ok(parts)
+    }
+
+    /// Why a group of pod templates can never fit, found without matching:
+    /// one pod larger than any socket, or all pods together more than the
+    /// whole graph holds. Checked first, so a group that never fits is
+    /// UNSATISFIABLE (not BUSY because its first templates took the room)
+    /// and costs the owner no matcher work.
+    fn never_fits(&self, parts: &[Part]) -> Option<String> {
+        let mut sums: BTreeMap<&str, u64> = BTreeMap::new();
+        for part in parts {
+            let Some((i, name, count, needs)) = &part.template else {
+                continue;
+            };
+            for (t, n) in needs {
+                let max = self.largest.get(t).copied().unwrap_or(0);
+                if *n > max {
+                    return Some(self.unsatisfiable_reason(part));
+                }
+                let s = sums.entry(t.as_str()).or_default();
+                *s = s.saturating_add(n.saturating_mul(*count));
+                let total = self.totals.get(t).copied().unwrap_or(0);
+                if *s > total {
+                    return Some(format!(
+                        "pods.templates[{i}] ({name}): the group's templates up to here need \
+                         {s} {t} in all; the whole graph has {total}"
+                    ));
+                }
+            }
+        }
+        None
+    }
+
+    /// `Some(())` when a group whose templates each fit can never fit all
+    /// together: its templates' slots, as one jobspec, are unsatisfiable on
+    /// the whole graph. Only for groups without node selectors (those are
+    /// matched with nodes masked, which satisfiability would not see).
+    fn group_never_fits(&mut self, parts: &[Part], now: i64) -> Option<()> {
+        if parts
+            .iter()
+            .any(|p| !p.selector.is_empty() || p.template.is_none())
+        {
+            return None;
+        }
+        let together = Jobspec {
+            version: 9999,
+            resources: parts
+                .iter()
+                .flat_map(|p| p.spec.resources.iter().cloned())
+                .collect(),
+            tasks: Vec::new(),
+            duration: parts.first().map_or(0, |p| p.spec.duration),
+        };
+        let job = self.next_job;
+        self.next_job += 1;
+        match self
+            .matcher
+            .match_jobspec(MatchOp::Satisfiability, job, &together, now)
+        {
+            Err(MatchError::Unsatisfiable) => Some(()),
+            _ => None,
+        }
     }
 
     /// Why a part can never fit, in words.
@@ -728,6 +980,7 @@ impl Engine for StandaloneEngine {
                     };
                     BackendError::invalid(path, e.message)
                 })?;
+                require_slot(&spec)?;
                 if req.duration > 0 || spec.duration == 0 {
                     spec.duration = duration;
                 }
@@ -739,6 +992,13 @@ impl Engine for StandaloneEngine {
             }
             Some(pb::match_request::Request::Pods(group)) => self.pod_parts(group, duration)?,
         };
+        if let Some(reason) = self.never_fits(&parts) {
+            return Ok(pb::MatchResponse {
+                result: pb::MatchResult::Unsatisfiable as i32,
+                reason,
+                ..Default::default()
+            });
+        }
         self.matcher.set_policy(policy);
         let result = self.match_parts(&req, policy, op, &parts);
         self.matcher.set_policy(self.policy);
@@ -769,8 +1029,9 @@ impl Engine for StandaloneEngine {
                 "job {id} is a reservation; partial cancel applies to allocations only"
             )));
         }
+        let have: BTreeSet<u32> = rec.pods.iter().map(|pod| pod.index).collect();
         for (i, &p) in req.pods.iter().enumerate() {
-            if !rec.pods.iter().any(|pod| pod.index == p) {
+            if !have.contains(&p) {
                 let left: Vec<u32> = rec.pods.iter().map(|pod| pod.index).collect();
                 return Err(BackendError::invalid(
                     format!("pods[{i}]"),
@@ -786,8 +1047,9 @@ impl Engine for StandaloneEngine {
             }
         }
         // Pods named by index, plus every pod on a named node.
-        let dropped =
-            |pod: &PodRecord| req.pods.contains(&pod.index) || node_ids.contains(&pod.node);
+        let pods: BTreeSet<u32> = req.pods.iter().copied().collect();
+        let node_set: BTreeSet<VertexId> = node_ids.iter().copied().collect();
+        let dropped = |pod: &PodRecord| pods.contains(&pod.index) || node_set.contains(&pod.node);
         let mut by_part: BTreeMap<JobId, Vec<VertexId>> = BTreeMap::new();
         let mut released = 0u32;
         for pod in rec.pods.iter().filter(|p| dropped(p)) {
@@ -799,7 +1061,7 @@ impl Engine for StandaloneEngine {
         let parts = rec.parts.clone();
         for p in parts {
             let mut roots = by_part.remove(&p).unwrap_or_default();
-            roots.extend(&node_ids);
+            roots.extend(node_set.iter().copied());
             if roots.is_empty() || self.matcher.info(p).is_none() {
                 continue;
             }
@@ -919,20 +1181,20 @@ impl Engine for StandaloneEngine {
     }
 
     fn resources(&self, req: pb::ResourcesRequest) -> BackendResult<pb::ResourcesResponse> {
+        let mut wanted = BTreeSet::new();
         for (i, n) in req.nodes.iter().enumerate() {
-            if self.node_by_name(n).is_none() {
-                return Err(BackendError::NotFound(format!("nodes[{i}]: no node {n:?}")));
+            match self.node_by_name(n) {
+                Some(v) => {
+                    wanted.insert(v);
+                }
+                None => return Err(BackendError::NotFound(format!("nodes[{i}]: no node {n:?}"))),
             }
         }
+        let types: BTreeSet<&str> = req.types.iter().map(String::as_str).collect();
         let mut out = pb::ResourcesResponse::default();
         let mut totals: BTreeMap<String, pb::ResourceCount> = BTreeMap::new();
         for node in self.nodes() {
-            if !req.nodes.is_empty()
-                && !req
-                    .nodes
-                    .iter()
-                    .any(|n| self.graph().vertex(node).is_some_and(|x| x.is_named(n)))
-            {
+            if !wanted.is_empty() && !wanted.contains(&node) {
                 continue;
             }
             let mut nr = self.node_resources(node);
@@ -940,7 +1202,7 @@ impl Engine for StandaloneEngine {
                 continue;
             }
             if !req.types.is_empty() {
-                nr.resources.retain(|r| req.types.contains(&r.r#type));
+                nr.resources.retain(|r| types.contains(r.r#type.as_str()));
             }
             for r in &nr.resources {
                 let t = totals
@@ -991,6 +1253,10 @@ impl StandaloneEngine {
         self.matcher
             .remove_subtree(node)
             .map_err(|e| BackendError::Internal(e.to_string()))?;
+        if let Some(idx) = self.names.get_mut() {
+            idx.nodes.remove(name);
+            idx.order.retain(|&v| v != node);
+        }
         Ok(())
     }
 
@@ -1116,6 +1382,23 @@ impl StandaloneEngine {
                     Ok(outcome) => done.push((job, outcome)),
                     Err(e) => {
                         rollback(&mut self.matcher, &done);
+                        // BUSY promises the group fits once others leave;
+                        // a group whose templates fit alone but never all
+                        // together is UNSATISFIABLE instead.
+                        let never = matches!(e, MatchError::Busy)
+                            && parts.len() > 1
+                            && self.group_never_fits(parts, now).is_some();
+                        if never {
+                            return Ok(pb::MatchResponse {
+                                result: pb::MatchResult::Unsatisfiable as i32,
+                                reason: format!(
+                                    "the {} templates never fit this graph together, even \
+                                     when it is empty",
+                                    parts.len()
+                                ),
+                                ..Default::default()
+                            });
+                        }
                         return self.failure(pi, part, e);
                     }
                 }

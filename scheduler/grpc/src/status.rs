@@ -62,7 +62,7 @@ pub fn resources_table(resp: &pb::ResourcesResponse) -> String {
             row.nodes.len(),
             row.cores,
             row.gpus,
-            hostlist::compress(row.nodes.iter().copied())
+            printable(&hostlist::compress(row.nodes.iter().copied()))
         );
     }
     out
@@ -138,12 +138,16 @@ pub fn jobs_table(resp: &pb::JobsResponse, now: i64) -> String {
         } else {
             flux_duration(now - job.start_time)
         };
-        let name = if job.name.is_empty() { "-" } else { &job.name };
+        let name = if job.name.is_empty() {
+            "-".to_owned()
+        } else {
+            printable(&job.name)
+        };
         let _ = writeln!(
             out,
             "{:>8} {:<16} {:>2} {:>6} {:>6} {:>8}",
             job.job_id,
-            truncate(name, 16),
+            truncate(&name, 16),
             state_letter(job.state),
             job.npods,
             job.nnodes,
@@ -151,6 +155,23 @@ pub fn jobs_table(resp: &pb::JobsResponse, now: i64) -> String {
         );
     }
     out
+}
+
+/// `s` with control characters (newline, NUL, escape, ...) escaped, so a
+/// name from the server cannot break a table row or drive the terminal.
+pub fn printable(s: &str) -> String {
+    if !s.chars().any(char::is_control) {
+        return s.to_owned();
+    }
+    s.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 fn truncate(s: &str, max: usize) -> String {
@@ -195,7 +216,7 @@ pub fn stat_text(s: &pb::StatResponse) -> String {
     let types: Vec<String> = s
         .by_type
         .iter()
-        .map(|t| format!("{}={}", t.r#type, t.count))
+        .map(|t| format!("{}={}", printable(&t.r#type), t.count))
         .collect();
     let _ = writeln!(out, "by type: {}", types.join(" "));
     let _ = writeln!(out, "nodes: {} up, {} down", s.nodes_up, s.nodes_down);
@@ -209,14 +230,24 @@ pub fn stat_text(s: &pb::StatResponse) -> String {
         "matches: {} placed, {} not placed",
         s.matches_succeeded, s.matches_failed
     );
-    if let Some(l) = &s.match_latency {
-        let _ = writeln!(
-            out,
-            "match latency (last {}): min {}us p50 {}us p99 {}us max {}us mean {:.1}us",
-            l.count, l.min_micros, l.p50_micros, l.p99_micros, l.max_micros, l.mean_micros
-        );
+    match &s.match_latency {
+        Some(l) if l.count > 0 => {
+            let _ = writeln!(
+                out,
+                "match latency (last {}): min {}us p50 {}us p99 {}us max {}us mean {:.1}us",
+                l.count, l.min_micros, l.p50_micros, l.p99_micros, l.max_micros, l.mean_micros
+            );
+        }
+        _ => {
+            let _ = writeln!(out, "match latency: no matches yet");
+        }
     }
-    let _ = writeln!(out, "policy: {}  graph clock: {}s", s.policy, s.now);
+    let _ = writeln!(
+        out,
+        "policy: {}  graph clock: {}s",
+        printable(&s.policy),
+        s.now
+    );
     out
 }
 
@@ -327,6 +358,44 @@ mod tests {
         assert_eq!(rows[1], ["7", "mpi-a", "R", "8", "2", "1.5m"]);
         assert_eq!(rows[2], ["9", "-", "S", "4", "4", "+5.0m"]);
         assert_eq!(jobs_json(&resp)[1]["state"], "reserved");
+    }
+
+    #[test]
+    fn names_cannot_break_the_tables() {
+        let mut a = node("evil\nnode1", true, 4, 0);
+        a.name = "evil\nfree 99 99 99 node9\u{1b}[2J".into();
+        let t = resources_table(&pb::ResourcesResponse {
+            nodes: vec![a],
+            totals: vec![],
+        });
+        assert_eq!(t.lines().count(), 4, "{t}");
+        assert!(t.contains("evil\\nfree"), "{t}");
+        assert!(!t.contains('\u{1b}'), "{t}");
+        let jobs = pb::JobsResponse {
+            jobs: vec![pb::Job {
+                job_id: 1,
+                name: "a\nb\0".into(),
+                ..Default::default()
+            }],
+        };
+        let t = jobs_table(&jobs, 0);
+        assert_eq!(t.lines().count(), 2, "{t}");
+        assert!(t.contains("a\\nb\\u{0}"), "{t}");
+    }
+
+    #[test]
+    fn stat_without_matches_prints_no_bogus_latency() {
+        let s = pb::StatResponse {
+            match_latency: Some(latency_summary_empty()),
+            ..Default::default()
+        };
+        let t = stat_text(&s);
+        assert!(t.contains("match latency: no matches yet"), "{t}");
+        assert!(!t.contains("min "), "{t}");
+    }
+
+    fn latency_summary_empty() -> pb::LatencySummary {
+        crate::latency_summary(std::iter::empty())
     }
 
     #[test]

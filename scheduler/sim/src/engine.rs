@@ -189,8 +189,42 @@ enum Ev {
 /// still has work is declared stuck.
 const STALL_MS: i64 = 3_600_000;
 
+/// `now + dt` on the virtual clock. Scenario times are bounded when read,
+/// but a long queue adds them up: the clock stops at its end (past any
+/// horizon) rather than wrapping into the past.
+fn later(now: i64, dt: i64) -> i64 {
+    now.saturating_add(dt.max(0))
+}
+
+/// Most virtual-time steps one run may take. A scheduler that polls (the
+/// gang core retries every few seconds) takes a step per poll, so a
+/// scenario of very long jobs queued behind each other could otherwise run
+/// for hours of wall time.
+pub const MAX_STEPS: u64 = 50_000_000;
+
+/// A run that needed more than [`MAX_STEPS`] steps.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "{scheduler}: stopped after {MAX_STEPS} steps at virtual time {at_secs} s with {left} of \
+     {jobs} jobs unfinished; set `horizon` or shorten the workload"
+)]
+pub struct StepBudget {
+    /// The scheduler model.
+    pub scheduler: String,
+    /// Virtual time reached, in seconds.
+    pub at_secs: i64,
+    /// Jobs not finished.
+    pub left: u64,
+    /// Jobs in all.
+    pub jobs: usize,
+}
+
 /// Runs the workload against a model; `tick` is called as jobs finish.
-pub fn simulate(wl: &Workload, model: &mut dyn Model, tick: &mut dyn FnMut(u64)) -> Run {
+pub fn simulate(
+    wl: &Workload,
+    model: &mut dyn Model,
+    tick: &mut dyn FnMut(u64),
+) -> Result<Run, StepBudget> {
     let wall = Instant::now();
     let mut cl = Cluster::empty(wl);
     let (cap_cpu, _, cap_gpu, _) = cl.truth.free_totals();
@@ -213,9 +247,19 @@ pub fn simulate(wl: &Workload, model: &mut dyn Model, tick: &mut dyn FnMut(u64))
     let mut wake: Option<i64> = None;
     let mut now = 0i64;
     let mut stuck_at: Option<i64> = None;
+    let mut steps = 0u64;
     while let Some(Reverse((t, _, _))) = heap.peek().copied() {
         if t > wl.horizon {
             break;
+        }
+        steps += 1;
+        if steps > MAX_STEPS {
+            return Err(StepBudget {
+                scheduler: model.name().to_owned(),
+                at_secs: t / 1000,
+                left: (wl.jobs.len() as u64).saturating_sub(run.completed),
+                jobs: wl.jobs.len(),
+            });
         }
         now = t;
         while let Some(Reverse((t2, _, ev))) = heap.peek().copied() {
@@ -227,7 +271,11 @@ pub fn simulate(wl: &Workload, model: &mut dyn Model, tick: &mut dyn FnMut(u64))
                 Ev::Arrive(j) => {
                     model.job_arrived(j, now, &mut cl);
                     for (k, p) in cl.job_pods(j).enumerate() {
-                        push(&mut heap, now + k as i64 * wl.pod_interval, Ev::Create(p));
+                        push(
+                            &mut heap,
+                            later(now, (k as i64).saturating_mul(wl.pod_interval)),
+                            Ev::Create(p),
+                        );
                     }
                 }
                 Ev::Create(p) => {
@@ -256,7 +304,7 @@ pub fn simulate(wl: &Workload, model: &mut dyn Model, tick: &mut dyn FnMut(u64))
                         run.completed,
                     ));
                     model.job_started(j, now, &mut cl);
-                    push(&mut heap, now + job.duration, Ev::End(j));
+                    push(&mut heap, later(now, job.duration), Ev::End(j));
                 }
                 Ev::End(j) => {
                     cl.jobs[j].finished = Some(now);
@@ -292,7 +340,7 @@ pub fn simulate(wl: &Workload, model: &mut dyn Model, tick: &mut dyn FnMut(u64))
             if !cl.jobs[j].starting {
                 cl.jobs[j].starting = true;
                 starting += 1;
-                push(&mut heap, now + wl.startup, Ev::Start(j));
+                push(&mut heap, later(now, wl.startup), Ev::Start(j));
             }
         }
         if let Some(w) = next
@@ -332,5 +380,5 @@ pub fn simulate(wl: &Workload, model: &mut dyn Model, tick: &mut dyn FnMut(u64))
     run.stuck = stuck_at.is_some();
     run.wall_secs = wall.elapsed().as_secs_f64();
     run.finish(cap_cpu, cap_gpu);
-    run
+    Ok(run)
 }

@@ -60,6 +60,16 @@ pub fn load_scenario(name_or_path: &str) -> anyhow::Result<Scenario> {
             builtin::NAMES.join(", ")
         );
     }
+    let size = std::fs::metadata(path)
+        .with_context(|| format!("reading {}", path.display()))?
+        .len();
+    if size > scenario::MAX_SCENARIO_BYTES as u64 {
+        anyhow::bail!(
+            "{}: {size} bytes; scenario files of at most {} bytes are read",
+            path.display(),
+            scenario::MAX_SCENARIO_BYTES
+        );
+    }
     let text =
         std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
     let mut s = Scenario::from_yaml(&text)
@@ -107,7 +117,7 @@ pub fn run_one(
             "--schedulers: unknown scheduler {other:?} (phalanx, phalanx-spread, default, coscheduling, native-gang)"
         ),
     };
-    Ok(engine::simulate(wl, model.as_mut(), tick))
+    Ok(engine::simulate(wl, model.as_mut(), tick)?)
 }
 
 fn probe_cluster(wl: &Workload) -> Cluster<'_> {
@@ -174,6 +184,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             "--schedulers: name at least one of phalanx, phalanx-spread, default, coscheduling, native-gang"
         );
     }
+    // Where the report goes is checked before the run, not after it.
+    let outputs = match &args.out {
+        Some(dir) => Some(open_outputs(dir)?),
+        None => None,
+    };
     let progress = std::io::stderr().is_terminal();
     let mut config = phalanx_gang::GangConfig::default();
     if let Some(d) = args.reserve_after {
@@ -183,20 +198,50 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     let runs = run_all_with(&scenario, seed, &args.schedulers, &config, progress)?;
     let gpus = scenario.cluster.nodes.iter().any(|p| p.gpus > 0);
     print!("{}", report::table(&scenario.name, seed, &runs, gpus));
-    if let Some(dir) = &args.out {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if let Some(out) = outputs {
+        use std::io::Write as _;
         let json = serde_json::to_string_pretty(&report::Report {
             scenario: &scenario.name,
             seed,
             runs: &runs,
         })?;
-        let json_path = dir.join("report.json");
-        std::fs::write(&json_path, json)
-            .with_context(|| format!("writing {}", json_path.display()))?;
-        let svg_path = dir.join("report.svg");
-        std::fs::write(&svg_path, report::svg(&scenario.name, &runs, gpus))
-            .with_context(|| format!("writing {}", svg_path.display()))?;
-        println!("wrote {} and {}", json_path.display(), svg_path.display());
+        let (mut jf, mut sf) = (out.json, out.svg);
+        jf.write_all(json.as_bytes())
+            .with_context(|| format!("writing {}", out.json_path.display()))?;
+        sf.write_all(report::svg(&scenario.name, &runs, gpus).as_bytes())
+            .with_context(|| format!("writing {}", out.svg_path.display()))?;
+        println!(
+            "wrote {} and {}",
+            out.json_path.display(),
+            out.svg_path.display()
+        );
     }
     Ok(())
+}
+
+/// The report files, created before the run so an unwritable `--out`
+/// fails at once.
+struct Outputs {
+    json_path: PathBuf,
+    json: std::fs::File,
+    svg_path: PathBuf,
+    svg: std::fs::File,
+}
+
+fn open_outputs(dir: &std::path::Path) -> anyhow::Result<Outputs> {
+    std::fs::create_dir_all(dir).with_context(|| format!("--out: creating {}", dir.display()))?;
+    let create = |name: &str| -> anyhow::Result<(PathBuf, std::fs::File)> {
+        let path = dir.join(name);
+        let file = std::fs::File::create(&path)
+            .with_context(|| format!("--out: creating {}", path.display()))?;
+        Ok((path, file))
+    };
+    let (json_path, json) = create("report.json")?;
+    let (svg_path, svg) = create("report.svg")?;
+    Ok(Outputs {
+        json_path,
+        json,
+        svg_path,
+        svg,
+    })
 }

@@ -265,6 +265,14 @@ impl Choice {
             Choice::Range { min, .. } => Some(*min),
         }
     }
+
+    fn max(&self) -> Option<u64> {
+        match self {
+            Choice::One(v) => Some(*v),
+            Choice::List(l) => l.iter().copied().max(),
+            Choice::Range { max, .. } => Some(*max),
+        }
+    }
 }
 
 /// A number: a value, a list to pick from uniformly, or a uniform range.
@@ -297,9 +305,12 @@ impl<'de> Deserialize<'de> for Cpu {
             S(String),
         }
         match Raw::deserialize(d)? {
-            Raw::N(n) if n >= 0.0 && n.is_finite() => Ok(Cpu((n * 1000.0).round() as u64)),
+            Raw::N(n) if (0.0..=MAX_CPU_MILLIS as f64 / 1000.0).contains(&n) => {
+                Ok(Cpu((n * 1000.0).round() as u64))
+            }
             Raw::N(n) => Err(serde::de::Error::custom(format!(
-                "cpu must be >= 0, got {n}"
+                "cpu must be a number of cores between 0 and {}, got {n}",
+                MAX_CPU_MILLIS / 1000
             ))),
             Raw::S(s) => parse_cpu(&s).map(Cpu).map_err(serde::de::Error::custom),
         }
@@ -326,8 +337,37 @@ impl<'de> Deserialize<'de> for Bytes {
 }
 
 /// A time: seconds as a number, or a duration (`90s`, `5m`, `1h 30m`).
+/// Always finite, at least 0 and at most [`MAX_SECONDS`]: checked when the
+/// file is read, so no time in a run can be NaN, infinite or negative, and
+/// no sum of them can overflow virtual time.
 #[derive(Debug, Clone, Copy, PartialEq, Default)]
 pub struct Seconds(pub f64);
+
+/// Longest time a scenario may give any field (about 115 days).
+pub const MAX_SECONDS: f64 = 1e7;
+
+impl Seconds {
+    /// `n` seconds, if finite and in `[0, MAX_SECONDS]`.
+    pub fn new(n: f64) -> Result<Self, String> {
+        if !n.is_finite() {
+            return Err(format!(
+                "{n} is not a time: give a finite number of seconds"
+            ));
+        }
+        if n < 0.0 {
+            return Err(format!("time must be >= 0, got {n}"));
+        }
+        if n > MAX_SECONDS {
+            return Err(format!("time must be at most {MAX_SECONDS} s, got {n}"));
+        }
+        Ok(Seconds(n))
+    }
+
+    /// Milliseconds, rounded (exact in i64: at most 10^10).
+    pub fn millis(self) -> i64 {
+        (self.0 * 1000.0).round() as i64
+    }
+}
 
 impl<'de> Deserialize<'de> for Seconds {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
@@ -337,20 +377,21 @@ impl<'de> Deserialize<'de> for Seconds {
             N(f64),
             S(String),
         }
-        match Raw::deserialize(d)? {
-            Raw::N(n) if n >= 0.0 && n.is_finite() => Ok(Seconds(n)),
-            Raw::N(n) => Err(serde::de::Error::custom(format!(
-                "time must be >= 0, got {n}"
-            ))),
+        let n = match Raw::deserialize(d)? {
+            Raw::N(n) => n,
             Raw::S(s) => {
-                if let Ok(n) = s.trim().parse::<f64>() {
-                    return Ok(Seconds(n.max(0.0)));
+                let t = s.trim();
+                match t.parse::<f64>() {
+                    Ok(n) => n,
+                    Err(_) => humantime::parse_duration(t)
+                        .map(|d| d.as_secs_f64())
+                        .map_err(|e| {
+                            serde::de::Error::custom(format!("bad duration {s:?}: {e}"))
+                        })?,
                 }
-                humantime::parse_duration(s.trim())
-                    .map(|d| Seconds(d.as_secs_f64()))
-                    .map_err(|e| serde::de::Error::custom(format!("bad duration {s:?}: {e}")))
             }
-        }
+        };
+        Seconds::new(n).map_err(serde::de::Error::custom)
     }
 }
 
@@ -380,6 +421,69 @@ fn non_negative(
     }
 }
 
+/// Most nodes a scenario may have, over all pools.
+pub const MAX_NODES: u64 = 100_000;
+/// Most jobs a scenario may have: copies of explicit jobs plus generated ones.
+pub const MAX_JOBS: u64 = 1_000_000;
+/// Most pods one job may have.
+pub const MAX_PODS_PER_JOB: u64 = 100_000;
+/// Most pods a scenario may have, over all jobs.
+pub const MAX_TOTAL_PODS: u64 = 5_000_000;
+/// Most CPU one node or pod may have, in millicores (a million cores).
+pub const MAX_CPU_MILLIS: u64 = 1_000_000_000;
+/// Most memory one node or pod may have, in bytes (1 PiB).
+pub const MAX_MEMORY_BYTES: u64 = 1 << 50;
+/// Most GPUs one node or pod may have.
+pub const MAX_GPUS: u64 = 1 << 20;
+/// Most of each resource the whole cluster, or one job, may add up to:
+/// well inside u64 and i64, so no aggregate can overflow.
+pub const MAX_AGGREGATE: u64 = 1 << 62;
+/// Most zones, or racks per zone, of one pool.
+pub const MAX_TOPOLOGY: u32 = 100_000;
+
+/// Largest scenario file read.
+pub const MAX_SCENARIO_BYTES: usize = 16 << 20;
+/// Deepest nesting of flow collections (`[`, `{`) read: deep flow nesting
+/// is where YAML scanners go quadratic.
+pub const MAX_FLOW_NESTING: usize = 64;
+
+/// Deepest nesting of `[`/`{` outside quoted strings and comments (an
+/// over-count in odd YAML only refuses files nested near the limit).
+fn flow_nesting(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut escaped = false;
+    let mut comment = false;
+    for c in text.chars() {
+        if comment {
+            comment = c != '\n';
+            continue;
+        }
+        match quote {
+            Some(q) => {
+                if escaped {
+                    escaped = false;
+                } else if c == '\\' && q == '"' {
+                    escaped = true;
+                } else if c == q {
+                    quote = None;
+                }
+            }
+            None => match c {
+                '"' | '\'' => quote = Some(c),
+                '#' => comment = true,
+                '[' | '{' => {
+                    depth += 1;
+                    max = max.max(depth);
+                }
+                ']' | '}' => depth = depth.saturating_sub(1),
+                _ => {}
+            },
+        }
+    }
+    max
+}
+
 /// A scenario file error: where and what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ScenarioError {
@@ -402,6 +506,24 @@ impl fmt::Display for ScenarioError {
 impl Scenario {
     /// Parses and validates a scenario from YAML text.
     pub fn from_yaml(text: &str) -> Result<Scenario, ScenarioError> {
+        if text.len() > MAX_SCENARIO_BYTES {
+            return Err(ScenarioError {
+                path: String::new(),
+                message: format!(
+                    "{} bytes; scenario files of at most {MAX_SCENARIO_BYTES} bytes are read",
+                    text.len()
+                ),
+            });
+        }
+        let depth = flow_nesting(text);
+        if depth > MAX_FLOW_NESTING {
+            return Err(ScenarioError {
+                path: String::new(),
+                message: format!(
+                    "nested {depth} levels deep in [ ] or {{ }}; at most {MAX_FLOW_NESTING} are read"
+                ),
+            });
+        }
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
@@ -428,16 +550,63 @@ impl Scenario {
                 message: message.to_owned(),
             })
         };
+        let fail = |path: String, message: String| Err(ScenarioError { path, message });
+        if self.horizon.is_some_and(|h| h.0 <= 0.0) {
+            return err("horizon".into(), "must be > 0 (leave it out for no limit)");
+        }
         if self.cluster.nodes.is_empty() {
             return err("cluster.nodes".into(), "must list at least one node pool");
         }
+        let (mut nodes, mut cpu, mut memory, mut gpus) = (0u64, 0u64, 0u64, 0u64);
         for (i, p) in self.cluster.nodes.iter().enumerate() {
             let at = |f: &str| format!("cluster.nodes[{i}].{f}");
             if p.count == 0 {
                 return err(at("count"), "must be >= 1");
             }
+            nodes += u64::from(p.count);
+            if nodes > MAX_NODES {
+                return fail(
+                    at("count"),
+                    format!(
+                        "{} nodes; a scenario may have at most {MAX_NODES} in all",
+                        p.count
+                    ),
+                );
+            }
             if p.cpu.0 == 0 {
                 return err(at("cpu"), "must be > 0");
+            }
+            for (field, value, max) in [
+                ("cpu", p.cpu.0, MAX_CPU_MILLIS),
+                ("memory", p.memory.0, MAX_MEMORY_BYTES),
+                ("gpus", p.gpus, MAX_GPUS),
+            ] {
+                if value > max {
+                    return fail(
+                        at(field),
+                        format!("{value} is over the limit of {max} per node"),
+                    );
+                }
+            }
+            let n = u64::from(p.count);
+            for (field, total, per) in [
+                ("cpu", &mut cpu, p.cpu.0),
+                ("memory", &mut memory, p.memory.0),
+                ("gpus", &mut gpus, p.gpus),
+            ] {
+                *total = total.saturating_add(n.saturating_mul(per));
+                if *total > MAX_AGGREGATE {
+                    return fail(
+                        at(field),
+                        format!("the cluster's {field} adds up to more than {MAX_AGGREGATE}"),
+                    );
+                }
+            }
+            if p.zones > MAX_TOPOLOGY {
+                return fail(at("zones"), format!("at most {MAX_TOPOLOGY}"));
+            }
+            if p.racks_per_zone > MAX_TOPOLOGY {
+                return fail(at("racks_per_zone"), format!("at most {MAX_TOPOLOGY}"));
             }
             if p.numa_zones == 0 || p.numa_zones > 64 {
                 return err(at("numa_zones"), "must be between 1 and 64");
@@ -455,14 +624,40 @@ impl Scenario {
         if self.workload.jobs.is_empty() && self.workload.generate.is_empty() {
             return err("workload".into(), "must have `jobs` or `generate`");
         }
+        let (mut jobs, mut pods) = (0u64, 0u64);
+        let mut count_jobs = |at: String, n: u64, per_job: u64| -> Result<(), ScenarioError> {
+            jobs = jobs.saturating_add(n);
+            pods = pods.saturating_add(n.saturating_mul(per_job));
+            if jobs > MAX_JOBS {
+                return fail(
+                    at,
+                    format!("{n} jobs; a scenario may have at most {MAX_JOBS} in all"),
+                );
+            }
+            if pods > MAX_TOTAL_PODS {
+                return fail(
+                    at,
+                    format!(
+                        "the jobs up to here have up to {pods} pods; a scenario may have at most \
+                         {MAX_TOTAL_PODS} in all"
+                    ),
+                );
+            }
+            Ok(())
+        };
         for (i, j) in self.workload.jobs.iter().enumerate() {
             let at = |f: &str| format!("workload.jobs[{i}].{f}");
             if j.pods == 0 {
                 return err(at("pods"), "must be >= 1");
             }
+            if u64::from(j.pods) > MAX_PODS_PER_JOB {
+                return fail(at("pods"), format!("at most {MAX_PODS_PER_JOB} per job"));
+            }
             if j.count == 0 {
                 return err(at("count"), "must be >= 1");
             }
+            count_jobs(at("count"), u64::from(j.count), u64::from(j.pods))?;
+            check_pod(&at, j.cpu.0, j.memory.0, j.gpus, u64::from(j.pods))?;
             if j.duration.0 <= 0.0 {
                 return err(at("duration"), "must be > 0");
             }
@@ -475,31 +670,50 @@ impl Scenario {
             if g.count == 0 {
                 return err(at("count"), "must be >= 1");
             }
-            check_choice(&g.pods, 1).map_err(|m| ScenarioError {
+            check_choice(&g.pods, 1, MAX_PODS_PER_JOB).map_err(|m| ScenarioError {
                 path: at("pods"),
                 message: m,
             })?;
-            check_choice(&g.duration, 1).map_err(|m| ScenarioError {
+            check_choice(&g.duration, 1, MAX_SECONDS as u64).map_err(|m| ScenarioError {
                 path: at("duration"),
                 message: m,
             })?;
             if let Some(gpus) = &g.gpus {
-                check_choice(gpus, 0).map_err(|m| ScenarioError {
+                check_choice(gpus, 0, MAX_GPUS).map_err(|m| ScenarioError {
                     path: at("gpus"),
                     message: m,
                 })?;
             }
+            let max_pods = g.pods.max().unwrap_or(0);
+            count_jobs(at("count"), u64::from(g.count), max_pods)?;
+            let max_cores = MAX_CPU_MILLIS as f64 / 1000.0;
+            let cpu_ok = |v: f64| v > 0.0 && v <= max_cores;
             let cpu_ok = match &g.cpu {
-                ChoiceF::One(v) => *v > 0.0,
-                ChoiceF::List(l) => !l.is_empty() && l.iter().all(|v| *v > 0.0),
-                ChoiceF::Range { min, max } => *min > 0.0 && min <= max,
+                ChoiceF::One(v) => cpu_ok(*v),
+                ChoiceF::List(l) => !l.is_empty() && l.iter().all(|v| cpu_ok(*v)),
+                ChoiceF::Range { min, max } => cpu_ok(*min) && cpu_ok(*max) && min <= max,
             };
             if !cpu_ok {
-                return err(
+                return fail(
                     at("cpu"),
-                    "must be > 0 (a list must not be empty; a range needs 0 < min <= max)",
+                    format!(
+                        "must be > 0 and at most {max_cores} cores (a list must not be empty; \
+                         a range needs 0 < min <= max)"
+                    ),
                 );
             }
+            let max_cpu = match &g.cpu {
+                ChoiceF::One(v) => *v,
+                ChoiceF::List(l) => l.iter().copied().fold(0.0, f64::max),
+                ChoiceF::Range { max, .. } => *max,
+            };
+            check_pod(
+                &at,
+                (max_cpu * 1000.0).round() as u64,
+                g.memory.map_or(0, |m| m.0),
+                g.gpus.as_ref().and_then(Choice::max).unwrap_or(0),
+                max_pods,
+            )?;
             if !(0.0..1.0).contains(&g.estimate_error) {
                 return err(at("estimate_error"), "must be in [0, 1)");
             }
@@ -508,15 +722,45 @@ impl Scenario {
     }
 }
 
-fn check_choice(c: &Choice, least: u64) -> Result<(), String> {
+fn check_choice(c: &Choice, least: u64, most: u64) -> Result<(), String> {
     match c {
         Choice::List(l) if l.is_empty() => Err("list must not be empty".into()),
         Choice::Range { min, max } if min > max => {
             Err(format!("min ({min}) must be <= max ({max})"))
         }
-        _ => match c.min() {
-            Some(v) if v < least => Err(format!("must be >= {least}")),
+        _ => match (c.min(), c.max()) {
+            (Some(v), _) if v < least => Err(format!("must be >= {least}")),
+            (_, Some(v)) if v > most => Err(format!("must be <= {most}, got {v}")),
             _ => Ok(()),
         },
     }
+}
+
+/// One pod's requests, and a job's `pods` of them, against the limits.
+fn check_pod(
+    at: &dyn Fn(&str) -> String,
+    cpu: u64,
+    memory: u64,
+    gpus: u64,
+    pods: u64,
+) -> Result<(), ScenarioError> {
+    for (field, value, max) in [
+        ("cpu", cpu, MAX_CPU_MILLIS),
+        ("memory", memory, MAX_MEMORY_BYTES),
+        ("gpus", gpus, MAX_GPUS),
+    ] {
+        if value > max {
+            return Err(ScenarioError {
+                path: at(field),
+                message: format!("{value} is over the limit of {max} per pod"),
+            });
+        }
+        if value.saturating_mul(pods) > MAX_AGGREGATE {
+            return Err(ScenarioError {
+                path: at(field),
+                message: format!("{pods} pods of {value} add up to more than {MAX_AGGREGATE}"),
+            });
+        }
+    }
+    Ok(())
 }

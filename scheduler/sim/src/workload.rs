@@ -43,6 +43,8 @@ pub struct Workload {
     pub horizon: i64,
 }
 
+/// Seconds to milliseconds. Inputs are checked times (finite, >= 0) or
+/// sums of them; the cast saturates, so a sum past i64 stops at its end.
 fn ms(s: f64) -> i64 {
     (s * 1000.0).round() as i64
 }
