@@ -14,6 +14,7 @@
 pub mod cluster;
 pub mod dot;
 pub mod emit;
+pub mod generate;
 pub mod output;
 pub mod plan;
 pub mod planner;

@@ -56,7 +56,7 @@ impl Default for Options {
             objective: Objective::Cost,
             max_stretch: 1.2,
             seed: 1,
-            effort: 400_000,
+            effort: 150_000,
         }
     }
 }
@@ -140,8 +140,21 @@ impl Profile {
         }
     }
 
-    fn times(&self) -> impl Iterator<Item = i64> + '_ {
-        self.pts.iter().skip(1).map(|p| p.0)
+    /// Where the last segment over `[a, b)` with a level above `limit` ends.
+    fn last_over(&self, a: i64, b: i64, limit: i64) -> Option<i64> {
+        if a >= b {
+            return None;
+        }
+        let start = self.seg(a);
+        let mut i = start;
+        let mut clear = None;
+        while i < self.pts.len() && (i == start || self.pts[i].0 < b) {
+            if self.pts[i].1 > limit {
+                clear = Some(self.pts.get(i + 1).map_or(i64::MAX, |p| p.0));
+            }
+            i += 1;
+        }
+        clear
     }
 }
 
@@ -281,6 +294,19 @@ impl GroupState {
     }
 }
 
+/// Whether a step fits a group at a time, and if not, whether later may.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Fit {
+    /// Yes, with the group at this size.
+    Yes(u32),
+    /// No; a later time may.
+    Retry,
+    /// No; not before this time.
+    From(i64),
+    /// No, at no later time.
+    Never,
+}
+
 /// Where a step would go.
 #[derive(Debug, Clone, Copy)]
 struct Spot {
@@ -311,42 +337,58 @@ impl<'c, 'a> Placer<'c, 'a> {
         }
     }
 
-    /// The size `g` would have with step `j` at `t`, if the group and its pool have room.
-    fn fits(&self, g: &GroupState, j: usize, t: i64, cap: u32) -> Option<u32> {
+    /// The size `g` would have with step `j` at `t`, if the group and its
+    /// pool have room; else how later times may fare.
+    /// `mid_free` is what the pool has free over the group's current up time
+    /// (read once per search: the pool does not change during it).
+    fn fits(&self, g: &GroupState, j: usize, t: i64, cap: u32, mid_free: i64) -> Fit {
         let step = &self.ctx.wf.steps[j];
         let (d, n) = (step.duration_ms, step.nodes);
         let count = i64::from(self.ctx.count[g.pool]);
         let pool = &self.pools[g.pool];
-        let end = t.checked_add(d)?;
+        let Some(end) = t.checked_add(d) else {
+            return Fit::Never;
+        };
+        let ovh = self.ctx.ovh;
         if !g.used {
-            let lo = t - self.ctx.ovh;
             let size = g.min_size.max(n);
-            if lo < 0 || size > cap || pool.max(lo, end) + i64::from(size) > count {
-                return None;
+            if size > cap {
+                return Fit::Never;
             }
-            return Some(size);
+            if t - ovh < 0 {
+                return Fit::Retry;
+            }
+            // The whole up time must clear the last segment that is too full.
+            return match pool.last_over(t - ovh, end, count - i64::from(size)) {
+                None => Fit::Yes(size),
+                Some(clear) => Fit::From(clear.saturating_add(ovh)),
+            };
         }
         let inner = g.usage.max(t, end) + i64::from(n);
         if inner > i64::from(cap) {
-            return None;
+            return Fit::Retry;
         }
-        let size = g.size.max(u32::try_from(inner).ok()?);
-        let lo = g.lo.min(t - self.ctx.ovh);
+        let Ok(size) = u32::try_from(inner) else {
+            return Fit::Never;
+        };
+        let size = g.size.max(size);
+        let lo = g.lo.min(t - ovh);
         let hi = g.hi.max(end);
         if lo < 0 {
-            return None;
+            return Fit::Retry;
         }
         let (s, old) = (i64::from(size), i64::from(g.size));
         if lo < g.lo && pool.max(lo, g.lo) + s > count {
-            return None;
+            return Fit::Retry;
         }
-        if s > old && pool.max(g.lo, g.hi) + (s - old) > count {
-            return None;
+        if s - old > mid_free {
+            return Fit::Retry;
         }
         if hi > g.hi && pool.max(g.hi, hi) + s > count {
-            return None;
+            // A later start only lengthens this extension at the same size.
+            return if s == old { Fit::Never } else { Fit::Retry };
         }
-        Some(size)
+        Fit::Yes(size)
     }
 
     /// The earliest spot for step `j` in `g` at or after `ready`.
@@ -357,25 +399,60 @@ impl<'c, 'a> Placer<'c, 'a> {
         } else {
             ready.max(ovh)
         };
-        if let Some(size) = self.fits(g, j, base, cap) {
-            return Some(Spot { t: base, size });
+        let mut floor = base;
+        let count = i64::from(self.ctx.count[g.pool]);
+        let mid_free = if g.used {
+            count - self.pools[g.pool].max(g.lo, g.hi)
+        } else {
+            count
+        };
+        match self.fits(g, j, base, cap, mid_free) {
+            Fit::Yes(size) => return Some(Spot { t: base, size }),
+            Fit::Never => return None,
+            Fit::Retry => {}
+            Fit::From(t) => floor = t,
         }
         // Room can only appear where a level changes: a step of the group
         // ending, or a MiniCluster of the pool going down (its nodes usable
-        // by a new bring-up `ovh` earlier than our start).
+        // by a new bring-up `ovh` earlier than our start). The three sorted
+        // sequences of such times are merged lazily: the first fit is
+        // usually near, and a pool may have thousands of changes.
         let pool = &self.pools[g.pool];
-        let mut times: Vec<i64> = g
-            .usage
-            .times()
-            .chain(pool.times())
-            .chain(pool.times().map(|t| t.saturating_add(ovh)))
-            .filter(|&t| t > base)
-            .collect();
-        times.sort_unstable();
-        times.dedup();
-        times
+        let inner = &g.usage.pts[g.usage.seg(base) + 1..];
+        let downs = &pool.pts[pool.seg(base) + 1..];
+        let later = &pool.pts[pool.seg(base.saturating_sub(ovh)) + 1..];
+        let (mut i, mut k, mut l) = (0, 0, 0);
+        loop {
+            let next = [
+                inner.get(i).map(|p| p.0),
+                downs.get(k).map(|p| p.0),
+                later.get(l).map(|p| p.0.saturating_add(ovh)),
+            ]
             .into_iter()
-            .find_map(|t| self.fits(g, j, t, cap).map(|size| Spot { t, size }))
+            .flatten()
+            .min()?;
+            while inner.get(i).is_some_and(|p| p.0 <= next) {
+                i += 1;
+            }
+            while downs.get(k).is_some_and(|p| p.0 <= next) {
+                k += 1;
+            }
+            while later
+                .get(l)
+                .is_some_and(|p| p.0.saturating_add(ovh) <= next)
+            {
+                l += 1;
+            }
+            if next <= base || next < floor {
+                continue;
+            }
+            match self.fits(g, j, next, cap, mid_free) {
+                Fit::Yes(size) => return Some(Spot { t: next, size }),
+                Fit::Never => return None,
+                Fit::Retry => {}
+                Fit::From(t) => floor = floor.max(t),
+            }
+        }
     }
 
     fn commit(&mut self, gi: usize, j: usize, spot: Spot) {
@@ -663,9 +740,14 @@ impl Judge {
 }
 
 /// SplitMix64: a small seeded generator (the search must be reproducible).
-struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
+    /// A generator from a seed.
+    pub(crate) fn new(seed: u64) -> Self {
+        Rng(seed)
+    }
+
     fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
@@ -674,7 +756,7 @@ impl Rng {
         z ^ (z >> 31)
     }
 
-    fn below(&mut self, n: usize) -> usize {
+    pub(crate) fn below(&mut self, n: usize) -> usize {
         if n == 0 {
             0
         } else {
@@ -688,8 +770,16 @@ fn neighbour(ctx: &Ctx<'_>, sol: &Solution, plan: &Plan, rng: &mut Rng) -> Optio
     let n = sol.of_step.len();
     let mut next = sol.clone();
     let groups = sol.groups.len();
-    let members = |g: usize| (0..n).filter(move |&j| sol.of_step[j] == g);
-    let all_host = |g: usize, pool: usize| members(g).all(|j| ctx.hosts(j, pool));
+    // Per group: its steps, and the pools that host all of them (one pass).
+    let mut lists: Vec<Vec<usize>> = vec![Vec::new(); groups];
+    let mut hosts_all = vec![u64::MAX; groups];
+    for (j, &g) in sol.of_step.iter().enumerate() {
+        lists[g].push(j);
+        hosts_all[g] &= ctx.wf.steps[j].pools;
+    }
+    let members = |g: usize| lists[g].iter().copied();
+    let image_of = |g: usize| lists[g].first().map(|&k| ctx.image[k]);
+    let all_host = |g: usize, pool: usize| hosts_all[g] & (1 << pool) != 0;
     let max_nodes = |g: usize| members(g).map(|j| ctx.wf.steps[j].nodes).max().unwrap_or(1);
     match rng.below(6) {
         // Move one step to another group of its image, or to a new one.
@@ -724,10 +814,10 @@ fn neighbour(ctx: &Ctx<'_>, sol: &Solution, plan: &Plan, rng: &mut Rng) -> Optio
         // Merge a group into another of the same image.
         2 => {
             let a = rng.below(groups);
-            let image = ctx.image[members(a).next()?];
+            let image = image_of(a)?;
             let targets: Vec<usize> = (0..groups)
                 .filter(|&b| b != a && all_host(a, sol.groups[b].pool))
-                .filter(|&b| members(b).next().is_some_and(|k| ctx.image[k] == image))
+                .filter(|&b| image_of(b) == Some(image))
                 .collect();
             if targets.is_empty() {
                 return None;
@@ -855,27 +945,34 @@ pub fn plan(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
     };
     for weight in [0.0, 0.25, 1.0, 4.0, 1e9] {
         if let Some((plan, sol)) = construct(&ctx, weight) {
-            offer(plan, sol, &mut best);
+            // The decoder's plan of the same assignment: the local search and
+            // the exhaustive optimum both live in the decoder's space.
+            match decode(&ctx, &sol, true) {
+                Some((p, s)) => offer(p, s, &mut best),
+                None => offer(plan, sol, &mut best),
+            }
         }
     }
     let (mut score, mut plan, mut sol) =
         best.ok_or_else(|| PlanError::NoPlan("no greedy construction placed every step".into()))?;
     let n = wf.steps.len().max(1) as u64;
     let tries = (opts.effort / n).max(20);
-    let mut rng = Rng(opts.seed ^ 0x5EED_0F_5EA5C4);
+    let mut rng = Rng::new(opts.seed ^ 0x5EED_0F_5EA5C4);
     for _ in 0..tries {
         let Some(next) = neighbour(&ctx, &sol, &plan, &mut rng) else {
             continue;
         };
-        let Some((p, s)) = decode(&ctx, &next, true) else {
+        let Some((p, _)) = decode(&ctx, &next, true) else {
             continue;
         };
         let sc = judge.score(&p);
         // Sideways moves are taken: plateaus are common (ties in node-time).
+        // The caps stay as chosen (not tightened to the sizes reached), so
+        // later moves may still grow a group.
         if sc.cmp(&score) != Ordering::Greater {
             score = sc;
             plan = p;
-            sol = s;
+            sol = next;
         }
     }
     Ok(Outcome {
@@ -887,8 +984,8 @@ pub fn plan(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
 }
 
 /// The best plan over every assignment (each grouping of steps of one image
-/// into MiniClusters, each pool that hosts a group, each group serial or
-/// free inside), with the same timing rule as the heuristic. Exponential:
+/// into MiniClusters, each pool that hosts a group, each size cap from one
+/// step at a time to all at once), with the same timing rule as the heuristic. Exponential:
 /// for at most [`OPTIMUM_MAX_STEPS`] steps, to measure the heuristic.
 pub fn optimum(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
     let n = wf.steps.len();
@@ -907,6 +1004,7 @@ pub fn optimum(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
         let mut hosts = vec![u64::MAX; blocks];
         let mut image = vec![usize::MAX; blocks];
         let mut least = vec![0u32; blocks];
+        let mut sum = vec![0u32; blocks];
         for j in 0..n {
             let b = rgs[j];
             hosts[b] &= wf.steps[j].pools;
@@ -915,6 +1013,7 @@ pub fn optimum(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
             }
             ok &= image[b] == ctx.image[j];
             least[b] = least[b].max(wf.steps[j].nodes);
+            sum[b] = sum[b].saturating_add(wf.steps[j].nodes);
         }
         ok &= hosts.iter().all(|&h| h != 0);
         if ok {
