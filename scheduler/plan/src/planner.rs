@@ -957,7 +957,7 @@ pub fn plan(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
         best.ok_or_else(|| PlanError::NoPlan("no greedy construction placed every step".into()))?;
     let n = wf.steps.len().max(1) as u64;
     let tries = (opts.effort / n).max(20);
-    let mut rng = Rng::new(opts.seed ^ 0x5EED_0F_5EA5C4);
+    let mut rng = Rng::new(opts.seed ^ 0x5EED_0F5E_A5C4);
     for _ in 0..tries {
         let Some(next) = neighbour(&ctx, &sol, &plan, &mut rng) else {
             continue;
@@ -1005,8 +1005,7 @@ pub fn optimum(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
         let mut image = vec![usize::MAX; blocks];
         let mut least = vec![0u32; blocks];
         let mut sum = vec![0u32; blocks];
-        for j in 0..n {
-            let b = rgs[j];
+        for (j, &b) in rgs.iter().enumerate() {
             hosts[b] &= wf.steps[j].pools;
             if image[b] == usize::MAX {
                 image[b] = ctx.image[j];

@@ -481,7 +481,7 @@ fn check_name(name: &str, path: &str, what: &str) -> Result<(), WorkflowError> {
             path,
             format!(
                 "{what} {:?}... is longer than {MAX_NAME} bytes",
-                &name[..name.floor_char_boundary(40)]
+                name.chars().take(40).collect::<String>()
             ),
         ));
     }

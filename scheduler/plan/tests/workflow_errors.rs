@@ -144,12 +144,11 @@ fn clusters_come_from_scenarios_and_numa_alignment_is_checked() {
     assert_eq!(wf.pools[0].name, "gpu");
     assert_eq!(wf.pools[0].count, 16);
     // Four GPUs on one node do fit the node's sum, but not one NUMA zone.
-    let text = format!(
-        "cluster: {{scenario: gpu-training}}\nsteps:\n  - {{name: wide-gpu, duration: 10m, gpu: 4}}\n"
-    );
+    let text =
+        "cluster: {scenario: gpu-training}\nsteps:\n  - {name: wide-gpu, duration: 10m, gpu: 4}\n";
     let m = format!(
         "{:#}",
-        phalanx_plan::load_text(Path::new("w.yaml"), &text, None).expect_err("NUMA")
+        phalanx_plan::load_text(Path::new("w.yaml"), text, None).expect_err("NUMA")
     );
     assert!(m.contains("\"wide-gpu\"") && m.contains("NUMA"), "{m}");
     // --cluster replaces the file's pools.
