@@ -510,7 +510,75 @@ impl<'c, 'a> Placer<'c, 'a> {
     }
 
     /// The plan and the assignment that gives it back (caps at the sizes reached).
-    fn finish(self) -> (Plan, Solution) {
+    /// Moves steps as late as their successors and their MiniCluster's end
+    /// allow (latest first, in reverse dependency order), so MiniClusters
+    /// come up later and idle less. No MiniCluster grows or lasts longer,
+    /// so node-time only falls, pools stay within capacity, and the
+    /// makespan is kept.
+    fn settle(&mut self) {
+        /// Other start times tried per step, past its latest.
+        const TRIES: usize = 8;
+        let ctx = self.ctx;
+        let wf = ctx.wf;
+        let mut members: Vec<Vec<usize>> = vec![Vec::new(); self.groups.len()];
+        for (j, &g) in self.group_of.iter().enumerate() {
+            if let Some(m) = members.get_mut(g) {
+                m.push(j);
+            }
+        }
+        for &j in wf.order.iter().rev() {
+            let g = self.group_of[j];
+            let d = wf.steps[j].duration_ms;
+            let mut latest = self.groups[g].hi - d;
+            for &s in &ctx.succ[j] {
+                latest = latest.min(self.start[s] - d);
+            }
+            if latest <= self.start[j] {
+                continue;
+            }
+            let room = |t: i64, start: &[i64]| {
+                let mut events: Vec<(i64, i64)> = Vec::new();
+                for &m in &members[g] {
+                    let (a, b) = (start[m], start[m] + wf.steps[m].duration_ms);
+                    if m != j && a < t + d && b > t {
+                        let n = i64::from(wf.steps[m].nodes);
+                        events.push((a.max(t), n));
+                        events.push((b.min(t + d), -n));
+                    }
+                }
+                events.sort_unstable();
+                let mut level = 0;
+                let mut most = 0;
+                for (_, e) in events {
+                    level += e;
+                    most = most.max(level);
+                }
+                most + i64::from(wf.steps[j].nodes) <= i64::from(self.groups[g].size)
+            };
+            // Candidates: the latest start, then just before another member starts.
+            let mut candidates: Vec<i64> = members[g]
+                .iter()
+                .map(|&m| self.start[m] - d)
+                .filter(|&t| t > self.start[j] && t < latest)
+                .collect();
+            candidates.sort_unstable_by(|a, b| b.cmp(a));
+            candidates.truncate(TRIES);
+            if let Some(t) = std::iter::once(latest)
+                .chain(candidates)
+                .find(|&t| room(t, &self.start))
+            {
+                self.start[j] = t;
+            }
+        }
+        for (g, m) in members.iter().enumerate() {
+            if let Some(first) = m.iter().map(|&j| self.start[j]).min() {
+                self.groups[g].lo = first - ctx.ovh;
+            }
+        }
+    }
+
+    fn finish(mut self) -> (Plan, Solution) {
+        self.settle();
         let ctx = self.ctx;
         let wf = ctx.wf;
         let mut order: Vec<usize> = (0..self.groups.len())
@@ -697,7 +765,9 @@ fn construct(ctx: &Ctx<'_>, weight: f64) -> Option<(Plan, Solution)> {
 
 /// A plan's score under the objective: lower is better, compared in order.
 #[derive(Debug, Clone, Copy, PartialEq)]
-struct Score(u8, f64, f64);
+/// The last part is the node-time spent on pools that are not a step's
+/// first choice (CPU steps on GPU nodes): it only breaks ties.
+struct Score(u8, f64, f64, f64);
 
 impl Score {
     fn cmp(&self, other: &Score) -> Ordering {
@@ -705,36 +775,45 @@ impl Score {
             .cmp(&other.0)
             .then(self.1.total_cmp(&other.1))
             .then(self.2.total_cmp(&other.2))
+            .then(self.3.total_cmp(&other.3))
     }
 }
 
 /// How plans are ranked.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 struct Judge {
     objective: Objective,
     limit_ms: f64,
     ref_node_ms: f64,
     ref_ms: f64,
+    home: Vec<usize>,
 }
 
 impl Judge {
-    fn new(opts: &Options, single: Cost) -> Self {
+    fn new(opts: &Options, single: Cost, ctx: &Ctx<'_>) -> Self {
         Judge {
             objective: opts.objective,
             limit_ms: single.makespan_ms as f64 * opts.max_stretch,
             ref_node_ms: (single.node_ms as f64).max(1.0),
             ref_ms: (single.makespan_ms as f64).max(1.0),
+            home: ctx.home.clone(),
         }
     }
 
     fn score(&self, plan: &Plan) -> Score {
         let ns = plan.node_ms as f64;
         let ms = plan.makespan_ms as f64;
+        let away: f64 = plan
+            .miniclusters
+            .iter()
+            .filter(|m| m.steps.iter().any(|&s| self.home[s] != m.pool))
+            .map(|m| f64::from(m.size) * (m.down_ms - m.up_ms) as f64)
+            .sum();
         match self.objective {
-            Objective::Cost if ms > self.limit_ms => Score(1, ms, ns),
-            Objective::Cost => Score(0, ns, ms),
-            Objective::Makespan => Score(0, ms, ns),
-            Objective::Balanced => Score(0, ns / self.ref_node_ms + ms / self.ref_ms, ns),
+            Objective::Cost if ms > self.limit_ms => Score(1, ms, ns, away),
+            Objective::Cost => Score(0, ns, ms, away),
+            Objective::Makespan => Score(0, ms, ns, away),
+            Objective::Balanced => Score(0, ns / self.ref_node_ms + ms / self.ref_ms, ns, away),
         }
     }
 }
@@ -932,49 +1011,59 @@ fn baselines(ctx: &Ctx<'_>) -> Result<(Cost, Cost), PlanError> {
 pub fn plan(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
     let ctx = Ctx::new(wf);
     let (per_step, single) = baselines(&ctx)?;
-    let judge = Judge::new(opts, single);
-    let mut best: Option<(Score, Plan, Solution)> = None;
-    let offer = |plan: Plan, sol: Solution, best: &mut Option<(Score, Plan, Solution)>| {
-        let score = judge.score(&plan);
-        if best
-            .as_ref()
-            .is_none_or(|b| score.cmp(&b.0) == Ordering::Less)
-        {
-            *best = Some((score, plan, sol));
-        }
-    };
+    let judge = Judge::new(opts, single, &ctx);
+    let mut starts: Vec<(Score, Plan, Solution)> = Vec::new();
     for weight in [0.0, 0.25, 1.0, 4.0, 1e9] {
         if let Some((plan, sol)) = construct(&ctx, weight) {
             // The decoder's plan of the same assignment: the local search and
             // the exhaustive optimum both live in the decoder's space.
-            match decode(&ctx, &sol, true) {
-                Some((p, s)) => offer(p, s, &mut best),
-                None => offer(plan, sol, &mut best),
+            let (plan, sol) = decode(&ctx, &sol, true).unwrap_or((plan, sol));
+            if !starts.iter().any(|s| s.2 == sol) {
+                starts.push((judge.score(&plan), plan, sol));
             }
         }
     }
-    let (mut score, mut plan, mut sol) =
-        best.ok_or_else(|| PlanError::NoPlan("no greedy construction placed every step".into()))?;
+    starts.sort_by(|a, b| a.0.cmp(&b.0));
+    // Local search from the best few constructions (it can stall in a
+    // local optimum; different starts stall in different ones).
+    starts.truncate(3);
+    if starts.is_empty() {
+        return Err(PlanError::NoPlan(
+            "no greedy construction placed every step".into(),
+        ));
+    }
     let n = wf.steps.len().max(1) as u64;
-    let tries = (opts.effort / n).max(20);
+    let tries = (opts.effort / n / starts.len() as u64).max(10);
     let mut rng = Rng::new(opts.seed ^ 0x5EED_0F5E_A5C4);
-    for _ in 0..tries {
-        let Some(next) = neighbour(&ctx, &sol, &plan, &mut rng) else {
-            continue;
-        };
-        let Some((p, _)) = decode(&ctx, &next, true) else {
-            continue;
-        };
-        let sc = judge.score(&p);
-        // Sideways moves are taken: plateaus are common (ties in node-time).
-        // The caps stay as chosen (not tightened to the sizes reached), so
-        // later moves may still grow a group.
-        if sc.cmp(&score) != Ordering::Greater {
-            score = sc;
-            plan = p;
-            sol = next;
+    let mut best: Option<(Score, Plan)> = None;
+    for (mut score, mut plan, mut sol) in starts {
+        for _ in 0..tries {
+            let Some(next) = neighbour(&ctx, &sol, &plan, &mut rng) else {
+                continue;
+            };
+            let Some((p, _)) = decode(&ctx, &next, true) else {
+                continue;
+            };
+            let sc = judge.score(&p);
+            // Sideways moves are taken: plateaus are common (ties in node-time).
+            // The caps stay as chosen (not tightened to the sizes reached), so
+            // later moves may still grow a group.
+            if sc.cmp(&score) != Ordering::Greater {
+                score = sc;
+                plan = p;
+                sol = next;
+            }
+        }
+        if best
+            .as_ref()
+            .is_none_or(|b| score.cmp(&b.0) == Ordering::Less)
+        {
+            best = Some((score, plan));
         }
     }
+    let Some((_, plan)) = best else {
+        return Err(PlanError::NoPlan("local search lost its plan".into()));
+    };
     Ok(Outcome {
         plan,
         per_step,
@@ -994,7 +1083,7 @@ pub fn optimum(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
     }
     let ctx = Ctx::new(wf);
     let (per_step, single) = baselines(&ctx)?;
-    let judge = Judge::new(opts, single);
+    let judge = Judge::new(opts, single, &ctx);
     let mut best: Option<(Score, Plan)> = None;
     // Restricted growth strings enumerate the set partitions, iteratively.
     let mut rgs = vec![0usize; n];
