@@ -186,12 +186,17 @@ pub fn run(args: PlanArgs) -> anyhow::Result<()> {
         );
     }
     if let Some(file) = &args.svg {
+        let hours = |ms: i128| ms as f64 / 3.6e6;
         let title = format!(
-            "{}: {} MiniClusters, {:.2} node-hours, makespan {}",
+            "{}: {} MiniClusters, {:.2} node-hours, makespan {} (one per step: {:.2}, {}; one for everything: {:.2}, {})",
             wf.name,
             out.plan.miniclusters.len(),
-            out.plan.node_ms as f64 / 3.6e6,
-            output::clock(out.plan.makespan_ms as f64 / 1000.0)
+            hours(out.plan.node_ms),
+            output::clock(out.plan.makespan_ms as f64 / 1000.0),
+            hours(out.per_step.node_ms),
+            output::clock(out.per_step.makespan_ms as f64 / 1000.0),
+            hours(out.single.node_ms),
+            output::clock(out.single.makespan_ms as f64 / 1000.0),
         );
         std::fs::write(file, svg::gantt(&wf, &out.plan, &title))
             .with_context(|| format!("writing {}", file.display()))?;

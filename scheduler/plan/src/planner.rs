@@ -18,6 +18,7 @@
 //! For at most [`OPTIMUM_MAX_STEPS`] steps, [`optimum`] tries every
 //! assignment to bound how far the heuristic is.
 
+use std::cell::Cell;
 use std::cmp::{Ordering, Reverse};
 use std::collections::{BinaryHeap, HashMap};
 
@@ -341,7 +342,14 @@ impl<'c, 'a> Placer<'c, 'a> {
     /// pool have room; else how later times may fare.
     /// `mid_free` is what the pool has free over the group's current up time
     /// (read once per search: the pool does not change during it).
-    fn fits(&self, g: &GroupState, j: usize, t: i64, cap: u32, mid_free: i64) -> Fit {
+    fn fits(
+        &self,
+        g: &GroupState,
+        j: usize,
+        t: i64,
+        cap: u32,
+        mid_free: &Cell<Option<i64>>,
+    ) -> Fit {
         let step = &self.ctx.wf.steps[j];
         let (d, n) = (step.duration_ms, step.nodes);
         let count = i64::from(self.ctx.count[g.pool]);
@@ -381,7 +389,16 @@ impl<'c, 'a> Placer<'c, 'a> {
         if lo < g.lo && pool.max(lo, g.lo) + s > count {
             return Fit::Retry;
         }
-        if s - old > mid_free {
+        // Read only when the group must grow: its up time may span the whole plan.
+        let free = || match mid_free.get() {
+            Some(f) => f,
+            None => {
+                let f = count - pool.max(g.lo, g.hi);
+                mid_free.set(Some(f));
+                f
+            }
+        };
+        if s > old && s - old > free() {
             return Fit::Retry;
         }
         if hi > g.hi && pool.max(g.hi, hi) + s > count {
@@ -400,13 +417,8 @@ impl<'c, 'a> Placer<'c, 'a> {
             ready.max(ovh)
         };
         let mut floor = base;
-        let count = i64::from(self.ctx.count[g.pool]);
-        let mid_free = if g.used {
-            count - self.pools[g.pool].max(g.lo, g.hi)
-        } else {
-            count
-        };
-        match self.fits(g, j, base, cap, mid_free) {
+        let mid_free = Cell::new(None);
+        match self.fits(g, j, base, cap, &mid_free) {
             Fit::Yes(size) => return Some(Spot { t: base, size }),
             Fit::Never => return None,
             Fit::Retry => {}
@@ -446,7 +458,7 @@ impl<'c, 'a> Placer<'c, 'a> {
             if next <= base || next < floor {
                 continue;
             }
-            match self.fits(g, j, next, cap, mid_free) {
+            match self.fits(g, j, next, cap, &mid_free) {
                 Fit::Yes(size) => return Some(Spot { t: next, size }),
                 Fit::Never => return None,
                 Fit::Retry => {}
@@ -710,7 +722,10 @@ fn construct(ctx: &Ctx<'_>, weight: f64) -> Option<(Plan, Solution)> {
         let mine = recent.get(&ctx.image[j]).map(Vec::as_slice).unwrap_or(&[]);
         for &g in mine.iter().rev().take(RECENT) {
             let gs = &p.groups[g];
-            if !ctx.hosts(j, gs.pool) {
+            // Idle for longer than a bring-up: a new MiniCluster is cheaper
+            // than keeping this one, and checking it would scan the pool's
+            // whole gap.
+            if !ctx.hosts(j, gs.pool) || gs.hi.saturating_add(ctx.ovh) < ready {
                 continue;
             }
             let full = ctx.count[gs.pool];
