@@ -180,3 +180,16 @@ fn dot_workflows_need_a_cluster_and_plan_like_yaml() {
     // Same image, back to back: one MiniCluster runs both.
     assert_eq!(out.plan.miniclusters.len(), 1);
 }
+
+#[test]
+fn the_shipped_snakemake_dag_plans() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/snakemake-dag.dot");
+    let wf = phalanx_plan::load(&path, None).expect("loads");
+    let names: Vec<&str> = wf.steps.iter().map(|s| s.name.as_str()).collect();
+    assert_eq!(names, ["map-sample-A", "map-sample-B", "call"]);
+    assert_eq!(wf.overhead_ms, 120_000);
+    assert_eq!(wf.steps[2].after, [0, 1]);
+    let out = phalanx_plan::plan_checked(&wf, &Default::default()).expect("plans");
+    assert!(out.plan.node_ms <= out.per_step.node_ms);
+    assert!(out.plan.makespan_ms < out.per_step.makespan_ms);
+}
