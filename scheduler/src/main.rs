@@ -40,6 +40,8 @@ enum Command {
     Status(phalanx_grpc::StatusArgs),
     /// A drop-in for Fluxion's resource-query: a command shell over a graph file.
     Query(phalanx_query::QueryArgs),
+    /// Plan a workflow DAG into the fewest Flux MiniClusters, each up only while needed.
+    Plan(phalanx_plan::PlanArgs),
 }
 
 fn main() -> ExitCode {
@@ -55,6 +57,7 @@ fn main() -> ExitCode {
         // The synchronous commands keep stdout and stderr for their own output.
         Command::Query(args) => phalanx_query::run(args),
         Command::Simulate(args) => phalanx_sim::run(args),
+        Command::Plan(args) => phalanx_plan::run(args),
         Command::Run(args) => block_on(phalanx_kube::run(args)),
         Command::Serve(args) => block_on(phalanx_grpc::serve(args)),
         Command::Status(args) => block_on(phalanx_grpc::status(args)),
