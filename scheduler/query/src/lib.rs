@@ -57,6 +57,9 @@ pub struct QueryArgs {
     /// Print the time each match takes, and visit counts.
     #[arg(short = 'e', long = "elapse-time")]
     pub elapse_time: bool,
+    /// Most vertices the graph may have (loaded, grown with `attach`).
+    #[arg(long = "max-vertices", default_value_t = fluxion_core::graph::DEFAULT_MAX_VERTICES)]
+    pub max_vertices: usize,
     /// Do not print the prompt.
     #[arg(short = 'd', long = "disable-prompt")]
     pub disable_prompt: bool,

@@ -6,8 +6,11 @@ use std::io::{BufRead, BufWriter, Write};
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
+use fluxion_core::graph::GraphLimits;
 use fluxion_core::graph::{PruneFilters, ResourceGraph, Status, VertexId};
-use fluxion_core::io::{attach_jgf, read_grug, read_jgf};
+use fluxion_core::io::{
+    attach_jgf, read_grug_with, read_hwloc_with, read_jgf_with, read_rv1exec_with,
+};
 use fluxion_core::jobspec::{Jobspec, Resource};
 use fluxion_core::matcher::{CancelError, Emit, MatchError, MatchOp, Matcher, Policy};
 use fluxion_core::writers::{Format, render, render_into};
@@ -59,10 +62,13 @@ fn load_graph(args: &QueryArgs) -> anyhow::Result<ResourceGraph> {
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("can't read graph file {}", path.display()))?;
+    let limits = GraphLimits {
+        max_vertices: args.max_vertices,
+    };
     let g = match args.load_format.as_str() {
-        "grug" => read_grug(&text)?,
-        "jgf" => read_jgf(&text)?,
-        "rv1exec" => fluxion_core::io::read_rv1exec(&text)?,
+        "grug" => read_grug_with(&text, limits)?,
+        "jgf" => read_jgf_with(&text, limits)?,
+        "rv1exec" => read_rv1exec_with(&text, limits)?,
         "hwloc" => {
             let allow: Vec<String> = args
                 .load_allowlist
@@ -73,7 +79,7 @@ fn load_graph(args: &QueryArgs) -> anyhow::Result<ResourceGraph> {
                 .filter(|t| !t.is_empty())
                 .map(String::from)
                 .collect();
-            fluxion_core::io::read_hwloc(&text, &allow)?
+            read_hwloc_with(&text, &allow, limits)?
         }
         other => bail!("unsupported graph format '{other}' (supported: grug, jgf, rv1exec, hwloc)"),
     };
@@ -835,9 +841,9 @@ impl Session {
                 }
             },
             "false" => match parse_idset(t[1]) {
-                Some(ranks) => nodes_of_ranks(self.matcher.graph(), &ranks),
-                None => {
-                    self.err("ERROR: failed to decode ranks.");
+                Ok(ranks) => nodes_of_ranks(self.matcher.graph(), &ranks),
+                Err(e) => {
+                    self.err(&format!("ERROR: failed to decode ranks: {e}."));
                     return;
                 }
             },
