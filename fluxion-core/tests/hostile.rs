@@ -85,6 +85,14 @@ fn a_graph_at_the_depth_limit_matches_and_prints_on_a_small_stack() {
             }
             assert!(m.satisfiable(&spec).expect("satisfiable"));
             m.cancel(1).expect("cancel");
+            // Fluxion's flexible traverser, and a reservation behind a job.
+            m.set_or_slots(true);
+            m.match_jobspec(MatchOp::Allocate, 2, &spec, 0)
+                .expect("fits with or-slots");
+            let later = m
+                .match_jobspec(MatchOp::AllocateOrElseReserve, 3, &spec, 0)
+                .expect("reserved behind job 2");
+            assert!(later.reserved);
         }
     });
 }

@@ -971,23 +971,21 @@ fn claimed_units(
 }
 
 /// Post-order: a vertex is listed when it matches or has a matching descendant.
+/// The vertices `expr` selects and their ancestors, in post-order (as
+/// Fluxion's find emits them). Walked without recursion: a graph's depth
+/// comes from its file.
 fn collect_find(g: &ResourceGraph, root: VertexId, expr: &find::Expr, out: &mut Vec<Emit>) {
-    fn go(g: &ResourceGraph, v: VertexId, expr: &find::Expr, out: &mut Vec<Emit>) -> bool {
-        let mut any = false;
-        for &c in g.children(v) {
-            any |= go(g, c, expr, out);
-        }
+    let mut kept = vec![false; g.index_bound()];
+    for v in g.subtree_post_order(root) {
+        let any = g.children(v).iter().any(|c| kept[c.index()]);
         if any || expr.eval(g, v) {
+            kept[v.index()] = true;
             let size = g.vertex(v).map_or(1, |x| x.size);
             out.push(Emit {
                 vertex: v,
                 needs: size,
                 exclusive: true,
             });
-            true
-        } else {
-            false
         }
     }
-    go(g, root, expr, out);
 }
