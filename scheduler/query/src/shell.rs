@@ -2,7 +2,7 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, BufWriter, Read as _, Write};
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
@@ -22,6 +22,33 @@ use crate::r_reader::{
     jgf_emits, jgf_nodes, nodes_of_ranks, parse_idset, rv1exec_emits, rv1exec_nodes,
 };
 use crate::spec_cache::SpecCache;
+
+/// Why a jobspec file gave no text.
+enum JobspecFile {
+    /// It cannot be read (missing, a directory, no permission).
+    Unreadable,
+    /// It was read, but is too large or not UTF-8.
+    Invalid(fluxion_core::jobspec::JobspecError),
+}
+
+/// Reads a jobspec file: its size is checked before it is read, and
+/// bytes that are not UTF-8 are a jobspec error, not a missing file.
+/// (At most one byte past the limit is read: enough to know it is over.)
+fn read_jobspec(file: &str) -> Result<String, JobspecFile> {
+    use fluxion_core::jobspec::MAX_JOBSPEC_BYTES;
+    let meta = std::fs::metadata(file).map_err(|_| JobspecFile::Unreadable)?;
+    if !meta.is_file() {
+        return Err(JobspecFile::Unreadable);
+    }
+    let mut bytes = Vec::new();
+    let f = File::open(file).map_err(|_| JobspecFile::Unreadable)?;
+    std::io::Read::take(f, MAX_JOBSPEC_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|_| JobspecFile::Unreadable)?;
+    Jobspec::text(&bytes)
+        .map(str::to_string)
+        .map_err(JobspecFile::Invalid)
+}
 
 /// Types resource-query knows whatever the graph holds (Fluxion interns
 /// them at start), so a jobspec naming one the graph lacks is merely
@@ -261,18 +288,17 @@ impl Session {
     /// Runs one match and prints its result; returns whether it matched.
     fn run_match(&mut self, op: MatchOp, file: &str) -> bool {
         let job = self.next_job;
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
-            Err(_) => {
+        let text = match read_jobspec(file) {
+            Ok(t) => Ok(t),
+            Err(JobspecFile::Unreadable) => {
                 self.err(&format!("ERROR: can't open {file}"));
                 return false;
             }
+            Err(JobspecFile::Invalid(e)) => Err(format!("{file}: {e}")),
         };
         let start = Instant::now();
-        let spec = self
-            .specs
-            .parse(&text)
-            .map_err(|e| e.to_string())
+        let spec = text
+            .and_then(|text| self.specs.parse(&text).map_err(|e| e.to_string()))
             .and_then(|s| {
                 if s.resources.iter().any(|r| self.unknown_type(r)) {
                     Err("Value of \"type\" must be a resource type known to fluxion".to_string())
