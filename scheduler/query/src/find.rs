@@ -420,3 +420,54 @@ mod tests {
         assert!(parse("sched-now=free").unwrap().eval(&g, gpu1));
     }
 }
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn token() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("("),
+            Just(")"),
+            Just("and"),
+            Just("or"),
+            Just("&&"),
+            Just("||"),
+            Just("status=up"),
+            Just("status=down"),
+            Just("sched-now=free"),
+            Just("jobid-alloc=99999999999999999999999"),
+            Just("names=a,b"),
+            Just("bogus"),
+            Just("=x"),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Any sequence of tokens parses or gives an error; a parsed
+        /// expression keeps every predicate and evaluates without panic.
+        #[test]
+        fn find_expressions_never_panic(toks in proptest::collection::vec(token(), 0..80)) {
+            let text = toks.join(" ");
+            if let Ok(e) = parse(&text) {
+                let preds = toks.iter().filter(|t| t.contains('=')).count();
+                prop_assert_eq!(e.preds.len(), preds);
+                let g = fluxion_core::generate::cluster(&fluxion_core::generate::ClusterShape {
+                    nodes: 1,
+                    nodes_per_rack: 0,
+                    sockets: 1,
+                    cores_per_socket: 1,
+                    gpus_per_socket: 0,
+                    memory_gib_per_socket: 0,
+                    per_node_ids: false,
+                }).expect("graph");
+                for v in g.vertices() {
+                    let _ = e.eval(&g, v);
+                }
+            }
+        }
+    }
+}
