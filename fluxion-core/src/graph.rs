@@ -100,9 +100,16 @@ pub enum GraphError {
         /// What is wrong with it.
         why: String,
     },
-    /// A vertex was given a unique id another vertex has.
-    #[error("uniq_id {0} is used twice")]
-    DuplicateUniqId(u64),
+    /// A number outside the range the graph can add up without overflow.
+    #[error("{field} {value}: must be at most {limit}")]
+    OutOfRange {
+        /// Which field (`size`, `uniq_id`).
+        field: &'static str,
+        /// The value given.
+        value: u64,
+        /// The largest allowed.
+        limit: u64,
+    },
 }
 
 /// Deepest containment level a graph may have (the root is level 0).
@@ -114,6 +121,15 @@ pub const MAX_DEPTH: usize = 128;
 /// Default for [`GraphLimits::max_vertices`]: about 1.3 GB of graph (a
 /// 10,000-node Fluxion graph is 730,001 vertices).
 pub const DEFAULT_MAX_VERTICES: usize = 5_000_000;
+
+/// Largest vertex size (units of a pool): with at most
+/// [`MAX_VERTICES_CEILING`] vertices, the sums of sizes the aggregates keep
+/// cannot overflow.
+pub const MAX_VERTEX_SIZE: u64 = 1 << 38;
+
+/// The most [`GraphLimits::max_vertices`] may be raised to (16,777,216,
+/// about 4.4 GB of graph).
+pub const MAX_VERTICES_CEILING: usize = 1 << 24;
 
 /// Longest name, basename, type or unit, in bytes.
 pub const MAX_NAME_LEN: usize = 255;
@@ -139,11 +155,9 @@ impl GraphLimits {
     /// arithmetic: a count from input may be anything).
     pub fn check_room(&self, have: usize, more: u64) -> Result<(), GraphError> {
         let wanted = (have as u64).saturating_add(more);
-        if wanted > self.max_vertices as u64 {
-            return Err(GraphError::TooManyVertices {
-                wanted,
-                limit: self.max_vertices,
-            });
+        let limit = self.max_vertices.min(MAX_VERTICES_CEILING);
+        if wanted > limit as u64 {
+            return Err(GraphError::TooManyVertices { wanted, limit });
         }
         Ok(())
     }
@@ -478,11 +492,18 @@ impl ResourceGraph {
                 });
             }
         }
+        if spec.size > MAX_VERTEX_SIZE {
+            return Err(GraphError::OutOfRange {
+                field: "size",
+                value: spec.size,
+                limit: MAX_VERTEX_SIZE,
+            });
+        }
         let uniq_id = spec.uniq_id.unwrap_or(self.next_uniq);
-        let next = uniq_id.checked_add(1).ok_or(GraphError::BadName {
+        let next = uniq_id.checked_add(1).ok_or(GraphError::OutOfRange {
             field: "uniq_id",
-            value: uniq_id.to_string(),
-            why: "must be below 2^64-1".into(),
+            value: uniq_id,
+            limit: u64::MAX - 1,
         })?;
         let kind = self.intern_type(&spec.kind)?;
         self.next_uniq = self.next_uniq.max(next);

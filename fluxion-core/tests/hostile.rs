@@ -388,3 +388,67 @@ fn io_errors_wrap_graph_errors() {
     let e: IoError = GraphError::TooManyTypes.into();
     assert_eq!(e.to_string(), "too many resource types");
 }
+
+#[test]
+fn sizes_and_ids_at_the_limits_neither_overflow_nor_panic() {
+    use fluxion_core::graph::{MAX_VERTEX_SIZE, MAX_VERTICES_CEILING};
+    // A pool larger than the aggregates can sum is refused by name.
+    let mut g = ResourceGraph::new();
+    let mut spec = VertexSpec::new("memory", "memory", 0);
+    spec.size = MAX_VERTEX_SIZE + 1;
+    let e = g.add_vertex(spec, None).unwrap_err().to_string();
+    assert_eq!(
+        e,
+        format!(
+            "size {}: must be at most {MAX_VERTEX_SIZE}",
+            MAX_VERTEX_SIZE + 1
+        )
+    );
+    // A budget above the ceiling is held to the ceiling.
+    let huge = GraphLimits {
+        max_vertices: usize::MAX,
+    };
+    let e = huge.check_room(0, u64::MAX).unwrap_err().to_string();
+    assert!(
+        e.contains(&format!("limit of {MAX_VERTICES_CEILING}")),
+        "{e}"
+    );
+    // Ids at both ends of i64, matched by every policy that ranks by id.
+    small_stack(|| {
+        let mut g = ResourceGraph::new();
+        let root = g
+            .add_vertex(VertexSpec::new("cluster", "c", 0), None)
+            .expect("root");
+        for (i, id) in [i64::MAX, i64::MIN, -1, 0, i64::MAX - 1]
+            .into_iter()
+            .enumerate()
+        {
+            let mut n = VertexSpec::new("node", "n", id);
+            n.uniq_id = Some(if i == 0 { u64::MAX - 3 } else { i as u64 + 10 });
+            let node = g.add_vertex(n, Some(root)).expect("node");
+            let mut c = VertexSpec::new("core", "core", id);
+            c.uniq_id = Some(if i == 0 { u64::MAX - 2 } else { i as u64 + 20 });
+            c.size = MAX_VERTEX_SIZE;
+            g.add_vertex(c, Some(node)).expect("core");
+        }
+        let spec = Jobspec::parse(ONE_CORE).expect("jobspec");
+        let all = Jobspec::parse(&ONE_CORE.replace("count: 1\n    with", "count: 5\n    with"))
+            .expect("jobspec");
+        for policy in [
+            Policy::Low,
+            Policy::High,
+            Policy::LoNode,
+            Policy::HiNodeX,
+            Policy::Locality,
+        ] {
+            let mut m = Matcher::new(g.clone(), policy);
+            m.match_jobspec(MatchOp::Allocate, 1, &spec, 0)
+                .expect("one core");
+            m.match_jobspec(MatchOp::Allocate, 2, &all, 0)
+                .expect_err("five nodes, one holds a job");
+            m.cancel(1).expect("cancel");
+            m.match_jobspec(MatchOp::Allocate, 3, &all, 0)
+                .expect("five nodes");
+        }
+    });
+}
