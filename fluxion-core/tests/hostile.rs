@@ -452,3 +452,45 @@ fn sizes_and_ids_at_the_limits_neither_overflow_nor_panic() {
         }
     });
 }
+
+#[test]
+fn generated_clusters_past_the_budget_are_refused_before_building() {
+    use fluxion_core::generate::{ClusterShape, cluster};
+    let mut shape = ClusterShape::standard(100_000_000);
+    let e = cluster(&shape).unwrap_err();
+    assert!(matches!(e, GraphError::TooManyVertices { .. }), "{e}");
+    shape.nodes = 1;
+    shape.cores_per_socket = usize::MAX;
+    assert!(matches!(
+        cluster(&shape).unwrap_err(),
+        GraphError::TooManyVertices {
+            wanted: u64::MAX,
+            ..
+        }
+    ));
+    shape.cores_per_socket = 2;
+    shape.memory_gib_per_socket = u64::MAX;
+    assert!(matches!(
+        cluster(&shape).unwrap_err(),
+        GraphError::OutOfRange { field: "size", .. }
+    ));
+    // The count is exact.
+    for (nodes, per_rack, sockets, cores, gpus, mem) in [
+        (3, 18, 2, 4, 1, 8),
+        (7, 3, 1, 1, 0, 0),
+        (1, 0, 0, 0, 0, 0),
+        (5, 2, 2, 0, 2, 1),
+    ] {
+        let shape = ClusterShape {
+            nodes,
+            nodes_per_rack: per_rack,
+            sockets,
+            cores_per_socket: cores,
+            gpus_per_socket: gpus,
+            memory_gib_per_socket: mem,
+            per_node_ids: false,
+        };
+        let g = cluster(&shape).expect("small cluster");
+        assert_eq!(g.vertex_count() as u64, shape.vertex_count(), "{shape:?}");
+    }
+}
