@@ -39,6 +39,28 @@ impl ClusterShape {
     }
 }
 
+impl ClusterShape {
+    /// How many vertices [`cluster`] builds for this shape (saturating at
+    /// `u64::MAX`: a shape may come from a flag).
+    pub fn vertex_count(&self) -> u64 {
+        let per_socket = (self.cores_per_socket as u64)
+            .saturating_add(self.gpus_per_socket as u64)
+            .saturating_add(u64::from(self.memory_gib_per_socket > 0))
+            .saturating_add(1);
+        let per_node = (self.sockets as u64)
+            .saturating_mul(per_socket)
+            .saturating_add(1);
+        let racks = match self.nodes_per_rack {
+            0 => 0,
+            k => self.nodes.div_ceil(k) as u64,
+        };
+        (self.nodes as u64)
+            .saturating_mul(per_node)
+            .saturating_add(racks)
+            .saturating_add(1)
+    }
+}
+
 /// Builds `cluster0 -> rack{i} -> node{i} -> socket{j} -> core/gpu/memory`.
 /// Node ids and ranks are global (`node0..nodeN-1`); socket, core, gpu and
 /// memory ids are global too, so every name is unique, unless
@@ -46,6 +68,17 @@ impl ClusterShape {
 /// created in id order.
 pub fn cluster(shape: &ClusterShape) -> Result<ResourceGraph, GraphError> {
     let mut g = ResourceGraph::new();
+    // Counted first, so a shape past the vertex budget is refused before
+    // anything is built.
+    let total = shape.vertex_count();
+    g.limits().check_room(0, total)?;
+    if shape.memory_gib_per_socket > crate::graph::MAX_VERTEX_SIZE {
+        return Err(GraphError::OutOfRange {
+            field: "size",
+            value: shape.memory_gib_per_socket,
+            limit: crate::graph::MAX_VERTEX_SIZE,
+        });
+    }
     let root = g.add_vertex(VertexSpec::new("cluster", "cluster", 0), None)?;
     let (mut socket_id, mut core_id, mut gpu_id, mut mem_id) = (0i64, 0i64, 0i64, 0i64);
     let mut rack: Option<VertexId> = None;

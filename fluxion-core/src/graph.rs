@@ -68,6 +68,126 @@ pub enum GraphError {
     /// Too many distinct resource types (more than 65535).
     #[error("too many resource types")]
     TooManyTypes,
+    /// Adding vertices would exceed the graph's vertex budget.
+    #[error(
+        "graph would have {wanted} vertices, more than the limit of {limit} (max_vertices; `phalanx query --max-vertices` raises it)"
+    )]
+    TooManyVertices {
+        /// Vertices the graph would have.
+        wanted: u64,
+        /// The budget ([`GraphLimits::max_vertices`]).
+        limit: usize,
+    },
+    /// A vertex would sit deeper in the containment tree than the limit.
+    #[error(
+        "vertex '{name}' would be at depth {depth}, deeper than the limit of {limit} levels (max_depth)"
+    )]
+    TooDeep {
+        /// The vertex's name.
+        name: String,
+        /// Its depth (the root is at 0).
+        depth: usize,
+        /// The limit ([`MAX_DEPTH`]).
+        limit: usize,
+    },
+    /// A vertex name, basename or type that cannot be printed unambiguously.
+    #[error("{field} {value:?}: {why}")]
+    BadName {
+        /// Which field (`name`, `basename`, `type`, `unit`).
+        field: &'static str,
+        /// The value, cut to a printable length.
+        value: String,
+        /// What is wrong with it.
+        why: String,
+    },
+    /// A number outside the range the graph can add up without overflow.
+    #[error("{field} {value}: must be at most {limit}")]
+    OutOfRange {
+        /// Which field (`size`, `uniq_id`).
+        field: &'static str,
+        /// The value given.
+        value: u64,
+        /// The largest allowed.
+        limit: u64,
+    },
+}
+
+/// Deepest containment level a graph may have (the root is level 0).
+/// Fluxion's graphs are about 10 levels deep; the matcher walks the tree
+/// recursively, and this bound keeps that walk well inside a 2 MiB thread
+/// stack.
+pub const MAX_DEPTH: usize = 128;
+
+/// Default for [`GraphLimits::max_vertices`]: about 1.3 GB of graph (a
+/// 10,000-node Fluxion graph is 730,001 vertices).
+pub const DEFAULT_MAX_VERTICES: usize = 5_000_000;
+
+/// Largest vertex size (units of a pool): with at most
+/// [`MAX_VERTICES_CEILING`] vertices, the sums of sizes the aggregates keep
+/// cannot overflow.
+pub const MAX_VERTEX_SIZE: u64 = 1 << 38;
+
+/// The most [`GraphLimits::max_vertices`] may be raised to (16,777,216,
+/// about 4.4 GB of graph).
+pub const MAX_VERTICES_CEILING: usize = 1 << 24;
+
+/// Longest name, basename, type or unit, in bytes.
+pub const MAX_NAME_LEN: usize = 255;
+
+/// Limits on the size of a graph, checked before anything is allocated for
+/// the vertices that would break them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GraphLimits {
+    /// Most live vertices the graph may hold.
+    pub max_vertices: usize,
+}
+
+impl Default for GraphLimits {
+    fn default() -> Self {
+        GraphLimits {
+            max_vertices: DEFAULT_MAX_VERTICES,
+        }
+    }
+}
+
+impl GraphLimits {
+    /// Errors unless `more` vertices can join a graph of `have` (checked
+    /// arithmetic: a count from input may be anything).
+    pub fn check_room(&self, have: usize, more: u64) -> Result<(), GraphError> {
+        let wanted = (have as u64).saturating_add(more);
+        let limit = self.max_vertices.min(MAX_VERTICES_CEILING);
+        if wanted > limit as u64 {
+            return Err(GraphError::TooManyVertices { wanted, limit });
+        }
+        Ok(())
+    }
+}
+
+/// Checks a name-like field: at most [`MAX_NAME_LEN`] bytes, and no `/`
+/// (it separates path parts), NUL or other control characters (they break
+/// the printed tables and paths).
+pub fn check_name(field: &'static str, value: &str) -> Result<(), GraphError> {
+    let bad = |why: String| {
+        let mut shown: String = value.chars().take(40).collect();
+        if shown.len() < value.len() {
+            shown.push_str("...");
+        }
+        Err(GraphError::BadName {
+            field,
+            value: shown,
+            why,
+        })
+    };
+    if value.len() > MAX_NAME_LEN {
+        return bad(format!(
+            "{} bytes, longer than the limit of {MAX_NAME_LEN}",
+            value.len()
+        ));
+    }
+    if let Some(c) = value.chars().find(|&c| c == '/' || c.is_control()) {
+        return bad(format!("must not contain {c:?}"));
+    }
+    Ok(())
 }
 
 /// Fields of a new vertex, for [`ResourceGraph::add_vertex`].
@@ -238,6 +358,8 @@ pub struct ResourceGraph {
     free_epoch: u64,
     /// Interned basenames and units (few distinct values, many vertices).
     strings: HashMap<Box<str>, Arc<str>>,
+    /// Size limits, see [`GraphLimits`].
+    limits: GraphLimits,
     /// The summed holds of vertices held by many jobs at once (see
     /// [`LOAD_AFTER`]); the others answer from their few spans.
     loads: HashMap<VertexId, Timeline, IdBuild>,
@@ -279,6 +401,25 @@ impl ResourceGraph {
     /// An empty graph with no prune filters.
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// An empty graph with these limits.
+    pub fn with_limits(limits: GraphLimits) -> Self {
+        ResourceGraph {
+            limits,
+            ..Self::default()
+        }
+    }
+
+    /// The graph's size limits.
+    pub fn limits(&self) -> GraphLimits {
+        self.limits
+    }
+
+    /// Changes the graph's size limits (for graphs already loaded; the
+    /// vertices already there stay).
+    pub fn set_limits(&mut self, limits: GraphLimits) {
+        self.limits = limits;
     }
 
     // ----- types -----
@@ -335,9 +476,37 @@ impl ResourceGraph {
                 }
             }
         }
-        let kind = self.intern_type(&spec.kind)?;
+        self.limits.check_room(self.g.node_count(), 1)?;
+        check_name("type", &spec.kind)?;
+        check_name("basename", &spec.basename)?;
+        check_name("name", &spec.name)?;
+        check_name("unit", &spec.unit)?;
+        if let Some(p) = parent {
+            // Walks at most MAX_DEPTH parents: no vertex is deeper.
+            let depth = 1 + self.depth(p);
+            if depth > MAX_DEPTH {
+                return Err(GraphError::TooDeep {
+                    name: spec.name,
+                    depth,
+                    limit: MAX_DEPTH,
+                });
+            }
+        }
+        if spec.size > MAX_VERTEX_SIZE {
+            return Err(GraphError::OutOfRange {
+                field: "size",
+                value: spec.size,
+                limit: MAX_VERTEX_SIZE,
+            });
+        }
         let uniq_id = spec.uniq_id.unwrap_or(self.next_uniq);
-        self.next_uniq = self.next_uniq.max(uniq_id + 1);
+        let next = uniq_id.checked_add(1).ok_or(GraphError::OutOfRange {
+            field: "uniq_id",
+            value: uniq_id,
+            limit: u64::MAX - 1,
+        })?;
+        let kind = self.intern_type(&spec.kind)?;
+        self.next_uniq = self.next_uniq.max(next);
         let vertex = Vertex {
             kind,
             other_name: (!spec

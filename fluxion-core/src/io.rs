@@ -6,10 +6,13 @@ mod jgf;
 mod rv1exec;
 mod xml;
 
-pub use grug::read_grug;
-pub use hwloc::read_hwloc;
-pub use jgf::{attach_jgf, read_jgf, write_jgf};
-pub use rv1exec::{expand_hostlist, expand_idset, read_rv1exec};
+pub use grug::{read_grug, read_grug_with};
+pub use hwloc::{read_hwloc, read_hwloc_with};
+pub use jgf::{attach_jgf, read_jgf, read_jgf_with, write_jgf};
+pub use rv1exec::{
+    IdsetError, MAX_IDSET_IDS, count_idset, expand_hostlist, expand_idset, read_rv1exec,
+    read_rv1exec_with,
+};
 
 use crate::graph::GraphError;
 

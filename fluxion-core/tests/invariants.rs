@@ -347,6 +347,7 @@ proptest! {
         let _ = fluxion_core::io::read_grug(&text);
         let _ = fluxion_core::io::read_jgf(&text);
         let _ = fluxion_core::io::read_hwloc(&text, &[]);
+        let _ = fluxion_core::io::read_rv1exec(&text);
     }
 
     #[test]

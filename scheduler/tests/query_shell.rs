@@ -84,13 +84,17 @@ fn bad_input_prints_one_error_line_and_the_shell_goes_on() {
     );
     let (out, err) = run(&["-L", &graph, "-P", "high"], &cmds);
     let lines: Vec<&str> = err.lines().collect();
-    assert_eq!(lines.len(), 3, "stderr: {err}");
+    assert_eq!(lines.len(), 4, "stderr: {err}");
     assert_eq!(lines[0], "ERROR: can't open /nonexistent/x.yaml");
     assert_eq!(
         lines[1],
-        "match_allocate: ERROR: Jobspec error for 1: resources[0].with[0].with[0].count: must be >= 1"
+        "match_allocate: ERROR: Jobspec error for 1: resources[0].with[0].with[0].count: must be a whole number from 1 to 9223372036854775807, got 0"
     );
     assert_eq!(lines[2], "ERROR: unknown subcmd bogus");
+    assert_eq!(
+        lines[3],
+        "ERROR: unknown command 'frobnicate' (`help` lists the commands)"
+    );
     // Only valid jobspecs take a job id. Job 1 (nine nodes on a four-node
     // graph) can never fit.
     assert!(

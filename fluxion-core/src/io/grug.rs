@@ -14,7 +14,7 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 
 use super::IoError;
-use crate::graph::{ResourceGraph, VertexId, VertexSpec};
+use crate::graph::{GraphLimits, ResourceGraph, VertexId, VertexSpec};
 
 #[derive(Debug, Clone, Default)]
 struct RecipeVertex {
@@ -49,10 +49,60 @@ fn parse_int(key: &str, owner: &str, v: &str) -> Result<i64, IoError> {
         .map_err(|_| err(format!("{owner}: {key}: expected an integer, got '{v}'")))
 }
 
-/// Reads a GRUG recipe and expands it into a graph.
+/// Reads a GRUG recipe and expands it into a graph, within the default
+/// [`GraphLimits`].
 pub fn read_grug(text: &str) -> Result<ResourceGraph, IoError> {
+    read_grug_with(text, GraphLimits::default())
+}
+
+/// Reads a GRUG recipe and expands it into a graph of at most
+/// `limits.max_vertices` vertices (checked before each level is made).
+pub fn read_grug_with(text: &str, limits: GraphLimits) -> Result<ResourceGraph, IoError> {
     let (vertices, edges) = parse(text)?;
-    expand(&vertices, &edges)
+    expand(&vertices, &edges, limits)
+}
+
+/// The attributes the reader uses; defaults of other keys are not copied
+/// to each element.
+const WANTED: [&str; 12] = [
+    "type",
+    "basename",
+    "root",
+    "unit",
+    "size",
+    "subsystem",
+    "e_subsystem",
+    "gen_method",
+    "multi_scale",
+    "id_scope",
+    "id_start",
+    "id_stride",
+];
+
+/// An element's attribute values: its own `<data>`, then its kind's defaults.
+struct Resolved<'a> {
+    own: HashMap<String, String>,
+    defaults: &'a HashMap<String, String>,
+}
+
+impl Resolved<'_> {
+    fn get(&self, k: &str) -> Option<&String> {
+        self.own.get(k).or_else(|| self.defaults.get(k))
+    }
+}
+
+/// `el`'s attribute values: its `<data>` by attribute name, then `defaults`.
+fn resolve<'a>(
+    keys: &HashMap<String, (String, String, Option<String>)>,
+    el: &Element,
+    defaults: &'a HashMap<String, String>,
+) -> Resolved<'a> {
+    let mut own = HashMap::with_capacity(el.data.len());
+    for (k, v) in &el.data {
+        let an = keys.get(k).map_or(k.as_str(), |x| x.0.as_str());
+        own.insert(an.to_string(), v.clone());
+    }
+    Resolved { own, defaults }
 }
 
 /// Parsed `<data>` values keyed by attribute name, plus the element's id attributes.
@@ -161,22 +211,16 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
             _ => {}
         }
     }
-    // Resolve data keys to attribute names with defaults.
-    let resolve = |el: &Element, kind: &str| -> HashMap<String, String> {
-        let mut out = HashMap::new();
-        for (an, f, d) in keys.values() {
-            if (f == kind || f == "all")
-                && let Some(d) = d
-            {
-                out.insert(an.clone(), d.clone());
-            }
-        }
-        for (k, v) in &el.data {
-            let an = keys.get(k).map_or(k.clone(), |x| x.0.clone());
-            out.insert(an, v.clone());
-        }
-        out
+    // Resolve data keys to attribute names with defaults. The defaults of
+    // each element kind are gathered once: going through every key for
+    // every element was quadratic in a recipe with many keys.
+    let defaults = |kind: &str| -> HashMap<String, String> {
+        keys.values()
+            .filter(|(an, f, _)| (f == kind || f == "all") && WANTED.contains(&an.as_str()))
+            .filter_map(|(an, _, d)| Some((an.clone(), d.clone()?)))
+            .collect()
     };
+    let (node_defaults, edge_defaults) = (defaults("node"), defaults("edge"));
     let mut vertices = Vec::new();
     let mut index = HashMap::new();
     for el in &raw_nodes {
@@ -185,7 +229,7 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
             .get("id")
             .cloned()
             .ok_or_else(|| err("<node> without id"))?;
-        let d = resolve(el, "node");
+        let d = resolve(&keys, el, &node_defaults);
         let owner = format!("node '{id}'");
         let kind = d.get("type").cloned().filter(|s| !s.is_empty());
         let kind = kind.ok_or_else(|| err(format!("{owner}: missing type")))?;
@@ -232,7 +276,7 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
                 .copied()
                 .ok_or_else(|| err(format!("{owner}: {k} '{n}' is not a node")))
         };
-        let d = resolve(el, "edge");
+        let d = resolve(&keys, el, &edge_defaults);
         let int = |k: &str, def: i64| -> Result<i64, IoError> {
             d.get(k)
                 .map(|s| parse_int(k, &owner, s))
@@ -263,24 +307,45 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
     Ok((vertices, edges))
 }
 
-/// Upper bound on generated vertices, so a hostile recipe cannot exhaust memory.
-const MAX_VERTICES: usize = 50_000_000;
-
-fn expand(vertices: &[RecipeVertex], edges: &[RecipeEdge]) -> Result<ResourceGraph, IoError> {
-    let root = vertices
+/// Expands the recipe from its root, depth first, one recipe edge at a time.
+fn expand(
+    vertices: &[RecipeVertex],
+    edges: &[RecipeEdge],
+    limits: GraphLimits,
+) -> Result<ResourceGraph, IoError> {
+    let mut roots = vertices
         .iter()
-        .position(|v| v.root && v.subsystem == "containment")
+        .enumerate()
+        .filter(|(_, v)| v.root && v.subsystem == "containment")
+        .map(|(i, _)| i);
+    let root = roots
+        .next()
         .ok_or_else(|| err("no root node (a node with root=1 in the containment subsystem)"))?;
-    let mut g = ResourceGraph::new();
+    if let Some(second) = roots.next() {
+        return Err(err(format!(
+            "two root nodes ('{}' and '{}'): the containment subsystem has one root",
+            vertices[root].id, vertices[second].id
+        )));
+    }
+    // Each recipe vertex's containment edges, in document order, so a
+    // vertex finds its next edge without rescanning the whole list.
+    let mut out_edges: Vec<Vec<usize>> = vec![Vec::new(); vertices.len()];
+    for (i, e) in edges.iter().enumerate() {
+        if e.subsystem == "containment" {
+            out_edges[e.source].push(i);
+        }
+    }
+    let mut g = ResourceGraph::with_limits(limits);
     let rv = &vertices[root];
     let mut spec = VertexSpec::new(&rv.kind, &rv.basename, 0);
-    spec.size = rv.size as u64;
+    spec.size = rv.size.unsigned_abs();
     spec.unit = rv.unit.clone();
     let top = g.add_vertex(spec, None)?;
     let mut visited = vec![false; vertices.len()];
     visited[root] = true;
+    // multi_scale of the levels above, nearest first (for id_scope).
     let mut hier: VecDeque<i64> = VecDeque::new();
-    // Explicit stack of (recipe vertex, its generated vertices, next edge index).
+    // Explicit stack of (recipe vertex, its generated vertices, next edge).
     struct Frame {
         rv: usize,
         made: Vec<VertexId>,
@@ -292,16 +357,12 @@ fn expand(vertices: &[RecipeVertex], edges: &[RecipeEdge]) -> Result<ResourceGra
         next_edge: 0,
     }];
     while let Some(frame) = stack.last_mut() {
-        let pos = edges[frame.next_edge..]
-            .iter()
-            .position(|e| e.source == frame.rv && e.subsystem == "containment");
-        let Some(pos) = pos else {
+        let Some(&ei) = out_edges[frame.rv].get(frame.next_edge) else {
             stack.pop();
             hier.pop_front();
             continue;
         };
-        let ei = frame.next_edge + pos;
-        frame.next_edge = ei + 1;
+        frame.next_edge += 1;
         let e = &edges[ei];
         if visited[e.target] {
             continue;
@@ -316,37 +377,61 @@ fn expand(vertices: &[RecipeVertex], edges: &[RecipeEdge]) -> Result<ResourceGra
         {
             continue;
         }
+        let from_to = || {
+            format!(
+                "edge from '{}' to '{}'",
+                vertices[e.source].id, vertices[e.target].id
+            )
+        };
         if !e.gen_method.eq_ignore_ascii_case("MULTIPLY") {
             return Err(err(format!(
-                "edge from '{}' to '{}': gen_method '{}' is not supported in the containment subsystem",
-                vertices[e.source].id, vertices[e.target].id, e.gen_method
+                "{}: gen_method '{}' is not supported in the containment subsystem",
+                from_to(),
+                e.gen_method
             )));
         }
         visited[e.target] = true;
         let tv = &vertices[e.target];
-        let srcs = frame.made.clone();
+        let srcs = std::mem::take(&mut frame.made);
+        // Checked before anything is allocated: multi_scale comes from the
+        // file and may be anything up to i64::MAX.
+        let more = (srcs.len() as u64).saturating_mul(e.multi_scale.unsigned_abs());
+        g.limits()
+            .check_room(g.vertex_count(), more)
+            .map_err(|x| err(format!("{}: multi_scale {}: {x}", from_to(), e.multi_scale)))?;
         let wrap: i64 = if e.id_scope > 0 {
             hier.iter()
-                .take(e.id_scope as usize)
-                .product::<i64>()
+                .take(usize::try_from(e.id_scope).unwrap_or(usize::MAX))
+                .try_fold(1i64, |acc, &m| acc.checked_mul(m))
+                .unwrap_or(i64::MAX)
                 .max(1)
         } else {
             1
         };
-        let mut made = Vec::with_capacity(srcs.len() * e.multi_scale as usize);
-        if g.vertex_count() + srcs.len() * e.multi_scale as usize > MAX_VERTICES {
-            return Err(err(format!(
-                "recipe expands to more than {MAX_VERTICES} vertices"
-            )));
-        }
+        let overflow = || {
+            err(format!(
+                "{}: id_start {} + id_stride {} x multi_scale {} overflows a 64-bit id",
+                from_to(),
+                e.id_start,
+                e.id_stride,
+                e.multi_scale
+            ))
+        };
+        let mut made = Vec::with_capacity(usize::try_from(more).unwrap_or(0));
         for (j, &src) in srcs.iter().enumerate() {
             for i in 0..e.multi_scale {
                 let id = if e.id_scope < 0 {
                     -1
                 } else if e.id_scope == 0 {
-                    e.id_start + i
+                    e.id_start.checked_add(i).ok_or_else(overflow)?
                 } else {
-                    e.id_start + ((j as i64) % wrap) * e.multi_scale * e.id_stride + i * e.id_stride
+                    // id_start + (j % wrap) * multi_scale * id_stride + i * id_stride
+                    let block = (j as i64 % wrap)
+                        .checked_mul(e.multi_scale)
+                        .and_then(|x| x.checked_add(i))
+                        .and_then(|x| x.checked_mul(e.id_stride))
+                        .and_then(|x| x.checked_add(e.id_start));
+                    block.ok_or_else(overflow)?
                 };
                 let name = if id == -1 {
                     tv.basename.clone()
@@ -359,15 +444,19 @@ fn expand(vertices: &[RecipeVertex], edges: &[RecipeEdge]) -> Result<ResourceGra
                     name,
                     id,
                     rank: -1,
-                    size: tv.size as u64,
+                    size: tv.size.unsigned_abs(),
                     unit: tv.unit.clone(),
                     properties: Vec::new(),
                     status: Default::default(),
                     uniq_id: None,
                 };
-                made.push(g.add_vertex(spec, Some(src))?);
+                made.push(
+                    g.add_vertex(spec, Some(src))
+                        .map_err(|x| err(format!("{}: {x}", from_to())))?,
+                );
             }
         }
+        frame.made = srcs;
         hier.push_front(e.multi_scale);
         stack.push(Frame {
             rv: e.target,

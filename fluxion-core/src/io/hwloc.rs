@@ -19,7 +19,7 @@ use quick_xml::events::Event;
 
 use super::IoError;
 use super::xml::{attributes, next_event};
-use crate::graph::{ResourceGraph, VertexId, VertexSpec};
+use crate::graph::{GraphLimits, ResourceGraph, VertexId, VertexSpec};
 
 fn err(msg: impl Into<String>) -> IoError {
     IoError::Hwloc(msg.into())
@@ -60,13 +60,24 @@ struct Builder<'a> {
     /// Next logical index per hwloc type (caches per level).
     logical: HashMap<String, i64>,
     machines: usize,
+    /// Host names of the machines read so far: each names one node.
+    hosts: std::collections::HashSet<String>,
 }
 
 /// Reads an hwloc XML topology. `allow` lists the graph types to keep
 /// (`node`, `socket`, `core`, `pu`, `numanode`, `group`, `L1cache`...,
 /// `gpu`, `storage`); empty keeps them all.
 pub fn read_hwloc(text: &str, allow: &[String]) -> Result<ResourceGraph, IoError> {
-    let mut g = ResourceGraph::new();
+    read_hwloc_with(text, allow, GraphLimits::default())
+}
+
+/// [`read_hwloc`] with these graph limits.
+pub fn read_hwloc_with(
+    text: &str,
+    allow: &[String],
+    limits: GraphLimits,
+) -> Result<ResourceGraph, IoError> {
+    let mut g = ResourceGraph::with_limits(limits);
     let root = g.add_vertex(VertexSpec::new("cluster", "cluster", 0), None)?;
     let mut b = Builder {
         g,
@@ -74,6 +85,7 @@ pub fn read_hwloc(text: &str, allow: &[String]) -> Result<ResourceGraph, IoError
         allow,
         logical: HashMap::new(),
         machines: 0,
+        hosts: Default::default(),
     };
     let mut reader = Reader::from_str(text);
     let mut stack: Vec<Frame> = Vec::new();
@@ -201,6 +213,11 @@ impl Builder<'_> {
                     return Ok(None);
                 }
                 self.machines += 1;
+                if !self.hosts.insert(host.clone()) {
+                    return Err(err(format!(
+                        "HostName '{host}': two Machine objects have this host name"
+                    )));
+                }
                 let digits = host.len() - host.trim_end_matches(|c: char| c.is_ascii_digit()).len();
                 let (base, num) = host.split_at(host.len() - digits);
                 let id = if num.is_empty() {

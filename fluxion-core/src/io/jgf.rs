@@ -4,13 +4,13 @@
 //! exclusive, unit, size, paths{containment}, properties}; containment edges
 //! go parent -> child. Children keep the order of the edge list.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::IoError;
-use crate::graph::{ResourceGraph, Status, VertexId, VertexSpec};
+use crate::graph::{GraphLimits, ResourceGraph, Status, VertexId, VertexSpec};
 
 #[derive(Deserialize)]
 struct Doc {
@@ -83,9 +83,14 @@ fn is_containment(e: &EdgeDoc) -> bool {
     }
 }
 
-/// Reads a JGF document into a new graph.
+/// Reads a JGF document into a new graph, within the default [`GraphLimits`].
 pub fn read_jgf(text: &str) -> Result<ResourceGraph, IoError> {
-    let mut g = ResourceGraph::new();
+    read_jgf_with(text, GraphLimits::default())
+}
+
+/// Reads a JGF document into a new graph with these limits.
+pub fn read_jgf_with(text: &str, limits: GraphLimits) -> Result<ResourceGraph, IoError> {
+    let mut g = ResourceGraph::with_limits(limits);
     attach_jgf(&mut g, text)?;
     Ok(g)
 }
@@ -154,6 +159,36 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
             roots.len()
         )));
     }
+    // A uniq_id, a containment path or a node's rank names one vertex: a
+    // second one would make answers ambiguous. Ids of the graph being
+    // attached to count too.
+    let mut uniq_seen: HashSet<u64> = if g.vertex_count() > 0 {
+        g.vertices()
+            .filter_map(|v| g.vertex(v).map(|x| x.uniq_id))
+            .collect()
+    } else {
+        HashSet::new()
+    };
+    let mut paths_seen: HashSet<&str> = HashSet::new();
+    let mut ranks_seen: HashMap<i64, usize> = HashMap::new();
+    for (i, n) in doc.graph.nodes.iter().enumerate() {
+        let m = &n.metadata;
+        if let Some(p) = m.paths.get("containment")
+            && !paths_seen.insert(p)
+        {
+            return Err(IoError::Jgf(format!(
+                "graph.nodes[{i}].metadata.paths.containment: path {p} appears twice"
+            )));
+        }
+        if m.kind.as_deref() == Some("node")
+            && let Some(r) = m.rank.filter(|&r| r >= 0)
+            && let Some(other) = ranks_seen.insert(r, i)
+        {
+            return Err(IoError::Jgf(format!(
+                "graph.nodes[{i}].metadata.rank: rank {r} is also node graph.nodes[{other}]'s"
+            )));
+        }
+    }
     let mut added = Vec::new();
     let mut stack: Vec<(usize, Option<VertexId>)> = roots.iter().map(|&r| (r, None)).collect();
     let mut seen = 0usize;
@@ -209,7 +244,7 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
                         _ => None,
                     },
                 };
-                let spec = VertexSpec {
+                let mut spec = VertexSpec {
                     kind,
                     basename,
                     name,
@@ -233,7 +268,27 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
                     },
                     uniq_id,
                 };
-                let v = g.add_vertex(spec, parent)?;
+                if let Some(u) = spec.uniq_id
+                    && !uniq_seen.insert(u)
+                {
+                    if m.uniq_id.is_some() {
+                        return Err(IoError::Jgf(format!(
+                            "graph.nodes[{i}].metadata.uniq_id: {u} is another vertex's too"
+                        )));
+                    }
+                    // Only derived from the node's outer id, which is unique
+                    // within the document: the graph gives it a fresh one.
+                    spec.uniq_id = None;
+                }
+                let v = g.add_vertex(spec, parent).map_err(|e| {
+                    IoError::Jgf(format!(
+                        "graph.nodes[{i}] ({}): {e}",
+                        id_string(&doc.graph.nodes[i].id)
+                    ))
+                })?;
+                if let Some(x) = g.vertex(v) {
+                    uniq_seen.insert(x.uniq_id);
+                }
                 added.push(v);
                 v
             }

@@ -398,7 +398,7 @@ impl<'r> Tally<'r> {
             if i >= self.got.len() {
                 continue;
             }
-            self.got[i] += c.count;
+            self.got[i] = self.got[i].saturating_add(c.count);
             self.grains[i] += 1;
             self.smallest[i] = self.smallest[i].min(c.count.max(1));
             // A smaller vertex can raise the vertices a copy needs, so a
@@ -516,12 +516,12 @@ impl Search<'_> {
             return perf_class(self.g, v);
         }
         let id = self.g.vertex(v).map_or(0, |x| x.id);
-        id + 1 + node_factor
+        id.saturating_add(1).saturating_add(node_factor)
     }
 
     fn node_factor(&self, v: VertexId) -> i64 {
         let Some(x) = self.g.vertex(v) else { return 0 };
-        let add = (x.id + 1).max(0) + 1;
+        let add = x.id.saturating_add(1).max(0).saturating_add(1);
         let tie = ((x.uniq_id % 10000) as i64 - 1).abs();
         add.saturating_mul(10000).saturating_add(tie)
     }
@@ -603,7 +603,7 @@ impl Search<'_> {
     /// first) that make up `req`'s count, taking partial amounts of pools;
     /// false when they fall short.
     fn take_best(&self, sorted: &[Cand], req: &Request, out: &mut Vec<Emit>) -> bool {
-        let qc: u64 = sorted.iter().map(|c| c.count).sum();
+        let qc: u64 = sorted.iter().fold(0u64, |a, c| a.saturating_add(c.count));
         let Some(want) = req.count.best_within(qc) else {
             return false;
         };
@@ -619,7 +619,7 @@ impl Search<'_> {
             } else {
                 c.count.min(want - got)
             };
-            got += needs;
+            got = got.saturating_add(needs);
             if c.is_vertex {
                 out.push(Emit {
                     vertex: c.vertex,
@@ -836,12 +836,14 @@ impl Search<'_> {
                 if !o.unit || e.count.min != e.count.max || best.len() < n {
                     return None;
                 }
-                sum += best[..n].iter().map(|i| i + 1).sum::<i64>();
+                sum = best[..n]
+                    .iter()
+                    .fold(sum, |a, i| a.saturating_add(i.saturating_add(1)));
             }
             Some(vec![sum])
         } else {
             let o = self.order(r.kind?)?;
-            Some(ids(o).into_iter().map(|i| i + 1).collect())
+            Some(ids(o).into_iter().map(|i| i.saturating_add(1)).collect())
         }
     }
 
@@ -1168,14 +1170,14 @@ impl Search<'_> {
         let mut nslots = u64::MAX;
         for (ei, e) in slot.with.iter().enumerate() {
             let mine = answering(kids, ei);
-            let qc: u64 = mine.iter().map(|c| c.count).sum();
+            let qc: u64 = mine.iter().fold(0u64, |a, c| a.saturating_add(c.count));
             let Some(per_slot) = e.count.best_within(qc) else {
                 return Vec::new();
             };
             let mut shares = 0u64;
             let mut acc = 0u64;
             for c in mine {
-                acc += c.count;
+                acc = acc.saturating_add(c.count);
                 if acc >= per_slot {
                     shares += 1;
                     acc = 0;
@@ -1227,8 +1229,8 @@ impl SlotFill {
                 exclusive: true,
             });
             self.claims.extend(c.claims.iter().copied());
-            self.score += c.score;
-            got += c.count;
+            self.score = self.score.saturating_add(c.score);
+            got = got.saturating_add(c.count);
         }
         true
     }

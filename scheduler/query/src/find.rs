@@ -26,12 +26,6 @@ pub(crate) enum Pred {
     Property(String),
 }
 
-/// A parsed expression: a disjunction of conjunctions.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) struct Expr {
-    pub(crate) any_of: Vec<Vec<Pred>>,
-}
-
 fn parse_pred(tok: &str) -> Result<Pred, String> {
     let (k, v) = tok
         .split_once('=')
@@ -65,54 +59,198 @@ fn parse_pred(tok: &str) -> Result<Pred, String> {
     })
 }
 
-/// Parses `criteria` (tokens joined by `and` / `or`; `and` binds tighter).
-pub(crate) fn parse(criteria: &str) -> Result<Expr, String> {
-    let mut any_of = vec![Vec::new()];
-    let mut want_pred = true;
-    for tok in criteria.split_whitespace() {
-        let tok = tok.trim_matches(|c| c == '(' || c == ')');
-        if tok.is_empty() {
-            continue;
-        }
-        if want_pred {
-            let pred = parse_pred(tok)?;
-            if let Some(last) = any_of.last_mut() {
-                last.push(pred);
+/// Deepest nesting of parentheses a find expression may have.
+pub(crate) const MAX_FIND_NESTING: usize = 32;
+
+/// A node of a parsed expression.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum Node {
+    Pred(Pred),
+    /// All of these.
+    And(Vec<Node>),
+    /// Any of these.
+    Or(Vec<Node>),
+}
+
+/// A parsed expression: predicates joined by `and` (also by juxtaposition)
+/// and `or`, `and` binding tighter, grouped by parentheses.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Expr {
+    pub(crate) root: Node,
+    /// Every predicate, in order (for [`Expr::job`] and [`Expr::wants_agfilter`]).
+    preds: Vec<Pred>,
+}
+
+/// An operator waiting on the parser's stack.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Op {
+    And,
+    Or,
+    Open,
+}
+
+/// Combines the two topmost operands with `op`, flattening runs of the
+/// same operator (`a and b and c` is one `And` of three).
+fn reduce(out: &mut Vec<Node>, op: Op) -> Result<(), String> {
+    let (Some(b), Some(a)) = (out.pop(), out.pop()) else {
+        return Err("incomplete expression".into());
+    };
+    let join = |a: Node, b: Node, and: bool| -> Node {
+        let mut parts = Vec::new();
+        for x in [a, b] {
+            match (x, and) {
+                (Node::And(v), true) | (Node::Or(v), false) => parts.extend(v),
+                (x, _) => parts.push(x),
             }
-            want_pred = false;
+        }
+        if and {
+            Node::And(parts)
         } else {
-            match tok {
-                "and" | "&&" => want_pred = true,
-                "or" | "||" => {
-                    any_of.push(Vec::new());
-                    want_pred = true;
+            Node::Or(parts)
+        }
+    };
+    out.push(join(a, b, op == Op::And));
+    Ok(())
+}
+
+/// Splits `criteria` into words, with each parenthesis a word of its own.
+fn tokens(criteria: &str) -> Vec<&str> {
+    let mut out = Vec::new();
+    for word in criteria.split_whitespace() {
+        let mut rest = word;
+        while !rest.is_empty() {
+            match rest.find(['(', ')']) {
+                Some(0) => {
+                    out.push(&rest[..1]);
+                    rest = &rest[1..];
                 }
-                // Juxtaposed predicates are joined by "and".
-                _ => {
-                    let pred = parse_pred(tok)?;
-                    if let Some(last) = any_of.last_mut() {
-                        last.push(pred);
-                    }
+                Some(i) => {
+                    out.push(&rest[..i]);
+                    rest = &rest[i..];
+                }
+                None => {
+                    out.push(rest);
+                    rest = "";
                 }
             }
         }
     }
-    if want_pred {
+    out
+}
+
+/// Parses `criteria` with an operator stack (no recursion): `and` binds
+/// tighter than `or`, parentheses group, nested at most
+/// [`MAX_FIND_NESTING`] deep.
+pub(crate) fn parse(criteria: &str) -> Result<Expr, String> {
+    let mut out: Vec<Node> = Vec::new();
+    let mut ops: Vec<Op> = Vec::new();
+    let mut preds = Vec::new();
+    let mut depth = 0usize;
+    // Whether the last thing read was an operand (a predicate or a ')').
+    let mut after_operand = false;
+    // Pops operators binding at least as tightly as `op` (and all of them
+    // down to a '(' for `None`).
+    let unwind = |out: &mut Vec<Node>, ops: &mut Vec<Op>, op: Option<Op>| -> Result<(), String> {
+        while let Some(&top) = ops.last() {
+            let pops = match (top, op) {
+                (Op::Open, _) => false,
+                (_, None) | (_, Some(Op::Or)) => true,
+                (Op::And, Some(Op::And)) => true,
+                _ => false,
+            };
+            if !pops {
+                break;
+            }
+            ops.pop();
+            reduce(out, top)?;
+        }
+        Ok(())
+    };
+    for tok in tokens(criteria) {
+        match tok {
+            "and" | "&&" | "or" | "||" => {
+                if !after_operand {
+                    return Err(format!("'{tok}' needs a predicate before it"));
+                }
+                let op = if matches!(tok, "and" | "&&") {
+                    Op::And
+                } else {
+                    Op::Or
+                };
+                unwind(&mut out, &mut ops, Some(op))?;
+                ops.push(op);
+                after_operand = false;
+            }
+            "(" => {
+                if after_operand {
+                    // Juxtaposed groups are joined by "and".
+                    unwind(&mut out, &mut ops, Some(Op::And))?;
+                    ops.push(Op::And);
+                }
+                depth += 1;
+                if depth > MAX_FIND_NESTING {
+                    return Err(format!(
+                        "parentheses nest deeper than the limit of {MAX_FIND_NESTING}"
+                    ));
+                }
+                ops.push(Op::Open);
+                after_operand = false;
+            }
+            ")" => {
+                if !after_operand {
+                    return Err("')' needs a predicate before it".into());
+                }
+                unwind(&mut out, &mut ops, None)?;
+                if ops.pop() != Some(Op::Open) {
+                    return Err("unbalanced parentheses: a ')' without its '('".into());
+                }
+                depth -= 1;
+            }
+            _ => {
+                let pred = parse_pred(tok)?;
+                if after_operand {
+                    // Juxtaposed predicates are joined by "and".
+                    unwind(&mut out, &mut ops, Some(Op::And))?;
+                    ops.push(Op::And);
+                }
+                preds.push(pred.clone());
+                out.push(Node::Pred(pred));
+                after_operand = true;
+            }
+        }
+    }
+    if !after_operand {
         return Err("incomplete expression".into());
     }
-    Ok(Expr { any_of })
+    while let Some(op) = ops.pop() {
+        if op == Op::Open {
+            return Err("unbalanced parentheses: a '(' without its ')'".into());
+        }
+        reduce(&mut out, op)?;
+    }
+    let root = match (out.pop(), out.is_empty()) {
+        (Some(root), true) => root,
+        _ => return Err("incomplete expression".into()),
+    };
+    Ok(Expr { root, preds })
 }
 
 impl Expr {
-    /// Whether vertex `v` satisfies the expression.
+    /// Whether vertex `v` satisfies the expression (the tree is at most
+    /// [`MAX_FIND_NESTING`] groups deep, so the recursion is bounded).
     pub(crate) fn eval(&self, g: &ResourceGraph, v: VertexId) -> bool {
-        self.any_of
-            .iter()
-            .any(|all| all.iter().all(|p| pred(g, v, p)))
+        fn node(g: &ResourceGraph, v: VertexId, n: &Node) -> bool {
+            match n {
+                Node::Pred(p) => pred(g, v, p),
+                Node::And(all) => all.iter().all(|x| node(g, v, x)),
+                Node::Or(any) => any.iter().any(|x| node(g, v, x)),
+            }
+        }
+        node(g, v, &self.root)
     }
     /// The job a `jobid-*` predicate names, if any.
     pub(crate) fn job(&self) -> Option<u64> {
-        self.any_of.iter().flatten().find_map(|p| match p {
+        self.preds.iter().find_map(|p| match p {
             Pred::JobAlloc(j) | Pred::JobReserved(j) | Pred::JobTag(j) | Pred::JobSpan(j) => {
                 Some(*j)
             }
@@ -121,10 +259,7 @@ impl Expr {
     }
     /// Whether the expression asks for aggregate counts.
     pub(crate) fn wants_agfilter(&self) -> bool {
-        self.any_of
-            .iter()
-            .flatten()
-            .any(|p| *p == Pred::AgFilter(true))
+        self.preds.contains(&Pred::AgFilter(true))
     }
 }
 
@@ -195,15 +330,57 @@ mod tests {
     #[test]
     fn parses_and_or() {
         let e = parse("status=up and sched-now=allocated or jobid-span=2").unwrap();
-        assert_eq!(e.any_of.len(), 2);
-        assert_eq!(e.any_of[0].len(), 2);
+        let Node::Or(any) = &e.root else {
+            panic!("{e:?}")
+        };
+        assert_eq!(any.len(), 2);
+        assert!(matches!(&any[0], Node::And(all) if all.len() == 2));
         assert!(parse("status=sideways").is_err());
         assert!(parse("status=up and").is_err());
         assert!(parse("bogus").is_err());
+        let e = parse("jobid-alloc=2 agfilter=t").unwrap();
+        assert!(matches!(&e.root, Node::And(all) if all.len() == 2));
+        assert_eq!(e.job(), Some(2));
+        assert!(e.wants_agfilter());
+    }
+
+    #[test]
+    fn parentheses_group_and_nest_within_a_limit() {
+        let up = Node::Pred(Pred::Status(Status::Up));
+        let down = Node::Pred(Pred::Status(Status::Down));
+        let alloc = Node::Pred(Pred::Allocated(true));
+        let e = parse("(sched-now=allocated or status=up) and status=down").unwrap();
         assert_eq!(
-            parse("jobid-alloc=2 agfilter=t").unwrap().any_of[0].len(),
-            2
+            e.root,
+            Node::And(vec![
+                Node::Or(vec![alloc.clone(), up.clone()]),
+                down.clone()
+            ])
         );
+        let e = parse("sched-now=allocated or status=up and status=down").unwrap();
+        assert_eq!(
+            e.root,
+            Node::Or(vec![
+                alloc.clone(),
+                Node::And(vec![up.clone(), down.clone()])
+            ])
+        );
+        // Juxtaposed groups are joined by "and".
+        let e = parse("(status=up)(status=down)").unwrap();
+        assert_eq!(e.root, Node::And(vec![up.clone(), down.clone()]));
+        let ok = format!("{}status=up{}", "(".repeat(32), ")".repeat(32));
+        assert_eq!(parse(&ok).unwrap().root, up);
+        let deep = format!("{}status=up{}", "(".repeat(100_000), ")".repeat(100_000));
+        assert!(parse(&deep).unwrap_err().contains("limit of 32"));
+        for bad in [
+            "(status=up",
+            "status=up)",
+            "()",
+            "( and status=up)",
+            "status=up or",
+        ] {
+            assert!(parse(bad).is_err(), "{bad}");
+        }
     }
 
     /// A node held whole takes its GPU out of use though the job only
@@ -241,5 +418,56 @@ mod tests {
         assert!(used.eval(&g, c1), "unclaimed core of a node held whole");
         assert!(!used.eval(&g, gpu1), "the other node is free");
         assert!(parse("sched-now=free").unwrap().eval(&g, gpu1));
+    }
+}
+
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn token() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("("),
+            Just(")"),
+            Just("and"),
+            Just("or"),
+            Just("&&"),
+            Just("||"),
+            Just("status=up"),
+            Just("status=down"),
+            Just("sched-now=free"),
+            Just("jobid-alloc=99999999999999999999999"),
+            Just("names=a,b"),
+            Just("bogus"),
+            Just("=x"),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig { cases: 512, ..ProptestConfig::default() })]
+
+        /// Any sequence of tokens parses or gives an error; a parsed
+        /// expression keeps every predicate and evaluates without panic.
+        #[test]
+        fn find_expressions_never_panic(toks in proptest::collection::vec(token(), 0..80)) {
+            let text = toks.join(" ");
+            if let Ok(e) = parse(&text) {
+                let preds = toks.iter().filter(|t| t.contains('=')).count();
+                prop_assert_eq!(e.preds.len(), preds);
+                let g = fluxion_core::generate::cluster(&fluxion_core::generate::ClusterShape {
+                    nodes: 1,
+                    nodes_per_rack: 0,
+                    sockets: 1,
+                    cores_per_socket: 1,
+                    gpus_per_socket: 0,
+                    memory_gib_per_socket: 0,
+                    per_node_ids: false,
+                }).expect("graph");
+                for v in g.vertices() {
+                    let _ = e.eval(&g, v);
+                }
+            }
+        }
     }
 }

@@ -57,9 +57,27 @@ pub struct QueryArgs {
     /// Print the time each match takes, and visit counts.
     #[arg(short = 'e', long = "elapse-time")]
     pub elapse_time: bool,
+    /// Most vertices the graph may have (loaded, grown with `attach`), up to 16777216.
+    #[arg(
+        long = "max-vertices",
+        default_value_t = fluxion_core::graph::DEFAULT_MAX_VERTICES,
+        value_parser = max_vertices
+    )]
+    pub max_vertices: usize,
     /// Do not print the prompt.
     #[arg(short = 'd', long = "disable-prompt")]
     pub disable_prompt: bool,
+}
+
+/// Parses `--max-vertices`: a whole number up to the graph's ceiling.
+fn max_vertices(s: &str) -> Result<usize, String> {
+    use fluxion_core::graph::MAX_VERTICES_CEILING;
+    match s.parse::<usize>() {
+        Ok(n) if (1..=MAX_VERTICES_CEILING).contains(&n) => Ok(n),
+        _ => Err(format!(
+            "expected a whole number from 1 to {MAX_VERTICES_CEILING}"
+        )),
+    }
 }
 
 /// Runs `phalanx query`: loads the graph, then serves commands from stdin

@@ -9,26 +9,14 @@
 use std::collections::{HashMap, HashSet};
 
 use fluxion_core::graph::{ResourceGraph, VertexId};
+use fluxion_core::io::{IdsetError, MAX_IDSET_IDS, expand_idset};
 use fluxion_core::matcher::Emit;
 use serde_json::Value;
 
-// Parses an RFC 22 idset (`0-3,7`).
-pub(crate) fn parse_idset(s: &str) -> Option<Vec<i64>> {
-    let s = s.trim_matches(|c| c == '[' || c == ']');
-    let mut out = Vec::new();
-    for part in s.split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => {
-                let (a, b): (i64, i64) = (a.parse().ok()?, b.parse().ok()?);
-                if b < a || b - a > 1_000_000 {
-                    return None;
-                }
-                out.extend(a..=b);
-            }
-            None => out.push(part.parse().ok()?),
-        }
-    }
-    Some(out)
+/// Parses an RFC 22 idset (`0-3,7`, brackets allowed), of at most
+/// [`MAX_IDSET_IDS`] ids, counted before any is made.
+pub(crate) fn parse_idset(s: &str) -> Result<Vec<i64>, IdsetError> {
+    expand_idset(s.trim_matches(|c| c == '[' || c == ']'), MAX_IDSET_IDS)
 }
 
 /// The node vertices of `ranks`, in graph order.
@@ -56,13 +44,27 @@ fn rlite_entries(text: &str) -> Result<Vec<RliteEntry>, String> {
         .and_then(|r| r.as_array())
         .ok_or("execution.R_lite: missing or not a list")?;
     let mut out = Vec::new();
+    // The whole R expands to at most MAX_IDSET_IDS ids, counted before
+    // each set is made: many entries of a large set each add up too.
+    let mut room = MAX_IDSET_IDS;
+    let mut take = |r: &str, field: &str| -> Result<Vec<i64>, String> {
+        let r = r.trim_matches(|c| c == '[' || c == ']');
+        let ids = expand_idset(r, room).map_err(|e| match e {
+            IdsetError::TooMany { .. } => {
+                format!("{field}: {e}; the whole R may name at most {MAX_IDSET_IDS} ids")
+            }
+            e => format!("{field}: {e}"),
+        })?;
+        room -= ids.len() as u64;
+        Ok(ids)
+    };
     for (i, entry) in rlite.iter().enumerate() {
         let field = format!("execution.R_lite[{i}]");
         let ranks = entry
             .get("rank")
             .and_then(|r| r.as_str())
-            .and_then(parse_idset)
-            .ok_or_else(|| format!("{field}.rank: missing or not an idset"))?;
+            .ok_or_else(|| format!("{field}.rank: missing or not an idset"))
+            .and_then(|r| take(r, &format!("{field}.rank")))?;
         let mut children = Vec::new();
         if let Some(c) = entry.get("children") {
             let c = c
@@ -71,8 +73,8 @@ fn rlite_entries(text: &str) -> Result<Vec<RliteEntry>, String> {
             for (kind, ids) in c {
                 let ids = ids
                     .as_str()
-                    .and_then(parse_idset)
-                    .ok_or_else(|| format!("{field}.children.{kind}: not an idset"))?;
+                    .ok_or_else(|| format!("{field}.children.{kind}: not an idset"))
+                    .and_then(|r| take(r, &format!("{field}.children.{kind}")))?;
                 children.push((kind.clone(), ids));
             }
         }

@@ -2,12 +2,15 @@
 
 use std::collections::BTreeMap;
 use std::fs::File;
-use std::io::{BufRead, BufWriter, Write};
+use std::io::{BufRead, BufWriter, Read as _, Write};
 use std::time::Instant;
 
 use anyhow::{Context as _, bail};
+use fluxion_core::graph::GraphLimits;
 use fluxion_core::graph::{PruneFilters, ResourceGraph, Status, VertexId};
-use fluxion_core::io::{attach_jgf, read_grug, read_jgf};
+use fluxion_core::io::{
+    attach_jgf, read_grug_with, read_hwloc_with, read_jgf_with, read_rv1exec_with,
+};
 use fluxion_core::jobspec::{Jobspec, Resource};
 use fluxion_core::matcher::{CancelError, Emit, MatchError, MatchOp, Matcher, Policy};
 use fluxion_core::writers::{Format, render, render_into};
@@ -19,6 +22,33 @@ use crate::r_reader::{
     jgf_emits, jgf_nodes, nodes_of_ranks, parse_idset, rv1exec_emits, rv1exec_nodes,
 };
 use crate::spec_cache::SpecCache;
+
+/// Why a jobspec file gave no text.
+enum JobspecFile {
+    /// It cannot be read (missing, a directory, no permission).
+    Unreadable,
+    /// It was read, but is too large or not UTF-8.
+    Invalid(fluxion_core::jobspec::JobspecError),
+}
+
+/// Reads a jobspec file: its size is checked before it is read, and
+/// bytes that are not UTF-8 are a jobspec error, not a missing file.
+/// (At most one byte past the limit is read: enough to know it is over.)
+fn read_jobspec(file: &str) -> Result<String, JobspecFile> {
+    use fluxion_core::jobspec::MAX_JOBSPEC_BYTES;
+    let meta = std::fs::metadata(file).map_err(|_| JobspecFile::Unreadable)?;
+    if !meta.is_file() {
+        return Err(JobspecFile::Unreadable);
+    }
+    let mut bytes = Vec::new();
+    let f = File::open(file).map_err(|_| JobspecFile::Unreadable)?;
+    std::io::Read::take(f, MAX_JOBSPEC_BYTES as u64 + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|_| JobspecFile::Unreadable)?;
+    Jobspec::text(&bytes)
+        .map(str::to_string)
+        .map_err(JobspecFile::Invalid)
+}
 
 /// Types resource-query knows whatever the graph holds (Fluxion interns
 /// them at start), so a jobspec naming one the graph lacks is merely
@@ -46,8 +76,12 @@ pub(crate) struct Session {
     next_job: u64,
     jobs: BTreeMap<u64, JobMeta>,
     specs: SpecCache,
+    /// Where error lines go (stderr; a buffer in tests).
+    errs: Box<dyn Write>,
     /// The text of the last match, kept so its pages stay mapped.
     rendered: String,
+    /// Matches timed into `perf_*` (jobs recorded by `update` are not).
+    perf_count: u64,
     perf_min: f64,
     perf_max: f64,
     perf_sum: f64,
@@ -59,10 +93,13 @@ fn load_graph(args: &QueryArgs) -> anyhow::Result<ResourceGraph> {
     };
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("can't read graph file {}", path.display()))?;
+    let limits = GraphLimits {
+        max_vertices: args.max_vertices,
+    };
     let g = match args.load_format.as_str() {
-        "grug" => read_grug(&text)?,
-        "jgf" => read_jgf(&text)?,
-        "rv1exec" => fluxion_core::io::read_rv1exec(&text)?,
+        "grug" => read_grug_with(&text, limits)?,
+        "jgf" => read_jgf_with(&text, limits)?,
+        "rv1exec" => read_rv1exec_with(&text, limits)?,
         "hwloc" => {
             let allow: Vec<String> = args
                 .load_allowlist
@@ -73,7 +110,7 @@ fn load_graph(args: &QueryArgs) -> anyhow::Result<ResourceGraph> {
                 .filter(|t| !t.is_empty())
                 .map(String::from)
                 .collect();
-            fluxion_core::io::read_hwloc(&text, &allow)?
+            read_hwloc_with(&text, &allow, limits)?
         }
         other => bail!("unsupported graph format '{other}' (supported: grug, jgf, rv1exec, hwloc)"),
     };
@@ -121,23 +158,46 @@ impl Session {
             next_job: 1,
             jobs: BTreeMap::new(),
             specs: SpecCache::default(),
+            errs: Box::new(std::io::stderr()),
             rendered: String::new(),
+            perf_count: 0,
             perf_min: f64::MAX,
             perf_max: 0.0,
             perf_sum: 0.0,
         })
     }
 
-    /// Runs commands until `quit` or end of input.
-    pub(crate) fn serve(&mut self, input: impl BufRead) -> anyhow::Result<()> {
-        let mut lines = input.lines();
+    /// Runs commands until `quit` or end of input. A line that is not
+    /// UTF-8, or longer than [`MAX_LINE_BYTES`], is an error for that line
+    /// alone.
+    pub(crate) fn serve(&mut self, mut input: impl BufRead) -> anyhow::Result<()> {
+        let mut buf = Vec::new();
+        let mut number = 0u64;
         loop {
             if self.prompt {
                 print!("resource-query> ");
                 let _ = std::io::stdout().flush();
             }
-            let Some(line) = lines.next() else { break };
-            let line = line.context("reading stdin")?;
+            let Some(overlong) = read_line(&mut input, &mut buf).context("reading stdin")? else {
+                break;
+            };
+            number += 1;
+            if overlong {
+                self.err(&format!(
+                    "ERROR: line {number}: longer than the limit of {MAX_LINE_BYTES} bytes; ignored"
+                ));
+                continue;
+            }
+            let line = match std::str::from_utf8(&buf) {
+                Ok(l) => l,
+                Err(e) => {
+                    self.err(&format!(
+                        "ERROR: line {number}: not UTF-8 text (invalid byte at offset {}); ignored",
+                        e.valid_up_to()
+                    ));
+                    continue;
+                }
+            };
             let tokens: Vec<&str> = line.split_whitespace().collect();
             if tokens.is_empty() {
                 continue;
@@ -156,7 +216,7 @@ impl Session {
     /// file that also receives stderr keeps the order resource-query has.
     fn err(&mut self, msg: &str) {
         let _ = self.out.flush();
-        eprintln!("{msg}");
+        let _ = writeln!(self.errs, "{msg}");
     }
 
     fn command(&mut self, t: &[&str]) -> bool {
@@ -179,7 +239,14 @@ impl Session {
             "cat" | "a" => self.cmd_cat(t),
             "help" | "h" => self.cmd_help(),
             "quit" | "q" => return true,
-            _ => {}
+            // A comment, as test scripts write them.
+            c if c.starts_with('#') => {}
+            other => {
+                let shown: String = other.chars().take(40).collect();
+                self.err(&format!(
+                    "ERROR: unknown command '{shown}' (`help` lists the commands)"
+                ));
+            }
         }
         false
     }
@@ -255,18 +322,17 @@ impl Session {
     /// Runs one match and prints its result; returns whether it matched.
     fn run_match(&mut self, op: MatchOp, file: &str) -> bool {
         let job = self.next_job;
-        let text = match std::fs::read_to_string(file) {
-            Ok(t) => t,
-            Err(_) => {
+        let text = match read_jobspec(file) {
+            Ok(t) => Ok(t),
+            Err(JobspecFile::Unreadable) => {
                 self.err(&format!("ERROR: can't open {file}"));
                 return false;
             }
+            Err(JobspecFile::Invalid(e)) => Err(format!("{file}: {e}")),
         };
         let start = Instant::now();
-        let spec = self
-            .specs
-            .parse(&text)
-            .map_err(|e| e.to_string())
+        let spec = text
+            .and_then(|text| self.specs.parse(&text).map_err(|e| e.to_string()))
             .and_then(|s| {
                 if s.resources.iter().any(|r| self.unknown_type(r)) {
                     Err("Value of \"type\" must be a resource type known to fluxion".to_string())
@@ -278,7 +344,7 @@ impl Session {
             Ok(s) => {
                 // Only a valid jobspec consumes a job id (as in resource-query).
                 if op != MatchOp::Satisfiability {
-                    self.next_job += 1;
+                    self.next_job = self.next_job.saturating_add(1);
                 }
                 s
             }
@@ -385,18 +451,31 @@ impl Session {
                 return;
             }
         };
-        let (Ok(job), Ok(at), Ok(duration)) = (
-            t[4].parse::<u64>(),
-            t[5].parse::<i64>(),
-            t[6].parse::<u64>(),
-        ) else {
-            self.err("ERROR: update: JOBID, AT and DURATION must be integers (AT >= 0)");
+        let Some(job) = self.job_id(t[4]) else {
             return;
         };
-        if at < 0 || duration == 0 {
-            self.err("ERROR: update: AT must be >= 0 and DURATION > 0");
-            return;
-        }
+        let at = match t[5].parse::<i64>() {
+            Ok(at) if at >= 0 => at,
+            _ => {
+                self.err(&format!(
+                    "ERROR: update: AT '{}': expected a whole number from 0 to {}",
+                    t[5],
+                    i64::MAX
+                ));
+                return;
+            }
+        };
+        let duration = match t[6].parse::<u64>() {
+            Ok(d) if d > 0 => d,
+            _ => {
+                self.err(&format!(
+                    "ERROR: update: DURATION '{}': expected a whole number from 1 to {}",
+                    t[6],
+                    u64::MAX
+                ));
+                return;
+            }
+        };
         let Ok(text) = std::fs::read_to_string(t[3]) else {
             self.err(&format!("ERROR: can't open {}", t[3]));
             return;
@@ -441,10 +520,22 @@ impl Session {
                 overhead: 0.0,
             },
         );
-        self.next_job = self.next_job.max(job + 1);
+        self.next_job = self.next_job.max(job.saturating_add(1));
+    }
+
+    /// A job id argument, or `None` after an error naming it.
+    fn job_id(&mut self, arg: &str) -> Option<u64> {
+        match parse_id(arg) {
+            Ok(j) => Some(j),
+            Err(e) => {
+                self.err(&format!("ERROR: {e}"));
+                None
+            }
+        }
     }
 
     fn perf(&mut self, elapsed: f64) {
+        self.perf_count += 1;
         self.perf_min = self.perf_min.min(elapsed);
         self.perf_max = self.perf_max.max(elapsed);
         self.perf_sum += elapsed;
@@ -496,7 +587,9 @@ impl Session {
             self.err("ERROR: malformed command");
             return;
         }
-        let job = parse_id(t[1]);
+        let Some(job) = self.job_id(t[1]) else {
+            return;
+        };
         // The walk's counts are printed only on request; most cancels skip it.
         let stats = t.get(2) == Some(&"stats");
         let visits = self.matcher.info(job).filter(|_| stats).map(|info| {
@@ -531,7 +624,9 @@ impl Session {
             self.err("ERROR: malformed command");
             return;
         }
-        let job = parse_id(t[1]);
+        let Some(job) = self.job_id(t[1]) else {
+            return;
+        };
         let reader = t[2];
         if reader != "jgf" && reader != "rv1exec" {
             self.err(&format!("ERROR: unsupported reader {reader}"));
@@ -681,7 +776,9 @@ impl Session {
             self.err("ERROR: malformed command");
             return;
         }
-        let job = parse_id(t[1]);
+        let Some(job) = self.job_id(t[1]) else {
+            return;
+        };
         match self.jobs.get(&job) {
             None => println!("ERROR: jobid doesn't exist: {}", t[1]),
             Some(m) => println!(
@@ -705,21 +802,24 @@ impl Session {
             self.err("ERROR: malformed command");
             return;
         }
+        print!("{}", self.stat_text());
+    }
+
+    /// What `stat` prints.
+    fn stat_text(&self) -> String {
         let n = self.jobs.len();
-        let (avg, min) = if n > 0 {
-            (self.perf_sum / n as f64, self.perf_min)
+        // Jobs recorded by `update` were not matched here: they have no
+        // match time (and alone, no minimum to print).
+        let (avg, min) = if self.perf_count > 0 {
+            (self.perf_sum / self.perf_count as f64, self.perf_min)
         } else {
             (0.0, 0.0)
         };
         let s = self.matcher.stat();
-        println!("INFO: Num. of Jobs Matched: {n}");
-        println!("INFO: Min. Match Time: {min}");
-        println!("INFO: Max. Match Time: {}", self.perf_max);
-        println!("INFO: Avg. Match Time: {avg}");
-        println!(
-            "INFO: Vertices: {} Edges: {} Allocated: {} Reserved: {}",
-            s.vertices, s.edges, s.allocated, s.reserved
-        );
+        format!(
+            "INFO: Num. of Jobs Matched: {n}\nINFO: Min. Match Time: {min}\nINFO: Max. Match Time: {}\nINFO: Avg. Match Time: {avg}\nINFO: Vertices: {} Edges: {} Allocated: {} Reserved: {}\n",
+            self.perf_max, s.vertices, s.edges, s.allocated, s.reserved
+        )
     }
 
     fn cmd_set_status(&mut self, t: &[&str]) {
@@ -835,9 +935,9 @@ impl Session {
                 }
             },
             "false" => match parse_idset(t[1]) {
-                Some(ranks) => nodes_of_ranks(self.matcher.graph(), &ranks),
-                None => {
-                    self.err("ERROR: failed to decode ranks.");
+                Ok(ranks) => nodes_of_ranks(self.matcher.graph(), &ranks),
+                Err(e) => {
+                    self.err(&format!("ERROR: failed to decode ranks: {e}."));
                     return;
                 }
             },
@@ -925,9 +1025,55 @@ impl Session {
 }
 
 /// C `strtoll`-like: leading digits, else 0.
-fn parse_id(s: &str) -> u64 {
-    let digits: String = s.chars().take_while(|c| c.is_ascii_digit()).collect();
-    digits.parse().unwrap_or(0)
+fn parse_id(s: &str) -> Result<u64, String> {
+    s.parse::<u64>().map_err(|_| {
+        let shown: String = s.chars().take(40).collect();
+        format!(
+            "invalid job id '{shown}': expected a whole number from 0 to {}",
+            u64::MAX
+        )
+    })
+}
+
+/// Longest command line the shell reads; a longer one is skipped whole.
+pub(crate) const MAX_LINE_BYTES: usize = 1 << 20;
+
+/// Reads one line into `buf` (without its newline), keeping at most
+/// [`MAX_LINE_BYTES`]: returns `None` at the end of input, else whether the
+/// line was longer (its rest is read and dropped, never held).
+fn read_line(input: &mut impl BufRead, buf: &mut Vec<u8>) -> std::io::Result<Option<bool>> {
+    buf.clear();
+    let mut overlong = false;
+    let mut any = false;
+    loop {
+        let chunk = match input.fill_buf() {
+            Ok(c) => c,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        if chunk.is_empty() {
+            return Ok(any.then_some(overlong));
+        }
+        any = true;
+        let (part, done) = match chunk.iter().position(|&b| b == b'\n') {
+            Some(i) => (&chunk[..i], Some(i + 1)),
+            None => (chunk, None),
+        };
+        if buf.len() + part.len() > MAX_LINE_BYTES {
+            overlong = true;
+            buf.clear();
+        } else if !overlong {
+            buf.extend_from_slice(part);
+        }
+        let used = done.unwrap_or(chunk.len());
+        input.consume(used);
+        if done.is_some() {
+            if buf.last() == Some(&b'\r') {
+                buf.pop();
+            }
+            return Ok(Some(overlong));
+        }
+    }
 }
 
 /// Units of type `t` claimed now in the subtree of `v` (below `v`), by
@@ -965,23 +1111,24 @@ fn claimed_units(
 }
 
 /// Post-order: a vertex is listed when it matches or has a matching descendant.
+/// The vertices `expr` selects and their ancestors, in post-order (as
+/// Fluxion's find emits them). Walked without recursion: a graph's depth
+/// comes from its file.
 fn collect_find(g: &ResourceGraph, root: VertexId, expr: &find::Expr, out: &mut Vec<Emit>) {
-    fn go(g: &ResourceGraph, v: VertexId, expr: &find::Expr, out: &mut Vec<Emit>) -> bool {
-        let mut any = false;
-        for &c in g.children(v) {
-            any |= go(g, c, expr, out);
-        }
+    let mut kept = vec![false; g.index_bound()];
+    for v in g.subtree_post_order(root) {
+        let any = g.children(v).iter().any(|c| kept[c.index()]);
         if any || expr.eval(g, v) {
+            kept[v.index()] = true;
             let size = g.vertex(v).map_or(1, |x| x.size);
             out.push(Emit {
                 vertex: v,
                 needs: size,
                 exclusive: true,
             });
-            true
-        } else {
-            false
         }
     }
-    go(g, root, expr, out);
 }
+
+#[cfg(test)]
+mod tests;
