@@ -7,7 +7,19 @@
 //! found by replaying the expected ends of running groups on a copy of the
 //! graph; later groups may start only on resources that are free now and
 //! still free for the head at that time (EASY backfill).
+//!
+//! A pass examines at most `max_groups_per_pass` groups. A walk of a longer
+//! queue is split over passes: the pass that reaches the cap leaves a cursor
+//! (the queue position to resume from, and whether the reservation head was
+//! already met), and [`GangScheduler::next_wakeup`] then returns that pass's
+//! own time, so the caller runs the next pass at once and no external event
+//! is needed. The next pass resumes at the cursor, not at the head, so under
+//! steady churn every waiting group is still examined within
+//! `ceil(queue length / max_groups_per_pass)` passes. Changes that arrive
+//! while a walk is split are picked up by a fresh walk from the head once
+//! this one has reached the end of the queue.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -132,6 +144,26 @@ struct Reservation {
     computed_at: Timestamp,
 }
 
+/// A group's place in the queue: higher priority first, then older first,
+/// then by key (so the order is total and a cursor can resume in it).
+type QueueEntry = (Reverse<i32>, Timestamp, GroupKey);
+
+/// Where a walk of the queue that reached the per-pass cap resumes.
+#[derive(Debug, Clone)]
+struct WalkCursor {
+    /// The first group not examined yet; the next pass starts at it (or at
+    /// whatever now sorts right after it, if it left the queue).
+    from: QueueEntry,
+    /// Whether the walk already met its head (the group resources are held
+    /// for): later groups may only backfill.
+    head_seen: bool,
+    /// `free_gen` when the pass stopped: a change before the next pass means
+    /// groups already walked past may fit now, so another walk follows.
+    free_gen: u64,
+    /// When the pass stopped: the continuation is due from then.
+    at: Timestamp,
+}
+
 /// The empty member set, lent out for groups that have no pods yet.
 static EMPTY: BTreeSet<PodUid> = BTreeSet::new();
 
@@ -170,8 +202,12 @@ pub struct GangScheduler {
     retry: BTreeSet<PodUid>,
     /// Groups holding vacant slots.
     vacancies: BTreeSet<GroupKey>,
-    /// Groups waiting for their first placement, in queue order (rebuilt when None).
-    queue_cache: Option<Vec<GroupKey>>,
+    /// Groups waiting for their first placement, in queue order (rebuilt when
+    /// None; shared so a pass does not copy it).
+    queue_cache: Option<Arc<Vec<QueueEntry>>>,
+    /// Where a walk split by the per-pass cap resumes; None when no walk is
+    /// in progress.
+    walk: Option<WalkCursor>,
     /// Whether the queue must be walked whole next pass (a group became
     /// complete, nodes or groups changed); a change of free resources is
     /// noticed through `graph_gen`.
@@ -208,6 +244,7 @@ impl GangScheduler {
             retry: BTreeSet::new(),
             vacancies: BTreeSet::new(),
             queue_cache: None,
+            walk: None,
             queue_dirty: true,
             queue_gen: 0,
             next_unsat_retry: None,
@@ -914,57 +951,87 @@ impl GangScheduler {
 
     /// Groups waiting for their first placement, in queue order (cached
     /// until a pod or group event changes membership).
-    fn queue(&mut self) -> Vec<GroupKey> {
+    fn queue(&mut self) -> Arc<Vec<QueueEntry>> {
         if let Some(q) = &self.queue_cache {
-            return q.clone();
+            return Arc::clone(q);
         }
-        let mut q: Vec<(std::cmp::Reverse<i32>, Timestamp, &GroupKey)> = self
+        let mut q: Vec<QueueEntry> = self
             .groups
             .iter()
             .filter(|(_, g)| g.placed_at.is_none() && !g.members.is_empty())
-            .map(|(k, g)| (std::cmp::Reverse(self.priority(g)), Self::created(g), k))
+            .map(|(k, g)| (Reverse(self.priority(g)), Self::created(g), k.clone()))
             .collect();
         q.sort();
-        let q: Vec<GroupKey> = q.into_iter().map(|(_, _, k)| k.clone()).collect();
-        self.queue_cache = Some(q.clone());
+        let q = Arc::new(q);
+        self.queue_cache = Some(Arc::clone(&q));
         q
     }
 
-    fn run_queue(&mut self, now: Timestamp, out: &mut Decisions) {
-        let whole = self.queue_dirty
-            || self.queue_gen != self.free_gen
-            || self.next_unsat_retry.is_some_and(|t| t <= now)
-            || self.next_reserve_check.is_some_and(|t| t <= now);
-        if !whole {
-            // Only incomplete groups gained or lost pods: update their message.
-            for key in std::mem::take(&mut self.membership_changed) {
-                let Some(g) = self.groups.get(&key) else {
-                    continue;
-                };
-                let (have, want) = (g.members.len() as u32, Self::min_member(g));
-                if g.placed_at.is_none() && have < want {
-                    self.set_wait(
-                        &key,
-                        WaitReason::WaitingForPods { have, want },
-                        Self::waiting_message(&key, have, want),
-                    );
-                }
+    /// Incomplete groups that gained or lost pods: only their message changes.
+    fn update_waiting_messages(&mut self) {
+        for key in std::mem::take(&mut self.membership_changed) {
+            let Some(g) = self.groups.get(&key) else {
+                continue;
+            };
+            let (have, want) = (g.members.len() as u32, Self::min_member(g));
+            if g.placed_at.is_none() && have < want {
+                self.set_wait(
+                    &key,
+                    WaitReason::WaitingForPods { have, want },
+                    Self::waiting_message(&key, have, want),
+                );
             }
-            return;
         }
-        self.membership_changed.clear();
-        self.queue_dirty = false;
-        self.next_unsat_retry = None;
-        self.next_reserve_check = None;
-        self.walk_queue(now, out);
-        self.queue_gen = self.free_gen;
     }
 
-    fn walk_queue(&mut self, now: Timestamp, out: &mut Decisions) {
+    fn run_queue(&mut self, now: Timestamp, out: &mut Decisions) {
+        let resume = self.walk.take();
+        match &resume {
+            Some(cursor) => {
+                // Resources freed since the last part: groups already walked
+                // past may fit now, so walk again once this walk ends.
+                if cursor.free_gen != self.free_gen {
+                    self.queue_dirty = true;
+                }
+                self.update_waiting_messages();
+            }
+            None => {
+                let whole = self.queue_dirty
+                    || self.queue_gen != self.free_gen
+                    || self.next_unsat_retry.is_some_and(|t| t <= now)
+                    || self.next_reserve_check.is_some_and(|t| t <= now);
+                if !whole {
+                    self.update_waiting_messages();
+                    return;
+                }
+                self.membership_changed.clear();
+                self.queue_dirty = false;
+                self.next_unsat_retry = None;
+                self.next_reserve_check = None;
+            }
+        }
+        if self.walk_queue(now, resume, out) {
+            self.queue_gen = self.free_gen;
+        }
+    }
+
+    /// Walks the queue from the head, or from where a capped pass stopped;
+    /// returns whether it reached the end (false: a cursor is left).
+    fn walk_queue(
+        &mut self,
+        now: Timestamp,
+        resume: Option<WalkCursor>,
+        out: &mut Decisions,
+    ) -> bool {
         let queue = self.queue();
-        let mut head_seen = false;
+        let (start, mut head_seen) = match &resume {
+            Some(c) => (queue.partition_point(|e| *e < c.from), c.head_seen),
+            None => (0, false),
+        };
+        let cap = self.config.max_groups_per_pass.max(1);
         let mut examined = 0;
-        for key in queue {
+        for entry in queue.iter().skip(start) {
+            let key = entry.2.clone();
             let Some(g) = self.groups.get(&key) else {
                 continue;
             };
@@ -988,8 +1055,15 @@ impl GangScheduler {
                 }
                 continue;
             }
-            if examined >= self.config.max_groups_per_pass {
-                continue;
+            if examined >= cap {
+                // This pass has done its share: the next resumes here.
+                self.walk = Some(WalkCursor {
+                    from: entry.clone(),
+                    head_seen,
+                    free_gen: self.free_gen,
+                    at: now,
+                });
+                return false;
             }
             examined += 1;
             // A group becomes the head, which resources are held for, only
@@ -1138,6 +1212,7 @@ impl GangScheduler {
         if !head_seen {
             self.reservation = None;
         }
+        true
     }
 
     /// Finds the head's earliest start by replaying the expected ends of
@@ -1414,7 +1489,9 @@ impl GangScheduler {
 
     /// When the core next wants a pass even if nothing happens (a failed
     /// bind's retry, a vacant slot's timeout, an unsatisfiable group's
-    /// backoff); `None` when only events can change anything.
+    /// backoff, or at once, the time of the last pass, when that pass
+    /// stopped at `max_groups_per_pass` with groups left to examine);
+    /// `None` when only events can change anything.
     pub fn next_wakeup(&self) -> Option<Timestamp> {
         let retries = self
             .retry
@@ -1434,9 +1511,17 @@ impl GangScheduler {
         });
         retries
             .chain(vacancies)
+            .chain(self.walk.as_ref().map(|c| c.at))
             .chain(self.next_unsat_retry)
             .chain(self.next_reserve_check)
             .min()
+    }
+
+    /// Whether the last pass stopped at `max_groups_per_pass` with groups
+    /// left to examine: the next [`schedule`](Self::schedule) call goes on
+    /// where it stopped, and should come at once.
+    pub fn more_pending(&self) -> bool {
+        self.walk.is_some()
     }
 
     /// The current status of every known group, in key order.
