@@ -1524,6 +1524,15 @@ impl GangScheduler {
         self.walk.is_some()
     }
 
+    /// How many groups are pending or being bound (as last reported), without
+    /// building every group's status.
+    pub fn waiting_groups(&self) -> usize {
+        self.groups
+            .values()
+            .filter(|g| matches!(g.phase, GroupPhase::Pending | GroupPhase::Scheduling))
+            .count()
+    }
+
     /// The current status of every known group, in key order.
     pub fn groups(&self) -> Vec<GroupChange> {
         self.groups

@@ -266,9 +266,8 @@ fn split_walk_resumes_after_queue_changes_and_then_walks_again() {
     assert_eq!(core.next_wakeup(), Some(Timestamp::from_millis(1000)));
     // An older group arrives: it sorts ahead of the cursor.
     add_group(&mut core, "early", 1, 1000, 0, 100);
-    let names = |d: &Decisions| -> Vec<String> {
-        d.binds.iter().map(|b| b.group.name.clone()).collect()
-    };
+    let names =
+        |d: &Decisions| -> Vec<String> { d.binds.iter().map(|b| b.group.name.clone()).collect() };
     let d = core.schedule(Timestamp::from_millis(1001));
     assert_eq!(names(&d), ["g2", "g3"]);
     let d = core.schedule(Timestamp::from_millis(1002));
