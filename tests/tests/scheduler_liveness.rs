@@ -9,6 +9,17 @@ use phalanx_kube::{RunArgs, Settings};
 use phalanx_tests::apiserver::ApiServer;
 use phalanx_tests::fixtures::{node, overcommitted_nodes, pod, wait_for};
 
+async fn fetch(addr: std::net::SocketAddr, path: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(addr).await.unwrap();
+    s.write_all(format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes())
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
+}
+
 /// A plain pod (no group) asking for 100 millicores.
 fn small_pod(name: &str) -> Pod {
     let mut p = pod("default", name, "phalanx", 1, &[]);
@@ -61,6 +72,13 @@ async fn burst_is_bound(nodes: usize, pods: usize, timeout: Duration) -> f64 {
         handle.passes(),
         srv.request_count("create", "pods/binding")
     );
+    let metrics = fetch(handle.metrics_addr(), "/metrics").await;
+    for line in metrics
+        .lines()
+        .filter(|l| l.contains("latency_seconds_sum") || l.contains("latency_seconds_count"))
+    {
+        println!("  {line}");
+    }
     assert!(all, "only {bound} of {pods} pods bound");
     assert!(overcommitted_nodes(&srv).is_empty());
     assert_eq!(

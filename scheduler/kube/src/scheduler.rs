@@ -528,10 +528,9 @@ impl Loop {
                 continue;
             }
             self.last_pod_event.insert(ev.pod.0.clone(), sig);
-            let w = self.writer.clone();
             let warning = ev.kind == gang::EventType::Warning;
             let regarding = pod_ref(&ev.namespace, &ev.name, &ev.pod.0);
-            tokio::spawn(async move { w.event(regarding, warning, ev.reason, ev.message).await });
+            self.writer.emit(regarding, warning, ev.reason, ev.message);
         }
         let waiting = self.core.waiting_groups();
         self.metrics.pending_groups.set(waiting as i64);
