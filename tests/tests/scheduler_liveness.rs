@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use k8s_openapi::api::core::v1::Pod;
 use phalanx_kube::{RunArgs, Settings};
 use phalanx_tests::apiserver::ApiServer;
-use phalanx_tests::fixtures::{node, overcommitted_nodes, pod, wait_for};
+use phalanx_tests::fixtures::{node, overcommitted_nodes, pod};
 
 async fn fetch(addr: std::net::SocketAddr, path: &str) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -18,6 +18,18 @@ async fn fetch(addr: std::net::SocketAddr, path: &str) -> String {
     let mut out = String::new();
     s.read_to_string(&mut out).await.unwrap();
     out
+}
+
+/// Polls `cond` every 100 ms until it holds or `timeout` passes.
+async fn poll(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
+    let deadline = Instant::now() + timeout;
+    while Instant::now() < deadline {
+        if cond() {
+            return true;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    cond()
 }
 
 /// A plain pod (no group) asking for 100 millicores.
@@ -63,7 +75,8 @@ async fn burst_is_bound(nodes: usize, pods: usize, timeout: Duration) -> f64 {
     let handle = phalanx_kube::start(settings, Some(srv.client()))
         .await
         .unwrap();
-    let all = wait_for(timeout, || srv.count_bound_pods("p") == pods).await;
+    // Polled every 100 ms: the count scans the store under its lock.
+    let all = poll(timeout, || srv.count_bound_pods("p") == pods).await;
     let secs = t0.elapsed().as_secs_f64();
     let bound = srv.count_bound_pods("p");
     println!(
