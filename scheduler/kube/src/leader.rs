@@ -320,3 +320,36 @@ pub async fn run(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg() -> LeaseConfig {
+        LeaseConfig {
+            name: "phalanx".into(),
+            namespace: "kube-system".into(),
+            identity: "me".into(),
+            lease_duration: Duration::from_secs(15),
+            renew_deadline: Duration::from_secs(10),
+            retry_period: Duration::from_secs(2),
+        }
+    }
+
+    #[test]
+    fn a_leader_may_wait_for_a_renewal_until_its_deadline_a_candidate_one_period() {
+        let cfg = cfg();
+        assert_eq!(attempt_timeout(&cfg, None), Duration::from_secs(2));
+        let just_renewed = attempt_timeout(&cfg, Some(Instant::now()));
+        assert!(just_renewed > Duration::from_secs(9), "{just_renewed:?}");
+        assert!(just_renewed <= Duration::from_secs(10), "{just_renewed:?}");
+        // Past the deadline an attempt still gets a moment, never zero.
+        let late = Instant::now().checked_sub(Duration::from_secs(20));
+        if let Some(late) = late {
+            assert_eq!(
+                attempt_timeout(&cfg, Some(late)),
+                Duration::from_millis(100)
+            );
+        }
+    }
+}
