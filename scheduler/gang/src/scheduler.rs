@@ -102,6 +102,9 @@ struct GroupState {
     first_seen: Timestamp,
     /// It last failed before it was old enough to be reserved for.
     deferred: bool,
+    /// `nodes_gen` its node-dependent caches (`request`, `satisfiable`,
+    /// `unsat_until`, `tried_gen`) were last valid for.
+    nodes_seen: u64,
 }
 
 impl GroupState {
@@ -126,6 +129,7 @@ impl GroupState {
             held: None,
             first_seen,
             deferred: false,
+            nodes_seen: 0,
         }
     }
 }
@@ -191,6 +195,15 @@ pub struct GangScheduler {
     free_gen: u64,
     reservation: Option<Reservation>,
     any_taints: bool,
+    /// Nodes with hard taints (kept so `any_taints` costs nothing per node event).
+    tainted: usize,
+    /// Bumped when nodes change; groups drop their node-dependent caches
+    /// when they are next looked at (not all at every node event: a
+    /// restart lists thousands of nodes while thousands of groups exist).
+    nodes_gen: u64,
+    /// Pods bound to a node not known yet, by node: they take capacity
+    /// when it appears (entries of pods gone since are skipped then).
+    awaiting_node: HashMap<NodeName, Vec<PodUid>>,
     /// Groups whose status may have changed since the last pass.
     touched: BTreeSet<GroupKey>,
     /// Placed groups with new unplaced pods.
@@ -237,6 +250,9 @@ impl GangScheduler {
             free_gen: 0,
             reservation: None,
             any_taints: false,
+            tainted: 0,
+            nodes_gen: 0,
+            awaiting_node: HashMap::new(),
             touched: BTreeSet::new(),
             late_new: BTreeSet::new(),
             late_blocked: BTreeSet::new(),
@@ -340,45 +356,65 @@ impl GangScheduler {
     }
 
     fn upsert_node(&mut self, node: Node) {
-        let is_new = !self.nodes.contains_key(&node.name);
-        let id = self.graph.upsert_node(convert::node_spec(&node));
-        self.nodes.insert(node.name.clone(), node);
-        self.any_taints = self.nodes.values().any(convert::has_hard_taints);
+        let name = node.name.clone();
+        let was_tainted = self.nodes.get(&name).map(convert::has_hard_taints);
+        let is_new = was_tainted.is_none();
+        self.graph.upsert_node(convert::node_spec(&node));
+        if was_tainted == Some(true) {
+            self.tainted = self.tainted.saturating_sub(1);
+        }
+        if convert::has_hard_taints(&node) {
+            self.tainted += 1;
+        }
+        self.any_taints = self.tainted > 0;
+        self.nodes.insert(name.clone(), node);
         if is_new {
             // Pods bound before the node was known take their capacity now.
-            let name = self.graph.node(id).map(|s| s.name.clone());
-            let uids: Vec<PodUid> = self
-                .pods
-                .iter()
-                .filter(|(_, p)| {
-                    p.claim.is_none() && p.pod.node_name.is_some() && p.pod.node_name == name
-                })
-                .map(|(u, _)| u.clone())
-                .collect();
-            for uid in uids {
-                self.account_bound(&uid);
+            for uid in self.awaiting_node.remove(&name).unwrap_or_default() {
+                let waiting = self.pods.get(&uid).is_some_and(|p| {
+                    p.claim.is_none() && p.pod.node_name.as_deref() == Some(name.as_str())
+                });
+                if waiting {
+                    self.account_bound(&uid);
+                }
             }
         }
         self.nodes_changed();
     }
 
+    /// Groups' node-dependent caches are stale from now (see `nodes_gen`).
     fn nodes_changed(&mut self) {
-        for g in self.groups.values_mut() {
+        self.nodes_gen += 1;
+        self.freed();
+    }
+
+    /// Drops a group's node-dependent caches if nodes changed since they were made.
+    fn refresh_for_nodes(&mut self, key: &GroupKey) {
+        let nodes_gen = self.nodes_gen;
+        if let Some(g) = self.groups.get_mut(key)
+            && g.nodes_seen != nodes_gen
+        {
+            g.nodes_seen = nodes_gen;
             g.tried_gen = None;
             g.unsat_until = None;
             g.satisfiable = false;
             g.request = None;
         }
-        self.freed();
     }
 
     fn delete_node(&mut self, name: &str) {
         for g in self.groups.values_mut() {
             g.held = None;
         }
-        self.nodes.remove(name);
+        if self
+            .nodes
+            .remove(name)
+            .is_some_and(|n| convert::has_hard_taints(&n))
+        {
+            self.tainted = self.tainted.saturating_sub(1);
+        }
+        self.any_taints = self.tainted > 0;
         self.graph.remove_node(name);
-        self.any_taints = self.nodes.values().any(convert::has_hard_taints);
         // Claims on the node are gone with it; unbound pods placed there are
         // placed again.
         for st in self.pods.values_mut() {
@@ -392,6 +428,13 @@ impl GangScheduler {
                 if matches!(st.bind, Bind::Binding { .. } | Bind::Retry { .. }) {
                     st.bind = Bind::Unplaced;
                     self.late_new.insert(st.group.clone());
+                }
+                // Bound there: it takes capacity again if the node comes back.
+                if st.pod.node_name.as_deref() == Some(name) {
+                    self.awaiting_node
+                        .entry(name.to_owned())
+                        .or_default()
+                        .push(st.pod.uid.clone());
                 }
             }
         }
@@ -486,6 +529,10 @@ impl GangScheduler {
             return;
         }
         let Some(id) = self.graph.node_id(&node) else {
+            self.awaiting_node
+                .entry(node)
+                .or_default()
+                .push(uid.clone());
             return;
         };
         let demand = convert::demand(&st.pod);
@@ -1032,6 +1079,7 @@ impl GangScheduler {
         let mut examined = 0;
         for entry in queue.iter().skip(start) {
             let key = entry.2.clone();
+            self.refresh_for_nodes(&key);
             let Some(g) = self.groups.get(&key) else {
                 continue;
             };
