@@ -436,7 +436,10 @@ fn a_pod_bound_before_its_node_is_known_takes_capacity_when_the_node_appears() {
     let uid = PodUid("x-0".into());
     assert!(core.pod_claim(&uid).is_none());
     core.apply(Event::NodeUpsert(node(1)));
-    assert!(core.pod_claim(&uid).is_none(), "another node does not take it");
+    assert!(
+        core.pod_claim(&uid).is_none(),
+        "another node does not take it"
+    );
     core.apply(Event::NodeUpsert(node(0)));
     assert!(core.pod_claim(&uid).is_some());
     // The node goes and comes back: the pod holds its capacity again.
