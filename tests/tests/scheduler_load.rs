@@ -66,7 +66,7 @@ async fn start_measured(
         .spawn(async move { phalanx_kube::start(settings, Some(client)).await.unwrap() })
         .await
         .unwrap();
-    assert!(wait_for(Duration::from_secs(10), || handle.is_ready()).await);
+    assert!(wait_for(Duration::from_secs(120), || handle.is_ready()).await);
     (sched_rt, handle)
 }
 
@@ -280,5 +280,253 @@ async fn waiting_gangs_cost_no_cpu() {
         100.0 * cpu / window.as_secs_f64()
     );
     assert_eq!(bound_pods(&srv, "wait").len(), 0, "nothing fits");
+    stop_measured(sched_rt, handle).await;
+}
+
+// ---- Scale runs (issue 21): 5,000 nodes, 10,000 pending pods; 50,000 bound at start ----
+
+/// This process's resident set, in MiB (Linux /proc; NaN elsewhere).
+fn rss_mib() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<f64>().ok())
+        })
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+/// `n` nodes of 32 CPUs in two zones and racks of 20.
+fn add_scale_nodes(srv: &ApiServer, n: usize) {
+    for i in 0..n {
+        let rack = format!("r{:03}", i / 20);
+        srv.create(&node(
+            &format!("n{i:05}"),
+            32,
+            &[
+                (
+                    "topology.kubernetes.io/zone",
+                    if i % 2 == 0 { "a" } else { "b" },
+                ),
+                ("phalanx.dev/rack", &rack),
+            ],
+        ))
+        .unwrap();
+    }
+}
+
+/// Records when each pod is first seen bound, through a watch of its own
+/// (the store is not scanned, so the measurement does not slow the server).
+fn watch_binds(
+    srv: &ApiServer,
+) -> (
+    std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, Instant>>>,
+    tokio::task::JoinHandle<()>,
+) {
+    use futures::StreamExt;
+    use k8s_openapi::api::core::v1::Pod;
+    use kube::runtime::{WatchStreamExt, watcher};
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+    let api: kube::Api<Pod> = kube::Api::all(srv.client());
+    let out = seen.clone();
+    let task = tokio::spawn(async move {
+        let mut stream = watcher(api, watcher::Config::default())
+            .applied_objects()
+            .boxed();
+        while let Some(Ok(p)) = stream.next().await {
+            if p.spec.as_ref().and_then(|s| s.node_name.as_ref()).is_some()
+                && let Some(name) = p.metadata.name
+            {
+                out.lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry(name)
+                    .or_insert_with(Instant::now);
+            }
+        }
+    });
+    (seen, task)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let i = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[i.min(sorted.len() - 1)]
+}
+
+/// 10,000 pods (in groups of `gang`, or plain when `gang` is 1) created at
+/// full speed on 5,000 nodes while the scheduler runs; prints pods/s, p50
+/// and p99 creation-to-bind, scheduler CPU and the process's RSS growth.
+async fn scale_run(label: &str, nodes: usize, pods: usize, gang: usize) {
+    // Whole groups only: 10,000 pods in gangs of 64 are 156 gangs, 9,984 pods.
+    let pods = pods / gang * gang;
+    let srv = ApiServer::start().await.unwrap();
+    add_scale_nodes(&srv, nodes);
+    let args = RunArgs {
+        leader_elect: Some(false),
+        metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
+        grpc_addr: Some("none".into()),
+        ..Default::default()
+    };
+    let rss0 = rss_mib();
+    let (sched_rt, handle) = start_measured(&srv, args, label).await;
+    let rss_ready = rss_mib();
+    let (seen, watch) = watch_binds(&srv);
+    let cpu0 = thread_cpu_seconds(label);
+    let t0 = Instant::now();
+    let mut created: Vec<(String, Instant)> = Vec::with_capacity(pods);
+    for g in 0..pods / gang {
+        if gang == 1 {
+            let name = format!("s{g:05}");
+            srv.create(&pod("default", &name, "phalanx", 1, &[]))
+                .unwrap();
+            created.push((name, Instant::now()));
+        } else {
+            let group = format!("g{g:05}");
+            add_gang(&srv, &group, gang, 1);
+            let at = Instant::now();
+            created.extend((0..gang).map(|i| (format!("{group}-{i}"), at)));
+        }
+    }
+    let creating = t0.elapsed();
+    let mut all = false;
+    while t0.elapsed() < Duration::from_secs(900) {
+        if seen.lock().unwrap_or_else(|e| e.into_inner()).len() >= pods {
+            all = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let cpu = thread_cpu_seconds(label) - cpu0;
+    let rss_end = rss_mib();
+    let seen = seen.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    watch.abort();
+    let mut lat: Vec<f64> = created
+        .iter()
+        .filter_map(|(n, at)| {
+            seen.get(n)
+                .map(|b| b.saturating_duration_since(*at).as_secs_f64())
+        })
+        .collect();
+    lat.sort_by(f64::total_cmp);
+    let last = seen.values().max().copied().unwrap_or(t0);
+    let span = last.saturating_duration_since(t0).as_secs_f64();
+    println!(
+        "{label}: {} of {pods} pods (groups of {gang}) on {nodes} nodes bound in {span:.2}s \
+         (creation took {:.2}s): {:.0} pods/s; creation-to-bind p50 {:.3}s p99 {:.3}s; \
+         scheduler CPU {cpu:.2}s ({:.2} ms/pod); {} passes; RSS {rss0:.0} MiB before start, \
+         {rss_ready:.0} MiB when ready, {rss_end:.0} MiB at the end (test server included)",
+        seen.len(),
+        creating.as_secs_f64(),
+        seen.len() as f64 / span,
+        percentile(&lat, 0.5),
+        percentile(&lat, 0.99),
+        1000.0 * cpu / pods as f64,
+        handle.passes(),
+    );
+    assert!(all, "every pod bound");
+    assert_eq!(
+        srv.request_count("create", "pods/binding"),
+        pods as u64,
+        "one bind per pod"
+    );
+    assert!(overcommitted_nodes(&srv).is_empty());
+    stop_measured(sched_rt, handle).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale measurement; run explicitly"]
+async fn scale_10k_plain_pods_on_5k_nodes() {
+    scale_run("scale-plain", 5_000, 10_000, 1).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale measurement; run explicitly"]
+async fn scale_10k_pods_in_gangs_of_8_on_5k_nodes() {
+    scale_run("scale-g8", 5_000, 10_000, 8).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale measurement; run explicitly"]
+async fn scale_10k_pods_in_gangs_of_64_on_5k_nodes() {
+    scale_run("scale-g64", 5_000, 10_000, 64).await;
+}
+
+/// A restart on a busy cluster: 50,000 of our pods already bound (10 on each
+/// of 5,000 nodes). Prints the time from start to the first scheduling pass
+/// with everything listed and accounted, the scheduler CPU meanwhile, the
+/// process's RSS growth, and how long one new pod then takes to bind.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "scale measurement; run explicitly"]
+async fn restart_with_50k_bound_pods_is_ready_quickly() {
+    use k8s_openapi::api::core::v1::PodStatus;
+    const NODES: usize = 5_000;
+    const BOUND: usize = 50_000;
+    let srv = ApiServer::start().await.unwrap();
+    add_scale_nodes(&srv, NODES);
+    let t_fill = Instant::now();
+    for i in 0..BOUND {
+        let mut p = pod("default", &format!("b{i:05}"), "phalanx", 1, &[]);
+        if let Some(spec) = p.spec.as_mut() {
+            spec.node_name = Some(format!("n{:05}", i % NODES));
+        }
+        p.status = Some(PodStatus {
+            phase: Some("Running".into()),
+            ..Default::default()
+        });
+        srv.create(&p).unwrap();
+    }
+    println!(
+        "restart: {BOUND} bound pods created in {:.1}s",
+        t_fill.elapsed().as_secs_f64()
+    );
+    let args = RunArgs {
+        leader_elect: Some(false),
+        metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
+        grpc_addr: Some("none".into()),
+        ..Default::default()
+    };
+    let rss0 = rss_mib();
+    let sched_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .thread_name("restart")
+        .enable_all()
+        .build()
+        .unwrap();
+    let settings = Settings::resolve(&args).unwrap();
+    let client = srv.client();
+    let t0 = Instant::now();
+    let handle = sched_rt
+        .spawn(async move { phalanx_kube::start(settings, Some(client)).await.unwrap() })
+        .await
+        .unwrap();
+    let ready = wait_for(Duration::from_secs(300), || {
+        handle.is_ready() && handle.passes() >= 1
+    })
+    .await;
+    let ready_secs = t0.elapsed().as_secs_f64();
+    let cpu = thread_cpu_seconds("restart");
+    let rss_ready = rss_mib();
+    // Now it must schedule: one new pod binds.
+    let t1 = Instant::now();
+    srv.create(&pod("default", "fresh", "phalanx", 1, &[]))
+        .unwrap();
+    let fresh = wait_for(Duration::from_secs(60), || {
+        !bound_pods(&srv, "fresh").is_empty()
+    })
+    .await;
+    println!(
+        "restart: {BOUND} bound pods on {NODES} nodes: ready to schedule in {ready_secs:.2}s \
+         (scheduler CPU {cpu:.2}s); RSS {rss0:.0} MiB before start, {rss_ready:.0} MiB when ready \
+         (+{:.0} MiB, test server's list responses included); a new pod then bound in {:.3}s",
+        rss_ready - rss0,
+        t1.elapsed().as_secs_f64()
+    );
+    assert!(ready, "never ready");
+    assert!(fresh, "the new pod was not bound");
+    assert!(overcommitted_nodes(&srv).is_empty());
     stop_measured(sched_rt, handle).await;
 }

@@ -19,8 +19,10 @@ pub struct GangConfig {
     pub bind_retry_backoff: Millis,
     /// Timeout for a group whose PodGroup sets no `scheduleTimeoutSeconds`.
     pub default_schedule_timeout: Millis,
-    /// Groups examined per pass at most (the queue head first); bounds a
-    /// pass's cost on very long queues.
+    /// Groups examined per pass at most; bounds a pass's cost on very long
+    /// queues. A longer queue is walked over several passes: the pass that
+    /// stops asks for the next at once (see `GangScheduler::more_pending`
+    /// and `next_wakeup`), which resumes where it stopped.
     pub max_groups_per_pass: usize,
     /// Whether later groups may start ahead of a reserved one where they do
     /// not delay it.

@@ -7,7 +7,19 @@
 //! found by replaying the expected ends of running groups on a copy of the
 //! graph; later groups may start only on resources that are free now and
 //! still free for the head at that time (EASY backfill).
+//!
+//! A pass examines at most `max_groups_per_pass` groups. A walk of a longer
+//! queue is split over passes: the pass that reaches the cap leaves a cursor
+//! (the queue position to resume from, and whether the reservation head was
+//! already met), and [`GangScheduler::next_wakeup`] then returns that pass's
+//! own time, so the caller runs the next pass at once and no external event
+//! is needed. The next pass resumes at the cursor, not at the head, so under
+//! steady churn every waiting group is still examined within
+//! `ceil(queue length / max_groups_per_pass)` passes. Changes that arrive
+//! while a walk is split are picked up by a fresh walk from the head once
+//! this one has reached the end of the queue.
 
+use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::Arc;
 
@@ -92,6 +104,9 @@ struct GroupState {
     first_seen: Timestamp,
     /// It last failed before it was old enough to be reserved for.
     deferred: bool,
+    /// `nodes_gen` its node-dependent caches (`request`, `satisfiable`,
+    /// `unsat_until`, `tried_gen`) were last valid for.
+    nodes_seen: u64,
 }
 
 impl GroupState {
@@ -116,6 +131,7 @@ impl GroupState {
             held: None,
             first_seen,
             deferred: false,
+            nodes_seen: 0,
         }
     }
 }
@@ -132,6 +148,26 @@ struct Reservation {
     r#gen: u64,
     /// When it was computed.
     computed_at: Timestamp,
+}
+
+/// A group's place in the queue: higher priority first, then older first,
+/// then by key (so the order is total and a cursor can resume in it).
+type QueueEntry = (Reverse<i32>, Timestamp, GroupKey);
+
+/// Where a walk of the queue that reached the per-pass cap resumes.
+#[derive(Debug, Clone)]
+struct WalkCursor {
+    /// The first group not examined yet; the next pass starts at it (or at
+    /// whatever now sorts right after it, if it left the queue).
+    from: QueueEntry,
+    /// Whether the walk already met its head (the group resources are held
+    /// for): later groups may only backfill.
+    head_seen: bool,
+    /// `free_gen` when the pass stopped: a change before the next pass means
+    /// groups already walked past may fit now, so another walk follows.
+    free_gen: u64,
+    /// When the pass stopped: the continuation is due from then.
+    at: Timestamp,
 }
 
 /// The empty member set, lent out for groups that have no pods yet.
@@ -161,6 +197,15 @@ pub struct GangScheduler {
     free_gen: u64,
     reservation: Option<Reservation>,
     any_taints: bool,
+    /// Nodes with hard taints (kept so `any_taints` costs nothing per node event).
+    tainted: usize,
+    /// Bumped when nodes change; groups drop their node-dependent caches
+    /// when they are next looked at (not all at every node event: a
+    /// restart lists thousands of nodes while thousands of groups exist).
+    nodes_gen: u64,
+    /// Pods bound to a node not known yet, by node: they take capacity
+    /// when it appears (entries of pods gone since are skipped then).
+    awaiting_node: HashMap<NodeName, Vec<PodUid>>,
     /// Groups whose status may have changed since the last pass.
     touched: BTreeSet<GroupKey>,
     /// Placed groups with new unplaced pods.
@@ -172,8 +217,12 @@ pub struct GangScheduler {
     retry: BTreeSet<PodUid>,
     /// Groups holding vacant slots.
     vacancies: BTreeSet<GroupKey>,
-    /// Groups waiting for their first placement, in queue order (rebuilt when None).
-    queue_cache: Option<Vec<GroupKey>>,
+    /// Groups waiting for their first placement, in queue order (rebuilt when
+    /// None; shared so a pass does not copy it).
+    queue_cache: Option<Arc<Vec<QueueEntry>>>,
+    /// Where a walk split by the per-pass cap resumes; None when no walk is
+    /// in progress.
+    walk: Option<WalkCursor>,
     /// Whether the queue must be walked whole next pass (a group became
     /// complete, nodes or groups changed); a change of free resources is
     /// noticed through `graph_gen`.
@@ -203,6 +252,9 @@ impl GangScheduler {
             free_gen: 0,
             reservation: None,
             any_taints: false,
+            tainted: 0,
+            nodes_gen: 0,
+            awaiting_node: HashMap::new(),
             touched: BTreeSet::new(),
             late_new: BTreeSet::new(),
             late_blocked: BTreeSet::new(),
@@ -210,6 +262,7 @@ impl GangScheduler {
             retry: BTreeSet::new(),
             vacancies: BTreeSet::new(),
             queue_cache: None,
+            walk: None,
             queue_dirty: true,
             queue_gen: 0,
             next_unsat_retry: None,
@@ -305,45 +358,65 @@ impl GangScheduler {
     }
 
     fn upsert_node(&mut self, node: Node) {
-        let is_new = !self.nodes.contains_key(&node.name);
-        let id = self.graph.upsert_node(convert::node_spec(&node));
-        self.nodes.insert(node.name.clone(), node);
-        self.any_taints = self.nodes.values().any(convert::has_hard_taints);
+        let name = node.name.clone();
+        let was_tainted = self.nodes.get(&name).map(convert::has_hard_taints);
+        let is_new = was_tainted.is_none();
+        self.graph.upsert_node(convert::node_spec(&node));
+        if was_tainted == Some(true) {
+            self.tainted = self.tainted.saturating_sub(1);
+        }
+        if convert::has_hard_taints(&node) {
+            self.tainted += 1;
+        }
+        self.any_taints = self.tainted > 0;
+        self.nodes.insert(name.clone(), node);
         if is_new {
             // Pods bound before the node was known take their capacity now.
-            let name = self.graph.node(id).map(|s| s.name.clone());
-            let uids: Vec<PodUid> = self
-                .pods
-                .iter()
-                .filter(|(_, p)| {
-                    p.claim.is_none() && p.pod.node_name.is_some() && p.pod.node_name == name
-                })
-                .map(|(u, _)| u.clone())
-                .collect();
-            for uid in uids {
-                self.account_bound(&uid);
+            for uid in self.awaiting_node.remove(&name).unwrap_or_default() {
+                let waiting = self.pods.get(&uid).is_some_and(|p| {
+                    p.claim.is_none() && p.pod.node_name.as_deref() == Some(name.as_str())
+                });
+                if waiting {
+                    self.account_bound(&uid);
+                }
             }
         }
         self.nodes_changed();
     }
 
+    /// Groups' node-dependent caches are stale from now (see `nodes_gen`).
     fn nodes_changed(&mut self) {
-        for g in self.groups.values_mut() {
+        self.nodes_gen += 1;
+        self.freed();
+    }
+
+    /// Drops a group's node-dependent caches if nodes changed since they were made.
+    fn refresh_for_nodes(&mut self, key: &GroupKey) {
+        let nodes_gen = self.nodes_gen;
+        if let Some(g) = self.groups.get_mut(key)
+            && g.nodes_seen != nodes_gen
+        {
+            g.nodes_seen = nodes_gen;
             g.tried_gen = None;
             g.unsat_until = None;
             g.satisfiable = false;
             g.request = None;
         }
-        self.freed();
     }
 
     fn delete_node(&mut self, name: &str) {
         for g in self.groups.values_mut() {
             g.held = None;
         }
-        self.nodes.remove(name);
+        if self
+            .nodes
+            .remove(name)
+            .is_some_and(|n| convert::has_hard_taints(&n))
+        {
+            self.tainted = self.tainted.saturating_sub(1);
+        }
+        self.any_taints = self.tainted > 0;
         self.graph.remove_node(name);
-        self.any_taints = self.nodes.values().any(convert::has_hard_taints);
         // Claims on the node are gone with it; unbound pods placed there are
         // placed again.
         for st in self.pods.values_mut() {
@@ -357,6 +430,13 @@ impl GangScheduler {
                 if matches!(st.bind, Bind::Binding { .. } | Bind::Retry { .. }) {
                     st.bind = Bind::Unplaced;
                     self.late_new.insert(st.group.clone());
+                }
+                // Bound there: it takes capacity again if the node comes back.
+                if st.pod.node_name.as_deref() == Some(name) {
+                    self.awaiting_node
+                        .entry(name.to_owned())
+                        .or_default()
+                        .push(st.pod.uid.clone());
                 }
             }
         }
@@ -451,6 +531,10 @@ impl GangScheduler {
             return;
         }
         let Some(id) = self.graph.node_id(&node) else {
+            self.awaiting_node
+                .entry(node)
+                .or_default()
+                .push(uid.clone());
             return;
         };
         let demand = convert::demand(&st.pod);
@@ -916,57 +1000,88 @@ impl GangScheduler {
 
     /// Groups waiting for their first placement, in queue order (cached
     /// until a pod or group event changes membership).
-    fn queue(&mut self) -> Vec<GroupKey> {
+    fn queue(&mut self) -> Arc<Vec<QueueEntry>> {
         if let Some(q) = &self.queue_cache {
-            return q.clone();
+            return Arc::clone(q);
         }
-        let mut q: Vec<(std::cmp::Reverse<i32>, Timestamp, &GroupKey)> = self
+        let mut q: Vec<QueueEntry> = self
             .groups
             .iter()
             .filter(|(_, g)| g.placed_at.is_none() && !g.members.is_empty())
-            .map(|(k, g)| (std::cmp::Reverse(self.priority(g)), Self::created(g), k))
+            .map(|(k, g)| (Reverse(self.priority(g)), Self::created(g), k.clone()))
             .collect();
         q.sort();
-        let q: Vec<GroupKey> = q.into_iter().map(|(_, _, k)| k.clone()).collect();
-        self.queue_cache = Some(q.clone());
+        let q = Arc::new(q);
+        self.queue_cache = Some(Arc::clone(&q));
         q
     }
 
-    fn run_queue(&mut self, now: Timestamp, out: &mut Decisions) {
-        let whole = self.queue_dirty
-            || self.queue_gen != self.free_gen
-            || self.next_unsat_retry.is_some_and(|t| t <= now)
-            || self.next_reserve_check.is_some_and(|t| t <= now);
-        if !whole {
-            // Only incomplete groups gained or lost pods: update their message.
-            for key in std::mem::take(&mut self.membership_changed) {
-                let Some(g) = self.groups.get(&key) else {
-                    continue;
-                };
-                let (have, want) = (g.members.len() as u32, Self::min_member(g));
-                if g.placed_at.is_none() && have < want {
-                    self.set_wait(
-                        &key,
-                        WaitReason::WaitingForPods { have, want },
-                        Self::waiting_message(&key, have, want),
-                    );
-                }
+    /// Incomplete groups that gained or lost pods: only their message changes.
+    fn update_waiting_messages(&mut self) {
+        for key in std::mem::take(&mut self.membership_changed) {
+            let Some(g) = self.groups.get(&key) else {
+                continue;
+            };
+            let (have, want) = (g.members.len() as u32, Self::min_member(g));
+            if g.placed_at.is_none() && have < want {
+                self.set_wait(
+                    &key,
+                    WaitReason::WaitingForPods { have, want },
+                    Self::waiting_message(&key, have, want),
+                );
             }
-            return;
         }
-        self.membership_changed.clear();
-        self.queue_dirty = false;
-        self.next_unsat_retry = None;
-        self.next_reserve_check = None;
-        self.walk_queue(now, out);
-        self.queue_gen = self.free_gen;
     }
 
-    fn walk_queue(&mut self, now: Timestamp, out: &mut Decisions) {
+    fn run_queue(&mut self, now: Timestamp, out: &mut Decisions) {
+        let resume = self.walk.take();
+        match &resume {
+            Some(cursor) => {
+                // Resources freed since the last part: groups already walked
+                // past may fit now, so walk again once this walk ends.
+                if cursor.free_gen != self.free_gen {
+                    self.queue_dirty = true;
+                }
+                self.update_waiting_messages();
+            }
+            None => {
+                let whole = self.queue_dirty
+                    || self.queue_gen != self.free_gen
+                    || self.next_unsat_retry.is_some_and(|t| t <= now)
+                    || self.next_reserve_check.is_some_and(|t| t <= now);
+                if !whole {
+                    self.update_waiting_messages();
+                    return;
+                }
+                self.membership_changed.clear();
+                self.queue_dirty = false;
+                self.next_unsat_retry = None;
+                self.next_reserve_check = None;
+            }
+        }
+        if self.walk_queue(now, resume, out) {
+            self.queue_gen = self.free_gen;
+        }
+    }
+
+    /// Walks the queue from the head, or from where a capped pass stopped;
+    /// returns whether it reached the end (false: a cursor is left).
+    fn walk_queue(
+        &mut self,
+        now: Timestamp,
+        resume: Option<WalkCursor>,
+        out: &mut Decisions,
+    ) -> bool {
         let queue = self.queue();
-        let mut head_seen = false;
+        let (start, mut head_seen) = match &resume {
+            Some(c) => (queue.partition_point(|e| *e < c.from), c.head_seen),
+            None => (0, false),
+        };
+        let cap = self.config.max_groups_per_pass.max(1);
         let mut examined = 0;
-        for key in queue {
+        for entry in queue.iter().skip(start) {
+            let key = entry.2.clone();
+            self.refresh_for_nodes(&key);
             let Some(g) = self.groups.get(&key) else {
                 continue;
             };
@@ -990,8 +1105,15 @@ impl GangScheduler {
                 }
                 continue;
             }
-            if examined >= self.config.max_groups_per_pass {
-                continue;
+            if examined >= cap {
+                // This pass has done its share: the next resumes here.
+                self.walk = Some(WalkCursor {
+                    from: entry.clone(),
+                    head_seen,
+                    free_gen: self.free_gen,
+                    at: now,
+                });
+                return false;
             }
             examined += 1;
             // A group becomes the head, which resources are held for, only
@@ -1143,6 +1265,7 @@ impl GangScheduler {
         if !head_seen {
             self.reservation = None;
         }
+        true
     }
 
     /// For a group with a topology key, its request restricted to the nodes of
@@ -1455,7 +1578,9 @@ impl GangScheduler {
 
     /// When the core next wants a pass even if nothing happens (a failed
     /// bind's retry, a vacant slot's timeout, an unsatisfiable group's
-    /// backoff); `None` when only events can change anything.
+    /// backoff, or at once, the time of the last pass, when that pass
+    /// stopped at `max_groups_per_pass` with groups left to examine);
+    /// `None` when only events can change anything.
     pub fn next_wakeup(&self) -> Option<Timestamp> {
         let retries = self
             .retry
@@ -1475,9 +1600,26 @@ impl GangScheduler {
         });
         retries
             .chain(vacancies)
+            .chain(self.walk.as_ref().map(|c| c.at))
             .chain(self.next_unsat_retry)
             .chain(self.next_reserve_check)
             .min()
+    }
+
+    /// Whether the last pass stopped at `max_groups_per_pass` with groups
+    /// left to examine: the next [`schedule`](Self::schedule) call goes on
+    /// where it stopped, and should come at once.
+    pub fn more_pending(&self) -> bool {
+        self.walk.is_some()
+    }
+
+    /// How many groups are pending or being bound (as last reported), without
+    /// building every group's status.
+    pub fn waiting_groups(&self) -> usize {
+        self.groups
+            .values()
+            .filter(|g| matches!(g.phase, GroupPhase::Pending | GroupPhase::Scheduling))
+            .count()
     }
 
     /// The current status of every known group, in key order.

@@ -425,3 +425,27 @@ fn pods_naming_an_unknown_group_wait_for_its_pod_group() {
     assert_eq!(d.binds.len(), 1);
     assert_eq!(d.binds[0].pods.len(), 2);
 }
+
+#[test]
+fn a_pod_bound_before_its_node_is_known_takes_capacity_when_the_node_appears() {
+    let mut core = GangScheduler::new(GangConfig::default());
+    let mut p = pod("x", 0, 1000, 0, 0);
+    p.scheduler_name = "default-scheduler".into();
+    p.group = None;
+    p.node_name = Some("n0".into());
+    core.apply(Event::PodUpsert(p));
+    let uid = PodUid("x-0".into());
+    assert!(core.pod_claim(&uid).is_none());
+    core.apply(Event::NodeUpsert(node(1)));
+    assert!(
+        core.pod_claim(&uid).is_none(),
+        "another node does not take it"
+    );
+    core.apply(Event::NodeUpsert(node(0)));
+    assert!(core.pod_claim(&uid).is_some());
+    // The node goes and comes back: the pod holds its capacity again.
+    core.apply(Event::NodeDelete("n0".into()));
+    assert!(core.pod_claim(&uid).is_none());
+    core.apply(Event::NodeUpsert(node(0)));
+    assert!(core.pod_claim(&uid).is_some());
+}

@@ -34,12 +34,18 @@ pub struct RunArgs {
     /// Kubeconfig file [default: in-cluster config or $KUBECONFIG].
     #[arg(long, env = "PHALANX_KUBECONFIG")]
     pub kubeconfig: Option<PathBuf>,
-    /// API writes per second (binds, events, status) [default: 2000].
+    /// API writes per second for binds and PodGroup status (the client has no limiter of its own: this is it) [default: 2000].
     #[arg(long, env = "PHALANX_QPS")]
     pub qps: Option<f64>,
     /// Burst above --qps [default: 4000].
     #[arg(long, env = "PHALANX_BURST")]
     pub burst: Option<u32>,
+    /// Events published per second, apart from binds; Events beyond a queue of 1,000 are dropped, never waited for [default: 100].
+    #[arg(long, env = "PHALANX_EVENT_QPS")]
+    pub event_qps: Option<f64>,
+    /// Burst above --event-qps [default: 200].
+    #[arg(long, env = "PHALANX_EVENT_BURST")]
+    pub event_burst: Option<u32>,
     /// Binds in flight at once [default: 256].
     #[arg(long, env = "PHALANX_BIND_CONCURRENCY")]
     pub bind_concurrency: Option<usize>,
@@ -96,6 +102,8 @@ struct FileConfig {
     kubeconfig: Option<PathBuf>,
     qps: Option<f64>,
     burst: Option<u32>,
+    event_qps: Option<f64>,
+    event_burst: Option<u32>,
     bind_concurrency: Option<usize>,
     leader_elect: Option<bool>,
     lease_name: Option<String>,
@@ -149,6 +157,10 @@ pub struct Settings {
     pub qps: f64,
     /// Write burst.
     pub burst: u32,
+    /// Event publishing rate limit (its own budget, off the bind path).
+    pub event_qps: f64,
+    /// Event burst.
+    pub event_burst: u32,
     /// Binds in flight at once.
     pub bind_concurrency: usize,
     /// Whether to elect a leader.
@@ -272,6 +284,8 @@ impl Settings {
             kubeconfig: args.kubeconfig.clone().or(file.kubeconfig),
             qps: args.qps.or(file.qps).unwrap_or(2000.0),
             burst: args.burst.or(file.burst).unwrap_or(4000),
+            event_qps: args.event_qps.or(file.event_qps).unwrap_or(100.0),
+            event_burst: args.event_burst.or(file.event_burst).unwrap_or(200),
             bind_concurrency: args
                 .bind_concurrency
                 .or(file.bind_concurrency)
@@ -347,6 +361,12 @@ impl Settings {
         }
         if self.burst == 0 {
             return bad("burst", "must be at least 1");
+        }
+        if !(self.event_qps > 0.0 && self.event_qps.is_finite()) {
+            return bad("event_qps", "must be a positive number");
+        }
+        if self.event_burst == 0 {
+            return bad("event_burst", "must be at least 1");
         }
         if self.bind_concurrency == 0 {
             return bad("bind_concurrency", "must be at least 1");

@@ -1,5 +1,14 @@
 //! Carrying out the core's decisions against the API: binds through
-//! pods/binding, Events, PodGroup status. Every write goes through one rate limiter.
+//! pods/binding, Events, PodGroup status.
+//!
+//! Binds and status writes share one rate limiter (`--qps`, `--burst`; the
+//! kube client has none of its own) and binds are pipelined up to
+//! `--bind-concurrency` in flight. Events stay off that path, as
+//! kube-scheduler's event broadcaster keeps them: they go into a bounded
+//! queue that one task drains under its own budget (`--event-qps`,
+//! `--event-burst`); when the queue is full an Event is dropped and counted
+//! (`phalanx_events_dropped_total`), so a burst of binds never waits for, or
+//! shares its budget with, the Events that describe it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -9,7 +18,7 @@ use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
 use phalanx_gang as gang;
-use tokio::sync::{Mutex, Semaphore, watch};
+use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::crd::PodGroup;
@@ -53,6 +62,22 @@ impl RateLimiter {
     }
 }
 
+/// Events waiting to be published at most; more are dropped, as client-go's
+/// event broadcaster drops events beyond its queue of 1,000.
+pub const EVENT_QUEUE: usize = 1000;
+
+/// Events in flight at once (each is one small write).
+const EVENT_CONCURRENCY: usize = 8;
+
+/// An Event waiting in the queue.
+#[derive(Debug)]
+struct QueuedEvent {
+    regarding: ObjectReference,
+    warning: bool,
+    reason: String,
+    message: String,
+}
+
 /// Shared by every write task.
 #[derive(Clone)]
 pub struct Writer {
@@ -70,6 +95,8 @@ pub struct Writer {
     pub recorder: Recorder,
     /// Metrics.
     pub metrics: Arc<Metrics>,
+    /// The Event queue, drained by its own task.
+    events: mpsc::Sender<QueuedEvent>,
 }
 
 impl std::fmt::Debug for Writer {
@@ -92,7 +119,8 @@ impl Writer {
             instance: Some(settings.identity.clone()),
         };
         let recorder = Recorder::new(client.clone(), reporter);
-        Self {
+        let (events, queue) = mpsc::channel(EVENT_QUEUE);
+        let w = Self {
             client,
             limiter: Arc::new(RateLimiter::new(settings.qps, settings.burst)),
             bind_slots: Arc::new(Semaphore::new(settings.bind_concurrency)),
@@ -100,6 +128,21 @@ impl Writer {
             alive,
             recorder,
             metrics,
+            events,
+        };
+        let limiter = RateLimiter::new(settings.event_qps, settings.event_burst);
+        tokio::spawn(publish_events(w.publisher(), queue, limiter));
+        w
+    }
+
+    /// A copy for the Event task: it must not hold the queue's sender, or
+    /// the queue would never close.
+    fn publisher(&self) -> Publisher {
+        Publisher {
+            recorder: self.recorder.clone(),
+            leader: self.leader.clone(),
+            alive: self.alive.clone(),
+            metrics: self.metrics.clone(),
         }
     }
 
@@ -204,7 +247,8 @@ impl Writer {
         outcome
     }
 
-    /// Publishes an Event (best effort: a lost Event is logged, never fatal).
+    /// Queues an Event (best effort: when the queue is full it is dropped and
+    /// counted, never waited for). Async only so callers may await it.
     pub async fn event(
         &self,
         regarding: ObjectReference,
@@ -212,24 +256,23 @@ impl Writer {
         reason: String,
         message: String,
     ) {
+        self.emit(regarding, warning, reason, message);
+    }
+
+    /// Queues an Event without waiting (see [`Writer::event`]).
+    pub fn emit(&self, regarding: ObjectReference, warning: bool, reason: String, message: String) {
         // Only the leader speaks, so replicas do not report everything twice.
         if !self.may_write() {
             return;
         }
-        self.limiter.acquire().await;
-        let ev = KubeEvent {
-            type_: if warning {
-                KubeEventType::Warning
-            } else {
-                KubeEventType::Normal
-            },
+        let ev = QueuedEvent {
+            regarding,
+            warning,
             reason,
-            note: Some(message.chars().take(1000).collect()),
-            action: "Scheduling".into(),
-            secondary: None,
+            message,
         };
-        if let Err(e) = self.recorder.publish(&ev, &regarding).await {
-            tracing::debug!(error = %e, object = ?regarding.name, "publishing an event failed");
+        if self.events.try_send(ev).is_err() {
+            self.metrics.events_dropped.inc();
         }
     }
 
@@ -247,6 +290,64 @@ impl Writer {
         {
             tracing::warn!(group = %key, error = %e, "updating PodGroup status failed");
         }
+    }
+}
+
+/// What the Event task needs of the writer.
+#[derive(Clone)]
+struct Publisher {
+    recorder: Recorder,
+    leader: watch::Receiver<bool>,
+    alive: Arc<AtomicBool>,
+    metrics: Arc<Metrics>,
+}
+
+impl Publisher {
+    async fn publish(&self, ev: QueuedEvent) {
+        // Leadership may have moved while the Event waited in the queue.
+        if !(self.alive.load(Ordering::SeqCst) && *self.leader.borrow()) {
+            return;
+        }
+        let kube_ev = KubeEvent {
+            type_: if ev.warning {
+                KubeEventType::Warning
+            } else {
+                KubeEventType::Normal
+            },
+            reason: ev.reason,
+            note: Some(ev.message.chars().take(1000).collect()),
+            action: "Scheduling".into(),
+            secondary: None,
+        };
+        match self.recorder.publish(&kube_ev, &ev.regarding).await {
+            Ok(()) => {
+                self.metrics.events_published.inc();
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, object = ?ev.regarding.name, "publishing an event failed")
+            }
+        };
+    }
+}
+
+/// Drains the Event queue under its own rate limit, a few Events at a time;
+/// ends when every writer is gone.
+async fn publish_events(
+    p: Publisher,
+    mut queue: mpsc::Receiver<QueuedEvent>,
+    limiter: RateLimiter,
+) {
+    let slots = Arc::new(Semaphore::new(EVENT_CONCURRENCY));
+    while let Some(ev) = queue.recv().await {
+        limiter.acquire().await;
+        let Ok(permit) = Arc::clone(&slots).acquire_owned().await else {
+            return;
+        };
+        let p = p.clone();
+        tokio::spawn(async move {
+            p.publish(ev).await;
+            drop(permit);
+        });
     }
 }
 

@@ -47,7 +47,7 @@ pub struct SchedulerHandle {
     status: Arc<Status>,
     stop: watch::Sender<bool>,
     tasks: JoinSet<()>,
-    leader_task: Option<tokio::task::JoinHandle<()>>,
+    leader_task: Option<leader::LeaderTask>,
     identity: String,
     grpc_addr: Option<String>,
 }
@@ -89,7 +89,7 @@ impl SchedulerHandle {
         let _ = self.stop.send(true);
         // Watches never end by themselves; only the lease release is worth waiting for.
         if let Some(leader) = self.leader_task.take() {
-            let _ = tokio::time::timeout(std::time::Duration::from_secs(5), leader).await;
+            leader.stopped(std::time::Duration::from_secs(5)).await;
         }
         self.tasks.abort_all();
         while self.tasks.join_next().await.is_some() {}
@@ -155,7 +155,13 @@ fn nrt_installed(served: &[(String, Vec<String>)]) -> bool {
 
 /// Builds the API client from the settings (kubeconfig file, or in-cluster/default).
 pub async fn client_for(settings: &Settings) -> anyhow::Result<kube::Client> {
-    let config = match &settings.kubeconfig {
+    let config = config_for(settings).await?;
+    kube::Client::try_from(config).context("building the Kubernetes client")
+}
+
+/// The API client configuration from the settings (kubeconfig file, or in-cluster/default).
+pub async fn config_for(settings: &Settings) -> anyhow::Result<kube::Config> {
+    Ok(match &settings.kubeconfig {
         Some(path) => {
             let kc = kube::config::Kubeconfig::read_from(path)
                 .with_context(|| format!("reading kubeconfig {}", path.display()))?;
@@ -166,20 +172,48 @@ pub async fn client_for(settings: &Settings) -> anyhow::Result<kube::Client> {
         None => kube::Config::infer()
             .await
             .context("finding Kubernetes credentials (in-cluster or $KUBECONFIG)")?,
-    };
-    kube::Client::try_from(config).context("building the Kubernetes client")
+    })
 }
 
 /// Starts the scheduler: watches, the loop, leader election, metrics/health.
-/// With `client` None the client comes from the settings.
+/// With `client` None the client comes from the settings, and leader
+/// election gets a client of its own from the same configuration; a given
+/// client is shared with leader election (see [`start_with_lease_config`]).
 pub async fn start(
     settings: Settings,
     client: Option<kube::Client>,
 ) -> anyhow::Result<SchedulerHandle> {
-    let client = match client {
-        Some(c) => c,
-        None => client_for(&settings).await?,
-    };
+    match client {
+        Some(c) => start_inner(settings, c.clone(), leader::LeaseClient::Shared(c)).await,
+        None => {
+            let config = config_for(&settings).await?;
+            let client =
+                kube::Client::try_from(config.clone()).context("building the Kubernetes client")?;
+            start_inner(settings, client, leader::LeaseClient::Own(Box::new(config))).await
+        }
+    }
+}
+
+/// Starts the scheduler with `client`, and leader election with a client of
+/// its own built from `lease_config`.
+pub async fn start_with_lease_config(
+    settings: Settings,
+    client: kube::Client,
+    lease_config: kube::Config,
+) -> anyhow::Result<SchedulerHandle> {
+    start_inner(
+        settings,
+        client,
+        leader::LeaseClient::Own(Box::new(lease_config)),
+    )
+    .await
+}
+
+async fn start_inner(
+    settings: Settings,
+    client: kube::Client,
+    lease_client: leader::LeaseClient,
+) -> anyhow::Result<SchedulerHandle> {
     let mut registry = prometheus_client::registry::Registry::default();
     let metrics = Arc::new(metrics::Metrics::new(&mut registry));
     let status = Arc::new(Status {
@@ -328,12 +362,10 @@ pub async fn start(
             renew_deadline: settings.renew_deadline,
             retry_period: settings.retry_period,
         };
-        leader_task = Some(tokio::spawn(leader::run(
-            client.clone(),
-            cfg,
-            leader_tx,
-            stop_rx.clone(),
-        )));
+        leader_task = Some(
+            leader::spawn(lease_client, cfg, leader_tx, stop_rx.clone())
+                .context("starting the leader election thread")?,
+        );
     }
     let mut leader_watch = leader_rx;
     let tx_leader = tx.clone();

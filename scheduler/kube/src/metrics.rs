@@ -37,6 +37,10 @@ pub struct Metrics {
     pub leader: Gauge,
     /// Time from bind request to API answer, seconds.
     pub bind_latency: Histogram,
+    /// Events published.
+    pub events_published: Counter,
+    /// Events dropped because the Event queue was full.
+    pub events_dropped: Counter,
 }
 
 impl Metrics {
@@ -53,6 +57,8 @@ impl Metrics {
             graph_nodes: Gauge::default(),
             leader: Gauge::default(),
             bind_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
+            events_published: Counter::default(),
+            events_dropped: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("phalanx");
         r.register(
@@ -100,6 +106,16 @@ impl Metrics {
             "bind_latency_seconds",
             "Bind request round trip",
             m.bind_latency.clone(),
+        );
+        r.register(
+            "events_published",
+            "Events published",
+            m.events_published.clone(),
+        );
+        r.register(
+            "events_dropped",
+            "Events dropped because the Event queue was full",
+            m.events_dropped.clone(),
         );
         m
     }

@@ -575,25 +575,22 @@ impl Loop {
                 continue;
             }
             self.last_pod_event.insert(ev.pod.0.clone(), sig);
-            let w = self.writer.clone();
             let warning = ev.kind == gang::EventType::Warning;
             let regarding = pod_ref(&ev.namespace, &ev.name, &ev.pod.0);
-            tokio::spawn(async move { w.event(regarding, warning, ev.reason, ev.message).await });
+            self.writer.emit(regarding, warning, ev.reason, ev.message);
         }
-        let groups = self.core.groups();
-        let waiting = groups
-            .iter()
-            .filter(|g| {
-                matches!(
-                    g.phase,
-                    gang::GroupPhase::Pending | gang::GroupPhase::Scheduling
-                )
-            })
-            .count();
+        let waiting = self.core.waiting_groups();
         self.metrics.pending_groups.set(waiting as i64);
         self.metrics
             .pending_pods
             .set(self.cluster.pending_pod_count() as i64);
+        // A pass that stopped at the core's per-pass cap continues at once,
+        // right after its binds are issued: no cluster event may be coming
+        // (binds free nothing), and waiting for one stalled whole bursts.
+        if self.core.more_pending() {
+            self.retry_at = Some(Instant::now());
+            return;
+        }
         // Cluster changes wake the loop by themselves; what the core tracks in
         // time (bind backoffs, vacancy timeouts, the unsatisfiable recheck)
         // wakes it at the core's own next deadline. `retry_interval` only
