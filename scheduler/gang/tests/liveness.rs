@@ -33,6 +33,7 @@ fn group(name: &str, min: u32, t_ms: i64, duration_s: i64) -> PodGroup {
         priority: 0,
         created: Timestamp::from_millis(t_ms),
         expected_duration: Some(Millis::from_secs(duration_s)),
+        topology_key: None,
     }
 }
 
