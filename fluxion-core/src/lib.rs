@@ -22,6 +22,7 @@
 //! - [`generate`]: synthetic clusters for tests and benches.
 #![forbid(unsafe_code)]
 
+pub mod flow_nesting;
 pub mod generate;
 pub mod graph;
 pub mod group;

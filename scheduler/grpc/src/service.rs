@@ -207,55 +207,9 @@ fn validate_jobspec_text(text: &str, limits: &Limits) -> Result<(), BackendError
             limits.max_jobspec_bytes
         )));
     }
-    let depth = flow_nesting(text);
-    if depth > limits.max_jobspec_nesting {
-        return Err(BackendError::invalid(
-            "jobspec",
-            format!(
-                "nested {depth} levels deep in [ ] or {{ }}; at most {} levels are accepted",
-                limits.max_jobspec_nesting
-            ),
-        ));
-    }
+    fluxion_core::flow_nesting::check(text, limits.max_jobspec_nesting)
+        .map_err(|e| BackendError::invalid("jobspec", e.to_string()))?;
     Ok(())
-}
-
-/// Deepest nesting of `[`/`{` outside quoted strings and comments. It may
-/// over-count in odd YAML (a bracket in a plain scalar), which only ever
-/// refuses a jobspec nested near the limit: no real jobspec is.
-fn flow_nesting(text: &str) -> usize {
-    let (mut depth, mut max) = (0usize, 0usize);
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    let mut comment = false;
-    for c in text.chars() {
-        if comment {
-            comment = c != '\n';
-            continue;
-        }
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' && q == '"' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                }
-            }
-            None => match c {
-                '"' | '\'' => quote = Some(c),
-                '#' => comment = true,
-                '[' | '{' => {
-                    depth += 1;
-                    max = max.max(depth);
-                }
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
-        }
-    }
-    max
 }
 
 /// A name that is shown in tables and used as a path component: not empty,

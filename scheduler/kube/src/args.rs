@@ -232,10 +232,32 @@ fn default_identity() -> String {
     format!("{base}_{:08x}", nanos ^ std::process::id())
 }
 
+/// Largest `--config` file read, in bytes.
+pub const MAX_CONFIG_BYTES: usize = 1 << 20;
+/// Deepest nesting of `[`/`{` read in a `--config` file.
+pub const MAX_CONFIG_NESTING: usize = 32;
+
 fn read_file(path: &Path) -> Result<FileConfig, SettingsError> {
     let text = std::fs::read_to_string(path).map_err(|source| SettingsError::Read {
         path: path.into(),
         source,
+    })?;
+    // A config file is a few hundred bytes; bound what the YAML scanner sees,
+    // which goes quadratic on deeply nested flow collections.
+    if text.len() > MAX_CONFIG_BYTES {
+        return Err(SettingsError::Parse {
+            path: path.into(),
+            message: format!(
+                "{} bytes; config files of at most {MAX_CONFIG_BYTES} bytes are read",
+                text.len()
+            ),
+        });
+    }
+    fluxion_core::flow_nesting::check(&text, MAX_CONFIG_NESTING).map_err(|e| {
+        SettingsError::Parse {
+            path: path.into(),
+            message: e.to_string(),
+        }
     })?;
     let de = serde_yaml_ng::Deserializer::from_str(&text);
     serde_path_to_error::deserialize(de).map_err(|e| SettingsError::Parse {
@@ -417,6 +439,22 @@ mod tests {
         assert_eq!(s.lease_duration, Duration::from_secs(30));
         assert_eq!(s.scheduler_names, ["a", "b"]);
         assert_eq!(s.burst, 4000);
+    }
+
+    #[test]
+    fn nested_or_huge_files_are_refused_before_parsing() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.yaml");
+        let cli = Cli::parse_from(["x", "--config", path.to_str().unwrap_or_default()]);
+        // 200 KB of nested flow sequences: seconds in the YAML scanner before.
+        let deep = format!("namespace: {}", "[".repeat(200_000));
+        std::fs::write(&path, deep).unwrap_or_else(|e| panic!("{e}"));
+        let err = Settings::resolve(&cli.run).unwrap_err().to_string();
+        assert!(err.contains("nest deeper than the limit of 32"), "{err}");
+        let big = format!("rack_label: r\n# {}\n", "x".repeat(MAX_CONFIG_BYTES));
+        std::fs::write(&path, big).unwrap_or_else(|e| panic!("{e}"));
+        let err = Settings::resolve(&cli.run).unwrap_err().to_string();
+        assert!(err.contains("at most 1048576 bytes"), "{err}");
     }
 
     #[test]

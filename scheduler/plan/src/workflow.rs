@@ -23,6 +23,9 @@ use serde::Deserialize;
 
 /// Most steps a workflow may have.
 pub const MAX_STEPS: usize = 100_000;
+/// Deepest nesting of `[`/`{` read: deep flow nesting is where YAML
+/// scanners go quadratic.
+pub const MAX_FLOW_NESTING: usize = 64;
 /// Most dependency edges, over all steps.
 pub const MAX_EDGES: usize = 1_000_000;
 /// Longest step, pool or workflow name (a Kubernetes object name).
@@ -246,6 +249,8 @@ impl WorkflowSpec {
                 format!("workflow is {} bytes; at most {MAX_INPUT}", text.len()),
             ));
         }
+        fluxion_core::flow_nesting::check(text, MAX_FLOW_NESTING)
+            .map_err(|e| error("", e.to_string()))?;
         let raw: RawWorkflow = if text.trim_start().starts_with('{') {
             let de = &mut serde_json::Deserializer::from_str(text);
             serde_path_to_error::deserialize(de).map_err(|e| {

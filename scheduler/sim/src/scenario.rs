@@ -447,43 +447,6 @@ pub const MAX_SCENARIO_BYTES: usize = 16 << 20;
 /// is where YAML scanners go quadratic.
 pub const MAX_FLOW_NESTING: usize = 64;
 
-/// Deepest nesting of `[`/`{` outside quoted strings and comments (an
-/// over-count in odd YAML only refuses files nested near the limit).
-fn flow_nesting(text: &str) -> usize {
-    let (mut depth, mut max) = (0usize, 0usize);
-    let mut quote: Option<char> = None;
-    let mut escaped = false;
-    let mut comment = false;
-    for c in text.chars() {
-        if comment {
-            comment = c != '\n';
-            continue;
-        }
-        match quote {
-            Some(q) => {
-                if escaped {
-                    escaped = false;
-                } else if c == '\\' && q == '"' {
-                    escaped = true;
-                } else if c == q {
-                    quote = None;
-                }
-            }
-            None => match c {
-                '"' | '\'' => quote = Some(c),
-                '#' => comment = true,
-                '[' | '{' => {
-                    depth += 1;
-                    max = max.max(depth);
-                }
-                ']' | '}' => depth = depth.saturating_sub(1),
-                _ => {}
-            },
-        }
-    }
-    max
-}
-
 /// A scenario file error: where and what.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub struct ScenarioError {
@@ -515,15 +478,10 @@ impl Scenario {
                 ),
             });
         }
-        let depth = flow_nesting(text);
-        if depth > MAX_FLOW_NESTING {
-            return Err(ScenarioError {
-                path: String::new(),
-                message: format!(
-                    "nested {depth} levels deep in [ ] or {{ }}; at most {MAX_FLOW_NESTING} are read"
-                ),
-            });
-        }
+        fluxion_core::flow_nesting::check(text, MAX_FLOW_NESTING).map_err(|e| ScenarioError {
+            path: String::new(),
+            message: e.to_string(),
+        })?;
         let de = serde_yaml_ng::Deserializer::from_str(text);
         let scenario: Scenario = serde_path_to_error::deserialize(de).map_err(|e| {
             let path = e.path().to_string();
