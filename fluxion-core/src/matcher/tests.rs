@@ -853,3 +853,43 @@ fn pools_below_a_slot_are_held_whole() {
     assert_eq!(memory[0].0, memory[0].1);
     assert!(memory[0].0 > 1);
 }
+
+/// Equal scores are broken as Fluxion's own sort breaks them: with ids
+/// restarting on every node, both nodes' last core score best under the
+/// high-id policy, and two identical alternative slots at the top sort the
+/// list of slot candidates twice (once per alternative), which leaves the
+/// second node's core first. A stable sort would keep the first node's.
+#[test]
+fn score_ties_among_alternative_slots_fall_as_in_fluxion() {
+    let shape = ClusterShape {
+        nodes: 2,
+        nodes_per_rack: 2,
+        sockets: 2,
+        cores_per_socket: 18,
+        gpus_per_socket: 0,
+        memory_gib_per_socket: 0,
+        per_node_ids: true,
+    };
+    let spec = Jobspec::parse(
+        "version: 9999
+resources:
+  - type: slot
+    count: 1
+    label: default
+    with: [{type: core, count: 1}]
+  - type: slot
+    count: 1
+    label: default
+    with: [{type: core, count: 1}]
+attributes: {system: {duration: 100}}
+tasks: [{command: [app], slot: default, count: {per_slot: 1}}]
+",
+    )
+    .unwrap();
+    let mut m = Matcher::new(cluster(&shape).unwrap(), Policy::High);
+    m.set_or_slots(true);
+    let o = m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
+    let got = names(&m, &o);
+    assert_eq!(got[0], "core35[1:x]", "{got:?}");
+    assert!(got.contains(&"node1[1:s]".to_string()), "{got:?}");
+}
