@@ -243,28 +243,41 @@ fn rv1(g: &ResourceGraph, emitted: &[Emit], at: Time, duration: u64) -> String {
     // nothing is not in R. Nodes with identical children share an entry,
     // entries sort by their children's text.
     let mut gathered: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-    let mut groups: BTreeMap<String, Vec<(i64, String)>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<(i64, Option<String>)>> = BTreeMap::new();
+    let children = |gathered: &mut BTreeMap<&str, Vec<i64>>| {
+        let body: Vec<String> = std::mem::take(gathered)
+            .iter()
+            .map(|(t, ids)| format!("{}: {}", json_str(t), json_str(&idset(ids))))
+            .collect();
+        body.join(", ")
+    };
+    let mut last_rank = -1;
     for e in emitted {
         let Some(x) = g.vertex(e.vertex) else {
             continue;
         };
         match g.type_name(x.kind) {
-            kind @ ("core" | "gpu") => gathered
-                .entry(if kind == "core" { "core" } else { "gpu" })
-                .or_default()
-                .push(x.id),
-            "node" if !gathered.is_empty() => {
-                let body: Vec<String> = std::mem::take(&mut gathered)
-                    .iter()
-                    .map(|(t, ids)| format!("{}: {}", json_str(t), json_str(&idset(ids))))
-                    .collect();
-                groups
-                    .entry(body.join(", "))
+            kind @ ("core" | "gpu") => {
+                last_rank = x.rank;
+                gathered
+                    .entry(if kind == "core" { "core" } else { "gpu" })
                     .or_default()
-                    .push((x.rank, x.name().into_owned()));
+                    .push(x.id);
             }
+            "node" if !gathered.is_empty() => groups
+                .entry(children(&mut gathered))
+                .or_default()
+                .push((x.rank, Some(x.name().into_owned()))),
             _ => {}
         }
+    }
+    // A graph without nodes (Fluxion would print nothing): its cores and
+    // GPUs still make an entry, under their own rank, with no host.
+    if !gathered.is_empty() {
+        groups
+            .entry(children(&mut gathered))
+            .or_default()
+            .push((last_rank, None));
     }
     let mut hosts: Vec<(i64, String)> = Vec::new();
     let rlite: Vec<String> = groups
@@ -272,7 +285,7 @@ fn rv1(g: &ResourceGraph, emitted: &[Emit], at: Time, duration: u64) -> String {
         .map(|(body, mut members)| {
             members.sort_by_key(|m| m.0);
             let ranks: Vec<i64> = members.iter().map(|m| m.0).collect();
-            hosts.extend(members);
+            hosts.extend(members.into_iter().filter_map(|(r, h)| Some((r, h?))));
             format!(
                 "{{\"rank\": {}, \"children\": {{{body}}}}}",
                 json_str(&idset(&ranks))
