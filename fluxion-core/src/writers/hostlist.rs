@@ -3,14 +3,16 @@
 //! the run before it only when it continues that run by one, and runs that
 //! follow each other with the same prefix share one pair of brackets.
 
-/// One run of hosts: `prefix` then the numbers `lo..=hi`, zero padded to
-/// `width` digits (0: not padded), or a name without a numeric suffix.
+/// One run of hosts: `prefix` then the numbers `lo..=hi` of `width` digits
+/// (zero padded when `padded`), or a name without a numeric suffix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Run {
     prefix: String,
     lo: u64,
     hi: u64,
     width: usize,
+    /// The number has leading zeros (`node01`), so its width is part of it.
+    padded: bool,
     /// The whole name is the prefix (no numeric suffix).
     single: bool,
 }
@@ -27,13 +29,8 @@ impl Run {
                 prefix: prefix.to_string(),
                 lo: n,
                 hi: n,
-                // Padding is significant (`node01` is not `node1`); a
-                // number without leading zeros is printed as it is.
-                width: if digits > 1 && suffix.starts_with('0') {
-                    digits
-                } else {
-                    0
-                },
+                width: digits,
+                padded: digits > 1 && suffix.starts_with('0'),
                 single: false,
             },
             _ => Run {
@@ -41,21 +38,27 @@ impl Run {
                 lo: 0,
                 hi: 0,
                 width: 0,
+                padded: false,
                 single: true,
             },
         }
     }
 
-    /// Both runs can share brackets: same prefix and padding, both numbered.
+    /// Both runs can share brackets: same prefix, both numbered, and the
+    /// same width unless neither is zero padded (`node01` is not `node1`,
+    /// but `node9` and `node10` are one run).
     fn same_family(&self, other: &Run) -> bool {
-        !self.single && !other.single && self.prefix == other.prefix && self.width == other.width
+        !self.single
+            && !other.single
+            && self.prefix == other.prefix
+            && (self.width == other.width || (!self.padded && !other.padded))
     }
 
     fn write_numbers(&self, out: &mut String) {
         if self.single {
             return;
         }
-        let w = self.width;
+        let w = if self.padded { self.width } else { 0 };
         out.push_str(&format!("{:0w$}", self.lo));
         if self.hi > self.lo {
             out.push_str(&format!("-{:0w$}", self.hi));
@@ -138,5 +141,6 @@ mod tests {
         assert_eq!(hostlist(&["n01", "n02", "n03"]), "n[01-03]");
         assert_eq!(hostlist(&["n01", "n2"]), "n01,n2");
         assert_eq!(hostlist(&["n9", "n10", "n11"]), "n[9-11]");
+        assert_eq!(hostlist(&["n08", "n09", "n10"]), "n[08-10]");
     }
 }
