@@ -536,10 +536,17 @@ impl Matcher {
             return Err(MatchError::JobExists(job));
         }
         let end = at.saturating_add(duration as i64);
+        // All or nothing, checked before anything is held: an exclusive
+        // entry needs its vertex up and held by no one, a shared entry
+        // needs it not held exclusively by another job. A refused update
+        // leaves the graph as it was.
         let busy = emitted.iter().any(|e| {
-            e.exclusive
-                && (self.graph.usage(e.vertex, at, end).any_held
-                    || !self.graph.is_effectively_up(e.vertex))
+            let usage = self.graph.usage(e.vertex, at, end);
+            if e.exclusive {
+                usage.any_held || !self.graph.is_effectively_up(e.vertex)
+            } else {
+                usage.exclusive_held
+            }
         });
         if busy {
             return Err(MatchError::Busy);

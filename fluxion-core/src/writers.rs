@@ -234,93 +234,68 @@ pub fn idset(ids: &[i64]) -> String {
     out.join(",")
 }
 
-/// Compresses host names into a hostlist: `node[0-3]`.
-pub fn hostlist(names: &[String]) -> String {
-    let mut groups: Vec<(String, Vec<i64>)> = Vec::new();
-    let mut plain = Vec::new();
-    for n in names {
-        let digits = n.len() - n.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-        if digits == 0 || n[n.len() - digits..].starts_with('0') && digits > 1 {
-            plain.push(n.clone());
-            continue;
-        }
-        let (p, d) = n.split_at(n.len() - digits);
-        let Ok(num) = d.parse::<i64>() else {
-            plain.push(n.clone());
-            continue;
-        };
-        match groups.iter_mut().find(|(q, _)| q == p) {
-            Some((_, v)) => v.push(num),
-            None => groups.push((p.to_string(), vec![num])),
-        }
-    }
-    let mut out: Vec<String> = groups
-        .into_iter()
-        .map(|(p, v)| {
-            let s = idset(&v);
-            if v.len() == 1 {
-                format!("{p}{s}")
-            } else {
-                format!("{p}[{s}]")
-            }
-        })
-        .collect();
-    out.extend(plain);
-    out.join(",")
-}
+mod hostlist;
+pub use hostlist::hostlist;
 
 fn rv1(g: &ResourceGraph, emitted: &[Emit], at: Time, duration: u64) -> String {
-    // The rank of a core or GPU is its node's rank.
-    let node_rank = |v: VertexId| -> i64 {
-        let mut cur = Some(v);
-        while let Some(u) = cur {
-            if let Some(x) = g.vertex(u)
-                && g.type_name(x.kind) == "node"
-            {
-                return x.rank;
-            }
-            cur = g.parent(u);
-        }
-        g.vertex(v).map_or(-1, |x| x.rank)
+    // Emission is post-order, so a node's cores and GPUs come just before
+    // it: they gather until the node arrives, and a node that gathered
+    // nothing is not in R. Nodes with identical children share an entry,
+    // entries sort by their children's text.
+    let mut gathered: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+    let mut groups: BTreeMap<String, Vec<(i64, Option<String>)>> = BTreeMap::new();
+    let children = |gathered: &mut BTreeMap<&str, Vec<i64>>| {
+        let body: Vec<String> = std::mem::take(gathered)
+            .iter()
+            .map(|(t, ids)| format!("{}: {}", json_str(t), json_str(&idset(ids))))
+            .collect();
+        body.join(", ")
     };
-    let mut per_rank: BTreeMap<i64, BTreeMap<String, Vec<i64>>> = BTreeMap::new();
-    let mut nodes: Vec<(i64, String)> = Vec::new();
+    let mut last_rank = -1;
     for e in emitted {
         let Some(x) = g.vertex(e.vertex) else {
             continue;
         };
-        let kind = g.type_name(x.kind);
-        if kind == "node" {
-            nodes.push((x.rank, x.name().into_owned()));
-        } else if matches!(kind, "core" | "gpu") {
-            per_rank
-                .entry(node_rank(e.vertex))
+        match g.type_name(x.kind) {
+            kind @ ("core" | "gpu") => {
+                last_rank = x.rank;
+                gathered
+                    .entry(if kind == "core" { "core" } else { "gpu" })
+                    .or_default()
+                    .push(x.id);
+            }
+            "node" if !gathered.is_empty() => groups
+                .entry(children(&mut gathered))
                 .or_default()
-                .entry(kind.to_string())
-                .or_default()
-                .push(x.id);
+                .push((x.rank, Some(x.name().into_owned()))),
+            _ => {}
         }
     }
-    // Ranks with identical children share an entry; entries sort by children.
-    let mut groups: BTreeMap<String, Vec<i64>> = BTreeMap::new();
-    for (rank, kids) in &per_rank {
-        let body: Vec<String> = kids
-            .iter()
-            .map(|(t, ids)| format!("{}: {}", json_str(t), json_str(&idset(ids))))
-            .collect();
-        groups.entry(body.join(", ")).or_default().push(*rank);
+    // A graph without nodes (Fluxion would print nothing): its cores and
+    // GPUs still make an entry, under their own rank, with no host.
+    if !gathered.is_empty() {
+        groups
+            .entry(children(&mut gathered))
+            .or_default()
+            .push((last_rank, None));
     }
+    let mut hosts: Vec<(i64, String)> = Vec::new();
     let rlite: Vec<String> = groups
-        .iter()
-        .map(|(body, ranks)| {
+        .into_iter()
+        .map(|(body, mut members)| {
+            members.sort_by_key(|m| m.0);
+            let ranks: Vec<i64> = members.iter().map(|m| m.0).collect();
+            hosts.extend(members.into_iter().filter_map(|(r, h)| Some((r, h?))));
             format!(
                 "{{\"rank\": {}, \"children\": {{{body}}}}}",
-                json_str(&idset(ranks))
+                json_str(&idset(&ranks))
             )
         })
         .collect();
-    nodes.sort();
-    let names: Vec<String> = nodes.into_iter().map(|(_, n)| n).collect();
+    // The nodelist follows rank order (ties keep the entries' order); the
+    // names are not re-sorted, so rank 0 on node7 puts node7 first.
+    hosts.sort_by_key(|h| h.0);
+    let names: Vec<&str> = hosts.iter().map(|h| h.1.as_str()).collect();
     format!(
         "{{\"version\": 1, \"execution\": {{\"R_lite\": [{}], \"nodelist\": [{}], \"starttime\": {}, \"expiration\": {}}}}}\n",
         rlite.join(", "),
@@ -373,11 +348,36 @@ mod tests {
     fn idsets_and_hostlists_compress_runs() {
         assert_eq!(idset(&[3, 0, 1, 2, 7]), "0-3,7");
         assert_eq!(idset(&[]), "");
-        let names: Vec<String> = ["node0", "node1", "node2", "node5"]
-            .iter()
-            .map(|s| s.to_string())
-            .collect();
-        assert_eq!(hostlist(&names), "node[0-2,5]");
-        assert_eq!(hostlist(&["login".to_string()]), "login");
+    }
+
+    #[test]
+    fn rv1_lists_nodes_by_rank_and_leaves_out_nodes_without_cores() {
+        use crate::graph::VertexSpec;
+        let mut g = ResourceGraph::new();
+        let root = g
+            .add_vertex(VertexSpec::new("cluster", "c", 0), None)
+            .unwrap();
+        let mut emitted = Vec::new();
+        let emit = |v| Emit {
+            vertex: v,
+            needs: 1,
+            exclusive: true,
+        };
+        // node5 holds rank 0 and node2 rank 1: rank order, not name order.
+        for (id, rank, cores) in [(2, 1, 1), (5, 0, 1), (9, 2, 0)] {
+            let mut spec = VertexSpec::new("node", "node", id);
+            spec.rank = rank;
+            let n = g.add_vertex(spec, Some(root)).unwrap();
+            for c in 0..cores {
+                let core = g
+                    .add_vertex(VertexSpec::new("core", "core", c), Some(n))
+                    .unwrap();
+                emitted.push(emit(core));
+            }
+            emitted.push(emit(n));
+        }
+        let text = render(&g, &emitted, Format::Rv1NoSched, 0, 10, None);
+        assert!(text.contains("\"R_lite\": [{\"rank\": \"0-1\""), "{text}");
+        assert!(text.contains("\"nodelist\": [\"node[5,2]\"]"), "{text}");
     }
 }

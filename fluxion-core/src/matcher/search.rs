@@ -2,6 +2,7 @@
 
 use std::collections::HashMap;
 
+mod cxx_sort;
 mod or_slots;
 
 use super::held_runs::{self, HeldRuns, Passed, RunKey};
@@ -590,10 +591,45 @@ impl Search<'_> {
         }
     }
 
+    /// Sorts candidates by the request they answer (keeping the order they
+    /// arrived in, Fluxion's depth-first order), then each request's run
+    /// best first the way Fluxion's own unstable sort leaves equal scores
+    /// (see [`cxx_sort`]), `times(idx)` times: Fluxion sorts a type's list
+    /// once per sibling request of that type, so alternative slots sort
+    /// the slots' list once per alternative.
+    fn sort_as_fluxion(&self, cands: &mut [Cand], times: impl Fn(usize) -> usize) {
+        cands.sort_by_key(|c| c.idx);
+        let high = self.policy.prefers_high();
+        let mut lo = 0;
+        while lo < cands.len() {
+            let idx = cands[lo].idx;
+            let hi = lo + cands[lo..].partition_point(|c| c.idx == idx);
+            for _ in 0..times(idx) {
+                cxx_sort::sort_by(&mut cands[lo..hi], |a, b| {
+                    if high {
+                        a.score > b.score
+                    } else {
+                        a.score < b.score
+                    }
+                });
+            }
+            lo = hi;
+        }
+    }
+
     /// Appends to `out` the best candidates of `cands` for each of `reqs`
     /// (candidate `idx` = position in `reqs`); false when one falls short.
     fn choose_each(&self, cands: &mut [Cand], reqs: &[Request], out: &mut Vec<Emit>) -> bool {
-        self.sort(cands);
+        if reqs.iter().any(|r| r.alternatives.is_some()) {
+            // Alternative slots (the flexible traverser): Fluxion's order.
+            self.sort_as_fluxion(cands, |i| {
+                reqs.get(i)
+                    .and_then(|r| r.alternatives.as_ref())
+                    .map_or(1, |g| g.slots.len())
+            });
+        } else {
+            self.sort(cands);
+        }
         reqs.iter()
             .enumerate()
             .all(|(i, r)| self.take_best(answering(cands, i), r, out))
@@ -1152,10 +1188,15 @@ impl Search<'_> {
             mult,
             &mut kids,
         );
-        self.sort(&mut kids);
         let out = match &slot.alternatives {
-            None => self.pack_slots(u, slot, &kids),
-            Some(group) => self.pack_or_slots(u, slot, group, &kids),
+            None => {
+                self.sort(&mut kids);
+                self.pack_slots(u, slot, &kids)
+            }
+            Some(group) => {
+                self.sort_as_fluxion(&mut kids, |_| 1);
+                self.pack_or_slots(u, slot, group, &kids)
+            }
         };
         kids.clear();
         self.cand_pool.push(kids);

@@ -498,6 +498,36 @@ fn adopted_placements_hold_their_vertices() {
     m.adopt(41, 50, 100, false, emitted).unwrap();
 }
 
+/// An adopted placement is all or nothing: when any one of its entries
+/// cannot be held (here a shared pass-through over a node another job holds
+/// whole, listed after entries that are free), nothing of it is held, and
+/// those free entries stay free for the next job.
+#[test]
+fn a_refused_adoption_holds_nothing_of_what_it_listed() {
+    let mut m = Matcher::new(small(2), Policy::Low);
+    let g = m.graph();
+    let at = |p: &str, exclusive| Emit {
+        vertex: g.find_path(p).unwrap(),
+        needs: 1,
+        exclusive,
+    };
+    let node1_whole = vec![at("/cluster0/rack0/node1", true)];
+    let mixed = vec![
+        at("/cluster0/rack0/node0/socket0/core0", true),
+        at("/cluster0/rack0/node0", false),
+        at("/cluster0/rack0/node1/socket3/core15", true),
+        at("/cluster0/rack0/node1", false),
+        at("/cluster0/rack0", false),
+    ];
+    m.adopt(1, 0, 100, false, node1_whole).unwrap();
+    assert_eq!(m.adopt(2, 0, 100, false, mixed), Err(MatchError::Busy));
+    assert!(m.info(2).is_none());
+    // core0 of node0 was listed first, yet nothing holds it.
+    let spec = one_slot_of(&[("core", 1)]);
+    let o = m.match_jobspec(MatchOp::Allocate, 3, &spec, 0).unwrap();
+    assert_eq!(names(&m, &o)[0], "core0[1:x]");
+}
+
 /// Slots never share a vertex: two slots of 4 GiB each take two memory
 /// pools, though the first 16 GiB pool the first-match walk meets holds
 /// enough units for both.
@@ -822,4 +852,44 @@ fn pools_below_a_slot_are_held_whole() {
     assert_eq!(memory.len(), 1);
     assert_eq!(memory[0].0, memory[0].1);
     assert!(memory[0].0 > 1);
+}
+
+/// Equal scores are broken as Fluxion's own sort breaks them: with ids
+/// restarting on every node, both nodes' last core score best under the
+/// high-id policy, and two identical alternative slots at the top sort the
+/// list of slot candidates twice (once per alternative), which leaves the
+/// second node's core first. A stable sort would keep the first node's.
+#[test]
+fn score_ties_among_alternative_slots_fall_as_in_fluxion() {
+    let shape = ClusterShape {
+        nodes: 2,
+        nodes_per_rack: 2,
+        sockets: 2,
+        cores_per_socket: 18,
+        gpus_per_socket: 0,
+        memory_gib_per_socket: 0,
+        per_node_ids: true,
+    };
+    let spec = Jobspec::parse(
+        "version: 9999
+resources:
+  - type: slot
+    count: 1
+    label: default
+    with: [{type: core, count: 1}]
+  - type: slot
+    count: 1
+    label: default
+    with: [{type: core, count: 1}]
+attributes: {system: {duration: 100}}
+tasks: [{command: [app], slot: default, count: {per_slot: 1}}]
+",
+    )
+    .unwrap();
+    let mut m = Matcher::new(cluster(&shape).unwrap(), Policy::High);
+    m.set_or_slots(true);
+    let o = m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
+    let got = names(&m, &o);
+    assert_eq!(got[0], "core35[1:x]", "{got:?}");
+    assert!(got.contains(&"node1[1:s]".to_string()), "{got:?}");
 }

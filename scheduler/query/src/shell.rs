@@ -445,7 +445,8 @@ impl Session {
         }
         let reserve = match t[1] {
             "allocate" => false,
-            "allocate_orelse_reserve" => true,
+            // Fluxion's own tests spell it `reserve`.
+            "allocate_orelse_reserve" | "reserve" => true,
             sub => {
                 self.err(&format!("ERROR: unknown subcmd {sub}"));
                 return;
@@ -454,6 +455,10 @@ impl Session {
         let Some(job) = self.job_id(t[4]) else {
             return;
         };
+        if self.matcher.info(job).is_some() {
+            self.err("ERROR: existing Jobid ");
+            return;
+        }
         let at = match t[5].parse::<i64>() {
             Ok(at) if at >= 0 => at,
             _ => {
@@ -491,8 +496,12 @@ impl Session {
                 .adopt(job, at, duration, reserved, emitted)
                 .map_err(|e| e.to_string())
         });
+        // As in resource-query, the id is used up either way, and a refused
+        // update (nothing held) reports its job like a failed match.
+        self.next_job = job.saturating_add(1);
         if let Err(e) = result {
             self.err(&format!("ERROR: update: job {job}: {e}"));
+            self.print_failure(MatchOp::Allocate, job, true, 0.0, 0, 0);
             return;
         }
         let Some(info) = self.matcher.info(job) else {
@@ -520,7 +529,6 @@ impl Session {
                 overhead: 0.0,
             },
         );
-        self.next_job = self.next_job.max(job.saturating_add(1));
     }
 
     /// A job id argument, or `None` after an error naming it.

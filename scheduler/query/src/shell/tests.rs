@@ -211,3 +211,35 @@ fn comment_lines_are_not_unknown_commands() {
     let (_, errs) = run(b"# a comment\n#another\nquit\n");
     assert!(errs.is_empty(), "{errs}");
 }
+
+/// A refused update reports its job as resource-query does (no match for
+/// that id, which is used up), holds nothing, and an id already in use is
+/// refused before anything is read.
+#[test]
+fn a_refused_update_reports_its_job_and_uses_up_the_id() {
+    let dir = std::env::temp_dir().join(format!("phalanx-query-upd-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("tmp");
+    let jr = dir.join("r.jgf");
+    std::fs::write(
+        &jr,
+        r#"{"graph": {"nodes": [{"id": "1", "metadata": {"type": "core", "exclusive": true, "paths": {"containment": "/mini0/rack0/node0/socket0/core0"}}}], "edges": []}}"#,
+    )
+    .expect("write");
+    let r = jr.display();
+    let spec = data("socket2.yaml");
+    let (out, errs) = run(format!(
+        "update allocate jgf {r} 7 0 100\nupdate allocate jgf {r} 8 0 100\nupdate allocate jgf {r} 7 0 100\nmatch allocate {spec}\nquit\n"
+    )
+    .as_bytes());
+    assert!(
+        out.contains("INFO: No matching resources found\nINFO: JOBID=8\n"),
+        "{out}"
+    );
+    assert!(errs.contains("ERROR: update: job 8"), "{errs}");
+    assert!(errs.contains("ERROR: existing Jobid"), "{errs}");
+    assert!(
+        out.contains("INFO: JOBID=9\nINFO: RESOURCES=ALLOCATED"),
+        "{out}"
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
