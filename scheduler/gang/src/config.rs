@@ -63,7 +63,7 @@ impl Default for GangConfig {
             max_groups_per_pass: 1000,
             backfill: true,
             reserve_after: Millis::from_secs(300),
-            reserve_after_runtimes: 1.0,
+            reserve_after_runtimes: 0.0,
             reserve_after_overtakes: 4,
             pod_events: true,
             policy: PlacementPolicy::Pack,

@@ -1315,7 +1315,11 @@ impl GangScheduler {
     /// Mean expected run time of the groups placed now; `None` when none is.
     fn typical_runtime(&self) -> Option<Millis> {
         let (mut sum, mut n) = (0i128, 0i128);
-        for g in self.groups.values().filter(|g| g.placed_at.is_some() && !g.members.is_empty()) {
+        for g in self
+            .groups
+            .values()
+            .filter(|g| g.placed_at.is_some() && !g.members.is_empty())
+        {
             sum += i128::from(self.duration(g).0.max(0));
             n += 1;
         }

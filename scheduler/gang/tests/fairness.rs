@@ -208,7 +208,9 @@ fn a_big_gang_overtaken_n_times_is_reserved_for() {
     assert_eq!(overtook(big), 2, "{out:?}");
     assert_eq!(big, 100_000, "{out:?}");
     assert!(
-        out.reserved.iter().any(|(_, r)| r.as_deref() == Some("big")),
+        out.reserved
+            .iter()
+            .any(|(_, r)| r.as_deref() == Some("big")),
         "never reserved for: {out:?}"
     );
     // Every small gang still ran.
@@ -275,25 +277,21 @@ fn a_short_small_gang_backfills_around_the_reserved_big_gang() {
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
-    /// Whatever the mix, with the default triggers every gang starts (no one
-    /// is starved, small or big), whole, and the run ends.
+    /// Whatever the mix and the triggers, every gang starts (no one is
+    /// starved, small or big), whole, and the run ends.
     #[test]
-    fn every_gang_starts_with_the_default_triggers(
+    fn every_gang_starts_whatever_the_triggers(
         specs in prop::collection::vec((0i64..200, 1u32..5, 1u64..5, 5i64..120), 1..40),
+        k in prop::sample::select(vec![0.0, 0.5, 1.0, 3.0]),
+        n in 0u32..6,
     ) {
         let jobs: Vec<Job> = specs
             .iter()
             .enumerate()
             .map(|(i, (t, pods, cpu, d))| job(&format!("g{i}"), *t, *pods, cpu * 2000, *d))
             .collect();
-        let defaults = GangConfig::default();
         // 4 nodes: the largest gang (4 pods of 8 cores) fits.
-        let mut core = core(
-            4,
-            defaults.reserve_after.0 / 1000,
-            defaults.reserve_after_runtimes,
-            defaults.reserve_after_overtakes,
-        );
+        let mut core = core(4, GangConfig::default().reserve_after.0 / 1000, k, n);
         let out = run(&mut core, &jobs, 100_000_000);
         prop_assert_eq!(out.started.len(), jobs.len(), "{:?}", out);
     }

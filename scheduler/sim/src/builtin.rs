@@ -121,8 +121,8 @@ workload:
 const MINUTE_MPI: &str = r#"
 name: minute-mpi
 description: >-
-  8 nodes x 8 CPUs; 100 MPI jobs of 2-8 pods, 20-60 s each, all submitted
-  at once (minute-scale; shaped like issue 17's scenario A).
+  8 nodes x 8 CPUs; 100 MPI jobs of 2-8 one-CPU pods, 20-60 s each, all
+  submitted at once (minute-scale; shaped like issue 17's scenario A).
 seed: 1
 cluster:
   nodes:
@@ -140,7 +140,7 @@ workload:
       prefix: mpi
       interarrival: 0s
       pods: {min: 2, max: 8}
-      cpu: [1, 2, 3, 4]
+      cpu: [1]
       memory: 2Gi
       duration: {min: 20, max: 60}
       estimate_error: 0.25
@@ -180,8 +180,9 @@ workload:
 const MINUTE_ARRIVALS: &str = r#"
 name: minute-arrivals
 description: >-
-  8 nodes x 8 CPUs; 200 MPI jobs of 2-8 pods, 20-60 s each, arriving over
-  time (a mean gap of 7 s, about the cluster's capacity) rather than at once.
+  8 nodes x 8 CPUs; 200 MPI jobs of 2-8 one-CPU pods, 20-60 s each,
+  arriving over time (a mean gap of 3.5 s, about 90% of the cluster's
+  capacity) rather than at once.
 seed: 1
 cluster:
   nodes:
@@ -197,9 +198,9 @@ workload:
   generate:
     - count: 200
       prefix: mpi
-      interarrival: 7s
+      interarrival: 3.5
       pods: {min: 2, max: 8}
-      cpu: [1, 2, 3, 4]
+      cpu: [1]
       memory: 2Gi
       duration: {min: 20, max: 60}
       estimate_error: 0.25

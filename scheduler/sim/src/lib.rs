@@ -46,7 +46,7 @@ pub struct SimulateArgs {
     pub reserve_after: Option<std::time::Duration>,
     /// Phalanx's `--reserve-after-runtimes`: the first waiting gang is also
     /// reserved for after this many typical run times of running jobs
-    /// (0 turns it off) [default: 1].
+    /// (0 turns it off) [default: 0, off].
     #[arg(long)]
     pub reserve_after_runtimes: Option<f64>,
     /// Phalanx's `--reserve-after-overtakes`: the first waiting gang is also

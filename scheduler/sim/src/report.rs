@@ -259,7 +259,8 @@ pub fn table(scenario: &str, seed: u64, runs: &[Run], gpus: bool) -> String {
                 (Some(b), Some(s)) => format!("{} / {}", secs(b), secs(s)),
                 _ => "-".to_owned(),
             },
-            r.fairness_jain.map_or("-".to_owned(), |j| format!("{j:.2}")),
+            r.fairness_jain
+                .map_or("-".to_owned(), |j| format!("{j:.2}")),
             format!(
                 "{:.1}%",
                 100.0

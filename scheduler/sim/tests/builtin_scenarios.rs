@@ -46,3 +46,30 @@ fn spread_policy_also_completes_every_gang_whole() {
     assert_eq!(runs[0].completed as usize, runs[0].jobs);
     assert_eq!(runs[0].partial_gangs, 0);
 }
+
+#[test]
+fn minute_scale_scenarios_complete_whole_and_report_fairness() {
+    for name in ["minute-mpi", "minute-gpu", "minute-arrivals"] {
+        let s = load_scenario(name).unwrap();
+        let runs = run_all(
+            &s,
+            1,
+            &["phalanx".to_owned(), "native-gang".to_owned()],
+            false,
+        )
+        .unwrap();
+        println!("{}", report::table(&s.name, 1, &runs, name == "minute-gpu"));
+        for r in &runs {
+            assert_eq!(r.completed as usize, r.jobs, "{name} {}", r.scheduler);
+            assert_eq!(r.partial_gangs, 0, "{name} {}", r.scheduler);
+            let j = r.fairness_jain.expect("every gang started");
+            assert!(
+                j > 0.0 && j <= 1.0,
+                "{name} {}: Jain index {j}",
+                r.scheduler
+            );
+            let (big, small) = (r.big_quarter_wait_secs, r.small_quarter_wait_secs);
+            assert!(big.is_some() && small.is_some(), "{name} {}", r.scheduler);
+        }
+    }
+}
