@@ -73,3 +73,26 @@ fn minute_scale_scenarios_complete_whole_and_report_fairness() {
         }
     }
 }
+
+#[test]
+fn the_overtake_trigger_narrows_the_big_small_gap_on_minute_jobs() {
+    // Minute-long jobs never reach a 5-minute reserve_after: without the
+    // overtake trigger big gangs keep being passed; with it they are held for.
+    let s = load_scenario("minute-mpi").unwrap();
+    let ratio = |overtakes: u32| {
+        let config = phalanx_gang::GangConfig {
+            reserve_after_runtimes: 0.0,
+            reserve_after_overtakes: overtakes,
+            ..Default::default()
+        };
+        let runs =
+            phalanx_sim::run_all_with(&s, 1, &["phalanx".to_owned()], &config, false).unwrap();
+        assert_eq!(runs[0].completed as usize, runs[0].jobs);
+        runs[0].big_small_wait_ratio.expect("small gangs waited")
+    };
+    let (off, on) = (ratio(0), ratio(4));
+    assert!(
+        on < off / 2.0,
+        "big/small {on} with the trigger, {off} without"
+    );
+}
