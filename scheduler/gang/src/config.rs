@@ -31,8 +31,21 @@ pub struct GangConfig {
     /// Until then any later group that fits starts first (greedy, the best
     /// mean wait); from then on later groups may only backfill around its
     /// reservation, so no gang waits behind an endless stream of smaller
-    /// ones. Zero reserves at once.
+    /// ones. Zero reserves at once. A wall-clock bound: with the two
+    /// scale-free triggers below it only caps how long protection can take.
     pub reserve_after: Millis,
+    /// The queue head is also reserved for once it has waited this many
+    /// times the typical expected run time of the running groups (their
+    /// mean; the group's own when nothing runs), so protection scales with
+    /// the workload: seconds for minute-long jobs, an hour for hour-long
+    /// ones. Lower protects big gangs sooner and costs throughput (holding
+    /// idles resources); higher is greedier. Zero turns this trigger off.
+    pub reserve_after_runtimes: f64,
+    /// The queue head is also reserved for once this many later, smaller
+    /// groups have started ahead of it. Lower bounds how often a big gang
+    /// can be passed (fairness); higher lets more small gangs fill the
+    /// cluster first (mean wait). Zero turns this trigger off.
+    pub reserve_after_overtakes: u32,
     /// Whether to emit per-pod events (the simulator turns them off).
     pub pod_events: bool,
     /// How a group's pods are laid out inside the racks chosen for it.
@@ -50,6 +63,8 @@ impl Default for GangConfig {
             max_groups_per_pass: 1000,
             backfill: true,
             reserve_after: Millis::from_secs(300),
+            reserve_after_runtimes: 0.0,
+            reserve_after_overtakes: 4,
             pod_events: true,
             policy: PlacementPolicy::Pack,
         }

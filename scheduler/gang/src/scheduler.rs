@@ -65,6 +65,18 @@ struct PodState {
 /// A group's members as pod classes, and which pods make up each class.
 type MemberRequest = (GroupRequest, Vec<Vec<PodUid>>);
 
+/// Groups per walk whose overtaking is counted: the ones at the front of the
+/// queue, which are next to be reserved for; bounds the walk's extra work.
+const MAX_PASSED: usize = 16;
+
+/// How long a group waits before it is reserved for: `k` times `typical`,
+/// at most `cap` (the wall-clock `reserve_after`).
+fn reserve_wait(cap: Millis, k: f64, typical: Millis) -> Millis {
+    let scaled = typical.0 as f64 * k;
+    // Float to integer saturates; NaN (not possible with k > 0) gives 0.
+    Millis((scaled as i64).clamp(0, cap.0.max(0)))
+}
+
 /// A reserved slot whose pod vanished before it was bound.
 #[derive(Debug, Clone)]
 struct Vacant {
@@ -104,6 +116,9 @@ struct GroupState {
     first_seen: Timestamp,
     /// It last failed before it was old enough to be reserved for.
     deferred: bool,
+    /// How many later, smaller groups started while it waited, not yet
+    /// reserved for (see `reserve_after_overtakes`).
+    overtaken: u32,
     /// `nodes_gen` its node-dependent caches (`request`, `satisfiable`,
     /// `unsat_until`, `tried_gen`) were last valid for.
     nodes_seen: u64,
@@ -131,6 +146,7 @@ impl GroupState {
             held: None,
             first_seen,
             deferred: false,
+            overtaken: 0,
             nodes_seen: 0,
         }
     }
@@ -1079,6 +1095,11 @@ impl GangScheduler {
         };
         let cap = self.config.max_groups_per_pass.max(1);
         let mut examined = 0;
+        // Computed once per walk, when first needed.
+        let mut typical_runtime: Option<Option<Millis>> = None;
+        // Groups ahead of any head that did not fit this walk, and their sizes:
+        // a smaller group starting after them overtakes them.
+        let mut passed: Vec<(GroupKey, usize)> = Vec::new();
         for entry in queue.iter().skip(start) {
             let key = entry.2.clone();
             self.refresh_for_nodes(&key);
@@ -1117,9 +1138,21 @@ impl GangScheduler {
             }
             examined += 1;
             // A group becomes the head, which resources are held for, only
-            // once it has waited `reserve_after`.
-            let eligible_at = Self::created(g) + self.config.reserve_after;
-            let eligible = eligible_at <= now;
+            // once it has waited long enough (`reserve_wait`) or been
+            // passed often enough by smaller groups.
+            let overtaken = g.overtaken;
+            let wait = match self.config.reserve_after_runtimes {
+                k if k > 0.0 => {
+                    let own = self.duration(g);
+                    let typical = *typical_runtime.get_or_insert_with(|| self.typical_runtime());
+                    reserve_wait(self.config.reserve_after, k, typical.unwrap_or(own))
+                }
+                _ => self.config.reserve_after,
+            };
+            let eligible_at = Self::created(g) + wait;
+            let n = self.config.reserve_after_overtakes;
+            let eligible = eligible_at <= now || (n > 0 && overtaken >= n);
+            let size = g.members.len();
             let is_head = !head_seen && eligible;
             if !head_seen && !eligible {
                 self.next_reserve_check = Some(
@@ -1134,6 +1167,9 @@ impl GangScheduler {
                 && g.tried_members == g.members.len()
                 && !(is_head && g.deferred)
             {
+                if !head_seen && !eligible && passed.len() < MAX_PASSED {
+                    passed.push((key.clone(), size));
+                }
                 head_seen |= eligible;
                 continue;
             }
@@ -1179,6 +1215,11 @@ impl GangScheduler {
                         None => {}
                     }
                     self.commit(&key, now, &p, members, out);
+                    for (k, _) in passed.iter().filter(|(_, n)| *n > size) {
+                        if let Some(g) = self.groups.get_mut(k) {
+                            g.overtaken = g.overtaken.saturating_add(1);
+                        }
+                    }
                     continue;
                 }
                 // Stale view: recompute the reservation next pass.
@@ -1215,6 +1256,9 @@ impl GangScheduler {
                 g.tried_gen = Some(gen_now);
                 g.tried_members = g.members.len();
                 g.deferred = !eligible;
+            }
+            if !head_seen && !eligible && passed.len() < MAX_PASSED {
+                passed.push((key.clone(), size));
             }
             if is_head {
                 head_seen = true;
@@ -1266,6 +1310,20 @@ impl GangScheduler {
             self.reservation = None;
         }
         true
+    }
+
+    /// Mean expected run time of the groups placed now; `None` when none is.
+    fn typical_runtime(&self) -> Option<Millis> {
+        let (mut sum, mut n) = (0i128, 0i128);
+        for g in self
+            .groups
+            .values()
+            .filter(|g| g.placed_at.is_some() && !g.members.is_empty())
+        {
+            sum += i128::from(self.duration(g).0.max(0));
+            n += 1;
+        }
+        (n > 0).then(|| Millis(i64::try_from(sum / n).unwrap_or(i64::MAX)))
     }
 
     /// For a group with a topology key, its request restricted to the nodes of

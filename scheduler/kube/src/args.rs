@@ -89,6 +89,12 @@ pub struct RunArgs {
     /// How long the first waiting gang waits before resources are held for it; until then smaller gangs that fit start first (`0s`: hold at once) [default: 5m].
     #[arg(long, env = "PHALANX_RESERVE_AFTER", value_parser = humantime::parse_duration)]
     pub reserve_after: Option<Duration>,
+    /// The first waiting gang is also held for once it has waited this many typical run times of the running jobs, so protection scales with the workload (`0`: off; lower is fairer to big gangs, higher greedier) [default: 0, off].
+    #[arg(long, env = "PHALANX_RESERVE_AFTER_RUNTIMES")]
+    pub reserve_after_runtimes: Option<f64>,
+    /// The first waiting gang is also held for once this many later, smaller gangs have started ahead of it (`0`: off; lower is fairer to big gangs, higher greedier) [default: 4].
+    #[arg(long, env = "PHALANX_RESERVE_AFTER_OVERTAKES")]
+    pub reserve_after_overtakes: Option<u32>,
 }
 
 /// The config file: the same settings as the flags.
@@ -125,6 +131,10 @@ struct FileConfig {
     default_schedule_timeout: Option<Duration>,
     #[serde(default, with = "opt_duration")]
     reserve_after: Option<Duration>,
+    #[serde(default)]
+    reserve_after_runtimes: Option<f64>,
+    #[serde(default)]
+    reserve_after_overtakes: Option<u32>,
 }
 
 mod opt_duration {
@@ -189,6 +199,10 @@ pub struct Settings {
     pub default_schedule_timeout: Duration,
     /// How long the queue head waits before resources are held for it.
     pub reserve_after: Duration,
+    /// Typical run times of running jobs the queue head waits before it is held for (0: off).
+    pub reserve_after_runtimes: f64,
+    /// Later, smaller gangs that may start ahead of the queue head before it is held for (0: off).
+    pub reserve_after_overtakes: u32,
 }
 
 /// A problem with the settings, naming the setting.
@@ -366,6 +380,14 @@ impl Settings {
                 .reserve_after
                 .or(file.reserve_after)
                 .unwrap_or(Duration::from_secs(300)),
+            reserve_after_runtimes: args
+                .reserve_after_runtimes
+                .or(file.reserve_after_runtimes)
+                .unwrap_or(0.0),
+            reserve_after_overtakes: args
+                .reserve_after_overtakes
+                .or(file.reserve_after_overtakes)
+                .unwrap_or(4),
         };
         s.check()?;
         Ok(s)
@@ -398,6 +420,11 @@ impl Settings {
         }
         if self.retry_period >= self.renew_deadline {
             return bad("retry_period", "must be shorter than renew_deadline");
+        }
+        if !(self.reserve_after_runtimes.is_finite()
+            && (0.0..=1000.0).contains(&self.reserve_after_runtimes))
+        {
+            return bad("reserve_after_runtimes", "must be a number from 0 to 1000");
         }
         if self.retry_interval.is_zero() {
             return bad("retry_interval", "must be positive");

@@ -1,7 +1,14 @@
 //! Built-in scenarios (the same format as scenario files).
 
 /// Names of the built-in scenarios.
-pub const NAMES: [&str; 3] = ["mpi-contention", "gpu-training", "large"];
+pub const NAMES: [&str; 6] = [
+    "mpi-contention",
+    "gpu-training",
+    "large",
+    "minute-mpi",
+    "minute-gpu",
+    "minute-arrivals",
+];
 
 /// The YAML of a built-in scenario.
 pub fn yaml(name: &str) -> Option<&'static str> {
@@ -9,6 +16,9 @@ pub fn yaml(name: &str) -> Option<&'static str> {
         "mpi-contention" => Some(MPI_CONTENTION),
         "gpu-training" => Some(GPU_TRAINING),
         "large" => Some(LARGE),
+        "minute-mpi" => Some(MINUTE_MPI),
+        "minute-gpu" => Some(MINUTE_GPU),
+        "minute-arrivals" => Some(MINUTE_ARRIVALS),
         _ => None,
     }
 }
@@ -102,4 +112,96 @@ workload:
       memory: 4Gi
       duration: {min: 300, max: 3600}
       estimate_error: 0.2
+"#;
+
+// The three minute-scale scenarios are shaped like the real-cluster runs of
+// issue 17 (A and B): there a wall-clock `--reserve-after` never fires, so
+// they show whether protection for big gangs scales with the workload.
+
+const MINUTE_MPI: &str = r#"
+name: minute-mpi
+description: >-
+  8 nodes x 8 CPUs; 100 MPI jobs of 2-8 one-CPU pods, 20-60 s each, all
+  submitted at once (minute-scale; shaped like issue 17's scenario A).
+seed: 1
+cluster:
+  nodes:
+    - count: 8
+      prefix: node
+      cpu: 8
+      memory: 32Gi
+      racks_per_zone: 2
+workload:
+  pod_interval: 0.05s
+  startup: 2s
+  schedule_timeout: 60s
+  generate:
+    - count: 100
+      prefix: mpi
+      interarrival: 0s
+      pods: {min: 2, max: 8}
+      cpu: [1]
+      memory: 2Gi
+      duration: {min: 20, max: 60}
+      estimate_error: 0.25
+"#;
+
+const MINUTE_GPU: &str = r#"
+name: minute-gpu
+description: >-
+  32 nodes x 8 GPUs; 20 training jobs of 8-16 pods of 4 GPUs, 20-60 s each,
+  all submitted at once (minute-scale; shaped like issue 17's scenario B).
+seed: 1
+cluster:
+  nodes:
+    - count: 32
+      prefix: gpu
+      cpu: 64
+      memory: 512Gi
+      gpus: 8
+      zones: 2
+      racks_per_zone: 4
+workload:
+  pod_interval: 0.05s
+  startup: 5s
+  schedule_timeout: 60s
+  generate:
+    - count: 20
+      prefix: train
+      interarrival: 0s
+      pods: {min: 8, max: 16}
+      cpu: [8]
+      memory: 32Gi
+      gpus: [4]
+      duration: {min: 20, max: 60}
+      estimate_error: 0.2
+"#;
+
+const MINUTE_ARRIVALS: &str = r#"
+name: minute-arrivals
+description: >-
+  8 nodes x 8 CPUs; 200 MPI jobs of 2-8 one-CPU pods, 20-60 s each,
+  arriving over time (a mean gap of 3.5 s, about 90% of the cluster's
+  capacity) rather than at once.
+seed: 1
+cluster:
+  nodes:
+    - count: 8
+      prefix: node
+      cpu: 8
+      memory: 32Gi
+      racks_per_zone: 2
+workload:
+  pod_interval: 0.05s
+  startup: 2s
+  schedule_timeout: 60s
+  generate:
+    - count: 200
+      prefix: mpi
+      interarrival: 3.5
+      pods: {min: 2, max: 8}
+      cpu: [1]
+      memory: 2Gi
+      duration: {min: 20, max: 60}
+      estimate_error: 0.25
 "#;

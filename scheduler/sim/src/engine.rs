@@ -295,6 +295,8 @@ pub fn simulate(
                     let wait = (now - job.arrival) as f64 / 1000.0;
                     run.waits.push(wait);
                     run.sized_waits.push((job.pods, wait));
+                    let runtime = job.duration.max(1) as f64 / 1000.0;
+                    run.slowdowns.push((wait + runtime) / runtime);
                     run.samples.push(Sample::new(
                         now,
                         used_cpu,

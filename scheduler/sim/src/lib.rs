@@ -24,7 +24,8 @@ use crate::workload::Workload;
 /// Command-line arguments of `phalanx simulate`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
-    /// A built-in scenario (mpi-contention, gpu-training, large) or a scenario YAML file.
+    /// A built-in scenario (mpi-contention, gpu-training, large, minute-mpi,
+    /// minute-gpu, minute-arrivals) or a scenario YAML file.
     #[arg(long, default_value = "mpi-contention")]
     pub scenario: String,
     /// Schedulers to compare, comma-separated: phalanx (packing each gang's
@@ -43,6 +44,16 @@ pub struct SimulateArgs {
     /// before resources are held for it, e.g. `0s`, `5m` [default: 5m].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub reserve_after: Option<std::time::Duration>,
+    /// Phalanx's `--reserve-after-runtimes`: the first waiting gang is also
+    /// reserved for after this many typical run times of running jobs
+    /// (0 turns it off) [default: 0, off].
+    #[arg(long)]
+    pub reserve_after_runtimes: Option<f64>,
+    /// Phalanx's `--reserve-after-overtakes`: the first waiting gang is also
+    /// reserved for once this many later, smaller gangs started ahead of it
+    /// (0 turns it off) [default: 4].
+    #[arg(long)]
+    pub reserve_after_overtakes: Option<u32>,
     /// Write report.json and report.svg to this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -194,6 +205,15 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     if let Some(d) = args.reserve_after {
         config.reserve_after =
             phalanx_gang::Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    }
+    if let Some(k) = args.reserve_after_runtimes {
+        if !k.is_finite() || !(0.0..=1000.0).contains(&k) {
+            anyhow::bail!("--reserve-after-runtimes: want a number from 0 to 1000, got {k}");
+        }
+        config.reserve_after_runtimes = k;
+    }
+    if let Some(n) = args.reserve_after_overtakes {
+        config.reserve_after_overtakes = n;
     }
     let runs = run_all_with(&scenario, seed, &args.schedulers, &config, progress)?;
     let gpus = scenario.cluster.nodes.iter().any(|p| p.gpus > 0);

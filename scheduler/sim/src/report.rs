@@ -58,6 +58,17 @@ pub struct Run {
     /// Per started job: its pod count and its wait, s.
     #[serde(skip)]
     pub sized_waits: Vec<(u32, f64)>,
+    /// Per started job: its slowdown, (wait + run time) / run time.
+    #[serde(skip)]
+    pub slowdowns: Vec<f64>,
+    /// Mean wait of the largest quarter of started gangs (by pods), s.
+    pub big_quarter_wait_secs: Option<f64>,
+    /// Mean wait of the smallest quarter of started gangs (by pods), s.
+    pub small_quarter_wait_secs: Option<f64>,
+    /// Jain's fairness index over the slowdowns of started gangs:
+    /// (sum x)^2 / (n * sum x^2), 1 when every gang is slowed alike, 1/n
+    /// when one gang takes all the slowdown.
+    pub fairness_jain: Option<f64>,
     /// Mean wait of the largest quarter of started gangs (by pods) over that
     /// of the smallest quarter; `None` when the small ones did not wait.
     pub big_small_wait_ratio: Option<f64>,
@@ -103,6 +114,10 @@ impl Run {
             makespan_secs: None,
             waits: Vec::new(),
             sized_waits: Vec::new(),
+            slowdowns: Vec::new(),
+            big_quarter_wait_secs: None,
+            small_quarter_wait_secs: None,
+            fairness_jain: None,
             big_small_wait_ratio: None,
             mean_wait_secs: 0.0,
             p99_wait_secs: 0.0,
@@ -133,6 +148,11 @@ impl Run {
             self.p99_wait_secs = w[idx];
         }
         self.big_small_wait_ratio = big_small_ratio(&self.sized_waits);
+        if let Some((small, big)) = quartile_means(&self.sized_waits) {
+            self.small_quarter_wait_secs = Some(small);
+            self.big_quarter_wait_secs = Some(big);
+        }
+        self.fairness_jain = jain(&self.slowdowns);
         // Integrate the step function of utilisation over [first arrival, end].
         let start = self.first_arrival as f64 / 1000.0;
         let end = self.end.max(self.makespan_end) as f64 / 1000.0;
@@ -153,9 +173,23 @@ impl Run {
     }
 }
 
+/// Jain's fairness index of `xs`; `None` when empty or all zero.
+fn jain(xs: &[f64]) -> Option<f64> {
+    let sum: f64 = xs.iter().sum();
+    let sq: f64 = xs.iter().map(|x| x * x).sum();
+    (!xs.is_empty() && sq > 0.0).then(|| sum * sum / (xs.len() as f64 * sq))
+}
+
 /// Mean wait of gangs at or above the upper quartile of sizes over that of
 /// gangs at or below the lower quartile.
 fn big_small_ratio(sized: &[(u32, f64)]) -> Option<f64> {
+    let (small, big) = quartile_means(sized)?;
+    (small >= 1.0).then(|| big / small)
+}
+
+/// Mean waits of gangs at or below the lower quartile of sizes and of gangs
+/// at or above the upper quartile; `None` with fewer than 4 gangs or one size.
+fn quartile_means(sized: &[(u32, f64)]) -> Option<(f64, f64)> {
     if sized.len() < 4 {
         return None;
     }
@@ -173,9 +207,7 @@ fn big_small_ratio(sized: &[(u32, f64)]) -> Option<f64> {
             .collect();
         w.iter().sum::<f64>() / w.len().max(1) as f64
     };
-    let small = mean(&|n| n <= lo);
-    let big = mean(&|n| n >= hi);
-    (small >= 1.0).then(|| big / small)
+    Some((mean(&|n| n <= lo), mean(&|n| n >= hi)))
 }
 
 fn secs(s: f64) -> String {
@@ -200,6 +232,8 @@ pub fn table(scenario: &str, seed: u64, runs: &[Run], gpus: bool) -> String {
         "mean wait",
         "p99 wait",
         "big/small wait",
+        "big / small q. wait",
+        "fairness",
         util,
         "partial gangs",
         "stranded pods",
@@ -221,6 +255,12 @@ pub fn table(scenario: &str, seed: u64, runs: &[Run], gpus: bool) -> String {
             secs(r.p99_wait_secs),
             r.big_small_wait_ratio
                 .map_or("-".to_owned(), |x| format!("{x:.1}x")),
+            match (r.big_quarter_wait_secs, r.small_quarter_wait_secs) {
+                (Some(b), Some(s)) => format!("{} / {}", secs(b), secs(s)),
+                _ => "-".to_owned(),
+            },
+            r.fairness_jain
+                .map_or("-".to_owned(), |j| format!("{j:.2}")),
             format!(
                 "{:.1}%",
                 100.0
@@ -394,5 +434,21 @@ mod ratio_tests {
         );
         // One size only: nothing to compare.
         assert_eq!(big_small_ratio(&[(4, 1.0); 8]), None);
+    }
+
+    #[test]
+    fn jain_is_one_when_even_and_one_over_n_when_one_takes_all() {
+        use super::jain;
+        assert_eq!(jain(&[2.0, 2.0, 2.0]), Some(1.0));
+        let j = jain(&[4.0, 0.0, 0.0, 0.0]).unwrap_or(0.0);
+        assert!((j - 0.25).abs() < 1e-12, "{j}");
+        assert_eq!(jain(&[]), None);
+        assert_eq!(jain(&[0.0, 0.0]), None);
+    }
+
+    #[test]
+    fn quartile_means_reports_both_ends() {
+        let sized = [(2, 10.0), (2, 20.0), (4, 500.0), (8, 100.0), (8, 300.0)];
+        assert_eq!(super::quartile_means(&sized), Some((15.0, 200.0)));
     }
 }

@@ -46,3 +46,53 @@ fn spread_policy_also_completes_every_gang_whole() {
     assert_eq!(runs[0].completed as usize, runs[0].jobs);
     assert_eq!(runs[0].partial_gangs, 0);
 }
+
+#[test]
+fn minute_scale_scenarios_complete_whole_and_report_fairness() {
+    for name in ["minute-mpi", "minute-gpu", "minute-arrivals"] {
+        let s = load_scenario(name).unwrap();
+        let runs = run_all(
+            &s,
+            1,
+            &["phalanx".to_owned(), "native-gang".to_owned()],
+            false,
+        )
+        .unwrap();
+        println!("{}", report::table(&s.name, 1, &runs, name == "minute-gpu"));
+        for r in &runs {
+            assert_eq!(r.completed as usize, r.jobs, "{name} {}", r.scheduler);
+            assert_eq!(r.partial_gangs, 0, "{name} {}", r.scheduler);
+            let j = r.fairness_jain.expect("every gang started");
+            assert!(
+                j > 0.0 && j <= 1.0,
+                "{name} {}: Jain index {j}",
+                r.scheduler
+            );
+            let (big, small) = (r.big_quarter_wait_secs, r.small_quarter_wait_secs);
+            assert!(big.is_some() && small.is_some(), "{name} {}", r.scheduler);
+        }
+    }
+}
+
+#[test]
+fn the_overtake_trigger_narrows_the_big_small_gap_on_minute_jobs() {
+    // Minute-long jobs never reach a 5-minute reserve_after: without the
+    // overtake trigger big gangs keep being passed; with it they are held for.
+    let s = load_scenario("minute-mpi").unwrap();
+    let ratio = |overtakes: u32| {
+        let config = phalanx_gang::GangConfig {
+            reserve_after_runtimes: 0.0,
+            reserve_after_overtakes: overtakes,
+            ..Default::default()
+        };
+        let runs =
+            phalanx_sim::run_all_with(&s, 1, &["phalanx".to_owned()], &config, false).unwrap();
+        assert_eq!(runs[0].completed as usize, runs[0].jobs);
+        runs[0].big_small_wait_ratio.expect("small gangs waited")
+    };
+    let (off, on) = (ratio(0), ratio(4));
+    assert!(
+        on < off / 2.0,
+        "big/small {on} with the trigger, {off} without"
+    );
+}

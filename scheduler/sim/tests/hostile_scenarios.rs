@@ -148,10 +148,29 @@ fn an_unwritable_out_fails_before_the_run() {
         schedulers: vec!["phalanx".into()],
         seed: None,
         reserve_after: None,
+        reserve_after_runtimes: None,
+        reserve_after_overtakes: None,
         out: Some(file.join("reports")),
     };
     let err = format!("{:#}", phalanx_sim::run(args).unwrap_err());
     assert!(err.starts_with("--out: creating"), "{err}");
+}
+
+#[test]
+fn a_bad_reserve_after_runtimes_is_refused_by_name() {
+    for k in [f64::NAN, -1.0, f64::INFINITY, 1e9] {
+        let args = phalanx_sim::SimulateArgs {
+            scenario: "minute-mpi".into(),
+            schedulers: vec!["phalanx".into()],
+            seed: None,
+            reserve_after: None,
+            reserve_after_runtimes: Some(k),
+            reserve_after_overtakes: None,
+            out: None,
+        };
+        let err = format!("{:#}", phalanx_sim::run(args).unwrap_err());
+        assert!(err.starts_with("--reserve-after-runtimes"), "{k}: {err}");
+    }
 }
 
 fn secs(max: f64) -> impl Strategy<Value = f64> {

@@ -1,0 +1,298 @@
+//! Scale-free protection of big gangs: the first waiting gang is reserved
+//! for once smaller gangs have overtaken it `reserve_after_overtakes` times,
+//! or once it has waited `reserve_after_runtimes` typical run times of the
+//! running jobs, whatever the wall-clock `reserve_after`; and small gangs
+//! still run (backfill) around that reservation.
+//!
+//! The tests drive the core through a small discrete-event loop: groups
+//! arrive, their pods bind, and they end after their run time.
+
+use std::collections::BTreeMap;
+
+use phalanx_gang::*;
+use proptest::prelude::*;
+
+/// An 8-core node.
+fn node(i: usize) -> Node {
+    Node {
+        name: format!("n{i}"),
+        allocatable: Resources::new(8000, 64 << 30, 0),
+        max_pods: 110,
+        zone: Some("z0".into()),
+        rack: Some("r0".into()),
+        ready: true,
+        ..Default::default()
+    }
+}
+
+/// A job of the test workload.
+#[derive(Debug, Clone)]
+struct Job {
+    name: String,
+    arrival_ms: i64,
+    pods: u32,
+    cpu: u64,
+    duration_s: i64,
+}
+
+fn job(name: &str, arrival_s: i64, pods: u32, cpu: u64, duration_s: i64) -> Job {
+    Job {
+        name: name.into(),
+        arrival_ms: arrival_s * 1000,
+        pods,
+        cpu,
+        duration_s,
+    }
+}
+
+fn pod(j: &Job, i: u32) -> Pod {
+    Pod {
+        uid: PodUid(format!("{}-{i}", j.name)),
+        namespace: "ns".into(),
+        name: format!("{}-{i}", j.name),
+        requests: Resources::new(j.cpu, 1 << 30, 0),
+        group: Some(GroupKey::new("ns", j.name.clone())),
+        priority: 0,
+        scheduler_name: "phalanx".into(),
+        node_name: None,
+        phase: PodPhase::Pending,
+        node_selector: BTreeMap::new(),
+        required_affinity: Vec::new(),
+        tolerations: Vec::new(),
+        created: Timestamp::from_millis(j.arrival_ms),
+        expected_duration: None,
+    }
+}
+
+fn arrive(core: &mut GangScheduler, j: &Job) {
+    core.apply(Event::GroupUpsert(PodGroup {
+        key: GroupKey::new("ns", j.name.clone()),
+        min_member: j.pods,
+        schedule_timeout: Some(Millis::from_secs(36_000)),
+        priority: 0,
+        created: Timestamp::from_millis(j.arrival_ms),
+        expected_duration: Some(Millis::from_secs(j.duration_s)),
+        topology_key: None,
+    }));
+    for i in 0..j.pods {
+        core.apply(Event::PodUpsert(pod(j, i)));
+    }
+}
+
+fn core(nodes: usize, reserve_after_s: i64, runtimes: f64, overtakes: u32) -> GangScheduler {
+    let mut core = GangScheduler::new(GangConfig {
+        reserve_after: Millis::from_secs(reserve_after_s),
+        reserve_after_runtimes: runtimes,
+        reserve_after_overtakes: overtakes,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    for i in 0..nodes {
+        core.apply(Event::NodeUpsert(node(i)));
+    }
+    core
+}
+
+/// What a run saw.
+#[derive(Debug, Default)]
+struct Outcome {
+    /// Start time (ms) of each job that started.
+    started: BTreeMap<String, i64>,
+    /// Who the reservation was for after each pass, with the pass's time.
+    reserved: Vec<(i64, Option<String>)>,
+}
+
+/// Runs `jobs` to completion (or until `until_ms`): at every arrival, end
+/// and wakeup the core makes a pass; bound pods run for their job's run time
+/// and then succeed.
+fn run(core: &mut GangScheduler, jobs: &[Job], until_ms: i64) -> Outcome {
+    let mut out = Outcome::default();
+    let mut now = 0i64;
+    let mut arrived = 0usize;
+    // End time -> (job, its pods and nodes).
+    let mut ends: BTreeMap<(i64, usize), Vec<(Pod, String)>> = BTreeMap::new();
+    let mut jobs: Vec<Job> = jobs.to_vec();
+    jobs.sort_by_key(|j| j.arrival_ms);
+    let index: BTreeMap<String, usize> = jobs
+        .iter()
+        .enumerate()
+        .map(|(i, j)| (j.name.clone(), i))
+        .collect();
+    for _ in 0..100_000 {
+        while arrived < jobs.len() && jobs[arrived].arrival_ms <= now {
+            arrive(core, &jobs[arrived]);
+            arrived += 1;
+        }
+        while let Some(entry) = ends.first_entry() {
+            if entry.key().0 > now {
+                break;
+            }
+            for (mut p, node) in entry.remove() {
+                p.phase = PodPhase::Succeeded;
+                p.node_name = Some(node);
+                core.apply(Event::PodUpsert(p));
+            }
+        }
+        let d = core.schedule(Timestamp::from_millis(now));
+        let mut bound: BTreeMap<usize, Vec<(Pod, String)>> = BTreeMap::new();
+        for plan in d.binds {
+            for b in plan.pods {
+                let (name, i) = b.pod.0.rsplit_once('-').unwrap_or_default();
+                let j = index[name];
+                let i: u32 = i.parse().unwrap_or(0);
+                bound
+                    .entry(j)
+                    .or_default()
+                    .push((pod(&jobs[j], i), b.node.clone()));
+                core.apply(Event::BindResult {
+                    pod: b.pod,
+                    node: b.node,
+                    outcome: BindOutcome::Bound,
+                });
+            }
+        }
+        for (j, pods) in bound {
+            assert_eq!(pods.len(), jobs[j].pods as usize, "partial gang");
+            let first = out.started.insert(jobs[j].name.clone(), now);
+            assert!(first.is_none(), "{} started twice", jobs[j].name);
+            ends.insert((now + jobs[j].duration_s * 1000, j), pods);
+        }
+        out.reserved
+            .push((now, core.reservation().map(|(k, _)| k.name.clone())));
+        if out.started.len() == jobs.len() && ends.is_empty() {
+            break;
+        }
+        let next = [
+            jobs.get(arrived).map(|j| j.arrival_ms),
+            ends.keys().next().map(|k| k.0),
+            core.next_wakeup()
+                .map(|t| t.as_millis())
+                .filter(|t| *t > now),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        match next {
+            Some(t) if t <= until_ms => now = t.max(now + 1),
+            _ => break,
+        }
+    }
+    out
+}
+
+/// A filler holding half the cluster, a big gang needing all of it, then a
+/// stream of later, smaller gangs that fit beside the filler and run too
+/// long to end before the filler does (so none can backfill).
+fn stream_behind_big_gang() -> Vec<Job> {
+    let mut jobs = vec![job("filler", 0, 2, 4000, 100), job("big", 1, 4, 4000, 50)];
+    for i in 0..6 {
+        jobs.push(job(&format!("small{i}"), 2 + 10 * i, 1, 4000, 60));
+    }
+    jobs
+}
+
+#[test]
+fn a_big_gang_overtaken_n_times_is_reserved_for() {
+    // reserve_after of a day and no runtime trigger: only overtakes count.
+    let mut core = core(2, 86_400, 0.0, 2);
+    let out = run(&mut core, &stream_behind_big_gang(), 10_000_000);
+    let overtook = |limit: i64| {
+        out.started
+            .iter()
+            .filter(|(n, t)| n.starts_with("small") && **t < limit)
+            .count()
+    };
+    let big = out.started["big"];
+    // Exactly two smaller gangs pass it; then it is reserved for and starts
+    // when the filler ends (100 s), ahead of the rest of the stream.
+    assert_eq!(overtook(big), 2, "{out:?}");
+    assert_eq!(big, 100_000, "{out:?}");
+    assert!(
+        out.reserved
+            .iter()
+            .any(|(_, r)| r.as_deref() == Some("big")),
+        "never reserved for: {out:?}"
+    );
+    // Every small gang still ran.
+    assert_eq!(out.started.len(), 8, "{out:?}");
+}
+
+#[test]
+fn without_a_trigger_smaller_gangs_keep_passing_a_big_one() {
+    // The control: no overtake or runtime trigger and a day-long
+    // reserve_after, so the stream passes the big gang until it dries up.
+    let mut core = core(2, 86_400, 0.0, 0);
+    let out = run(&mut core, &stream_behind_big_gang(), 10_000_000);
+    let big = out.started["big"];
+    let passed = out
+        .started
+        .iter()
+        .filter(|(n, t)| n.starts_with("small") && **t < big)
+        .count();
+    assert!(passed > 2, "{out:?}");
+    assert!(
+        out.reserved.iter().all(|(_, r)| r.is_none()),
+        "reserved without a trigger: {out:?}"
+    );
+}
+
+#[test]
+fn protection_follows_the_running_jobs_run_time_not_the_wall_clock() {
+    // Overtakes off; one run time of the running jobs (the filler: 100 s,
+    // the smalls: 60 s) is well under the day-long reserve_after.
+    let mut core = core(2, 86_400, 1.0, 0);
+    let out = run(&mut core, &stream_behind_big_gang(), 10_000_000);
+    let first_reserved = out
+        .reserved
+        .iter()
+        .find(|(_, r)| r.as_deref() == Some("big"))
+        .map(|(t, _)| *t);
+    // Typical run time is at most 100 s, so big (arrived at 1 s) is reserved
+    // for by 101 s, far before a day.
+    assert!(
+        first_reserved.is_some_and(|t| t <= 101_000),
+        "{first_reserved:?} {out:?}"
+    );
+    // And the reservation did not come at once: small0 passed it first.
+    assert!(out.started["small0"] < out.started["big"], "{out:?}");
+}
+
+#[test]
+fn a_short_small_gang_backfills_around_the_reserved_big_gang() {
+    // Big is reserved for at once after one overtake; a small gang that ends
+    // before the filler does cannot delay big and starts at once.
+    let mut core = core(2, 86_400, 0.0, 1);
+    let jobs = vec![
+        job("filler", 0, 2, 4000, 100),
+        job("big", 1, 4, 4000, 50),
+        job("small0", 2, 1, 4000, 40),
+        job("quick", 50, 1, 4000, 30),
+    ];
+    let out = run(&mut core, &jobs, 10_000_000);
+    assert_eq!(out.started["small0"], 2_000, "{out:?}");
+    assert_eq!(out.started["quick"], 50_000, "{out:?}");
+    assert_eq!(out.started["big"], 100_000, "{out:?}");
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(32))]
+
+    /// Whatever the mix and the triggers, every gang starts (no one is
+    /// starved, small or big), whole, and the run ends.
+    #[test]
+    fn every_gang_starts_whatever_the_triggers(
+        specs in prop::collection::vec((0i64..200, 1u32..5, 1u64..5, 5i64..120), 1..40),
+        k in prop::sample::select(vec![0.0, 0.5, 1.0, 3.0]),
+        n in 0u32..6,
+    ) {
+        let jobs: Vec<Job> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, (t, pods, cpu, d))| job(&format!("g{i}"), *t, *pods, cpu * 2000, *d))
+            .collect();
+        // 4 nodes: the largest gang (4 pods of 8 cores) fits.
+        let mut core = core(4, GangConfig::default().reserve_after.0 / 1000, k, n);
+        let out = run(&mut core, &jobs, 100_000_000);
+        prop_assert_eq!(out.started.len(), jobs.len(), "{:?}", out);
+    }
+}
