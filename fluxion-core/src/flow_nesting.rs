@@ -41,7 +41,7 @@ pub fn check(text: &str, limit: usize) -> Result<(), TooDeep> {
     let mut i = 0;
     // The byte before `i` that was not a space or tab (a newline counts).
     let mut prev = b'\n';
-    let mut open = |depth: &mut usize, line: usize| {
+    let open = |depth: &mut usize, line: usize| {
         *depth += 1;
         if *depth > limit {
             Err(TooDeep { line, limit })
