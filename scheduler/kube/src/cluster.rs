@@ -630,9 +630,7 @@ impl Cluster {
 
     fn retry_parked(&mut self, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
         let parked: Vec<String> = self.parked.keys().cloned().collect();
-        for uid in parked {
-            self.send_pod(&uid, out, notes);
-        }
+        self.resend_uids(parked, out, notes);
     }
 
     // ---- groups and owners ----
@@ -701,20 +699,34 @@ impl Cluster {
         out: &mut Vec<gang::Event>,
         notes: &mut Vec<Notice>,
     ) {
-        let members: Vec<String> = self
-            .pods
+        let uids = self.uids_where(|_, p| {
+            p.metadata.namespace.as_deref() == Some(key.namespace.as_str())
+                && p.metadata
+                    .labels
+                    .as_ref()
+                    .and_then(|l| l.get(gang::POD_GROUP_LABEL))
+                    == Some(&key.name)
+        });
+        self.resend_uids(uids, out, notes);
+    }
+
+    /// UIDs of the cached pods that `pick` selects.
+    fn uids_where(&self, pick: impl Fn(&str, &core::Pod) -> bool) -> Vec<String> {
+        self.pods
             .iter()
-            .filter(|(_, p)| {
-                p.metadata.namespace.as_deref() == Some(key.namespace.as_str())
-                    && p.metadata
-                        .labels
-                        .as_ref()
-                        .and_then(|l| l.get(gang::POD_GROUP_LABEL))
-                        == Some(&key.name)
-            })
+            .filter(|(uid, p)| pick(uid, p))
             .map(|(uid, _)| uid.clone())
-            .collect();
-        for uid in members {
+            .collect()
+    }
+
+    /// Sends these pods again: each is classified anew.
+    fn resend_uids(
+        &mut self,
+        uids: Vec<String>,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
+        for uid in uids {
             self.send_pod(&uid, out, notes);
         }
     }
@@ -823,15 +835,8 @@ impl Cluster {
         out: &mut Vec<gang::Event>,
         notes: &mut Vec<Notice>,
     ) {
-        let uids: Vec<String> = self
-            .pods
-            .iter()
-            .filter(|(uid, p)| self.refers_to(uid, p, kind, ns, name))
-            .map(|(uid, _)| uid.clone())
-            .collect();
-        for uid in uids {
-            self.send_pod(&uid, out, notes);
-        }
+        let uids = self.uids_where(|uid, p| self.refers_to(uid, p, kind, ns, name));
+        self.resend_uids(uids, out, notes);
     }
 
     /// An object of a dynamically watched kind was added or changed; a malformed one
