@@ -46,6 +46,9 @@ pub struct GangConfig {
     /// can be passed (fairness); higher lets more small gangs fill the
     /// cluster first (mean wait). Zero turns this trigger off.
     pub reserve_after_overtakes: u32,
+    /// Whether a group that does not fit may evict groups of lower priority
+    /// (whole gangs, elastic members first). Off: priority only orders the queue.
+    pub preemption: bool,
     /// Whether to emit per-pod events (the simulator turns them off).
     pub pod_events: bool,
     /// How a group's pods are laid out inside the racks chosen for it.
@@ -65,6 +68,7 @@ impl Default for GangConfig {
             reserve_after: Millis::from_secs(300),
             reserve_after_runtimes: 0.0,
             reserve_after_overtakes: 4,
+            preemption: true,
             pod_events: true,
             policy: PlacementPolicy::Pack,
         }

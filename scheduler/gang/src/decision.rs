@@ -19,12 +19,19 @@ pub struct Decisions {
     pub group_changes: Vec<GroupChange>,
     /// Per-pod events (Kubernetes Events on the pod).
     pub pod_events: Vec<PodEvent>,
+    /// Victims to evict so that higher-priority groups fit: the caller
+    /// deletes every pod listed (a gang's are all listed, never a part of
+    /// its minimum) and marks the preemptor's pods with their nominated nodes.
+    pub preemptions: Vec<Preemption>,
 }
 
 impl Decisions {
     /// Whether nothing was decided.
     pub fn is_empty(&self) -> bool {
-        self.binds.is_empty() && self.group_changes.is_empty() && self.pod_events.is_empty()
+        self.binds.is_empty()
+            && self.group_changes.is_empty()
+            && self.pod_events.is_empty()
+            && self.preemptions.is_empty()
     }
 }
 
@@ -48,6 +55,38 @@ pub struct PodBinding {
     pub name: String,
     /// Target node.
     pub node: NodeName,
+}
+
+/// One preemption: the group that needs room, and what makes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Preemption {
+    /// The group that preempts.
+    pub preemptor: GroupKey,
+    /// Its priority.
+    pub priority: i32,
+    /// The groups (or elastic members of groups) to evict.
+    pub victims: Vec<Victim>,
+    /// Where the preemptor's pods are expected to go once the victims are
+    /// gone (`status.nominatedNodeName`); those resources are held for it.
+    pub nominated: Vec<PodBinding>,
+    /// A sentence for Events: who preempts whom, and why.
+    pub message: String,
+}
+
+/// Pods of one group chosen as preemption victims.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Victim {
+    /// The victim group.
+    pub group: GroupKey,
+    /// Its priority.
+    pub priority: i32,
+    /// Whether the whole group goes (false: only members above its minimum).
+    pub whole: bool,
+    /// The pods to delete, each with the node it runs on.
+    pub pods: Vec<PodBinding>,
+    /// Whether evicting them goes past a PodDisruptionBudget (done only when
+    /// no choice keeps every budget, as kube-scheduler does).
+    pub violates_budget: bool,
 }
 
 /// A pod group's phase, as written to the PodGroup status.

@@ -3,7 +3,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::model::{GroupKey, Node, NodeName, Pod, PodGroup, PodUid};
+use crate::model::{DisruptionBudget, GroupKey, Node, NodeName, Pod, PodGroup, PodUid};
 
 /// A change in the cluster or the outcome of a bind the core asked for.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -20,6 +20,15 @@ pub enum Event {
     GroupUpsert(PodGroup),
     /// A PodGroup is gone; its pods become groups of one.
     GroupDelete(GroupKey),
+    /// A PodDisruptionBudget appeared or changed.
+    BudgetUpsert(DisruptionBudget),
+    /// A PodDisruptionBudget is gone.
+    BudgetDelete {
+        /// Its namespace.
+        namespace: String,
+        /// Its name.
+        name: String,
+    },
     /// The outcome of binding `pod` to `node` as a [`BindPlan`](crate::BindPlan) asked.
     BindResult {
         /// The pod.

@@ -24,14 +24,16 @@ mod time;
 pub use config::GangConfig;
 pub use convert::node_spec;
 pub use decision::{
-    BindPlan, Decisions, EventType, GroupChange, GroupPhase, PodBinding, PodEvent, WaitReason,
+    BindPlan, Decisions, EventType, GroupChange, GroupPhase, PodBinding, PodEvent, Preemption,
+    Victim, WaitReason,
 };
 pub use event::{BindOutcome, Event};
 pub use fluxion_core::group::{PlacementPolicy, UnknownPolicy};
 pub use model::{
-    DURATION_ANNOTATION, GPU_RESOURCE, GroupKey, Node, NodeName, NumaPolicy, NumaZone,
-    POD_GROUP_LABEL, Pod, PodGroup, PodPhase, PodUid, Resources, SelectorOperator,
-    SelectorRequirement, SelectorTerm, Taint, TaintEffect, Toleration, TolerationOperator,
+    DURATION_ANNOTATION, DisruptionBudget, DisruptionMode, GPU_RESOURCE, GroupKey, LabelSelector,
+    Node, NodeName, NumaPolicy, NumaZone, POD_GROUP_LABEL, Pod, PodGroup, PodPhase, PodUid,
+    PreemptionPolicy, Resources, SelectorOperator, SelectorRequirement, SelectorTerm, Taint,
+    TaintEffect, Toleration, TolerationOperator,
 };
 pub use scheduler::GangScheduler;
 pub use time::{Millis, Timestamp};

@@ -354,6 +354,16 @@ pub struct Pod {
     pub created: Timestamp,
     /// Expected run time (annotation `phalanx.dev/duration-seconds`), if given.
     pub expected_duration: Option<Millis>,
+    /// `spec.preemptionPolicy`: whether its group may preempt lower-priority groups.
+    #[serde(default)]
+    pub preemption_policy: PreemptionPolicy,
+    /// `metadata.labels`, matched by PodDisruptionBudget selectors.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// `metadata.deletionTimestamp` is set: the pod is terminating and its
+    /// resources are about to be freed (it still holds them until it is gone).
+    #[serde(default)]
+    pub terminating: bool,
 }
 
 impl Pod {
@@ -419,4 +429,77 @@ pub struct PodGroup {
     /// rack: a native PodGroup's topology constraint); None places anywhere.
     #[serde(default)]
     pub topology_key: Option<String>,
+    /// Most members that may run (a MiniCluster's `maxSize`); `None` is no
+    /// limit. Members beyond `min_member` are elastic: placed as room
+    /// appears, released first under preemption.
+    #[serde(default)]
+    pub max_member: Option<u32>,
+    /// Whether the group's pods may preempt lower-priority groups (the
+    /// native PodGroup's `preemptionPolicy`); `None` leaves it to the pods'.
+    #[serde(default)]
+    pub preemption_policy: Option<PreemptionPolicy>,
+    /// How the group may be disrupted when it is a preemption victim.
+    #[serde(default)]
+    pub disruption: DisruptionMode,
+}
+
+/// `spec.preemptionPolicy` of a pod (or a native PodGroup).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum PreemptionPolicy {
+    /// It may preempt groups of lower priority (the Kubernetes default).
+    #[default]
+    PreemptLowerPriority,
+    /// It waits for room and never preempts.
+    Never,
+}
+
+/// How a group may be disrupted when it is chosen as a preemption victim.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum DisruptionMode {
+    /// Members above `min_member` may be released one by one; the minimum
+    /// goes whole or not at all (a native PodGroup's `All` / `PodGroup`
+    /// mode, and Phalanx's default for every gang).
+    #[default]
+    Gang,
+    /// Every member may be disrupted on its own (a group of independent
+    /// pods: a native `basic` PodGroup, or `Single` / `Pod` mode on a
+    /// group whose minimum is one).
+    Pod,
+}
+
+/// A label selector (`metav1.LabelSelector`): every `match_labels` pair and
+/// every expression must hold. An empty selector matches every pod.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub struct LabelSelector {
+    /// `matchLabels`.
+    #[serde(default)]
+    pub match_labels: BTreeMap<String, String>,
+    /// `matchExpressions` (In, NotIn, Exists, DoesNotExist).
+    #[serde(default)]
+    pub match_expressions: Vec<SelectorRequirement>,
+}
+
+impl LabelSelector {
+    /// Whether a pod with `labels` is selected.
+    pub fn matches(&self, labels: &BTreeMap<String, String>) -> bool {
+        self.match_labels
+            .iter()
+            .all(|(k, v)| labels.get(k) == Some(v))
+            && self.match_expressions.iter().all(|r| r.matches(labels))
+    }
+}
+
+/// A PodDisruptionBudget (`policy/v1`), as far as preemption needs it:
+/// kube-scheduler prefers victims whose eviction keeps every budget, and
+/// so does Phalanx.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DisruptionBudget {
+    /// Namespace; it selects pods of this namespace only.
+    pub namespace: String,
+    /// Name.
+    pub name: String,
+    /// `spec.selector`; `None` (a budget with no selector) selects nothing.
+    pub selector: Option<LabelSelector>,
+    /// `status.disruptionsAllowed`: pods it lets go now.
+    pub disruptions_allowed: u32,
 }

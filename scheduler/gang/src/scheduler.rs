@@ -33,7 +33,7 @@ use crate::decision::{
     BindPlan, Decisions, EventType, GroupChange, GroupPhase, PodBinding, PodEvent, WaitReason,
 };
 use crate::event::{BindOutcome, Event};
-use crate::model::{GroupKey, Node, NodeName, Pod, PodGroup, PodPhase, PodUid};
+use crate::model::{DisruptionBudget, GroupKey, Node, NodeName, Pod, PodGroup, PodPhase, PodUid};
 use crate::time::{Millis, Timestamp};
 
 /// Where one of our pods stands.
@@ -251,6 +251,9 @@ pub struct GangScheduler {
     next_reserve_check: Option<Timestamp>,
     /// Incomplete groups whose member count changed (only their message changes).
     membership_changed: BTreeSet<GroupKey>,
+    /// PodDisruptionBudgets by namespace and name (consulted when choosing
+    /// preemption victims).
+    budgets: BTreeMap<(String, String), DisruptionBudget>,
 }
 
 impl GangScheduler {
@@ -284,6 +287,7 @@ impl GangScheduler {
             next_unsat_retry: None,
             next_reserve_check: None,
             membership_changed: BTreeSet::new(),
+            budgets: BTreeMap::new(),
         }
     }
 
@@ -370,6 +374,13 @@ impl GangScheduler {
                 self.forget_group_if_empty(&key);
             }
             Event::BindResult { pod, node, outcome } => self.bind_result(&pod, node, outcome),
+            Event::BudgetUpsert(b) => {
+                self.budgets
+                    .insert((b.namespace.clone(), b.name.clone()), b);
+            }
+            Event::BudgetDelete { namespace, name } => {
+                self.budgets.remove(&(namespace, name));
+            }
         }
     }
 

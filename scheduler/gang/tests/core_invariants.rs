@@ -41,6 +41,9 @@ fn group(name: &str, min: u32, t: i64) -> PodGroup {
         created: Timestamp::from_secs(t),
         expected_duration: Some(Millis::from_secs(100)),
         topology_key: None,
+        max_member: None,
+        preemption_policy: None,
+        disruption: Default::default(),
     }
 }
 
@@ -60,6 +63,9 @@ fn pod(g: &str, i: u32, cpu: u64, gpus: u64, t: i64) -> Pod {
         tolerations: Vec::new(),
         created: Timestamp::from_secs(t),
         expected_duration: None,
+        preemption_policy: Default::default(),
+        labels: Default::default(),
+        terminating: false,
     }
 }
 

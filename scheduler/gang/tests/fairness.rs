@@ -61,6 +61,9 @@ fn pod(j: &Job, i: u32) -> Pod {
         tolerations: Vec::new(),
         created: Timestamp::from_millis(j.arrival_ms),
         expected_duration: None,
+        preemption_policy: Default::default(),
+        labels: Default::default(),
+        terminating: false,
     }
 }
 
@@ -73,6 +76,9 @@ fn arrive(core: &mut GangScheduler, j: &Job) {
         created: Timestamp::from_millis(j.arrival_ms),
         expected_duration: Some(Millis::from_secs(j.duration_s)),
         topology_key: None,
+        max_member: None,
+        preemption_policy: None,
+        disruption: Default::default(),
     }));
     for i in 0..j.pods {
         core.apply(Event::PodUpsert(pod(j, i)));

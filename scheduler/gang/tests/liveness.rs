@@ -34,6 +34,9 @@ fn group(name: &str, min: u32, t_ms: i64, duration_s: i64) -> PodGroup {
         created: Timestamp::from_millis(t_ms),
         expected_duration: Some(Millis::from_secs(duration_s)),
         topology_key: None,
+        max_member: None,
+        preemption_policy: None,
+        disruption: Default::default(),
     }
 }
 
@@ -53,6 +56,9 @@ fn pod(g: &str, i: u32, cpu: u64, t_ms: i64) -> Pod {
         tolerations: Vec::new(),
         created: Timestamp::from_millis(t_ms),
         expected_duration: None,
+        preemption_policy: Default::default(),
+        labels: Default::default(),
+        terminating: false,
     }
 }
 

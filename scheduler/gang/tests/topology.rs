@@ -28,6 +28,9 @@ fn group(name: &str, min: u32, topology_key: Option<&str>) -> PodGroup {
         created: Timestamp::from_secs(0),
         expected_duration: None,
         topology_key: topology_key.map(str::to_string),
+        max_member: None,
+        preemption_policy: None,
+        disruption: Default::default(),
     }
 }
 
@@ -47,6 +50,9 @@ fn pod(g: &str, i: u32, cpu: u64) -> Pod {
         tolerations: Vec::new(),
         created: Timestamp::from_secs(0),
         expected_duration: None,
+        preemption_policy: Default::default(),
+        labels: Default::default(),
+        terminating: false,
     }
 }
 

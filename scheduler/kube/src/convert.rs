@@ -416,6 +416,12 @@ pub fn pod(p: &core::Pod, group: Option<gang::GroupKey>) -> (gang::Pod, Vec<Fiel
         tolerations,
         created: time_millis(p.metadata.creation_timestamp.as_ref()),
         expected_duration,
+        preemption_policy: match spec.and_then(|s| s.preemption_policy.as_deref()) {
+            Some("Never") => gang::PreemptionPolicy::Never,
+            _ => gang::PreemptionPolicy::PreemptLowerPriority,
+        },
+        labels: p.metadata.labels.clone().unwrap_or_default(),
+        terminating: p.metadata.deletion_timestamp.is_some(),
     };
     (pod, problems)
 }
@@ -492,6 +498,9 @@ pub fn pod_group(pg: &PodGroup) -> Result<gang::PodGroup, FieldError> {
         created: time_millis(pg.metadata.creation_timestamp.as_ref()),
         expected_duration: None,
         topology_key: None,
+        max_member: None,
+        preemption_policy: None,
+        disruption: gang::DisruptionMode::Gang,
     })
 }
 

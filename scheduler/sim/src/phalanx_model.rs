@@ -57,6 +57,9 @@ impl PhalanxModel {
             tolerations: Vec::new(),
             created: Timestamp(cl.pods[pod].created_at),
             expected_duration: Some(Millis(spec.estimate)),
+            preemption_policy: Default::default(),
+            labels: Default::default(),
+            terminating: false,
         }
     }
 }
@@ -79,6 +82,9 @@ impl Model for PhalanxModel {
             created: Timestamp(now),
             expected_duration: Some(Millis(spec.estimate)),
             topology_key: None,
+            max_member: None,
+            preemption_policy: None,
+            disruption: Default::default(),
         }));
     }
 

@@ -134,6 +134,9 @@ pub fn derived(key: &gang::GroupKey, min_member: u32, created: gang::Timestamp) 
         created,
         expected_duration: None,
         topology_key: None,
+        max_member: None,
+        preemption_policy: None,
+        disruption: gang::DisruptionMode::Gang,
     }
 }
 
