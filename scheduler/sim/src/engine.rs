@@ -2,12 +2,26 @@
 //!
 //! A job arrives (its PodGroup appears), its controller creates one pod per
 //! `pod_interval`, the scheduler model assumes and binds pods, and the job
-//! runs only once every pod is bound (MPI-style: the launcher waits for all
-//! workers). Bound or assumed pods of a job that is not running yet hold
-//! their resources: that is what lets pod-at-a-time scheduling deadlock.
+//! runs once `min_pods` of its pods are bound (MPI-style jobs need all of
+//! them: the launcher waits for every worker; elastic jobs start at their
+//! minimum and the others join as they bind). Bound or assumed pods of a job
+//! that is not running yet hold their resources: that is what lets
+//! pod-at-a-time scheduling deadlock.
+//!
+//! A model may evict bound pods ([`Cluster::evict`]). An evicted pod is
+//! terminating: it keeps its resources for the workload's
+//! `termination_grace`, then it is gone and its job's controller creates a
+//! replacement (a Job's `podReplacementPolicy: Failed`: no new pod while the
+//! old one still runs). A running job that drops below its minimum fails as
+//! an MPI job does: its controller deletes the rest of its pods and the job
+//! starts again from zero once enough new pods are bound. A job whose pods
+//! were evicted only in part (some kept, fewer than its minimum) is a
+//! *partially preempted* gang. Wait is measured from the job's arrival to
+//! its last start, so the time a preempted job ran before it was killed, and
+//! its second wait, count against its wait.
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::time::Instant;
 
 use fluxion_core::group::{Demand, GroupGraph, NodeId, PodClaim};
@@ -15,7 +29,8 @@ use fluxion_core::group::{Demand, GroupGraph, NodeId, PodClaim};
 use crate::report::{Run, Sample};
 use crate::workload::Workload;
 
-/// A pod of the simulation.
+/// A pod of the simulation (the current incarnation of one slot of a job:
+/// a replacement reuses the slot with the next `generation`).
 #[derive(Debug, Clone)]
 pub struct SimPod {
     /// Its job.
@@ -26,10 +41,16 @@ pub struct SimPod {
     pub created: bool,
     /// Creation time, ms.
     pub created_at: i64,
-    /// What it holds (assumed or bound).
+    /// What it holds (assumed, bound, or terminating).
     pub claim: Option<PodClaim>,
     /// Whether it is bound (not just assumed).
     pub bound: bool,
+    /// Bind time, ms (a victim's start time, for preemption order).
+    pub bound_at: i64,
+    /// Evicted or deleted: it still holds its claim until its grace ends.
+    pub terminating: bool,
+    /// Incarnation: bumped each time the slot's pod is gone.
+    pub generation: u32,
 }
 
 /// A job's progress.
@@ -37,16 +58,27 @@ pub struct SimPod {
 pub struct SimJob {
     /// Index of its first pod.
     pub first_pod: usize,
-    /// Pods holding resources (assumed or bound).
+    /// Live pods holding resources (assumed or bound, not terminating).
     pub held: u32,
-    /// Pods bound.
+    /// Live pods bound.
     pub bound: u32,
-    /// Start time, ms.
+    /// Start time of the current run, ms.
     pub started: Option<i64>,
     /// Whether a start is scheduled.
     pub starting: bool,
     /// End time, ms.
     pub finished: Option<i64>,
+    /// Run attempt: bumped when the job fails and starts over.
+    pub epoch: u32,
+    /// Times it failed and started over.
+    pub restarts: u32,
+    /// Pods counted as doing work (bound while it runs).
+    counted: u32,
+    /// Wait of its last start, s.
+    wait: Option<f64>,
+    /// This attempt lost pods below its minimum to preemption; `true` when
+    /// some of its pods were kept (a partial preemption).
+    hit: Option<bool>,
 }
 
 /// The cluster as the simulation knows it (the truth every model binds into).
@@ -65,7 +97,14 @@ pub struct Cluster<'w> {
     pub placements: u64,
     /// Pods rejected by the kubelet (NUMA admission).
     pub admission_failures: u64,
+    /// Virtual time of the current step, ms.
+    pub now: i64,
     complete: Vec<usize>,
+    evictions: Vec<usize>,
+    used_cpu: i64,
+    used_gpu: i64,
+    util_changed: bool,
+    extra_binds: u64,
 }
 
 impl<'w> Cluster<'w> {
@@ -91,6 +130,9 @@ impl<'w> Cluster<'w> {
                     created_at: 0,
                     claim: None,
                     bound: false,
+                    bound_at: 0,
+                    terminating: false,
+                    generation: 0,
                 });
             }
             demands.push(Demand {
@@ -108,14 +150,20 @@ impl<'w> Cluster<'w> {
             demands,
             placements: 0,
             admission_failures: 0,
+            now: 0,
             complete: Vec::new(),
+            evictions: Vec::new(),
+            used_cpu: 0,
+            used_gpu: 0,
+            util_changed: false,
+            extra_binds: 0,
         }
     }
 
     /// Assumes `pod` on `node` if the kubelet would admit it; returns whether it did.
     pub fn assume(&mut self, pod: usize, node: NodeId) -> bool {
         let job = self.pods[pod].job;
-        if self.pods[pod].claim.is_some() {
+        if self.pods[pod].claim.is_some() || !self.pods[pod].created {
             return false;
         }
         let Some(claim) = self.truth.claim_on_node(node, &self.demands[job]) else {
@@ -130,27 +178,65 @@ impl<'w> Cluster<'w> {
 
     /// Binds an assumed pod.
     pub fn bind(&mut self, pod: usize) {
-        if self.pods[pod].bound || self.pods[pod].claim.is_none() {
+        if self.pods[pod].bound || self.pods[pod].claim.is_none() || self.pods[pod].terminating {
             return;
         }
         let job = self.pods[pod].job;
         self.pods[pod].bound = true;
+        self.pods[pod].bound_at = self.now;
         self.jobs[job].bound += 1;
         self.placements += 1;
-        if self.jobs[job].bound == self.wl.jobs[job].pods {
+        let spec = &self.wl.jobs[job];
+        if self.jobs[job].started.is_some() {
+            // An elastic member joining a running job.
+            self.jobs[job].counted += 1;
+            self.used_cpu += spec.requests.cpu_millis as i64;
+            self.used_gpu += spec.requests.gpus as i64;
+            self.util_changed = true;
+            self.extra_binds += 1;
+        } else if self.jobs[job].bound >= spec.min_pods {
             self.complete.push(job);
         }
     }
 
     /// Gives up an assumed (not bound) pod's resources.
     pub fn forget(&mut self, pod: usize) {
-        if self.pods[pod].bound {
+        if self.pods[pod].bound || self.pods[pod].terminating {
             return;
         }
         if let Some(claim) = self.pods[pod].claim.take() {
             self.truth.give(&claim);
             self.jobs[self.pods[pod].job].held -= 1;
         }
+    }
+
+    /// Asks for a bound pod to be evicted (a preemption victim); returns
+    /// whether it is one that can be. It terminates after this step.
+    pub fn evict(&mut self, pod: usize) -> bool {
+        let p = &self.pods[pod];
+        if !p.bound || p.terminating || p.claim.is_none() {
+            return false;
+        }
+        self.evictions.push(pod);
+        true
+    }
+
+    /// Whether `pod` exists and waits for a node (created, holding nothing,
+    /// not terminating, its job not finished).
+    pub fn is_pending(&self, pod: usize) -> bool {
+        let p = &self.pods[pod];
+        p.created && p.claim.is_none() && !p.terminating && self.jobs[p.job].finished.is_none()
+    }
+
+    /// Whether `pod` holds resources and is not terminating.
+    pub fn is_live_holder(&self, pod: usize) -> bool {
+        let p = &self.pods[pod];
+        p.claim.is_some() && !p.terminating
+    }
+
+    /// Priority of a pod (its job's).
+    pub fn priority(&self, pod: usize) -> i32 {
+        self.wl.jobs[self.pods[pod].job].priority
     }
 
     /// Pod indices of a job.
@@ -166,12 +252,18 @@ pub trait Model {
     fn name(&self) -> &'static str;
     /// A job arrived (its PodGroup exists).
     fn job_arrived(&mut self, job: usize, now: i64, cl: &mut Cluster<'_>);
-    /// A pod was created.
+    /// A pod was created (a job's first pods, or a replacement).
     fn pod_created(&mut self, pod: usize, now: i64, cl: &mut Cluster<'_>);
     /// A job started running.
     fn job_started(&mut self, _job: usize, _now: i64, _cl: &mut Cluster<'_>) {}
     /// A job ended; its pods' resources are already free.
     fn job_ended(&mut self, job: usize, now: i64, cl: &mut Cluster<'_>);
+    /// A pod is terminating (evicted, or deleted by its job's controller):
+    /// it still holds its resources until [`Model::pod_gone`].
+    fn pod_terminating(&mut self, _pod: usize, _now: i64, _cl: &mut Cluster<'_>) {}
+    /// A pod is gone and its resources are free (or, if it held none, it
+    /// was deleted); called before the slot's generation is bumped.
+    fn pod_gone(&mut self, _pod: usize, _now: i64, _cl: &mut Cluster<'_>) {}
     /// One scheduling pass; returns when it wants to run again if nothing else happens.
     fn step(&mut self, now: i64, cl: &mut Cluster<'_>) -> Option<i64>;
 }
@@ -180,8 +272,12 @@ pub trait Model {
 enum Ev {
     Arrive(usize),
     Create(usize),
-    Start(usize),
-    End(usize),
+    /// Job, epoch.
+    Start(usize, u32),
+    /// Job, epoch.
+    End(usize, u32),
+    /// Pod, generation: its termination grace is over.
+    Gone(usize, u32),
     Wake,
 }
 
@@ -219,6 +315,146 @@ pub struct StepBudget {
     pub jobs: usize,
 }
 
+/// The loop's state besides the cluster.
+struct Sim {
+    heap: BinaryHeap<Reverse<(i64, u64, Ev)>>,
+    seq: u64,
+    pending_creates: usize,
+    running: usize,
+    starting: usize,
+    last_progress: i64,
+    cap_cpu: i64,
+    cap_gpu: i64,
+}
+
+impl Sim {
+    fn push(&mut self, t: i64, e: Ev) {
+        self.seq += 1;
+        self.heap.push(Reverse((t, self.seq, e)));
+    }
+
+    fn sample(&self, run: &mut Run, cl: &Cluster<'_>) {
+        run.samples.push(Sample::new(
+            cl.now,
+            cl.used_cpu,
+            cl.used_gpu,
+            self.cap_cpu,
+            self.cap_gpu,
+            run.completed,
+        ));
+    }
+
+    /// `pod` starts terminating: it stops counting for its job now and
+    /// frees its resources after the grace period.
+    fn terminate(&mut self, pod: usize, cl: &mut Cluster<'_>, model: &mut dyn Model) {
+        let job = cl.pods[pod].job;
+        cl.pods[pod].terminating = true;
+        cl.jobs[job].held -= 1;
+        if cl.pods[pod].bound {
+            cl.jobs[job].bound -= 1;
+            if cl.jobs[job].started.is_some() && cl.jobs[job].counted > 0 {
+                let spec = &cl.wl.jobs[job];
+                cl.jobs[job].counted -= 1;
+                cl.used_cpu -= spec.requests.cpu_millis as i64;
+                cl.used_gpu -= spec.requests.gpus as i64;
+                cl.util_changed = true;
+            }
+        }
+        model.pod_terminating(pod, cl.now, cl);
+        let generation = cl.pods[pod].generation;
+        self.push(
+            later(cl.now, cl.wl.termination_grace),
+            Ev::Gone(pod, generation),
+        );
+    }
+
+    /// The slot's pod is gone: free what it held; its controller makes a
+    /// new one unless the job is over.
+    fn gone(&mut self, pod: usize, cl: &mut Cluster<'_>, model: &mut dyn Model) {
+        if let Some(c) = cl.pods[pod].claim.take() {
+            cl.truth.give(&c);
+        }
+        cl.pods[pod].terminating = false;
+        cl.pods[pod].bound = false;
+        model.pod_gone(pod, cl.now, cl);
+        cl.pods[pod].created = false;
+        cl.pods[pod].generation += 1;
+        if cl.jobs[cl.pods[pod].job].finished.is_none() {
+            self.pending_creates += 1;
+            self.push(cl.now, Ev::Create(pod));
+        }
+    }
+
+    /// A running (or starting) job fell below its minimum: it fails, its
+    /// controller deletes its other pods, and it starts over.
+    fn fail_job(&mut self, job: usize, run: &mut Run, cl: &mut Cluster<'_>, model: &mut dyn Model) {
+        let size = f64::from(cl.wl.jobs[job].min_pods);
+        for p in cl.job_pods(job) {
+            if cl.is_live_holder(p) {
+                self.terminate(p, cl, model);
+            } else if cl.is_pending(p) {
+                // Never placed: deleted at once, and made again.
+                self.gone(p, cl, model);
+            }
+        }
+        let j = &mut cl.jobs[job];
+        if let Some(started) = j.started.take() {
+            self.running -= 1;
+            run.lost_pod_secs += (cl.now - started) as f64 / 1000.0 * size;
+        } else if j.starting {
+            self.starting -= 1;
+        }
+        j.starting = false;
+        j.counted = 0;
+        j.epoch += 1;
+        j.restarts += 1;
+        j.wait = None;
+        j.hit = None;
+        run.restarts += 1;
+        self.last_progress = cl.now;
+    }
+
+    /// Carries out the evictions the model asked for in this step.
+    fn evictions(&mut self, run: &mut Run, cl: &mut Cluster<'_>, model: &mut dyn Model) {
+        let mut by_job: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for p in std::mem::take(&mut cl.evictions) {
+            if cl.pods[p].bound && cl.is_live_holder(p) {
+                let v = by_job.entry(cl.pods[p].job).or_default();
+                if !v.contains(&p) {
+                    v.push(p);
+                }
+            }
+        }
+        for (job, pods) in by_job {
+            let n = pods.len() as u32;
+            let remaining = cl.jobs[job].held - n;
+            run.evicted_pods += u64::from(n);
+            for p in pods {
+                self.terminate(p, cl, model);
+            }
+            if remaining >= cl.wl.jobs[job].min_pods {
+                // Elastic members above the minimum: the job runs on.
+                run.released_members += u64::from(n);
+                continue;
+            }
+            let partial = remaining > 0;
+            match cl.jobs[job].hit {
+                None => {
+                    run.preempted_gangs += 1;
+                    run.partially_preempted_gangs += u64::from(partial);
+                }
+                Some(false) if partial => run.partially_preempted_gangs += 1,
+                Some(_) => {}
+            }
+            let hit = cl.jobs[job].hit.unwrap_or(false) || partial;
+            cl.jobs[job].hit = Some(hit);
+            if cl.jobs[job].started.is_some() || cl.jobs[job].starting {
+                self.fail_job(job, run, cl, model);
+            }
+        }
+    }
+}
+
 /// Runs the workload against a model; `tick` is called as jobs finish.
 pub fn simulate(
     wl: &Workload,
@@ -228,27 +464,25 @@ pub fn simulate(
     let wall = Instant::now();
     let mut cl = Cluster::empty(wl);
     let (cap_cpu, _, cap_gpu, _) = cl.truth.free_totals();
-    let mut heap: BinaryHeap<Reverse<(i64, u64, Ev)>> = BinaryHeap::new();
-    let mut seq = 0u64;
-    let mut push = |heap: &mut BinaryHeap<Reverse<(i64, u64, Ev)>>, t: i64, e: Ev| {
-        seq += 1;
-        heap.push(Reverse((t, seq, e)));
+    let mut sim = Sim {
+        heap: BinaryHeap::new(),
+        seq: 0,
+        pending_creates: cl.pods.len(),
+        running: 0,
+        starting: 0,
+        last_progress: 0,
+        cap_cpu,
+        cap_gpu,
     };
     for (j, job) in wl.jobs.iter().enumerate() {
-        push(&mut heap, job.arrival, Ev::Arrive(j));
+        sim.push(job.arrival, Ev::Arrive(j));
     }
     let mut run = Run::new(model.name(), wl.jobs.len());
-    let mut pending_creates = cl.pods.len();
-    let mut running = 0usize;
-    let mut starting = 0usize;
-    let mut used_cpu = 0i64;
-    let mut used_gpu = 0i64;
-    let mut last_progress = 0i64;
     let mut wake: Option<i64> = None;
     let mut now = 0i64;
     let mut stuck_at: Option<i64> = None;
     let mut steps = 0u64;
-    while let Some(Reverse((t, _, _))) = heap.peek().copied() {
+    while let Some(Reverse((t, _, _))) = sim.heap.peek().copied() {
         if t > wl.horizon {
             break;
         }
@@ -262,115 +496,148 @@ pub fn simulate(
             });
         }
         now = t;
-        while let Some(Reverse((t2, _, ev))) = heap.peek().copied() {
+        cl.now = now;
+        while let Some(Reverse((t2, _, ev))) = sim.heap.peek().copied() {
             if t2 != now {
                 break;
             }
-            heap.pop();
+            sim.heap.pop();
             match ev {
                 Ev::Arrive(j) => {
                     model.job_arrived(j, now, &mut cl);
                     for (k, p) in cl.job_pods(j).enumerate() {
-                        push(
-                            &mut heap,
+                        sim.push(
                             later(now, (k as i64).saturating_mul(wl.pod_interval)),
                             Ev::Create(p),
                         );
                     }
                 }
                 Ev::Create(p) => {
+                    sim.pending_creates -= 1;
+                    if cl.pods[p].created || cl.jobs[cl.pods[p].job].finished.is_some() {
+                        continue;
+                    }
                     cl.pods[p].created = true;
                     cl.pods[p].created_at = now;
-                    pending_creates -= 1;
                     model.pod_created(p, now, &mut cl);
                 }
-                Ev::Start(j) => {
+                Ev::Start(j, epoch) => {
+                    if epoch != cl.jobs[j].epoch || !cl.jobs[j].starting {
+                        continue;
+                    }
                     cl.jobs[j].started = Some(now);
-                    running += 1;
-                    starting -= 1;
-                    last_progress = now;
+                    cl.jobs[j].starting = false;
+                    cl.jobs[j].hit = None;
+                    sim.running += 1;
+                    sim.starting -= 1;
+                    sim.last_progress = now;
                     let job = &wl.jobs[j];
-                    used_cpu += job.requests.cpu_millis as i64 * i64::from(job.pods);
-                    used_gpu += job.requests.gpus as i64 * i64::from(job.pods);
-                    let wait = (now - job.arrival) as f64 / 1000.0;
-                    run.waits.push(wait);
-                    run.sized_waits.push((job.pods, wait));
-                    let runtime = job.duration.max(1) as f64 / 1000.0;
-                    run.slowdowns.push((wait + runtime) / runtime);
-                    run.samples.push(Sample::new(
-                        now,
-                        used_cpu,
-                        used_gpu,
-                        cap_cpu,
-                        cap_gpu,
-                        run.completed,
-                    ));
+                    let counted = cl.jobs[j].bound;
+                    cl.jobs[j].counted = counted;
+                    cl.used_cpu += job.requests.cpu_millis as i64 * i64::from(counted);
+                    cl.used_gpu += job.requests.gpus as i64 * i64::from(counted);
+                    cl.jobs[j].wait = Some((now - job.arrival) as f64 / 1000.0);
+                    sim.sample(&mut run, &cl);
+                    cl.util_changed = false;
                     model.job_started(j, now, &mut cl);
-                    push(&mut heap, later(now, job.duration), Ev::End(j));
+                    sim.push(later(now, job.duration), Ev::End(j, epoch));
                 }
-                Ev::End(j) => {
+                Ev::End(j, epoch) => {
+                    if epoch != cl.jobs[j].epoch || cl.jobs[j].started.is_none() {
+                        continue;
+                    }
                     cl.jobs[j].finished = Some(now);
-                    running -= 1;
-                    last_progress = now;
+                    sim.running -= 1;
+                    sim.last_progress = now;
                     let job = &wl.jobs[j];
-                    used_cpu -= job.requests.cpu_millis as i64 * i64::from(job.pods);
-                    used_gpu -= job.requests.gpus as i64 * i64::from(job.pods);
+                    let counted = i64::from(std::mem::take(&mut cl.jobs[j].counted));
+                    cl.used_cpu -= job.requests.cpu_millis as i64 * counted;
+                    cl.used_gpu -= job.requests.gpus as i64 * counted;
                     for p in cl.job_pods(j) {
-                        if let Some(c) = cl.pods[p].claim.take() {
+                        // Terminating pods keep theirs until they are gone.
+                        if !cl.pods[p].terminating
+                            && let Some(c) = cl.pods[p].claim.take()
+                        {
                             cl.truth.give(&c);
                         }
                     }
                     cl.jobs[j].held = 0;
                     run.completed += 1;
                     run.makespan_end = now;
-                    run.samples.push(Sample::new(
-                        now,
-                        used_cpu,
-                        used_gpu,
-                        cap_cpu,
-                        cap_gpu,
-                        run.completed,
-                    ));
+                    sim.sample(&mut run, &cl);
+                    cl.util_changed = false;
                     model.job_ended(j, now, &mut cl);
                     tick(1);
+                }
+                Ev::Gone(p, generation) => {
+                    if cl.pods[p].generation == generation && cl.pods[p].terminating {
+                        sim.gone(p, &mut cl, model);
+                    }
                 }
                 Ev::Wake => {}
             }
         }
         let next = model.step(now, &mut cl);
+        if !cl.evictions.is_empty() {
+            sim.evictions(&mut run, &mut cl, model);
+        }
         for j in std::mem::take(&mut cl.complete) {
-            if !cl.jobs[j].starting {
+            let job = &cl.jobs[j];
+            if !job.starting
+                && job.started.is_none()
+                && job.finished.is_none()
+                && job.bound >= wl.jobs[j].min_pods
+            {
                 cl.jobs[j].starting = true;
-                starting += 1;
-                push(&mut heap, later(now, wl.startup), Ev::Start(j));
+                sim.starting += 1;
+                let epoch = cl.jobs[j].epoch;
+                sim.push(later(now, wl.startup), Ev::Start(j, epoch));
             }
+        }
+        if cl.util_changed {
+            cl.util_changed = false;
+            sim.sample(&mut run, &cl);
         }
         if let Some(w) = next
             && w > now
             && wake.is_none_or(|cur| cur <= now || w < cur)
         {
             wake = Some(w);
-            push(&mut heap, w, Ev::Wake);
+            sim.push(w, Ev::Wake);
         }
-        let all_arrived = pending_creates == 0;
-        if running == 0 && starting == 0 && all_arrived && run.completed < wl.jobs.len() as u64 {
-            let only_wakes = heap.iter().all(|Reverse((_, _, e))| *e == Ev::Wake);
-            if heap.is_empty() || (only_wakes && now - last_progress > STALL_MS) {
+        let all_arrived = sim.pending_creates == 0;
+        if sim.running == 0
+            && sim.starting == 0
+            && all_arrived
+            && run.completed < wl.jobs.len() as u64
+        {
+            let only_wakes = sim.heap.iter().all(|Reverse((_, _, e))| *e == Ev::Wake);
+            if sim.heap.is_empty() || (only_wakes && now - sim.last_progress > STALL_MS) {
                 stuck_at = Some(now);
                 break;
             }
         }
     }
+    let last_progress = sim.last_progress;
     run.first_arrival = wl.jobs.first().map_or(0, |j| j.arrival);
     run.end = now;
     run.placements = cl.placements;
     run.admission_failures = cl.admission_failures;
+    run.extra_members_bound = cl.extra_binds;
     for (j, job) in cl.jobs.iter().enumerate() {
-        if job.started.is_none() && job.held > 0 {
+        let spec = &cl.wl.jobs[j];
+        if let Some(wait) = job.wait {
+            run.waits.push(wait);
+            run.sized_waits.push((spec.pods, wait));
+            run.priority_waits.push((spec.priority, wait));
+            let runtime = spec.duration.max(1) as f64 / 1000.0;
+            run.slowdowns.push((wait + runtime) / runtime);
+        }
+        if job.started.is_none() && job.finished.is_none() && job.held > 0 {
             run.partial_gangs += 1;
             run.stranded_pods += u64::from(job.held);
         }
-        if job.started.is_none() && job.held == 0 && cl.wl.jobs[j].pods > 0 {
+        if job.started.is_none() && job.finished.is_none() && job.held == 0 && spec.pods > 0 {
             run.never_started += 1;
         }
     }

@@ -2,9 +2,23 @@
 //! the coscheduling plugin (Permit waits for the group, with a timeout) and
 //! the native gang scheduling of Kubernetes 1.35+ (a PodGroup placed in one
 //! group cycle, all or nothing).
+//!
+//! Preemption, as upstream does it: the default and coscheduling models run
+//! kube-scheduler's DefaultPreemption PostFilter for each pod that fits
+//! nowhere (pkg/scheduler/framework/preemption and
+//! plugins/defaultpreemption): per node, the fewest lowest-priority victims
+//! that make the pod fit; one node picked among them; the victims deleted,
+//! the pod nominated to the node (`status.nominatedNodeName`) and retried.
+//! Nothing there knows about gangs, so it takes pods out of running gangs.
+//! The native-gang model runs workload-aware preemption (KEP-5710, alpha in
+//! 1.36): the PodGroup is one preemptor and victims are chosen across the
+//! whole cluster, a victim PodGroup whole only when its `disruptionMode` is
+//! `All`; the API's default (`Single`, `Pod` in v1alpha2) lets it take
+//! single pods of a gang. PodDisruptionBudgets are not modelled (no
+//! scenario has any): upstream they only order the candidates.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeSet, BinaryHeap};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
 use fluxion_core::group::NodeId;
 
@@ -24,6 +38,45 @@ const GROUP_DENY_MS: i64 = 10_000;
 /// Queue order: (priority desc, group time, group, pod time, pod).
 type QueueKey = (Reverse<i32>, i64, usize, i64, usize);
 
+/// CPU millicores, memory bytes, GPUs, pod slots.
+type Res = [i64; 4];
+
+fn demand_of(cl: &Cluster<'_>, pod: usize) -> Res {
+    let d = &cl.demands[cl.pods[pod].job];
+    [d.cpu_millis as i64, d.memory_bytes as i64, d.gpus as i64, 1]
+}
+
+fn fits(free: &Res, d: &Res) -> bool {
+    free.iter().zip(d).all(|(f, d)| f >= d)
+}
+
+fn add(a: &mut Res, b: &Res) {
+    a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
+}
+
+fn sub(a: &mut Res, b: &Res) {
+    a.iter_mut().zip(b).for_each(|(a, b)| *a -= b);
+}
+
+/// LeastAllocated + BalancedAllocation of a pod needing `d` on a node with
+/// `free` of `cap`.
+fn score(free: &Res, cap: &Res, d: &Res) -> i64 {
+    let cpu_frac = 1.0 - (free[0] - d[0]) as f64 / cap[0].max(1) as f64;
+    let mem_frac = 1.0 - (free[1] - d[1]) as f64 / cap[1].max(1) as f64;
+    let least = ((1.0 - cpu_frac) + (1.0 - mem_frac)) * 50.0;
+    let balanced = (1.0 - (cpu_frac - mem_frac).abs()) * 100.0;
+    (least + balanced) as i64
+}
+
+/// Whether a pod of priority `prio` nominated to `node` must wait for a
+/// lower-priority victim still terminating there rather than preempt again
+/// (PodEligibleToPreemptOthers).
+fn victim_terminating_on(cl: &Cluster<'_>, node: NodeId, prio: i32) -> bool {
+    cl.pods.iter().enumerate().any(|(i, p)| {
+        p.terminating && p.claim.as_ref().is_some_and(|c| c.node == node) && cl.priority(i) < prio
+    })
+}
+
 /// Shared queue and node scoring of both kube-scheduler models.
 struct KubeCore {
     active: BinaryHeap<Reverse<QueueKey>>,
@@ -34,6 +87,10 @@ struct KubeCore {
     next_start: usize,
     node_ids: Vec<NodeId>,
     group_sort: bool,
+    /// `status.nominatedNodeName` of pods that preempted.
+    nominated: BTreeMap<usize, NodeId>,
+    /// Lowest priority in the workload: only pods above it can preempt.
+    lowest: Option<i32>,
 }
 
 impl KubeCore {
@@ -47,7 +104,162 @@ impl KubeCore {
             next_start: 0,
             node_ids: Vec::new(),
             group_sort,
+            nominated: BTreeMap::new(),
+            lowest: None,
         }
+    }
+
+    fn init(&mut self, cl: &Cluster<'_>) {
+        if self.node_ids.is_empty() {
+            self.node_ids = cl.truth.node_ids().collect();
+        }
+        if self.lowest.is_none() {
+            self.lowest = Some(cl.wl.jobs.iter().map(|j| j.priority).min().unwrap_or(0));
+        }
+    }
+
+    /// Whether any pod could be a victim of one of priority `prio`.
+    fn may_preempt(&mut self, prio: i32, cl: &Cluster<'_>) -> bool {
+        self.init(cl);
+        self.lowest.is_some_and(|l| prio > l)
+    }
+
+    /// What pending pods nominated to each node will take, for a pod of
+    /// priority `prio`: the Filter of kube-scheduler counts nominated pods
+    /// of equal or higher priority as already there
+    /// (RunFilterPluginsWithNominatedPods), so lower ones cannot take the
+    /// room a preemption made. `skip` leaves out the pod (or group) itself.
+    fn reserved(
+        &self,
+        prio: i32,
+        skip: &dyn Fn(usize) -> bool,
+        cl: &Cluster<'_>,
+    ) -> BTreeMap<NodeId, Res> {
+        let mut out: BTreeMap<NodeId, Res> = BTreeMap::new();
+        for (&p, &n) in &self.nominated {
+            if !skip(p) && cl.is_pending(p) && cl.priority(p) >= prio {
+                add(out.entry(n).or_default(), &demand_of(cl, p));
+            }
+        }
+        out
+    }
+
+    fn room(&self, id: NodeId, reserved: &BTreeMap<NodeId, Res>, cl: &Cluster<'_>) -> Option<Res> {
+        let (fc, fm, fg, fp) = cl.truth.node_free(id)?;
+        let mut free = [fc, fm, fg, fp];
+        if let Some(r) = reserved.get(&id) {
+            sub(&mut free, r);
+        }
+        Some(free)
+    }
+
+    fn capacity(id: NodeId, cl: &Cluster<'_>) -> Res {
+        cl.truth
+            .node_capacity(id)
+            .map_or([0; 4], |(c, m, g, p)| [c, m, g, p])
+    }
+
+    /// Records that `pod` preempted for `node`; lower-priority pods
+    /// nominated there lose their nomination, as prepareCandidate clears it.
+    fn nominate(&mut self, pod: usize, node: NodeId, cl: &Cluster<'_>) {
+        let prio = cl.priority(pod);
+        self.nominated
+            .retain(|&p, n| *n != node || cl.priority(p) >= prio);
+        self.nominated.insert(pod, node);
+    }
+
+    /// DefaultPreemption's PostFilter for a pod that fits no node: the
+    /// node and victims it would delete, or `None` when preemption cannot
+    /// help (or the pod waits for an earlier preemption's victims).
+    fn preempt_pod(&mut self, pod: usize, cl: &Cluster<'_>) -> Option<(NodeId, Vec<usize>)> {
+        let prio = cl.priority(pod);
+        if !self.may_preempt(prio, cl) {
+            return None;
+        }
+        if let Some(&n) = self.nominated.get(&pod)
+            && victim_terminating_on(cl, n, prio)
+        {
+            return None;
+        }
+        let d = demand_of(cl, pod);
+        let reserved = self.reserved(prio, &|p| p == pod, cl);
+        // Pods of lower priority on each node, terminating ones included:
+        // they are still in the node's NodeInfo until they are gone.
+        let mut on_node: BTreeMap<NodeId, Vec<usize>> = BTreeMap::new();
+        for (i, p) in cl.pods.iter().enumerate() {
+            if let Some(c) = &p.claim
+                && cl.priority(i) < prio
+            {
+                on_node.entry(c.node).or_default().push(i);
+            }
+        }
+        // Candidates: max(10% of nodes, 100), from a rotating offset
+        // (minCandidateNodesPercentage / minCandidateNodesAbsolute).
+        let n = self.node_ids.len();
+        let want = (n / 10).max(100).min(n);
+        type Key = (i32, i64, usize, Reverse<i64>);
+        let mut best: Option<(Key, NodeId, Vec<usize>)> = None;
+        let mut found = 0;
+        for k in 0..n {
+            if found >= want {
+                break;
+            }
+            let id = self.node_ids[(self.next_start + k) % n];
+            let Some(potential) = on_node.get(&id) else {
+                continue;
+            };
+            let Some(mut free) = self.room(id, &reserved, cl) else {
+                continue;
+            };
+            for &v in potential {
+                add(&mut free, &demand_of(cl, v));
+            }
+            if !fits(&free, &d) {
+                continue;
+            }
+            // SelectVictimsOnNode: all lower-priority pods out, then put
+            // back as many as still let the pod fit, most important
+            // (higher priority, then earlier start) first.
+            let mut order = potential.clone();
+            order.sort_by_key(|&v| (Reverse(cl.priority(v)), cl.pods[v].bound_at, v));
+            let mut victims = Vec::new();
+            for v in order {
+                let mut f = free;
+                sub(&mut f, &demand_of(cl, v));
+                if fits(&f, &d) {
+                    free = f;
+                } else {
+                    victims.push(v);
+                }
+            }
+            if victims.is_empty() {
+                continue;
+            }
+            found += 1;
+            // pickOneNodeForPreemption: lowest highest-victim priority,
+            // then lowest priority sum, then fewest victims, then the
+            // latest start among the highest-priority victims.
+            let top = victims
+                .iter()
+                .map(|&v| cl.priority(v))
+                .max()
+                .unwrap_or(i32::MIN);
+            let sum: i64 = victims
+                .iter()
+                .map(|&v| i64::from(cl.priority(v)) + (1 << 31))
+                .sum();
+            let earliest = victims
+                .iter()
+                .filter(|&&v| cl.priority(v) == top)
+                .map(|&v| cl.pods[v].bound_at)
+                .min()
+                .unwrap_or(0);
+            let key = (top, sum, victims.len(), Reverse(earliest));
+            if best.as_ref().is_none_or(|(k, _, _)| key < *k) {
+                best = Some((key, id, victims));
+            }
+        }
+        best.map(|(_, id, victims)| (id, victims))
     }
 
     fn enqueue(&mut self, pod: usize, cl: &Cluster<'_>) {
@@ -92,7 +304,7 @@ impl KubeCore {
             self.backoff.pop();
             if self.unschedulable.contains(&pod) {
                 hold.push(pod);
-            } else if cl.pods[pod].claim.is_none() {
+            } else if cl.is_pending(pod) {
                 self.enqueue(pod, cl);
             }
         }
@@ -108,10 +320,20 @@ impl KubeCore {
     }
 
     /// Filter (node-level fit, NUMA-unaware as NodeResourcesFit is) on a
-    /// sample of nodes, score LeastAllocated + BalancedAllocation, best wins.
+    /// sample of nodes, score LeastAllocated + BalancedAllocation, best
+    /// wins. A pod that preempted tries its nominated node first.
     fn pick_node(&mut self, pod: usize, cl: &Cluster<'_>) -> Option<NodeId> {
-        if self.node_ids.is_empty() {
-            self.node_ids = cl.truth.node_ids().collect();
+        self.init(cl);
+        let reserved = if self.nominated.is_empty() {
+            BTreeMap::new()
+        } else {
+            self.reserved(cl.priority(pod), &|p| p == pod, cl)
+        };
+        let d = demand_of(cl, pod);
+        if let Some(&n) = self.nominated.get(&pod)
+            && self.room(n, &reserved, cl).is_some_and(|f| fits(&f, &d))
+        {
+            return Some(n);
         }
         let n = self.node_ids.len();
         let pct = if n <= 100 {
@@ -124,34 +346,57 @@ impl KubeCore {
         } else {
             (n * pct / 100).max(100)
         };
-        let d = &cl.demands[cl.pods[pod].job];
-        let (cpu, mem, gpu) = (d.cpu_millis as i64, d.memory_bytes as i64, d.gpus as i64);
         let mut best: Option<(i64, NodeId)> = None;
         let mut found = 0;
         let mut scanned = 0;
         while scanned < n && found < want {
             let id = self.node_ids[(self.next_start + scanned) % n];
             scanned += 1;
-            let (Some((fc, fm, fg, fp)), Some((cc, cm, _, _))) =
-                (cl.truth.node_free(id), cl.truth.node_capacity(id))
-            else {
+            let Some(free) = self.room(id, &reserved, cl) else {
                 continue;
             };
-            if fc < cpu || fm < mem || fg < gpu || fp < 1 {
+            if !fits(&free, &d) {
                 continue;
             }
             found += 1;
-            let cpu_frac = 1.0 - (fc - cpu) as f64 / cc.max(1) as f64;
-            let mem_frac = 1.0 - (fm - mem) as f64 / cm.max(1) as f64;
-            let least = ((1.0 - cpu_frac) + (1.0 - mem_frac)) * 50.0;
-            let balanced = (1.0 - (cpu_frac - mem_frac).abs()) * 100.0;
-            let score = (least + balanced) as i64;
-            if best.is_none_or(|(s, _)| score > s) {
-                best = Some((score, id));
+            let s = score(&free, &Self::capacity(id, cl), &d);
+            if best.is_none_or(|(b, _)| s > b) {
+                best = Some((s, id));
             }
         }
         self.next_start = (self.next_start + scanned) % n.max(1);
         best.map(|(_, id)| id)
+    }
+
+    /// Pods one at a time from the active queue (the default scheduler's
+    /// loop, and native gang scheduling's for pods of a group already
+    /// placed): bind where one fits, preempt where none does.
+    fn schedule_pods(&mut self, now: i64, cl: &mut Cluster<'_>) {
+        while let Some(Reverse(key)) = self.active.pop() {
+            let pod = key.4;
+            if !cl.is_pending(pod) {
+                continue;
+            }
+            match self.pick_node(pod, cl) {
+                Some(node) if cl.assume(pod, node) => {
+                    self.nominated.remove(&pod);
+                    cl.bind(pod);
+                }
+                // The kubelet rejected it (the Job recreates it).
+                Some(_) => self.park(pod, now),
+                None => {
+                    // PostFilter: DefaultPreemption; the pod is retried
+                    // when the victims are gone.
+                    if let Some((node, victims)) = self.preempt_pod(pod, cl) {
+                        for v in victims {
+                            cl.evict(v);
+                        }
+                        self.nominate(pod, node, cl);
+                    }
+                    self.park(pod, now);
+                }
+            }
+        }
     }
 }
 
@@ -175,24 +420,20 @@ impl Model for DefaultModel {
     }
     fn job_arrived(&mut self, _job: usize, _now: i64, _cl: &mut Cluster<'_>) {}
     fn pod_created(&mut self, pod: usize, _now: i64, cl: &mut Cluster<'_>) {
+        self.core.attempts[pod] = 0;
         self.core.enqueue(pod, cl);
     }
     fn job_ended(&mut self, _job: usize, _now: i64, _cl: &mut Cluster<'_>) {
         self.core.cluster_changed();
     }
+    fn pod_gone(&mut self, pod: usize, _now: i64, _cl: &mut Cluster<'_>) {
+        // A pod deletion is a cluster event that requeues unschedulable pods.
+        self.core.nominated.remove(&pod);
+        self.core.cluster_changed();
+    }
     fn step(&mut self, now: i64, cl: &mut Cluster<'_>) -> Option<i64> {
         self.core.refill(now, cl);
-        while let Some(Reverse(key)) = self.core.active.pop() {
-            let pod = key.4;
-            if cl.pods[pod].claim.is_some() {
-                continue;
-            }
-            match self.core.pick_node(pod, cl) {
-                Some(node) if cl.assume(pod, node) => cl.bind(pod),
-                // No node fits, or the kubelet rejected it (the Job recreates it).
-                _ => self.core.park(pod, now),
-            }
-        }
+        self.core.schedule_pods(now, cl);
         self.core.wake()
     }
 }
@@ -240,11 +481,9 @@ impl Model for CoschedModel {
     fn pod_created(&mut self, pod: usize, _now: i64, cl: &mut Cluster<'_>) {
         // A new member can lift PreFilter's minMember check for its siblings.
         let job = cl.pods[pod].job;
+        self.core.attempts[pod] = 0;
         for p in cl.job_pods(job) {
-            if cl.pods[p].created
-                && cl.pods[p].claim.is_none()
-                && self.core.unschedulable.remove(&p)
-            {
+            if cl.is_pending(p) && self.core.unschedulable.remove(&p) {
                 self.core.enqueue(p, cl);
             }
         }
@@ -253,6 +492,10 @@ impl Model for CoschedModel {
         }
     }
     fn job_ended(&mut self, _job: usize, _now: i64, _cl: &mut Cluster<'_>) {
+        self.core.cluster_changed();
+    }
+    fn pod_gone(&mut self, pod: usize, _now: i64, _cl: &mut Cluster<'_>) {
+        self.core.nominated.remove(&pod);
         self.core.cluster_changed();
     }
     fn step(&mut self, now: i64, cl: &mut Cluster<'_>) -> Option<i64> {
@@ -268,12 +511,14 @@ impl Model for CoschedModel {
         let mut seen = BTreeSet::new();
         while let Some(Reverse(key)) = self.core.active.pop() {
             let pod = key.4;
-            if cl.pods[pod].claim.is_some() || !seen.insert(pod) {
+            if !cl.is_pending(pod) || !seen.insert(pod) {
                 continue;
             }
             let job = cl.pods[pod].job;
             let members = cl.job_pods(job).filter(|p| cl.pods[*p].created).count() as u32;
-            if members < cl.wl.jobs[job].pods || self.denied_until[job] > now {
+            // PreFilter: too few pods for minMember, or a denied group.
+            let min = cl.wl.jobs[job].min_pods;
+            if members < min || self.denied_until[job] > now {
                 self.core.attempts[pod] += 1;
                 let at = self.denied_until[job].max(now + backoff(self.core.attempts[pod]));
                 self.core.backoff.push(Reverse((at, pod)));
@@ -281,7 +526,10 @@ impl Model for CoschedModel {
             }
             match self.core.pick_node(pod, cl) {
                 Some(node) if cl.assume(pod, node) => {
-                    if cl.jobs[job].held >= cl.wl.jobs[job].pods {
+                    self.core.nominated.remove(&pod);
+                    // Permit: minMember assigned (bound or waiting) lets
+                    // every waiting pod of the group go.
+                    if cl.jobs[job].held >= min {
                         for p in cl.job_pods(job) {
                             cl.bind(p);
                         }
@@ -290,9 +538,38 @@ impl Model for CoschedModel {
                         self.waiting_since[job].get_or_insert(now);
                     }
                 }
-                _ => {
+                Some(_) => {
                     self.core.park(pod, now);
                     self.reject_group(job, now, cl);
+                }
+                None => {
+                    // PostFilter plugins run in order until one succeeds:
+                    // DefaultPreemption (a default plugin) comes before
+                    // Coscheduling's. When it nominates a node, the group
+                    // is not rejected.
+                    let preempted = match self.core.preempt_pod(pod, cl) {
+                        Some((node, victims)) => {
+                            for v in victims {
+                                if cl.pods[v].bound {
+                                    cl.evict(v);
+                                } else {
+                                    // A pod waiting in Permit is rejected, not
+                                    // deleted; Unreserve rejects its group.
+                                    let vjob = cl.pods[v].job;
+                                    self.reject_group(vjob, now, cl);
+                                }
+                            }
+                            self.core.nominate(pod, node, cl);
+                            true
+                        }
+                        None => false,
+                    };
+                    self.core.park(pod, now);
+                    // Coscheduling's PostFilter leaves a group alone that
+                    // already has minMember pods assigned.
+                    if !preempted && cl.jobs[job].held < min {
+                        self.reject_group(job, now, cl);
+                    }
                 }
             }
         }
@@ -311,15 +588,18 @@ impl Model for CoschedModel {
 
 /// kube-scheduler's native gang scheduling (the GangScheduling plugin over
 /// the PodGroup API, alpha in 1.35/1.36): a group's pods are held in
-/// PreEnqueue until all exist; then one group cycle filters and scores its
-/// pods one after another against the free nodes, each seeing the ones
-/// before it; if every pod found a node they are all bound, otherwise none
-/// is and the group goes to the unschedulable queue with a backoff. The queue
-/// never holds capacity for its head: a later, smaller group that fits runs
-/// ahead of a large one that waits.
+/// PreEnqueue until `minCount` of them exist (all of them for an MPI job);
+/// then one group cycle filters and scores its pods one after another
+/// against the free nodes, each seeing the ones before it; if at least
+/// `minCount` found a node they are bound, otherwise none is and the group
+/// goes to the unschedulable queue with a backoff. Pods of a group already
+/// placed (elastic members, replacements) are scheduled one at a time. The
+/// queue never holds capacity for its head: a later, smaller group that
+/// fits runs ahead of a large one that waits. A group that fails its cycle
+/// runs workload-aware preemption (see the module docs).
 pub struct NativeGangModel {
     core: KubeCore,
-    /// Groups whose pods all exist, waiting for a cycle: (priority, arrival, job).
+    /// Groups with enough pods, waiting for a cycle: (priority, arrival, job).
     ready: BTreeSet<(Reverse<i32>, i64, usize)>,
     /// Groups that failed a cycle and wait for their backoff.
     backoff: BinaryHeap<Reverse<(i64, usize)>>,
@@ -329,6 +609,16 @@ pub struct NativeGangModel {
     backoff_until: Vec<i64>,
     enqueued: Vec<bool>,
     last_flush: i64,
+}
+
+/// A preemption unit of workload-aware preemption: one pod, or a whole
+/// PodGroup whose disruption mode is `All`.
+struct Unit {
+    pods: Vec<usize>,
+    priority: i32,
+    group: bool,
+    size: u32,
+    start: i64,
 }
 
 impl NativeGangModel {
@@ -352,12 +642,14 @@ impl NativeGangModel {
             .insert((Reverse(spec.priority), spec.arrival, job));
     }
 
-    /// One group cycle: every pod gets a node, or none keeps one.
+    /// Whether the group's minimum is bound: its other pods go one by one.
+    fn placed(job: usize, cl: &Cluster<'_>) -> bool {
+        cl.jobs[job].bound >= cl.wl.jobs[job].min_pods
+    }
+
+    /// One group cycle: at least the minimum gets nodes, or none keeps one.
     fn cycle(&mut self, job: usize, now: i64, cl: &mut Cluster<'_>) {
-        let pods: Vec<usize> = cl
-            .job_pods(job)
-            .filter(|&p| cl.pods[p].claim.is_none())
-            .collect();
+        let pods: Vec<usize> = cl.job_pods(job).filter(|&p| cl.is_pending(p)).collect();
         let mut placed = Vec::with_capacity(pods.len());
         for &pod in &pods {
             match self.core.pick_node(pod, cl) {
@@ -365,10 +657,16 @@ impl NativeGangModel {
                 _ => break,
             }
         }
-        if placed.len() == pods.len() {
-            for p in placed {
+        if cl.jobs[job].held >= cl.wl.jobs[job].min_pods {
+            for &p in &placed {
+                self.core.nominated.remove(&p);
                 cl.bind(p);
             }
+            // Members that did not fit wait as single pods.
+            for &p in &pods[placed.len()..] {
+                self.core.park(p, now);
+            }
+            self.enqueued[job] = false;
             return;
         }
         for p in placed {
@@ -377,7 +675,154 @@ impl NativeGangModel {
         self.attempts[job] += 1;
         self.backoff_until[job] = now + backoff(self.attempts[job]);
         self.unschedulable.insert(job);
+        self.preempt_for_group(job, cl);
     }
+
+    /// Workload-aware preemption for a group that failed its cycle: all
+    /// lower-priority units out, the group must then fit; units are put
+    /// back from the most important (higher priority; a PodGroup before a
+    /// pod; a larger group; an earlier start) while it still fits; the rest
+    /// are the victims. The group's pods are nominated where it would go.
+    fn preempt_for_group(&mut self, job: usize, cl: &mut Cluster<'_>) {
+        let prio = cl.wl.jobs[job].priority;
+        if !self.core.may_preempt(prio, cl) {
+            return;
+        }
+        let pending: Vec<usize> = cl.job_pods(job).filter(|&p| cl.is_pending(p)).collect();
+        let need = cl.wl.jobs[job].min_pods.saturating_sub(cl.jobs[job].held) as usize;
+        if need == 0 || pending.len() < need {
+            return;
+        }
+        // Still waiting for the victims of an earlier preemption.
+        if pending.iter().any(|p| {
+            self.core
+                .nominated
+                .get(p)
+                .is_some_and(|&n| victim_terminating_on(cl, n, prio))
+        }) {
+            return;
+        }
+        let ids = self.core.node_ids.clone();
+        let index: BTreeMap<NodeId, usize> = ids.iter().enumerate().map(|(i, &n)| (n, i)).collect();
+        let reserved = self.core.reserved(prio, &|p| cl.pods[p].job == job, cl);
+        let mut free: Vec<Res> = ids
+            .iter()
+            .map(|&id| self.core.room(id, &reserved, cl).unwrap_or([0; 4]))
+            .collect();
+        let caps: Vec<Res> = ids.iter().map(|&id| KubeCore::capacity(id, cl)).collect();
+        let mut by_job: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
+        for (i, p) in cl.pods.iter().enumerate() {
+            if p.claim.is_some() && cl.priority(i) < prio {
+                by_job.entry(p.job).or_default().push(i);
+            }
+        }
+        let mut units = Vec::new();
+        for (vjob, pods) in by_job {
+            let spec = &cl.wl.jobs[vjob];
+            if spec.disrupt_whole {
+                let start = pods.iter().map(|&p| cl.pods[p].bound_at).min().unwrap_or(0);
+                units.push(Unit {
+                    pods,
+                    priority: spec.priority,
+                    group: true,
+                    size: spec.pods,
+                    start,
+                });
+            } else {
+                for p in pods {
+                    units.push(Unit {
+                        pods: vec![p],
+                        priority: spec.priority,
+                        group: false,
+                        size: 1,
+                        start: cl.pods[p].bound_at,
+                    });
+                }
+            }
+        }
+        let node_of = |p: usize| {
+            cl.pods[p]
+                .claim
+                .as_ref()
+                .and_then(|c| index.get(&c.node).copied())
+        };
+        for u in &units {
+            for &p in &u.pods {
+                if let Some(i) = node_of(p) {
+                    add(&mut free[i], &demand_of(cl, p));
+                }
+            }
+        }
+        let d = demand_of(cl, pending[0]);
+        if place(&free, &caps, &d, need).is_none() {
+            return;
+        }
+        units.sort_by_key(|u| {
+            (
+                Reverse(u.priority),
+                Reverse(u.group),
+                Reverse(u.size),
+                u.start,
+                u.pods.first().copied(),
+            )
+        });
+        let mut victims = Vec::new();
+        for u in units {
+            let mut f = free.clone();
+            for &p in &u.pods {
+                if let Some(i) = node_of(p) {
+                    sub(&mut f[i], &demand_of(cl, p));
+                }
+            }
+            if place(&f, &caps, &d, need).is_some() {
+                free = f;
+            } else {
+                victims.extend(u.pods);
+            }
+        }
+        let Some(spots) = place(&free, &caps, &d, need) else {
+            return;
+        };
+        if victims.is_empty() {
+            return;
+        }
+        for v in victims {
+            cl.evict(v);
+        }
+        for (&pod, i) in pending.iter().zip(spots) {
+            self.core.nominate(pod, ids[i], cl);
+        }
+    }
+
+    /// Capacity changed: failed groups go back after their backoff.
+    fn requeue(&mut self) {
+        for job in std::mem::take(&mut self.unschedulable) {
+            self.backoff.push(Reverse((self.backoff_until[job], job)));
+        }
+        self.core.cluster_changed();
+    }
+}
+
+/// Places `need` pods of demand `d` one after another, each on the best
+/// scored node that fits after the ones before it; their node indices.
+fn place(free: &[Res], caps: &[Res], d: &Res, need: usize) -> Option<Vec<usize>> {
+    let mut free = free.to_vec();
+    let mut out = Vec::with_capacity(need);
+    for _ in 0..need {
+        let mut best: Option<(i64, usize)> = None;
+        for (i, f) in free.iter().enumerate() {
+            if fits(f, d) {
+                let s = score(f, &caps[i], d);
+                if best.is_none_or(|(b, _)| s > b) {
+                    best = Some((s, i));
+                }
+            }
+        }
+        let (_, i) = best?;
+        sub(&mut free[i], d);
+        out.push(i);
+    }
+    Some(out)
 }
 
 impl Model for NativeGangModel {
@@ -386,18 +831,28 @@ impl Model for NativeGangModel {
     }
     fn job_arrived(&mut self, _job: usize, _now: i64, _cl: &mut Cluster<'_>) {}
     fn pod_created(&mut self, pod: usize, _now: i64, cl: &mut Cluster<'_>) {
-        // PreEnqueue: the group enters the queue once all its pods exist.
         let job = cl.pods[pod].job;
-        if !self.enqueued[job] && cl.job_pods(job).all(|p| cl.pods[p].created) {
+        self.core.attempts[pod] = 0;
+        if Self::placed(job, cl) {
+            self.core.enqueue(pod, cl);
+            return;
+        }
+        // PreEnqueue: the group enters the queue once minCount pods exist.
+        let have = cl
+            .job_pods(job)
+            .filter(|&p| cl.is_pending(p) || cl.is_live_holder(p))
+            .count() as u32;
+        if !self.enqueued[job] && have >= cl.wl.jobs[job].min_pods {
             self.enqueued[job] = true;
             self.make_ready(job, cl);
         }
     }
     fn job_ended(&mut self, _job: usize, _now: i64, _cl: &mut Cluster<'_>) {
-        // Freed capacity moves unschedulable groups back, after their backoff.
-        for job in std::mem::take(&mut self.unschedulable) {
-            self.backoff.push(Reverse((self.backoff_until[job], job)));
-        }
+        self.requeue();
+    }
+    fn pod_gone(&mut self, pod: usize, _now: i64, _cl: &mut Cluster<'_>) {
+        self.core.nominated.remove(&pod);
+        self.requeue();
     }
     fn step(&mut self, now: i64, cl: &mut Cluster<'_>) -> Option<i64> {
         if now - self.last_flush >= FLUSH_MS {
@@ -411,13 +866,26 @@ impl Model for NativeGangModel {
                 break;
             }
             self.backoff.pop();
-            self.make_ready(job, cl);
+            if self.enqueued[job] {
+                self.make_ready(job, cl);
+            }
         }
         while let Some((_, _, job)) = self.ready.pop_first() {
+            if Self::placed(job, cl) {
+                // Placed since (its pods go one by one now).
+                self.enqueued[job] = false;
+                continue;
+            }
             self.cycle(job, now, cl);
         }
+        self.core.refill(now, cl);
+        self.core.schedule_pods(now, cl);
         let flush = (!self.unschedulable.is_empty()).then_some(self.last_flush + FLUSH_MS);
-        match (self.backoff.peek().map(|Reverse((t, _))| *t), flush) {
+        let groups = match (self.backoff.peek().map(|Reverse((t, _))| *t), flush) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        match (groups, self.core.wake()) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
         }

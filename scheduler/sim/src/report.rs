@@ -61,6 +61,28 @@ pub struct Run {
     /// Per started job: its slowdown, (wait + run time) / run time.
     #[serde(skip)]
     pub slowdowns: Vec<f64>,
+    /// Per started job: its priority and its wait, s.
+    #[serde(skip)]
+    pub priority_waits: Vec<(i32, f64)>,
+    /// Wait of started jobs per priority, highest priority first.
+    pub wait_by_priority: Vec<PriorityWait>,
+    /// Gang runs that lost pods below their minimum to preemption (whole
+    /// or partial; a job counts again only after it ran again).
+    pub preempted_gangs: u64,
+    /// Of those, the ones the scheduler left with some of their pods: half
+    /// an MPI job, which then fails whole.
+    pub partially_preempted_gangs: u64,
+    /// Pods evicted by the scheduler.
+    pub evicted_pods: u64,
+    /// Evicted pods that were elastic members above their job's minimum.
+    pub released_members: u64,
+    /// Times a job failed (it lost pods below its minimum) and started over.
+    pub restarts: u64,
+    /// Work lost to those failures: run time before the failure times the
+    /// job's minimum pods, pod-seconds.
+    pub lost_pod_secs: f64,
+    /// Elastic members bound after their job started.
+    pub extra_members_bound: u64,
     /// Mean wait of the largest quarter of started gangs (by pods), s.
     pub big_quarter_wait_secs: Option<f64>,
     /// Mean wait of the smallest quarter of started gangs (by pods), s.
@@ -115,6 +137,15 @@ impl Run {
             waits: Vec::new(),
             sized_waits: Vec::new(),
             slowdowns: Vec::new(),
+            priority_waits: Vec::new(),
+            wait_by_priority: Vec::new(),
+            preempted_gangs: 0,
+            partially_preempted_gangs: 0,
+            evicted_pods: 0,
+            released_members: 0,
+            restarts: 0,
+            lost_pod_secs: 0.0,
+            extra_members_bound: 0,
             big_quarter_wait_secs: None,
             small_quarter_wait_secs: None,
             fairness_jain: None,
@@ -140,13 +171,27 @@ impl Run {
         if self.completed as usize == self.jobs {
             self.makespan_secs = Some((self.makespan_end - self.first_arrival) as f64 / 1000.0);
         }
-        if !self.waits.is_empty() {
-            self.mean_wait_secs = self.waits.iter().sum::<f64>() / self.waits.len() as f64;
-            let mut w = self.waits.clone();
-            w.sort_by(f64::total_cmp);
-            let idx = ((w.len() as f64 * 0.99).ceil() as usize).clamp(1, w.len()) - 1;
-            self.p99_wait_secs = w[idx];
+        if let Some((mean, p99)) = mean_p99(&self.waits) {
+            self.mean_wait_secs = mean;
+            self.p99_wait_secs = p99;
         }
+        let mut by: std::collections::BTreeMap<std::cmp::Reverse<i32>, Vec<f64>> =
+            Default::default();
+        for (p, w) in &self.priority_waits {
+            by.entry(std::cmp::Reverse(*p)).or_default().push(*w);
+        }
+        self.wait_by_priority = by
+            .into_iter()
+            .filter_map(|(p, w)| {
+                let (mean, p99) = mean_p99(&w)?;
+                Some(PriorityWait {
+                    priority: p.0,
+                    jobs: w.len(),
+                    mean_wait_secs: mean,
+                    p99_wait_secs: p99,
+                })
+            })
+            .collect();
         self.big_small_wait_ratio = big_small_ratio(&self.sized_waits);
         if let Some((small, big)) = quartile_means(&self.sized_waits) {
             self.small_quarter_wait_secs = Some(small);
@@ -171,6 +216,31 @@ impl Run {
             self.placements_per_sec = self.placements as f64 / self.wall_secs;
         }
     }
+}
+
+/// Wait of the started jobs of one priority.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PriorityWait {
+    /// The priority.
+    pub priority: i32,
+    /// Started jobs of this priority.
+    pub jobs: usize,
+    /// Their mean wait, s.
+    pub mean_wait_secs: f64,
+    /// Their 99th percentile wait, s.
+    pub p99_wait_secs: f64,
+}
+
+/// Mean and 99th percentile (nearest rank) of `xs`; `None` when empty.
+fn mean_p99(xs: &[f64]) -> Option<(f64, f64)> {
+    if xs.is_empty() {
+        return None;
+    }
+    let mean = xs.iter().sum::<f64>() / xs.len() as f64;
+    let mut w = xs.to_vec();
+    w.sort_by(f64::total_cmp);
+    let idx = ((w.len() as f64 * 0.99).ceil() as usize).clamp(1, w.len()) - 1;
+    Some((mean, w[idx]))
 }
 
 /// Jain's fairness index of `xs`; `None` when empty or all zero.
@@ -280,6 +350,82 @@ pub fn table(scenario: &str, seed: u64, runs: &[Run], gpus: bool) -> String {
             format!("{:.0}", r.placements_per_sec),
         ]);
     }
+    render(&mut out, &rows);
+    for r in runs.iter().filter(|r| r.admission_failures > 0) {
+        let _ = writeln!(
+            out,
+            "note: {}: {} pods rejected by the kubelet (no single NUMA zone fits)",
+            r.scheduler, r.admission_failures
+        );
+    }
+    priority_table(&mut out, runs);
+    out
+}
+
+/// With more than one priority: the highest and lowest priority's waits
+/// and the preemption counts of every scheduler, side by side.
+fn priority_table(out: &mut String, runs: &[Run]) {
+    let prios: std::collections::BTreeSet<i32> = runs
+        .iter()
+        .flat_map(|r| r.wait_by_priority.iter().map(|p| p.priority))
+        .collect();
+    let (Some(&low), Some(&high)) = (prios.first(), prios.last()) else {
+        return;
+    };
+    if low == high {
+        return;
+    }
+    let _ = writeln!(out);
+    let wait = |r: &Run, p: i32| {
+        r.wait_by_priority
+            .iter()
+            .find(|w| w.priority == p)
+            .map_or("-".to_owned(), |w| {
+                format!(
+                    "{} / {} ({} jobs)",
+                    secs(w.mean_wait_secs),
+                    secs(w.p99_wait_secs),
+                    w.jobs
+                )
+            })
+    };
+    let high_head = format!("priority {high} wait (mean / p99)");
+    let low_head = format!("priority {low} wait (mean / p99)");
+    let mut rows: Vec<Vec<String>> = vec![
+        [
+            "scheduler",
+            high_head.as_str(),
+            low_head.as_str(),
+            "preempted gangs",
+            "partially preempted",
+            "evicted pods",
+            "restarts",
+            "lost work",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect(),
+    ];
+    for r in runs {
+        rows.push(vec![
+            r.scheduler.clone(),
+            wait(r, high),
+            wait(r, low),
+            r.preempted_gangs.to_string(),
+            r.partially_preempted_gangs.to_string(),
+            r.evicted_pods.to_string(),
+            r.restarts.to_string(),
+            format!("{} pod-h", format_args!("{:.1}", r.lost_pod_secs / 3600.0)),
+        ]);
+    }
+    render(out, &rows);
+}
+
+/// Columns padded to their widest cell, a rule under the header.
+fn render(out: &mut String, rows: &[Vec<String>]) {
+    let Some(header) = rows.first() else {
+        return;
+    };
     let widths: Vec<usize> = (0..header.len())
         .map(|c| rows.iter().map(|r| r[c].chars().count()).max().unwrap_or(0))
         .collect();
@@ -302,14 +448,6 @@ pub fn table(scenario: &str, seed: u64, runs: &[Run], gpus: bool) -> String {
             );
         }
     }
-    for r in runs.iter().filter(|r| r.admission_failures > 0) {
-        let _ = writeln!(
-            out,
-            "note: {}: {} pods rejected by the kubelet (no single NUMA zone fits)",
-            r.scheduler, r.admission_failures
-        );
-    }
-    out
 }
 
 /// The JSON report.

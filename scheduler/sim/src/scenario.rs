@@ -20,6 +20,7 @@
 //!   pod_interval: 0.2s           # a job's controller creates one pod per interval
 //!   startup: 2s                  # from the last pod bound to the job running
 //!   schedule_timeout: 60s        # PodGroup scheduleTimeoutSeconds
+//!   termination_grace: 30s       # an evicted pod holds its resources this long
 //!   jobs:                        # explicit jobs (each may repeat with `count`)
 //!     - name: lammps
 //!       count: 1
@@ -31,6 +32,9 @@
 //!       duration: 120s           # actual run time
 //!       estimate: 150s           # what the job says (annotation); default: duration
 //!       priority: 0
+//!       min_pods: 2              # elastic: runs once this many are bound; default: pods
+//!       disruption: single       # native PodGroup disruptionMode: single (the API's
+//!                                # default) or all; only the native-gang model reads it
 //!   generate:                    # seeded random jobs
 //!     - count: 100
 //!       start: 0s                # first arrival
@@ -41,6 +45,9 @@
 //!       gpus: 0
 //!       duration: {min: 60, max: 600}
 //!       estimate_error: 0.2      # estimate = duration * (1 + U(-e, e))
+//!       priority: 0
+//!       min_pods: [1, 2]         # elastic minimum (at most the job's pods); default: pods
+//!       disruption: single
 //! ```
 
 use std::collections::BTreeMap;
@@ -151,6 +158,10 @@ pub struct WorkloadSpec {
     /// PodGroup scheduleTimeoutSeconds (coscheduling's Permit wait).
     #[serde(default = "default_timeout")]
     pub schedule_timeout: Seconds,
+    /// How long an evicted pod keeps its resources before it is gone
+    /// (`terminationGracePeriodSeconds`, 30 s by default in Kubernetes).
+    #[serde(default = "default_grace")]
+    pub termination_grace: Seconds,
     /// Explicit jobs.
     #[serde(default)]
     pub jobs: Vec<JobSpec>,
@@ -167,6 +178,21 @@ fn default_startup() -> Seconds {
 }
 fn default_timeout() -> Seconds {
     Seconds(60.0)
+}
+fn default_grace() -> Seconds {
+    Seconds(30.0)
+}
+
+/// A native PodGroup's `disruptionMode`: how workload-aware preemption may
+/// take it apart when it is a victim.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum DisruptionSpec {
+    /// Pods are victims one by one (the API's default when unset).
+    #[default]
+    Single,
+    /// The group is a victim whole or not at all.
+    All,
 }
 
 /// One explicit job (or `count` copies).
@@ -199,6 +225,13 @@ pub struct JobSpec {
     /// Priority.
     #[serde(default)]
     pub priority: i32,
+    /// Elastic minimum: the job runs once this many pods are bound, the
+    /// rest join as they bind; default: `pods` (MPI-style, all needed).
+    #[serde(default)]
+    pub min_pods: Option<u32>,
+    /// The native PodGroup's disruption mode (read by the native-gang model).
+    #[serde(default)]
+    pub disruption: DisruptionSpec,
 }
 
 /// Generated jobs.
@@ -234,6 +267,12 @@ pub struct GenerateSpec {
     /// Priority.
     #[serde(default)]
     pub priority: i32,
+    /// Elastic minimum per job (capped at the job's pods); default: all pods.
+    #[serde(default)]
+    pub min_pods: Option<Choice>,
+    /// The native PodGroup's disruption mode (read by the native-gang model).
+    #[serde(default)]
+    pub disruption: DisruptionSpec,
 }
 
 fn default_job_prefix() -> String {
@@ -622,6 +661,14 @@ impl Scenario {
             if j.name.is_empty() {
                 return err(at("name"), "must not be empty");
             }
+            if let Some(m) = j.min_pods
+                && (m == 0 || m > j.pods)
+            {
+                return fail(
+                    at("min_pods"),
+                    format!("must be between 1 and the job's pods ({}), got {m}", j.pods),
+                );
+            }
         }
         for (i, g) in self.workload.generate.iter().enumerate() {
             let at = |f: &str| format!("workload.generate[{i}].{f}");
@@ -639,6 +686,13 @@ impl Scenario {
             if let Some(gpus) = &g.gpus {
                 check_choice(gpus, 0, MAX_GPUS).map_err(|m| ScenarioError {
                     path: at("gpus"),
+                    message: m,
+                })?;
+            }
+            if let Some(min) = &g.min_pods {
+                // Capped at each job's pods when drawn, so only the range is checked.
+                check_choice(min, 1, MAX_PODS_PER_JOB).map_err(|m| ScenarioError {
+                    path: at("min_pods"),
                     message: m,
                 })?;
             }

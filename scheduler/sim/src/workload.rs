@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 
 use phalanx_gang::{Node, NumaPolicy, NumaZone, Resources};
 
-use crate::scenario::{Choice, ChoiceF, PolicySpec, Scenario};
+use crate::scenario::{Choice, ChoiceF, DisruptionSpec, PolicySpec, Scenario};
 
 /// One job of the workload, concrete.
 #[derive(Debug, Clone, PartialEq)]
@@ -14,8 +14,12 @@ pub struct Job {
     pub name: String,
     /// Arrival time, ms.
     pub arrival: i64,
-    /// Pods (all needed to run).
+    /// Pods (at most; `min_pods` of them needed to run).
     pub pods: u32,
+    /// Pods that must be bound for the job to run (`pods` unless elastic).
+    pub min_pods: u32,
+    /// Whether a native PodGroup victim goes whole (`disruptionMode: All`).
+    pub disrupt_whole: bool,
     /// Requests of each pod.
     pub requests: Resources,
     /// Run time, ms.
@@ -39,6 +43,8 @@ pub struct Workload {
     pub startup: i64,
     /// Permit wait / group timeout, ms.
     pub schedule_timeout: i64,
+    /// From eviction to the pod gone and its resources free, ms.
+    pub termination_grace: i64,
     /// Virtual-time limit, ms.
     pub horizon: i64,
 }
@@ -125,6 +131,8 @@ pub fn build(s: &Scenario, seed: u64) -> Workload {
                 duration: ms(j.duration.0),
                 estimate: ms(j.estimate.unwrap_or(j.duration).0),
                 priority: j.priority,
+                min_pods: j.min_pods.unwrap_or(j.pods).clamp(1, j.pods.max(1)),
+                disrupt_whole: j.disruption == DisruptionSpec::All,
             });
         }
     }
@@ -135,7 +143,13 @@ pub fn build(s: &Scenario, seed: u64) -> Workload {
                 let u: f64 = rng.random_range(f64::EPSILON..1.0);
                 t += -u.ln() * g.interarrival.0;
             }
-            let pods = pick(&g.pods, &mut rng) as u32;
+            let pods = (pick(&g.pods, &mut rng) as u32).max(1);
+            // Drawn only when given, so scenarios without it keep their
+            // random sequence (and their reports) unchanged.
+            let min_pods = g
+                .min_pods
+                .as_ref()
+                .map_or(pods, |c| (pick(c, &mut rng) as u32).clamp(1, pods));
             let cpu = pick_f(&g.cpu, &mut rng);
             let gpus = g.gpus.as_ref().map_or(0, |c| pick(c, &mut rng));
             let duration = pick(&g.duration, &mut rng) as f64;
@@ -152,7 +166,9 @@ pub fn build(s: &Scenario, seed: u64) -> Workload {
             jobs.push(Job {
                 name: format!("{prefix}-{i:04}"),
                 arrival: ms(t),
-                pods: pods.max(1),
+                pods,
+                min_pods,
+                disrupt_whole: g.disruption == DisruptionSpec::All,
                 requests: Resources::new(
                     (cpu * 1000.0).round() as u64,
                     g.memory.map_or(0, |m| m.0),
@@ -171,6 +187,7 @@ pub fn build(s: &Scenario, seed: u64) -> Workload {
         pod_interval: ms(s.workload.pod_interval.0),
         startup: ms(s.workload.startup.0),
         schedule_timeout: ms(s.workload.schedule_timeout.0),
+        termination_grace: ms(s.workload.termination_grace.0),
         horizon: s.horizon.map_or(i64::MAX / 4, |h| ms(h.0)),
     }
 }
