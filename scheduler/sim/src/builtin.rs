@@ -1,13 +1,15 @@
 //! Built-in scenarios (the same format as scenario files).
 
 /// Names of the built-in scenarios.
-pub const NAMES: [&str; 6] = [
+pub const NAMES: [&str; 8] = [
     "mpi-contention",
     "gpu-training",
     "large",
     "minute-mpi",
     "minute-gpu",
     "minute-arrivals",
+    "priority",
+    "elastic",
 ];
 
 /// The YAML of a built-in scenario.
@@ -19,6 +21,8 @@ pub fn yaml(name: &str) -> Option<&'static str> {
         "minute-mpi" => Some(MINUTE_MPI),
         "minute-gpu" => Some(MINUTE_GPU),
         "minute-arrivals" => Some(MINUTE_ARRIVALS),
+        "priority" => Some(PRIORITY),
+        "elastic" => Some(ELASTIC),
         _ => None,
     }
 }
@@ -204,4 +208,81 @@ workload:
       memory: 2Gi
       duration: {min: 20, max: 60}
       estimate_error: 0.25
+"#;
+
+// Issue 18: whole-gang preemption. The low-priority backlog keeps every
+// node busy for hours, so a high-priority gang starts early only if the
+// scheduler preempts; how it picks victims decides whether running gangs
+// are left in pieces.
+const PRIORITY: &str = r#"
+name: priority
+description: >-
+  8 nodes x 8 CPUs kept full by a backlog of long low-priority MPI gangs
+  (2-6 pods, 1-2 h); 12 high-priority gangs of 2-4 pods arrive every
+  5 minutes. Evicted pods take 30 s to terminate; an MPI job that loses a
+  pod fails and starts over.
+seed: 1
+cluster:
+  nodes:
+    - count: 8
+      prefix: node
+      cpu: 8
+      memory: 32Gi
+      racks_per_zone: 2
+workload:
+  pod_interval: 0.2s
+  startup: 2s
+  schedule_timeout: 60s
+  termination_grace: 30s
+  generate:
+    - count: 20
+      prefix: batch
+      interarrival: 0s
+      pods: {min: 2, max: 6}
+      cpu: [2, 4]
+      memory: 2Gi
+      duration: {min: 3600, max: 7200}
+      estimate_error: 0.2
+      priority: 0
+    - count: 12
+      prefix: urgent
+      start: 300s
+      interarrival: 300s
+      pods: [2, 4]
+      cpu: [2]
+      memory: 2Gi
+      duration: {min: 120, max: 600}
+      estimate_error: 0.2
+      priority: 1000
+"#;
+
+// Issue 18: elastic groups (a coscheduling minMember or a native minCount
+// below the group's size, a MiniCluster's size below its maxSize).
+const ELASTIC: &str = r#"
+name: elastic
+description: >-
+  8 nodes x 8 CPUs; 80 elastic jobs of 4-8 pods that run once 2-4 of them
+  are bound; the others join as room appears and leave with the job.
+seed: 1
+cluster:
+  nodes:
+    - count: 8
+      prefix: node
+      cpu: 8
+      memory: 32Gi
+      racks_per_zone: 2
+workload:
+  pod_interval: 0.2s
+  startup: 2s
+  schedule_timeout: 60s
+  generate:
+    - count: 80
+      prefix: elastic
+      interarrival: 20s
+      pods: {min: 4, max: 8}
+      min_pods: {min: 2, max: 4}
+      cpu: [1, 2]
+      memory: 2Gi
+      duration: {min: 120, max: 600}
+      estimate_error: 0.2
 "#;

@@ -4,7 +4,10 @@
 //! `pod_interval`, the scheduler model assumes and binds pods, and the job
 //! runs once `min_pods` of its pods are bound (MPI-style jobs need all of
 //! them: the launcher waits for every worker; elastic jobs start at their
-//! minimum and the others join as they bind). Bound or assumed pods of a job
+//! minimum and the others join as they bind). A job's `duration` is its run
+//! time with all its pods: it has `duration x pods` pod-time of work, done
+//! at the rate of its running pods, so an elastic job on its minimum runs
+//! longer and speeds up as members join. Bound or assumed pods of a job
 //! that is not running yet hold their resources: that is what lets
 //! pod-at-a-time scheduling deadlock.
 //!
@@ -74,6 +77,12 @@ pub struct SimJob {
     pub restarts: u32,
     /// Pods counted as doing work (bound while it runs).
     counted: u32,
+    /// Work left at `since`, pod-ms.
+    work_left: f64,
+    /// When `work_left` was last brought up to date, ms.
+    since: i64,
+    /// Names the one `End` event that counts (bumped when it moves).
+    end_token: u32,
     /// Wait of its last start, s.
     wait: Option<f64>,
     /// This attempt lost pods below its minimum to preemption; `true` when
@@ -105,6 +114,8 @@ pub struct Cluster<'w> {
     used_gpu: i64,
     util_changed: bool,
     extra_binds: u64,
+    /// Running jobs whose pod count changed: their end moves.
+    rate_changed: Vec<usize>,
 }
 
 impl<'w> Cluster<'w> {
@@ -157,6 +168,7 @@ impl<'w> Cluster<'w> {
             used_gpu: 0,
             util_changed: false,
             extra_binds: 0,
+            rate_changed: Vec::new(),
         }
     }
 
@@ -189,6 +201,7 @@ impl<'w> Cluster<'w> {
         let spec = &self.wl.jobs[job];
         if self.jobs[job].started.is_some() {
             // An elastic member joining a running job.
+            self.settle(job);
             self.jobs[job].counted += 1;
             self.used_cpu += spec.requests.cpu_millis as i64;
             self.used_gpu += spec.requests.gpus as i64;
@@ -197,6 +210,14 @@ impl<'w> Cluster<'w> {
         } else if self.jobs[job].bound >= spec.min_pods {
             self.complete.push(job);
         }
+    }
+
+    /// Brings a running job's work left up to now, before its pod count changes.
+    fn settle(&mut self, job: usize) {
+        let j = &mut self.jobs[job];
+        j.work_left = (j.work_left - (self.now - j.since) as f64 * f64::from(j.counted)).max(0.0);
+        j.since = self.now;
+        self.rate_changed.push(job);
     }
 
     /// Gives up an assumed (not bound) pod's resources.
@@ -274,7 +295,7 @@ enum Ev {
     Create(usize),
     /// Job, epoch.
     Start(usize, u32),
-    /// Job, epoch.
+    /// Job, end token.
     End(usize, u32),
     /// Pod, generation: its termination grace is over.
     Gone(usize, u32),
@@ -344,6 +365,19 @@ impl Sim {
         ));
     }
 
+    /// (Re)schedules a running job's end: its work left at its pod count.
+    fn schedule_end(&mut self, job: usize, cl: &mut Cluster<'_>) {
+        let j = &mut cl.jobs[job];
+        j.end_token += 1;
+        if j.counted == 0 {
+            return;
+        }
+        // Exact for a job on all its pods: duration x pods / pods.
+        let left = (j.work_left / f64::from(j.counted)).ceil() as i64;
+        let (at, token) = (later(j.since, left), j.end_token);
+        self.push(at, Ev::End(job, token));
+    }
+
     /// `pod` starts terminating: it stops counting for its job now and
     /// frees its resources after the grace period.
     fn terminate(&mut self, pod: usize, cl: &mut Cluster<'_>, model: &mut dyn Model) {
@@ -353,6 +387,7 @@ impl Sim {
         if cl.pods[pod].bound {
             cl.jobs[job].bound -= 1;
             if cl.jobs[job].started.is_some() && cl.jobs[job].counted > 0 {
+                cl.settle(job);
                 let spec = &cl.wl.jobs[job];
                 cl.jobs[job].counted -= 1;
                 cl.used_cpu -= spec.requests.cpu_millis as i64;
@@ -406,6 +441,7 @@ impl Sim {
         }
         j.starting = false;
         j.counted = 0;
+        j.end_token += 1;
         j.epoch += 1;
         j.restarts += 1;
         j.wait = None;
@@ -534,16 +570,18 @@ pub fn simulate(
                     let job = &wl.jobs[j];
                     let counted = cl.jobs[j].bound;
                     cl.jobs[j].counted = counted;
+                    cl.jobs[j].work_left = job.duration as f64 * f64::from(job.pods);
+                    cl.jobs[j].since = now;
                     cl.used_cpu += job.requests.cpu_millis as i64 * i64::from(counted);
                     cl.used_gpu += job.requests.gpus as i64 * i64::from(counted);
                     cl.jobs[j].wait = Some((now - job.arrival) as f64 / 1000.0);
                     sim.sample(&mut run, &cl);
                     cl.util_changed = false;
                     model.job_started(j, now, &mut cl);
-                    sim.push(later(now, job.duration), Ev::End(j, epoch));
+                    sim.schedule_end(j, &mut cl);
                 }
-                Ev::End(j, epoch) => {
-                    if epoch != cl.jobs[j].epoch || cl.jobs[j].started.is_none() {
+                Ev::End(j, token) => {
+                    if token != cl.jobs[j].end_token || cl.jobs[j].started.is_none() {
                         continue;
                     }
                     cl.jobs[j].finished = Some(now);
@@ -580,6 +618,11 @@ pub fn simulate(
         let next = model.step(now, &mut cl);
         if !cl.evictions.is_empty() {
             sim.evictions(&mut run, &mut cl, model);
+        }
+        for j in std::mem::take(&mut cl.rate_changed) {
+            if cl.jobs[j].started.is_some() {
+                sim.schedule_end(j, &mut cl);
+            }
         }
         for j in std::mem::take(&mut cl.complete) {
             let job = &cl.jobs[j];

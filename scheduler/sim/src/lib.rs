@@ -25,7 +25,7 @@ use crate::workload::Workload;
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
     /// A built-in scenario (mpi-contention, gpu-training, large, minute-mpi,
-    /// minute-gpu, minute-arrivals) or a scenario YAML file.
+    /// minute-gpu, minute-arrivals, priority, elastic) or a scenario YAML file.
     #[arg(long, default_value = "mpi-contention")]
     pub scenario: String,
     /// Schedulers to compare, comma-separated: phalanx (packing each gang's
