@@ -54,6 +54,10 @@ pub struct SimulateArgs {
     /// (0 turns it off) [default: 4].
     #[arg(long)]
     pub reserve_after_overtakes: Option<u32>,
+    /// Phalanx never preempts: priority only orders its queue (the
+    /// baselines always preempt, as kube-scheduler does by default).
+    #[arg(long)]
+    pub no_preemption: bool,
     /// Write report.json and report.svg to this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -214,6 +218,9 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
     }
     if let Some(n) = args.reserve_after_overtakes {
         config.reserve_after_overtakes = n;
+    }
+    if args.no_preemption {
+        config.preemption = false;
     }
     let runs = run_all_with(&scenario, seed, &args.schedulers, &config, progress)?;
     let gpus = scenario.cluster.nodes.iter().any(|p| p.gpus > 0);

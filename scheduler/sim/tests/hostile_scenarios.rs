@@ -150,6 +150,7 @@ fn an_unwritable_out_fails_before_the_run() {
         reserve_after: None,
         reserve_after_runtimes: None,
         reserve_after_overtakes: None,
+        no_preemption: false,
         out: Some(file.join("reports")),
     };
     let err = format!("{:#}", phalanx_sim::run(args).unwrap_err());
@@ -166,6 +167,7 @@ fn a_bad_reserve_after_runtimes_is_refused_by_name() {
             reserve_after: None,
             reserve_after_runtimes: Some(k),
             reserve_after_overtakes: None,
+            no_preemption: false,
             out: None,
         };
         let err = format!("{:#}", phalanx_sim::run(args).unwrap_err());

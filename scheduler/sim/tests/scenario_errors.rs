@@ -85,3 +85,40 @@ fn bad_cpu_quantity_is_reported_once_with_its_path() {
         "{err}"
     );
 }
+
+#[test]
+fn elastic_and_preemption_keys_name_their_field() {
+    let job = |extra: &str| {
+        format!("{BASE}  jobs:\n    - {{name: a, pods: 2, cpu: 1, duration: 10{extra}}}\n")
+    };
+    let err = Scenario::from_yaml(&job(", min_pods: 0")).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "workload.jobs[0].min_pods: must be between 1 and the job's pods (2), got 0"
+    );
+    let err = Scenario::from_yaml(&job(", min_pods: 3")).unwrap_err();
+    assert_eq!(err.path, "workload.jobs[0].min_pods");
+    let err = Scenario::from_yaml(&job(", disruption: sometimes")).unwrap_err();
+    assert_eq!(err.path, "workload.jobs[0].disruption");
+    let err = Scenario::from_yaml(&format!(
+        "{BASE}  termination_grace: -1\n  jobs:\n    - {{name: a, pods: 1, cpu: 1, duration: 10}}\n"
+    ))
+    .unwrap_err();
+    assert_eq!(err.path, "workload.termination_grace");
+    let err = Scenario::from_yaml(&format!(
+        "{BASE}  generate:\n    - {{count: 3, pods: 4, min_pods: {{min: 3, max: 1}}, cpu: 1, duration: 5}}\n"
+    ))
+    .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "workload.generate[0].min_pods: min (3) must be <= max (1)"
+    );
+    let err = Scenario::from_yaml(&format!(
+        "{BASE}  generate:\n    - {{count: 3, pods: 4, min_pods: 0, cpu: 1, duration: 5}}\n"
+    ))
+    .unwrap_err();
+    assert_eq!(err.path, "workload.generate[0].min_pods");
+    // Accepted: a minimum up to the pods, either disruption mode.
+    let ok = Scenario::from_yaml(&job(", min_pods: 2, disruption: all")).unwrap();
+    assert_eq!(ok.workload.jobs[0].min_pods, Some(2));
+}
