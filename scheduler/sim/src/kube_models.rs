@@ -82,6 +82,9 @@ struct KubeCore {
     active: BinaryHeap<Reverse<QueueKey>>,
     backoff: BinaryHeap<Reverse<(i64, usize)>>,
     unschedulable: BTreeSet<usize>,
+    /// Unschedulable pods whose backoff is over, waiting for a cluster
+    /// change or the flush.
+    parked: Vec<usize>,
     attempts: Vec<u32>,
     last_flush: i64,
     next_start: usize,
@@ -99,6 +102,7 @@ impl KubeCore {
             active: BinaryHeap::new(),
             backoff: BinaryHeap::new(),
             unschedulable: BTreeSet::new(),
+            parked: Vec::new(),
             attempts: vec![0; pods],
             last_flush: 0,
             next_start: 0,
@@ -286,15 +290,21 @@ impl KubeCore {
         self.unschedulable.insert(pod);
     }
 
-    /// Capacity was freed: unschedulable pods go back (after their backoff).
+    /// Capacity was freed: unschedulable pods go back (after their backoff);
+    /// those whose backoff is over go back at once, as the scheduling
+    /// queue's MoveAllToActiveOrBackoffQueue moves them on a pod delete
+    /// (a victim gone, a job's pods ended).
     fn cluster_changed(&mut self) {
         self.unschedulable.clear();
+        for pod in std::mem::take(&mut self.parked) {
+            self.backoff.push(Reverse((0, pod)));
+        }
     }
 
     fn refill(&mut self, now: i64, cl: &Cluster<'_>) {
         if now - self.last_flush >= FLUSH_MS {
             self.last_flush = now;
-            self.unschedulable.clear();
+            self.cluster_changed();
         }
         let mut hold = Vec::new();
         while let Some(Reverse((t, pod))) = self.backoff.peek().copied() {
@@ -309,14 +319,15 @@ impl KubeCore {
             }
         }
         // Still unschedulable: wait for a cluster change or the flush.
-        for pod in hold {
-            self.backoff
-                .push(Reverse((self.last_flush + FLUSH_MS, pod)));
-        }
+        self.parked.extend(hold);
     }
 
     fn wake(&self) -> Option<i64> {
-        self.backoff.peek().map(|Reverse((t, _))| *t)
+        let flush = (!self.parked.is_empty()).then_some(self.last_flush + FLUSH_MS);
+        match (self.backoff.peek().map(|Reverse((t, _))| *t), flush) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
     }
 
     /// Filter (node-level fit, NUMA-unaware as NodeResourcesFit is) on a
