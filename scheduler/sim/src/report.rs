@@ -52,7 +52,8 @@ pub struct Run {
     pub end: i64,
     /// Makespan in seconds when every job completed.
     pub makespan_secs: Option<f64>,
-    /// Per started job: start minus arrival, s.
+    /// Per started job: its last start minus its arrival, s (a job that
+    /// was preempted and started over waited for all of it).
     #[serde(skip)]
     pub waits: Vec<f64>,
     /// Per started job: its pod count and its wait, s.
