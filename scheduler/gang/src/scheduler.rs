@@ -438,6 +438,7 @@ impl GangScheduler {
     }
 
     fn delete_node(&mut self, name: &str) {
+        self.release_holds_on(name);
         for g in self.groups.values_mut() {
             g.held = None;
         }

@@ -57,8 +57,12 @@ const MAX_SINGLE_TRIES: usize = 256;
 const MAX_GREEDY_MATCHES: usize = 64;
 /// Victims tried for a reprieve after a set that fits is found.
 const MAX_PRUNE: usize = 64;
-/// Victim searches per scheduling pass (the rest wait for the next pass).
+/// Preemption attempts per scheduling pass by groups holding no room yet
+/// (the rest are tried in the next pass, which is due at once).
 const MAX_SEARCHES_PER_PASS: usize = 8;
+/// Victims asked to go that neither go nor terminate are no longer counted
+/// as leaving after this many times `preemption_retry` (unless asked again).
+const ASKED_EXPIRY_RETRIES: i64 = 3;
 /// Nominated nodes named in a message.
 const MAX_NODES_NAMED: usize = 5;
 
@@ -73,8 +77,14 @@ pub(super) struct PreemptState {
     /// pods holds anything, and meanwhile new pods of theirs are not placed
     /// one by one.
     pub(super) evicted: BTreeSet<GroupKey>,
-    /// Victim searches run this pass.
+    /// Preemption attempts (without a nomination yet) made this pass.
     searches: usize,
+    /// When a pass stopped attempting at the cap: the next pass is due then.
+    deferred_at: Option<Timestamp>,
+    /// The lowest priority of anything that could be a victim or is
+    /// leaving, computed once per pass when first needed (inner None:
+    /// nothing at all).
+    lowest: Option<Option<i32>>,
 }
 
 /// The room held for one preemptor.
@@ -210,6 +220,8 @@ impl GangScheduler {
     /// victims still running `preemption_retry` after they were asked to go.
     pub(super) fn tend_preemptions(&mut self, now: Timestamp, out: &mut Decisions) {
         self.preempt.searches = 0;
+        self.preempt.deferred_at = None;
+        self.preempt.lowest = None;
         if self.preempt.asked.is_empty()
             && self.preempt.evicted.is_empty()
             && self.preempt.nominations.is_empty()
@@ -217,19 +229,34 @@ impl GangScheduler {
             return;
         }
         let pods = &self.pods;
-        self.preempt.asked.retain(|u, _| pods.contains_key(u));
+        let expiry = crate::time::Millis(
+            self.config
+                .preemption_retry
+                .0
+                .saturating_mul(ASKED_EXPIRY_RETRIES),
+        );
+        self.preempt.asked.retain(|u, at| {
+            pods.get(u)
+                .is_some_and(|st| st.pod.terminating || now.since(*at) < expiry)
+        });
         let evicted: Vec<GroupKey> = self.preempt.evicted.iter().cloned().collect();
         for key in evicted {
             let Some(g) = self.groups.get(&key) else {
                 self.preempt.evicted.remove(&key);
                 continue;
             };
-            let holding = g
-                .members
-                .iter()
-                .filter_map(|u| self.pods.get(u))
-                .any(|st| st.claim.is_some());
+            let (mut holding, mut going) = (false, false);
+            for st in g.members.iter().filter_map(|u| self.pods.get(u)) {
+                if st.claim.is_some() {
+                    holding = true;
+                    going |= st.pod.terminating || self.preempt.asked.contains_key(&st.pod.uid);
+                }
+            }
             if holding {
+                if !going {
+                    // Its pods were never deleted: it keeps running.
+                    self.preempt.evicted.remove(&key);
+                }
                 continue;
             }
             self.preempt.evicted.remove(&key);
@@ -306,7 +333,8 @@ impl GangScheduler {
         }
     }
 
-    /// When a preemption is due to be asked again, if one is.
+    /// When a preemption is due to be asked again, or attempts put off
+    /// by the per-pass cap are due (at once).
     pub(super) fn preempt_wakeup(&self) -> Option<Timestamp> {
         let retry = self.config.preemption_retry;
         self.preempt
@@ -314,7 +342,46 @@ impl GangScheduler {
             .values()
             .filter(|n| n.last.is_some())
             .map(|n| n.asked_at + retry)
+            .chain(self.preempt.deferred_at)
             .min()
+    }
+
+    /// A node is going: holds on it are given back before its id is freed.
+    pub(super) fn release_holds_on(&mut self, name: &str) {
+        let Some(id) = self.graph.node_id(name) else {
+            return;
+        };
+        for n in self.preempt.nominations.values_mut() {
+            let (gone, kept): (Vec<PodClaim>, Vec<PodClaim>) =
+                n.hold.drain(..).partition(|c| c.node == id);
+            for c in &gone {
+                self.graph.give(c);
+            }
+            n.hold = kept;
+        }
+    }
+
+    /// The lowest priority of what could be a victim or is leaving
+    /// (computed once per pass).
+    fn lowest_victim_priority(&mut self) -> Option<i32> {
+        if let Some(l) = self.preempt.lowest {
+            return l;
+        }
+        let groups = self
+            .groups
+            .iter()
+            .filter(|(k, g)| g.placed_at.is_some() && !self.preempt.evicted.contains(*k))
+            .map(|(_, g)| self.priority(g));
+        let pods = self
+            .pods
+            .values()
+            .filter(|st| {
+                st.claim.is_some() && (st.pod.terminating || (!st.ours && st.pod.group.is_none()))
+            })
+            .map(|st| st.pod.priority);
+        let l = groups.chain(pods).min();
+        self.preempt.lowest = Some(l);
+        l
     }
 
     /// Drops a nomination and gives its hold back.
@@ -420,6 +487,22 @@ impl GangScheduler {
         if behind_head {
             return self.preempt.nominations.contains_key(key);
         }
+        if !self.preempt.nominations.contains_key(key) {
+            // Nothing of lower priority anywhere: nothing to preempt or wait for.
+            if self.lowest_victim_priority().is_none_or(|l| l >= priority) {
+                return false;
+            }
+            if self.preempt.searches >= MAX_SEARCHES_PER_PASS {
+                // Enough this pass: tried again in the next, due at once.
+                if let Some(g) = self.groups.get_mut(key) {
+                    g.tried_gen = None;
+                }
+                self.queue_dirty = true;
+                self.preempt.deferred_at = Some(now);
+                return false;
+            }
+            self.preempt.searches += 1;
+        }
         // Its own hold is recomputed below.
         let old = self.preempt.nominations.remove(key);
         if let Some(n) = &old {
@@ -457,26 +540,19 @@ impl GangScheduler {
                 };
                 match found {
                     Some(p) => p,
-                    None if self.preempt.searches >= MAX_SEARCHES_PER_PASS => {
-                        // Searched enough this pass: keep what it held, if anything.
-                        return self.restore(key, old);
-                    }
-                    None => {
-                        self.preempt.searches += 1;
-                        match self.find_victims(key, priority, req, base, now) {
-                            Some(chosen) => {
-                                let p = chosen.placement.clone();
-                                victims = Some(chosen);
-                                p
-                            }
-                            None => {
-                                if old.is_some() {
-                                    self.freed();
-                                }
-                                return false;
-                            }
+                    None => match self.find_victims(key, priority, req, base, now) {
+                        Some(chosen) => {
+                            let p = chosen.placement.clone();
+                            victims = Some(chosen);
+                            p
                         }
-                    }
+                        None => {
+                            if old.is_some() {
+                                self.freed();
+                            }
+                            return false;
+                        }
+                    },
                 }
             }
         };
@@ -531,18 +607,6 @@ impl GangScheduler {
         );
         self.preempt.nominations.insert(key.clone(), nomination);
         self.set_wait(key, WaitReason::Busy, msg);
-        true
-    }
-
-    /// Takes back a nomination's hold after its recomputation was put off.
-    fn restore(&mut self, key: &GroupKey, old: Option<Nomination>) -> bool {
-        let Some(n) = old else {
-            return false;
-        };
-        for c in &n.hold {
-            self.graph.take(c);
-        }
-        self.preempt.nominations.insert(key.clone(), n);
         true
     }
 
