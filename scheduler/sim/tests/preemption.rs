@@ -186,11 +186,10 @@ fn phalanx_never_leaves_a_gang_in_pieces_on_the_crafted_case() {
         assert_eq!(r.completed as usize, r.jobs, "{}", r.scheduler);
         assert_eq!(r.partially_preempted_gangs, 0, "{}", r.scheduler);
         assert_eq!(r.partial_gangs, 0, "{}", r.scheduler);
-        if r.preempted_gangs > 0 {
-            // A whole gang went: both of its pods.
-            assert_eq!(r.evicted_pods, 2, "{}", r.scheduler);
-            assert!(wait_of(r, 100).unwrap() < 60.0, "{}", r.scheduler);
-        }
+        // A whole gang went: both of its pods.
+        assert_eq!(r.preempted_gangs, 1, "{}", r.scheduler);
+        assert_eq!(r.evicted_pods, 2, "{}", r.scheduler);
+        assert!(wait_of(r, 100).unwrap() < 60.0, "{}", r.scheduler);
     }
 }
 
@@ -237,7 +236,7 @@ fn an_elastic_job_runs_on_what_fits_above_its_minimum() {
     let runs = run_all(
         &s,
         1,
-        &names(&["default", "coscheduling", "native-gang"]),
+        &names(&["phalanx", "default", "coscheduling", "native-gang"]),
         false,
     )
     .unwrap();
@@ -270,5 +269,35 @@ fn the_elastic_scenario_runs_every_job_whole() {
         assert_eq!(r.completed as usize, r.jobs, "{}", r.scheduler);
         assert_eq!(r.partial_gangs, 0, "{}", r.scheduler);
         assert_eq!(r.preempted_gangs, 0, "{}", r.scheduler);
+    }
+}
+
+#[test]
+fn preemption_takes_elastic_members_before_any_gang() {
+    // One node of 4 CPUs: a low-priority elastic job runs on all 4 (its
+    // minimum is 2) when a high-priority 2-pod gang arrives.
+    let yaml = r#"
+cluster:
+  nodes:
+    - {count: 1, cpu: 4, memory: 8Gi}
+workload:
+  pod_interval: 0.1s
+  startup: 1s
+  termination_grace: 5s
+  jobs:
+    - {name: elastic, pods: 4, min_pods: 2, cpu: 1, memory: 1Gi, duration: 400s}
+    - {name: urgent, arrival: 50s, pods: 2, cpu: 1, memory: 1Gi, duration: 50s, priority: 10}
+"#;
+    let s = Scenario::from_yaml(yaml).unwrap();
+    let runs = run_all(&s, 1, &names(&ALL), false).unwrap();
+    println!("{}", table(&s.name, 1, &runs, false));
+    for r in &runs {
+        assert_eq!(r.completed as usize, r.jobs, "{}", r.scheduler);
+        assert_eq!(r.released_members, 2, "{}", r.scheduler);
+        assert_eq!(r.preempted_gangs, 0, "{}", r.scheduler);
+        assert_eq!(r.restarts, 0, "{}", r.scheduler);
+        assert!(wait_of(r, 10).unwrap() < 30.0, "{}", r.scheduler);
+        // The released members come back once the urgent gang is done.
+        assert!(r.extra_members_bound >= 2, "{}", r.scheduler);
     }
 }
