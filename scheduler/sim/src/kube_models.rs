@@ -177,7 +177,8 @@ impl KubeCore {
     /// help (or the pod waits for an earlier preemption's victims).
     fn preempt_pod(&mut self, pod: usize, cl: &Cluster<'_>) -> Option<(NodeId, Vec<usize>)> {
         let prio = cl.priority(pod);
-        if !self.may_preempt(prio, cl) {
+        // PodEligibleToPreemptOthers: `preemptionPolicy: Never` never preempts.
+        if cl.wl.jobs[cl.pods[pod].job].never_preempts || !self.may_preempt(prio, cl) {
             return None;
         }
         if let Some(&n) = self.nominated.get(&pod)
@@ -696,7 +697,8 @@ impl NativeGangModel {
     /// are the victims. The group's pods are nominated where it would go.
     fn preempt_for_group(&mut self, job: usize, cl: &mut Cluster<'_>) {
         let prio = cl.wl.jobs[job].priority;
-        if !self.core.may_preempt(prio, cl) {
+        // The group's (here its pods') preemptionPolicy: Never never preempts.
+        if cl.wl.jobs[job].never_preempts || !self.core.may_preempt(prio, cl) {
             return;
         }
         let pending: Vec<usize> = cl.job_pods(job).filter(|&p| cl.is_pending(p)).collect();

@@ -70,7 +70,11 @@ impl PhalanxModel {
             tolerations: Vec::new(),
             created: Timestamp(cl.pods[pod].created_at),
             expected_duration: Some(Millis(spec.estimate)),
-            preemption_policy: Default::default(),
+            preemption_policy: if spec.never_preempts {
+                phalanx_gang::PreemptionPolicy::Never
+            } else {
+                phalanx_gang::PreemptionPolicy::PreemptLowerPriority
+            },
             labels: Default::default(),
             terminating: cl.pods[pod].terminating,
         }

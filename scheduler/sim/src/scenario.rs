@@ -35,6 +35,7 @@
 //!       min_pods: 2              # elastic: runs once this many are bound; default: pods
 //!       disruption: single       # native PodGroup disruptionMode: single (the API's
 //!                                # default) or all; only the native-gang model reads it
+//!       preemption_policy: preempt-lower-priority   # or never: it waits, never preempts
 //!   generate:                    # seeded random jobs
 //!     - count: 100
 //!       start: 0s                # first arrival
@@ -183,6 +184,17 @@ fn default_grace() -> Seconds {
     Seconds(30.0)
 }
 
+/// A pod's `spec.preemptionPolicy`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PreemptionSpec {
+    /// It may preempt pods of lower priority (the Kubernetes default).
+    #[default]
+    PreemptLowerPriority,
+    /// It waits for room.
+    Never,
+}
+
 /// A native PodGroup's `disruptionMode`: how workload-aware preemption may
 /// take it apart when it is a victim.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -232,6 +244,9 @@ pub struct JobSpec {
     /// The native PodGroup's disruption mode (read by the native-gang model).
     #[serde(default)]
     pub disruption: DisruptionSpec,
+    /// Whether its pods may preempt.
+    #[serde(default)]
+    pub preemption_policy: PreemptionSpec,
 }
 
 /// Generated jobs.
@@ -273,6 +288,9 @@ pub struct GenerateSpec {
     /// The native PodGroup's disruption mode (read by the native-gang model).
     #[serde(default)]
     pub disruption: DisruptionSpec,
+    /// Whether its pods may preempt.
+    #[serde(default)]
+    pub preemption_policy: PreemptionSpec,
 }
 
 fn default_job_prefix() -> String {

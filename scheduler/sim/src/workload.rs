@@ -5,7 +5,7 @@ use rand_chacha::ChaCha8Rng;
 
 use phalanx_gang::{Node, NumaPolicy, NumaZone, Resources};
 
-use crate::scenario::{Choice, ChoiceF, DisruptionSpec, PolicySpec, Scenario};
+use crate::scenario::{Choice, ChoiceF, DisruptionSpec, PolicySpec, PreemptionSpec, Scenario};
 
 /// One job of the workload, concrete.
 #[derive(Debug, Clone, PartialEq)]
@@ -20,6 +20,8 @@ pub struct Job {
     pub min_pods: u32,
     /// Whether a native PodGroup victim goes whole (`disruptionMode: All`).
     pub disrupt_whole: bool,
+    /// `preemptionPolicy: Never`: its pods wait and never preempt.
+    pub never_preempts: bool,
     /// Requests of each pod.
     pub requests: Resources,
     /// Run time, ms.
@@ -133,6 +135,7 @@ pub fn build(s: &Scenario, seed: u64) -> Workload {
                 priority: j.priority,
                 min_pods: j.min_pods.unwrap_or(j.pods).clamp(1, j.pods.max(1)),
                 disrupt_whole: j.disruption == DisruptionSpec::All,
+                never_preempts: j.preemption_policy == PreemptionSpec::Never,
             });
         }
     }
@@ -169,6 +172,7 @@ pub fn build(s: &Scenario, seed: u64) -> Workload {
                 pods,
                 min_pods,
                 disrupt_whole: g.disruption == DisruptionSpec::All,
+                never_preempts: g.preemption_policy == PreemptionSpec::Never,
                 requests: Resources::new(
                     (cpu * 1000.0).round() as u64,
                     g.memory.map_or(0, |m| m.0),

@@ -301,3 +301,28 @@ workload:
         assert!(r.extra_members_bound >= 2, "{}", r.scheduler);
     }
 }
+
+#[test]
+fn preemption_policy_never_waits_under_every_model() {
+    let yaml = r#"
+cluster:
+  nodes:
+    - {count: 1, cpu: 4, memory: 8Gi}
+workload:
+  pod_interval: 0.1s
+  startup: 1s
+  termination_grace: 5s
+  jobs:
+    - {name: low, pods: 2, cpu: 2, memory: 1Gi, duration: 300s}
+    - {name: polite, arrival: 10s, pods: 2, cpu: 2, memory: 1Gi, duration: 10s, priority: 10, preemption_policy: never}
+"#;
+    let s = Scenario::from_yaml(yaml).unwrap();
+    let runs = run_all(&s, 1, &names(&ALL), false).unwrap();
+    for r in &runs {
+        assert_eq!(r.completed as usize, r.jobs, "{}", r.scheduler);
+        assert_eq!(r.evicted_pods, 0, "{}", r.scheduler);
+        // It starts only when the low job ends, at about 300 s.
+        let w = wait_of(r, 10).unwrap();
+        assert!(w >= 280.0, "{}: waited {w}s", r.scheduler);
+    }
+}
