@@ -188,15 +188,22 @@ proptest! {
     fn virtual_time_never_wraps(
         interval in secs(MAX_SECONDS),
         startup in secs(MAX_SECONDS),
-        jobs in prop::collection::vec((secs(MAX_SECONDS), secs(MAX_SECONDS), 1u32..4), 1..6),
+        grace in secs(MAX_SECONDS),
+        jobs in prop::collection::vec(
+            (secs(MAX_SECONDS), secs(MAX_SECONDS), 1u32..4, 0i32..3, 1u32..4),
+            1..6,
+        ),
     ) {
         let mut text = format!(
-            "cluster:\n  nodes:\n    - count: 1\n      cpu: 2\n      memory: 1Gi\nworkload:\n  pod_interval: {interval}\n  startup: {startup}\n  jobs:\n"
+            "cluster:\n  nodes:\n    - count: 1\n      cpu: 2\n      memory: 1Gi\nworkload:\n  pod_interval: {interval}\n  startup: {startup}\n  termination_grace: {grace}\n  jobs:\n"
         );
-        for (i, (arrival, duration, pods)) in jobs.iter().enumerate() {
+        // Priorities make later jobs preempt earlier ones, with any grace;
+        // minimums below the pods make jobs elastic.
+        for (i, (arrival, duration, pods, priority, min)) in jobs.iter().enumerate() {
             let duration = duration.max(1.0);
+            let min = (*min).min(*pods);
             text.push_str(&format!(
-                "    - {{name: j{i}, pods: {pods}, cpu: 1, arrival: {arrival}, duration: {duration}}}\n"
+                "    - {{name: j{i}, pods: {pods}, min_pods: {min}, priority: {priority}, cpu: 1, arrival: {arrival}, duration: {duration}}}\n"
             ));
         }
         let s = Scenario::from_yaml(&text).unwrap();

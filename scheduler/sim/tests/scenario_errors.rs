@@ -100,6 +100,8 @@ fn elastic_and_preemption_keys_name_their_field() {
     assert_eq!(err.path, "workload.jobs[0].min_pods");
     let err = Scenario::from_yaml(&job(", disruption: sometimes")).unwrap_err();
     assert_eq!(err.path, "workload.jobs[0].disruption");
+    let err = Scenario::from_yaml(&job(", preemption_policy: always")).unwrap_err();
+    assert_eq!(err.path, "workload.jobs[0].preemption_policy");
     let err = Scenario::from_yaml(&format!(
         "{BASE}  termination_grace: -1\n  jobs:\n    - {{name: a, pods: 1, cpu: 1, duration: 10}}\n"
     ))
