@@ -68,6 +68,17 @@ fn score(free: &Res, cap: &Res, d: &Res) -> i64 {
     (least + balanced) as i64
 }
 
+/// A pod's start time for preemption order: its bind time; a pod waiting
+/// in Permit has not started, and GetPodStartTime counts it as starting now
+/// (the latest, so the least important).
+fn start_time(cl: &Cluster<'_>, pod: usize) -> i64 {
+    if cl.pods[pod].bound {
+        cl.pods[pod].bound_at
+    } else {
+        i64::MAX
+    }
+}
+
 /// Whether a pod of priority `prio` nominated to `node` must wait for a
 /// lower-priority victim still terminating there rather than preempt again
 /// (PodEligibleToPreemptOthers).
@@ -226,7 +237,7 @@ impl KubeCore {
             // back as many as still let the pod fit, most important
             // (higher priority, then earlier start) first.
             let mut order = potential.clone();
-            order.sort_by_key(|&v| (Reverse(cl.priority(v)), cl.pods[v].bound_at, v));
+            order.sort_by_key(|&v| (Reverse(cl.priority(v)), start_time(cl, v), v));
             let mut victims = Vec::new();
             for v in order {
                 let mut f = free;
@@ -256,7 +267,7 @@ impl KubeCore {
             let earliest = victims
                 .iter()
                 .filter(|&&v| cl.priority(v) == top)
-                .map(|&v| cl.pods[v].bound_at)
+                .map(|&v| start_time(cl, v))
                 .min()
                 .unwrap_or(0);
             let key = (top, sum, victims.len(), Reverse(earliest));
@@ -555,10 +566,12 @@ impl Model for CoschedModel {
                     self.reject_group(job, now, cl);
                 }
                 None => {
-                    // PostFilter plugins run in order until one succeeds:
-                    // DefaultPreemption (a default plugin) comes before
-                    // Coscheduling's. When it nominates a node, the group
-                    // is not rejected.
+                    // PostFilter plugins run in order until one succeeds.
+                    // With Coscheduling enabled through multiPoint, as
+                    // scheduler-plugins' sample configuration does, the
+                    // default plugins (DefaultPreemption) come first; when
+                    // it nominates a node, Coscheduling's PostFilter does
+                    // not run and the group is not rejected.
                     let preempted = match self.core.preempt_pod(pod, cl) {
                         Some((node, victims)) => {
                             for v in victims {
@@ -733,7 +746,7 @@ impl NativeGangModel {
         for (vjob, pods) in by_job {
             let spec = &cl.wl.jobs[vjob];
             if spec.disrupt_whole {
-                let start = pods.iter().map(|&p| cl.pods[p].bound_at).min().unwrap_or(0);
+                let start = pods.iter().map(|&p| start_time(cl, p)).min().unwrap_or(0);
                 units.push(Unit {
                     pods,
                     priority: spec.priority,
@@ -748,7 +761,7 @@ impl NativeGangModel {
                         priority: spec.priority,
                         group: false,
                         size: 1,
-                        start: cl.pods[p].bound_at,
+                        start: start_time(cl, p),
                     });
                 }
             }
