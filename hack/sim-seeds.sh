@@ -11,7 +11,7 @@ set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
 seeds="1-5"
-scenarios="mpi-contention,gpu-training,large,minute-mpi,minute-gpu,minute-arrivals"
+scenarios="mpi-contention,gpu-training,large,minute-mpi,minute-gpu,minute-arrivals,priority,elastic"
 schedulers="phalanx,native-gang"
 while [[ $# -gt 0 ]]; do
   case "$1" in
