@@ -1611,6 +1611,7 @@ impl GangScheduler {
             GroupPhase::Failed => format!("{} pods failed, {} succeeded", g.failed, g.succeeded),
         };
         let message = self.elastic_message(g, message, running, extras_waiting);
+        let message = self.preempted_message(key, message);
         GroupChange {
             group: key.clone(),
             phase,

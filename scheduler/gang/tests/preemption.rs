@@ -47,6 +47,8 @@ fn high_priority_gang_evicts_the_whole_low_gang_and_runs() {
         .filter(|e| e.reason == "Preempting")
         .collect();
     assert_eq!(preempting.len(), 2);
+    let low = sim.core.group(&GroupKey::new("ns", "low")).unwrap();
+    assert!(low.message.starts_with("preempted by"), "{}", low.message);
     sim.delete_victims();
     sim.pass();
     assert_eq!(sim.bound("high"), 2);
@@ -632,4 +634,37 @@ fn a_hold_on_a_removed_node_is_not_leaked() {
     let mut nodes = sim.nodes_of("high");
     nodes.sort();
     assert_eq!(nodes, vec!["n0".to_owned(), "n2".to_owned()]);
+}
+
+#[test]
+fn victims_are_only_where_the_preemptor_may_run() {
+    // Four nodes, one 1-pod gang each; the cheapest (newest) are on n0-n2,
+    // but the preemptor may only use n3.
+    let mut sim = Sim::new(4, 4);
+    sim.core.apply(Event::NodeUpsert(Node {
+        labels: [("pool".to_owned(), "special".to_owned())].into(),
+        ..common::node(3, 4)
+    }));
+    sim.core.apply(Event::GroupUpsert(group("on3", 1, 0, 0)));
+    let mut p = pod("on3", 0, 8000, 0, 0);
+    p.node_selector = [("pool".to_owned(), "special".to_owned())].into();
+    sim.add_pod(p);
+    sim.settle(2);
+    for i in 0..3 {
+        sim.now += 10;
+        sim.add_group(group(&format!("cheap{i}"), 1, 0, sim.now), 1, 8000);
+        sim.settle(2);
+    }
+    assert_eq!(sim.nodes_of("on3"), vec!["n3".to_owned()]);
+    sim.core
+        .apply(Event::GroupUpsert(group("high", 1, 1000, sim.now)));
+    let mut p = pod("high", 0, 8000, 1000, sim.now);
+    p.node_selector = [("pool".to_owned(), "special".to_owned())].into();
+    sim.add_pod(p);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1);
+    let v = &d.preemptions[0].victims;
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].group.name, "on3");
+    assert_eq!(d.preemptions[0].nominated[0].node, "n3");
 }
