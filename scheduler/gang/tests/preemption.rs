@@ -668,3 +668,26 @@ fn victims_are_only_where_the_preemptor_may_run() {
     assert_eq!(v[0].group.name, "on3");
     assert_eq!(d.preemptions[0].nominated[0].node, "n3");
 }
+
+#[test]
+fn a_victim_gone_before_its_bind_leaves_no_slot_behind() {
+    // `low` is placed but its binds have not been confirmed when `high`
+    // preempts it; its pods then vanish before the bind (PodGone).
+    let mut sim = Sim::new(2, 2);
+    sim.add_group(group("low", 4, 0, 0), 4, 4000);
+    let d = sim.core.schedule(Timestamp::from_secs(sim.now));
+    assert_eq!(d.binds.len(), 1);
+    sim.add_group(group("high", 2, 1000, 1), 2, 8000);
+    sim.pass();
+    assert_eq!(sim.preemptions.len(), 1);
+    for b in &d.binds[0].pods {
+        sim.core.apply(Event::BindResult {
+            pod: b.pod.clone(),
+            node: b.node.clone(),
+            outcome: BindOutcome::PodGone,
+        });
+        sim.pods.remove(&b.pod);
+    }
+    sim.pass();
+    assert_eq!(sim.bound("high"), 2, "no vacant slot holds the room");
+}

@@ -73,7 +73,7 @@ pub(super) struct PreemptState {
     /// Preemptors holding room, by group.
     nominations: BTreeMap<GroupKey, Nomination>,
     /// Pods whose deletion was asked for, and when (until they are gone).
-    asked: HashMap<PodUid, Timestamp>,
+    pub(super) asked: HashMap<PodUid, Timestamp>,
     /// Groups evicted whole: they go back to the queue once none of their
     /// pods holds anything, and meanwhile new pods of theirs are not placed
     /// one by one.
