@@ -691,3 +691,97 @@ fn a_victim_gone_before_its_bind_leaves_no_slot_behind() {
     sim.pass();
     assert_eq!(sim.bound("high"), 2, "no vacant slot holds the room");
 }
+
+/// One step of a random run.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A gang arrives: minimum, extra members, priority, cores a pod.
+    Arrive(u32, u32, i32, u64),
+    /// Every victim asked for so far starts terminating.
+    Terminate,
+    /// Every victim asked for so far is gone.
+    Delete,
+    /// A running gang ends (index into the arrivals).
+    End(usize),
+    /// Time passes (seconds).
+    Wait(i64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (1u32..4, 0u32..3, prop_oneof![Just(0), Just(10), Just(100)], 1u64..9)
+            .prop_map(|(m, e, p, c)| Step::Arrive(m, e, p, c)),
+        1 => Just(Step::Terminate),
+        2 => Just(Step::Delete),
+        1 => (0usize..12).prop_map(Step::End),
+        1 => (1i64..60).prop_map(Step::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// Random arrivals, terminations, deletions and endings on six nodes.
+    /// No gang ever runs below its minimum, victims are always of lower
+    /// priority than their preemptor, a victim is asked for again only
+    /// after the retry time, and once everything is gone no room stays held.
+    #[test]
+    fn random_runs_keep_gangs_whole_and_leak_nothing(
+        steps in proptest::collection::vec(step(), 1..30),
+    ) {
+        let mut sim = Sim::new(6, 3);
+        let mut mins: Vec<(String, u32)> = Vec::new();
+        let mut asked: std::collections::BTreeMap<PodUid, i64> = Default::default();
+        let retry = GangConfig::default().preemption_retry.0 / 1000;
+        for s in steps {
+            match s {
+                Step::Arrive(min, extra, prio, cpu) => {
+                    let name = format!("g{}", mins.len());
+                    sim.add_group(group(&name, min, prio, sim.now), min + extra, cpu * 1000);
+                    mins.push((name, min));
+                }
+                Step::Terminate => sim.terminate_victims(),
+                Step::Delete => sim.delete_victims(),
+                Step::End(i) => {
+                    if let Some((name, _)) = mins.get(i) {
+                        let uids: Vec<PodUid> = sim
+                            .pods
+                            .values()
+                            .filter(|p| p.group.as_ref().is_some_and(|g| &g.name == name))
+                            .map(|p| p.uid.clone())
+                            .collect();
+                        for u in &uids {
+                            sim.delete(u);
+                        }
+                    }
+                }
+                Step::Wait(s) => sim.now += s,
+            }
+            let now = sim.now;
+            let d = sim.pass();
+            for p in &d.preemptions {
+                for v in &p.victims {
+                    prop_assert!(v.priority < p.priority, "{} preempts {}", p.priority, v.priority);
+                    for b in &v.pods {
+                        if let Some(t) = asked.insert(b.pod.clone(), now) {
+                            prop_assert!(now - t >= retry, "{} asked again after {} s", b.pod, now - t);
+                        }
+                    }
+                }
+            }
+            for (name, min) in &mins {
+                let n = sim.bound(name);
+                prop_assert!(n == 0 || n >= *min as usize, "{} runs {} of minimum {}", name, n, min);
+            }
+        }
+        // Everything goes: every core is free again.
+        let all: Vec<PodUid> = sim.pods.keys().cloned().collect();
+        for u in &all {
+            sim.delete(u);
+        }
+        sim.settle(3);
+        let (cpu, _, _, pods) = sim.core.graph().free_totals();
+        prop_assert_eq!(cpu, 6 * 8000);
+        prop_assert_eq!(pods, 6 * 110);
+    }
+}
