@@ -182,6 +182,9 @@ impl NativeGangModel {
     /// back from the most important (higher priority; a PodGroup before a
     /// pod; a larger group; an earlier start) while it still fits; the rest
     /// are the victims. The group's pods are nominated where it would go.
+    /// A group in `Single` mode offers its pods as units of one, ranked as
+    /// single pods: that is what lets the API's default take part of a gang.
+    /// Only room for the group's minimum is made (the cycle needs no more).
     pub(super) fn preempt_for_group(&mut self, job: usize, cl: &mut Cluster<'_>) {
         let prio = cl.wl.jobs[job].priority;
         // The group's (here its pods') preemptionPolicy: Never never preempts.
