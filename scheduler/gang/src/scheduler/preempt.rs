@@ -596,6 +596,9 @@ impl GangScheduler {
             let preemption = self.emit(key, priority, req, chosen, nominated.clone(), now, out);
             nomination.last = Some(preemption);
             nomination.asked_at = now;
+        } else if let Some(last) = &mut nomination.last {
+            // Asked again later, it names where the room is held now.
+            last.nominated = nominated.clone();
         }
         let mut names: Vec<&str> = Vec::new();
         for b in &nominated {
