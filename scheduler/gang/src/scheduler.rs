@@ -1587,7 +1587,7 @@ impl GangScheduler {
         }
         // Elastic members waiting for room do not hold the group's phase back.
         let extras_waiting = Self::extras_waiting(g, unplaced);
-        let live = g.members.len() as u32 - extras_waiting;
+        let live = (g.members.len() as u32).saturating_sub(extras_waiting);
         let phase = if g.placed_at.is_none() {
             GroupPhase::Pending
         } else if live == 0 && g.vacant.is_empty() {

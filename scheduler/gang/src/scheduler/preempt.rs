@@ -23,7 +23,8 @@
 //! kube-scheduler prefers. The work is bounded: at most [`MAX_CANDIDATES`]
 //! units per tier, [`MAX_SINGLE_TRIES`] single-gang tries, matches at
 //! doubling steps after [`MAX_GREEDY_MATCHES`], [`MAX_PRUNE`] reprieves,
-//! and [`MAX_SEARCHES_PER_PASS`] searches per pass.
+//! and [`MAX_SEARCHES_PER_PASS`] attempts per pass by groups holding no
+//! room yet (the rest follow in a pass due at once).
 //!
 //! The preemptor's placement on that copy is its nomination: its claims are
 //! taken from the real graph at once (over-committing the victims' nodes
@@ -128,7 +129,6 @@ struct Trial<'a> {
     /// Pods selected per budget.
     used: Vec<u32>,
     allowed: &'a [u32],
-    matches: usize,
 }
 
 impl Trial<'_> {
@@ -172,7 +172,6 @@ impl Trial<'_> {
     }
 
     fn fits(&mut self, req: &GroupRequest) -> bool {
-        self.matches += 1;
         self.graph.try_match(req).is_some()
     }
 }
@@ -596,6 +595,9 @@ impl GangScheduler {
             let preemption = self.emit(key, priority, req, chosen, nominated.clone(), now, out);
             nomination.last = Some(preemption);
             nomination.asked_at = now;
+        } else if let Some(last) = &mut nomination.last {
+            // Asked again later, it names where the room is held now.
+            last.nominated = nominated.clone();
         }
         let mut names: Vec<&str> = Vec::new();
         for b in &nominated {
@@ -994,6 +996,44 @@ impl GangScheduler {
     }
 }
 
+/// Releases `units` in order (those `usable` allows) until `req` fits:
+/// matching after each at first, then, after [`MAX_GREEDY_MATCHES`]
+/// misses, only at doubling steps (and once more at the end).
+fn accumulate<'u>(
+    t: &mut Trial<'_>,
+    units: &'u [Unit],
+    req: &GroupRequest,
+    chosen: &mut Vec<&'u Unit>,
+    usable: &impl Fn(&Trial<'_>, &Unit, &mut bool) -> bool,
+    skipped: &mut bool,
+) -> bool {
+    let (mut step, mut next_try, mut tries) = (1usize, 1usize, 0usize);
+    let mut added = false;
+    for (n, u) in units.iter().enumerate() {
+        if !usable(t, u, skipped) {
+            continue;
+        }
+        t.add(u);
+        chosen.push(u);
+        added = true;
+        let released = n + 1;
+        if released < next_try && released < units.len() {
+            continue;
+        }
+        added = false;
+        if t.fits(req) {
+            return true;
+        }
+        tries += 1;
+        if tries > MAX_GREEDY_MATCHES {
+            step = step.saturating_mul(2);
+        }
+        next_try = released.saturating_add(step);
+    }
+    // Units added since the last match may be what makes it fit.
+    added && t.fits(req)
+}
+
 /// One round of the victim search; `respect` skips victims that would break
 /// a budget (and sets `skipped` when it does).
 #[allow(clippy::too_many_arguments)]
@@ -1013,7 +1053,6 @@ fn search<'a>(
         refs: vec![0; cands.len()],
         used: vec![0; allowed.len()],
         allowed,
-        matches: 0,
     };
     let mut chosen: Vec<&Unit> = Vec::new();
     let usable = |t: &Trial<'_>, u: &Unit, skipped: &mut bool| {
@@ -1025,18 +1064,7 @@ fn search<'a>(
         }
     };
     // 1. Elastic members, one by one.
-    let mut done = false;
-    for u in extras {
-        if !usable(&t, u, skipped) {
-            continue;
-        }
-        t.add(u);
-        chosen.push(u);
-        if t.fits(req) {
-            done = true;
-            break;
-        }
-    }
+    let mut done = accumulate(&mut t, extras, req, &mut chosen, &usable, skipped);
     // 2. One gang on top of them: the cheapest that is enough.
     if !done {
         for u in gangs.iter().take(MAX_SINGLE_TRIES) {
@@ -1054,31 +1082,7 @@ fn search<'a>(
     }
     // 3. Gangs accumulated, cheapest first.
     if !done {
-        let (mut step, mut next_try, mut tries) = (1usize, 1usize, 0usize);
-        for (n, u) in gangs.iter().enumerate() {
-            if !usable(&t, u, skipped) {
-                continue;
-            }
-            t.add(u);
-            chosen.push(u);
-            let released = n + 1;
-            if released < next_try && released < gangs.len() {
-                continue;
-            }
-            if t.fits(req) {
-                done = true;
-                break;
-            }
-            tries += 1;
-            if tries > MAX_GREEDY_MATCHES {
-                step = step.saturating_mul(2);
-            }
-            next_try = released.saturating_add(step);
-        }
-        // The last step may have been skipped over: one final check.
-        if !done && t.fits(req) {
-            done = true;
-        }
+        done = accumulate(&mut t, gangs, req, &mut chosen, &usable, skipped);
     }
     if !done {
         return None;
