@@ -116,7 +116,14 @@ async fn crud_binding_and_selectors() {
         .await
         .unwrap();
     assert_eq!(patched.status.unwrap().phase.as_deref(), Some("Running"));
+    // A bound, running pod is deleted gracefully: it stays, terminating, for its grace period.
     api.delete("a", &DeleteParams::default()).await.unwrap();
+    let terminating = api.get("a").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
+    api.delete("a", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     assert_eq!(code(api.get("a").await.unwrap_err()), 404);
 }
 
@@ -181,7 +188,9 @@ async fn watch_streams_changes_and_reports_gone_versions() {
         .await
         .unwrap();
     bind(&api, "p", "n1").await.unwrap();
-    api.delete("p", &DeleteParams::default()).await.unwrap();
+    api.delete("p", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
         match stream.try_next().await.unwrap().unwrap() {
