@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Resource;
 use phalanx_gang as gang;
 
@@ -73,6 +74,8 @@ pub struct Cluster {
     objects: groups::Objects,
     /// Kueue groups: pod name -> its total-count annotation.
     kueue: HashMap<NsName, kueue::Members>,
+    /// PodDisruptionBudgets (None: present but invalid, so not given to the core).
+    budgets: BTreeMap<NsName, Option<gang::DisruptionBudget>>,
 }
 
 impl Cluster {
@@ -915,6 +918,60 @@ impl Cluster {
         .then_some((version, name))
     }
 
+    // ---- disruption budgets ----
+
+    /// A PodDisruptionBudget was added or changed; an invalid one becomes a
+    /// notice and is not given to the core (a budget it cannot read must
+    /// not silently protect, or expose, pods it was not meant for).
+    pub fn apply_budget(
+        &mut self,
+        pdb: PodDisruptionBudget,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
+        let key = ns_name(&pdb);
+        let parsed = crate::budget::budget(&pdb);
+        let before = self.budgets.get(&key).cloned().flatten();
+        match parsed {
+            Ok(b) => {
+                if before.as_ref() != Some(&b) {
+                    out.push(gang::Event::BudgetUpsert(b.clone()));
+                }
+                self.budgets.insert(key, Some(b));
+            }
+            Err(e) => {
+                self.note_once(
+                    notes,
+                    pdb.object_ref(&()),
+                    "InvalidPodDisruptionBudget",
+                    format!("PodDisruptionBudget {}/{} ignored: {e}", key.0, key.1),
+                );
+                if before.is_some() {
+                    out.push(gang::Event::BudgetDelete {
+                        namespace: key.0.clone(),
+                        name: key.1.clone(),
+                    });
+                }
+                self.budgets.insert(key, None);
+            }
+        }
+    }
+
+    /// A PodDisruptionBudget is gone.
+    pub fn delete_budget(&mut self, ns: &str, name: &str, out: &mut Vec<gang::Event>) {
+        if let Some(Some(_)) = self.budgets.remove(&(ns.to_string(), name.to_string())) {
+            out.push(gang::Event::BudgetDelete {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            });
+        }
+    }
+
+    /// PodDisruptionBudget keys known.
+    pub fn budget_keys(&self) -> Vec<NsName> {
+        self.budgets.keys().cloned().collect()
+    }
+
     /// Forgets which problems were reported, so a new leader reports them again.
     pub fn forget_reports(&mut self) {
         self.reported.clear();
@@ -932,6 +989,9 @@ impl Cluster {
         }
         for g in self.podgroups.values().flatten() {
             out.push(gang::Event::GroupUpsert(g.clone()));
+        }
+        for b in self.budgets.values().flatten() {
+            out.push(gang::Event::BudgetUpsert(b.clone()));
         }
         // Bound pods first, so allocations exist before any pending pod is considered.
         let mut uids: Vec<(bool, String)> = self

@@ -467,6 +467,19 @@ impl Store {
                 "body must be a JSON object",
             ));
         }
+        // As the generic registry's Update: a UID in the body is a precondition.
+        let have = meta_str(&current, "uid").unwrap_or("");
+        if let Some(want) = meta_str(&candidate, "uid").filter(|u| !u.is_empty() && *u != have) {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: \
+                     UID in precondition: {want}, UID in object meta: {have}",
+                    rt.plural
+                ),
+            ));
+        }
         let mut next = if status_only {
             let mut next = current.clone();
             match candidate.get("status") {
