@@ -76,6 +76,13 @@ pub struct Cluster {
     kueue: HashMap<NsName, kueue::Members>,
     /// PodDisruptionBudgets (None: present but invalid, so not given to the core).
     budgets: BTreeMap<NsName, Option<gang::DisruptionBudget>>,
+    /// Pods of ours per group (the "of how many" in a group's status).
+    members: HashMap<gang::GroupKey, u32>,
+    /// The highest `spec.priority` seen among each group's pods: a group
+    /// whose object gives no priority (coscheduling PodGroups, groups the
+    /// adapter derives) takes its pods' (pod priority never changes, so the
+    /// highest seen is never wrong for long).
+    pod_priority: HashMap<gang::GroupKey, i32>,
 }
 
 impl Cluster {
@@ -131,6 +138,51 @@ impl Cluster {
                 ))
             })
             .collect()
+    }
+
+    /// Our pods that name `key` as their group.
+    pub fn member_count(&self, key: &gang::GroupKey) -> u32 {
+        self.members.get(key).copied().unwrap_or(0)
+    }
+
+    /// The group as given to the core, if the adapter knows its object or derived it.
+    pub fn group_spec(&self, key: &gang::GroupKey) -> Option<gang::PodGroup> {
+        let g = match self
+            .podgroups
+            .get(&(key.namespace.clone(), key.name.clone()))
+        {
+            Some(Ok(g)) => g.clone(),
+            _ => self.derived.get(key)?.clone(),
+        };
+        Some(self.with_pod_priority(g))
+    }
+
+    /// A group whose object sets no priority (0) takes the highest of its pods'.
+    fn with_pod_priority(&self, mut g: gang::PodGroup) -> gang::PodGroup {
+        if g.priority == 0
+            && let Some(p) = self.pod_priority.get(&g.key)
+        {
+            g.priority = *p;
+        }
+        g
+    }
+
+    fn set_pod_group(&mut self, uid: &str, key: Option<gang::GroupKey>) {
+        let before = match key {
+            Some(k) => {
+                *self.members.entry(k.clone()).or_default() += 1;
+                self.pod_groups.insert(uid.to_string(), k)
+            }
+            None => self.pod_groups.remove(uid),
+        };
+        if let Some(b) = before
+            && let Some(n) = self.members.get_mut(&b)
+        {
+            *n = n.saturating_sub(1);
+            if *n == 0 {
+                self.members.remove(&b);
+            }
+        }
     }
 
     /// A cached pod by UID.
@@ -463,7 +515,7 @@ impl Cluster {
         let ours = self.is_ours(p);
         match class {
             Class::Park(why) => {
-                self.pod_groups.remove(uid);
+                self.set_pod_group(uid, None);
                 let was_sent = self.sent.remove(uid).is_some();
                 if was_sent {
                     out.push(gang::Event::PodDelete(gang::PodUid(uid.to_string())));
@@ -478,18 +530,41 @@ impl Cluster {
             }
             Class::Send(group, derived) => {
                 self.parked.remove(uid);
+                let priority = p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+                let raised = match &group {
+                    Some(k) if ours => {
+                        let before = self.pod_priority.get(k).copied();
+                        let now = before.map_or(priority, |b| b.max(priority));
+                        self.pod_priority.insert(k.clone(), now);
+                        // A group first upserted without pods had priority 0.
+                        before.unwrap_or(0) != now
+                    }
+                    _ => false,
+                };
                 // Groups derived from pods carry each pod's creation time: only a change in
-                // what matters (size, timeout, priority) is worth a new upsert.
-                if let Some(g) = derived
+                // what matters (size, timeout, priority, disruption) is worth a new upsert.
+                if let Some(g) = derived.map(|g| self.with_pod_priority(g))
                     && self.derived.get(&g.key).is_none_or(|d| {
                         d.min_member != g.min_member
+                            || d.max_member != g.max_member
                             || d.schedule_timeout != g.schedule_timeout
                             || d.priority != g.priority
+                            || d.preemption_policy != g.preemption_policy
+                            || d.disruption != g.disruption
+                            || d.topology_key != g.topology_key
                     })
                 {
                     self.derived.insert(g.key.clone(), g.clone());
                     out.push(gang::Event::GroupUpsert(g));
+                } else if raised
+                    && let Some(k) = &group
+                    && let Some(Ok(g)) = self.podgroups.get(&(k.namespace.clone(), k.name.clone()))
+                    && g.priority == 0
+                {
+                    // A PodGroup object without a priority of its own follows its pods'.
+                    out.push(gang::Event::GroupUpsert(self.with_pod_priority(g.clone())));
                 }
+                let Some(p) = self.pods.get(uid) else { return };
                 let (mut pod, problems) = convert::pod(p, group);
                 for prob in problems {
                     self.note_once(
@@ -512,10 +587,8 @@ impl Cluster {
                 {
                     out.push(gang::Event::PodDelete(gang::PodUid(uid.to_string())));
                 }
-                match &pod.group {
-                    Some(g) if ours => self.pod_groups.insert(uid.to_string(), g.clone()),
-                    _ => self.pod_groups.remove(uid),
-                };
+                let member = pod.group.clone().filter(|_| ours);
+                self.set_pod_group(uid, member);
                 out.push(gang::Event::PodUpsert(pod));
             }
         }
@@ -620,7 +693,7 @@ impl Cluster {
         self.native_refs.remove(uid);
         self.pods.remove(uid);
         self.parked.remove(uid);
-        self.pod_groups.remove(uid);
+        self.set_pod_group(uid, None);
         if self.sent.remove(uid).is_some() {
             out.push(gang::Event::PodDelete(gang::PodUid(uid.to_string())));
         }
@@ -673,7 +746,7 @@ impl Cluster {
         match &parsed {
             Ok(g) => {
                 self.derived.remove(&gkey);
-                out.push(gang::Event::GroupUpsert(g.clone()));
+                out.push(gang::Event::GroupUpsert(self.with_pod_priority(g.clone())));
             }
             Err(e) => {
                 self.note_once(
@@ -981,6 +1054,7 @@ impl Cluster {
     pub fn replay(&mut self, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
         self.sent.clear();
         self.pod_groups.clear();
+        self.members.clear();
         self.derived.clear();
         self.parked.clear();
         let names: Vec<String> = self.nodes.keys().cloned().collect();
@@ -988,7 +1062,7 @@ impl Cluster {
             self.node_event(&n, out, notes);
         }
         for g in self.podgroups.values().flatten() {
-            out.push(gang::Event::GroupUpsert(g.clone()));
+            out.push(gang::Event::GroupUpsert(self.with_pod_priority(g.clone())));
         }
         for b in self.budgets.values().flatten() {
             out.push(gang::Event::BudgetUpsert(b.clone()));
@@ -1088,6 +1162,42 @@ mod tests {
             pod_group_of(&out),
             Some(Some(gang::GroupKey::new("ns", "g")))
         );
+    }
+
+    #[test]
+    fn groups_without_a_priority_of_their_own_take_their_pods_and_count_members() {
+        let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        let pg: kube::api::DynamicObject = from(json!({
+            "apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
+            "metadata": {"name": "g", "namespace": "ns"}, "spec": {"minMember": 2},
+        }));
+        c.apply_podgroup(pg, &mut out, &mut notes);
+        assert_eq!(upserted_group(&out).map(|g| g.priority), Some(0));
+        let key = gang::GroupKey::new("ns", "g");
+        for (name, priority) in [("b", 1000), ("a", 0), ("c", 1000)] {
+            let mut p = pod(name, json!({"scheduling.x-k8s.io/pod-group": "g"}), None);
+            p.spec.as_mut().map(|s| s.priority = Some(priority));
+            out.clear();
+            c.apply_pod(p, &mut out, &mut notes);
+            // The group is raised (once) before the pod that raises it is given to the core.
+            let raised = upserted_group(&out).map(|g| g.priority);
+            assert_eq!(raised, (name == "b").then_some(1000), "{name}");
+        }
+        assert_eq!(c.member_count(&key), 3);
+        assert_eq!(c.group_spec(&key).map(|g| g.priority), Some(1000));
+        c.delete_pod("uid-a", &mut out);
+        assert_eq!(c.member_count(&key), 2);
+        // A derived (Fluence-size) group takes its pods' priority too.
+        let mut f = pod(
+            "f",
+            json!({"scheduling.x-k8s.io/pod-group": "fl", "fluence.group-size": "2"}),
+            None,
+        );
+        f.spec.as_mut().map(|s| s.priority = Some(-5));
+        out.clear();
+        c.apply_pod(f, &mut out, &mut notes);
+        assert_eq!(upserted_group(&out).map(|g| g.priority), Some(-5));
     }
 
     #[test]

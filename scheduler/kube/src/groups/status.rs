@@ -4,6 +4,8 @@
 //! `False` with reason `Unschedulable` and the scheduler's message while it
 //! cannot be placed. Like kube-scheduler, a condition that is `True` is never
 //! turned back: it records the initial placement, not the group's health.
+//! Its message says how many of the group's pods run (elastic groups grow
+//! after their minimum is placed), and is kept up to date.
 
 use std::sync::atomic::Ordering;
 
@@ -14,8 +16,9 @@ use serde_json::{Value, json};
 use super::Kind;
 use crate::binder::Writer;
 
-/// The condition to write for a group change, if any: (type, status, reason, message).
-pub fn condition(version: &str, ch: &gang::GroupChange) -> Option<Value> {
+/// The condition to write for a group change, if any: (type, status, reason,
+/// message); `counts` ("3 of 4 pods running ...") is the message once placed.
+pub fn condition(version: &str, ch: &gang::GroupChange, counts: &str) -> Option<Value> {
     let type_ = if version == "v1alpha2" {
         "PodGroupScheduled"
     } else {
@@ -25,7 +28,7 @@ pub fn condition(version: &str, ch: &gang::GroupChange) -> Option<Value> {
         (
             gang::GroupPhase::Scheduled | gang::GroupPhase::Running | gang::GroupPhase::Finished,
             _,
-        ) => ("True", "Scheduled", String::new()),
+        ) => ("True", "Scheduled", counts.to_string()),
         (gang::GroupPhase::Failed, _)
         | (
             gang::GroupPhase::Pending,
@@ -73,8 +76,8 @@ pub async fn write(w: Writer, version: &'static str, ns: String, name: String, c
         .unwrap_or_default();
     let mut cond = cond;
     match conditions.iter().find(|c| same_type(c)) {
-        Some(old) if old["status"] == "True" => return,
         Some(old) if old["status"] == cond["status"] && old["message"] == cond["message"] => return,
+        Some(old) if old["status"] == "True" && cond["status"] != "True" => return,
         Some(old) if old["status"] == cond["status"] => {
             cond["lastTransitionTime"] = old["lastTransitionTime"].clone()
         }
@@ -113,11 +116,15 @@ mod tests {
 
     #[test]
     fn scheduled_true_unschedulable_false_waiting_for_pods_nothing() {
-        let c = condition("v1alpha2", &change(gang::GroupPhase::Scheduled, None));
+        let c = condition(
+            "v1alpha2",
+            &change(gang::GroupPhase::Scheduled, None),
+            "4 of 4 pods running",
+        );
         assert_eq!(
             c,
             Some(
-                json!({"type": "PodGroupScheduled", "status": "True", "reason": "Scheduled", "message": ""})
+                json!({"type": "PodGroupScheduled", "status": "True", "reason": "Scheduled", "message": "4 of 4 pods running"})
             )
         );
         let c = condition(
@@ -126,6 +133,7 @@ mod tests {
                 gang::GroupPhase::Pending,
                 Some(gang::WaitReason::Unsatisfiable),
             ),
+            "0 of 4 pods running",
         );
         assert_eq!(
             c,
@@ -137,7 +145,8 @@ mod tests {
         assert_eq!(
             condition(
                 "v1alpha2",
-                &change(gang::GroupPhase::Pending, Some(waiting))
+                &change(gang::GroupPhase::Pending, Some(waiting)),
+                ""
             ),
             None
         );
