@@ -1177,7 +1177,9 @@ mod tests {
         let key = gang::GroupKey::new("ns", "g");
         for (name, priority) in [("b", 1000), ("a", 0), ("c", 1000)] {
             let mut p = pod(name, json!({"scheduling.x-k8s.io/pod-group": "g"}), None);
-            p.spec.as_mut().map(|s| s.priority = Some(priority));
+            if let Some(s) = p.spec.as_mut() {
+                s.priority = Some(priority);
+            }
             out.clear();
             c.apply_pod(p, &mut out, &mut notes);
             // The group is raised (once) before the pod that raises it is given to the core.
@@ -1194,7 +1196,9 @@ mod tests {
             json!({"scheduling.x-k8s.io/pod-group": "fl", "fluence.group-size": "2"}),
             None,
         );
-        f.spec.as_mut().map(|s| s.priority = Some(-5));
+        if let Some(s) = f.spec.as_mut() {
+            s.priority = Some(-5);
+        }
         out.clear();
         c.apply_pod(f, &mut out, &mut notes);
         assert_eq!(upserted_group(&out).map(|g| g.priority), Some(-5));
