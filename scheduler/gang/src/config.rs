@@ -49,6 +49,10 @@ pub struct GangConfig {
     /// Whether a group that does not fit may evict groups of lower priority
     /// (whole gangs, elastic members first). Off: priority only orders the queue.
     pub preemption: bool,
+    /// How long victims asked to go may stay without terminating before the
+    /// preemption is asked for again (the deletions may have been lost).
+    #[serde(default = "default_preemption_retry")]
+    pub preemption_retry: Millis,
     /// Whether to emit per-pod events (the simulator turns them off).
     pub pod_events: bool,
     /// How a group's pods are laid out inside the racks chosen for it.
@@ -69,8 +73,13 @@ impl Default for GangConfig {
             reserve_after_runtimes: 0.0,
             reserve_after_overtakes: 4,
             preemption: true,
+            preemption_retry: default_preemption_retry(),
             pod_events: true,
             policy: PlacementPolicy::Pack,
         }
     }
+}
+
+fn default_preemption_retry() -> Millis {
+    Millis::from_secs(30)
 }

@@ -36,6 +36,9 @@ use crate::event::{BindOutcome, Event};
 use crate::model::{DisruptionBudget, GroupKey, Node, NodeName, Pod, PodGroup, PodPhase, PodUid};
 use crate::time::{Millis, Timestamp};
 
+mod elastic;
+mod preempt;
+
 /// Where one of our pods stands.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Bind {
@@ -254,6 +257,8 @@ pub struct GangScheduler {
     /// PodDisruptionBudgets by namespace and name (consulted when choosing
     /// preemption victims).
     budgets: BTreeMap<(String, String), DisruptionBudget>,
+    /// Nominations, victims asked to go, and groups evicted whole.
+    preempt: preempt::PreemptState,
 }
 
 impl GangScheduler {
@@ -288,6 +293,7 @@ impl GangScheduler {
             next_reserve_check: None,
             membership_changed: BTreeSet::new(),
             budgets: BTreeMap::new(),
+            preempt: preempt::PreemptState::default(),
         }
     }
 
@@ -432,6 +438,7 @@ impl GangScheduler {
     }
 
     fn delete_node(&mut self, name: &str) {
+        self.release_holds_on(name);
         for g in self.groups.values_mut() {
             g.held = None;
         }
@@ -842,7 +849,12 @@ impl GangScheduler {
         self.expire_vacancies(now);
         self.retry_binds(now, &mut out);
         self.place_late_members(now, &mut out);
+        self.tend_preemptions(now, &mut out);
         self.run_queue(now, &mut out);
+        if !self.late_new.is_empty() {
+            // Elastic groups placed at their minimum this pass take more now.
+            self.place_late_members(now, &mut out);
+        }
         self.report(&mut out);
         out
     }
@@ -927,7 +939,7 @@ impl GangScheduler {
             let Some(g) = self.groups.get(&key) else {
                 continue;
             };
-            if g.placed_at.is_none() {
+            if g.placed_at.is_none() || self.preempt.evicted.contains(&key) {
                 continue;
             }
             let uids: Vec<PodUid> = g
@@ -959,18 +971,7 @@ impl GangScheduler {
                         .get_mut(&key)
                         .map(|g| g.vacant.remove(i))
                         .map(|v| (v.claim, v.node)),
-                    None => {
-                        let (req, _) = self.request_for(std::slice::from_ref(&uid));
-                        match self.graph.try_match(&req) {
-                            Some(p) => p.iter().next().cloned().and_then(|c| {
-                                let node = self.graph.node(c.node)?.name.clone();
-                                self.graph.take(&c);
-                                self.graph_gen += 1;
-                                Some((c, node))
-                            }),
-                            None => None,
-                        }
-                    }
+                    None => self.place_extra(&key, &uid),
                 };
                 if let Some((claim, node)) = claim_node
                     && let Some(st) = self.pods.get_mut(&uid)
@@ -1196,6 +1197,9 @@ impl GangScheduler {
                 }
             };
             let (req, members) = (&cached.0, &cached.1);
+            // An elastic group starts with as many members as fit, at least its minimum.
+            let sized = self.elastic_sizes(&key, req);
+            let req = sized.as_ref().map_or(req, |(_, min)| min);
             // A topology constraint keeps the whole group inside one domain.
             let within = self.within_one_domain(&key, req);
             let req = within.as_ref().unwrap_or(req);
@@ -1203,14 +1207,16 @@ impl GangScheduler {
             let reservation_other = self.reservation.as_ref().filter(|r| r.group != key);
             let ends_before_head = reservation_other.is_some_and(|r| now + duration <= r.start);
             let use_view = head_seen && !ends_before_head && reservation_other.is_some();
-            let placement = if head_seen && !self.config.backfill {
-                None
+            let on = if head_seen && !self.config.backfill {
+                elastic::MatchOn::Nothing
             } else if use_view {
-                self.reservation
-                    .as_mut()
-                    .and_then(|r| r.view.try_match(req))
+                elastic::MatchOn::View
             } else {
-                self.graph.try_match(req)
+                elastic::MatchOn::Graph
+            };
+            let placement = match self.nominee_match(&key, req) {
+                Some(p) => Some(p),
+                None => self.match_sized(&key, sized.as_ref().map(|s| &s.0), req, on),
             };
             if let Some(p) = placement {
                 let claims: Vec<&PodClaim> = p.iter().collect();
@@ -1226,6 +1232,9 @@ impl GangScheduler {
                         None => {}
                     }
                     self.commit(&key, now, &p, members, out);
+                    if sized.is_some() {
+                        self.late_new.insert(key.clone());
+                    }
                     for (k, _) in passed.iter().filter(|(_, n)| *n > size) {
                         if let Some(g) = self.groups.get_mut(k) {
                             g.overtaken = g.overtaken.saturating_add(1);
@@ -1270,6 +1279,9 @@ impl GangScheduler {
             }
             if !head_seen && !eligible && passed.len() < MAX_PASSED {
                 passed.push((key.clone(), size));
+            }
+            if self.preempt_for(&key, req, members, head_seen, now, out) {
+                continue;
             }
             if is_head {
                 head_seen = true;
@@ -1546,7 +1558,7 @@ impl GangScheduler {
     }
 
     fn status_of(&self, key: &GroupKey, g: &GroupState) -> GroupChange {
-        let (mut bound, mut running, mut placed) = (0, 0, 0);
+        let (mut bound, mut running, mut placed, mut unplaced) = (0, 0, 0, 0);
         // An unplaced group has nothing bound: skip the walk over its pods.
         let members: &BTreeSet<PodUid> = if g.placed_at.is_some() {
             &g.members
@@ -1556,6 +1568,8 @@ impl GangScheduler {
         for st in members.iter().filter_map(|u| self.pods.get(u)) {
             if st.claim.is_some() {
                 placed += 1;
+            } else if st.bind == Bind::Unplaced {
+                unplaced += 1;
             }
             if matches!(st.bind, Bind::Bound { .. }) {
                 bound += 1;
@@ -1564,7 +1578,9 @@ impl GangScheduler {
                 }
             }
         }
-        let live = g.members.len() as u32;
+        // Elastic members waiting for room do not hold the group's phase back.
+        let extras_waiting = Self::extras_waiting(g, unplaced);
+        let live = g.members.len() as u32 - extras_waiting;
         let phase = if g.placed_at.is_none() {
             GroupPhase::Pending
         } else if live == 0 && g.vacant.is_empty() {
@@ -1594,6 +1610,7 @@ impl GangScheduler {
             GroupPhase::Finished => format!("{} pods succeeded", g.succeeded),
             GroupPhase::Failed => format!("{} pods failed, {} succeeded", g.failed, g.succeeded),
         };
+        let message = self.elastic_message(g, message, running, extras_waiting);
         GroupChange {
             group: key.clone(),
             phase,
@@ -1672,6 +1689,7 @@ impl GangScheduler {
             .chain(self.walk.as_ref().map(|c| c.at))
             .chain(self.next_unsat_retry)
             .chain(self.next_reserve_check)
+            .chain(self.preempt_wakeup())
             .min()
     }
 

@@ -1,0 +1,523 @@
+//! Whole-gang preemption by priority: who is chosen, that a gang goes whole,
+//! that the room is held for the preemptor while victims terminate, and
+//! that a preemption is asked for once.
+
+mod common;
+
+use common::{Sim, group, pod};
+use phalanx_gang::*;
+use proptest::prelude::*;
+
+/// Two 8-core nodes held by one low-priority 4-pod gang (4 cores a pod).
+fn full_of_low() -> Sim {
+    let mut sim = Sim::new(2, 2);
+    sim.add_group(group("low", 4, 0, 0), 4, 4000);
+    sim.settle(3);
+    assert_eq!(sim.bound("low"), 4);
+    sim
+}
+
+#[test]
+fn high_priority_gang_evicts_the_whole_low_gang_and_runs() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 4000);
+    let d = sim.pass();
+    assert!(d.binds.is_empty(), "nothing is free yet");
+    assert_eq!(d.preemptions.len(), 1);
+    let p = &d.preemptions[0];
+    assert_eq!(p.preemptor, GroupKey::new("ns", "high"));
+    assert_eq!(p.priority, 1000);
+    assert_eq!(p.victims.len(), 1);
+    let v = &p.victims[0];
+    assert_eq!(v.group, GroupKey::new("ns", "low"));
+    assert!(v.whole);
+    assert_eq!(v.pods.len(), 4, "a gang goes whole");
+    assert!(!v.violates_budget);
+    assert_eq!(p.nominated.len(), 2);
+    assert!(
+        p.message
+            .starts_with("group ns/high (priority 1000) preempts group ns/low (priority 0)"),
+        "{}",
+        p.message
+    );
+    // Events on the preemptor's pods say it preempts.
+    let preempting: Vec<_> = d
+        .pod_events
+        .iter()
+        .filter(|e| e.reason == "Preempting")
+        .collect();
+    assert_eq!(preempting.len(), 2);
+    sim.delete_victims();
+    sim.pass();
+    assert_eq!(sim.bound("high"), 2);
+    assert_eq!(sim.bound("low"), 0);
+    let low = sim.core.group(&GroupKey::new("ns", "low")).unwrap();
+    assert_eq!(low.phase, GroupPhase::Pending);
+    assert!(low.message.contains("preempted"), "{}", low.message);
+}
+
+#[test]
+fn a_gang_is_never_evicted_in_part_even_when_one_pod_would_do() {
+    let mut sim = full_of_low();
+    // One 4-core pod: kube-scheduler would evict one pod of the gang.
+    sim.add_group(group("high", 1, 1000, 1), 1, 4000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1);
+    let v = &d.preemptions[0].victims;
+    assert_eq!(v.len(), 1);
+    assert!(v[0].whole);
+    assert_eq!(v[0].pods.len(), 4);
+}
+
+#[test]
+fn recreated_pods_of_an_evicted_gang_wait_in_the_queue_whole() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 1, 1000, 1), 1, 4000);
+    sim.pass();
+    sim.delete_victims();
+    sim.pass();
+    assert_eq!(sim.bound("high"), 1);
+    // The job controller recreates the gang's pods: 4 cores are free, room
+    // for one of them, but the gang starts whole or not at all.
+    for i in 10..14 {
+        sim.add_pod(pod("low", i, 4000, 0, sim.now));
+    }
+    sim.settle(3);
+    assert_eq!(sim.bound("low"), 0);
+    // The high-priority pod ends: the whole gang starts.
+    sim.delete(&PodUid("high-0".into()));
+    sim.settle(3);
+    assert_eq!(sim.bound("low"), 4);
+}
+
+#[test]
+fn equal_or_lower_priority_never_preempts() {
+    for prio in [0, -5] {
+        let mut sim = full_of_low();
+        sim.add_group(group("same", 2, prio, 1), 2, 4000);
+        sim.settle(3);
+        assert!(sim.preemptions.is_empty(), "priority {prio} preempted");
+        assert_eq!(sim.bound("low"), 4);
+        assert_eq!(sim.bound("same"), 0);
+    }
+}
+
+#[test]
+fn preemption_policy_never_does_not_preempt() {
+    // A pod says Never.
+    let mut sim = full_of_low();
+    sim.core
+        .apply(Event::GroupUpsert(group("high", 2, 1000, 1)));
+    for i in 0..2 {
+        let mut p = pod("high", i, 4000, 1000, 1);
+        if i == 1 {
+            p.preemption_policy = PreemptionPolicy::Never;
+        }
+        sim.add_pod(p);
+    }
+    sim.settle(3);
+    assert!(sim.preemptions.is_empty());
+    assert_eq!(sim.bound("high"), 0);
+    // The group says Never (its pods say nothing).
+    let mut sim = full_of_low();
+    let mut g = group("high", 2, 1000, 1);
+    g.preemption_policy = Some(PreemptionPolicy::Never);
+    sim.add_group(g, 2, 4000);
+    sim.settle(3);
+    assert!(sim.preemptions.is_empty());
+    // The group's word wins over its pods'.
+    let mut sim = full_of_low();
+    let mut g = group("high", 2, 1000, 1);
+    g.preemption_policy = Some(PreemptionPolicy::PreemptLowerPriority);
+    sim.core.apply(Event::GroupUpsert(g));
+    for i in 0..2 {
+        let mut p = pod("high", i, 4000, 1000, 1);
+        p.preemption_policy = PreemptionPolicy::Never;
+        sim.add_pod(p);
+    }
+    sim.pass();
+    assert_eq!(sim.preemptions.len(), 1);
+    // Preemption turned off in the settings.
+    let mut sim = Sim::with_config(
+        2,
+        2,
+        GangConfig {
+            preemption: false,
+            ..GangConfig::default()
+        },
+    );
+    sim.add_group(group("low", 4, 0, 0), 4, 4000);
+    sim.settle(3);
+    sim.add_group(group("high", 2, 1000, 1), 2, 4000);
+    sim.settle(3);
+    assert!(sim.preemptions.is_empty());
+}
+
+/// Four nodes: gang `a` (newer, so cheaper) on two, gang `b` on the other two.
+fn two_low_gangs() -> Sim {
+    let mut sim = Sim::new(4, 2);
+    sim.add_group(group("b", 4, 0, 0), 4, 4000);
+    sim.settle(2);
+    sim.now += 100;
+    sim.add_group(group("a", 4, 0, 100), 4, 4000);
+    sim.settle(2);
+    assert_eq!((sim.bound("a"), sim.bound("b")), (4, 4));
+    sim
+}
+
+fn budget(name: &str, job: &str, allowed: u32) -> DisruptionBudget {
+    DisruptionBudget {
+        namespace: "ns".into(),
+        name: name.into(),
+        selector: Some(LabelSelector {
+            match_labels: [("job".to_owned(), job.to_owned())].into(),
+            match_expressions: Vec::new(),
+        }),
+        disruptions_allowed: allowed,
+    }
+}
+
+#[test]
+fn least_work_lost_is_chosen_among_equal_gangs() {
+    let mut sim = two_low_gangs();
+    sim.add_group(group("high", 2, 1000, 200), 2, 4000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1);
+    let v = &d.preemptions[0].victims;
+    assert_eq!(v.len(), 1, "one gang is enough");
+    assert_eq!(v[0].group.name, "a", "a has run less");
+}
+
+#[test]
+fn a_choice_that_keeps_every_budget_is_preferred() {
+    let mut sim = two_low_gangs();
+    // a is cheaper, but a budget protects it.
+    sim.core.apply(Event::BudgetUpsert(budget("pdb-a", "a", 0)));
+    sim.add_group(group("high", 2, 1000, 200), 2, 4000);
+    let d = sim.pass();
+    let v = &d.preemptions[0].victims;
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].group.name, "b");
+    assert!(!v[0].violates_budget);
+}
+
+#[test]
+fn when_every_choice_breaks_a_budget_the_victim_says_so() {
+    let mut sim = two_low_gangs();
+    sim.core.apply(Event::BudgetUpsert(budget("pdb-a", "a", 1)));
+    sim.core.apply(Event::BudgetUpsert(budget("pdb-b", "b", 0)));
+    sim.add_group(group("high", 2, 1000, 200), 2, 4000);
+    let d = sim.pass();
+    let p = &d.preemptions[0];
+    assert_eq!(p.victims.len(), 1);
+    assert_eq!(p.victims[0].group.name, "a");
+    assert!(p.victims[0].violates_budget);
+    assert!(p.message.contains("PodDisruptionBudget"), "{}", p.message);
+    // A budget removed no longer counts.
+    let mut sim = two_low_gangs();
+    sim.core.apply(Event::BudgetUpsert(budget("pdb-a", "a", 0)));
+    sim.core.apply(Event::BudgetDelete {
+        namespace: "ns".into(),
+        name: "pdb-a".into(),
+    });
+    sim.add_group(group("high", 2, 1000, 200), 2, 4000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions[0].victims[0].group.name, "a");
+    assert!(!d.preemptions[0].victims[0].violates_budget);
+}
+
+#[test]
+fn fewest_gangs_before_lowest_priority() {
+    // Three nodes: two 1-pod gangs of priority 0 on n0 and n1 (8 cores
+    // each), one 2-pod gang of priority 10 filling n2... no: 8 cores a
+    // pod, so each gang of priority 0 holds one node, and the 2-pod gang of
+    // priority 10 holds two nodes.
+    let mut sim = Sim::new(4, 4);
+    sim.add_group(group("mid", 2, 10, 0), 2, 8000);
+    sim.settle(2);
+    sim.add_group(group("low1", 1, 0, 1), 1, 8000);
+    sim.add_group(group("low2", 1, 0, 1), 1, 8000);
+    sim.settle(2);
+    // The preemptor needs two whole nodes: evicting mid (one gang) beats
+    // evicting low1 and low2 (two gangs), though they have lower priority.
+    sim.add_group(group("high", 2, 1000, 5), 2, 8000);
+    let d = sim.pass();
+    let v = &d.preemptions[0].victims;
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].group.name, "mid");
+}
+
+#[test]
+fn elastic_members_go_before_any_gang() {
+    // Three nodes. `gang` (priority 0) holds n0; `el` (priority 500, minimum
+    // 2, 4 pods) holds n1 and n2.
+    let mut sim = Sim::new(3, 3);
+    sim.add_group(group("gang", 2, 0, 0), 2, 4000);
+    sim.settle(2);
+    sim.add_group(group("el", 2, 500, 1), 4, 4000);
+    sim.settle(3);
+    assert_eq!((sim.bound("gang"), sim.bound("el")), (2, 4));
+    // Two 4-core pods: gang (lower priority) would do, but el's two
+    // elastic members go first.
+    sim.add_group(group("high", 2, 1000, 5), 2, 4000);
+    let d = sim.pass();
+    let v = &d.preemptions[0].victims;
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].group.name, "el");
+    assert!(!v[0].whole);
+    assert_eq!(v[0].pods.len(), 2);
+    sim.delete_victims();
+    sim.pass();
+    assert_eq!(sim.bound("high"), 2);
+    assert_eq!(sim.bound("el"), 2, "its minimum keeps running");
+    assert_eq!(sim.bound("gang"), 2);
+}
+
+#[test]
+fn the_nomination_holds_against_lower_and_equal_newcomers() {
+    let mut sim = full_of_low();
+    // Needs both nodes.
+    sim.add_group(group("high", 2, 1000, 1), 2, 8000);
+    sim.pass();
+    assert_eq!(sim.preemptions.len(), 1);
+    // Half of the victims are gone: one node is free.
+    sim.terminate_victims();
+    let on_n0: Vec<PodUid> = sim
+        .pods
+        .values()
+        .filter(|p| p.group.as_ref().is_some_and(|g| g.name == "low"))
+        .filter(|p| p.node_name.as_deref() == Some("n0"))
+        .map(|p| p.uid.clone())
+        .collect();
+    assert_eq!(on_n0.len(), 2);
+    for uid in &on_n0 {
+        sim.delete(uid);
+    }
+    // Newcomers of lower and of equal priority fit the free node but may not take it.
+    sim.add_group(group("mid", 1, 500, 2), 1, 4000);
+    sim.add_group(group("peer", 1, 1000, 2), 1, 4000);
+    sim.settle(3);
+    assert_eq!(sim.bound("mid"), 0);
+    assert_eq!(sim.bound("peer"), 0);
+    assert_eq!(sim.bound("high"), 0);
+    assert_eq!(sim.preemptions.len(), 1, "no second preemption");
+    sim.delete_victims();
+    sim.pass();
+    assert_eq!(sim.bound("high"), 2);
+}
+
+#[test]
+fn a_higher_priority_group_may_take_a_nomination_over() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 8000);
+    sim.pass();
+    sim.terminate_victims();
+    sim.delete_victims();
+    // Before the preemptor's next pass, a group of higher priority arrives.
+    sim.add_group(group("top", 1, 2000, 2), 1, 8000);
+    sim.pass();
+    assert_eq!(sim.bound("top"), 1);
+    assert_eq!(sim.bound("high"), 0);
+    assert_eq!(sim.preemptions.len(), 1, "nothing else to evict");
+}
+
+#[test]
+fn no_second_preemption_while_victims_terminate() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 4000);
+    sim.pass();
+    assert_eq!(sim.preemptions.len(), 1);
+    // Deletion asked, not yet seen: passes (and unrelated events) ask nothing more.
+    for i in 0..3 {
+        sim.add_group(group(&format!("other{i}"), 1, 0, 2), 1, 4000);
+        let d = sim.pass();
+        assert!(d.preemptions.is_empty());
+    }
+    // Terminating, long past the retry time: still nothing more.
+    sim.terminate_victims();
+    sim.now += 120;
+    for _ in 0..3 {
+        assert!(sim.pass().preemptions.is_empty());
+    }
+    assert_eq!(sim.bound("high"), 0);
+    sim.delete_victims();
+    sim.pass();
+    assert_eq!(sim.bound("high"), 2);
+    assert_eq!(sim.preemptions.len(), 1);
+}
+
+#[test]
+fn victims_that_stay_are_asked_again_after_the_retry_time() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 4000);
+    let t0 = sim.now;
+    sim.pass();
+    let first = sim.preemptions[0].clone();
+    // The deletions were lost: nothing terminates.
+    let wake = sim.core.next_wakeup().expect("a retry is due");
+    assert_eq!(wake, Timestamp::from_secs(t0 + 30));
+    sim.now = t0 + 29;
+    assert!(sim.pass().preemptions.is_empty());
+    sim.now = t0 + 30;
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1);
+    assert_eq!(d.preemptions[0].victims, first.victims);
+    assert_eq!(d.preemptions[0].preemptor, first.preemptor);
+    // Once they terminate, no more.
+    sim.terminate_victims();
+    sim.now += 60;
+    assert!(sim.pass().preemptions.is_empty());
+}
+
+#[test]
+fn restart_in_the_middle_of_a_preemption_chooses_no_more_victims() {
+    // Four nodes: `a` on n0-n1 is terminating (a preemption was under way
+    // when the scheduler restarted), `b` on n2-n3 is not.
+    let mut sim = Sim::new(4, 2);
+    sim.add_group(group("a", 4, 0, 0), 4, 4000);
+    sim.settle(2);
+    sim.add_group(group("b", 4, 0, 0), 4, 4000);
+    sim.settle(2);
+    let mut fresh = GangScheduler::new(GangConfig::default());
+    for i in 0..4 {
+        fresh.apply(Event::NodeUpsert(common::node(i, 2)));
+    }
+    fresh.apply(Event::GroupUpsert(group("a", 4, 0, 0)));
+    fresh.apply(Event::GroupUpsert(group("b", 4, 0, 0)));
+    for p in sim.pods.values_mut() {
+        if p.group.as_ref().is_some_and(|g| g.name == "a") {
+            p.terminating = true;
+        }
+        fresh.apply(Event::PodUpsert(p.clone()));
+    }
+    sim.core = fresh;
+    sim.add_group(group("high", 2, 1000, 5), 2, 8000);
+    for _ in 0..3 {
+        let d = sim.pass();
+        assert!(d.preemptions.is_empty(), "{:?}", d.preemptions);
+    }
+    assert_eq!(sim.bound("high"), 0);
+    let msg = sim
+        .core
+        .group(&GroupKey::new("ns", "high"))
+        .unwrap()
+        .message;
+    assert!(msg.starts_with("preempting"), "{msg}");
+    // a's pods go: high runs, b untouched.
+    let a: Vec<PodUid> = sim
+        .pods
+        .values()
+        .filter(|p| p.group.as_ref().is_some_and(|g| g.name == "a"))
+        .map(|p| p.uid.clone())
+        .collect();
+    for uid in &a {
+        sim.delete(uid);
+    }
+    sim.pass();
+    assert_eq!(sim.bound("high"), 2);
+    assert_eq!(sim.bound("b"), 4);
+}
+
+#[test]
+fn other_schedulers_pods_without_a_group_may_be_victims_alone() {
+    let mut sim = Sim::new(1, 1);
+    let mut other = pod("x", 0, 8000, 0, 0);
+    other.group = None;
+    other.scheduler_name = "default-scheduler".into();
+    other.node_name = Some("n0".into());
+    other.phase = PodPhase::Running;
+    sim.add_pod(other);
+    sim.add_group(group("high", 1, 1000, 1), 1, 8000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1);
+    let v = &d.preemptions[0].victims;
+    assert_eq!(v[0].pods[0].name, "x-0");
+    assert!(v[0].whole);
+    // A pod of another scheduler's group is never a victim.
+    let mut sim = Sim::new(1, 1);
+    let mut other = pod("y", 0, 8000, 0, 0);
+    other.scheduler_name = "volcano".into();
+    other.node_name = Some("n0".into());
+    sim.add_pod(other);
+    sim.add_group(group("high", 1, 1000, 1), 1, 8000);
+    sim.settle(2);
+    assert!(sim.preemptions.is_empty());
+}
+
+#[test]
+fn pod_disruption_mode_loses_single_pods() {
+    let mut sim = Sim::new(2, 2);
+    let mut g = group("web", 1, 0, 0);
+    g.disruption = DisruptionMode::Pod;
+    sim.add_group(g, 4, 4000);
+    sim.settle(3);
+    assert_eq!(sim.bound("web"), 4);
+    sim.add_group(group("high", 1, 1000, 1), 1, 4000);
+    let d = sim.pass();
+    let v = &d.preemptions[0].victims;
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].pods.len(), 1);
+    assert!(!v[0].whole);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 48, ..ProptestConfig::default() })]
+
+    /// Random low-priority gangs (some elastic) fill eight nodes; a
+    /// high-priority gang arrives. Victims are strictly lower in priority,
+    /// no gang loses part of its minimum, and once the victims are gone the
+    /// preemptor runs whole.
+    #[test]
+    fn victims_are_lower_whole_and_make_room(
+        gangs in proptest::collection::vec((1u32..4, 0u32..3, -3i32..3, 1u64..5), 1..10),
+        want in 1u32..6,
+        cpu in 1u64..9,
+    ) {
+        let mut sim = Sim::new(8, 4);
+        let mut mins = std::collections::BTreeMap::new();
+        for (i, (min, extra, prio, c)) in gangs.iter().enumerate() {
+            let name = format!("g{i}");
+            sim.add_group(group(&name, *min, *prio, i as i64), min + extra, c * 1000);
+            mins.insert(name, *min);
+            // Lower gangs may preempt even lower ones while the cluster fills.
+            sim.settle(3);
+            sim.delete_victims();
+            sim.settle(3);
+        }
+        let seen = sim.preemptions.len();
+        let before: std::collections::BTreeMap<String, usize> =
+            mins.keys().map(|k| (k.clone(), sim.bound(k))).collect();
+        sim.add_group(group("high", want, 1000, 50), want, cpu * 1000);
+        let d = sim.pass();
+        prop_assert!(d.preemptions.len() <= 1);
+        if d.binds.iter().any(|b| b.group.name == "high") {
+            prop_assert!(d.preemptions.is_empty());
+            return Ok(());
+        }
+        for p in &d.preemptions {
+            prop_assert_eq!(&p.preemptor.name, "high");
+            for v in &p.victims {
+                prop_assert!(v.priority < 1000);
+                let min = mins[&v.group.name] as usize;
+                let had = before[&v.group.name];
+                if v.whole {
+                    prop_assert_eq!(v.pods.len(), had);
+                } else {
+                    // Only members above the minimum.
+                    prop_assert!(had - v.pods.len() >= min);
+                }
+            }
+        }
+        if !d.preemptions.is_empty() {
+            prop_assert_eq!(sim.preemptions.len(), seen + 1);
+            sim.delete_victims();
+            sim.pass();
+            prop_assert_eq!(sim.bound("high"), want as usize);
+        }
+        // No gang is ever left below its minimum.
+        for (k, min) in &mins {
+            let n = sim.bound(k);
+            prop_assert!(n == 0 || n >= *min as usize, "{} left with {}", k, n);
+        }
+    }
+}
