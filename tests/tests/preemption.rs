@@ -239,7 +239,6 @@ async fn budgets_are_watched_before_anything_is_placed() {
 /// cluster held by one low-priority 4-pod gang is bound within seconds, and
 /// no pod of the low-priority gang is left: all four are deleted, not two.
 #[tokio::test]
-#[ignore = "needs core preemption (branch core)"]
 async fn a_high_priority_gang_evicts_a_whole_low_priority_gang() {
     let srv = ApiServer::start().await.unwrap();
     kubelet(&srv, Duration::from_millis(200));
@@ -337,7 +336,6 @@ async fn equal_priority_never_preempts() {
 /// While the victims terminate, the nodes are held for the preemptor: a
 /// lower-priority pod arriving then does not take them.
 #[tokio::test]
-#[ignore = "needs core preemption (branch core)"]
 async fn nomination_holds_the_nodes_against_a_lower_priority_newcomer() {
     let srv = ApiServer::start().await.unwrap();
     kubelet(&srv, Duration::from_millis(1500));
@@ -366,7 +364,6 @@ async fn nomination_holds_the_nodes_against_a_lower_priority_newcomer() {
 /// Victims are chosen to keep PodDisruptionBudgets: of two equal gangs the
 /// one a budget protects stays, although evicting it would lose less work.
 #[tokio::test]
-#[ignore = "needs core preemption (branch core)"]
 async fn a_disruption_budget_steers_the_choice_of_victims() {
     let srv = ApiServer::start().await.unwrap();
     kubelet(&srv, Duration::from_millis(100));
@@ -415,7 +412,6 @@ async fn a_disruption_budget_steers_the_choice_of_victims() {
 /// Elastic: minimum 2 of 4 pods, room for 3: the minimum starts whole and
 /// one more joins; the status says how many of how many run.
 #[tokio::test]
-#[ignore = "needs core elastic groups (branch core)"]
 async fn elastic_minimum_2_of_4_with_room_for_3_runs_3() {
     let srv = ApiServer::start().await.unwrap();
     kubelet(&srv, Duration::ZERO);
@@ -463,7 +459,6 @@ async fn elastic_minimum_2_with_room_for_1_runs_none() {
 /// choosing more victims: the new scheduler sees the terminating pods (their
 /// room is coming) and neither deletes them again nor touches another gang.
 #[tokio::test]
-#[ignore = "needs core preemption (branch core)"]
 async fn a_restart_in_the_middle_of_a_preemption_takes_no_extra_victims() {
     let srv = ApiServer::start().await.unwrap();
     kubelet(&srv, Duration::from_secs(3));
