@@ -128,14 +128,7 @@ pub fn carry_out(p: &gang::Preemption, state: &mut Preemptions, cx: &Context<'_>
                 pod_ref(&n.namespace, &n.name, &n.pod.0),
                 false,
                 "Preempting".into(),
-                format!(
-                    "pod group {} (priority {}) preempts {} to run on node {}: {}",
-                    group_name(&p.preemptor),
-                    p.priority,
-                    victims.join(", "),
-                    n.node,
-                    p.message
-                ),
+                format!("{}; this pod is nominated to node {}", p.message, n.node),
             );
         }
     }
@@ -145,18 +138,14 @@ pub fn carry_out(p: &gang::Preemption, state: &mut Preemptions, cx: &Context<'_>
     );
     for (v, b) in fresh {
         state.evicting.insert(b.pod.0.clone());
+        // Who preempted it and why (the core's sentence names both sides and the budgets).
         let why = format!(
-            "Preempted by pod group {} (priority {}) on node {}: the victim group {} has priority {}{}. {}",
+            "Preempted by pod group {} (priority {}) on node {}, as a member of {} (priority {}): {}",
             group_name(&p.preemptor),
             p.priority,
             b.node,
             group_name(&v.group),
             v.priority,
-            if v.violates_budget {
-                "; no choice kept every PodDisruptionBudget"
-            } else {
-                ""
-            },
             p.message
         );
         let (w, tx, epoch, b, condition) = (
