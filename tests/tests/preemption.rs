@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use phalanx_kube::{RunArgs, SchedulerHandle, Settings};
-use phalanx_tests::apiserver::{ApiServer, KubeletOptions};
+use phalanx_tests::apiserver::{ApiServer, KubeletOptions, ResourceType};
 use phalanx_tests::fixtures::{
     bound_pods, event_reasons, node, overcommitted_nodes, pod, podgroup_json, wait_for,
 };
@@ -116,6 +116,20 @@ fn notes(srv: &ApiServer, prefix: &str) -> String {
 
 fn pod_deletes(srv: &ApiServer) -> u64 {
     srv.request_count("delete", "pods")
+}
+
+/// The scheduler's `/metrics` text.
+async fn metrics(sched: &SchedulerHandle) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut s = tokio::net::TcpStream::connect(sched.metrics_addr())
+        .await
+        .unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .unwrap();
+    let mut out = String::new();
+    s.read_to_string(&mut out).await.unwrap();
+    out
 }
 
 /// A kubelet whose pods take `stop` to stop once deleted.
@@ -286,6 +300,9 @@ async fn a_high_priority_gang_evicts_a_whole_low_priority_gang() {
             "{name} nominated where it was bound"
         );
     }
+    let m = metrics(&sched).await;
+    assert!(m.contains("phalanx_preemptions_total 1\n"), "{m}");
+    assert!(m.contains("phalanx_preempted_pods_total 4\n"), "{m}");
     eprintln!("high gang bound {took:?} after it arrived");
     sched.shutdown().await;
 }
@@ -525,6 +542,107 @@ async fn an_invalid_budget_is_reported_by_field() {
         .await,
         "{}",
         notes(&srv, "odd")
+    );
+    sched.shutdown().await;
+}
+
+/// A Flux MiniCluster with `size: 2` and `maxSize: 4` is elastic: its first
+/// two pods start together, the others join while there is room, and never
+/// more than four run (a fifth pod waits although a node is free).
+#[tokio::test]
+async fn a_minicluster_grows_from_size_towards_max_size() {
+    let srv = ApiServer::start().await.unwrap();
+    srv.install(ResourceType::minicluster());
+    kubelet(&srv, Duration::ZERO);
+    add_nodes(&srv, 5, 1);
+    let sched = start(&srv).await;
+    srv.create_json(
+        "flux-framework.org",
+        "v1alpha2",
+        "miniclusters",
+        NS,
+        json!({
+            "apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster",
+            "metadata": {"name": "flux", "namespace": NS},
+            "spec": {"size": 2, "maxSize": 4, "pod": {"schedulerName": "phalanx"}},
+        }),
+    )
+    .unwrap();
+    srv.create_json("batch", "v1", "jobs", NS, json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "flux", "namespace": NS, "ownerReferences": [
+            {"apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster", "name": "flux", "uid": "mc", "controller": true}]},
+        "spec": {"parallelism": 5, "completions": 5, "completionMode": "Indexed", "template": {"spec": {"containers": []}}},
+    }))
+    .unwrap();
+    let flux_pod = |i: u32| {
+        let mut v = serde_json::to_value(pod(NS, &format!("flux-{i}"), "phalanx", 1, &[])).unwrap();
+        v["metadata"]["ownerReferences"] = json!([
+            {"apiVersion": "batch/v1", "kind": "Job", "name": "flux", "uid": "job", "controller": true}]);
+        v
+    };
+    // One pod of a minimum of two: nothing starts.
+    srv.create_json("", "v1", "pods", NS, flux_pod(0)).unwrap();
+    tokio::time::sleep(SETTLE).await;
+    assert!(bound_pods(&srv, "flux-").is_empty());
+    for i in 1..5 {
+        srv.create_json("", "v1", "pods", NS, flux_pod(i)).unwrap();
+    }
+    assert!(wait_for(WAIT, || bound_pods(&srv, "flux-").len() == 4).await);
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(bound_pods(&srv, "flux-").len(), 4, "maxSize is the most that run");
+    assert!(overcommitted_nodes(&srv).is_empty());
+    sched.shutdown().await;
+}
+
+/// A native PodGroup's own `priority` makes it the preemptor (its pods carry
+/// no PriorityClass), and `disruptionMode: PodGroup` on the victim is honoured:
+/// the whole victim gang goes.
+#[tokio::test]
+async fn a_native_podgroup_priority_preempts_a_native_gang() {
+    let srv = ApiServer::start().await.unwrap();
+    kubelet(&srv, Duration::from_millis(100));
+    add_nodes(&srv, 2, 2);
+    let sched = start(&srv).await;
+    let group = |name: &str, min: u32, priority: i32| {
+        srv.create_json(
+            "scheduling.k8s.io",
+            "v1alpha2",
+            "podgroups",
+            NS,
+            json!({
+                "apiVersion": "scheduling.k8s.io/v1alpha2", "kind": "PodGroup",
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {"schedulingPolicy": {"gang": {"minCount": min}}, "priority": priority,
+                         "disruptionMode": "PodGroup"},
+            }),
+        )
+        .unwrap();
+    };
+    let member = |name: String, group: &str| {
+        let mut v = serde_json::to_value(pod(NS, &name, "phalanx", 1, &[])).unwrap();
+        v["spec"]["schedulingGroup"] = json!({"podGroupName": group});
+        srv.create_json("", "v1", "pods", NS, v).unwrap();
+    };
+    group("batch", 4, 10);
+    for i in 0..4 {
+        member(format!("batch-{i}"), "batch");
+    }
+    assert!(wait_for(WAIT, || bound_pods(&srv, "batch-").len() == 4).await);
+    group("urgent", 2, 5000);
+    for i in 0..2 {
+        member(format!("urgent-{i}"), "urgent");
+    }
+    assert!(
+        wait_for(WAIT, || bound_pods(&srv, "urgent-").len() == 2).await,
+        "{}",
+        notes(&srv, "")
+    );
+    assert!(wait_for(WAIT, || existing(&srv, "batch-").is_empty()).await);
+    assert!(
+        notes(&srv, "batch-").contains("priority 5000"),
+        "{}",
+        notes(&srv, "batch-")
     );
     sched.shutdown().await;
 }
