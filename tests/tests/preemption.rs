@@ -590,7 +590,11 @@ async fn a_minicluster_grows_from_size_towards_max_size() {
     }
     assert!(wait_for(WAIT, || bound_pods(&srv, "flux-").len() == 4).await);
     tokio::time::sleep(SETTLE).await;
-    assert_eq!(bound_pods(&srv, "flux-").len(), 4, "maxSize is the most that run");
+    assert_eq!(
+        bound_pods(&srv, "flux-").len(),
+        4,
+        "maxSize is the most that run"
+    );
     assert!(overcommitted_nodes(&srv).is_empty());
     sched.shutdown().await;
 }

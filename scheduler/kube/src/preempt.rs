@@ -123,14 +123,7 @@ pub fn carry_out(p: &gang::Preemption, state: &mut Preemptions, cx: &Context<'_>
             pods = fresh.len(),
             "preempting"
         );
-        for n in &p.nominated {
-            cx.writer.emit(
-                pod_ref(&n.namespace, &n.name, &n.pod.0),
-                false,
-                "Preempting".into(),
-                format!("{}; this pod is nominated to node {}", p.message, n.node),
-            );
-        }
+        // The preemptor's pods hear of it from the core's own `Preempting` pod events.
     }
     let condition = format!(
         "{}: preempting to accommodate a higher priority pod group",
