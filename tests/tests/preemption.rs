@@ -650,3 +650,55 @@ async fn a_native_podgroup_priority_preempts_a_native_gang() {
     );
     sched.shutdown().await;
 }
+
+/// A native PodGroup with `minCount` below its pod count is elastic too, and
+/// its `PodGroupScheduled` condition says how many of how many pods run
+/// (kept up to date while it stays True).
+#[tokio::test]
+async fn a_native_min_count_below_the_group_size_is_elastic() {
+    let srv = ApiServer::start().await.unwrap();
+    kubelet(&srv, Duration::ZERO);
+    add_nodes(&srv, 3, 1);
+    let sched = start(&srv).await;
+    srv.create_json(
+        "scheduling.k8s.io",
+        "v1alpha2",
+        "podgroups",
+        NS,
+        json!({
+            "apiVersion": "scheduling.k8s.io/v1alpha2", "kind": "PodGroup",
+            "metadata": {"name": "nat", "namespace": NS},
+            "spec": {"schedulingPolicy": {"gang": {"minCount": 2}}},
+        }),
+    )
+    .unwrap();
+    for i in 0..4 {
+        let mut v = serde_json::to_value(pod(NS, &format!("nat-{i}"), "phalanx", 1, &[])).unwrap();
+        v["spec"]["schedulingGroup"] = json!({"podGroupName": "nat"});
+        srv.create_json("", "v1", "pods", NS, v).unwrap();
+    }
+    assert!(wait_for(WAIT, || bound_pods(&srv, "nat-").len() == 3).await);
+    let condition = || {
+        let store = srv.store();
+        store
+            .resource_type("scheduling.k8s.io", "v1alpha2", "podgroups")
+            .and_then(|rt| store.get(&rt, NS, "nat").ok())
+            .and_then(|pg| pg.pointer("/status/conditions/0").cloned())
+            .unwrap_or_default()
+    };
+    assert!(
+        wait_for(WAIT, || {
+            let c = condition();
+            c["status"] == "True"
+                && c["message"]
+                    .as_str()
+                    .is_some_and(|m| m.starts_with("3 of 4 pods running"))
+        })
+        .await,
+        "{}",
+        condition()
+    );
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(bound_pods(&srv, "nat-").len(), 3);
+    sched.shutdown().await;
+}
