@@ -521,3 +521,109 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_reserved_head_gives_way_to_a_higher_priority_preemptor() {
+    let mut sim = Sim::with_config(
+        2,
+        2,
+        GangConfig {
+            reserve_after: Millis(0),
+            ..GangConfig::default()
+        },
+    );
+    sim.add_group(group("run", 2, 0, 0), 2, 8000);
+    sim.settle(2);
+    // An equal-priority head waits, reserved for; it may not preempt `run`.
+    sim.add_group(group("head", 1, 0, 1), 1, 8000);
+    sim.settle(2);
+    assert_eq!(sim.core.reservation().map(|r| r.0.name.as_str()), Some("head"));
+    assert!(sim.preemptions.is_empty());
+    // A higher priority preempts past the reservation.
+    sim.add_group(group("high", 2, 100, 2), 2, 8000);
+    sim.pass();
+    assert_eq!(sim.preemptions.len(), 1);
+    assert_eq!(sim.preemptions[0].victims[0].group.name, "run");
+    sim.delete_victims();
+    sim.settle(2);
+    assert_eq!(sim.bound("high"), 2);
+    assert_eq!(sim.bound("head"), 0, "the room was held for the preemptor");
+}
+
+#[test]
+fn an_equal_priority_group_behind_a_reserved_head_does_not_preempt() {
+    let mut sim = Sim::with_config(
+        2,
+        2,
+        GangConfig {
+            reserve_after: Millis(0),
+            ..GangConfig::default()
+        },
+    );
+    sim.add_group(group("r0", 1, 0, 0), 1, 8000);
+    sim.add_group(group("r1", 1, 0, 0), 1, 8000);
+    sim.settle(2);
+    // The head (priority 10) never preempts: it waits for r0 and r1 to end.
+    let mut head = group("head", 2, 10, 1);
+    head.preemption_policy = Some(PreemptionPolicy::Never);
+    sim.add_group(head, 2, 8000);
+    sim.settle(2);
+    assert_eq!(sim.core.reservation().map(|r| r.0.name.as_str()), Some("head"));
+    // A younger group of the same priority could evict r0, which would
+    // delay the head: it does not.
+    sim.add_group(group("peer", 1, 10, 2), 1, 8000);
+    sim.settle(3);
+    assert!(sim.preemptions.is_empty(), "{:?}", sim.preemptions);
+    assert_eq!(sim.bound("peer"), 0);
+}
+
+#[test]
+fn attempts_beyond_the_per_pass_cap_follow_at_once() {
+    let n = 12;
+    let mut sim = Sim::new(n, 4);
+    for i in 0..n {
+        sim.add_group(group(&format!("low{i}"), 1, 0, 0), 1, 8000);
+    }
+    sim.settle(2);
+    for i in 0..n {
+        sim.add_group(group(&format!("high{i}"), 1, 100, 1), 1, 8000);
+    }
+    let first = sim.pass().preemptions.len();
+    assert!(first > 0 && first < n, "{first} in one pass");
+    let due = sim.core.next_wakeup().expect("the rest are due");
+    assert!(due <= Timestamp::from_secs(sim.now));
+    sim.pass();
+    assert_eq!(sim.preemptions.len(), n);
+    // Every low gang is a victim exactly once.
+    let mut victims: Vec<String> = sim
+        .preemptions
+        .iter()
+        .flat_map(|p| &p.victims)
+        .map(|v| v.group.name.clone())
+        .collect();
+    victims.sort();
+    victims.dedup();
+    assert_eq!(victims.len(), n);
+    sim.delete_victims();
+    sim.settle(3);
+    for i in 0..n {
+        assert_eq!(sim.bound(&format!("high{i}")), 1);
+    }
+}
+
+#[test]
+fn a_hold_on_a_removed_node_is_not_leaked() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 8000);
+    sim.pass();
+    assert_eq!(sim.preemptions.len(), 1);
+    // n1 goes away while the victims terminate; a new node comes.
+    sim.core.apply(Event::NodeDelete("n1".into()));
+    sim.delete_victims();
+    sim.core.apply(Event::NodeUpsert(common::node(2, 2)));
+    sim.settle(3);
+    assert_eq!(sim.bound("high"), 2);
+    let mut nodes = sim.nodes_of("high");
+    nodes.sort();
+    assert_eq!(nodes, vec!["n0".to_owned(), "n2".to_owned()]);
+}

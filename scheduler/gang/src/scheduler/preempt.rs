@@ -100,11 +100,9 @@ struct Nomination {
 }
 
 /// One pod that may be a victim.
-struct Cand {
-    uid: PodUid,
-    claim: PodClaim,
-    binding: PodBinding,
-    group: GroupKey,
+struct Cand<'a> {
+    st: &'a super::PodState,
+    claim: &'a PodClaim,
     priority: i32,
     /// Budgets (indices) that select it.
     budgets: Vec<usize>,
@@ -122,7 +120,7 @@ struct Unit {
 /// A copy of the graph with some candidates released.
 struct Trial<'a> {
     graph: GroupGraph,
-    cands: &'a [Cand],
+    cands: &'a [Cand<'a>],
     /// Units holding each candidate released (a gang's elastic members may
     /// also be released on their own).
     refs: Vec<u32>,
@@ -136,7 +134,7 @@ impl Trial<'_> {
     fn add(&mut self, u: &Unit) {
         for &i in &u.pods {
             if self.refs[i] == 0 {
-                self.graph.give(&self.cands[i].claim);
+                self.graph.give(self.cands[i].claim);
                 for &b in &self.cands[i].budgets {
                     self.used[b] += 1;
                 }
@@ -149,7 +147,7 @@ impl Trial<'_> {
         for &i in &u.pods {
             self.refs[i] = self.refs[i].saturating_sub(1);
             if self.refs[i] == 0 {
-                self.graph.take(&self.cands[i].claim);
+                self.graph.take(self.cands[i].claim);
                 for &b in &self.cands[i].budgets {
                     self.used[b] = self.used[b].saturating_sub(1);
                 }
@@ -631,8 +629,8 @@ impl GangScheduler {
     }
 
     /// The cheapest victims that make `req` fit on `base` (see the module docs).
-    fn find_victims(
-        &self,
+    fn find_victims<'s>(
+        &'s self,
         key: &GroupKey,
         priority: i32,
         req: &GroupRequest,
@@ -641,34 +639,48 @@ impl GangScheduler {
     ) -> Option<Chosen> {
         let budgets: Vec<&DisruptionBudget> = self.budgets.values().collect();
         let allowed: Vec<u32> = budgets.iter().map(|b| b.disruptions_allowed).collect();
-        let mut cands: Vec<Cand> = Vec::new();
+        // Budgets by namespace and one of their matchLabels pairs, so a pod
+        // looks up only those its own labels may meet; budgets selecting by
+        // expressions alone are checked on every pod of their namespace.
+        let mut by_label: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
+        let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (i, b) in budgets.iter().enumerate() {
+            let Some(sel) = &b.selector else {
+                continue;
+            };
+            match sel.match_labels.iter().next() {
+                Some((k, v)) => by_label
+                    .entry((b.namespace.as_str(), k.as_str(), v.as_str()))
+                    .or_default()
+                    .push(i),
+                None => by_namespace.entry(b.namespace.as_str()).or_default().push(i),
+            }
+        }
+        let mut cands: Vec<Cand<'s>> = Vec::new();
         let (mut extras, mut gangs): (Vec<Unit>, Vec<Unit>) = (Vec::new(), Vec::new());
         let leaving =
             |uid: &PodUid, terminating: bool| terminating || self.preempt.asked.contains_key(uid);
-        let mut cand = |st: &super::PodState, prio: i32| -> Option<usize> {
-            let claim = st.claim.clone()?;
-            let node = self.graph.node(claim.node)?.name.clone();
-            let selected = budgets
+        let mut cand = |st: &'s super::PodState, prio: i32| -> Option<usize> {
+            let claim = st.claim.as_ref()?;
+            let ns = st.pod.namespace.as_str();
+            let selected = st
+                .pod
+                .labels
                 .iter()
-                .enumerate()
-                .filter(|(_, b)| {
-                    b.namespace == st.pod.namespace
-                        && b.selector
-                            .as_ref()
-                            .is_some_and(|s| s.matches(&st.pod.labels))
+                .filter_map(|(k, v)| by_label.get(&(ns, k.as_str(), v.as_str())))
+                .chain(by_namespace.get(ns))
+                .flatten()
+                .copied()
+                .filter(|i| {
+                    budgets[*i]
+                        .selector
+                        .as_ref()
+                        .is_some_and(|s| s.matches(&st.pod.labels))
                 })
-                .map(|(i, _)| i)
                 .collect();
             cands.push(Cand {
-                uid: st.pod.uid.clone(),
+                st,
                 claim,
-                binding: PodBinding {
-                    pod: st.pod.uid.clone(),
-                    namespace: st.pod.namespace.clone(),
-                    name: st.pod.name.clone(),
-                    node,
-                },
-                group: st.group.clone(),
                 priority: prio,
                 budgets: selected,
             });
@@ -692,7 +704,9 @@ impl GangScheduler {
                 continue;
             }
             // The newest members are the elastic ones.
-            live.sort_by_key(|st| (Reverse(st.pod.created), st.pod.uid.clone()));
+            live.sort_by(|a, b| {
+                (Reverse(a.pod.created), &a.pod.uid).cmp(&(Reverse(b.pod.created), &b.pod.uid))
+            });
             let ran = i128::from(now.since(placed_at).0.max(0));
             let mode = g.spec.as_ref().map(|s| s.disruption).unwrap_or_default();
             let min = Self::min_member(g).min(live.len() as u32) as usize;
@@ -788,9 +802,18 @@ impl GangScheduler {
             .into_iter()
             .filter_map(|i| cands.get(i))
             .map(|c| ChosenPod {
-                uid: c.uid.clone(),
-                binding: c.binding.clone(),
-                group: c.group.clone(),
+                uid: c.st.pod.uid.clone(),
+                binding: PodBinding {
+                    pod: c.st.pod.uid.clone(),
+                    namespace: c.st.pod.namespace.clone(),
+                    name: c.st.pod.name.clone(),
+                    node: self
+                        .graph
+                        .node(c.claim.node)
+                        .map(|n| n.name.clone())
+                        .unwrap_or_default(),
+                },
+                group: c.st.group.clone(),
                 priority: c.priority,
                 breaks_budget: c.budgets.iter().any(|b| broken.get(*b) == Some(&true)),
             })
@@ -927,10 +950,10 @@ impl GangScheduler {
 /// One round of the victim search; `respect` skips victims that would break
 /// a budget (and sets `skipped` when it does).
 #[allow(clippy::too_many_arguments)]
-fn search(
+fn search<'a>(
     base: &GroupGraph,
-    cands: &[Cand],
-    allowed: &[u32],
+    cands: &'a [Cand<'a>],
+    allowed: &'a [u32],
     extras: &[Unit],
     gangs: &[Unit],
     req: &GroupRequest,
