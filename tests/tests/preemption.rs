@@ -702,3 +702,89 @@ async fn a_native_min_count_below_the_group_size_is_elastic() {
     assert_eq!(bound_pods(&srv, "nat-").len(), 3);
     sched.shutdown().await;
 }
+
+/// Measurement, not a check of speed: a cluster of 64 nodes x 8 CPUs held
+/// by 32 low-priority gangs of 16 pods, then a high-priority gang of 64 pods
+/// x 2 CPUs. Prints how long until it is bound, and what it cost. Run with
+/// `cargo test -p phalanx-tests --test preemption preemption_at_scale -- --ignored --nocapture`.
+#[tokio::test]
+#[ignore = "measurement; run by hand"]
+async fn preemption_at_scale() {
+    let srv = ApiServer::start().await.unwrap();
+    kubelet(&srv, Duration::ZERO);
+    add_nodes(&srv, 64, 8);
+    priority_class(&srv, "low", 100, false);
+    priority_class(&srv, "high", 1000, false);
+    let sched = start(&srv).await;
+    for g in 0..32 {
+        add_gang(&srv, &format!("low{g:02}"), 16, 16, 1, "low");
+    }
+    let long = Duration::from_secs(120);
+    assert!(wait_for(long, || srv.count_bound_pods("low") == 512).await);
+    // Let the kubelet's Running updates and the status writes they cause settle first.
+    let running = || {
+        srv.list::<Pod>()
+            .iter()
+            .filter(|p| p.status.as_ref().and_then(|s| s.phase.as_deref()) == Some("Running"))
+            .count()
+    };
+    assert!(wait_for(long, || running() == 512).await);
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let before: u64 = srv.request_counts().values().sum();
+    let binds_before = srv.request_count("create", "pods/binding");
+    let t0 = std::time::Instant::now();
+    add_gang(&srv, "high", 64, 64, 2, "high");
+    // Polled through request counters: listing pods every few ms would hold
+    // the test server's lock and slow down what is measured.
+    let (mut first_patch, mut first_delete, mut all_deleted, mut first_bind) =
+        (None, None, None, None);
+    loop {
+        let at = Some(t0.elapsed());
+        if first_patch.is_none() && srv.request_count("patch", "pods/status") > 0 {
+            first_patch = at;
+        }
+        let d = pod_deletes(&srv);
+        if d > 0 && first_delete.is_none() {
+            first_delete = at;
+        }
+        if d >= 128 && all_deleted.is_none() {
+            all_deleted = at;
+        }
+        let b = srv.request_count("create", "pods/binding") - binds_before;
+        if b > 0 && first_bind.is_none() {
+            first_bind = at;
+        }
+        if b >= 64 {
+            break;
+        }
+        assert!(t0.elapsed() < long, "{}", notes(&srv, "high-0"));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    let took = t0.elapsed();
+    assert!(wait_for(WAIT, || srv.count_bound_pods("high-") == 64).await);
+    let after: u64 = srv.request_counts().values().sum();
+    let victims = pod_deletes(&srv);
+    let partial: Vec<String> = (0..32)
+        .map(|g| format!("low{g:02}-"))
+        .filter(|p| {
+            let n = existing(&srv, p).len();
+            n != 0 && n != 16
+        })
+        .collect();
+    assert!(partial.is_empty(), "partly evicted gangs: {partial:?}");
+    assert!(overcommitted_nodes(&srv).is_empty());
+    let m = metrics(&sched).await;
+    let matching: Vec<&str> = m
+        .lines()
+        .filter(|l| l.starts_with("phalanx_match_latency_seconds_sum"))
+        .collect();
+    println!(
+        "high gang of 64 bound {:.0} ms after it arrived (first victim marked {first_patch:?}, \
+         first deleted {first_delete:?}, all deleted {all_deleted:?}, first bind {first_bind:?}); \
+         {victims} victim pods ({} gangs); {} API requests meanwhile; {matching:?}",
+        took.as_secs_f64() * 1e3,
+        victims / 16,
+        after - before
+    );
+    sched.shutdown().await;
+}
