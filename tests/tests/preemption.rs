@@ -217,19 +217,21 @@ async fn eviction_marks_the_victim_then_deletes_it_gracefully_by_uid() {
     let created = srv
         .create(&pod(NS, "preemptor", "phalanx", 1, &[]))
         .unwrap();
-    writer
-        .nominate(&phalanx_gang::PodBinding {
-            pod: phalanx_gang::PodUid(created["metadata"]["uid"].as_str().unwrap().into()),
-            namespace: NS.into(),
-            name: "preemptor".into(),
-            node: "n0".into(),
-        })
-        .await;
-    let p: Pod = srv.get(NS, "preemptor").unwrap();
-    assert_eq!(
-        p.status.and_then(|s| s.nominated_node_name).as_deref(),
-        Some("n0")
-    );
+    let nominee = phalanx_gang::PodBinding {
+        pod: phalanx_gang::PodUid(created["metadata"]["uid"].as_str().unwrap().into()),
+        namespace: NS.into(),
+        name: "preemptor".into(),
+        node: "n0".into(),
+    };
+    writer.nominate(&nominee).await;
+    let nominated = || {
+        srv.get::<Pod>(NS, "preemptor")
+            .and_then(|p| p.status)
+            .and_then(|s| s.nominated_node_name)
+    };
+    assert_eq!(nominated().as_deref(), Some("n0"));
+    writer.clear_nomination(&nominee).await;
+    assert_eq!(nominated(), None);
 }
 
 /// PodDisruptionBudgets are watched and served like any other kind, and a

@@ -34,8 +34,9 @@ pub const PREEMPTION_BY_SCHEDULER: &str = "PreemptionByScheduler";
 pub struct Preemptions {
     /// Victim pods (UID) whose eviction was issued and has not failed.
     evicting: HashSet<String>,
-    /// Preemptor pods (UID) and the node written as their nomination.
-    nominated: HashMap<String, String>,
+    /// Preemptor pods (UID) and the nomination written: the pod itself, its
+    /// node, and its group's priority.
+    nominated: HashMap<String, Nomination>,
 }
 
 impl Preemptions {
@@ -60,6 +61,13 @@ impl Preemptions {
     pub fn evicting(&self) -> usize {
         self.evicting.len()
     }
+}
+
+/// A nomination as written to a preemptor pod.
+#[derive(Debug, Clone)]
+struct Nomination {
+    pod: gang::PodBinding,
+    priority: i32,
 }
 
 /// Everything one preemption needs from the loop.
@@ -159,9 +167,34 @@ pub fn carry_out(p: &gang::Preemption, state: &mut Preemptions, cx: &Context<'_>
                 .await;
         });
     }
+    // As kube-scheduler: lower-priority pods nominated to the nodes this
+    // preemption takes lose their nomination (the core has taken their held
+    // room over), so nobody reads a stale nominatedNodeName.
+    let taken: HashSet<&str> = p.nominated.iter().map(|n| n.node.as_str()).collect();
+    let ours: HashSet<&str> = p.nominated.iter().map(|n| n.pod.0.as_str()).collect();
+    let stale: Vec<String> = state
+        .nominated
+        .iter()
+        .filter(|(uid, n)| {
+            n.priority < p.priority
+                && taken.contains(n.pod.node.as_str())
+                && !ours.contains(uid.as_str())
+        })
+        .map(|(uid, _)| uid.clone())
+        .collect();
+    for uid in stale {
+        if let Some(n) = state.nominated.remove(&uid) {
+            let w = cx.writer.clone();
+            tokio::spawn(async move { w.clear_nomination(&n.pod).await });
+        }
+    }
     for n in &p.nominated {
         let uid = n.pod.0.as_str();
-        if state.nominated.get(uid) == Some(&n.node) {
+        if state
+            .nominated
+            .get(uid)
+            .is_some_and(|w| w.pod.node == n.node)
+        {
             continue;
         }
         let Some(pod) = cx.cluster.pod(uid) else {
@@ -171,7 +204,13 @@ pub fn carry_out(p: &gang::Preemption, state: &mut Preemptions, cx: &Context<'_>
             .status
             .as_ref()
             .and_then(|s| s.nominated_node_name.as_deref());
-        state.nominated.insert(uid.to_string(), n.node.clone());
+        state.nominated.insert(
+            uid.to_string(),
+            Nomination {
+                pod: n.clone(),
+                priority: p.priority,
+            },
+        );
         if shown == Some(n.node.as_str()) {
             continue;
         }
@@ -244,6 +283,15 @@ impl Writer {
 
     /// Writes `status.nominatedNodeName` on a preemptor pod (best effort).
     pub async fn nominate(&self, b: &gang::PodBinding) {
+        self.write_nomination(b, json!(b.node)).await
+    }
+
+    /// Removes a pod's `status.nominatedNodeName` (best effort).
+    pub async fn clear_nomination(&self, b: &gang::PodBinding) {
+        self.write_nomination(b, serde_json::Value::Null).await
+    }
+
+    async fn write_nomination(&self, b: &gang::PodBinding, node: serde_json::Value) {
         if !self.may_write() {
             return;
         }
@@ -251,7 +299,7 @@ impl Writer {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &b.namespace);
         let patch = json!({
             "metadata": {"uid": b.pod.0},
-            "status": {"nominatedNodeName": b.node},
+            "status": {"nominatedNodeName": node},
         });
         if let Err(e) = api
             .patch_status(&b.name, &PatchParams::default(), &Patch::Strategic(&patch))
