@@ -6,6 +6,7 @@ mod common;
 
 use common::{Sim, group};
 use phalanx_gang::*;
+use proptest::prelude::*;
 
 /// One 8-core node with `used` cores taken by another scheduler's pod.
 fn node_with_room(sim: &mut Sim, used: u64) {
@@ -154,4 +155,30 @@ fn elastic_members_do_not_take_room_held_for_a_reserved_group() {
     sim.add_pod(common::pod("el", 1, 8000, 0, sim.now));
     sim.settle(3);
     assert_eq!(sim.bound("el"), 1);
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 64, ..ProptestConfig::default() })]
+
+    /// One node with room for `room` 1-core pods: an elastic group runs
+    /// none if its minimum does not fit, else as many as fit, at most
+    /// `max_member`, never more than it has.
+    #[test]
+    fn runs_min_to_max_as_room_allows(
+        min in 1u32..5,
+        more in 0u32..5,
+        max_over in proptest::option::of(0u32..4),
+        room in 0u64..9,
+    ) {
+        let mut sim = Sim::new(1, 1);
+        node_with_room(&mut sim, (8 - room) * 1000);
+        let mut g = group("el", min, 0, 0);
+        g.max_member = max_over.map(|k| min + k);
+        sim.add_group(g, min + more, 1000);
+        sim.settle(4);
+        let total = u64::from(min + more);
+        let cap = max_over.map_or(total, |k| u64::from(min + k));
+        let want = if room >= u64::from(min) { total.min(cap).min(room) } else { 0 };
+        prop_assert_eq!(sim.bound("el") as u64, want);
+    }
 }

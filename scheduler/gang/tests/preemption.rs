@@ -537,7 +537,10 @@ fn a_reserved_head_gives_way_to_a_higher_priority_preemptor() {
     // An equal-priority head waits, reserved for; it may not preempt `run`.
     sim.add_group(group("head", 1, 0, 1), 1, 8000);
     sim.settle(2);
-    assert_eq!(sim.core.reservation().map(|r| r.0.name.as_str()), Some("head"));
+    assert_eq!(
+        sim.core.reservation().map(|r| r.0.name.as_str()),
+        Some("head")
+    );
     assert!(sim.preemptions.is_empty());
     // A higher priority preempts past the reservation.
     sim.add_group(group("high", 2, 100, 2), 2, 8000);
@@ -568,7 +571,10 @@ fn an_equal_priority_group_behind_a_reserved_head_does_not_preempt() {
     head.preemption_policy = Some(PreemptionPolicy::Never);
     sim.add_group(head, 2, 8000);
     sim.settle(2);
-    assert_eq!(sim.core.reservation().map(|r| r.0.name.as_str()), Some("head"));
+    assert_eq!(
+        sim.core.reservation().map(|r| r.0.name.as_str()),
+        Some("head")
+    );
     // A younger group of the same priority could evict r0, which would
     // delay the head: it does not.
     sim.add_group(group("peer", 1, 10, 2), 1, 8000);

@@ -653,7 +653,10 @@ impl GangScheduler {
                     .entry((b.namespace.as_str(), k.as_str(), v.as_str()))
                     .or_default()
                     .push(i),
-                None => by_namespace.entry(b.namespace.as_str()).or_default().push(i),
+                None => by_namespace
+                    .entry(b.namespace.as_str())
+                    .or_default()
+                    .push(i),
             }
         }
         let mut cands: Vec<Cand<'s>> = Vec::new();
