@@ -34,7 +34,11 @@ fn args() -> RunArgs {
 }
 
 async fn start(srv: &ApiServer) -> SchedulerHandle {
-    let settings = Settings::resolve(&args()).unwrap();
+    start_with(srv, args()).await
+}
+
+async fn start_with(srv: &ApiServer, args: RunArgs) -> SchedulerHandle {
+    let settings = Settings::resolve(&args).unwrap();
     let handle = phalanx_kube::start(settings, Some(srv.client()))
         .await
         .unwrap();
@@ -788,5 +792,30 @@ async fn preemption_at_scale() {
         victims / 16,
         after - before
     );
+    sched.shutdown().await;
+}
+
+/// `--preemption false`: priority only orders the queue; nothing is evicted.
+#[tokio::test]
+async fn with_preemption_off_a_high_priority_gang_waits() {
+    let srv = ApiServer::start().await.unwrap();
+    kubelet(&srv, Duration::ZERO);
+    add_nodes(&srv, 2, 2);
+    priority_class(&srv, "low", 100, false);
+    priority_class(&srv, "high", 1000, false);
+    let sched = start_with(
+        &srv,
+        RunArgs {
+            preemption: Some(false),
+            ..args()
+        },
+    )
+    .await;
+    add_gang(&srv, "low", 4, 4, 1, "low");
+    assert!(wait_for(WAIT, || bound_pods(&srv, "low-").len() == 4).await);
+    add_gang(&srv, "high", 2, 2, 1, "high");
+    tokio::time::sleep(SETTLE).await;
+    assert!(bound_pods(&srv, "high-").is_empty());
+    assert_eq!((pod_deletes(&srv), terminating(&srv, "low-")), (0, 0));
     sched.shutdown().await;
 }

@@ -147,6 +147,7 @@ fn core_config(s: &Settings) -> gang::GangConfig {
         reserve_after: gang::Millis(i64::try_from(s.reserve_after.as_millis()).unwrap_or(i64::MAX)),
         reserve_after_runtimes: s.reserve_after_runtimes,
         reserve_after_overtakes: s.reserve_after_overtakes,
+        preemption: s.preemption,
         ..Default::default()
     }
 }
