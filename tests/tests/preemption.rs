@@ -294,6 +294,14 @@ async fn a_high_priority_gang_evicts_a_whole_low_priority_gang() {
         "{victims}"
     );
     assert!(
+        wait_for(WAIT, || notes(&srv, "low").contains(
+            "Preempted: 4 of its pods preempted by pod group default/high"
+        ))
+        .await,
+        "the victim's PodGroup hears of it: {}",
+        notes(&srv, "low")
+    );
+    assert!(
         notes(&srv, "high-").contains("Preempting: "),
         "{}",
         notes(&srv, "high-")
@@ -653,6 +661,14 @@ async fn a_native_podgroup_priority_preempts_a_native_gang() {
         notes(&srv, "batch-").contains("priority 5000"),
         "{}",
         notes(&srv, "batch-")
+    );
+    assert!(
+        wait_for(WAIT, || notes(&srv, "batch").contains(
+            "Preempted: 4 of its pods preempted by pod group default/podgroup:urgent"
+        ))
+        .await,
+        "{}",
+        notes(&srv, "batch")
     );
     sched.shutdown().await;
 }

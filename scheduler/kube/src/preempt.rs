@@ -5,7 +5,9 @@
 //! 409: a new pod under that name, not ours to touch). A victim that is
 //! already terminating gets no second call. The preemptor's pods get
 //! `status.nominatedNodeName`, so users (and other schedulers) see where
-//! they are going while the core holds those resources for them.
+//! they are going while the core holds those resources for them; pods of
+//! lower priority nominated to those nodes lose their nomination, as
+//! kube-scheduler clears it.
 //!
 //! Every write goes through the shared write budget (`--qps/--burst`) on its
 //! own task; the loop only records what it issued, so the core may repeat a
@@ -14,7 +16,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use phalanx_gang as gang;
 use serde_json::json;
@@ -56,11 +58,6 @@ impl Preemptions {
         self.evicting.clear();
         self.nominated.clear();
     }
-
-    /// Victim pods whose eviction is in flight or done, for tests and status.
-    pub fn evicting(&self) -> usize {
-        self.evicting.len()
-    }
 }
 
 /// A nomination as written to a preemptor pod.
@@ -83,6 +80,23 @@ pub struct Context<'a> {
     pub epoch: u64,
     /// Our scheduler name (in the condition message, as kube-scheduler writes its own).
     pub scheduler_name: &'a str,
+}
+
+/// The PodGroup object behind a group, if it has one (coscheduling or native).
+fn podgroup_ref(cluster: &Cluster, key: &gang::GroupKey) -> Option<ObjectReference> {
+    let (api_version, name) = if cluster.has_podgroup(key) {
+        ("scheduling.x-k8s.io/v1alpha1".to_string(), key.name.clone())
+    } else {
+        let (version, name) = cluster.native_podgroup(key)?;
+        (format!("scheduling.k8s.io/{version}"), name.to_string())
+    };
+    Some(ObjectReference {
+        api_version: Some(api_version),
+        kind: Some("PodGroup".into()),
+        namespace: Some(key.namespace.clone()),
+        name: Some(name),
+        ..Default::default()
+    })
 }
 
 fn group_name(k: &gang::GroupKey) -> String {
@@ -131,7 +145,28 @@ pub fn carry_out(p: &gang::Preemption, state: &mut Preemptions, cx: &Context<'_>
             pods = fresh.len(),
             "preempting"
         );
-        // The preemptor's pods hear of it from the core's own `Preempting` pod events.
+        // The preemptor's pods hear of it from the core's own `Preempting` pod events;
+        // a victim group's PodGroup object (where it has one) hears of it here.
+        let mut told = HashSet::new();
+        for (v, _) in &fresh {
+            if !told.insert(&v.group) {
+                continue;
+            }
+            if let Some(regarding) = podgroup_ref(cx.cluster, &v.group) {
+                cx.writer.emit(
+                    regarding,
+                    false,
+                    "Preempted".into(),
+                    format!(
+                        "{} of its pods preempted by pod group {} (priority {}): {}",
+                        v.pods.len(),
+                        group_name(&p.preemptor),
+                        p.priority,
+                        p.message
+                    ),
+                );
+            }
+        }
     }
     let condition = format!(
         "{}: preempting to accommodate a higher priority pod group",
