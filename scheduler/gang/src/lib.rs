@@ -7,7 +7,7 @@
 //! let mut core = GangScheduler::new(GangConfig::default());
 //! core.apply(Event::NodeUpsert(node));
 //! core.apply(Event::PodUpsert(pod));
-//! let decisions = core.schedule(now);   // bind plans, group changes, pod events
+//! let decisions = core.schedule(now);   // bind plans, group changes, pod events, preemptions
 //! core.apply(Event::BindResult { pod, node, outcome: BindOutcome::Bound });
 //! ```
 #![forbid(unsafe_code)]

@@ -686,11 +686,18 @@ impl GangScheduler {
             }
             Bind::Unplaced => String::new(),
         };
+        // A preemption victim's slot is not kept for a replacement.
+        let victim = self.preempt.asked.remove(uid).is_some();
         if let Some(g) = self.groups.get_mut(&st.group) {
             g.members.remove(uid);
             g.request = None;
             self.queue_dirty = true;
-            if let Some(claim) = st.claim {
+            if let (true, Some(claim)) = (victim, &st.claim) {
+                g.held = None;
+                self.graph.give(claim);
+                self.graph_gen += 1;
+                self.free_gen += 1;
+            } else if let Some(claim) = st.claim {
                 g.vacant.push(Vacant {
                     demand: convert::demand(&st.pod),
                     claim,
@@ -1580,7 +1587,7 @@ impl GangScheduler {
         }
         // Elastic members waiting for room do not hold the group's phase back.
         let extras_waiting = Self::extras_waiting(g, unplaced);
-        let live = g.members.len() as u32 - extras_waiting;
+        let live = (g.members.len() as u32).saturating_sub(extras_waiting);
         let phase = if g.placed_at.is_none() {
             GroupPhase::Pending
         } else if live == 0 && g.vacant.is_empty() {
@@ -1611,6 +1618,7 @@ impl GangScheduler {
             GroupPhase::Failed => format!("{} pods failed, {} succeeded", g.failed, g.succeeded),
         };
         let message = self.elastic_message(g, message, running, extras_waiting);
+        let message = self.preempted_message(key, message);
         GroupChange {
             group: key.clone(),
             phase,

@@ -47,6 +47,8 @@ fn high_priority_gang_evicts_the_whole_low_gang_and_runs() {
         .filter(|e| e.reason == "Preempting")
         .collect();
     assert_eq!(preempting.len(), 2);
+    let low = sim.core.group(&GroupKey::new("ns", "low")).unwrap();
+    assert!(low.message.starts_with("preempted by"), "{}", low.message);
     sim.delete_victims();
     sim.pass();
     assert_eq!(sim.bound("high"), 2);
@@ -632,4 +634,154 @@ fn a_hold_on_a_removed_node_is_not_leaked() {
     let mut nodes = sim.nodes_of("high");
     nodes.sort();
     assert_eq!(nodes, vec!["n0".to_owned(), "n2".to_owned()]);
+}
+
+#[test]
+fn victims_are_only_where_the_preemptor_may_run() {
+    // Four nodes, one 1-pod gang each; the cheapest (newest) are on n0-n2,
+    // but the preemptor may only use n3.
+    let mut sim = Sim::new(4, 4);
+    sim.core.apply(Event::NodeUpsert(Node {
+        labels: [("pool".to_owned(), "special".to_owned())].into(),
+        ..common::node(3, 4)
+    }));
+    sim.core.apply(Event::GroupUpsert(group("on3", 1, 0, 0)));
+    let mut p = pod("on3", 0, 8000, 0, 0);
+    p.node_selector = [("pool".to_owned(), "special".to_owned())].into();
+    sim.add_pod(p);
+    sim.settle(2);
+    for i in 0..3 {
+        sim.now += 10;
+        sim.add_group(group(&format!("cheap{i}"), 1, 0, sim.now), 1, 8000);
+        sim.settle(2);
+    }
+    assert_eq!(sim.nodes_of("on3"), vec!["n3".to_owned()]);
+    sim.core
+        .apply(Event::GroupUpsert(group("high", 1, 1000, sim.now)));
+    let mut p = pod("high", 0, 8000, 1000, sim.now);
+    p.node_selector = [("pool".to_owned(), "special".to_owned())].into();
+    sim.add_pod(p);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1);
+    let v = &d.preemptions[0].victims;
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].group.name, "on3");
+    assert_eq!(d.preemptions[0].nominated[0].node, "n3");
+}
+
+#[test]
+fn a_victim_gone_before_its_bind_leaves_no_slot_behind() {
+    // `low` is placed but its binds have not been confirmed when `high`
+    // preempts it; its pods then vanish before the bind (PodGone).
+    let mut sim = Sim::new(2, 2);
+    sim.add_group(group("low", 4, 0, 0), 4, 4000);
+    let d = sim.core.schedule(Timestamp::from_secs(sim.now));
+    assert_eq!(d.binds.len(), 1);
+    sim.add_group(group("high", 2, 1000, 1), 2, 8000);
+    sim.pass();
+    assert_eq!(sim.preemptions.len(), 1);
+    for b in &d.binds[0].pods {
+        sim.core.apply(Event::BindResult {
+            pod: b.pod.clone(),
+            node: b.node.clone(),
+            outcome: BindOutcome::PodGone,
+        });
+        sim.pods.remove(&b.pod);
+    }
+    sim.pass();
+    assert_eq!(sim.bound("high"), 2, "no vacant slot holds the room");
+}
+
+/// One step of a random run.
+#[derive(Debug, Clone)]
+enum Step {
+    /// A gang arrives: minimum, extra members, priority, cores a pod.
+    Arrive(u32, u32, i32, u64),
+    /// Every victim asked for so far starts terminating.
+    Terminate,
+    /// Every victim asked for so far is gone.
+    Delete,
+    /// A running gang ends (index into the arrivals).
+    End(usize),
+    /// Time passes (seconds).
+    Wait(i64),
+}
+
+fn step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (1u32..4, 0u32..3, prop_oneof![Just(0), Just(10), Just(100)], 1u64..9)
+            .prop_map(|(m, e, p, c)| Step::Arrive(m, e, p, c)),
+        1 => Just(Step::Terminate),
+        2 => Just(Step::Delete),
+        1 => (0usize..12).prop_map(Step::End),
+        1 => (1i64..60).prop_map(Step::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 40, ..ProptestConfig::default() })]
+
+    /// Random arrivals, terminations, deletions and endings on six nodes.
+    /// No gang ever runs below its minimum, victims are always of lower
+    /// priority than their preemptor, a victim is asked for again only
+    /// after the retry time, and once everything is gone no room stays held.
+    #[test]
+    fn random_runs_keep_gangs_whole_and_leak_nothing(
+        steps in proptest::collection::vec(step(), 1..30),
+    ) {
+        let mut sim = Sim::new(6, 3);
+        let mut mins: Vec<(String, u32)> = Vec::new();
+        let mut asked: std::collections::BTreeMap<PodUid, i64> = Default::default();
+        let retry = GangConfig::default().preemption_retry.0 / 1000;
+        for s in steps {
+            match s {
+                Step::Arrive(min, extra, prio, cpu) => {
+                    let name = format!("g{}", mins.len());
+                    sim.add_group(group(&name, min, prio, sim.now), min + extra, cpu * 1000);
+                    mins.push((name, min));
+                }
+                Step::Terminate => sim.terminate_victims(),
+                Step::Delete => sim.delete_victims(),
+                Step::End(i) => {
+                    if let Some((name, _)) = mins.get(i) {
+                        let uids: Vec<PodUid> = sim
+                            .pods
+                            .values()
+                            .filter(|p| p.group.as_ref().is_some_and(|g| &g.name == name))
+                            .map(|p| p.uid.clone())
+                            .collect();
+                        for u in &uids {
+                            sim.delete(u);
+                        }
+                    }
+                }
+                Step::Wait(s) => sim.now += s,
+            }
+            let now = sim.now;
+            let d = sim.pass();
+            for p in &d.preemptions {
+                for v in &p.victims {
+                    prop_assert!(v.priority < p.priority, "{} preempts {}", p.priority, v.priority);
+                    for b in &v.pods {
+                        if let Some(t) = asked.insert(b.pod.clone(), now) {
+                            prop_assert!(now - t >= retry, "{} asked again after {} s", b.pod, now - t);
+                        }
+                    }
+                }
+            }
+            for (name, min) in &mins {
+                let n = sim.bound(name);
+                prop_assert!(n == 0 || n >= *min as usize, "{} runs {} of minimum {}", name, n, min);
+            }
+        }
+        // Everything goes: every core is free again.
+        let all: Vec<PodUid> = sim.pods.keys().cloned().collect();
+        for u in &all {
+            sim.delete(u);
+        }
+        sim.settle(3);
+        let (cpu, _, _, pods) = sim.core.graph().free_totals();
+        prop_assert_eq!(cpu, 6 * 8000);
+        prop_assert_eq!(pods, 6 * 110);
+    }
 }

@@ -6,7 +6,8 @@
 //! strictly lower priority: elastic members (above a group's minimum) first,
 //! then whole gangs (a gang's minimum goes whole or not at all; a
 //! `DisruptionMode::Pod` group loses single pods), and bound pods of other
-//! schedulers that belong to no group, one by one. Pods that are already
+//! schedulers that belong to no group, one by one; only units with a pod on
+//! a node the preemptor may use are considered. Pods that are already
 //! going (terminating, or asked to go) count as gone: while they leave, no
 //! further victims are chosen, which also covers a restart in the middle of
 //! a preemption.
@@ -22,7 +23,8 @@
 //! kube-scheduler prefers. The work is bounded: at most [`MAX_CANDIDATES`]
 //! units per tier, [`MAX_SINGLE_TRIES`] single-gang tries, matches at
 //! doubling steps after [`MAX_GREEDY_MATCHES`], [`MAX_PRUNE`] reprieves,
-//! and [`MAX_SEARCHES_PER_PASS`] searches per pass.
+//! and [`MAX_SEARCHES_PER_PASS`] attempts per pass by groups holding no
+//! room yet (the rest follow in a pass due at once).
 //!
 //! The preemptor's placement on that copy is its nomination: its claims are
 //! taken from the real graph at once (over-committing the victims' nodes
@@ -41,7 +43,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use fluxion_core::group::{GroupGraph, GroupRequest, Placement, PodClaim};
+use fluxion_core::group::{GroupGraph, GroupRequest, NodeFilter, Placement, PodClaim};
 
 use super::GangScheduler;
 use crate::decision::{Decisions, EventType, PodBinding, PodEvent, Preemption, Victim, WaitReason};
@@ -56,7 +58,7 @@ const MAX_SINGLE_TRIES: usize = 256;
 /// Matches tried while accumulating victims before trying only at doubling steps.
 const MAX_GREEDY_MATCHES: usize = 64;
 /// Victims tried for a reprieve after a set that fits is found.
-const MAX_PRUNE: usize = 64;
+const MAX_PRUNE: usize = 256;
 /// Preemption attempts per scheduling pass by groups holding no room yet
 /// (the rest are tried in the next pass, which is due at once).
 const MAX_SEARCHES_PER_PASS: usize = 8;
@@ -72,7 +74,7 @@ pub(super) struct PreemptState {
     /// Preemptors holding room, by group.
     nominations: BTreeMap<GroupKey, Nomination>,
     /// Pods whose deletion was asked for, and when (until they are gone).
-    asked: HashMap<PodUid, Timestamp>,
+    pub(super) asked: HashMap<PodUid, Timestamp>,
     /// Groups evicted whole: they go back to the queue once none of their
     /// pods holds anything, and meanwhile new pods of theirs are not placed
     /// one by one.
@@ -127,7 +129,6 @@ struct Trial<'a> {
     /// Pods selected per budget.
     used: Vec<u32>,
     allowed: &'a [u32],
-    matches: usize,
 }
 
 impl Trial<'_> {
@@ -171,7 +172,6 @@ impl Trial<'_> {
     }
 
     fn fits(&mut self, req: &GroupRequest) -> bool {
-        self.matches += 1;
         self.graph.try_match(req).is_some()
     }
 }
@@ -342,6 +342,15 @@ impl GangScheduler {
             .map(|n| n.asked_at + retry)
             .chain(self.preempt.deferred_at)
             .min()
+    }
+
+    /// The status message of a group evicted whole says so while its pods go.
+    pub(super) fn preempted_message(&self, key: &GroupKey, message: String) -> String {
+        if self.preempt.evicted.contains(key) {
+            format!("preempted by a higher-priority group, its pods are being evicted ({message})")
+        } else {
+            message
+        }
     }
 
     /// A node is going: holds on it are given back before its id is freed.
@@ -586,6 +595,9 @@ impl GangScheduler {
             let preemption = self.emit(key, priority, req, chosen, nominated.clone(), now, out);
             nomination.last = Some(preemption);
             nomination.asked_at = now;
+        } else if let Some(last) = &mut nomination.last {
+            // Asked again later, it names where the room is held now.
+            last.nominated = nominated.clone();
         }
         let mut names: Vec<&str> = Vec::new();
         for b in &nominated {
@@ -689,6 +701,31 @@ impl GangScheduler {
             });
             Some(cands.len() - 1)
         };
+        // Nodes the preemptor may use (None: any): victims elsewhere make no
+        // room for it and are not considered.
+        let mut reach: Option<Vec<bool>> = Some(Vec::new());
+        for c in &req.classes {
+            match (&c.filter, reach.as_mut()) {
+                (NodeFilter::Any, _) => reach = None,
+                (NodeFilter::Only(ids), Some(bits)) => {
+                    for id in ids {
+                        let i = id.0 as usize;
+                        if bits.len() <= i {
+                            bits.resize(i + 1, false);
+                        }
+                        bits[i] = true;
+                    }
+                }
+                (NodeFilter::Only(_), None) => {}
+            }
+        }
+        let useful = |st: &super::PodState| {
+            st.claim.as_ref().is_some_and(|c| {
+                reach
+                    .as_ref()
+                    .is_none_or(|bits| bits.get(c.node.0 as usize) == Some(&true))
+            })
+        };
         for (k, g) in &self.groups {
             let Some(placed_at) = g.placed_at else {
                 continue;
@@ -714,24 +751,32 @@ impl GangScheduler {
             let mode = g.spec.as_ref().map(|s| s.disruption).unwrap_or_default();
             let min = Self::min_member(g).min(live.len() as u32) as usize;
             let spare = live.len() - min;
-            let idx: Vec<usize> = live.iter().filter_map(|st| cand(st, prio)).collect();
+            if !live.iter().any(|st| useful(st)) {
+                continue;
+            }
+            let idx: Vec<(usize, bool)> = live
+                .iter()
+                .filter_map(|st| Some((cand(st, prio)?, useful(st))))
+                .collect();
             match mode {
                 DisruptionMode::Gang => {
-                    for &i in idx.iter().take(spare) {
+                    for &(i, _) in idx.iter().take(spare).filter(|(_, u)| *u) {
                         extras.push(Unit {
                             pods: vec![i],
                             priority: prio,
                             work: ran,
                         });
                     }
+                    // The whole gang goes, wherever its pods run.
+                    let pods: Vec<usize> = idx.into_iter().map(|(i, _)| i).collect();
                     gangs.push(Unit {
-                        work: ran * idx.len() as i128,
-                        pods: idx,
+                        work: ran * pods.len() as i128,
+                        pods,
                         priority: prio,
                     });
                 }
                 DisruptionMode::Pod => {
-                    for (n, &i) in idx.iter().enumerate() {
+                    for (n, &(i, _)) in idx.iter().enumerate().filter(|(_, (_, u))| *u) {
                         let unit = Unit {
                             pods: vec![i],
                             priority: prio,
@@ -752,6 +797,7 @@ impl GangScheduler {
                 || st.pod.group.is_some()
                 || st.pod.priority >= priority
                 || leaving(&st.pod.uid, st.pod.terminating)
+                || !useful(st)
             {
                 continue;
             }
@@ -950,6 +996,44 @@ impl GangScheduler {
     }
 }
 
+/// Releases `units` in order (those `usable` allows) until `req` fits:
+/// matching after each at first, then, after [`MAX_GREEDY_MATCHES`]
+/// misses, only at doubling steps (and once more at the end).
+fn accumulate<'u>(
+    t: &mut Trial<'_>,
+    units: &'u [Unit],
+    req: &GroupRequest,
+    chosen: &mut Vec<&'u Unit>,
+    usable: &impl Fn(&Trial<'_>, &Unit, &mut bool) -> bool,
+    skipped: &mut bool,
+) -> bool {
+    let (mut step, mut next_try, mut tries) = (1usize, 1usize, 0usize);
+    let mut added = false;
+    for (n, u) in units.iter().enumerate() {
+        if !usable(t, u, skipped) {
+            continue;
+        }
+        t.add(u);
+        chosen.push(u);
+        added = true;
+        let released = n + 1;
+        if released < next_try && released < units.len() {
+            continue;
+        }
+        added = false;
+        if t.fits(req) {
+            return true;
+        }
+        tries += 1;
+        if tries > MAX_GREEDY_MATCHES {
+            step = step.saturating_mul(2);
+        }
+        next_try = released.saturating_add(step);
+    }
+    // Units added since the last match may be what makes it fit.
+    added && t.fits(req)
+}
+
 /// One round of the victim search; `respect` skips victims that would break
 /// a budget (and sets `skipped` when it does).
 #[allow(clippy::too_many_arguments)]
@@ -969,7 +1053,6 @@ fn search<'a>(
         refs: vec![0; cands.len()],
         used: vec![0; allowed.len()],
         allowed,
-        matches: 0,
     };
     let mut chosen: Vec<&Unit> = Vec::new();
     let usable = |t: &Trial<'_>, u: &Unit, skipped: &mut bool| {
@@ -981,18 +1064,7 @@ fn search<'a>(
         }
     };
     // 1. Elastic members, one by one.
-    let mut done = false;
-    for u in extras {
-        if !usable(&t, u, skipped) {
-            continue;
-        }
-        t.add(u);
-        chosen.push(u);
-        if t.fits(req) {
-            done = true;
-            break;
-        }
-    }
+    let mut done = accumulate(&mut t, extras, req, &mut chosen, &usable, skipped);
     // 2. One gang on top of them: the cheapest that is enough.
     if !done {
         for u in gangs.iter().take(MAX_SINGLE_TRIES) {
@@ -1010,31 +1082,7 @@ fn search<'a>(
     }
     // 3. Gangs accumulated, cheapest first.
     if !done {
-        let (mut step, mut next_try, mut tries) = (1usize, 1usize, 0usize);
-        for (n, u) in gangs.iter().enumerate() {
-            if !usable(&t, u, skipped) {
-                continue;
-            }
-            t.add(u);
-            chosen.push(u);
-            let released = n + 1;
-            if released < next_try && released < gangs.len() {
-                continue;
-            }
-            if t.fits(req) {
-                done = true;
-                break;
-            }
-            tries += 1;
-            if tries > MAX_GREEDY_MATCHES {
-                step = step.saturating_mul(2);
-            }
-            next_try = released.saturating_add(step);
-        }
-        // The last step may have been skipped over: one final check.
-        if !done && t.fits(req) {
-            done = true;
-        }
+        done = accumulate(&mut t, gangs, req, &mut chosen, &usable, skipped);
     }
     if !done {
         return None;
