@@ -460,11 +460,13 @@ async fn elastic_minimum_2_of_4_with_room_for_3_runs_3() {
             .unwrap_or_default()
     };
     assert!(
-        wait_for(WAIT, || message().contains("3 of 4 pods running")).await,
+        wait_for(WAIT, || message()
+            .contains("3 of 4 members running (minimum 2)"))
+        .await,
         "{}",
         message()
     );
-    assert!(message().contains("minimum 2"), "{}", message());
+    assert!(message().contains("1 wait for room"), "{}", message());
     // Room for the fourth: it joins.
     srv.create(&node("n9", 1, &[])).unwrap();
     assert!(wait_for(WAIT, || bound_pods(&srv, "el-").len() == 4).await);
@@ -714,7 +716,7 @@ async fn a_native_min_count_below_the_group_size_is_elastic() {
             c["status"] == "True"
                 && c["message"]
                     .as_str()
-                    .is_some_and(|m| m.starts_with("3 of 4 pods running"))
+                    .is_some_and(|m| m.contains("3 of 4 members running (minimum 2)"))
         })
         .await,
         "{}",

@@ -76,8 +76,6 @@ pub struct Cluster {
     kueue: HashMap<NsName, kueue::Members>,
     /// PodDisruptionBudgets (None: present but invalid, so not given to the core).
     budgets: BTreeMap<NsName, Option<gang::DisruptionBudget>>,
-    /// Pods of ours per group (the "of how many" in a group's status).
-    members: HashMap<gang::GroupKey, u32>,
     /// The highest `spec.priority` seen among each group's pods: a group
     /// whose object gives no priority (coscheduling PodGroups, groups the
     /// adapter derives) takes its pods' (pod priority never changes, so the
@@ -140,23 +138,6 @@ impl Cluster {
             .collect()
     }
 
-    /// Our pods that name `key` as their group.
-    pub fn member_count(&self, key: &gang::GroupKey) -> u32 {
-        self.members.get(key).copied().unwrap_or(0)
-    }
-
-    /// The group as given to the core, if the adapter knows its object or derived it.
-    pub fn group_spec(&self, key: &gang::GroupKey) -> Option<gang::PodGroup> {
-        let g = match self
-            .podgroups
-            .get(&(key.namespace.clone(), key.name.clone()))
-        {
-            Some(Ok(g)) => g.clone(),
-            _ => self.derived.get(key)?.clone(),
-        };
-        Some(self.with_pod_priority(g))
-    }
-
     /// A group whose object sets no priority (0) takes the highest of its pods'.
     fn with_pod_priority(&self, mut g: gang::PodGroup) -> gang::PodGroup {
         if g.priority == 0
@@ -168,21 +149,10 @@ impl Cluster {
     }
 
     fn set_pod_group(&mut self, uid: &str, key: Option<gang::GroupKey>) {
-        let before = match key {
-            Some(k) => {
-                *self.members.entry(k.clone()).or_default() += 1;
-                self.pod_groups.insert(uid.to_string(), k)
-            }
+        match key {
+            Some(k) => self.pod_groups.insert(uid.to_string(), k),
             None => self.pod_groups.remove(uid),
         };
-        if let Some(b) = before
-            && let Some(n) = self.members.get_mut(&b)
-        {
-            *n = n.saturating_sub(1);
-            if *n == 0 {
-                self.members.remove(&b);
-            }
-        }
     }
 
     /// A cached pod by UID.
@@ -1054,7 +1024,6 @@ impl Cluster {
     pub fn replay(&mut self, out: &mut Vec<gang::Event>, notes: &mut Vec<Notice>) {
         self.sent.clear();
         self.pod_groups.clear();
-        self.members.clear();
         self.derived.clear();
         self.parked.clear();
         let names: Vec<String> = self.nodes.keys().cloned().collect();
@@ -1165,7 +1134,7 @@ mod tests {
     }
 
     #[test]
-    fn groups_without_a_priority_of_their_own_take_their_pods_and_count_members() {
+    fn groups_without_a_priority_of_their_own_take_their_pods() {
         let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
         let (mut out, mut notes) = (Vec::new(), Vec::new());
         let pg: kube::api::DynamicObject = from(json!({
@@ -1186,10 +1155,14 @@ mod tests {
             let raised = upserted_group(&out).map(|g| g.priority);
             assert_eq!(raised, (name == "b").then_some(1000), "{name}");
         }
-        assert_eq!(c.member_count(&key), 3);
-        assert_eq!(c.group_spec(&key).map(|g| g.priority), Some(1000));
-        c.delete_pod("uid-a", &mut out);
-        assert_eq!(c.member_count(&key), 2);
+        // Replayed to a fresh core, the group comes with its pods' priority.
+        out.clear();
+        c.replay(&mut out, &mut notes);
+        let replayed = out.iter().find_map(|e| match e {
+            gang::Event::GroupUpsert(g) if g.key == key => Some(g.priority),
+            _ => None,
+        });
+        assert_eq!(replayed, Some(1000));
         // A derived (Fluence-size) group takes its pods' priority too.
         let mut f = pod(
             "f",

@@ -688,23 +688,6 @@ impl Loop {
         ))
     }
 
-    /// How many of a group's pods run, e.g. "3 of 4 pods running, 3 bound
-    /// (minimum 2, at most 4)": elastic groups run more than their minimum.
-    fn counts(&self, ch: &gang::GroupChange) -> String {
-        let total = self.cluster.member_count(&ch.group).max(ch.bound);
-        let mut s = format!("{} of {total} pods running, {} bound", ch.running, ch.bound);
-        if let Some(g) = self.cluster.group_spec(&ch.group) {
-            match g.max_member {
-                Some(max) if max != g.min_member => {
-                    s.push_str(&format!(" (minimum {}, at most {max})", g.min_member))
-                }
-                _ if total > g.min_member => s.push_str(&format!(" (minimum {})", g.min_member)),
-                _ => {}
-            }
-        }
-        s
-    }
-
     fn group_changed(&mut self, ch: gang::GroupChange) {
         let label = match ch.phase {
             gang::GroupPhase::Scheduling
@@ -719,9 +702,8 @@ impl Loop {
         };
         self.metrics.attempts.get_or_create(&result(label)).inc();
         tracing::debug!(group = %ch.group, phase = %ch.phase, message = %ch.message, "group changed");
-        let counts = self.counts(&ch);
         if let Some((version, name)) = self.cluster.native_podgroup(&ch.group)
-            && let Some(cond) = crate::groups::status::condition(version, &ch, &counts)
+            && let Some(cond) = crate::groups::status::condition(version, &ch)
             && self.last_group_status.get(&ch.group) != Some(&cond)
         {
             self.last_group_status
@@ -746,14 +728,9 @@ impl Loop {
                     .unwrap_or_default()
             })
             .clone();
-        let message = if ch.message.is_empty() {
-            counts
-        } else {
-            format!("{counts}; {}", ch.message)
-        };
         let status = json!({
             "phase": ch.phase.to_string(),
-            "message": message,
+            "message": ch.message,
             "scheduled": ch.bound,
             "running": ch.running,
             "succeeded": ch.succeeded,

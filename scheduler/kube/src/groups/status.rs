@@ -4,8 +4,9 @@
 //! `False` with reason `Unschedulable` and the scheduler's message while it
 //! cannot be placed. Like kube-scheduler, a condition that is `True` is never
 //! turned back: it records the initial placement, not the group's health.
-//! Its message says how many of the group's pods run (elastic groups grow
-//! after their minimum is placed), and is kept up to date.
+//! Its message is the core's (for an elastic group: how many of how many
+//! members run, which changes after the minimum is placed) and is kept up
+//! to date.
 
 use std::sync::atomic::Ordering;
 
@@ -16,9 +17,8 @@ use serde_json::{Value, json};
 use super::Kind;
 use crate::binder::Writer;
 
-/// The condition to write for a group change, if any: (type, status, reason,
-/// message); `counts` ("3 of 4 pods running ...") is the message once placed.
-pub fn condition(version: &str, ch: &gang::GroupChange, counts: &str) -> Option<Value> {
+/// The condition to write for a group change, if any: (type, status, reason, message).
+pub fn condition(version: &str, ch: &gang::GroupChange) -> Option<Value> {
     let type_ = if version == "v1alpha2" {
         "PodGroupScheduled"
     } else {
@@ -28,7 +28,7 @@ pub fn condition(version: &str, ch: &gang::GroupChange, counts: &str) -> Option<
         (
             gang::GroupPhase::Scheduled | gang::GroupPhase::Running | gang::GroupPhase::Finished,
             _,
-        ) => ("True", "Scheduled", counts.to_string()),
+        ) => ("True", "Scheduled", ch.message.clone()),
         (gang::GroupPhase::Failed, _)
         | (
             gang::GroupPhase::Pending,
@@ -116,15 +116,13 @@ mod tests {
 
     #[test]
     fn scheduled_true_unschedulable_false_waiting_for_pods_nothing() {
-        let c = condition(
-            "v1alpha2",
-            &change(gang::GroupPhase::Scheduled, None),
-            "4 of 4 pods running",
-        );
+        let mut placed = change(gang::GroupPhase::Scheduled, None);
+        placed.message = "all 4 pods bound; 3 of 4 members running (minimum 2)".into();
+        let c = condition("v1alpha2", &placed);
         assert_eq!(
             c,
             Some(
-                json!({"type": "PodGroupScheduled", "status": "True", "reason": "Scheduled", "message": "4 of 4 pods running"})
+                json!({"type": "PodGroupScheduled", "status": "True", "reason": "Scheduled", "message": "all 4 pods bound; 3 of 4 members running (minimum 2)"})
             )
         );
         let c = condition(
@@ -133,7 +131,6 @@ mod tests {
                 gang::GroupPhase::Pending,
                 Some(gang::WaitReason::Unsatisfiable),
             ),
-            "0 of 4 pods running",
         );
         assert_eq!(
             c,
@@ -145,8 +142,7 @@ mod tests {
         assert_eq!(
             condition(
                 "v1alpha2",
-                &change(gang::GroupPhase::Pending, Some(waiting)),
-                ""
+                &change(gang::GroupPhase::Pending, Some(waiting))
             ),
             None
         );
