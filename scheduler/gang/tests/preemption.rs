@@ -785,3 +785,20 @@ proptest! {
         prop_assert_eq!(pods, 6 * 110);
     }
 }
+
+#[test]
+fn lowest_priority_before_least_work_lost() {
+    // `old` (priority 0) has run long; `new` (priority 5) has just started.
+    let mut sim = Sim::new(4, 2);
+    sim.add_group(group("old", 4, 0, 0), 4, 4000);
+    sim.settle(2);
+    sim.now += 1000;
+    sim.add_group(group("new", 4, 5, 1000), 4, 4000);
+    sim.settle(2);
+    sim.add_group(group("high", 2, 1000, 1001), 2, 4000);
+    let d = sim.pass();
+    let v = &d.preemptions[0].victims;
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].group.name, "old");
+    assert_eq!(v[0].priority, 0);
+}
