@@ -116,7 +116,14 @@ async fn crud_binding_and_selectors() {
         .await
         .unwrap();
     assert_eq!(patched.status.unwrap().phase.as_deref(), Some("Running"));
+    // A bound, running pod is deleted gracefully: it stays, terminating, for its grace period.
     api.delete("a", &DeleteParams::default()).await.unwrap();
+    let terminating = api.get("a").await.unwrap();
+    assert!(terminating.metadata.deletion_timestamp.is_some());
+    assert_eq!(terminating.metadata.deletion_grace_period_seconds, Some(30));
+    api.delete("a", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     assert_eq!(code(api.get("a").await.unwrap_err()), 404);
 }
 
@@ -181,7 +188,9 @@ async fn watch_streams_changes_and_reports_gone_versions() {
         .await
         .unwrap();
     bind(&api, "p", "n1").await.unwrap();
-    api.delete("p", &DeleteParams::default()).await.unwrap();
+    api.delete("p", &DeleteParams::default().grace_period(0))
+        .await
+        .unwrap();
     let mut seen = Vec::new();
     while seen.len() < 3 {
         match stream.try_next().await.unwrap().unwrap() {
@@ -274,4 +283,115 @@ async fn discovery_lists_crd_groups() {
     );
     let version = client.apiserver_version().await.unwrap();
     assert_eq!(version.major, "1");
+}
+
+/// Graceful pod deletion over HTTP, as kube-apiserver does it: a UID
+/// precondition that does not hold is a 409; a bound pod is marked
+/// (`deletionTimestamp`, `deletionGracePeriodSeconds`) and the kubelet removes
+/// it once its containers stopped; a terminating pod cannot be bound.
+#[tokio::test]
+async fn graceful_delete_with_uid_preconditions_and_the_kubelet() {
+    use kube::api::Preconditions;
+    let srv = ApiServer::start().await.unwrap();
+    srv.start_kubelet(KubeletOptions {
+        stop_after: Duration::from_millis(300),
+        ..Default::default()
+    });
+    let api: Api<Pod> = Api::namespaced(srv.client(), "default");
+    let created = api
+        .create(&PostParams::default(), &pod("p", "phalanx"))
+        .await
+        .unwrap();
+    bind(&api, "p", "n1").await.unwrap();
+    let with_uid = |uid: &str| DeleteParams {
+        preconditions: Some(Preconditions {
+            uid: Some(uid.into()),
+            resource_version: None,
+        }),
+        ..Default::default()
+    };
+    let err = api.delete("p", &with_uid("another-pod")).await.unwrap_err();
+    assert_eq!(code(err), 409);
+    assert!(
+        api.get("p")
+            .await
+            .unwrap()
+            .metadata
+            .deletion_timestamp
+            .is_none()
+    );
+    let uid = created.metadata.uid.unwrap();
+    api.delete("p", &with_uid(&uid)).await.unwrap();
+    let t = api.get("p").await.unwrap();
+    assert!(t.metadata.deletion_timestamp.is_some());
+    assert_eq!(t.metadata.deletion_grace_period_seconds, Some(30));
+    // Conditions are merged by type (strategic merge), so PodScheduled stays.
+    let marked = api
+        .patch_status(
+            "p",
+            &PatchParams::default(),
+            &Patch::Strategic(json!({"status": {"conditions": [
+                {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}]}})),
+        )
+        .await
+        .unwrap();
+    let types: Vec<String> = marked
+        .status
+        .and_then(|s| s.conditions)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|c| c.type_)
+        .collect();
+    assert_eq!(types, ["PodScheduled", "DisruptionTarget"]);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+    while api.get_opt("p").await.unwrap().is_some() {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "the kubelet never removed the pod"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // A pod being deleted (no kubelet acts on unbound pods: they go at once).
+    api.create(&PostParams::default(), &pod("q", "phalanx"))
+        .await
+        .unwrap();
+    api.delete("q", &DeleteParams::default()).await.unwrap();
+    assert_eq!(code(api.get("q").await.unwrap_err()), 404);
+}
+
+/// policy/v1 PodDisruptionBudgets list and watch like any other kind, and
+/// the Priority admission resolves PriorityClasses at create.
+#[tokio::test]
+async fn budgets_and_priority_classes_are_served() {
+    use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+    use k8s_openapi::api::scheduling::v1::PriorityClass;
+    let srv = ApiServer::start().await.unwrap();
+    let pdbs: Api<PodDisruptionBudget> = Api::namespaced(srv.client(), "default");
+    let pdb: PodDisruptionBudget = serde_json::from_value(json!({
+        "metadata": {"name": "b"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "mpi"}}},
+    }))
+    .unwrap();
+    pdbs.create(&PostParams::default(), &pdb).await.unwrap();
+    let listed = pdbs.list(&ListParams::default()).await.unwrap();
+    assert_eq!(listed.items.len(), 1);
+    let classes: Api<PriorityClass> = Api::all(srv.client());
+    let pc: PriorityClass =
+        serde_json::from_value(json!({"metadata": {"name": "high"}, "value": 1000})).unwrap();
+    classes.create(&PostParams::default(), &pc).await.unwrap();
+    let pods: Api<Pod> = Api::namespaced(srv.client(), "default");
+    let mut p = pod("hp", "phalanx");
+    p.spec.as_mut().unwrap().priority_class_name = Some("high".into());
+    let created = pods.create(&PostParams::default(), &p).await.unwrap();
+    let spec = created.spec.unwrap();
+    assert_eq!(spec.priority, Some(1000));
+    assert_eq!(
+        spec.preemption_policy.as_deref(),
+        Some("PreemptLowerPriority")
+    );
+    let mut bad = pod("nope", "phalanx");
+    bad.spec.as_mut().unwrap().priority_class_name = Some("missing".into());
+    assert_eq!(
+        code(pods.create(&PostParams::default(), &bad).await.unwrap_err()),
+        403
+    );
 }

@@ -345,6 +345,7 @@ async fn hundred_native_mpi_jobs_complete_with_no_partial_gang() {
     add_nodes(&srv, 10, 4);
     srv.start_kubelet(KubeletOptions {
         run_for: Some(Duration::from_millis(100)),
+        ..Default::default()
     });
     let sched = start(&srv).await;
     for j in 0..JOBS {

@@ -805,6 +805,7 @@ async fn finished_gangs_free_their_nodes_for_waiting_ones() {
     let srv = ApiServer::start().await.unwrap();
     srv.start_kubelet(KubeletOptions {
         run_for: Some(Duration::from_millis(300)),
+        ..Default::default()
     });
     add_nodes(&srv, "n", 2, 4);
     let sched = start(&srv, args()).await;

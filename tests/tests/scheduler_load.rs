@@ -193,6 +193,7 @@ async fn contention_workload_completes_every_gang() {
     let srv = ApiServer::start().await.unwrap();
     srv.start_kubelet(KubeletOptions {
         run_for: Some(run_for),
+        ..Default::default()
     });
     for i in 0..8 {
         srv.create(&node(&format!("n{i}"), 8, &[])).unwrap();

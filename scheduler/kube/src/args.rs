@@ -95,6 +95,9 @@ pub struct RunArgs {
     /// The first waiting gang is also held for once this many later, smaller gangs have started ahead of it (`0`: off; lower is fairer to big gangs, higher greedier) [default: 4].
     #[arg(long, env = "PHALANX_RESERVE_AFTER_OVERTAKES")]
     pub reserve_after_overtakes: Option<u32>,
+    /// Whether a gang that does not fit may evict gangs of lower priority (whole, elastic members first), as kube-scheduler preempts; `false`: priority only orders the queue [default: true].
+    #[arg(long, env = "PHALANX_PREEMPTION")]
+    pub preemption: Option<bool>,
 }
 
 /// The config file: the same settings as the flags.
@@ -135,6 +138,8 @@ struct FileConfig {
     reserve_after_runtimes: Option<f64>,
     #[serde(default)]
     reserve_after_overtakes: Option<u32>,
+    #[serde(default)]
+    preemption: Option<bool>,
 }
 
 mod opt_duration {
@@ -203,6 +208,8 @@ pub struct Settings {
     pub reserve_after_runtimes: f64,
     /// Later, smaller gangs that may start ahead of the queue head before it is held for (0: off).
     pub reserve_after_overtakes: u32,
+    /// Whether higher-priority gangs may evict lower-priority ones.
+    pub preemption: bool,
 }
 
 /// A problem with the settings, naming the setting.
@@ -388,6 +395,7 @@ impl Settings {
                 .reserve_after_overtakes
                 .or(file.reserve_after_overtakes)
                 .unwrap_or(4),
+            preemption: args.preemption.or(file.preemption).unwrap_or(true),
         };
         s.check()?;
         Ok(s)

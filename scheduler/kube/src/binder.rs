@@ -146,7 +146,8 @@ impl Writer {
         }
     }
 
-    fn may_write(&self) -> bool {
+    /// Whether this replica may write now (alive and leading).
+    pub fn may_write(&self) -> bool {
         self.alive.load(Ordering::SeqCst) && *self.leader.borrow()
     }
 

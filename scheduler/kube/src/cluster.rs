@@ -8,6 +8,7 @@ use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::api::core::v1::ObjectReference;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::Resource;
 use phalanx_gang as gang;
 
@@ -73,6 +74,13 @@ pub struct Cluster {
     objects: groups::Objects,
     /// Kueue groups: pod name -> its total-count annotation.
     kueue: HashMap<NsName, kueue::Members>,
+    /// PodDisruptionBudgets (None: present but invalid, so not given to the core).
+    budgets: BTreeMap<NsName, Option<gang::DisruptionBudget>>,
+    /// The highest `spec.priority` seen among each group's pods: a group
+    /// whose object gives no priority (coscheduling PodGroups, groups the
+    /// adapter derives) takes its pods' (pod priority never changes, so the
+    /// highest seen is never wrong for long).
+    pod_priority: HashMap<gang::GroupKey, i32>,
 }
 
 impl Cluster {
@@ -128,6 +136,23 @@ impl Cluster {
                 ))
             })
             .collect()
+    }
+
+    /// A group whose object sets no priority (0) takes the highest of its pods'.
+    fn with_pod_priority(&self, mut g: gang::PodGroup) -> gang::PodGroup {
+        if g.priority == 0
+            && let Some(p) = self.pod_priority.get(&g.key)
+        {
+            g.priority = *p;
+        }
+        g
+    }
+
+    fn set_pod_group(&mut self, uid: &str, key: Option<gang::GroupKey>) {
+        match key {
+            Some(k) => self.pod_groups.insert(uid.to_string(), k),
+            None => self.pod_groups.remove(uid),
+        };
     }
 
     /// A cached pod by UID.
@@ -460,7 +485,7 @@ impl Cluster {
         let ours = self.is_ours(p);
         match class {
             Class::Park(why) => {
-                self.pod_groups.remove(uid);
+                self.set_pod_group(uid, None);
                 let was_sent = self.sent.remove(uid).is_some();
                 if was_sent {
                     out.push(gang::Event::PodDelete(gang::PodUid(uid.to_string())));
@@ -475,18 +500,41 @@ impl Cluster {
             }
             Class::Send(group, derived) => {
                 self.parked.remove(uid);
+                let priority = p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+                let raised = match &group {
+                    Some(k) if ours => {
+                        let before = self.pod_priority.get(k).copied();
+                        let now = before.map_or(priority, |b| b.max(priority));
+                        self.pod_priority.insert(k.clone(), now);
+                        // A group first upserted without pods had priority 0.
+                        before.unwrap_or(0) != now
+                    }
+                    _ => false,
+                };
                 // Groups derived from pods carry each pod's creation time: only a change in
-                // what matters (size, timeout, priority) is worth a new upsert.
-                if let Some(g) = derived
+                // what matters (size, timeout, priority, disruption) is worth a new upsert.
+                if let Some(g) = derived.map(|g| self.with_pod_priority(g))
                     && self.derived.get(&g.key).is_none_or(|d| {
                         d.min_member != g.min_member
+                            || d.max_member != g.max_member
                             || d.schedule_timeout != g.schedule_timeout
                             || d.priority != g.priority
+                            || d.preemption_policy != g.preemption_policy
+                            || d.disruption != g.disruption
+                            || d.topology_key != g.topology_key
                     })
                 {
                     self.derived.insert(g.key.clone(), g.clone());
                     out.push(gang::Event::GroupUpsert(g));
+                } else if raised
+                    && let Some(k) = &group
+                    && let Some(Ok(g)) = self.podgroups.get(&(k.namespace.clone(), k.name.clone()))
+                    && g.priority == 0
+                {
+                    // A PodGroup object without a priority of its own follows its pods'.
+                    out.push(gang::Event::GroupUpsert(self.with_pod_priority(g.clone())));
                 }
+                let Some(p) = self.pods.get(uid) else { return };
                 let (mut pod, problems) = convert::pod(p, group);
                 for prob in problems {
                     self.note_once(
@@ -509,10 +557,8 @@ impl Cluster {
                 {
                     out.push(gang::Event::PodDelete(gang::PodUid(uid.to_string())));
                 }
-                match &pod.group {
-                    Some(g) if ours => self.pod_groups.insert(uid.to_string(), g.clone()),
-                    _ => self.pod_groups.remove(uid),
-                };
+                let member = pod.group.clone().filter(|_| ours);
+                self.set_pod_group(uid, member);
                 out.push(gang::Event::PodUpsert(pod));
             }
         }
@@ -617,7 +663,7 @@ impl Cluster {
         self.native_refs.remove(uid);
         self.pods.remove(uid);
         self.parked.remove(uid);
-        self.pod_groups.remove(uid);
+        self.set_pod_group(uid, None);
         if self.sent.remove(uid).is_some() {
             out.push(gang::Event::PodDelete(gang::PodUid(uid.to_string())));
         }
@@ -670,7 +716,7 @@ impl Cluster {
         match &parsed {
             Ok(g) => {
                 self.derived.remove(&gkey);
-                out.push(gang::Event::GroupUpsert(g.clone()));
+                out.push(gang::Event::GroupUpsert(self.with_pod_priority(g.clone())));
             }
             Err(e) => {
                 self.note_once(
@@ -915,6 +961,60 @@ impl Cluster {
         .then_some((version, name))
     }
 
+    // ---- disruption budgets ----
+
+    /// A PodDisruptionBudget was added or changed; an invalid one becomes a
+    /// notice and is not given to the core (a budget it cannot read must
+    /// not silently protect, or expose, pods it was not meant for).
+    pub fn apply_budget(
+        &mut self,
+        pdb: PodDisruptionBudget,
+        out: &mut Vec<gang::Event>,
+        notes: &mut Vec<Notice>,
+    ) {
+        let key = ns_name(&pdb);
+        let parsed = crate::budget::budget(&pdb);
+        let before = self.budgets.get(&key).cloned().flatten();
+        match parsed {
+            Ok(b) => {
+                if before.as_ref() != Some(&b) {
+                    out.push(gang::Event::BudgetUpsert(b.clone()));
+                }
+                self.budgets.insert(key, Some(b));
+            }
+            Err(e) => {
+                self.note_once(
+                    notes,
+                    pdb.object_ref(&()),
+                    "InvalidPodDisruptionBudget",
+                    format!("PodDisruptionBudget {}/{} ignored: {e}", key.0, key.1),
+                );
+                if before.is_some() {
+                    out.push(gang::Event::BudgetDelete {
+                        namespace: key.0.clone(),
+                        name: key.1.clone(),
+                    });
+                }
+                self.budgets.insert(key, None);
+            }
+        }
+    }
+
+    /// A PodDisruptionBudget is gone.
+    pub fn delete_budget(&mut self, ns: &str, name: &str, out: &mut Vec<gang::Event>) {
+        if let Some(Some(_)) = self.budgets.remove(&(ns.to_string(), name.to_string())) {
+            out.push(gang::Event::BudgetDelete {
+                namespace: ns.to_string(),
+                name: name.to_string(),
+            });
+        }
+    }
+
+    /// PodDisruptionBudget keys known.
+    pub fn budget_keys(&self) -> Vec<NsName> {
+        self.budgets.keys().cloned().collect()
+    }
+
     /// Forgets which problems were reported, so a new leader reports them again.
     pub fn forget_reports(&mut self) {
         self.reported.clear();
@@ -931,7 +1031,10 @@ impl Cluster {
             self.node_event(&n, out, notes);
         }
         for g in self.podgroups.values().flatten() {
-            out.push(gang::Event::GroupUpsert(g.clone()));
+            out.push(gang::Event::GroupUpsert(self.with_pod_priority(g.clone())));
+        }
+        for b in self.budgets.values().flatten() {
+            out.push(gang::Event::BudgetUpsert(b.clone()));
         }
         // Bound pods first, so allocations exist before any pending pod is considered.
         let mut uids: Vec<(bool, String)> = self
@@ -1028,6 +1131,50 @@ mod tests {
             pod_group_of(&out),
             Some(Some(gang::GroupKey::new("ns", "g")))
         );
+    }
+
+    #[test]
+    fn groups_without_a_priority_of_their_own_take_their_pods() {
+        let mut c = Cluster::new(vec!["phalanx".into()], vec![], "rack".into());
+        let (mut out, mut notes) = (Vec::new(), Vec::new());
+        let pg: kube::api::DynamicObject = from(json!({
+            "apiVersion": "scheduling.x-k8s.io/v1alpha1", "kind": "PodGroup",
+            "metadata": {"name": "g", "namespace": "ns"}, "spec": {"minMember": 2},
+        }));
+        c.apply_podgroup(pg, &mut out, &mut notes);
+        assert_eq!(upserted_group(&out).map(|g| g.priority), Some(0));
+        let key = gang::GroupKey::new("ns", "g");
+        for (name, priority) in [("b", 1000), ("a", 0), ("c", 1000)] {
+            let mut p = pod(name, json!({"scheduling.x-k8s.io/pod-group": "g"}), None);
+            if let Some(s) = p.spec.as_mut() {
+                s.priority = Some(priority);
+            }
+            out.clear();
+            c.apply_pod(p, &mut out, &mut notes);
+            // The group is raised (once) before the pod that raises it is given to the core.
+            let raised = upserted_group(&out).map(|g| g.priority);
+            assert_eq!(raised, (name == "b").then_some(1000), "{name}");
+        }
+        // Replayed to a fresh core, the group comes with its pods' priority.
+        out.clear();
+        c.replay(&mut out, &mut notes);
+        let replayed = out.iter().find_map(|e| match e {
+            gang::Event::GroupUpsert(g) if g.key == key => Some(g.priority),
+            _ => None,
+        });
+        assert_eq!(replayed, Some(1000));
+        // A derived (Fluence-size) group takes its pods' priority too.
+        let mut f = pod(
+            "f",
+            json!({"scheduling.x-k8s.io/pod-group": "fl", "fluence.group-size": "2"}),
+            None,
+        );
+        if let Some(s) = f.spec.as_mut() {
+            s.priority = Some(-5);
+        }
+        out.clear();
+        c.apply_pod(f, &mut out, &mut notes);
+        assert_eq!(upserted_group(&out).map(|g| g.priority), Some(-5));
     }
 
     #[test]

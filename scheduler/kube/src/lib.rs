@@ -8,6 +8,7 @@
 
 pub mod args;
 pub mod binder;
+pub mod budget;
 pub mod cluster;
 pub mod convert;
 pub mod crd;
@@ -15,6 +16,7 @@ pub mod groups;
 pub mod health;
 pub mod leader;
 pub mod metrics;
+pub mod preempt;
 pub use phalanx_gang::quantity;
 pub mod rbac;
 pub mod scheduler;
@@ -319,6 +321,13 @@ async fn start_inner(
         watcher::Config::default(),
         tx.clone(),
         Input::StatefulSet,
+    );
+    spawn_watch(
+        &mut tasks,
+        Api::<k8s_openapi::api::policy::v1::PodDisruptionBudget>::all(client.clone()),
+        watcher::Config::default(),
+        tx.clone(),
+        Input::Budget,
     );
     for (kind, version) in &group_kinds {
         let kind = *kind;

@@ -41,6 +41,10 @@ pub struct Metrics {
     pub events_published: Counter,
     /// Events dropped because the Event queue was full.
     pub events_dropped: Counter,
+    /// Preemptions carried out (one per preemptor and decision, however many victims).
+    pub preemptions: Counter,
+    /// Victim pods deleted by preemption.
+    pub preempted_pods: Counter,
 }
 
 impl Metrics {
@@ -59,6 +63,8 @@ impl Metrics {
             bind_latency: Histogram::new(exponential_buckets(0.0001, 2.0, 18)),
             events_published: Counter::default(),
             events_dropped: Counter::default(),
+            preemptions: Counter::default(),
+            preempted_pods: Counter::default(),
         };
         let r = registry.sub_registry_with_prefix("phalanx");
         r.register(
@@ -116,6 +122,16 @@ impl Metrics {
             "events_dropped",
             "Events dropped because the Event queue was full",
             m.events_dropped.clone(),
+        );
+        r.register(
+            "preemptions",
+            "Preemptions carried out: a higher-priority group evicting lower-priority ones",
+            m.preemptions.clone(),
+        );
+        r.register(
+            "preempted_pods",
+            "Pods deleted as preemption victims",
+            m.preempted_pods.clone(),
         );
         m
     }

@@ -9,6 +9,11 @@ pub const RBAC_RULES: &[Rule] = &[
     ("", "nodes", &["get", "list", "watch"]),
     ("", "pods", &["get", "list", "watch"]),
     ("", "pods/binding", &["create"]),
+    // Preemption: victims are marked (DisruptionTarget) and deleted; the
+    // preemptor's pods get status.nominatedNodeName.
+    ("", "pods", &["delete"]),
+    ("", "pods/status", &["patch"]),
+    ("policy", "poddisruptionbudgets", &["get", "list", "watch"]),
     ("events.k8s.io", "events", &["create", "patch"]),
     (
         "scheduling.x-k8s.io",

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use k8s_openapi::api::apps::v1::StatefulSet;
 use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use kube::api::DynamicObject;
 use kube::runtime::watcher;
 use phalanx_gang as gang;
@@ -25,6 +26,7 @@ use crate::crd::NodeResourceTopology;
 use crate::groups::Kind;
 use crate::groups::native::PodObject;
 use crate::metrics::{Metrics, result};
+use crate::preempt::{self, Preemptions};
 use crate::status_api::{Query, QueryState};
 
 /// One input of the loop.
@@ -46,6 +48,17 @@ pub enum Input {
     StatefulSet(watcher::Event<StatefulSet>),
     /// A NodeResourceTopology watch event.
     Nrt(watcher::Event<NodeResourceTopology>),
+    /// A PodDisruptionBudget watch event.
+    Budget(watcher::Event<PodDisruptionBudget>),
+    /// A preemption write for one victim pod ended.
+    EvictDone {
+        /// Core generation the preemption belongs to.
+        epoch: u64,
+        /// The victim pod.
+        pod: String,
+        /// Whether the pod is gone or terminating now (false: try again when the core asks again).
+        done: bool,
+    },
     /// A bind finished.
     BindDone {
         /// Core generation the bind belongs to.
@@ -62,13 +75,14 @@ pub enum Input {
 }
 
 /// The kinds whose first full list must be in before anything is placed.
-pub const KINDS: [&str; 6] = [
+pub const KINDS: [&str; 7] = [
     "nodes",
     "pods",
     "podgroups",
     "jobs",
     "statefulsets",
     "noderesourcetopologies",
+    "poddisruptionbudgets",
 ];
 
 /// State visible outside the loop (health, handle).
@@ -107,6 +121,7 @@ pub struct Loop {
     group_start: HashMap<gang::GroupKey, String>,
     last_group_status: HashMap<gang::GroupKey, serde_json::Value>,
     queries: QueryState,
+    preemptions: Preemptions,
 }
 
 impl std::fmt::Debug for Loop {
@@ -132,6 +147,7 @@ fn core_config(s: &Settings) -> gang::GangConfig {
         reserve_after: gang::Millis(i64::try_from(s.reserve_after.as_millis()).unwrap_or(i64::MAX)),
         reserve_after_runtimes: s.reserve_after_runtimes,
         reserve_after_overtakes: s.reserve_after_overtakes,
+        preemption: s.preemption,
         ..Default::default()
     }
 }
@@ -185,6 +201,7 @@ impl Loop {
             group_start: HashMap::new(),
             last_group_status: HashMap::new(),
             queries: QueryState::default(),
+            preemptions: Preemptions::default(),
         }
     }
 
@@ -364,6 +381,7 @@ impl Loop {
                     |c| c.pod_uids(),
                 );
                 for uid in gone {
+                    self.preemptions.pod_gone(&uid);
                     self.cluster.delete_pod(&uid, &mut out);
                 }
                 match ev {
@@ -373,6 +391,7 @@ impl Loop {
                     watcher::Event::Delete(p) => {
                         let uid = p.pod.metadata.uid.clone().unwrap_or_default();
                         self.last_pod_event.remove(&uid);
+                        self.preemptions.pod_gone(&uid);
                         self.cluster.delete_pod(&uid, &mut out)
                     }
                     _ => {}
@@ -491,6 +510,39 @@ impl Loop {
                     _ => {}
                 }
             }
+            Input::Budget(ev) => {
+                let gone = self.relist_step(
+                    "poddisruptionbudgets",
+                    &ev,
+                    |o: &PodDisruptionBudget| key_of(&o.metadata),
+                    |c| {
+                        c.budget_keys()
+                            .into_iter()
+                            .map(|(ns, n)| format!("{ns}/{n}"))
+                            .collect()
+                    },
+                );
+                for k in gone {
+                    let (ns, name) = k.split_once('/').unwrap_or(("", &k));
+                    self.cluster.delete_budget(ns, name, &mut out);
+                }
+                match ev {
+                    watcher::Event::Apply(o) | watcher::Event::InitApply(o) => {
+                        self.cluster.apply_budget(o, &mut out, &mut notes)
+                    }
+                    watcher::Event::Delete(o) => self.cluster.delete_budget(
+                        o.metadata.namespace.as_deref().unwrap_or(""),
+                        o.metadata.name.as_deref().unwrap_or(""),
+                        &mut out,
+                    ),
+                    _ => {}
+                }
+            }
+            Input::EvictDone { epoch, pod, done } => {
+                if epoch == self.epoch && !done {
+                    self.preemptions.forget(&pod);
+                }
+            }
             Input::BindDone {
                 epoch,
                 pod,
@@ -527,6 +579,7 @@ impl Loop {
         self.cluster.replay(out, notes);
         self.last_pod_event.clear();
         self.last_group_status.clear();
+        self.preemptions.clear();
         self.dirty_since = Some(Instant::now());
         self.retry_at = None;
         tracing::info!(leader, epoch = self.epoch, "core rebuilt from the cache");
@@ -566,6 +619,16 @@ impl Loop {
                         .await;
                 });
             }
+        }
+        let cx = preempt::Context {
+            cluster: &self.cluster,
+            writer: &self.writer,
+            tx: &self.tx,
+            epoch: self.epoch,
+            scheduler_name: self.cluster.core_scheduler_name(),
+        };
+        for p in &decisions.preemptions {
+            preempt::carry_out(p, &mut self.preemptions, &cx);
         }
         for ch in decisions.group_changes {
             self.group_changed(ch);

@@ -292,7 +292,13 @@ fn write(
             let patch = parse_body(body)?;
             let mime = content_type.split(';').next().unwrap_or("").trim();
             let create = match mime {
-                "application/merge-patch+json" | "application/strategic-merge-patch+json" => false,
+                "application/strategic-merge-patch+json" => {
+                    let existed = store.get(&t.rt, ns, name).is_ok();
+                    return store
+                        .strategic_patch(&t.rt, ns, name, &patch, status_only)
+                        .map(|v| (if existed { 200 } else { 201 }, v));
+                }
+                "application/merge-patch+json" => false,
                 "application/apply-patch+yaml" => true,
                 other => {
                     return Err(ApiError::new(
@@ -307,7 +313,27 @@ fn write(
                 .patch(&t.rt, ns, name, &patch, status_only, create)
                 .map(|v| (if existed { 200 } else { 201 }, v))
         }
-        "delete" => store.delete(&t.rt, ns, name).map(|v| (200, v)),
+        "delete" => {
+            // DeleteOptions come in the body (kube-rs, client-go) or as query parameters.
+            let mut options = if body.is_empty() {
+                json!({})
+            } else {
+                parse_body(body)?
+            };
+            if let Some(g) = query.get("gracePeriodSeconds") {
+                let g: i64 = g.parse().map_err(|_| {
+                    ApiError::new(
+                        400,
+                        "BadRequest",
+                        format!("invalid gracePeriodSeconds {g:?}"),
+                    )
+                })?;
+                options["gracePeriodSeconds"] = json!(g);
+            }
+            store
+                .delete_with(&t.rt, ns, name, &options)
+                .map(|v| (200, v))
+        }
         _ => Err(ApiError::new(405, "MethodNotAllowed", verb.to_string())),
     }
 }

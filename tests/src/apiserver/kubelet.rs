@@ -1,4 +1,7 @@
-//! A simulated kubelet: it starts pods once they are bound and, if asked, finishes them.
+//! A simulated kubelet: it starts pods once they are bound and, if asked,
+//! finishes them; a pod deleted gracefully (`metadata.deletionTimestamp` set)
+//! is stopped and then removed, as the kubelet removes it with a final
+//! delete of grace 0.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,6 +17,23 @@ use super::store::{ApiError, ChangeType};
 pub struct KubeletOptions {
     /// After this long Running, a pod becomes Succeeded; None keeps it Running.
     pub run_for: Option<Duration>,
+    /// How long a pod's containers take to stop once it is deleted gracefully
+    /// (capped by its grace period); zero removes it at once.
+    pub stop_after: Duration,
+}
+
+/// Removes a terminating pod for good, if it is still the same pod.
+fn remove(shared: &Shared, ns: &str, name: &str, uid: &str) {
+    let mut store = shared.lock();
+    let Some(rt) = store.resource_type("", "v1", "pods") else {
+        return;
+    };
+    let _ = store.delete_with(
+        &rt,
+        ns,
+        name,
+        &json!({"gracePeriodSeconds": 0, "preconditions": {"uid": uid}}),
+    );
 }
 
 pub(super) fn set_phase(
@@ -50,6 +70,30 @@ pub(super) fn spawn(shared: Arc<Shared>, opts: KubeletOptions) -> tokio::task::J
                 continue;
             }
             let pod = &change.object;
+            let text = |ptr: &str| {
+                pod.pointer(ptr)
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string()
+            };
+            if pod.pointer("/metadata/deletionTimestamp").is_some() {
+                let grace = pod
+                    .pointer("/metadata/deletionGracePeriodSeconds")
+                    .and_then(Value::as_u64)
+                    .unwrap_or(0);
+                let wait = opts.stop_after.min(Duration::from_secs(grace));
+                let (ns, name, uid) = (
+                    text("/metadata/namespace"),
+                    text("/metadata/name"),
+                    text("/metadata/uid"),
+                );
+                let shared = shared.clone();
+                tokio::spawn(async move {
+                    tokio::time::sleep(wait).await;
+                    remove(&shared, &ns, &name, &uid);
+                });
+                continue;
+            }
             let bound = pod
                 .pointer("/spec/nodeName")
                 .and_then(Value::as_str)

@@ -152,6 +152,23 @@ pub fn builtin() -> Vec<ResourceType> {
             true,
             true,
         ),
+        // What preemption reads: budgets, and the classes the Priority admission resolves.
+        ResourceType::new(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            "PodDisruptionBudget",
+            true,
+            true,
+        ),
+        ResourceType::new(
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            "PriorityClass",
+            false,
+            false,
+        ),
         // Kubernetes 1.36's gang API (feature gates on), as a 1.36 control plane serves it.
         ResourceType::native_podgroup("v1alpha2"),
         ResourceType::native_workload("v1alpha2"),

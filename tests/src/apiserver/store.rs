@@ -120,6 +120,52 @@ pub fn merge_patch(target: &mut Value, patch: &Value) {
     }
 }
 
+/// A strategic merge patch as kube-apiserver applies it to the fields the
+/// scheduler patches: like a merge patch, except that the lists Kubernetes
+/// declares with a merge key (`status.conditions`, keyed by `type`) are
+/// merged entry by entry instead of replaced.
+pub fn strategic_merge_patch(target: &mut Value, patch: &Value) {
+    let mut plain = patch.clone();
+    let conditions = plain
+        .get_mut("status")
+        .and_then(Value::as_object_mut)
+        .and_then(|s| s.remove("conditions"));
+    merge_patch(target, &plain);
+    let Some(Value::Array(new)) = conditions else {
+        if let Some(c) = conditions {
+            merge_patch(&mut target["status"]["conditions"], &c);
+        }
+        return;
+    };
+    if !target["status"].is_object() {
+        target["status"] = json!({});
+    }
+    let mut merged: Vec<Value> = target["status"]["conditions"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    for c in new {
+        match merged.iter_mut().find(|m| m.get("type") == c.get("type")) {
+            Some(m) => merge_patch(m, &c),
+            None => merged.push(c),
+        }
+    }
+    target["status"]["conditions"] = Value::Array(merged);
+}
+
+/// The time `secs` seconds from now, RFC 3339.
+fn rfc3339_in(secs: i64) -> String {
+    jiff::Timestamp::now()
+        .checked_add(jiff::SignedDuration::from_secs(secs))
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .round(jiff::Unit::Second)
+        .map(|t| t.to_string())
+        .unwrap_or_default()
+}
+
+/// Default `terminationGracePeriodSeconds` of a pod (kube-apiserver's defaulting).
+const DEFAULT_GRACE_SECONDS: i64 = 30;
+
 fn now_rfc3339() -> String {
     jiff::Timestamp::now()
         .round(jiff::Unit::Second)
@@ -291,6 +337,9 @@ impl Store {
             self.uid_counter += 1;
             name = format!("{prefix}{:05x}", self.uid_counter);
         }
+        if rt.plural == "pods" && rt.group.is_empty() {
+            self.admit_priority(&name, &mut obj)?;
+        }
         let key = Self::key(rt, ns, &name);
         if self
             .objects
@@ -336,6 +385,70 @@ impl Store {
         Ok(obj)
     }
 
+    /// The Priority admission plugin: resolves `spec.priorityClassName` (or
+    /// the global default class) into `spec.priority` and
+    /// `spec.preemptionPolicy`; an unknown class or a priority that disagrees
+    /// with the class is refused (403), as kube-apiserver refuses it.
+    fn admit_priority(&self, name: &str, pod: &mut Value) -> Result<(), ApiError> {
+        if !pod["spec"].is_object() {
+            return Ok(());
+        }
+        let classes: Vec<&Value> = self
+            .objects
+            .get("scheduling.k8s.io/v1/priorityclasses")
+            .map(|m| m.values().collect())
+            .unwrap_or_default();
+        let forbidden = |why: String| {
+            ApiError::new(
+                403,
+                "Forbidden",
+                format!("pods \"{name}\" is forbidden: {why}"),
+            )
+        };
+        let class_name = pod
+            .pointer("/spec/priorityClassName")
+            .and_then(Value::as_str)
+            .filter(|n| !n.is_empty())
+            .map(str::to_string);
+        let class = match &class_name {
+            Some(n) => Some(
+                classes
+                    .iter()
+                    .find(|c| meta_str(c, "name") == Some(n.as_str()))
+                    .copied()
+                    .ok_or_else(|| {
+                        forbidden(format!("no PriorityClass with name {n} was found"))
+                    })?,
+            ),
+            None => classes
+                .iter()
+                .find(|c| c["globalDefault"] == json!(true))
+                .copied(),
+        };
+        let priority = class.and_then(|c| c["value"].as_i64()).unwrap_or(0);
+        if let Some(given) = pod.pointer("/spec/priority").and_then(Value::as_i64)
+            && given != priority
+        {
+            return Err(forbidden(format!(
+                "the integer value of priority ({given}) must not be provided in pod spec; \
+                 priority admission controller computed {priority} from the given PriorityClass name"
+            )));
+        }
+        pod["spec"]["priority"] = json!(priority);
+        if let Some(c) = class {
+            if class_name.is_none() {
+                pod["spec"]["priorityClassName"] = c["metadata"]["name"].clone();
+            }
+            if pod.pointer("/spec/preemptionPolicy").is_none() {
+                pod["spec"]["preemptionPolicy"] = c
+                    .get("preemptionPolicy")
+                    .cloned()
+                    .unwrap_or_else(|| json!("PreemptLowerPriority"));
+            }
+        }
+        Ok(())
+    }
+
     /// Stores `candidate` as the new version of an existing object, keeping server-owned
     /// metadata and honouring the status subresource split.
     fn commit(
@@ -352,6 +465,19 @@ impl Store {
                 400,
                 "BadRequest",
                 "body must be a JSON object",
+            ));
+        }
+        // As the generic registry's Update: a UID in the body is a precondition.
+        let have = meta_str(&current, "uid").unwrap_or("");
+        if let Some(want) = meta_str(&candidate, "uid").filter(|u| !u.is_empty() && *u != have) {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: \
+                     UID in precondition: {want}, UID in object meta: {have}",
+                    rt.plural
+                ),
             ));
         }
         let mut next = if status_only {
@@ -452,7 +578,7 @@ impl Store {
         self.commit(rt, ns, name, body, status_only)
     }
 
-    /// PATCH with merge semantics (merge patch, strategic merge treated as merge, apply).
+    /// PATCH with merge semantics (merge patch, apply).
     /// `create` makes a missing object, as server-side apply does.
     pub fn patch(
         &mut self,
@@ -463,6 +589,40 @@ impl Store {
         status_only: bool,
         create: bool,
     ) -> Result<Value, ApiError> {
+        self.patch_with(rt, ns, name, patch, status_only, create, merge_patch)
+    }
+
+    /// PATCH with a strategic merge patch (see [`strategic_merge_patch`]).
+    pub fn strategic_patch(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+        status_only: bool,
+    ) -> Result<Value, ApiError> {
+        self.patch_with(
+            rt,
+            ns,
+            name,
+            patch,
+            status_only,
+            false,
+            strategic_merge_patch,
+        )
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn patch_with(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        patch: &Value,
+        status_only: bool,
+        create: bool,
+        apply: fn(&mut Value, &Value),
+    ) -> Result<Value, ApiError> {
         let current = match self.check_precondition(rt, ns, name, patch) {
             Err(e) if e.code == 404 && create && !status_only => {
                 let mut obj = patch.clone();
@@ -472,7 +632,7 @@ impl Store {
             other => other?,
         };
         let mut next = current;
-        merge_patch(&mut next, patch);
+        apply(&mut next, patch);
         self.commit(rt, ns, name, next, status_only)
     }
 
@@ -488,6 +648,81 @@ impl Store {
         last["metadata"]["resourceVersion"] = json!(rv.to_string());
         self.record(rt.key(), ChangeType::Deleted, last.clone(), None);
         Ok(last)
+    }
+
+    /// DELETE with `DeleteOptions`, as kube-apiserver does it: `preconditions`
+    /// (`uid`, `resourceVersion`) that do not hold are a 409; a pod that is
+    /// bound and has not ended is deleted gracefully: `metadata.deletionTimestamp`
+    /// and `deletionGracePeriodSeconds` are set (`gracePeriodSeconds`, else the
+    /// pod's `terminationGracePeriodSeconds`, else 30) and the kubelet removes it
+    /// later; a second graceful delete may only shorten the grace. Everything
+    /// else (and a grace of 0) is removed at once.
+    pub fn delete_with(
+        &mut self,
+        rt: &ResourceType,
+        ns: &str,
+        name: &str,
+        options: &Value,
+    ) -> Result<Value, ApiError> {
+        let current = self.get(rt, ns, name)?;
+        let precondition = |field: &str, label: &str| -> Result<(), ApiError> {
+            let want = options
+                .pointer(&format!("/preconditions/{field}"))
+                .and_then(Value::as_str);
+            let have = meta_str(&current, field).unwrap_or("");
+            match want {
+                Some(w) if w != have => Err(ApiError::new(
+                    409,
+                    "Conflict",
+                    format!(
+                        "Operation cannot be fulfilled on {} \"{name}\": Precondition failed: \
+                         {label} in precondition: {w}, {label} in object meta: {have}",
+                        rt.plural
+                    ),
+                )),
+                _ => Ok(()),
+            }
+        };
+        precondition("uid", "UID")?;
+        precondition("resourceVersion", "ResourceVersion")?;
+        let is_pod = rt.plural == "pods" && rt.group.is_empty();
+        if !is_pod {
+            return self.delete(rt, ns, name);
+        }
+        let bound = current
+            .pointer("/spec/nodeName")
+            .and_then(Value::as_str)
+            .is_some_and(|n| !n.is_empty());
+        let ended = matches!(
+            current.pointer("/status/phase").and_then(Value::as_str),
+            Some("Succeeded" | "Failed")
+        );
+        let asked = options.get("gracePeriodSeconds").and_then(Value::as_i64);
+        let grace = if !bound || ended {
+            0
+        } else {
+            asked
+                .or_else(|| {
+                    current
+                        .pointer("/spec/terminationGracePeriodSeconds")
+                        .and_then(Value::as_i64)
+                })
+                .unwrap_or(DEFAULT_GRACE_SECONDS)
+                .max(0)
+        };
+        if grace == 0 {
+            return self.delete(rt, ns, name);
+        }
+        let previous = current
+            .pointer("/metadata/deletionGracePeriodSeconds")
+            .and_then(Value::as_i64);
+        if previous.is_some_and(|p| p <= grace) {
+            return Ok(current);
+        }
+        self.mutate(rt, ns, name, |p| {
+            p["metadata"]["deletionTimestamp"] = json!(rfc3339_in(grace));
+            p["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
+        })
     }
 
     /// pods/binding: sets `spec.nodeName` once; 409 if already bound or still gated
@@ -507,6 +742,15 @@ impl Store {
                 "Conflict",
                 format!(
                     "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is already assigned to node \"{bound}\""
+                ),
+            ));
+        }
+        if pod.pointer("/metadata/deletionTimestamp").is_some() {
+            return Err(ApiError::new(
+                409,
+                "Conflict",
+                format!(
+                    "Operation cannot be fulfilled on pods/binding \"{name}\": pod {name} is being deleted, cannot be assigned to a host"
                 ),
             ));
         }
@@ -680,6 +924,164 @@ mod tests {
         })
         .unwrap();
         s.bind("ns", "p", "n1").unwrap();
+    }
+
+    #[test]
+    fn bound_pods_are_deleted_gracefully_and_preconditions_hold() {
+        let rt = pods();
+        let mut s = Store::new(vec![rt.clone()]);
+        let p = s
+            .create(
+                &rt,
+                "ns",
+                json!({"metadata": {"name": "p"}, "spec": {"terminationGracePeriodSeconds": 5}}),
+            )
+            .unwrap();
+        let uid = p["metadata"]["uid"].as_str().unwrap().to_string();
+        s.bind("ns", "p", "n1").unwrap();
+        let wrong = json!({"preconditions": {"uid": "someone-else"}});
+        let err = s.delete_with(&rt, "ns", "p", &wrong).unwrap_err();
+        assert_eq!(err.code, 409);
+        assert!(
+            err.message.contains("Precondition failed: UID"),
+            "{}",
+            err.message
+        );
+        let mine = json!({"preconditions": {"uid": uid}});
+        let t = s.delete_with(&rt, "ns", "p", &mine).unwrap();
+        assert_eq!(t["metadata"]["deletionGracePeriodSeconds"], 5);
+        assert!(t["metadata"]["deletionTimestamp"].is_string());
+        assert!(
+            s.get(&rt, "ns", "p").is_ok(),
+            "still there while terminating"
+        );
+        // A longer grace does not extend it; a shorter one (0) ends it.
+        let again = s
+            .delete_with(&rt, "ns", "p", &json!({"gracePeriodSeconds": 60}))
+            .unwrap();
+        assert_eq!(again["metadata"]["deletionGracePeriodSeconds"], 5);
+        s.delete_with(&rt, "ns", "p", &json!({"gracePeriodSeconds": 0}))
+            .unwrap();
+        assert_eq!(s.get(&rt, "ns", "p").unwrap_err().code, 404);
+        // Unbound pods go at once.
+        s.create(&rt, "ns", json!({"metadata": {"name": "q"}, "spec": {}}))
+            .unwrap();
+        s.delete_with(&rt, "ns", "q", &json!({})).unwrap();
+        assert_eq!(s.get(&rt, "ns", "q").unwrap_err().code, 404);
+    }
+
+    #[test]
+    fn a_terminating_pod_cannot_be_bound() {
+        let rt = pods();
+        let mut s = Store::new(vec![rt.clone()]);
+        s.create(&rt, "ns", json!({"metadata": {"name": "p"}, "spec": {}}))
+            .unwrap();
+        s.mutate(&rt, "ns", "p", |p| {
+            p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:00Z")
+        })
+        .unwrap();
+        let err = s.bind("ns", "p", "n1").unwrap_err();
+        assert_eq!(err.code, 409);
+        assert!(err.message.contains("is being deleted"), "{}", err.message);
+    }
+
+    #[test]
+    fn strategic_patch_merges_conditions_by_type() {
+        let rt = pods();
+        let mut s = Store::new(vec![rt.clone()]);
+        s.create(&rt, "ns", json!({"metadata": {"name": "p"}, "spec": {}}))
+            .unwrap();
+        s.bind("ns", "p", "n1").unwrap();
+        let patch = json!({"status": {"nominatedNodeName": "n2", "conditions": [
+            {"type": "DisruptionTarget", "status": "True", "reason": "PreemptionByScheduler"}]}});
+        let p = s.strategic_patch(&rt, "ns", "p", &patch, true).unwrap();
+        let types: Vec<&str> = p["status"]["conditions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter_map(|c| c["type"].as_str())
+            .collect();
+        assert_eq!(types, ["PodScheduled", "DisruptionTarget"]);
+        assert_eq!(p["status"]["nominatedNodeName"], "n2");
+        let again =
+            json!({"status": {"conditions": [{"type": "DisruptionTarget", "message": "m"}]}});
+        let p = s.strategic_patch(&rt, "ns", "p", &again, true).unwrap();
+        assert_eq!(p["status"]["conditions"].as_array().unwrap().len(), 2);
+        assert_eq!(
+            p["status"]["conditions"][1]["reason"],
+            "PreemptionByScheduler"
+        );
+        assert_eq!(p["status"]["conditions"][1]["message"], "m");
+    }
+
+    #[test]
+    fn priority_admission_resolves_classes() {
+        let rt = pods();
+        let pc = ResourceType::new(
+            "scheduling.k8s.io",
+            "v1",
+            "priorityclasses",
+            "PriorityClass",
+            false,
+            false,
+        );
+        let mut s = Store::new(vec![rt.clone(), pc.clone()]);
+        let plain = s
+            .create(
+                &rt,
+                "ns",
+                json!({"metadata": {"name": "plain"}, "spec": {}}),
+            )
+            .unwrap();
+        assert_eq!(plain["spec"]["priority"], 0);
+        s.create(
+            &pc,
+            "",
+            json!({"metadata": {"name": "high"}, "value": 1000, "preemptionPolicy": "Never"}),
+        )
+        .unwrap();
+        let high = s
+            .create(
+                &rt,
+                "ns",
+                json!({"metadata": {"name": "h"}, "spec": {"priorityClassName": "high"}}),
+            )
+            .unwrap();
+        assert_eq!(high["spec"]["priority"], 1000);
+        assert_eq!(high["spec"]["preemptionPolicy"], "Never");
+        let missing = s
+            .create(
+                &rt,
+                "ns",
+                json!({"metadata": {"name": "m"}, "spec": {"priorityClassName": "nope"}}),
+            )
+            .unwrap_err();
+        assert_eq!(missing.code, 403);
+        assert!(
+            missing.message.contains("no PriorityClass with name nope"),
+            "{}",
+            missing.message
+        );
+        let forged = s
+            .create(
+                &rt,
+                "ns",
+                json!({"metadata": {"name": "f"}, "spec": {"priority": 5}}),
+            )
+            .unwrap_err();
+        assert_eq!(forged.code, 403);
+        s.create(
+            &pc,
+            "",
+            json!({"metadata": {"name": "default"}, "value": 7, "globalDefault": true}),
+        )
+        .unwrap();
+        let d = s
+            .create(&rt, "ns", json!({"metadata": {"name": "d"}, "spec": {}}))
+            .unwrap();
+        assert_eq!(d["spec"]["priority"], 7);
+        assert_eq!(d["spec"]["priorityClassName"], "default");
+        assert_eq!(d["spec"]["preemptionPolicy"], "PreemptLowerPriority");
     }
 
     #[test]

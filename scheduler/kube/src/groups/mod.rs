@@ -10,6 +10,33 @@
 //! sends it alone (`basic` native groups), or makes it wait with a reason a
 //! user can act on. A claim never turns a pod that names a group into a gang
 //! of one: a group that names something not seen yet waits.
+//!
+//! # Elastic groups, priority and disruption
+//!
+//! Every convention maps onto one shape: a minimum that is placed whole
+//! (all-or-nothing) and, where the convention allows more pods than that,
+//! elastic members placed as room appears and released first under
+//! preemption:
+//!
+//! | convention | minimum | most |
+//! |---|---|---|
+//! | coscheduling PodGroup | `minMember` | every pod that names it |
+//! | native PodGroup (`gang`) | `minCount` | every pod that names it |
+//! | Flux MiniCluster | `spec.size` | `spec.maxSize` (when set) |
+//! | the others | their size | their size |
+//!
+//! A group's priority is the native PodGroup's `spec.priority` where it sets
+//! one, otherwise the highest `spec.priority` of its pods (resolved from their
+//! PriorityClass by the API server). A native v1beta1 `preemptionPolicy`
+//! applies to the whole group; otherwise the pods' own policy does.
+//!
+//! Disruption (native `disruptionMode`: v1alpha2 `Pod` / `PodGroup`, v1beta1
+//! `single` / `all`): Phalanx never breaks a gang's minimum. In either mode
+//! a gang loses its elastic members (above the minimum) first, one by one,
+//! and its minimum only whole: `Pod` / `single` mode (the default) does not
+//! let a gang lose part of its minimum. Only a group whose minimum is one
+//! pod in `Pod` / `single` mode may lose every member singly
+//! ([`native::disruption`]).
 
 pub mod flux;
 pub mod gates;

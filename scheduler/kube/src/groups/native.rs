@@ -215,8 +215,14 @@ pub enum Policy {
 pub struct NativePodGroup {
     /// Its policy.
     pub policy: Policy,
-    /// Its priority (`spec.priority`), 0 if unset.
+    /// Its priority (`spec.priority`), 0 if unset (the pods' priority then decides).
     pub priority: i32,
+    /// `spec.preemptionPolicy` (v1beta1), if set.
+    pub preemption_policy: Option<gang::PreemptionPolicy>,
+    /// `spec.disruptionMode`: whether it may only be disrupted whole
+    /// (v1alpha2 `PodGroup`, v1beta1 `all`) or pod by pod (v1alpha2 `Pod`,
+    /// v1beta1 `single`, the default of both).
+    pub disrupt_whole: bool,
     /// The node label its pods must share one value of (`spec.schedulingConstraints.topology[0].key`).
     pub topology_key: Option<String>,
     /// Creation time.
@@ -267,6 +273,11 @@ struct RawPodGroupSpec {
     scheduling_constraints: Option<RawConstraints>,
     #[serde(default)]
     priority: Option<i32>,
+    #[serde(default)]
+    preemption_policy: Option<String>,
+    // A string in v1alpha2 (`Pod`, `PodGroup`), an object in v1beta1 (`{single: {}}`, `{all: {}}`).
+    #[serde(default)]
+    disruption_mode: Option<serde_json::Value>,
 }
 
 #[derive(Deserialize)]
@@ -336,10 +347,48 @@ fn policy(p: Option<&RawPolicy>, field: &str) -> Result<Policy, FieldError> {
     }
 }
 
+/// `spec.disruptionMode` in either version's shape: whether the group may only be disrupted whole.
+fn disrupt_whole(v: Option<&serde_json::Value>) -> Result<bool, FieldError> {
+    let bad = |message: String| FieldError {
+        field: "spec.disruptionMode".into(),
+        message,
+    };
+    let Some(v) = v.filter(|v| !v.is_null()) else {
+        return Ok(false);
+    };
+    if let Some(s) = v.as_str() {
+        return match s {
+            "Pod" => Ok(false),
+            "PodGroup" => Ok(true),
+            other => Err(bad(format!("must be Pod or PodGroup, got {other:?}"))),
+        };
+    }
+    let set = |k: &str| v.get(k).is_some_and(|x| !x.is_null());
+    match (set("single"), set("all")) {
+        (true, false) => Ok(false),
+        (false, true) => Ok(true),
+        _ => Err(bad(format!(
+            "exactly one of single or all must be set, got {v}"
+        ))),
+    }
+}
+
 /// Parses a native PodGroup (any version).
 pub fn parse_podgroup(obj: &DynamicObject) -> Result<NativePodGroup, FieldError> {
     let raw: RawPodGroup = super::parse_object(obj)?;
     let policy = policy(raw.spec.scheduling_policy.as_ref(), "spec.schedulingPolicy")?;
+    let preemption_policy = match raw.spec.preemption_policy.as_deref() {
+        None | Some("") => None,
+        Some("PreemptLowerPriority") => Some(gang::PreemptionPolicy::PreemptLowerPriority),
+        Some("Never") => Some(gang::PreemptionPolicy::Never),
+        Some(other) => {
+            return Err(FieldError {
+                field: "spec.preemptionPolicy".into(),
+                message: format!("must be PreemptLowerPriority or Never, got {other:?}"),
+            });
+        }
+    };
+    let disrupt_whole = disrupt_whole(raw.spec.disruption_mode.as_ref())?;
     let topology_key = raw
         .spec
         .scheduling_constraints
@@ -350,6 +399,8 @@ pub fn parse_podgroup(obj: &DynamicObject) -> Result<NativePodGroup, FieldError>
     Ok(NativePodGroup {
         policy,
         priority: raw.spec.priority.unwrap_or(0),
+        preemption_policy,
+        disrupt_whole,
         topology_key,
         created: convert::time_millis(raw.metadata.creation_timestamp.as_ref()),
     })
@@ -379,19 +430,34 @@ pub fn parse_workload(obj: &DynamicObject) -> Result<Workload, FieldError> {
     })
 }
 
+/// How a native group maps onto the core's disruption modes. Phalanx never
+/// breaks a gang's minimum: a gang in `Pod` / `single` mode still loses
+/// only members above its minimum, one by one, and its minimum whole; only a
+/// group whose minimum is one pod may lose every member singly.
+pub fn disruption(min_count: u32, whole: bool) -> gang::DisruptionMode {
+    if min_count <= 1 && !whole {
+        gang::DisruptionMode::Pod
+    } else {
+        gang::DisruptionMode::Gang
+    }
+}
+
 fn outcome(
     policy: Policy,
     key: &gang::GroupKey,
     created: gang::Timestamp,
-    priority: i32,
-    topology_key: Option<&String>,
+    g: Option<&NativePodGroup>,
 ) -> Outcome {
     match policy {
         Policy::Gang(n) => {
-            let mut g = derived(key, n, created);
-            g.priority = priority;
-            g.topology_key = topology_key.cloned();
-            Outcome::Member(Some(g))
+            let mut out = derived(key, n, created);
+            if let Some(g) = g {
+                out.priority = g.priority;
+                out.topology_key = g.topology_key.clone();
+                out.preemption_policy = g.preemption_policy;
+                out.disruption = disruption(n, g.disrupt_whole);
+            }
+            Outcome::Member(Some(out))
         }
         Policy::Basic => Outcome::Alone,
     }
@@ -414,13 +480,7 @@ pub fn claim(p: &core::Pod, r: &NativeRef, objects: &Objects) -> Claim {
         NativeRef::PodGroup(name) => {
             let key = podgroup_key(&ns, name);
             let out = match object_wait(objects, Kind::NativePodGroup, &ns, name) {
-                Ok(Parsed::NativePodGroup(g)) => outcome(
-                    g.policy,
-                    &key,
-                    g.created,
-                    g.priority,
-                    g.topology_key.as_ref(),
-                ),
+                Ok(Parsed::NativePodGroup(g)) => outcome(g.policy, &key, g.created, Some(g)),
                 Ok(_) => Outcome::Wait(format!("PodGroup {ns}/{name} is of another kind")),
                 Err(why) => Outcome::Wait(why),
             };
@@ -439,7 +499,7 @@ pub fn claim(p: &core::Pod, r: &NativeRef, objects: &Objects) -> Claim {
             let key = gang::GroupKey::new(ns.clone(), key_name);
             let out = match object_wait(objects, Kind::Workload, &ns, name) {
                 Ok(Parsed::Workload(w)) => match w.groups.get(pod_group) {
-                    Some(policy) => outcome(*policy, &key, w.created, 0, None),
+                    Some(policy) => outcome(*policy, &key, w.created, None),
                     None => Outcome::Wait(format!(
                         "Workload {ns}/{name} has no pod group {pod_group:?}"
                     )),
@@ -563,6 +623,60 @@ mod tests {
         assert!(
             typo.as_ref().is_err_and(|e| e.field.contains("minCount")),
             "{typo:?}"
+        );
+    }
+
+    #[test]
+    fn priority_preemption_policy_and_disruption_modes_of_both_versions() {
+        let a2 = parse_podgroup(&obj(json!({
+            "apiVersion": "scheduling.k8s.io/v1alpha2", "kind": "PodGroup",
+            "metadata": {"name": "g", "namespace": "ns"},
+            "spec": {"schedulingPolicy": {"gang": {"minCount": 4}}, "priority": 1000,
+                     "disruptionMode": "PodGroup"},
+        })))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((a2.priority, a2.disrupt_whole), (1000, true));
+        assert_eq!(a2.preemption_policy, None);
+        let b1 = parse_podgroup(&obj(json!({
+            "apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
+            "metadata": {"name": "g", "namespace": "ns"},
+            "spec": {"schedulingPolicy": {"gang": {"minCount": 1}}, "priority": -5,
+                     "preemptionPolicy": "Never", "disruptionMode": {"single": {}}},
+        })))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((b1.priority, b1.disrupt_whole), (-5, false));
+        assert_eq!(b1.preemption_policy, Some(gang::PreemptionPolicy::Never));
+        let all = parse_podgroup(&obj(json!({
+            "apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
+            "metadata": {"name": "g", "namespace": "ns"},
+            "spec": {"schedulingPolicy": {"gang": {"minCount": 2}}, "disruptionMode": {"all": {}}},
+        })))
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert!(all.disrupt_whole);
+        // Single/Pod never breaks a minimum above one; a minimum of one may go pod by pod.
+        assert_eq!(disruption(4, false), gang::DisruptionMode::Gang);
+        assert_eq!(disruption(4, true), gang::DisruptionMode::Gang);
+        assert_eq!(disruption(1, false), gang::DisruptionMode::Pod);
+        assert_eq!(disruption(1, true), gang::DisruptionMode::Gang);
+        for (mode, field) in [
+            (json!("Sometimes"), "spec.disruptionMode"),
+            (json!({"single": {}, "all": {}}), "spec.disruptionMode"),
+        ] {
+            let bad = parse_podgroup(&obj(json!({
+                "apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
+                "metadata": {"name": "g", "namespace": "ns"},
+                "spec": {"schedulingPolicy": {"gang": {"minCount": 2}}, "disruptionMode": mode},
+            })));
+            assert_eq!(bad.map_err(|e| e.field), Err(field.to_string()));
+        }
+        let bad = parse_podgroup(&obj(json!({
+            "apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
+            "metadata": {"name": "g", "namespace": "ns"},
+            "spec": {"schedulingPolicy": {"gang": {"minCount": 2}}, "preemptionPolicy": "Sometimes"},
+        })));
+        assert_eq!(
+            bad.map_err(|e| e.field),
+            Err("spec.preemptionPolicy".to_string())
         );
     }
 

@@ -4,6 +4,9 @@
 //! `False` with reason `Unschedulable` and the scheduler's message while it
 //! cannot be placed. Like kube-scheduler, a condition that is `True` is never
 //! turned back: it records the initial placement, not the group's health.
+//! Its message is the core's (for an elastic group: how many of how many
+//! members run, which changes after the minimum is placed) and is kept up
+//! to date.
 
 use std::sync::atomic::Ordering;
 
@@ -25,7 +28,7 @@ pub fn condition(version: &str, ch: &gang::GroupChange) -> Option<Value> {
         (
             gang::GroupPhase::Scheduled | gang::GroupPhase::Running | gang::GroupPhase::Finished,
             _,
-        ) => ("True", "Scheduled", String::new()),
+        ) => ("True", "Scheduled", ch.message.clone()),
         (gang::GroupPhase::Failed, _)
         | (
             gang::GroupPhase::Pending,
@@ -73,8 +76,8 @@ pub async fn write(w: Writer, version: &'static str, ns: String, name: String, c
         .unwrap_or_default();
     let mut cond = cond;
     match conditions.iter().find(|c| same_type(c)) {
-        Some(old) if old["status"] == "True" => return,
         Some(old) if old["status"] == cond["status"] && old["message"] == cond["message"] => return,
+        Some(old) if old["status"] == "True" && cond["status"] != "True" => return,
         Some(old) if old["status"] == cond["status"] => {
             cond["lastTransitionTime"] = old["lastTransitionTime"].clone()
         }
@@ -113,11 +116,13 @@ mod tests {
 
     #[test]
     fn scheduled_true_unschedulable_false_waiting_for_pods_nothing() {
-        let c = condition("v1alpha2", &change(gang::GroupPhase::Scheduled, None));
+        let mut placed = change(gang::GroupPhase::Scheduled, None);
+        placed.message = "all 4 pods bound; 3 of 4 members running (minimum 2)".into();
+        let c = condition("v1alpha2", &placed);
         assert_eq!(
             c,
             Some(
-                json!({"type": "PodGroupScheduled", "status": "True", "reason": "Scheduled", "message": ""})
+                json!({"type": "PodGroupScheduled", "status": "True", "reason": "Scheduled", "message": "all 4 pods bound; 3 of 4 members running (minimum 2)"})
             )
         );
         let c = condition(
