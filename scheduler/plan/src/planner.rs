@@ -979,7 +979,9 @@ fn neighbour(ctx: &Ctx<'_>, sol: &Solution, plan: &Plan, rng: &mut Rng) -> Optio
     (next != *sol).then_some(next)
 }
 
-fn baselines(ctx: &Ctx<'_>) -> Result<(Cost, Cost), PlanError> {
+/// The two extremes as assignments: one MiniCluster per step (on its home
+/// pool, sized to it), and one per pool holding every node of it.
+fn extremes(ctx: &Ctx<'_>) -> (Solution, Solution) {
     let n = ctx.wf.steps.len();
     let per_step = Solution {
         groups: (0..n)
@@ -990,8 +992,6 @@ fn baselines(ctx: &Ctx<'_>) -> Result<(Cost, Cost), PlanError> {
             .collect(),
         of_step: (0..n).collect(),
     };
-    let (p, _) = decode(ctx, &per_step, false)
-        .ok_or_else(|| PlanError::NoPlan("one MiniCluster per step".into()))?;
     let mut pools: Vec<usize> = ctx.home.clone();
     pools.sort_unstable();
     pools.dedup();
@@ -1009,6 +1009,13 @@ fn baselines(ctx: &Ctx<'_>) -> Result<(Cost, Cost), PlanError> {
             .map(|h| pools.iter().position(|p| p == h).unwrap_or(0))
             .collect(),
     };
+    (per_step, single)
+}
+
+fn baselines(ctx: &Ctx<'_>) -> Result<(Cost, Cost), PlanError> {
+    let (per_step, single) = extremes(ctx);
+    let (p, _) = decode(ctx, &per_step, false)
+        .ok_or_else(|| PlanError::NoPlan("one MiniCluster per step".into()))?;
     let (s, _) = decode(ctx, &single, true)
         .ok_or_else(|| PlanError::NoPlan("one MiniCluster for everything".into()))?;
     // One MiniCluster: every node it has is up from the start to the end.
@@ -1028,15 +1035,25 @@ pub fn plan(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
     let (per_step, single) = baselines(&ctx)?;
     let judge = Judge::new(opts, single, &ctx);
     let mut starts: Vec<(Score, Plan, Solution)> = Vec::new();
+    let add = |plan: Plan, sol: Solution, starts: &mut Vec<(Score, Plan, Solution)>| {
+        if !starts.iter().any(|s| s.2 == sol) {
+            starts.push((judge.score(&plan), plan, sol));
+        }
+    };
     for weight in [0.0, 0.25, 1.0, 4.0, 1e9] {
         if let Some((plan, sol)) = construct(&ctx, weight) {
             // The decoder's plan of the same assignment: the local search and
             // the exhaustive optimum both live in the decoder's space.
             let (plan, sol) = decode(&ctx, &sol, true).unwrap_or((plan, sol));
-            if !starts.iter().any(|s| s.2 == sol) {
-                starts.push((judge.score(&plan), plan, sol));
-            }
+            add(plan, sol, &mut starts);
         }
+    }
+    // One MiniCluster per step starts a search too, so the plan never comes
+    // out worse than it (the greedy constructions can all miss it). The
+    // other extreme is not a start: it mixes images in one MiniCluster.
+    let (per_step_sol, _) = extremes(&ctx);
+    if let Some((plan, sol)) = decode(&ctx, &per_step_sol, true) {
+        add(plan, sol, &mut starts);
     }
     starts.sort_by(|a, b| a.0.cmp(&b.0));
     // Local search from the best few constructions (it can stall in a
