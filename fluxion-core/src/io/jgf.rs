@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::IoError;
-use crate::graph::{GraphLimits, ResourceGraph, Status, VertexId, VertexSpec};
+use crate::graph::{CONTAINMENT, GraphLimits, ResourceGraph, Status, VertexId, VertexSpec};
 
 #[derive(Deserialize)]
 struct Doc {
@@ -66,21 +66,29 @@ fn id_string(v: &Value) -> String {
 }
 
 fn is_containment(e: &EdgeDoc) -> bool {
-    match &e.metadata {
-        None => true,
-        Some(m) => {
-            if let Some(s) = m.get("subsystem").and_then(Value::as_str) {
-                return s == "containment";
-            }
-            if let Some(n) = m.get("name").and_then(Value::as_object) {
-                return n
-                    .get("containment")
-                    .and_then(Value::as_str)
-                    .is_none_or(|r| r == "contains");
-            }
-            true
+    edge_subsystem(e).is_some_and(|s| s == CONTAINMENT)
+}
+
+/// The subsystem of an edge in its generated direction, or `None` for the
+/// reverse edge of a pair (older JGF lists both: `contains` and `in`,
+/// `supplies_to` and `draws_from`), which adds nothing.
+fn edge_subsystem(e: &EdgeDoc) -> Option<&str> {
+    let Some(m) = &e.metadata else {
+        return Some(CONTAINMENT);
+    };
+    if let Some(s) = m.get("subsystem").and_then(Value::as_str) {
+        return Some(s);
+    }
+    if let Some(n) = m.get("name").and_then(Value::as_object) {
+        if let Some(r) = n.get(CONTAINMENT).and_then(Value::as_str) {
+            return (r == "contains").then_some(CONTAINMENT);
+        }
+        if let Some((s, r)) = n.iter().next() {
+            let reverse = matches!(r.as_str(), Some("in" | "draws_from"));
+            return (!reverse).then_some(s.as_str());
         }
     }
+    Some(CONTAINMENT)
 }
 
 /// Reads a JGF document into a new graph, within the default [`GraphLimits`].
@@ -118,6 +126,7 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
     }
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); doc.graph.nodes.len()];
     let mut has_parent = vec![false; doc.graph.nodes.len()];
+    let mut associations: Vec<(usize, usize)> = Vec::new();
     for (i, e) in doc.graph.edges.iter().enumerate() {
         if !is_containment(e) {
             continue;
@@ -135,10 +144,16 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
             ))
         })?;
         if has_parent[t] {
-            return Err(IoError::Jgf(format!(
-                "graph.edges[{i}]: node {} has two parents",
-                id_string(&e.target)
-            )));
+            // A second container makes an association (a graph being
+            // attached to another may not bring one).
+            if g.vertex_count() > 0 {
+                return Err(IoError::Jgf(format!(
+                    "graph.edges[{i}]: node {} has two parents",
+                    id_string(&e.target)
+                )));
+            }
+            associations.push((s, t));
+            continue;
         }
         has_parent[t] = true;
         children[s].push(t);
@@ -189,11 +204,33 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
             )));
         }
     }
+    let fresh = g.vertex_count() == 0;
     let mut added = Vec::new();
-    let mut stack: Vec<(usize, Option<VertexId>)> = roots.iter().map(|&r| (r, None)).collect();
+    let mut vid: Vec<Option<VertexId>> = vec![None; doc.graph.nodes.len()];
+    // The tree first (parents before children), then, for a fresh graph,
+    // the vertices only other subsystems have, in document order.
+    let mut stack: Vec<(usize, Option<VertexId>, bool)> =
+        roots.iter().map(|&r| (r, None, false)).collect();
+    let mut outside_left: Vec<usize> = if fresh {
+        (0..doc.graph.nodes.len())
+            .rev()
+            .filter(|&i| !in_tree(i))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut seen = 0usize;
-    while let Some((i, parent)) = stack.pop() {
-        seen += 1;
+    loop {
+        let (i, parent, detached) = match stack.pop() {
+            Some(x) => x,
+            None => match outside_left.pop() {
+                Some(i) => (i, None, true),
+                None => break,
+            },
+        };
+        if !detached {
+            seen += 1;
+        }
         let m = &doc.graph.nodes[i].metadata;
         let kind = m.kind.clone().unwrap_or_default();
         let basename = m.basename.clone().unwrap_or_else(|| kind.clone());
@@ -280,7 +317,12 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
                     // within the document: the graph gives it a fresh one.
                     spec.uniq_id = None;
                 }
-                let v = g.add_vertex(spec, parent).map_err(|e| {
+                let made = if detached {
+                    g.add_detached_vertex(spec)
+                } else {
+                    g.add_vertex(spec, parent)
+                };
+                let v = made.map_err(|e| {
                     IoError::Jgf(format!(
                         "graph.nodes[{i}] ({}): {e}",
                         id_string(&doc.graph.nodes[i].id)
@@ -293,12 +335,43 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
                 v
             }
         };
-        for &c in children[i].iter().rev() {
-            stack.push((c, Some(v)));
+        vid[i] = Some(v);
+        if !detached {
+            for &c in children[i].iter().rev() {
+                stack.push((c, Some(v), false));
+            }
         }
     }
     if seen + outside < doc.graph.nodes.len() {
         return Err(IoError::Jgf("containment edges form a cycle".into()));
+    }
+    for &(s, t) in &associations {
+        if let (Some(s), Some(t)) = (vid[s], vid[t]) {
+            g.add_link(CONTAINMENT, s, t)
+                .map_err(|x| IoError::Jgf(format!("association: {x}")))?;
+        }
+    }
+    if fresh {
+        // The edges of the other subsystems, in document order.
+        for (i, e) in doc.graph.edges.iter().enumerate() {
+            let Some(sub) = edge_subsystem(e).filter(|&s| s != CONTAINMENT) else {
+                continue;
+            };
+            let end = |x: &Value, which: &str| {
+                index
+                    .get(&id_string(x))
+                    .and_then(|&k| vid[k])
+                    .ok_or_else(|| {
+                        IoError::Jgf(format!(
+                            "graph.edges[{i}].{which}: unknown node {}",
+                            id_string(x)
+                        ))
+                    })
+            };
+            let (s, t) = (end(&e.source, "source")?, end(&e.target, "target")?);
+            g.add_link(sub, s, t)
+                .map_err(|x| IoError::Jgf(format!("graph.edges[{i}]: {x}")))?;
+        }
     }
     Ok(added)
 }
