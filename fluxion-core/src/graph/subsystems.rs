@@ -316,3 +316,133 @@ impl ResourceGraph {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// cluster0 -> rack0 -> {node0, node1}, rack1 -> node2; a power panel
+    /// feeds pdu0 (node0, node1) and pdu1 (node2); node0 has a capacity.
+    struct Powered {
+        g: ResourceGraph,
+        rack0: VertexId,
+        nodes: [VertexId; 3],
+        panel: VertexId,
+        pdus: [VertexId; 2],
+        cap: VertexId,
+    }
+
+    fn powered() -> Powered {
+        let mut g = ResourceGraph::new();
+        let add = |g: &mut ResourceGraph, k: &str, id: i64, p: Option<VertexId>| {
+            g.add_vertex(VertexSpec::new(k, k, id), p).unwrap()
+        };
+        let root = add(&mut g, "cluster", 0, None);
+        let rack0 = add(&mut g, "rack", 0, Some(root));
+        let rack1 = add(&mut g, "rack", 1, Some(root));
+        let nodes = [
+            add(&mut g, "node", 0, Some(rack0)),
+            add(&mut g, "node", 1, Some(rack0)),
+            add(&mut g, "node", 2, Some(rack1)),
+        ];
+        let detached = |g: &mut ResourceGraph, k: &str, id: i64| {
+            g.add_detached_vertex(VertexSpec::new(k, k, id)).unwrap()
+        };
+        let panel = detached(&mut g, "panel", 0);
+        let pdus = [detached(&mut g, "pdu", 0), detached(&mut g, "pdu", 1)];
+        let cap = detached(&mut g, "power", 0);
+        for (s, t) in [
+            (panel, pdus[0]),
+            (panel, pdus[1]),
+            (pdus[0], nodes[0]),
+            (pdus[0], nodes[1]),
+            (pdus[1], nodes[2]),
+            (nodes[0], cap),
+        ] {
+            g.add_link("power", s, t).unwrap();
+        }
+        Powered {
+            g,
+            rack0,
+            nodes,
+            panel,
+            pdus,
+            cap,
+        }
+    }
+
+    #[test]
+    fn the_walked_subsystem_becomes_the_tree_and_the_old_one_comes_back() {
+        let Powered {
+            mut g,
+            rack0,
+            nodes,
+            panel,
+            pdus,
+            cap,
+        } = powered();
+        assert_eq!(g.dominant(), CONTAINMENT);
+        assert!(g.has_subsystem("power") && !g.has_subsystem("ibnet"));
+        // Detached vertices are in no tree until their subsystem is walked.
+        assert_eq!(g.parent(cap), None);
+        assert_ne!(g.root(), Some(panel));
+
+        g.select_dominant("power").unwrap();
+        assert_eq!(g.dominant(), "power");
+        assert_eq!(g.root(), Some(panel));
+        assert_eq!(g.children(panel), &pdus);
+        assert_eq!(g.children(pdus[0]), &nodes[..2]);
+        assert_eq!(g.path(cap), "/panel0/pdu0/node0/power0");
+        // Racks carry no power: outside the walked tree now.
+        assert_eq!(g.parent(rack0), None);
+        assert!(g.children(rack0).is_empty());
+
+        g.select_dominant(CONTAINMENT).unwrap();
+        assert_eq!(g.children(rack0), &nodes[..2]);
+        assert_eq!(g.path(nodes[2]), "/cluster0/rack1/node2");
+        assert_eq!(g.parent(cap), None);
+        assert!(!g.has_associations());
+    }
+
+    #[test]
+    fn a_second_container_makes_an_association() {
+        let Powered {
+            mut g,
+            nodes,
+            rack0,
+            ..
+        } = powered();
+        let store = g
+            .add_vertex(VertexSpec::new("store", "store", 0), g.root())
+            .unwrap();
+        g.add_link(CONTAINMENT, store, nodes[1]).unwrap();
+        // The tree is unchanged: the association is an extra way in.
+        assert_eq!(g.parent(nodes[1]), Some(rack0));
+        assert_eq!(g.associated_children(store), &[nodes[1]]);
+        assert!(g.is_shared(nodes[1]) && !g.is_shared(nodes[0]));
+        assert!(g.has_associations());
+        // An edge of an auxiliary subsystem is no association.
+        assert!(g.associated_children(nodes[0]).is_empty());
+    }
+
+    #[test]
+    fn a_subsystem_without_exactly_one_root_is_refused_and_nothing_changes() {
+        let Powered { mut g, nodes, .. } = powered();
+        assert_eq!(
+            g.select_dominant("ibnet"),
+            Err(GraphError::NoSuchSubsystem("ibnet".into()))
+        );
+        // Two separate networks: two roots.
+        g.add_link("ibnet", nodes[0], nodes[1]).unwrap();
+        g.add_link("ibnet", nodes[2], nodes[1]).unwrap();
+        let before = g.path(nodes[1]);
+        assert!(matches!(
+            g.select_dominant("ibnet"),
+            Err(GraphError::SubsystemRoots { .. })
+        ));
+        assert_eq!(g.dominant(), CONTAINMENT);
+        assert_eq!(g.path(nodes[1]), before);
+        // The links of power and ibnet are all still there.
+        assert_eq!(g.links().len(), 8);
+    }
+}

@@ -666,3 +666,96 @@ fn expand(
     x.root_of(root)?;
     Ok(x.g)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two racks of two nodes, a pdu per rack; a power panel associated
+    /// with every pdu, each pdu with the nodes of its own rack, and a
+    /// power capacity made under each node in the power subsystem.
+    const POWERED: &str = r#"<graphml xmlns="http://graphml.graphdrawing.org/xmlns">
+  <key id="root" for="node" attr.name="root" attr.type="int"><default>0</default></key>
+  <key id="type" for="node" attr.name="type" attr.type="string"/>
+  <key id="subsystem" for="node" attr.name="subsystem" attr.type="string"><default>containment</default></key>
+  <key id="e_subsystem" for="edge" attr.name="e_subsystem" attr.type="string"><default>containment</default></key>
+  <key id="multi_scale" for="edge" attr.name="multi_scale" attr.type="int"><default>1</default></key>
+  <key id="id_scope" for="edge" attr.name="id_scope" attr.type="int"><default>0</default></key>
+  <key id="gen_method" for="edge" attr.name="gen_method" attr.type="string"><default>MULTIPLY</default></key>
+  <graph id="g" edgedefault="directed">
+    <node id="cluster"><data key="root">1</data><data key="type">cluster</data></node>
+    <node id="rack"><data key="type">rack</data></node>
+    <node id="pdu"><data key="type">pdu</data></node>
+    <node id="node"><data key="type">node</data></node>
+    <edge source="cluster" target="rack"><data key="multi_scale">2</data></edge>
+    <edge source="rack" target="pdu"><data key="id_scope">1</data></edge>
+    <edge source="rack" target="node"><data key="id_scope">1</data><data key="multi_scale">2</data></edge>
+    <node id="panel"><data key="root">1</data><data key="type">panel</data><data key="subsystem">power</data></node>
+    <node id="ppdu"><data key="type">pdu</data><data key="subsystem">power</data></node>
+    <node id="pnode"><data key="type">node</data><data key="subsystem">power</data></node>
+    <node id="cap"><data key="type">power</data><data key="subsystem">power</data></node>
+    <edge source="panel" target="ppdu"><data key="e_subsystem">power</data><data key="gen_method">ASSOCIATE_IN</data></edge>
+    <edge source="ppdu" target="pnode"><data key="e_subsystem">power</data><data key="gen_method">ASSOCIATE_BY_PATH_IN</data></edge>
+    <edge source="pnode" target="cap"><data key="e_subsystem">power</data></edge>
+  </graph>
+</graphml>"#;
+
+    fn names(g: &ResourceGraph, vs: &[VertexId]) -> Vec<String> {
+        vs.iter()
+            .map(|&v| g.vertex(v).unwrap().name().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn path_prefix_cuts_whole_parts() {
+        assert_eq!(
+            path_prefix("/c0/rack1/node3", 1).as_deref(),
+            Some("/c0/rack1/")
+        );
+        assert_eq!(
+            path_prefix("/c0/rack1/node3", 0).as_deref(),
+            Some("/c0/rack1/node3/")
+        );
+        assert_eq!(path_prefix("/c0/rack1/node3", 3), None);
+        assert_eq!(path_prefix("", 1), None);
+    }
+
+    #[test]
+    fn associations_reuse_vertices_and_by_path_pairs_within_a_rack() {
+        let mut g = read_grug(POWERED).unwrap();
+        // 1 + 2 racks + 2 pdus + 4 nodes, the panel, 4 capacities.
+        assert_eq!(g.vertex_count(), 14);
+        // panel->pdu x2, pdu->node x4 (not x8), node->power x4.
+        assert_eq!(g.links().len(), 10);
+        let pdu0 = g.find_path("/cluster0/rack0/pdu0").unwrap();
+        let node1 = g.find_path("/cluster0/rack0/node1").unwrap();
+        g.select_dominant("power").unwrap();
+        assert_eq!(g.kind_name(g.root().unwrap()), "panel");
+        // The containment pdu and nodes themselves, not copies.
+        assert_eq!(names(&g, g.children(pdu0)), ["node0", "node1"]);
+        assert_eq!(g.path(node1), "/panel0/pdu0/node1");
+        assert_eq!(names(&g, g.children(node1)), ["power0"]);
+    }
+
+    #[test]
+    fn a_containment_association_gives_a_second_way_in() {
+        // The panel's subsystem made containment: pdus gain a second parent.
+        let text = POWERED.replace(
+            r#"<data key="e_subsystem">power</data><data key="gen_method">ASSOCIATE_IN</data>"#,
+            r#"<data key="gen_method">ASSOCIATE_IN</data>"#,
+        );
+        let g = read_grug(&text).unwrap();
+        let pdu1 = g.find_path("/cluster0/rack1/pdu1").unwrap();
+        assert!(g.is_shared(pdu1));
+        let panel = g.vertices().find(|&v| g.kind_name(v) == "panel").unwrap();
+        assert_eq!(names(&g, g.associated_children(panel)), ["pdu0", "pdu1"]);
+    }
+
+    #[test]
+    fn an_unknown_generation_method_names_the_edge() {
+        let text = POWERED.replace("ASSOCIATE_BY_PATH_IN", "TELEPORT");
+        let e = read_grug(&text).unwrap_err().to_string();
+        assert!(e.contains("edge from 'ppdu' to 'pnode'"), "{e}");
+        assert!(e.contains("TELEPORT"), "{e}");
+    }
+}

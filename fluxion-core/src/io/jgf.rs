@@ -417,3 +417,42 @@ pub fn write_jgf(g: &ResourceGraph) -> String {
     }
     json!({"graph": {"nodes": nodes, "edges": edges}}).to_string()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: u64, kind: &str, paths: Value) -> Value {
+        json!({"id": id.to_string(), "metadata": {
+            "type": kind, "basename": kind, "id": 0, "uniq_id": id, "paths": paths}})
+    }
+
+    #[test]
+    fn other_subsystems_load_as_links_and_a_second_container_as_an_association() {
+        let doc = json!({"graph": {
+            "nodes": [
+                node(0, "cluster", json!({"containment": "/cluster0"})),
+                node(1, "node", json!({"containment": "/cluster0/node0", "power": "/panel0/node0"})),
+                node(2, "store", json!({"containment": "/cluster0/store0"})),
+                node(3, "panel", json!({"power": "/panel0"})),
+            ],
+            "edges": [
+                {"source": "0", "target": "1", "metadata": {"subsystem": "containment"}},
+                {"source": "0", "target": "2", "metadata": {"subsystem": "containment"}},
+                {"source": "2", "target": "1", "metadata": {"subsystem": "containment"}},
+                {"source": "3", "target": "1", "metadata": {"name": {"power": "supplies_to"}}},
+                {"source": "1", "target": "3", "metadata": {"name": {"power": "draws_from"}}},
+            ],
+        }});
+        let mut g = read_jgf(&doc.to_string()).unwrap();
+        assert_eq!(g.vertex_count(), 4);
+        let n = g.find_path("/cluster0/node0").unwrap();
+        let store = g.find_path("/cluster0/store0").unwrap();
+        assert_eq!(g.associated_children(store), &[n]);
+        // The reverse power edge adds nothing: one power link.
+        let power = g.subsystem_id("power").unwrap();
+        assert_eq!(g.links().iter().filter(|l| l.subsystem == power).count(), 1);
+        g.select_dominant("power").unwrap();
+        assert_eq!(g.path(n), "/panel0/node0");
+    }
+}
