@@ -196,6 +196,10 @@ impl ResourceGraph {
     /// Children `v` has through associations of the dominant subsystem
     /// (beyond its tree children), in the order they were added.
     pub fn associated_children(&self, v: VertexId) -> &[VertexId] {
+        // Most graphs have none: skip hashing on the matcher's hot path.
+        if self.subsystems.assoc.is_empty() {
+            return &[];
+        }
         self.subsystems.assoc.get(&v).map_or(&[], Vec::as_slice)
     }
 
@@ -207,7 +211,7 @@ impl ResourceGraph {
 
     /// Whether a walk may reach `v` along more than one path.
     pub fn is_shared(&self, v: VertexId) -> bool {
-        self.subsystems.shared.contains(&v)
+        !self.subsystems.shared.is_empty() && self.subsystems.shared.contains(&v)
     }
 
     /// Makes `name` the dominant subsystem: its edges become the tree (the
