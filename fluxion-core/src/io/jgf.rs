@@ -376,10 +376,14 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
     Ok(added)
 }
 
-/// Writes the whole graph as JGF (the format [`read_jgf`] reads).
+/// Writes the whole graph as JGF (the format [`read_jgf`] reads): the
+/// tree of the dominant subsystem, and the edges of the other subsystems
+/// between the vertices written.
 pub fn write_jgf(g: &ResourceGraph) -> String {
     let mut nodes = Vec::new();
     let mut edges = Vec::new();
+    let dominant = g.dominant();
+    let mut written = HashSet::new();
     if let Some(root) = g.root() {
         for v in g.subtree(root) {
             let Some(x) = g.vertex(v) else { continue };
@@ -397,7 +401,7 @@ pub fn write_jgf(g: &ResourceGraph) -> String {
                 "exclusive": false,
                 "unit": &*x.unit,
                 "size": x.size,
-                "paths": {"containment": g.path(v)},
+                "paths": {dominant: g.path(v)},
             });
             if !props.is_empty() {
                 meta["properties"] = Value::Object(props);
@@ -406,13 +410,26 @@ pub fn write_jgf(g: &ResourceGraph) -> String {
                 meta["status"] = Value::String("down".into());
             }
             nodes.push(json!({"id": x.uniq_id.to_string(), "metadata": meta}));
+            written.insert(v);
             if let Some(p) = x.parent().and_then(|p| g.vertex(p)) {
                 edges.push(json!({
                     "source": p.uniq_id.to_string(),
                     "target": x.uniq_id.to_string(),
-                    "metadata": {"subsystem": "containment"},
+                    "metadata": {"subsystem": dominant},
                 }));
             }
+        }
+    }
+    for l in g.links() {
+        let (Some(s), Some(t)) = (g.vertex(l.source), g.vertex(l.target)) else {
+            continue;
+        };
+        if written.contains(&l.source) && written.contains(&l.target) {
+            edges.push(json!({
+                "source": s.uniq_id.to_string(),
+                "target": t.uniq_id.to_string(),
+                "metadata": {"subsystem": g.subsystem_name(l.subsystem)},
+            }));
         }
     }
     json!({"graph": {"nodes": nodes, "edges": edges}}).to_string()
@@ -452,6 +469,13 @@ mod tests {
         // The reverse power edge adds nothing: one power link.
         let power = g.subsystem_id("power").unwrap();
         assert_eq!(g.links().iter().filter(|l| l.subsystem == power).count(), 1);
+        // Written out and read back, the association stays one.
+        let again = read_jgf(&write_jgf(&g)).unwrap();
+        let (n2, store2) = (
+            again.find_path("/cluster0/node0").unwrap(),
+            again.find_path("/cluster0/store0").unwrap(),
+        );
+        assert_eq!(again.associated_children(store2), &[n2]);
         g.select_dominant("power").unwrap();
         assert_eq!(g.path(n), "/panel0/node0");
     }
