@@ -601,6 +601,7 @@ impl ResourceGraph {
             self.g.remove_node(u);
             self.loads.remove(&u);
         }
+        self.forget_dead_links();
         self.generation += 1;
         self.free_epoch += 1;
         Ok(sub.len())

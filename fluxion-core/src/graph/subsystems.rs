@@ -188,6 +188,33 @@ impl ResourceGraph {
         }
     }
 
+    /// Drops the links that lost an end (after a subtree was removed).
+    pub(super) fn forget_dead_links(&mut self) {
+        if self.subsystems.links.is_empty() {
+            return;
+        }
+        let g = &self.g;
+        self.subsystems
+            .links
+            .retain(|l| g.contains_node(l.source) && g.contains_node(l.target));
+        let dominant = self.subsystems.dominant;
+        let assoc: Vec<Link> = self
+            .subsystems
+            .links
+            .iter()
+            .filter(|l| l.subsystem.0 == dominant && l.source != l.target)
+            .copied()
+            .collect();
+        self.subsystems.assoc.clear();
+        self.subsystems.shared.clear();
+        for l in assoc {
+            // A link that became a tree edge (none do today) is no association.
+            if self.g[l.target].parent != Some(l.source) {
+                self.note_association(l.source, l.target);
+            }
+        }
+    }
+
     /// The edges outside the tree, in the order they were added.
     pub fn links(&self) -> &[Link] {
         &self.subsystems.links
@@ -427,6 +454,35 @@ mod tests {
         assert!(g.has_associations());
         // An edge of an auxiliary subsystem is no association.
         assert!(g.associated_children(nodes[0]).is_empty());
+    }
+
+    #[test]
+    fn removing_a_subtree_drops_the_links_that_touched_it() {
+        let Powered {
+            mut g,
+            rack0,
+            nodes,
+            pdus,
+            ..
+        } = powered();
+        let store = g
+            .add_vertex(VertexSpec::new("store", "store", 0), g.root())
+            .unwrap();
+        g.add_link(CONTAINMENT, store, nodes[0]).unwrap();
+        g.remove_subtree(rack0).unwrap();
+        assert!(!g.has_associations());
+        assert!(g.associated_children(store).is_empty());
+        // pdu0 fed only rack0's nodes; pdu1 still feeds node2.
+        assert!(
+            g.links()
+                .iter()
+                .all(|l| g.contains(l.source) && g.contains(l.target))
+        );
+        assert!(
+            g.links()
+                .iter()
+                .any(|l| l.source == pdus[1] && l.target == nodes[2])
+        );
     }
 
     #[test]
