@@ -728,14 +728,31 @@ impl Search<'_> {
         let kids = g.children(u);
         if g.has_associations() {
             // A graph where some vertex has two parents: every child, tree
-            // ones then associated ones, each shared one taken once.
+            // ones then associated ones, each shared one taken once; the
+            // first-match walk orders them all by weight and stops early.
             let assoc = g.associated_children(u);
-            for &c in kids.iter().chain(assoc) {
+            let mut order: Vec<VertexId> = kids.iter().chain(assoc).copied().collect();
+            let first = self.policy.stops_early() && !self.sat;
+            if first {
+                order.sort_by_key(|&c| {
+                    let w = super::walk::weight(g, self.weights, c);
+                    std::cmp::Reverse((w, g.vertex(c).map_or(0, |x| x.uniq_id)))
+                });
+            }
+            let base = out.len();
+            let mut tally = Tally::new(reqs, multiplier);
+            for c in order {
                 if g.is_shared(c) && self.entered.contains(&c) {
                     continue;
                 }
                 self.from = Some(u);
                 self.eval(c, reqs, pristine, excl, node_factor, top, out);
+                if first {
+                    tally.add(&out[base..]);
+                    if tally.enough() {
+                        break;
+                    }
+                }
             }
             return;
         }
