@@ -15,11 +15,13 @@
 mod aggregate;
 mod filters;
 mod slots;
+mod subsystems;
 
 use aggregate::Aggregate;
 pub use filters::{FilterRule, PruneFilters};
 pub use slots::IdEnd;
 use slots::ResolvedFilters;
+pub use subsystems::{CONTAINMENT, Link, SubsystemId};
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
@@ -99,6 +101,17 @@ pub enum GraphError {
         value: String,
         /// What is wrong with it.
         why: String,
+    },
+    /// `-S` named a subsystem the graph does not have.
+    #[error("no subsystem '{0}' in the graph")]
+    NoSuchSubsystem(String),
+    /// A subsystem made dominant does not have exactly one root.
+    #[error("subsystem '{subsystem}' has {roots} roots; a match walks from exactly one")]
+    SubsystemRoots {
+        /// The subsystem.
+        subsystem: String,
+        /// How many vertices start its edges without being entered by one.
+        roots: usize,
     },
     /// A number outside the range the graph can add up without overflow.
     #[error("{field} {value}: must be at most {limit}")]
@@ -360,6 +373,8 @@ pub struct ResourceGraph {
     strings: HashMap<Box<str>, Arc<str>>,
     /// Size limits, see [`GraphLimits`].
     limits: GraphLimits,
+    /// Subsystem names, the edges outside the tree, associations.
+    subsystems: subsystems::Subsystems,
     /// The summed holds of vertices held by many jobs at once (see
     /// [`LOAD_AFTER`]); the others answer from their few spans.
     loads: HashMap<VertexId, Timeline, IdBuild>,
@@ -464,7 +479,19 @@ impl ResourceGraph {
         spec: VertexSpec,
         parent: Option<VertexId>,
     ) -> Result<VertexId, GraphError> {
+        self.add_vertex_at(spec, parent, false)
+    }
+
+    /// [`ResourceGraph::add_vertex`], or with `detached` a vertex outside
+    /// the tree.
+    fn add_vertex_at(
+        &mut self,
+        spec: VertexSpec,
+        parent: Option<VertexId>,
+        detached: bool,
+    ) -> Result<VertexId, GraphError> {
         match parent {
+            None if detached => {}
             None => {
                 if let Some(r) = self.root {
                     return Err(GraphError::RootExists(self.g[r].name().into_owned()));
@@ -537,7 +564,7 @@ impl ResourceGraph {
         if let Some(p) = parent {
             self.g[p].children.push(v);
             self.count_new_vertex(v);
-        } else {
+        } else if !detached {
             self.root = Some(v);
         }
         if spec.status == Status::Down {
@@ -574,6 +601,7 @@ impl ResourceGraph {
             self.g.remove_node(u);
             self.loads.remove(&u);
         }
+        self.forget_dead_links();
         self.generation += 1;
         self.free_epoch += 1;
         Ok(sub.len())

@@ -307,7 +307,7 @@ impl Matcher {
                         at: now,
                         duration: d,
                         reserved: false,
-                        emitted: self.order(&ordered, chosen).0.into(),
+                        emitted: self.order(&ordered, chosen, &found.via).0.into(),
                         preorder_visits: visits.0,
                         postorder_visits: visits.1,
                     });
@@ -343,7 +343,7 @@ impl Matcher {
                 visits.1 += found.post;
                 if let Some(chosen) = found.chosen {
                     let reserved = at > now;
-                    let (emitted, shadow) = self.order(&ordered, chosen);
+                    let (emitted, shadow) = self.order(&ordered, chosen, &found.via);
                     let emitted: Arc<[Emit]> = emitted.into();
                     self.hold(job, at, d, reserved, Arc::clone(&emitted), &shadow)?;
                     self.plant_use(job, &emitted);
@@ -471,10 +471,16 @@ impl Matcher {
 
     /// Orders a search's chosen claims into the printed vertices and the
     /// shadow claims (see [`emit::order`]).
-    fn order(&mut self, shape: &search::Shape, chosen: Vec<Emit>) -> (Vec<Emit>, Vec<Emit>) {
+    fn order(
+        &mut self,
+        shape: &search::Shape,
+        chosen: Vec<Emit>,
+        via: &[(VertexId, VertexId)],
+    ) -> (Vec<Emit>, Vec<Emit>) {
         let cx = emit::EmitContext {
             graph: &self.graph,
             shape,
+            via: via.iter().copied().collect(),
             whole_nodes: self.policy.node_exclusive(),
             node_kind: self.graph.type_id("node"),
         };

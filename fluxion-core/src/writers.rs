@@ -102,8 +102,43 @@ pub fn render_into(
     }
 }
 
+/// Depth of each emitted vertex on the path the match took, for a graph
+/// with associations (where a vertex's tree depth may not be it).
+/// `emitted` is in post-order with every ancestor present: read backwards,
+/// each vertex follows its parent or a later sibling's subtree, so a
+/// stack of the open ancestors finds its parent (tree parent or the
+/// association that holds it).
+fn match_depths(g: &ResourceGraph, emitted: &[Emit]) -> Vec<usize> {
+    let mut depths = vec![0; emitted.len()];
+    let mut open: Vec<VertexId> = Vec::new();
+    for (i, e) in emitted.iter().enumerate().rev() {
+        let v = e.vertex;
+        while let Some(&p) = open.last() {
+            if g.parent(v) == Some(p) || g.associated_children(p).contains(&v) {
+                break;
+            }
+            open.pop();
+        }
+        depths[i] = if open.is_empty() {
+            g.depth(v)
+        } else {
+            open.len()
+        };
+        open.push(v);
+    }
+    depths
+}
+
 fn simple(out: &mut String, g: &ResourceGraph, emitted: &[Emit]) {
     out.reserve(emitted.len() * 40);
+    if g.has_associations() {
+        for (e, depth) in emitted.iter().zip(match_depths(g, emitted)) {
+            if let Some(x) = g.vertex(e.vertex) {
+                push_line(out, depth, x, e.needs, if e.exclusive { "x" } else { "s" });
+            }
+        }
+        return;
+    }
     // Siblings come one after another in post-order: their depth is known
     // from the last vertex with the same parent, without climbing.
     let mut last: Option<(Option<VertexId>, usize)> = None;
@@ -308,6 +343,39 @@ fn rv1(g: &ResourceGraph, emitted: &[Emit], at: Time, duration: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_vertex_reached_through_an_association_prints_at_that_path_depth() {
+        use crate::graph::{CONTAINMENT, VertexSpec};
+        let mut g = ResourceGraph::new();
+        let mut add = |k: &str, p| g.add_vertex(VertexSpec::new(k, k, 0), p).unwrap();
+        let root = add("cluster", None);
+        let room = add("room", Some(root));
+        let rack = add("rack", Some(room));
+        let store = add("store", Some(rack));
+        let disk = add("disk", Some(store));
+        let tier = add("tier", Some(root));
+        g.add_link(CONTAINMENT, tier, store).unwrap();
+        let emit = |v| Emit {
+            vertex: v,
+            needs: 1,
+            exclusive: false,
+        };
+        // Through the tier the store is two levels down, not three.
+        let text = render(
+            &g,
+            &[emit(disk), emit(store), emit(tier), emit(root)],
+            Format::Simple,
+            0,
+            0,
+            None,
+        );
+        let dashes: Vec<usize> = text
+            .lines()
+            .map(|l| l.trim_start().chars().take_while(|&c| c == '-').count())
+            .collect();
+        assert_eq!(dashes, [12, 9, 6, 3], "{text}");
+    }
 
     #[test]
     fn simple_lines_indent_three_dashes_per_level_at_any_depth() {

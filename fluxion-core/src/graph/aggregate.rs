@@ -159,7 +159,7 @@ impl ResourceGraph {
         &self.filters.targets
     }
 
-    fn rebuild_aggregates(&mut self) {
+    pub(super) fn rebuild_aggregates(&mut self) {
         let ids: Vec<VertexId> = self.g.node_indices().collect();
         for &v in &ids {
             self.g[v].agg = None;

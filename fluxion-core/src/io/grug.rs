@@ -6,7 +6,19 @@
 //! source generated so far, in order. Names are basename + id, where the id
 //! comes from the edge's `id_start`, `id_stride` and `id_scope` (scope k:
 //! ids run on across the k levels above the source, e.g. cores numbered per
-//! node rather than per socket). Only the `containment` subsystem is built.
+//! node rather than per socket).
+//!
+//! Every subsystem of the recipe is built: each has its root (a recipe
+//! vertex with `root=1`), and the recipe is walked from every recipe vertex
+//! in document order, as a depth-first search over the whole recipe does.
+//! A `MULTIPLY` edge of the `containment` subsystem makes tree vertices; of
+//! another subsystem (`power`, ...), vertices outside the tree joined by
+//! that subsystem's links. `ASSOCIATE_IN` links every vertex made so far of
+//! the target's type under each source; `ASSOCIATE_BY_PATH_IN` only those
+//! whose path in `as_tgt_subsystem`, cut by `as_tgt_uplvl` levels, equals
+//! the source's cut by `as_src_uplvl`. Associated vertices are not copied:
+//! the same vertex gains an edge (a second parent, when the edge is of
+//! the containment subsystem).
 
 use std::collections::{HashMap, VecDeque};
 
@@ -14,7 +26,7 @@ use quick_xml::Reader;
 use quick_xml::events::Event;
 
 use super::IoError;
-use crate::graph::{GraphLimits, ResourceGraph, VertexId, VertexSpec};
+use crate::graph::{CONTAINMENT, GraphLimits, ResourceGraph, VertexId, VertexSpec};
 
 #[derive(Debug, Clone, Default)]
 struct RecipeVertex {
@@ -37,6 +49,9 @@ struct RecipeEdge {
     id_scope: i64,
     id_start: i64,
     id_stride: i64,
+    as_tgt_subsystem: String,
+    as_tgt_uplvl: i64,
+    as_src_uplvl: i64,
 }
 
 fn err(msg: impl Into<String>) -> IoError {
@@ -64,7 +79,7 @@ pub fn read_grug_with(text: &str, limits: GraphLimits) -> Result<ResourceGraph, 
 
 /// The attributes the reader uses; defaults of other keys are not copied
 /// to each element.
-const WANTED: [&str; 12] = [
+const WANTED: [&str; 15] = [
     "type",
     "basename",
     "root",
@@ -77,6 +92,9 @@ const WANTED: [&str; 12] = [
     "id_scope",
     "id_start",
     "id_stride",
+    "as_tgt_subsystem",
+    "as_tgt_uplvl",
+    "as_src_uplvl",
 ];
 
 /// An element's attribute values: its own `<data>`, then its kind's defaults.
@@ -298,6 +316,12 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
             id_scope: int("id_scope", 0)?,
             id_start: int("id_start", 0)?,
             id_stride: int("id_stride", 1)?,
+            as_tgt_subsystem: d
+                .get("as_tgt_subsystem")
+                .cloned()
+                .unwrap_or_else(|| CONTAINMENT.into()),
+            as_tgt_uplvl: int("as_tgt_uplvl", 1)?,
+            as_src_uplvl: int("as_src_uplvl", 1)?,
         };
         if e.multi_scale < 0 {
             return Err(err(format!("{owner}: multi_scale must be >= 0")));
@@ -307,100 +331,167 @@ fn parse(text: &str) -> Result<(Vec<RecipeVertex>, Vec<RecipeEdge>), IoError> {
     Ok((vertices, edges))
 }
 
-/// Expands the recipe from its root, depth first, one recipe edge at a time.
-fn expand(
-    vertices: &[RecipeVertex],
-    edges: &[RecipeEdge],
-    limits: GraphLimits,
-) -> Result<ResourceGraph, IoError> {
-    let mut roots = vertices
-        .iter()
-        .enumerate()
-        .filter(|(_, v)| v.root && v.subsystem == "containment")
-        .map(|(i, _)| i);
-    let root = roots
-        .next()
-        .ok_or_else(|| err("no root node (a node with root=1 in the containment subsystem)"))?;
-    if let Some(second) = roots.next() {
-        return Err(err(format!(
-            "two root nodes ('{}' and '{}'): the containment subsystem has one root",
-            vertices[root].id, vertices[second].id
-        )));
+/// How a recipe edge makes its targets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Method {
+    Multiply,
+    AssociateIn,
+    AssociateByPathIn,
+}
+
+fn method(e: &RecipeEdge) -> Option<Method> {
+    let m = e.gen_method.as_str();
+    if m.eq_ignore_ascii_case("MULTIPLY") {
+        Some(Method::Multiply)
+    } else if m.eq_ignore_ascii_case("ASSOCIATE_IN") {
+        Some(Method::AssociateIn)
+    } else if m.eq_ignore_ascii_case("ASSOCIATE_BY_PATH_IN") {
+        Some(Method::AssociateByPathIn)
+    } else {
+        None
     }
-    // Each recipe vertex's containment edges, in document order, so a
-    // vertex finds its next edge without rescanning the whole list.
-    let mut out_edges: Vec<Vec<usize>> = vec![Vec::new(); vertices.len()];
-    for (i, e) in edges.iter().enumerate() {
-        if e.subsystem == "containment" {
-            out_edges[e.source].push(i);
+}
+
+/// `path` without its last `up` parts, ending in `/` (`/a/b/c`, 1 ->
+/// `/a/b/`); `None` when it has no more than `up` parts to cut.
+fn path_prefix(path: &str, up: i64) -> Option<String> {
+    let slashes = path.matches('/').count() as i64;
+    if up >= slashes || up < 0 {
+        return None;
+    }
+    let keep = usize::try_from(slashes - up).unwrap_or(0);
+    let mut out = String::with_capacity(path.len());
+    for part in path.split('/').filter(|p| !p.is_empty()).take(keep) {
+        out.push('/');
+        out.push_str(part);
+    }
+    out.push('/');
+    Some(out)
+}
+
+/// The expansion's state: the graph so far, the vertices each recipe
+/// vertex made, vertices by type, and paths in subsystems other than
+/// containment (containment paths are the tree's).
+struct Expansion<'a> {
+    vertices: &'a [RecipeVertex],
+    edges: &'a [RecipeEdge],
+    g: ResourceGraph,
+    made: Vec<Vec<VertexId>>,
+    by_type: HashMap<String, Vec<VertexId>>,
+    paths: HashMap<(String, VertexId), String>,
+    roots: HashMap<String, VertexId>,
+    /// multi_scale of the levels above, nearest first (for id_scope).
+    hier: VecDeque<i64>,
+}
+
+impl Expansion<'_> {
+    fn path(&self, subsystem: &str, v: VertexId) -> String {
+        if subsystem == CONTAINMENT {
+            // A vertex outside the containment tree has no path there.
+            let attached = self.g.root().is_some_and(|r| self.g.is_in_subtree(v, r));
+            return if attached {
+                self.g.path(v)
+            } else {
+                String::new()
+            };
         }
+        self.paths
+            .get(&(subsystem.to_string(), v))
+            .cloned()
+            .unwrap_or_default()
     }
-    let mut g = ResourceGraph::with_limits(limits);
-    let rv = &vertices[root];
-    let mut spec = VertexSpec::new(&rv.kind, &rv.basename, 0);
-    spec.size = rv.size.unsigned_abs();
-    spec.unit = rv.unit.clone();
-    let top = g.add_vertex(spec, None)?;
-    let mut visited = vec![false; vertices.len()];
-    visited[root] = true;
-    // multi_scale of the levels above, nearest first (for id_scope).
-    let mut hier: VecDeque<i64> = VecDeque::new();
-    // Explicit stack of (recipe vertex, its generated vertices, next edge).
-    struct Frame {
-        rv: usize,
-        made: Vec<VertexId>,
-        next_edge: usize,
+
+    fn set_path(&mut self, subsystem: &str, v: VertexId, parent: Option<VertexId>) {
+        if subsystem == CONTAINMENT {
+            return;
+        }
+        let mut p = parent.map_or_else(String::new, |u| self.path(subsystem, u));
+        p.push('/');
+        if let Some(x) = self.g.vertex(v) {
+            x.write_name(&mut p);
+        }
+        self.paths.insert((subsystem.to_string(), v), p);
     }
-    let mut stack = vec![Frame {
-        rv: root,
-        made: vec![top],
-        next_edge: 0,
-    }];
-    while let Some(frame) = stack.last_mut() {
-        let Some(&ei) = out_edges[frame.rv].get(frame.next_edge) else {
-            stack.pop();
-            hier.pop_front();
-            continue;
+
+    fn note(&mut self, kind: &str, v: VertexId) {
+        self.by_type.entry(kind.to_string()).or_default().push(v);
+    }
+
+    /// The root vertex of recipe vertex `rv`'s subsystem, made on first use.
+    fn root_of(&mut self, rv: usize) -> Result<VertexId, IoError> {
+        let r = &self.vertices[rv];
+        if let Some(&v) = self.roots.get(&r.subsystem) {
+            return Ok(v);
+        }
+        let mut spec = VertexSpec::new(&r.kind, &r.basename, 0);
+        spec.size = r.size.unsigned_abs();
+        spec.unit = r.unit.clone();
+        let v = if r.subsystem == CONTAINMENT {
+            self.g.add_vertex(spec, None)?
+        } else {
+            self.g.add_detached_vertex(spec)?
         };
-        frame.next_edge += 1;
-        let e = &edges[ei];
-        if visited[e.target] {
-            continue;
-        }
-        // An association links vertices generated elsewhere in the tree (a
-        // storage tier's units to the racks that already hold them). The
-        // containment graph here is a tree: the associated vertices keep
-        // their one parent, which is also the way a match reaches them
-        // first in Fluxion, so the extra edges are not generated.
-        if e.gen_method.eq_ignore_ascii_case("ASSOCIATE_IN")
-            || e.gen_method.eq_ignore_ascii_case("ASSOCIATE_BY_PATH_IN")
-        {
-            continue;
+        self.roots.insert(r.subsystem.clone(), v);
+        self.note(&r.kind, v);
+        self.set_path(&r.subsystem, v, None);
+        Ok(v)
+    }
+
+    /// Makes the targets of recipe edge `ei` under the vertices its source made.
+    fn tree_edge(&mut self, ei: usize) -> Result<(), IoError> {
+        let e = &self.edges[ei];
+        let (src_rv, tgt_rv) = (e.source, e.target);
+        if self.vertices[src_rv].root && self.made[src_rv].is_empty() {
+            let r = self.root_of(src_rv)?;
+            self.made[src_rv].push(r);
         }
         let from_to = || {
             format!(
                 "edge from '{}' to '{}'",
-                vertices[e.source].id, vertices[e.target].id
+                self.vertices[src_rv].id, self.vertices[tgt_rv].id
             )
         };
-        if !e.gen_method.eq_ignore_ascii_case("MULTIPLY") {
+        let Some(m) = method(e) else {
             return Err(err(format!(
-                "{}: gen_method '{}' is not supported in the containment subsystem",
+                "{}: unknown gen_method '{}' (MULTIPLY, ASSOCIATE_IN or ASSOCIATE_BY_PATH_IN)",
                 from_to(),
                 e.gen_method
             )));
-        }
-        visited[e.target] = true;
-        let tv = &vertices[e.target];
-        let srcs = std::mem::take(&mut frame.made);
+        };
+        let srcs = self.made[src_rv].clone();
+        let made = match m {
+            Method::Multiply => {
+                let made = self.multiply(ei, &srcs).map_err(|x| match x {
+                    IoError::Grug(s) => err(format!("{}: {s}", from_to())),
+                    other => other,
+                })?;
+                self.hier.push_front(self.edges[ei].multi_scale);
+                made
+            }
+            Method::AssociateIn | Method::AssociateByPathIn => self
+                .associate(ei, &srcs, m == Method::AssociateByPathIn)
+                .map_err(|x| match x {
+                    IoError::Grug(s) => err(format!("{}: {s}", from_to())),
+                    other => other,
+                })?,
+        };
+        self.made[tgt_rv] = made;
+        Ok(())
+    }
+
+    fn multiply(&mut self, ei: usize, srcs: &[VertexId]) -> Result<Vec<VertexId>, IoError> {
+        let e = &self.edges[ei];
+        let tv = &self.vertices[e.target];
         // Checked before anything is allocated: multi_scale comes from the
         // file and may be anything up to i64::MAX.
         let more = (srcs.len() as u64).saturating_mul(e.multi_scale.unsigned_abs());
-        g.limits()
-            .check_room(g.vertex_count(), more)
-            .map_err(|x| err(format!("{}: multi_scale {}: {x}", from_to(), e.multi_scale)))?;
+        self.g
+            .limits()
+            .check_room(self.g.vertex_count(), more)
+            .map_err(|x| err(format!("multi_scale {}: {x}", e.multi_scale)))?;
         let wrap: i64 = if e.id_scope > 0 {
-            hier.iter()
+            self.hier
+                .iter()
                 .take(usize::try_from(e.id_scope).unwrap_or(usize::MAX))
                 .try_fold(1i64, |acc, &m| acc.checked_mul(m))
                 .unwrap_or(i64::MAX)
@@ -410,13 +501,11 @@ fn expand(
         };
         let overflow = || {
             err(format!(
-                "{}: id_start {} + id_stride {} x multi_scale {} overflows a 64-bit id",
-                from_to(),
-                e.id_start,
-                e.id_stride,
-                e.multi_scale
+                "id_start {} + id_stride {} x multi_scale {} overflows a 64-bit id",
+                e.id_start, e.id_stride, e.multi_scale
             ))
         };
+        let tree = e.subsystem == CONTAINMENT;
         let mut made = Vec::with_capacity(usize::try_from(more).unwrap_or(0));
         for (j, &src) in srcs.iter().enumerate() {
             for i in 0..e.multi_scale {
@@ -450,19 +539,223 @@ fn expand(
                     status: Default::default(),
                     uniq_id: None,
                 };
-                made.push(
-                    g.add_vertex(spec, Some(src))
-                        .map_err(|x| err(format!("{}: {x}", from_to())))?,
-                );
+                let v = if tree {
+                    self.g.add_vertex(spec, Some(src))
+                } else {
+                    self.g
+                        .add_detached_vertex(spec)
+                        .and_then(|v| self.g.add_link(&e.subsystem, src, v).map(|()| v))
+                }
+                .map_err(|x| err(x.to_string()))?;
+                self.note(&tv.kind, v);
+                self.set_path(&tv.subsystem, v, Some(src));
+                made.push(v);
             }
         }
-        frame.made = srcs;
-        hier.push_front(e.multi_scale);
-        stack.push(Frame {
-            rv: e.target,
-            made,
-            next_edge: 0,
-        });
+        Ok(made)
     }
-    Ok(g)
+
+    /// Links the vertices made so far of the target's type under each
+    /// source (those on the source's path only, `by_path`).
+    fn associate(
+        &mut self,
+        ei: usize,
+        srcs: &[VertexId],
+        by_path: bool,
+    ) -> Result<Vec<VertexId>, IoError> {
+        let e = &self.edges[ei];
+        let kind = &self.vertices[e.target].kind;
+        let targets = self.by_type.get(kind).cloned().unwrap_or_default();
+        let subsystem = e.subsystem.clone();
+        // Targets by their cut path, so pairing is linear, not sources x targets.
+        let mut by_prefix: HashMap<String, Vec<VertexId>> = HashMap::new();
+        if by_path {
+            for &t in &targets {
+                let p = path_prefix(&self.path(&e.as_tgt_subsystem, t), e.as_tgt_uplvl);
+                by_prefix.entry(p.unwrap_or_default()).or_default().push(t);
+            }
+        }
+        let mut made = Vec::new();
+        for &src in srcs {
+            let chosen: &[VertexId] = if by_path {
+                let p = path_prefix(&self.path(&e.as_tgt_subsystem, src), e.as_src_uplvl);
+                by_prefix
+                    .get(&p.unwrap_or_default())
+                    .map_or(&[], Vec::as_slice)
+            } else {
+                &targets
+            };
+            for &t in chosen {
+                self.g
+                    .add_link(&subsystem, src, t)
+                    .map_err(|x| err(x.to_string()))?;
+                self.set_path(&subsystem, t, Some(src));
+                made.push(t);
+            }
+        }
+        Ok(made)
+    }
+}
+
+/// Expands the recipe: a depth-first search from every unvisited recipe
+/// vertex in document order, one recipe edge at a time.
+fn expand(
+    vertices: &[RecipeVertex],
+    edges: &[RecipeEdge],
+    limits: GraphLimits,
+) -> Result<ResourceGraph, IoError> {
+    let mut containment_roots = vertices
+        .iter()
+        .filter(|v| v.root && v.subsystem == CONTAINMENT);
+    let Some(first) = containment_roots.next() else {
+        return Err(err(
+            "no root node (a node with root=1 in the containment subsystem)",
+        ));
+    };
+    if let Some(second) = containment_roots.next() {
+        return Err(err(format!(
+            "two root nodes ('{}' and '{}'): the containment subsystem has one root",
+            first.id, second.id
+        )));
+    }
+    // Each recipe vertex's edges, in document order.
+    let mut out_edges: Vec<Vec<usize>> = vec![Vec::new(); vertices.len()];
+    for (i, e) in edges.iter().enumerate() {
+        out_edges[e.source].push(i);
+    }
+    let mut x = Expansion {
+        vertices,
+        edges,
+        g: ResourceGraph::with_limits(limits),
+        made: vec![Vec::new(); vertices.len()],
+        by_type: HashMap::new(),
+        paths: HashMap::new(),
+        roots: HashMap::new(),
+        hier: VecDeque::new(),
+    };
+    let mut visited = vec![false; vertices.len()];
+    for start in 0..vertices.len() {
+        if visited[start] {
+            continue;
+        }
+        visited[start] = true;
+        // Explicit stack of (recipe vertex, next edge).
+        let mut stack = vec![(start, 0usize)];
+        while let Some(top) = stack.last_mut() {
+            let Some(&ei) = out_edges[top.0].get(top.1) else {
+                stack.pop();
+                // A vertex finished: the search leaves the level below it.
+                x.hier.pop_front();
+                continue;
+            };
+            top.1 += 1;
+            let t = edges[ei].target;
+            if visited[t] {
+                continue;
+            }
+            visited[t] = true;
+            x.tree_edge(ei)?;
+            stack.push((t, 0));
+        }
+    }
+    // A containment root with no edges still makes the one-vertex graph.
+    let root = vertices
+        .iter()
+        .position(|v| v.root && v.subsystem == CONTAINMENT)
+        .unwrap_or(0);
+    x.root_of(root)?;
+    Ok(x.g)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Two racks of two nodes, a pdu per rack; a power panel associated
+    /// with every pdu, each pdu with the nodes of its own rack, and a
+    /// power capacity made under each node in the power subsystem.
+    const POWERED: &str = r#"<graphml xmlns="http://graphml.graphdrawing.org/xmlns">
+  <key id="root" for="node" attr.name="root" attr.type="int"><default>0</default></key>
+  <key id="type" for="node" attr.name="type" attr.type="string"/>
+  <key id="subsystem" for="node" attr.name="subsystem" attr.type="string"><default>containment</default></key>
+  <key id="e_subsystem" for="edge" attr.name="e_subsystem" attr.type="string"><default>containment</default></key>
+  <key id="multi_scale" for="edge" attr.name="multi_scale" attr.type="int"><default>1</default></key>
+  <key id="id_scope" for="edge" attr.name="id_scope" attr.type="int"><default>0</default></key>
+  <key id="gen_method" for="edge" attr.name="gen_method" attr.type="string"><default>MULTIPLY</default></key>
+  <graph id="g" edgedefault="directed">
+    <node id="cluster"><data key="root">1</data><data key="type">cluster</data></node>
+    <node id="rack"><data key="type">rack</data></node>
+    <node id="pdu"><data key="type">pdu</data></node>
+    <node id="node"><data key="type">node</data></node>
+    <edge source="cluster" target="rack"><data key="multi_scale">2</data></edge>
+    <edge source="rack" target="pdu"><data key="id_scope">1</data></edge>
+    <edge source="rack" target="node"><data key="id_scope">1</data><data key="multi_scale">2</data></edge>
+    <node id="panel"><data key="root">1</data><data key="type">panel</data><data key="subsystem">power</data></node>
+    <node id="ppdu"><data key="type">pdu</data><data key="subsystem">power</data></node>
+    <node id="pnode"><data key="type">node</data><data key="subsystem">power</data></node>
+    <node id="cap"><data key="type">power</data><data key="subsystem">power</data></node>
+    <edge source="panel" target="ppdu"><data key="e_subsystem">power</data><data key="gen_method">ASSOCIATE_IN</data></edge>
+    <edge source="ppdu" target="pnode"><data key="e_subsystem">power</data><data key="gen_method">ASSOCIATE_BY_PATH_IN</data></edge>
+    <edge source="pnode" target="cap"><data key="e_subsystem">power</data></edge>
+  </graph>
+</graphml>"#;
+
+    fn names(g: &ResourceGraph, vs: &[VertexId]) -> Vec<String> {
+        vs.iter()
+            .map(|&v| g.vertex(v).unwrap().name().into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn path_prefix_cuts_whole_parts() {
+        assert_eq!(
+            path_prefix("/c0/rack1/node3", 1).as_deref(),
+            Some("/c0/rack1/")
+        );
+        assert_eq!(
+            path_prefix("/c0/rack1/node3", 0).as_deref(),
+            Some("/c0/rack1/node3/")
+        );
+        assert_eq!(path_prefix("/c0/rack1/node3", 3), None);
+        assert_eq!(path_prefix("", 1), None);
+    }
+
+    #[test]
+    fn associations_reuse_vertices_and_by_path_pairs_within_a_rack() {
+        let mut g = read_grug(POWERED).unwrap();
+        // 1 + 2 racks + 2 pdus + 4 nodes, the panel, 4 capacities.
+        assert_eq!(g.vertex_count(), 14);
+        // panel->pdu x2, pdu->node x4 (not x8), node->power x4.
+        assert_eq!(g.links().len(), 10);
+        let pdu0 = g.find_path("/cluster0/rack0/pdu0").unwrap();
+        let node1 = g.find_path("/cluster0/rack0/node1").unwrap();
+        g.select_dominant("power").unwrap();
+        assert_eq!(g.kind_name(g.root().unwrap()), "panel");
+        // The containment pdu and nodes themselves, not copies.
+        assert_eq!(names(&g, g.children(pdu0)), ["node0", "node1"]);
+        assert_eq!(g.path(node1), "/panel0/pdu0/node1");
+        assert_eq!(names(&g, g.children(node1)), ["power0"]);
+    }
+
+    #[test]
+    fn a_containment_association_gives_a_second_way_in() {
+        // The panel's subsystem made containment: pdus gain a second parent.
+        let text = POWERED.replace(
+            r#"<data key="e_subsystem">power</data><data key="gen_method">ASSOCIATE_IN</data>"#,
+            r#"<data key="gen_method">ASSOCIATE_IN</data>"#,
+        );
+        let g = read_grug(&text).unwrap();
+        let pdu1 = g.find_path("/cluster0/rack1/pdu1").unwrap();
+        assert!(g.is_shared(pdu1));
+        let panel = g.vertices().find(|&v| g.kind_name(v) == "panel").unwrap();
+        assert_eq!(names(&g, g.associated_children(panel)), ["pdu0", "pdu1"]);
+    }
+
+    #[test]
+    fn an_unknown_generation_method_names_the_edge() {
+        let text = POWERED.replace("ASSOCIATE_BY_PATH_IN", "TELEPORT");
+        let e = read_grug(&text).unwrap_err().to_string();
+        assert!(e.contains("edge from 'ppdu' to 'pnode'"), "{e}");
+        assert!(e.contains("TELEPORT"), "{e}");
+    }
 }

@@ -10,7 +10,7 @@ use serde::Deserialize;
 use serde_json::{Map, Value, json};
 
 use super::IoError;
-use crate::graph::{GraphLimits, ResourceGraph, Status, VertexId, VertexSpec};
+use crate::graph::{CONTAINMENT, GraphLimits, ResourceGraph, Status, VertexId, VertexSpec};
 
 #[derive(Deserialize)]
 struct Doc {
@@ -66,21 +66,29 @@ fn id_string(v: &Value) -> String {
 }
 
 fn is_containment(e: &EdgeDoc) -> bool {
-    match &e.metadata {
-        None => true,
-        Some(m) => {
-            if let Some(s) = m.get("subsystem").and_then(Value::as_str) {
-                return s == "containment";
-            }
-            if let Some(n) = m.get("name").and_then(Value::as_object) {
-                return n
-                    .get("containment")
-                    .and_then(Value::as_str)
-                    .is_none_or(|r| r == "contains");
-            }
-            true
+    edge_subsystem(e).is_some_and(|s| s == CONTAINMENT)
+}
+
+/// The subsystem of an edge in its generated direction, or `None` for the
+/// reverse edge of a pair (older JGF lists both: `contains` and `in`,
+/// `supplies_to` and `draws_from`), which adds nothing.
+fn edge_subsystem(e: &EdgeDoc) -> Option<&str> {
+    let Some(m) = &e.metadata else {
+        return Some(CONTAINMENT);
+    };
+    if let Some(s) = m.get("subsystem").and_then(Value::as_str) {
+        return Some(s);
+    }
+    if let Some(n) = m.get("name").and_then(Value::as_object) {
+        if let Some(r) = n.get(CONTAINMENT).and_then(Value::as_str) {
+            return (r == "contains").then_some(CONTAINMENT);
+        }
+        if let Some((s, r)) = n.iter().next() {
+            let reverse = matches!(r.as_str(), Some("in" | "draws_from"));
+            return (!reverse).then_some(s.as_str());
         }
     }
+    Some(CONTAINMENT)
 }
 
 /// Reads a JGF document into a new graph, within the default [`GraphLimits`].
@@ -118,6 +126,7 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
     }
     let mut children: Vec<Vec<usize>> = vec![Vec::new(); doc.graph.nodes.len()];
     let mut has_parent = vec![false; doc.graph.nodes.len()];
+    let mut associations: Vec<(usize, usize)> = Vec::new();
     for (i, e) in doc.graph.edges.iter().enumerate() {
         if !is_containment(e) {
             continue;
@@ -135,10 +144,16 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
             ))
         })?;
         if has_parent[t] {
-            return Err(IoError::Jgf(format!(
-                "graph.edges[{i}]: node {} has two parents",
-                id_string(&e.target)
-            )));
+            // A second container makes an association (a graph being
+            // attached to another may not bring one).
+            if g.vertex_count() > 0 {
+                return Err(IoError::Jgf(format!(
+                    "graph.edges[{i}]: node {} has two parents",
+                    id_string(&e.target)
+                )));
+            }
+            associations.push((s, t));
+            continue;
         }
         has_parent[t] = true;
         children[s].push(t);
@@ -189,11 +204,33 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
             )));
         }
     }
+    let fresh = g.vertex_count() == 0;
     let mut added = Vec::new();
-    let mut stack: Vec<(usize, Option<VertexId>)> = roots.iter().map(|&r| (r, None)).collect();
+    let mut vid: Vec<Option<VertexId>> = vec![None; doc.graph.nodes.len()];
+    // The tree first (parents before children), then, for a fresh graph,
+    // the vertices only other subsystems have, in document order.
+    let mut stack: Vec<(usize, Option<VertexId>, bool)> =
+        roots.iter().map(|&r| (r, None, false)).collect();
+    let mut outside_left: Vec<usize> = if fresh {
+        (0..doc.graph.nodes.len())
+            .rev()
+            .filter(|&i| !in_tree(i))
+            .collect()
+    } else {
+        Vec::new()
+    };
     let mut seen = 0usize;
-    while let Some((i, parent)) = stack.pop() {
-        seen += 1;
+    loop {
+        let (i, parent, detached) = match stack.pop() {
+            Some(x) => x,
+            None => match outside_left.pop() {
+                Some(i) => (i, None, true),
+                None => break,
+            },
+        };
+        if !detached {
+            seen += 1;
+        }
         let m = &doc.graph.nodes[i].metadata;
         let kind = m.kind.clone().unwrap_or_default();
         let basename = m.basename.clone().unwrap_or_else(|| kind.clone());
@@ -280,7 +317,12 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
                     // within the document: the graph gives it a fresh one.
                     spec.uniq_id = None;
                 }
-                let v = g.add_vertex(spec, parent).map_err(|e| {
+                let made = if detached {
+                    g.add_detached_vertex(spec)
+                } else {
+                    g.add_vertex(spec, parent)
+                };
+                let v = made.map_err(|e| {
                     IoError::Jgf(format!(
                         "graph.nodes[{i}] ({}): {e}",
                         id_string(&doc.graph.nodes[i].id)
@@ -293,20 +335,55 @@ pub fn attach_jgf(g: &mut ResourceGraph, text: &str) -> Result<Vec<VertexId>, Io
                 v
             }
         };
-        for &c in children[i].iter().rev() {
-            stack.push((c, Some(v)));
+        vid[i] = Some(v);
+        if !detached {
+            for &c in children[i].iter().rev() {
+                stack.push((c, Some(v), false));
+            }
         }
     }
     if seen + outside < doc.graph.nodes.len() {
         return Err(IoError::Jgf("containment edges form a cycle".into()));
     }
+    for &(s, t) in &associations {
+        if let (Some(s), Some(t)) = (vid[s], vid[t]) {
+            g.add_link(CONTAINMENT, s, t)
+                .map_err(|x| IoError::Jgf(format!("association: {x}")))?;
+        }
+    }
+    if fresh {
+        // The edges of the other subsystems, in document order.
+        for (i, e) in doc.graph.edges.iter().enumerate() {
+            let Some(sub) = edge_subsystem(e).filter(|&s| s != CONTAINMENT) else {
+                continue;
+            };
+            let end = |x: &Value, which: &str| {
+                index
+                    .get(&id_string(x))
+                    .and_then(|&k| vid[k])
+                    .ok_or_else(|| {
+                        IoError::Jgf(format!(
+                            "graph.edges[{i}].{which}: unknown node {}",
+                            id_string(x)
+                        ))
+                    })
+            };
+            let (s, t) = (end(&e.source, "source")?, end(&e.target, "target")?);
+            g.add_link(sub, s, t)
+                .map_err(|x| IoError::Jgf(format!("graph.edges[{i}]: {x}")))?;
+        }
+    }
     Ok(added)
 }
 
-/// Writes the whole graph as JGF (the format [`read_jgf`] reads).
+/// Writes the whole graph as JGF (the format [`read_jgf`] reads): the
+/// tree of the dominant subsystem, and the edges of the other subsystems
+/// between the vertices written.
 pub fn write_jgf(g: &ResourceGraph) -> String {
     let mut nodes = Vec::new();
     let mut edges = Vec::new();
+    let dominant = g.dominant();
+    let mut written = HashSet::new();
     if let Some(root) = g.root() {
         for v in g.subtree(root) {
             let Some(x) = g.vertex(v) else { continue };
@@ -324,7 +401,7 @@ pub fn write_jgf(g: &ResourceGraph) -> String {
                 "exclusive": false,
                 "unit": &*x.unit,
                 "size": x.size,
-                "paths": {"containment": g.path(v)},
+                "paths": {dominant: g.path(v)},
             });
             if !props.is_empty() {
                 meta["properties"] = Value::Object(props);
@@ -333,14 +410,73 @@ pub fn write_jgf(g: &ResourceGraph) -> String {
                 meta["status"] = Value::String("down".into());
             }
             nodes.push(json!({"id": x.uniq_id.to_string(), "metadata": meta}));
+            written.insert(v);
             if let Some(p) = x.parent().and_then(|p| g.vertex(p)) {
                 edges.push(json!({
                     "source": p.uniq_id.to_string(),
                     "target": x.uniq_id.to_string(),
-                    "metadata": {"subsystem": "containment"},
+                    "metadata": {"subsystem": dominant},
                 }));
             }
         }
     }
+    for l in g.links() {
+        let (Some(s), Some(t)) = (g.vertex(l.source), g.vertex(l.target)) else {
+            continue;
+        };
+        if written.contains(&l.source) && written.contains(&l.target) {
+            edges.push(json!({
+                "source": s.uniq_id.to_string(),
+                "target": t.uniq_id.to_string(),
+                "metadata": {"subsystem": g.subsystem_name(l.subsystem)},
+            }));
+        }
+    }
     json!({"graph": {"nodes": nodes, "edges": edges}}).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn node(id: u64, kind: &str, paths: Value) -> Value {
+        json!({"id": id.to_string(), "metadata": {
+            "type": kind, "basename": kind, "id": 0, "uniq_id": id, "paths": paths}})
+    }
+
+    #[test]
+    fn other_subsystems_load_as_links_and_a_second_container_as_an_association() {
+        let doc = json!({"graph": {
+            "nodes": [
+                node(0, "cluster", json!({"containment": "/cluster0"})),
+                node(1, "node", json!({"containment": "/cluster0/node0", "power": "/panel0/node0"})),
+                node(2, "store", json!({"containment": "/cluster0/store0"})),
+                node(3, "panel", json!({"power": "/panel0"})),
+            ],
+            "edges": [
+                {"source": "0", "target": "1", "metadata": {"subsystem": "containment"}},
+                {"source": "0", "target": "2", "metadata": {"subsystem": "containment"}},
+                {"source": "2", "target": "1", "metadata": {"subsystem": "containment"}},
+                {"source": "3", "target": "1", "metadata": {"name": {"power": "supplies_to"}}},
+                {"source": "1", "target": "3", "metadata": {"name": {"power": "draws_from"}}},
+            ],
+        }});
+        let mut g = read_jgf(&doc.to_string()).unwrap();
+        assert_eq!(g.vertex_count(), 4);
+        let n = g.find_path("/cluster0/node0").unwrap();
+        let store = g.find_path("/cluster0/store0").unwrap();
+        assert_eq!(g.associated_children(store), &[n]);
+        // The reverse power edge adds nothing: one power link.
+        let power = g.subsystem_id("power").unwrap();
+        assert_eq!(g.links().iter().filter(|l| l.subsystem == power).count(), 1);
+        // Written out and read back, the association stays one.
+        let again = read_jgf(&write_jgf(&g)).unwrap();
+        let (n2, store2) = (
+            again.find_path("/cluster0/node0").unwrap(),
+            again.find_path("/cluster0/store0").unwrap(),
+        );
+        assert_eq!(again.associated_children(store2), &[n2]);
+        g.select_dominant("power").unwrap();
+        assert_eq!(g.path(n), "/panel0/node0");
+    }
 }

@@ -2,6 +2,8 @@
 //! claimed vertex once, its pass-through ancestors, in depth-first
 //! post-order (the order resource-query prints and holds them in).
 
+use std::collections::HashMap;
+
 use super::Emit;
 use super::search::Shape;
 use crate::graph::{ResourceGraph, TypeId, VertexId};
@@ -14,6 +16,33 @@ pub(crate) struct EmitContext<'a> {
     /// Nodes are handed out whole (a node-exclusive policy).
     pub(crate) whole_nodes: bool,
     pub(crate) node_kind: Option<TypeId>,
+    /// Shared vertices the match reached through an association: their
+    /// parent in this match (see [`crate::graph::ResourceGraph::is_shared`]).
+    pub(crate) via: HashMap<VertexId, VertexId>,
+}
+
+impl EmitContext<'_> {
+    /// `v`'s parent on the path the match took.
+    fn parent(&self, v: VertexId) -> Option<VertexId> {
+        self.via.get(&v).copied().or_else(|| self.graph.parent(v))
+    }
+    /// `v`'s children on the paths the match took: tree children not
+    /// taken through another vertex, then associated children taken
+    /// through `v`.
+    fn children(&self, v: VertexId) -> impl Iterator<Item = VertexId> + '_ {
+        let g = self.graph;
+        let tree = g
+            .children(v)
+            .iter()
+            .copied()
+            .filter(move |c| self.via.get(c).is_none_or(|&p| p == v));
+        let assoc = g
+            .associated_children(v)
+            .iter()
+            .copied()
+            .filter(move |c| self.via.get(c) == Some(&v));
+        tree.chain(assoc)
+    }
 }
 
 /// Orders `chosen` for the match. Returns the printed vertices in
@@ -58,7 +87,7 @@ pub(crate) fn order(
         }
     }
     for i in 0..list.len() {
-        let mut cur = g.parent(list[i].vertex);
+        let mut cur = cx.parent(list[i].vertex);
         while let Some(p) = cur {
             if !marks.insert(p) {
                 break;
@@ -68,7 +97,7 @@ pub(crate) fn order(
                 needs: g.vertex(p).map_or(1, |x| x.size),
                 exclusive: false,
             });
-            cur = g.parent(p);
+            cur = cx.parent(p);
         }
     }
     let shadow = shadow
@@ -153,7 +182,10 @@ fn post_order(cx: &EmitContext<'_>, marks: &VertexMarks, list: Vec<Emit>) -> Vec
             .copied()
             .filter(|&p| p != u32::MAX)
     };
-    if list.iter().all(|e| finish(e).is_some()) && list.len() <= u32::MAX as usize {
+    if cx.via.is_empty()
+        && list.iter().all(|e| finish(e).is_some())
+        && list.len() <= u32::MAX as usize
+    {
         // Sorting plain integers (finish number, position) is several times
         // faster than sorting the entries by a looked-up key.
         let mut keys: Vec<u64> = list
@@ -176,10 +208,14 @@ fn post_order(cx: &EmitContext<'_>, marks: &VertexMarks, list: Vec<Emit>) -> Vec
     let mut out = Vec::with_capacity(by_vertex.len());
     let mut stack: Vec<(VertexId, usize)> = vec![(root, 0)];
     while let Some((v, i)) = stack.pop() {
-        let kids = g.children(v);
-        if let Some(pos) = kids[i..].iter().position(|&k| marks.contains(k)) {
-            stack.push((v, i + pos + 1));
-            stack.push((kids[i + pos], 0));
+        if let Some((pos, k)) = cx
+            .children(v)
+            .enumerate()
+            .skip(i)
+            .find(|&(_, k)| marks.contains(k))
+        {
+            stack.push((v, pos + 1));
+            stack.push((k, 0));
         } else if let Some(e) = by_vertex.remove(&v) {
             out.push(e);
         }

@@ -1,6 +1,6 @@
 //! One traversal: evaluate candidates bottom-up, choose the best top-down.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 
 mod cxx_sort;
 mod or_slots;
@@ -269,6 +269,9 @@ pub(crate) struct Found {
     pub(crate) chosen: Option<Vec<Emit>>,
     pub(crate) pre: u64,
     pub(crate) post: u64,
+    /// Shared vertices (see [`ResourceGraph::is_shared`]) and the vertex
+    /// the walk took each through, when that is not its tree parent.
+    pub(crate) via: Vec<(VertexId, VertexId)>,
 }
 
 #[derive(Debug, Clone)]
@@ -303,6 +306,12 @@ struct Search<'a> {
     order_pool: Vec<Vec<(u64, u64, VertexId)>>,
     /// Spare candidate lists, likewise.
     cand_pool: Vec<Vec<Cand>>,
+    /// Shared vertices this walk has entered: no second path takes them
+    /// (Fluxion's visit colours; only graphs with associations have any).
+    entered: HashSet<VertexId>,
+    /// The vertex whose children the walk is evaluating (for `via`).
+    from: Option<VertexId>,
+    via: Vec<(VertexId, VertexId)>,
 }
 
 /// The candidates answering request `i` in a list sorted by [`Search::sort`].
@@ -344,12 +353,16 @@ pub(crate) fn run(
         post: 0,
         order_pool: Vec::new(),
         cand_pool: Vec::new(),
+        entered: HashSet::new(),
+        from: None,
+        via: Vec::new(),
     };
     let Some(root) = g.root() else {
         return Found {
             chosen: None,
             pre: 0,
             post: 0,
+            via: Vec::new(),
         };
     };
     let mut cands = Vec::new();
@@ -360,6 +373,7 @@ pub(crate) fn run(
         chosen: ok.then_some(chosen),
         pre: s.pre,
         post: s.post,
+        via: s.via,
     }
 }
 
@@ -527,7 +541,25 @@ impl Search<'_> {
         add.saturating_mul(10000).saturating_add(tie)
     }
 
+    /// Marks a shared vertex as taken by this walk, through the vertex
+    /// whose children are being evaluated.
+    fn enter(&mut self, u: VertexId) {
+        if !self.g.is_shared(u) || !self.entered.insert(u) {
+            return;
+        }
+        if let Some(p) = self.from
+            && self.g.parent(u) != Some(p)
+        {
+            self.via.push((u, p));
+        }
+    }
+
     fn prune_ok(&self, v: VertexId, needs: &[u64]) -> bool {
+        // Aggregates count tree children only: below a vertex with
+        // associated children they say too little.
+        if !self.g.associated_children(v).is_empty() {
+            return true;
+        }
         let tracked = self.g.tracked_types();
         needs.iter().enumerate().all(|(i, &n)| {
             if n == 0 {
@@ -563,6 +595,16 @@ impl Search<'_> {
             .copied()
             .filter(|&m| m != u64::MAX);
         let kids = self.g.children(v);
+        let assoc = self.g.associated_children(v);
+        if !assoc.is_empty() {
+            return slot.with.iter().all(|c| {
+                c.kind.is_some_and(|k| {
+                    kids.iter()
+                        .chain(assoc)
+                        .any(|&k2| self.g.vertex(k2).is_some_and(|x| x.kind == k))
+                })
+            });
+        }
         slot.with.iter().all(|c| {
             c.kind.is_some_and(|k| match mask {
                 Some(m) if k.0 < 64 => m & (1 << k.0) != 0,
@@ -684,6 +726,36 @@ impl Search<'_> {
     ) {
         let g = self.g;
         let kids = g.children(u);
+        if g.has_associations() {
+            // A graph where some vertex has two parents: every child, tree
+            // ones then associated ones, each shared one taken once; the
+            // first-match walk orders them all by weight and stops early.
+            let assoc = g.associated_children(u);
+            let mut order: Vec<VertexId> = kids.iter().chain(assoc).copied().collect();
+            let first = self.policy.stops_early() && !self.sat;
+            if first {
+                order.sort_by_key(|&c| {
+                    let w = super::walk::weight(g, self.weights, c);
+                    std::cmp::Reverse((w, g.vertex(c).map_or(0, |x| x.uniq_id)))
+                });
+            }
+            let base = out.len();
+            let mut tally = Tally::new(reqs, multiplier);
+            for c in order {
+                if g.is_shared(c) && self.entered.contains(&c) {
+                    continue;
+                }
+                self.from = Some(u);
+                self.eval(c, reqs, pristine, excl, node_factor, top, out);
+                if first {
+                    tally.add(&out[base..]);
+                    if tally.enough() {
+                        break;
+                    }
+                }
+            }
+            return;
+        }
         let first = self.policy.stops_early() && !self.sat;
         let stop = if first {
             Some(EarlyStop::Ordered)
@@ -1040,7 +1112,7 @@ impl Search<'_> {
         if is_node && self.policy.node_exclusive() && held {
             return;
         }
-        let leaf = x.children().is_empty();
+        let leaf = x.children().is_empty() && g.associated_children(u).is_empty();
         let child_factor = if self.policy.node_centric() && is_node {
             self.node_factor(u)
         } else {
@@ -1067,6 +1139,7 @@ impl Search<'_> {
                 if !fits {
                     return;
                 }
+                self.enter(u);
                 let claims = match slot {
                     Some((s, _)) => {
                         let mut slots = self.build_slots(u, s, child_factor);
@@ -1157,6 +1230,7 @@ impl Search<'_> {
                 if !self.prune_ok(u, &s.unit_needs) {
                     return;
                 }
+                self.enter(u);
                 let mut slots = self.build_slots(u, s, child_factor);
                 for c in &mut slots {
                     c.idx = si;
@@ -1168,6 +1242,7 @@ impl Search<'_> {
                 if !reqs.iter().any(|r| self.prune_ok(u, &r.unit_needs)) {
                     return;
                 }
+                self.enter(u);
                 self.explore(u, reqs, true, excl_in, child_factor, top, 1, out);
             }
         }

@@ -893,3 +893,84 @@ tasks: [{command: [app], slot: default, count: {per_slot: 1}}]
     assert_eq!(got[0], "core35[1:x]", "{got:?}");
     assert!(got.contains(&"node1[1:s]".to_string()), "{got:?}");
 }
+
+/// cluster0 -> rack{0,1} -> store{0,1} -> 2 disks each, and a tier0 under
+/// the cluster that also contains both stores (an association).
+fn tiered() -> ResourceGraph {
+    let mut g = ResourceGraph::new();
+    let add = |g: &mut ResourceGraph, k: &str, id: i64, p: Option<VertexId>| {
+        g.add_vertex(VertexSpec::new(k, k, id), p).unwrap()
+    };
+    let root = add(&mut g, "cluster", 0, None);
+    let mut stores = Vec::new();
+    for r in 0..2 {
+        let rack = add(&mut g, "rack", r, Some(root));
+        let store = add(&mut g, "store", r, Some(rack));
+        for d in 0..2 {
+            add(&mut g, "disk", 2 * r + d, Some(store));
+        }
+        stores.push(store);
+    }
+    let tier = add(&mut g, "tier", 0, Some(root));
+    for s in stores {
+        g.add_link(crate::graph::CONTAINMENT, tier, s).unwrap();
+    }
+    g
+}
+
+fn spec(text: &str) -> Jobspec {
+    Jobspec::parse(&format!(
+        "version: 1\nresources:\n{text}attributes: {{system: {{duration: 100}}}}\n"
+    ))
+    .unwrap()
+}
+
+const THROUGH_TIER: &str = "  - type: tier
+    count: 1
+    with:
+      - type: store
+        count: 1
+        with:
+          - type: slot
+            count: 1
+            label: s
+            with:
+              - type: disk
+                count: 1
+";
+
+#[test]
+fn a_vertex_is_matchable_through_its_association_and_printed_under_it() {
+    let mut m = Matcher::new(tiered(), Policy::Low);
+    // The racks are asked for with nothing below them: the walk passes
+    // their stores by, and the tier's path takes one.
+    let racks_and_tier = spec(&format!("  - type: rack\n    count: 2\n{THROUGH_TIER}"));
+    let o = m
+        .match_jobspec(MatchOp::Allocate, 1, &racks_and_tier, 0)
+        .unwrap();
+    let got = names(&m, &o);
+    let at = |n: &str| got.iter().position(|x| x.starts_with(n)).unwrap();
+    // store0 is printed under tier0 (right before it), not under rack0.
+    assert_eq!(at("store0") + 1, at("tier0"), "{got:?}");
+    assert_eq!(at("disk0") + 1, at("store0"), "{got:?}");
+}
+
+#[test]
+fn a_walk_takes_a_shared_vertex_through_one_path_only() {
+    let mut m = Matcher::new(tiered(), Policy::Low);
+    // The racks take their stores first; the tier finds none left in
+    // this walk, though the stores could serve both.
+    let both = format!(
+        "  - type: rack\n    count: 2\n    with:\n      - type: store\n        count: 1\n{THROUGH_TIER}"
+    );
+    assert!(
+        m.match_jobspec(MatchOp::Allocate, 1, &spec(&both), 0)
+            .is_err()
+    );
+    // Asked for alone, the tier is passed on below the racks first too
+    // (the walk has not matched anything yet), which takes the stores.
+    assert!(
+        m.match_jobspec(MatchOp::Allocate, 2, &spec(THROUGH_TIER), 0)
+            .is_err()
+    );
+}

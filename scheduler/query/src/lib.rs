@@ -27,7 +27,8 @@ pub struct QueryArgs {
     /// Types to keep from an hwloc graph (`-f hwloc`), e.g. node,socket,core,gpu,storage.
     #[arg(short = 'W', long = "load-allowlist")]
     pub load_allowlist: Option<String>,
-    /// Match subsystems (only CA, the containment subsystem, is supported).
+    /// Match subsystems: CA (containment), PA (power), C+PA, IBA, ... as in
+    /// resource-query; the first one named is the one a match walks.
     #[arg(short = 'S', long = "match-subsystems", default_value = "CA")]
     pub match_subsystems: String,
     /// Match policy: first, high, low, lonode, hinode, lonodex, hinodex, locality, variation.

@@ -117,6 +117,56 @@ fn load_graph(args: &QueryArgs) -> anyhow::Result<ResourceGraph> {
     Ok(g)
 }
 
+/// The subsystems a `-S` name walks, dominant first (resource-query's
+/// table; case does not matter).
+fn subsystems_of(name: &str) -> anyhow::Result<&'static [&'static str]> {
+    const TABLE: [(&str, &[&str]); 14] = [
+        ("CA", &["containment"]),
+        ("IBA", &["ibnet"]),
+        ("IBBA", &["ibnetbw"]),
+        ("PA", &["power"]),
+        ("PFS1BA", &["pfs1bw"]),
+        ("C+IBA", &["containment", "ibnet"]),
+        ("C+IBBA", &["containment", "ibnetbw"]),
+        ("C+PA", &["containment", "power"]),
+        ("C+PFS1BA", &["containment", "pfs1bw"]),
+        ("IB+IBBA", &["ibnet", "ibnetbw"]),
+        ("C+P+IBA", &["containment", "power", "ibnet"]),
+        ("V+PFS1BA", &["virtual1", "pfs1bw"]),
+        ("VA", &["virtual1"]),
+        (
+            "ALL",
+            &["containment", "ibnet", "ibnetbw", "pfs1bw", "power"],
+        ),
+    ];
+    TABLE
+        .iter()
+        .find(|(n, _)| n.eq_ignore_ascii_case(name))
+        .map(|(_, s)| *s)
+        .ok_or_else(|| {
+            let known: Vec<&str> = TABLE.iter().map(|(n, _)| *n).collect();
+            anyhow::anyhow!(
+                "-S/--match-subsystems: unknown '{name}' (known: {})",
+                known.join(", ")
+            )
+        })
+}
+
+/// Makes the first of `walked` the graph's dominant subsystem (the one a
+/// match walks). The others are auxiliary: like Fluxion's up-walks, they
+/// add nothing to what a match selects, so they only need to exist.
+fn use_subsystems(g: &mut ResourceGraph, walked: &[&str], name: &str) -> anyhow::Result<()> {
+    let Some(&dominant) = walked.first() else {
+        return Ok(());
+    };
+    if !g.has_subsystem(dominant) {
+        bail!("-S/--match-subsystems {name}: the graph has no '{dominant}' subsystem");
+    }
+    g.select_dominant(dominant)
+        .with_context(|| format!("-S/--match-subsystems {name}"))?;
+    Ok(())
+}
+
 impl Session {
     /// Loads the graph and applies the options.
     pub(crate) fn open(args: &QueryArgs) -> anyhow::Result<Session> {
@@ -128,14 +178,10 @@ impl Session {
             "flexible" => true,
             other => bail!("unknown traverser '{other}' (expected simple or flexible)"),
         };
-        if !args.match_subsystems.eq_ignore_ascii_case("CA") {
-            bail!(
-                "unsupported match subsystems '{}' (only CA)",
-                args.match_subsystems
-            );
-        }
+        let walked = subsystems_of(&args.match_subsystems)?;
         let start = Instant::now();
         let mut g = load_graph(args)?;
+        use_subsystems(&mut g, walked, &args.match_subsystems)?;
         g.set_prune_filters(&filters)?;
         let load = start.elapsed().as_secs_f64();
         let out: Box<dyn Write> = match &args.test_output {

@@ -243,3 +243,31 @@ fn a_refused_update_reports_its_job_and_uses_up_the_id() {
     );
     let _ = std::fs::remove_dir_all(&dir);
 }
+
+#[test]
+fn match_subsystems_follow_resource_query_names_in_either_case() {
+    assert_eq!(subsystems_of("PA").unwrap(), ["power"]);
+    assert_eq!(subsystems_of("c+pa").unwrap(), ["containment", "power"]);
+    let e = subsystems_of("XYZ").unwrap_err().to_string();
+    assert!(
+        e.contains("-S/--match-subsystems") && e.contains("XYZ"),
+        "{e}"
+    );
+}
+
+#[test]
+fn walking_a_subsystem_the_graph_lacks_is_refused_naming_it() {
+    let mut a = args(&data("mini.graphml"), "grug");
+    a.match_subsystems = "PA".into();
+    let e = Session::open(&a)
+        .err()
+        .expect("no power subsystem")
+        .to_string();
+    assert!(
+        e.contains("-S/--match-subsystems PA") && e.contains("'power'"),
+        "{e}"
+    );
+    // An auxiliary subsystem only needs the dominant one to be there.
+    a.match_subsystems = "C+PA".into();
+    assert!(Session::open(&a).is_ok());
+}
