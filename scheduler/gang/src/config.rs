@@ -46,6 +46,16 @@ pub struct GangConfig {
     /// can be passed (fairness); higher lets more small gangs fill the
     /// cluster first (mean wait). Zero turns this trigger off.
     pub reserve_after_overtakes: u32,
+    /// Queue order within a priority: by arrival plus this many times the
+    /// expected run time (a virtual deadline). Zero is first come, first
+    /// served. Higher lets short jobs start before long ones that came a
+    /// little earlier (lower mean wait, and whatever their size, so big
+    /// gangs are not the ones that pay); a long job is passed only by jobs
+    /// that arrived within this many of its run times after it.
+    pub order_runtimes: f64,
+    /// How long a group that is still missing pods holds back the groups
+    /// behind it in the queue after its newest pod was created.
+    pub assembly_grace: Millis,
     /// Whether a group that does not fit may evict groups of lower priority
     /// (whole gangs, elastic members first). Off: priority only orders the queue.
     pub preemption: bool,
@@ -68,6 +78,8 @@ impl Default for GangConfig {
             reserve_after: Millis::from_secs(300),
             reserve_after_runtimes: 0.0,
             reserve_after_overtakes: 4,
+            order_runtimes: 0.0,
+            assembly_grace: Millis(0),
             preemption: true,
             pod_events: true,
             policy: PlacementPolicy::Pack,

@@ -17,6 +17,7 @@ mod convert;
 mod decision;
 mod event;
 mod model;
+mod policy;
 pub mod quantity;
 mod scheduler;
 mod time;

@@ -34,6 +34,7 @@ use crate::decision::{
 };
 use crate::event::{BindOutcome, Event};
 use crate::model::{DisruptionBudget, GroupKey, Node, NodeName, Pod, PodGroup, PodPhase, PodUid};
+use crate::policy;
 use crate::time::{Millis, Timestamp};
 
 /// Where one of our pods stands.
@@ -1035,7 +1036,11 @@ impl GangScheduler {
             .groups
             .iter()
             .filter(|(_, g)| g.placed_at.is_none() && !g.members.is_empty())
-            .map(|(k, g)| (Reverse(self.priority(g)), Self::created(g), k.clone()))
+            .map(|(k, g)| {
+                let at = Self::created(g);
+                let at = policy::queue_time(at, self.duration(g), self.config.order_runtimes);
+                (Reverse(self.priority(g)), at, k.clone())
+            })
             .collect();
         q.sort();
         let q = Arc::new(q);
@@ -1111,6 +1116,9 @@ impl GangScheduler {
         // Groups ahead of any head that did not fit this walk, and their sizes:
         // a smaller group starting after them overtakes them.
         let mut passed: Vec<(GroupKey, usize)> = Vec::new();
+        // A group ahead whose pods are still being created holds back the
+        // groups behind it (see `assembly_grace`).
+        let mut assembling = false;
         for entry in queue.iter().skip(start) {
             let key = entry.2.clone();
             self.refresh_for_nodes(&key);
@@ -1127,6 +1135,19 @@ impl GangScheduler {
             let have = g.members.len() as u32;
             let want = Self::min_member(g);
             if have < want {
+                let newest = g
+                    .members
+                    .iter()
+                    .filter_map(|u| self.pods.get(u))
+                    .map(|p| p.pod.created)
+                    .max();
+                if let Some(until) =
+                    policy::assembling_until(newest, now, self.config.assembly_grace)
+                {
+                    assembling = true;
+                    self.next_reserve_check =
+                        Some(self.next_reserve_check.map_or(until, |t| t.min(until)));
+                }
                 let same = g.wait == Some(WaitReason::WaitingForPods { have, want });
                 if !same {
                     self.set_wait(
@@ -1135,6 +1156,9 @@ impl GangScheduler {
                         Self::waiting_message(&key, have, want),
                     );
                 }
+                continue;
+            }
+            if assembling {
                 continue;
             }
             if examined >= cap {
