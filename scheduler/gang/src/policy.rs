@@ -33,3 +33,12 @@ pub fn assembling_until(
     let until = newest? + grace;
     (grace.0 > 0 && now < until).then_some(until)
 }
+
+/// Whether a reservation computed when `free_gen` was `freed_at` still
+/// stands now that it is `free_gen`. Resources freed since (a job ended
+/// early, a node came back) may move the head's start earlier and open
+/// room for backfill, so the plan is made again; what was taken since is
+/// already mirrored in its view.
+pub fn keep_reservation(freed_at: u64, free_gen: u64) -> bool {
+    freed_at == free_gen
+}

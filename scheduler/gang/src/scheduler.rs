@@ -165,6 +165,8 @@ struct Reservation {
     r#gen: u64,
     /// When it was computed.
     computed_at: Timestamp,
+    /// `free_gen` once it was computed (see `policy::keep_reservation`).
+    freed_at: u64,
 }
 
 /// A group's place in the queue: higher priority first, then older first,
@@ -262,6 +264,7 @@ impl GangScheduler {
     pub fn new(config: GangConfig) -> Self {
         let mut graph = GroupGraph::new();
         graph.set_policy(config.policy);
+        graph.set_best_fit(config.best_fit);
         GangScheduler {
             config,
             graph,
@@ -1229,6 +1232,8 @@ impl GangScheduler {
             let use_view = head_seen && !ends_before_head && reservation_other.is_some();
             let placement = if head_seen && !self.config.backfill {
                 None
+            } else if use_view && !self.config.backfill_beside {
+                None
             } else if use_view {
                 self.reservation
                     .as_mut()
@@ -1403,7 +1408,9 @@ impl GangScheduler {
         if let Some(r) = &self.reservation
             && r.group == *key
             && (r.r#gen == self.graph_gen
-                || (now.since(r.computed_at) < RESERVATION_REFRESH && now < r.start))
+                || (policy::keep_reservation(r.freed_at, self.free_gen)
+                    && now.since(r.computed_at) < RESERVATION_REFRESH
+                    && now < r.start))
         {
             return;
         }
@@ -1431,6 +1438,9 @@ impl GangScheduler {
         self.reservation = self.compute_reservation(key, req, now);
         // A new view may hold room the old one did not.
         self.free_gen += 1;
+        if let Some(r) = self.reservation.as_mut() {
+            r.freed_at = self.free_gen;
+        }
     }
 
     fn compute_reservation(
@@ -1495,6 +1505,7 @@ impl GangScheduler {
             view,
             r#gen: self.graph_gen,
             computed_at: now,
+            freed_at: self.free_gen,
         })
     }
 
