@@ -24,14 +24,21 @@ pub fn queue_time(created: Timestamp, duration: Millis, weight: f64) -> Timestam
 /// came at `newest`) holds back the groups behind it: a burst of jobs
 /// submitted together is then ordered as submitted, not by which gang's
 /// pods happened to be created first (small ones, always). `None` when it
-/// does not hold anything back.
+/// does not hold anything back. A creation time more than `grace` ahead of
+/// `now` (a skewed clock, or a made-up timestamp) is not trusted: it holds
+/// nothing back, so no timestamp can stall the queue for longer than
+/// twice the grace.
 pub fn assembling_until(
     newest: Option<Timestamp>,
     now: Timestamp,
     grace: Millis,
 ) -> Option<Timestamp> {
-    let until = newest? + grace;
-    (grace.0 > 0 && now < until).then_some(until)
+    let newest = newest?;
+    if grace.0 <= 0 || newest > now + grace {
+        return None;
+    }
+    let until = newest + grace;
+    (now < until).then_some(until)
 }
 
 /// Whether a reservation computed when `free_gen` was `freed_at` still
@@ -41,4 +48,47 @@ pub fn assembling_until(
 /// already mirrored in its view.
 pub fn keep_reservation(freed_at: u64, free_gen: u64) -> bool {
     freed_at == free_gen
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_time_is_arrival_plus_weighted_run_time() {
+        let t = Timestamp::from_secs(100);
+        assert_eq!(queue_time(t, Millis::from_secs(60), 0.0), t);
+        assert_eq!(
+            queue_time(t, Millis::from_secs(60), 2.0),
+            Timestamp::from_secs(220)
+        );
+        // A short job that came 10 s later sorts ahead of a long one.
+        let long = queue_time(t, Millis::from_secs(600), 2.0);
+        let short = queue_time(Timestamp::from_secs(110), Millis::from_secs(30), 2.0);
+        assert!(short < long);
+        // Nonsense weights fall back to arrival; huge values saturate.
+        assert_eq!(queue_time(t, Millis::from_secs(60), f64::NAN), t);
+        assert_eq!(queue_time(t, Millis::from_secs(60), -1.0), t);
+        assert_eq!(queue_time(t, Millis(i64::MAX), 1e9), Timestamp(i64::MAX));
+    }
+
+    #[test]
+    fn a_group_holds_back_only_within_the_grace_of_its_newest_pod() {
+        let g = Millis::from_secs(1);
+        let at = |ms| Timestamp::from_millis(ms);
+        assert_eq!(assembling_until(Some(at(0)), at(500), g), Some(at(1000)));
+        assert_eq!(assembling_until(Some(at(0)), at(1000), g), None);
+        assert_eq!(assembling_until(None, at(0), g), None);
+        assert_eq!(assembling_until(Some(at(0)), at(0), Millis(0)), None);
+        // Slightly ahead (skew within the grace) still holds, bounded.
+        assert_eq!(assembling_until(Some(at(900)), at(0), g), Some(at(1900)));
+        // Far in the future: not trusted.
+        assert_eq!(assembling_until(Some(at(1_000_000)), at(0), g), None);
+    }
+
+    #[test]
+    fn a_reservation_is_planned_again_once_resources_are_freed() {
+        assert!(keep_reservation(7, 7));
+        assert!(!keep_reservation(7, 8));
+    }
 }

@@ -1138,12 +1138,16 @@ impl GangScheduler {
             let have = g.members.len() as u32;
             let want = Self::min_member(g);
             if have < want {
-                let newest = g
-                    .members
-                    .iter()
-                    .filter_map(|u| self.pods.get(u))
-                    .map(|p| p.pod.created)
-                    .max();
+                // One group still being created is enough to hold back the rest.
+                let newest = (!assembling && self.config.assembly_grace.0 > 0)
+                    .then(|| {
+                        g.members
+                            .iter()
+                            .filter_map(|u| self.pods.get(u))
+                            .map(|p| p.pod.created)
+                            .max()
+                    })
+                    .flatten();
                 if let Some(until) =
                     policy::assembling_until(newest, now, self.config.assembly_grace)
                 {

@@ -280,6 +280,156 @@ fn a_short_small_gang_backfills_around_the_reserved_big_gang() {
     assert_eq!(out.started["big"], 100_000, "{out:?}");
 }
 
+/// The groups a pass started, by name.
+fn started(d: &Decisions) -> Vec<String> {
+    d.binds.iter().map(|b| b.group.name.clone()).collect()
+}
+
+/// Binds every pod a pass placed.
+fn confirm(core: &mut GangScheduler, d: &Decisions) {
+    for plan in &d.binds {
+        for b in &plan.pods {
+            core.apply(Event::BindResult {
+                pod: b.pod.clone(),
+                node: b.node.clone(),
+                outcome: BindOutcome::Bound,
+            });
+        }
+    }
+}
+
+/// Jobs submitted together whose pods are created one by one, 50 ms apart
+/// (as a Job controller does): `big` (2 pods of 4 cores, first by name) and
+/// two one-pod gangs of 4 cores, all on one 8-core node. Returns the groups
+/// started at 0 ms and at 50 ms.
+fn burst_with_staggered_pods(grace: Millis) -> (Vec<String>, Vec<String>) {
+    let mut core = GangScheduler::new(GangConfig {
+        assembly_grace: grace,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    core.apply(Event::NodeUpsert(node(0)));
+    let jobs = [
+        job("big", 0, 2, 4000, 60),
+        job("small0", 0, 1, 4000, 60),
+        job("small1", 0, 1, 4000, 60),
+    ];
+    for j in &jobs {
+        arrive_group(&mut core, j);
+        core.apply(Event::PodUpsert(pod(j, 0)));
+    }
+    let first = core.schedule(Timestamp::from_millis(0));
+    confirm(&mut core, &first);
+    let mut second_pod = pod(&jobs[0], 1);
+    second_pod.created = Timestamp::from_millis(50);
+    core.apply(Event::PodUpsert(second_pod));
+    let second = core.schedule(Timestamp::from_millis(50));
+    (started(&first), started(&second))
+}
+
+fn arrive_group(core: &mut GangScheduler, j: &Job) {
+    core.apply(Event::GroupUpsert(PodGroup {
+        key: GroupKey::new("ns", j.name.clone()),
+        min_member: j.pods,
+        schedule_timeout: Some(Millis::from_secs(36_000)),
+        priority: 0,
+        created: Timestamp::from_millis(j.arrival_ms),
+        expected_duration: Some(Millis::from_secs(j.duration_s)),
+        topology_key: None,
+        max_member: None,
+        preemption_policy: None,
+        disruption: Default::default(),
+    }));
+}
+
+#[test]
+fn a_burst_starts_in_submission_order_not_in_the_order_gangs_complete() {
+    // With the grace, big (first in the queue, its second pod 50 ms late)
+    // holds back the one-pod gangs behind it and starts first.
+    let (at0, at50) = burst_with_staggered_pods(Millis::from_secs(1));
+    assert!(at0.is_empty(), "{at0:?}");
+    assert_eq!(at50, vec!["big".to_owned()]);
+    // Without it the one-pod gangs, complete first, take the node.
+    let (at0, at50) = burst_with_staggered_pods(Millis(0));
+    assert_eq!(at0, vec!["small0".to_owned(), "small1".to_owned()]);
+    assert!(at50.is_empty(), "{at50:?}");
+}
+
+#[test]
+fn a_gang_missing_pods_holds_back_the_queue_only_for_the_grace() {
+    // big never gets its second pod: small0 waits one grace, then starts.
+    let mut core = GangScheduler::new(GangConfig {
+        assembly_grace: Millis::from_secs(1),
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    core.apply(Event::NodeUpsert(node(0)));
+    let (big, small) = (job("big", 0, 2, 4000, 60), job("small0", 0, 1, 4000, 60));
+    for j in [&big, &small] {
+        arrive_group(&mut core, j);
+        core.apply(Event::PodUpsert(pod(j, 0)));
+    }
+    assert!(started(&core.schedule(Timestamp::from_millis(0))).is_empty());
+    // The core asks to be woken when the grace ends.
+    assert_eq!(core.next_wakeup(), Some(Timestamp::from_millis(1000)));
+    assert!(started(&core.schedule(Timestamp::from_millis(999))).is_empty());
+    assert_eq!(
+        started(&core.schedule(Timestamp::from_millis(1000))),
+        vec!["small0".to_owned()]
+    );
+}
+
+/// On one node busy with a 100 s filler: a long job (1,000 s) arrives at
+/// 1 s, a short one (10 s) at 2 s, each needing the whole node. Returns
+/// their start times.
+fn long_then_short(order_runtimes: f64) -> (i64, i64) {
+    let mut core = GangScheduler::new(GangConfig {
+        order_runtimes,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    core.apply(Event::NodeUpsert(node(0)));
+    let jobs = vec![
+        job("filler", 0, 2, 4000, 100),
+        job("long", 1, 2, 4000, 1000),
+        job("short", 2, 2, 4000, 10),
+    ];
+    let out = run(&mut core, &jobs, 10_000_000);
+    (out.started["long"], out.started["short"])
+}
+
+#[test]
+fn a_short_job_passes_a_long_one_that_came_a_little_earlier() {
+    // Ordered by arrival plus two run times: short (2 + 20 s) goes before
+    // long (1 + 2,000 s) once the filler ends.
+    assert_eq!(long_then_short(2.0), (110_000, 100_000));
+    // First come, first served without the weight.
+    assert_eq!(long_then_short(0.0), (100_000, 1_100_000));
+}
+
+#[test]
+fn a_long_job_is_passed_only_by_jobs_that_came_within_its_weighted_run_time() {
+    // long (100 s) arrives at 1 s: its place is 1 + 2 x 100 = 201 s. A
+    // short job arriving at 150 s (place 170 s) passes it; one arriving at
+    // 250 s (place 270 s) does not, however short.
+    let mut core = GangScheduler::new(GangConfig {
+        order_runtimes: 2.0,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    core.apply(Event::NodeUpsert(node(0)));
+    let jobs = vec![
+        job("filler", 0, 2, 4000, 300),
+        job("long", 1, 2, 4000, 100),
+        job("early", 150, 2, 4000, 10),
+        job("late", 250, 2, 4000, 10),
+    ];
+    let out = run(&mut core, &jobs, 10_000_000);
+    assert_eq!(out.started["early"], 300_000, "{out:?}");
+    assert_eq!(out.started["long"], 310_000, "{out:?}");
+    assert_eq!(out.started["late"], 410_000, "{out:?}");
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
