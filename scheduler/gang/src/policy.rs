@@ -50,6 +50,27 @@ pub fn keep_reservation(freed_at: u64, free_gen: u64) -> bool {
     freed_at == free_gen
 }
 
+/// Whether a later group may start beside the head's reservation now (on
+/// resources the head will not need): only while the head's expected
+/// start is at least `after` times its run time away. Where the head will
+/// start soon, holding the room beside it costs little, and letting small
+/// gangs into it is what makes big ones wait longer than small ones.
+pub fn backfill_beside(
+    after: f64,
+    now: Timestamp,
+    head_start: Timestamp,
+    head_duration: Option<Millis>,
+) -> bool {
+    if after.is_nan() || after <= 0.0 {
+        return true;
+    }
+    let Some(d) = head_duration else {
+        return true;
+    };
+    let ahead = head_start.since(now).0.max(0) as f64;
+    ahead >= after * d.0.max(0) as f64
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -84,6 +105,25 @@ mod tests {
         assert_eq!(assembling_until(Some(at(900)), at(0), g), Some(at(1900)));
         // Far in the future: not trusted.
         assert_eq!(assembling_until(Some(at(1_000_000)), at(0), g), None);
+    }
+
+    #[test]
+    fn backfill_beside_only_while_the_head_is_far_from_starting() {
+        let now = Timestamp::from_secs(0);
+        let hour = Some(Millis::from_secs(3600));
+        // Head starts in 10 min, runs 1 h: 10 min >= 0.1 h.
+        assert!(backfill_beside(0.1, now, Timestamp::from_secs(600), hour));
+        // Starts in 5 min: too soon, the room beside it is held.
+        assert!(!backfill_beside(0.1, now, Timestamp::from_secs(300), hour));
+        // Zero (or NaN) is plain EASY; infinity never.
+        assert!(backfill_beside(0.0, now, now, hour));
+        assert!(backfill_beside(f64::NAN, now, now, hour));
+        assert!(!backfill_beside(
+            f64::INFINITY,
+            now,
+            Timestamp::from_secs(1 << 40),
+            hour
+        ));
     }
 
     #[test]

@@ -1236,7 +1236,12 @@ impl GangScheduler {
             let use_view = head_seen && !ends_before_head && reservation_other.is_some();
             let placement = if head_seen && !self.config.backfill {
                 None
-            } else if use_view && !self.config.backfill_beside {
+            } else if use_view
+                && !self.reservation.as_ref().is_some_and(|r| {
+                    let head = self.groups.get(&r.group).map(|g| self.duration(g));
+                    policy::backfill_beside(self.config.backfill_beside_after, now, r.start, head)
+                })
+            {
                 None
             } else if use_view {
                 self.reservation

@@ -430,6 +430,40 @@ fn a_long_job_is_passed_only_by_jobs_that_came_within_its_weighted_run_time() {
     assert_eq!(out.started["late"], 410_000, "{out:?}");
 }
 
+/// Three 8-core nodes, two held by 100 s fillers and half of the third by
+/// a long one; big (two whole nodes, 50 s) is reserved for at once on the
+/// first two; small (4 cores, 200 s) arrives at 2 s and could run beside
+/// that reservation, on the third node's free half. Returns small's start.
+fn small_beside_reserved_big(after: f64) -> i64 {
+    let mut core = GangScheduler::new(GangConfig {
+        reserve_after: Millis(0),
+        backfill_beside_after: after,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    for i in 0..3 {
+        core.apply(Event::NodeUpsert(node(i)));
+    }
+    let jobs = vec![
+        job("filler0", 0, 1, 8000, 100),
+        job("filler1", 0, 1, 8000, 100),
+        job("half", 0, 1, 4000, 1000),
+        job("big", 1, 2, 8000, 50),
+        job("small", 2, 1, 4000, 200),
+    ];
+    let out = run(&mut core, &jobs, 10_000_000);
+    assert_eq!(out.started["big"], 100_000, "{out:?}");
+    out.started["small"]
+}
+
+#[test]
+fn a_gang_starts_beside_a_reservation_only_while_the_head_is_far_off() {
+    // big starts in 98 s and runs 50 s: 98 s >= 0.1 x 50 s, small goes now.
+    assert_eq!(small_beside_reserved_big(0.1), 2_000);
+    // 98 s < 10 x 50 s: the room is held; small starts with big.
+    assert_eq!(small_beside_reserved_big(10.0), 100_000);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
