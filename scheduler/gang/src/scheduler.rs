@@ -1234,14 +1234,13 @@ impl GangScheduler {
             let reservation_other = self.reservation.as_ref().filter(|r| r.group != key);
             let ends_before_head = reservation_other.is_some_and(|r| now + duration <= r.start);
             let use_view = head_seen && !ends_before_head && reservation_other.is_some();
-            let placement = if head_seen && !self.config.backfill {
-                None
-            } else if use_view
-                && !self.reservation.as_ref().is_some_and(|r| {
+            // Beside the head's reservation only while its start is far off.
+            let beside_ok = !use_view
+                || self.reservation.as_ref().is_some_and(|r| {
                     let head = self.groups.get(&r.group).map(|g| self.duration(g));
                     policy::backfill_beside(self.config.backfill_beside_after, now, r.start, head)
-                })
-            {
+                });
+            let placement = if (head_seen && !self.config.backfill) || !beside_ok {
                 None
             } else if use_view {
                 self.reservation
