@@ -19,6 +19,7 @@ mod event;
 mod model;
 mod policy;
 pub mod quantity;
+mod runtimes;
 mod scheduler;
 mod time;
 

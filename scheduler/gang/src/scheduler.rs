@@ -35,6 +35,7 @@ use crate::decision::{
 use crate::event::{BindOutcome, Event};
 use crate::model::{DisruptionBudget, GroupKey, Node, NodeName, Pod, PodGroup, PodPhase, PodUid};
 use crate::policy;
+use crate::runtimes::{LearnedRuntimes, Shape};
 use crate::time::{Millis, Timestamp};
 
 /// Where one of our pods stands.
@@ -257,6 +258,8 @@ pub struct GangScheduler {
     /// PodDisruptionBudgets by namespace and name (consulted when choosing
     /// preemption victims).
     budgets: BTreeMap<(String, String), DisruptionBudget>,
+    /// Run times of finished groups, for groups that do not say theirs.
+    runtimes: LearnedRuntimes,
 }
 
 impl GangScheduler {
@@ -292,6 +295,7 @@ impl GangScheduler {
             next_reserve_check: None,
             membership_changed: BTreeSet::new(),
             budgets: BTreeMap::new(),
+            runtimes: LearnedRuntimes::default(),
         }
     }
 
@@ -796,7 +800,18 @@ impl GangScheduler {
                     .filter_map(|p| p.pod.expected_duration)
                     .max()
             })
+            .or_else(|| self.runtimes.estimate(&self.shape(g)?))
             .unwrap_or(self.config.default_duration)
+    }
+
+    /// What makes groups alike for learning run times: see [`Shape`].
+    fn shape(&self, g: &GroupState) -> Option<Shape> {
+        let first = self.pods.get(g.members.iter().next()?)?;
+        Some(Shape::of(
+            &first.group,
+            g.members.len() as u32,
+            &first.pod.requests,
+        ))
     }
 
     /// The group's unplaced pods, as a request of pod classes (pods with the
@@ -848,6 +863,12 @@ impl GangScheduler {
         self.place_late_members(now, &mut out);
         self.run_queue(now, &mut out);
         self.report(&mut out);
+        for c in &out.group_changes {
+            if matches!(c.phase, GroupPhase::Finished | GroupPhase::Failed) {
+                let ok = c.phase == GroupPhase::Finished;
+                self.runtimes.finished(&c.group, now, ok);
+            }
+        }
         out
     }
 
@@ -1549,6 +1570,9 @@ impl GangScheduler {
             }
         }
         self.bump();
+        if let Some(shape) = self.groups.get(key).and_then(|g| self.shape(g)) {
+            self.runtimes.started(key, shape, now);
+        }
         if let Some(g) = self.groups.get_mut(key) {
             g.placed_at = Some(now);
             g.wait = None;

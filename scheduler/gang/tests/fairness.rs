@@ -33,6 +33,8 @@ struct Job {
     pods: u32,
     cpu: u64,
     duration_s: i64,
+    /// Whether its PodGroup says how long it runs.
+    says_duration: bool,
 }
 
 fn job(name: &str, arrival_s: i64, pods: u32, cpu: u64, duration_s: i64) -> Job {
@@ -42,6 +44,7 @@ fn job(name: &str, arrival_s: i64, pods: u32, cpu: u64, duration_s: i64) -> Job 
         pods,
         cpu,
         duration_s,
+        says_duration: true,
     }
 }
 
@@ -74,7 +77,7 @@ fn arrive(core: &mut GangScheduler, j: &Job) {
         schedule_timeout: Some(Millis::from_secs(36_000)),
         priority: 0,
         created: Timestamp::from_millis(j.arrival_ms),
-        expected_duration: Some(Millis::from_secs(j.duration_s)),
+        expected_duration: j.says_duration.then(|| Millis::from_secs(j.duration_s)),
         topology_key: None,
         max_member: None,
         preemption_policy: None,
@@ -462,6 +465,44 @@ fn a_gang_starts_beside_a_reservation_only_while_the_head_is_far_off() {
     assert_eq!(small_beside_reserved_big(0.1), 2_000);
     // 98 s < 10 x 50 s: the room is held; small starts with big.
     assert_eq!(small_beside_reserved_big(10.0), 100_000);
+}
+
+/// On one node, with no run times given: a long-shaped job (2 pods of 4
+/// cores, 500 s) arrives at 601 s and a short-shaped one (one pod of 8
+/// cores, 10 s) at 602 s, behind a 100 s filler. With `history`, one job of
+/// each shape ran first. Returns their start times (long, short).
+fn unannounced_pair(history: bool) -> (i64, i64) {
+    let mut core = GangScheduler::new(GangConfig {
+        order_runtimes: 2.0,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    core.apply(Event::NodeUpsert(node(0)));
+    let mut jobs = vec![
+        job("filler", 600, 1, 6000, 100),
+        job("long2", 601, 2, 4000, 500),
+        job("short2", 602, 1, 8000, 10),
+    ];
+    if history {
+        jobs.push(job("long1", 0, 2, 4000, 500));
+        jobs.push(job("short1", 0, 1, 8000, 10));
+    }
+    for j in &mut jobs {
+        j.says_duration = false;
+    }
+    let out = run(&mut core, &jobs, 10_000_000);
+    assert_eq!(out.started["filler"], 600_000, "{out:?}");
+    (out.started["long2"], out.started["short2"])
+}
+
+#[test]
+fn run_times_learned_from_finished_groups_order_the_queue() {
+    // Nothing learned: both expected to run the default hour, first come
+    // first served.
+    assert_eq!(unannounced_pair(false), (700_000, 1_200_000));
+    // Learned 10 s for the short shape and 500 s for the long one: the
+    // short job goes first.
+    assert_eq!(unannounced_pair(true), (710_000, 700_000));
 }
 
 proptest! {
