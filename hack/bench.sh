@@ -274,7 +274,26 @@ secs() {
   awk -v s="$1" 'BEGIN { if (s >= 3600) printf "%.1fh", s / 3600; else if (s >= 60) printf "%.1fm", s / 60; else printf "%.1fs", s }'
 }
 
+print_table() {
+  printf '%s\n' "$@" | awk -F'|' '
+    { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NF; rows = NR }
+    END {
+      for (r = 1; r <= rows; r++) {
+        line = ""
+        for (i = 1; i <= n; i++) line = line (i > 1 ? "  " : "") sprintf("%-" w[i] "s", cell[r, i])
+        sub(/ +$/, "", line)
+        print line
+        if (r == 1) {
+          line = ""
+          for (i = 1; i <= n; i++) { dash = sprintf("%" w[i] "s", ""); gsub(/ /, "-", dash); line = line (i > 1 ? "  " : "") dash }
+          print line
+        }
+      }
+    }'
+}
+
 rows=()
+fairness_rows=()
 for scheduler in "${scheduler_list[@]}"; do
   ns="phalanx-bench-$scheduler"
   log "$scheduler: submitting to namespace $ns"
@@ -422,7 +441,8 @@ YAML
       big_small=$(awk -v b="$big_q" -v s="$small_q" 'BEGIN { if (s >= 1) printf "%.2fx", b / s; else print "-" }')
     fi
   fi
-  rows+=("$scheduler|$completed_cell|$makespan|$mean_wait|$p99_wait|$big_small|$quarters|$utilisation|${#ever_partial[@]}|$stranded|$deadlock|$placements|$cpu")
+  rows+=("$scheduler|$completed_cell|$makespan|$mean_wait|$p99_wait|$utilisation|${#ever_partial[@]}|$stranded|$deadlock|$placements|$cpu")
+  fairness_rows+=("$scheduler|$big_small|$quarters")
 
   if ((keep)); then
     log "keeping namespace $ns"
@@ -437,24 +457,14 @@ done
 
 # The table has the columns and number formats of `phalanx simulate`'s, plus the
 # CPU time the scheduler itself used.
-header="scheduler|completed|makespan|mean wait|p99 wait|big/small wait|big / small q. wait|slot util|partial gangs|stranded pods|deadlock|placements/s|sched cpu s"
+header="scheduler|completed|makespan|mean wait|p99 wait|slot util|partial gangs|stranded pods|deadlock|placements/s|sched cpu s"
 echo
 echo "bench on ${KUBE_CONTEXT:-the current context}: $jobs jobs, $total_pods pods, $use_nodes nodes x $slots slots, seed $seed"
-printf '%s\n' "$header" "${rows[@]}" | awk -F'|' '
-  { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NF; rows = NR }
-  END {
-    for (r = 1; r <= rows; r++) {
-      line = ""
-      for (i = 1; i <= n; i++) line = line (i > 1 ? "  " : "") sprintf("%-" w[i] "s", cell[r, i])
-      sub(/ +$/, "", line)
-      print line
-      if (r == 1) {
-        line = ""
-        for (i = 1; i <= n; i++) { dash = sprintf("%" w[i] "s", ""); gsub(/ /, "-", dash); line = line (i > 1 ? "  " : "") dash }
-        print line
-      }
-    }
-  }'
+print_table "$header" "${rows[@]}"
+# Fairness as the simulator reports it (kept out of the CSV, whose columns
+# stay those of the table above).
+echo
+print_table "scheduler|big/small wait|big / small q. wait" "${fairness_rows[@]}"
 if [[ -n $csv ]]; then
   # Quoted, because the deadlock cell holds a comma.
   printf '%s\n' "$header" "${rows[@]}" | awk -F'|' '{ for (i = 1; i <= NF; i++) printf "%s\"%s\"", (i > 1 ? "," : ""), $i; print "" }' >"$csv"

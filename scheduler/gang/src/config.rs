@@ -49,8 +49,9 @@ pub struct GangConfig {
     /// groups have started ahead of it. Lower bounds how often a big gang
     /// can be passed (fairness); higher lets more small gangs fill the
     /// cluster first (mean wait). Zero turns this trigger off. Default 1:
-    /// in `phalanx simulate` (6 scenarios, seeds 1-3) 4 gave big/small
-    /// wait 2.8 on average and 1 gave 2.1, for 3 points of mean wait.
+    /// in `phalanx simulate` (the five scenarios other than `large`, seeds
+    /// 1-3) 4 gave big/small wait 2.8 on average and 1 gave 2.1, for 3
+    /// points of mean wait.
     pub reserve_after_overtakes: u32,
     /// Queue order within a priority: by arrival plus this many times the
     /// expected run time (a virtual deadline). Zero is first come, first
@@ -68,7 +69,7 @@ pub struct GangConfig {
     /// submitted together get their pods created over a second or so, the
     /// small ones' first; without this the first pass fills the cluster
     /// with whichever gangs were complete first (the small ones), and in a
-    /// burst they all but never wait (big/small wait 5-20x). Costs at most
+    /// burst they all but never wait (big/small wait 5-23x). Costs at most
     /// this much delay for the groups behind one still being created; a
     /// group whose pods stop coming holds nothing back after it. Zero
     /// turns it off. Default 1 s.
