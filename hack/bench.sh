@@ -274,7 +274,26 @@ secs() {
   awk -v s="$1" 'BEGIN { if (s >= 3600) printf "%.1fh", s / 3600; else if (s >= 60) printf "%.1fm", s / 60; else printf "%.1fs", s }'
 }
 
+print_table() {
+  printf '%s\n' "$@" | awk -F'|' '
+    { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NF; rows = NR }
+    END {
+      for (r = 1; r <= rows; r++) {
+        line = ""
+        for (i = 1; i <= n; i++) line = line (i > 1 ? "  " : "") sprintf("%-" w[i] "s", cell[r, i])
+        sub(/ +$/, "", line)
+        print line
+        if (r == 1) {
+          line = ""
+          for (i = 1; i <= n; i++) { dash = sprintf("%" w[i] "s", ""); gsub(/ /, "-", dash); line = line (i > 1 ? "  " : "") dash }
+          print line
+        }
+      }
+    }'
+}
+
 rows=()
+fairness_rows=()
 for scheduler in "${scheduler_list[@]}"; do
   ns="phalanx-bench-$scheduler"
   log "$scheduler: submitting to namespace $ns"
@@ -370,11 +389,15 @@ YAML
   last_done=$t0
   done_work=0
   waits=()
+  sized_waits=()
   stranded=0
   for ((i = 0; i < jobs; i++)); do
     name=$(printf 'job-%03d' "$i")
     submit_at=$((t0 + i * arrival_gap))
-    [[ -n ${placed_at[$name]+x} ]] && waits+=($((placed_at[$name] - submit_at)))
+    if [[ -n ${placed_at[$name]+x} ]]; then
+      waits+=($((placed_at[$name] - submit_at)))
+      sized_waits+=("${sizes[i]} $((placed_at[$name] - submit_at))")
+    fi
     if [[ -n ${done_at[$name]+x} ]]; then
       ((done_at[$name] > last_done)) && last_done=${done_at[$name]}
       done_work=$((done_work + sizes[i] * durations[i]))
@@ -396,7 +419,30 @@ YAML
     mean_wait="-"
     p99_wait="-"
   fi
+  # Big/small as the simulator reports it: mean wait of the gangs at or above
+  # the upper quartile of sizes over that of the gangs at or below the lower
+  # one ('-' with fewer than 4 gangs, one size, or small gangs that waited < 1 s).
+  big_small="-"
+  quarters="-"
+  if ((${#sized_waits[@]} >= 4)); then
+    read -r small_q big_q < <(printf '%s\n' "${sized_waits[@]}" | sort -n -k1,1 | awk '
+      { size[NR] = $1; wait[NR] = $2 }
+      END {
+        lo = size[int(NR / 4) + 1]; hi = size[int(NR * 3 / 4) + 1]
+        if (lo >= hi) { print "- -"; exit }
+        for (i = 1; i <= NR; i++) {
+          if (size[i] <= lo) { s += wait[i]; ns++ }
+          if (size[i] >= hi) { b += wait[i]; nb++ }
+        }
+        printf "%.3f %.3f\n", s / ns, b / nb
+      }')
+    if [[ $small_q != - ]]; then
+      quarters="$(secs "$big_q") / $(secs "$small_q")"
+      big_small=$(awk -v b="$big_q" -v s="$small_q" 'BEGIN { if (s >= 1) printf "%.2fx", b / s; else print "-" }')
+    fi
+  fi
   rows+=("$scheduler|$completed_cell|$makespan|$mean_wait|$p99_wait|$utilisation|${#ever_partial[@]}|$stranded|$deadlock|$placements|$cpu")
+  fairness_rows+=("$scheduler|$big_small|$quarters")
 
   if ((keep)); then
     log "keeping namespace $ns"
@@ -414,21 +460,11 @@ done
 header="scheduler|completed|makespan|mean wait|p99 wait|slot util|partial gangs|stranded pods|deadlock|placements/s|sched cpu s"
 echo
 echo "bench on ${KUBE_CONTEXT:-the current context}: $jobs jobs, $total_pods pods, $use_nodes nodes x $slots slots, seed $seed"
-printf '%s\n' "$header" "${rows[@]}" | awk -F'|' '
-  { for (i = 1; i <= NF; i++) { cell[NR, i] = $i; if (length($i) > w[i]) w[i] = length($i) } n = NF; rows = NR }
-  END {
-    for (r = 1; r <= rows; r++) {
-      line = ""
-      for (i = 1; i <= n; i++) line = line (i > 1 ? "  " : "") sprintf("%-" w[i] "s", cell[r, i])
-      sub(/ +$/, "", line)
-      print line
-      if (r == 1) {
-        line = ""
-        for (i = 1; i <= n; i++) { dash = sprintf("%" w[i] "s", ""); gsub(/ /, "-", dash); line = line (i > 1 ? "  " : "") dash }
-        print line
-      }
-    }
-  }'
+print_table "$header" "${rows[@]}"
+# Fairness as the simulator reports it (kept out of the CSV, whose columns
+# stay those of the table above).
+echo
+print_table "scheduler|big/small wait|big / small q. wait" "${fairness_rows[@]}"
 if [[ -n $csv ]]; then
   # Quoted, because the deadlock cell holds a comma.
   printf '%s\n' "$header" "${rows[@]}" | awk -F'|' '{ for (i = 1; i <= NF; i++) printf "%s\"%s\"", (i > 1 ? "," : ""), $i; print "" }' >"$csv"

@@ -289,6 +289,9 @@ pub struct GroupGraph {
     pub(super) total_free: Agg,
     /// How groups are laid out inside the racks chosen for them.
     pub(super) policy: PlacementPolicy,
+    /// Whether [`PlacementPolicy::Pack`] fills the fullest node that holds
+    /// a pod first (best fit) rather than nodes in graph order (first fit).
+    pub(super) best_fit: bool,
 }
 
 impl GroupGraph {
@@ -300,6 +303,13 @@ impl GroupGraph {
     /// Sets how later matches lay groups out (copies made by `clone` keep it).
     pub fn set_policy(&mut self, policy: PlacementPolicy) {
         self.policy = policy;
+    }
+
+    /// Sets whether packing fills the fullest node that still holds a pod
+    /// first (best fit: holes are filled, empty nodes stay whole for gangs
+    /// that need them) or nodes in graph order (first fit). Copies keep it.
+    pub fn set_best_fit(&mut self, on: bool) {
+        self.best_fit = on;
     }
 
     /// How matches lay groups out.

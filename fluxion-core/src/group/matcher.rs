@@ -222,7 +222,8 @@ impl GroupGraph {
                     if !self.rack_agg(r, view).may_hold(&class.need) {
                         continue;
                     }
-                    for &id in &self.racks[r].nodes {
+                    let order = self.node_order(r, class, view, &scratch);
+                    for &id in order.iter() {
                         if !class.allows(id) {
                             continue;
                         }
@@ -257,6 +258,34 @@ impl GroupGraph {
             }
         }
         Some(Placement { claims })
+    }
+
+    /// The nodes of rack `r` in the order a class fills them. Pack takes
+    /// the fullest node that still holds a pod first (best fit), so holes
+    /// left by ended jobs are filled and empty nodes stay whole for the
+    /// gangs whose pods need a whole node; spread keeps graph order.
+    fn node_order<'a>(
+        &'a self,
+        r: usize,
+        class: &Class,
+        view: View,
+        scratch: &HashMap<NodeId, Units>,
+    ) -> std::borrow::Cow<'a, [NodeId]> {
+        let nodes = &self.racks[r].nodes;
+        if self.policy != PlacementPolicy::Pack || !self.best_fit || nodes.len() < 2 {
+            return std::borrow::Cow::Borrowed(nodes);
+        }
+        let mut keyed: Vec<(i64, NodeId)> = nodes
+            .iter()
+            .filter_map(|&id| {
+                let (base, single) = self.units(id, view)?;
+                let u = scratch.get(&id).unwrap_or(base);
+                let room = class.need.count_in(u, single);
+                (room > 0).then_some((room, id))
+            })
+            .collect();
+        keyed.sort_unstable();
+        std::borrow::Cow::Owned(keyed.into_iter().map(|(_, id)| id).collect())
     }
 
     fn busy_reason(&mut self, req: &GroupRequest) -> String {

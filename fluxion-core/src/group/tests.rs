@@ -216,3 +216,27 @@ fn policy_names_parse_and_unknown_ones_are_named() {
     assert!(err.to_string().contains("\"low\""), "{err}");
     assert!(err.to_string().contains("pack or spread"), "{err}");
 }
+
+/// Two 8-core nodes in one rack, the second with 6 cores taken; where a
+/// group of two one-core pods goes.
+fn two_nodes_one_busy(best_fit: bool) -> Vec<NodeId> {
+    let mut g = GroupGraph::new();
+    g.set_best_fit(best_fit);
+    let n0 = g.upsert_node(node("n0", "r0", 8, 0, 1, false));
+    let n1 = g.upsert_node(node("n1", "r0", 8, 0, 1, false));
+    let busy = g.claim_on_node(n1, &req(1, 6000, 0).classes[0].demand);
+    g.take(&busy.expect("6 cores fit an empty 8-core node"));
+    let p = g.match_group(&req(2, 1000, 0)).unwrap();
+    let nodes: Vec<NodeId> = p.iter().map(|c| c.node).collect();
+    assert!(nodes.iter().all(|n| *n == n0 || *n == n1));
+    nodes
+}
+
+#[test]
+fn best_fit_fills_the_hole_and_keeps_the_empty_node_whole() {
+    let nodes = two_nodes_one_busy(true);
+    assert_eq!(nodes, vec![NodeId(1), NodeId(1)]);
+    // First fit takes the nodes in graph order.
+    let nodes = two_nodes_one_busy(false);
+    assert_eq!(nodes, vec![NodeId(0), NodeId(0)]);
+}

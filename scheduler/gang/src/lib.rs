@@ -17,7 +17,9 @@ mod convert;
 mod decision;
 mod event;
 mod model;
+mod policy;
 pub mod quantity;
+mod runtimes;
 mod scheduler;
 mod time;
 

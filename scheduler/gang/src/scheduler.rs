@@ -34,6 +34,8 @@ use crate::decision::{
 };
 use crate::event::{BindOutcome, Event};
 use crate::model::{DisruptionBudget, GroupKey, Node, NodeName, Pod, PodGroup, PodPhase, PodUid};
+use crate::policy;
+use crate::runtimes::{LearnedRuntimes, Shape};
 use crate::time::{Millis, Timestamp};
 
 mod elastic;
@@ -167,6 +169,8 @@ struct Reservation {
     r#gen: u64,
     /// When it was computed.
     computed_at: Timestamp,
+    /// `free_gen` once it was computed (see `policy::keep_reservation`).
+    freed_at: u64,
 }
 
 /// A group's place in the queue: higher priority first, then older first,
@@ -259,6 +263,8 @@ pub struct GangScheduler {
     budgets: BTreeMap<(String, String), DisruptionBudget>,
     /// Nominations, victims asked to go, and groups evicted whole.
     preempt: preempt::PreemptState,
+    /// Run times of finished groups, for groups that do not say theirs.
+    runtimes: LearnedRuntimes,
 }
 
 impl GangScheduler {
@@ -266,6 +272,7 @@ impl GangScheduler {
     pub fn new(config: GangConfig) -> Self {
         let mut graph = GroupGraph::new();
         graph.set_policy(config.policy);
+        graph.set_best_fit(config.best_fit);
         GangScheduler {
             config,
             graph,
@@ -294,6 +301,7 @@ impl GangScheduler {
             membership_changed: BTreeSet::new(),
             budgets: BTreeMap::new(),
             preempt: preempt::PreemptState::default(),
+            runtimes: LearnedRuntimes::default(),
         }
     }
 
@@ -806,7 +814,18 @@ impl GangScheduler {
                     .filter_map(|p| p.pod.expected_duration)
                     .max()
             })
+            .or_else(|| self.runtimes.estimate(&self.shape(g)?))
             .unwrap_or(self.config.default_duration)
+    }
+
+    /// What makes groups alike for learning run times: see [`Shape`].
+    fn shape(&self, g: &GroupState) -> Option<Shape> {
+        let first = self.pods.get(g.members.iter().next()?)?;
+        Some(Shape::of(
+            &first.group,
+            g.members.len() as u32,
+            &first.pod.requests,
+        ))
     }
 
     /// The group's unplaced pods, as a request of pod classes (pods with the
@@ -863,6 +882,12 @@ impl GangScheduler {
             self.place_late_members(now, &mut out);
         }
         self.report(&mut out);
+        for c in &out.group_changes {
+            if matches!(c.phase, GroupPhase::Finished | GroupPhase::Failed) {
+                let ok = c.phase == GroupPhase::Finished;
+                self.runtimes.finished(&c.group, now, ok);
+            }
+        }
         out
     }
 
@@ -1043,7 +1068,11 @@ impl GangScheduler {
             .groups
             .iter()
             .filter(|(_, g)| g.placed_at.is_none() && !g.members.is_empty())
-            .map(|(k, g)| (Reverse(self.priority(g)), Self::created(g), k.clone()))
+            .map(|(k, g)| {
+                let at = Self::created(g);
+                let at = policy::queue_time(at, self.duration(g), self.config.order_runtimes);
+                (Reverse(self.priority(g)), at, k.clone())
+            })
             .collect();
         q.sort();
         let q = Arc::new(q);
@@ -1119,6 +1148,9 @@ impl GangScheduler {
         // Groups ahead of any head that did not fit this walk, and their sizes:
         // a smaller group starting after them overtakes them.
         let mut passed: Vec<(GroupKey, usize)> = Vec::new();
+        // A group ahead whose pods are still being created holds back the
+        // groups behind it (see `assembly_grace`).
+        let mut assembling = false;
         for entry in queue.iter().skip(start) {
             let key = entry.2.clone();
             self.refresh_for_nodes(&key);
@@ -1135,6 +1167,23 @@ impl GangScheduler {
             let have = g.members.len() as u32;
             let want = Self::min_member(g);
             if have < want {
+                // One group still being created is enough to hold back the rest.
+                let newest = (!assembling && self.config.assembly_grace.0 > 0)
+                    .then(|| {
+                        g.members
+                            .iter()
+                            .filter_map(|u| self.pods.get(u))
+                            .map(|p| p.pod.created)
+                            .max()
+                    })
+                    .flatten();
+                if let Some(until) =
+                    policy::assembling_until(newest, now, self.config.assembly_grace)
+                {
+                    assembling = true;
+                    self.next_reserve_check =
+                        Some(self.next_reserve_check.map_or(until, |t| t.min(until)));
+                }
                 let same = g.wait == Some(WaitReason::WaitingForPods { have, want });
                 if !same {
                     self.set_wait(
@@ -1143,6 +1192,9 @@ impl GangScheduler {
                         Self::waiting_message(&key, have, want),
                     );
                 }
+                continue;
+            }
+            if assembling {
                 continue;
             }
             if examined >= cap {
@@ -1214,7 +1266,13 @@ impl GangScheduler {
             let reservation_other = self.reservation.as_ref().filter(|r| r.group != key);
             let ends_before_head = reservation_other.is_some_and(|r| now + duration <= r.start);
             let use_view = head_seen && !ends_before_head && reservation_other.is_some();
-            let on = if head_seen && !self.config.backfill {
+            // Beside the head's reservation only while its start is far off.
+            let beside_ok = !use_view
+                || self.reservation.as_ref().is_some_and(|r| {
+                    let head = self.groups.get(&r.group).map(|g| self.duration(g));
+                    policy::backfill_beside(self.config.backfill_beside_after, now, r.start, head)
+                });
+            let on = if (head_seen && !self.config.backfill) || !beside_ok {
                 elastic::MatchOn::Nothing
             } else if use_view {
                 elastic::MatchOn::View
@@ -1398,7 +1456,9 @@ impl GangScheduler {
         if let Some(r) = &self.reservation
             && r.group == *key
             && (r.r#gen == self.graph_gen
-                || (now.since(r.computed_at) < RESERVATION_REFRESH && now < r.start))
+                || (policy::keep_reservation(r.freed_at, self.free_gen)
+                    && now.since(r.computed_at) < RESERVATION_REFRESH
+                    && now < r.start))
         {
             return;
         }
@@ -1426,6 +1486,9 @@ impl GangScheduler {
         self.reservation = self.compute_reservation(key, req, now);
         // A new view may hold room the old one did not.
         self.free_gen += 1;
+        if let Some(r) = self.reservation.as_mut() {
+            r.freed_at = self.free_gen;
+        }
     }
 
     fn compute_reservation(
@@ -1490,6 +1553,7 @@ impl GangScheduler {
             view,
             r#gen: self.graph_gen,
             computed_at: now,
+            freed_at: self.free_gen,
         })
     }
 
@@ -1525,6 +1589,9 @@ impl GangScheduler {
             }
         }
         self.bump();
+        if let Some(shape) = self.groups.get(key).and_then(|g| self.shape(g)) {
+            self.runtimes.started(key, shape, now);
+        }
         if let Some(g) = self.groups.get_mut(key) {
             g.placed_at = Some(now);
             g.wait = None;

@@ -33,6 +33,8 @@ struct Job {
     pods: u32,
     cpu: u64,
     duration_s: i64,
+    /// Whether its PodGroup says how long it runs.
+    says_duration: bool,
 }
 
 fn job(name: &str, arrival_s: i64, pods: u32, cpu: u64, duration_s: i64) -> Job {
@@ -42,6 +44,7 @@ fn job(name: &str, arrival_s: i64, pods: u32, cpu: u64, duration_s: i64) -> Job 
         pods,
         cpu,
         duration_s,
+        says_duration: true,
     }
 }
 
@@ -74,7 +77,7 @@ fn arrive(core: &mut GangScheduler, j: &Job) {
         schedule_timeout: Some(Millis::from_secs(36_000)),
         priority: 0,
         created: Timestamp::from_millis(j.arrival_ms),
-        expected_duration: Some(Millis::from_secs(j.duration_s)),
+        expected_duration: j.says_duration.then(|| Millis::from_secs(j.duration_s)),
         topology_key: None,
         max_member: None,
         preemption_policy: None,
@@ -278,6 +281,228 @@ fn a_short_small_gang_backfills_around_the_reserved_big_gang() {
     assert_eq!(out.started["small0"], 2_000, "{out:?}");
     assert_eq!(out.started["quick"], 50_000, "{out:?}");
     assert_eq!(out.started["big"], 100_000, "{out:?}");
+}
+
+/// The groups a pass started, by name.
+fn started(d: &Decisions) -> Vec<String> {
+    d.binds.iter().map(|b| b.group.name.clone()).collect()
+}
+
+/// Binds every pod a pass placed.
+fn confirm(core: &mut GangScheduler, d: &Decisions) {
+    for plan in &d.binds {
+        for b in &plan.pods {
+            core.apply(Event::BindResult {
+                pod: b.pod.clone(),
+                node: b.node.clone(),
+                outcome: BindOutcome::Bound,
+            });
+        }
+    }
+}
+
+/// Jobs submitted together whose pods are created one by one, 50 ms apart
+/// (as a Job controller does): `big` (2 pods of 4 cores, first by name) and
+/// two one-pod gangs of 4 cores, all on one 8-core node. Returns the groups
+/// started at 0 ms and at 50 ms.
+fn burst_with_staggered_pods(grace: Millis) -> (Vec<String>, Vec<String>) {
+    let mut core = GangScheduler::new(GangConfig {
+        assembly_grace: grace,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    core.apply(Event::NodeUpsert(node(0)));
+    let jobs = [
+        job("big", 0, 2, 4000, 60),
+        job("small0", 0, 1, 4000, 60),
+        job("small1", 0, 1, 4000, 60),
+    ];
+    for j in &jobs {
+        arrive_group(&mut core, j);
+        core.apply(Event::PodUpsert(pod(j, 0)));
+    }
+    let first = core.schedule(Timestamp::from_millis(0));
+    confirm(&mut core, &first);
+    let mut second_pod = pod(&jobs[0], 1);
+    second_pod.created = Timestamp::from_millis(50);
+    core.apply(Event::PodUpsert(second_pod));
+    let second = core.schedule(Timestamp::from_millis(50));
+    (started(&first), started(&second))
+}
+
+fn arrive_group(core: &mut GangScheduler, j: &Job) {
+    core.apply(Event::GroupUpsert(PodGroup {
+        key: GroupKey::new("ns", j.name.clone()),
+        min_member: j.pods,
+        schedule_timeout: Some(Millis::from_secs(36_000)),
+        priority: 0,
+        created: Timestamp::from_millis(j.arrival_ms),
+        expected_duration: Some(Millis::from_secs(j.duration_s)),
+        topology_key: None,
+        max_member: None,
+        preemption_policy: None,
+        disruption: Default::default(),
+    }));
+}
+
+#[test]
+fn a_burst_starts_in_submission_order_not_in_the_order_gangs_complete() {
+    // With the grace, big (first in the queue, its second pod 50 ms late)
+    // holds back the one-pod gangs behind it and starts first.
+    let (at0, at50) = burst_with_staggered_pods(Millis::from_secs(1));
+    assert!(at0.is_empty(), "{at0:?}");
+    assert_eq!(at50, vec!["big".to_owned()]);
+    // Without it the one-pod gangs, complete first, take the node.
+    let (at0, at50) = burst_with_staggered_pods(Millis(0));
+    assert_eq!(at0, vec!["small0".to_owned(), "small1".to_owned()]);
+    assert!(at50.is_empty(), "{at50:?}");
+}
+
+#[test]
+fn a_gang_missing_pods_holds_back_the_queue_only_for_the_grace() {
+    // big never gets its second pod: small0 waits one grace, then starts.
+    let mut core = GangScheduler::new(GangConfig {
+        assembly_grace: Millis::from_secs(1),
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    core.apply(Event::NodeUpsert(node(0)));
+    let (big, small) = (job("big", 0, 2, 4000, 60), job("small0", 0, 1, 4000, 60));
+    for j in [&big, &small] {
+        arrive_group(&mut core, j);
+        core.apply(Event::PodUpsert(pod(j, 0)));
+    }
+    assert!(started(&core.schedule(Timestamp::from_millis(0))).is_empty());
+    // The core asks to be woken when the grace ends.
+    assert_eq!(core.next_wakeup(), Some(Timestamp::from_millis(1000)));
+    assert!(started(&core.schedule(Timestamp::from_millis(999))).is_empty());
+    assert_eq!(
+        started(&core.schedule(Timestamp::from_millis(1000))),
+        vec!["small0".to_owned()]
+    );
+}
+
+/// On one node busy with a 100 s filler: a long job (1,000 s) arrives at
+/// 1 s, a short one (10 s) at 2 s, each needing the whole node. Returns
+/// their start times.
+fn long_then_short(order_runtimes: f64) -> (i64, i64) {
+    let mut core = GangScheduler::new(GangConfig {
+        order_runtimes,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    core.apply(Event::NodeUpsert(node(0)));
+    let jobs = vec![
+        job("filler", 0, 2, 4000, 100),
+        job("long", 1, 2, 4000, 1000),
+        job("short", 2, 2, 4000, 10),
+    ];
+    let out = run(&mut core, &jobs, 10_000_000);
+    (out.started["long"], out.started["short"])
+}
+
+#[test]
+fn a_short_job_passes_a_long_one_that_came_a_little_earlier() {
+    // Ordered by arrival plus two run times: short (2 + 20 s) goes before
+    // long (1 + 2,000 s) once the filler ends.
+    assert_eq!(long_then_short(2.0), (110_000, 100_000));
+    // First come, first served without the weight.
+    assert_eq!(long_then_short(0.0), (100_000, 1_100_000));
+}
+
+#[test]
+fn a_long_job_is_passed_only_by_jobs_that_came_within_its_weighted_run_time() {
+    // long (100 s) arrives at 1 s: its place is 1 + 2 x 100 = 201 s. A
+    // short job arriving at 150 s (place 170 s) passes it; one arriving at
+    // 250 s (place 270 s) does not, however short.
+    let mut core = GangScheduler::new(GangConfig {
+        order_runtimes: 2.0,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    core.apply(Event::NodeUpsert(node(0)));
+    let jobs = vec![
+        job("filler", 0, 2, 4000, 300),
+        job("long", 1, 2, 4000, 100),
+        job("early", 150, 2, 4000, 10),
+        job("late", 250, 2, 4000, 10),
+    ];
+    let out = run(&mut core, &jobs, 10_000_000);
+    assert_eq!(out.started["early"], 300_000, "{out:?}");
+    assert_eq!(out.started["long"], 310_000, "{out:?}");
+    assert_eq!(out.started["late"], 410_000, "{out:?}");
+}
+
+/// Three 8-core nodes, two held by 100 s fillers and half of the third by
+/// a long one; big (two whole nodes, 50 s) is reserved for at once on the
+/// first two; small (4 cores, 200 s) arrives at 2 s and could run beside
+/// that reservation, on the third node's free half. Returns small's start.
+fn small_beside_reserved_big(after: f64) -> i64 {
+    let mut core = GangScheduler::new(GangConfig {
+        reserve_after: Millis(0),
+        backfill_beside_after: after,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    for i in 0..3 {
+        core.apply(Event::NodeUpsert(node(i)));
+    }
+    let jobs = vec![
+        job("filler0", 0, 1, 8000, 100),
+        job("filler1", 0, 1, 8000, 100),
+        job("half", 0, 1, 4000, 1000),
+        job("big", 1, 2, 8000, 50),
+        job("small", 2, 1, 4000, 200),
+    ];
+    let out = run(&mut core, &jobs, 10_000_000);
+    assert_eq!(out.started["big"], 100_000, "{out:?}");
+    out.started["small"]
+}
+
+#[test]
+fn a_gang_starts_beside_a_reservation_only_while_the_head_is_far_off() {
+    // big starts in 98 s and runs 50 s: 98 s >= 0.1 x 50 s, small goes now.
+    assert_eq!(small_beside_reserved_big(0.1), 2_000);
+    // 98 s < 10 x 50 s: the room is held; small starts with big.
+    assert_eq!(small_beside_reserved_big(10.0), 100_000);
+}
+
+/// On one node, with no run times given: a long-shaped job (2 pods of 4
+/// cores, 500 s) arrives at 601 s and a short-shaped one (one pod of 8
+/// cores, 10 s) at 602 s, behind a 100 s filler. With `history`, one job of
+/// each shape ran first. Returns their start times (long, short).
+fn unannounced_pair(history: bool) -> (i64, i64) {
+    let mut core = GangScheduler::new(GangConfig {
+        order_runtimes: 2.0,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    core.apply(Event::NodeUpsert(node(0)));
+    let mut jobs = vec![
+        job("filler", 600, 1, 6000, 100),
+        job("long2", 601, 2, 4000, 500),
+        job("short2", 602, 1, 8000, 10),
+    ];
+    if history {
+        jobs.push(job("long1", 0, 2, 4000, 500));
+        jobs.push(job("short1", 0, 1, 8000, 10));
+    }
+    for j in &mut jobs {
+        j.says_duration = false;
+    }
+    let out = run(&mut core, &jobs, 10_000_000);
+    assert_eq!(out.started["filler"], 600_000, "{out:?}");
+    (out.started["long2"], out.started["short2"])
+}
+
+#[test]
+fn run_times_learned_from_finished_groups_order_the_queue() {
+    // Nothing learned: both expected to run the default hour, first come
+    // first served.
+    assert_eq!(unannounced_pair(false), (700_000, 1_200_000));
+    // Learned 10 s for the short shape and 500 s for the long one: the
+    // short job goes first.
+    assert_eq!(unannounced_pair(true), (710_000, 700_000));
 }
 
 proptest! {
