@@ -86,15 +86,27 @@ pub struct RunArgs {
     /// Timeout for groups whose PodGroup sets no scheduleTimeoutSeconds [default: 10m].
     #[arg(long, env = "PHALANX_DEFAULT_SCHEDULE_TIMEOUT", value_parser = humantime::parse_duration)]
     pub default_schedule_timeout: Option<Duration>,
-    /// How long the first waiting gang waits before resources are held for it; until then smaller gangs that fit start first (`0s`: hold at once) [default: 5m].
+    /// Longest the first waiting gang waits before resources are held for it; the two scale-free triggers below usually hold sooner (`0s`: hold at once) [default: 1h].
     #[arg(long, env = "PHALANX_RESERVE_AFTER", value_parser = humantime::parse_duration)]
     pub reserve_after: Option<Duration>,
-    /// The first waiting gang is also held for once it has waited this many typical run times of the running jobs, so protection scales with the workload (`0`: off; lower is fairer to big gangs, higher greedier) [default: 0, off].
+    /// The first waiting gang is also held for once it has waited this many typical run times of the running jobs, so protection scales with the workload (`0`: off; lower is fairer to big gangs, higher greedier) [default: 2].
     #[arg(long, env = "PHALANX_RESERVE_AFTER_RUNTIMES")]
     pub reserve_after_runtimes: Option<f64>,
-    /// The first waiting gang is also held for once this many later, smaller gangs have started ahead of it (`0`: off; lower is fairer to big gangs, higher greedier) [default: 4].
+    /// The first waiting gang is also held for once this many later, smaller gangs have started ahead of it (`0`: off; lower is fairer to big gangs, higher greedier) [default: 1].
     #[arg(long, env = "PHALANX_RESERVE_AFTER_OVERTAKES")]
     pub reserve_after_overtakes: Option<u32>,
+    /// Within a priority, gangs queue by arrival plus this many expected run times: short jobs pass long ones whatever their size, and a long job is passed only by jobs that came within that many of its run times (`0`: first come, first served; higher: lower mean wait, long jobs wait longer) [default: 2].
+    #[arg(long, env = "PHALANX_ORDER_RUNTIMES")]
+    pub order_runtimes: Option<f64>,
+    /// How long a gang whose pods are still being created holds back the gangs behind it, after its newest pod, so a burst starts in submission order rather than smallest-complete first (`0s`: off) [default: 1s].
+    #[arg(long, env = "PHALANX_ASSEMBLY_GRACE", value_parser = humantime::parse_duration)]
+    pub assembly_grace: Option<Duration>,
+    /// Later gangs may start beside the first gang's reservation (on resources it will not need) only while its start is at least this many of its run times away (`0`: always, EASY backfill; higher: fairer to the held gang, less backfill) [default: 0.1].
+    #[arg(long, env = "PHALANX_BACKFILL_BESIDE_AFTER")]
+    pub backfill_beside_after: Option<f64>,
+    /// Pack pods onto the fullest node that still holds them first (measured neutral in the simulator) [default: false].
+    #[arg(long, env = "PHALANX_BEST_FIT")]
+    pub best_fit: Option<bool>,
     /// Whether a gang that does not fit may evict gangs of lower priority (whole, elastic members first), as kube-scheduler preempts; `false`: priority only orders the queue [default: true].
     #[arg(long, env = "PHALANX_PREEMPTION")]
     pub preemption: Option<bool>,
@@ -138,6 +150,14 @@ struct FileConfig {
     reserve_after_runtimes: Option<f64>,
     #[serde(default)]
     reserve_after_overtakes: Option<u32>,
+    #[serde(default)]
+    order_runtimes: Option<f64>,
+    #[serde(default, with = "opt_duration")]
+    assembly_grace: Option<Duration>,
+    #[serde(default)]
+    backfill_beside_after: Option<f64>,
+    #[serde(default)]
+    best_fit: Option<bool>,
     #[serde(default)]
     preemption: Option<bool>,
 }
@@ -208,6 +228,14 @@ pub struct Settings {
     pub reserve_after_runtimes: f64,
     /// Later, smaller gangs that may start ahead of the queue head before it is held for (0: off).
     pub reserve_after_overtakes: u32,
+    /// Expected run times added to a gang's arrival for its place in the queue (0: FCFS).
+    pub order_runtimes: f64,
+    /// How long a gang still being created holds back later ones.
+    pub assembly_grace: Duration,
+    /// Run times of the head's that must remain before its start for backfill beside it.
+    pub backfill_beside_after: f64,
+    /// Whether pods fill the fullest node first.
+    pub best_fit: bool,
     /// Whether higher-priority gangs may evict lower-priority ones.
     pub preemption: bool,
 }
@@ -287,6 +315,12 @@ fn read_file(path: &Path) -> Result<FileConfig, SettingsError> {
     })
 }
 
+/// A core duration as a `Duration` (negative ones, which the core never
+/// defaults to, as zero).
+fn millis_duration(m: gang::Millis) -> Duration {
+    Duration::from_millis(u64::try_from(m.0).unwrap_or(0))
+}
+
 impl Settings {
     /// Resolves flags/env, then the config file, then defaults; checks ranges.
     pub fn resolve(args: &RunArgs) -> Result<Self, SettingsError> {
@@ -306,6 +340,8 @@ impl Settings {
         if scheduler_names.is_empty() {
             scheduler_names.push("phalanx".to_string());
         }
+        // Scheduling-policy defaults are the core's own, so the two never drift.
+        let core = gang::GangConfig::default();
         let s = Settings {
             scheduler_names,
             policy: match args.policy.as_deref().or(file.policy.as_deref()) {
@@ -386,15 +422,28 @@ impl Settings {
             reserve_after: args
                 .reserve_after
                 .or(file.reserve_after)
-                .unwrap_or(Duration::from_secs(300)),
+                .unwrap_or(millis_duration(core.reserve_after)),
             reserve_after_runtimes: args
                 .reserve_after_runtimes
                 .or(file.reserve_after_runtimes)
-                .unwrap_or(0.0),
+                .unwrap_or(core.reserve_after_runtimes),
             reserve_after_overtakes: args
                 .reserve_after_overtakes
                 .or(file.reserve_after_overtakes)
-                .unwrap_or(4),
+                .unwrap_or(core.reserve_after_overtakes),
+            order_runtimes: args
+                .order_runtimes
+                .or(file.order_runtimes)
+                .unwrap_or(core.order_runtimes),
+            assembly_grace: args
+                .assembly_grace
+                .or(file.assembly_grace)
+                .unwrap_or(millis_duration(core.assembly_grace)),
+            backfill_beside_after: args
+                .backfill_beside_after
+                .or(file.backfill_beside_after)
+                .unwrap_or(core.backfill_beside_after),
+            best_fit: args.best_fit.or(file.best_fit).unwrap_or(core.best_fit),
             preemption: args.preemption.or(file.preemption).unwrap_or(true),
         };
         s.check()?;
@@ -429,10 +478,14 @@ impl Settings {
         if self.retry_period >= self.renew_deadline {
             return bad("retry_period", "must be shorter than renew_deadline");
         }
-        if !(self.reserve_after_runtimes.is_finite()
-            && (0.0..=1000.0).contains(&self.reserve_after_runtimes))
-        {
-            return bad("reserve_after_runtimes", "must be a number from 0 to 1000");
+        for (field, k) in [
+            ("reserve_after_runtimes", self.reserve_after_runtimes),
+            ("order_runtimes", self.order_runtimes),
+            ("backfill_beside_after", self.backfill_beside_after),
+        ] {
+            if !(k.is_finite() && (0.0..=1000.0).contains(&k)) {
+                return bad(field, "must be a number from 0 to 1000");
+            }
         }
         if self.retry_interval.is_zero() {
             return bad("retry_interval", "must be positive");

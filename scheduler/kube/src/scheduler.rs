@@ -147,6 +147,12 @@ fn core_config(s: &Settings) -> gang::GangConfig {
         reserve_after: gang::Millis(i64::try_from(s.reserve_after.as_millis()).unwrap_or(i64::MAX)),
         reserve_after_runtimes: s.reserve_after_runtimes,
         reserve_after_overtakes: s.reserve_after_overtakes,
+        order_runtimes: s.order_runtimes,
+        assembly_grace: gang::Millis(
+            i64::try_from(s.assembly_grace.as_millis()).unwrap_or(i64::MAX),
+        ),
+        backfill_beside_after: s.backfill_beside_after,
+        best_fit: s.best_fit,
         preemption: s.preemption,
         ..Default::default()
     }

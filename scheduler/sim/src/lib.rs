@@ -21,7 +21,8 @@ use crate::report::Run;
 use crate::scenario::Scenario;
 use crate::workload::Workload;
 
-/// Command-line arguments of `phalanx simulate`.
+/// Command-line arguments of `phalanx simulate`. [`Default`] is the
+/// command line with no flags.
 #[derive(Debug, Clone, clap::Args)]
 pub struct SimulateArgs {
     /// A built-in scenario (mpi-contention, gpu-training, large, minute-mpi,
@@ -40,20 +41,37 @@ pub struct SimulateArgs {
     /// Seed of the workload generator (default: the scenario's).
     #[arg(long)]
     pub seed: Option<u64>,
-    /// Phalanx's `--reserve-after`: how long the first waiting gang waits
-    /// before resources are held for it, e.g. `0s`, `5m` [default: 5m].
+    /// Phalanx's `--reserve-after`: longest the first waiting gang waits
+    /// before resources are held for it, e.g. `0s`, `5m` [default: 1h].
     #[arg(long, value_parser = humantime::parse_duration)]
     pub reserve_after: Option<std::time::Duration>,
     /// Phalanx's `--reserve-after-runtimes`: the first waiting gang is also
     /// reserved for after this many typical run times of running jobs
-    /// (0 turns it off) [default: 0, off].
+    /// (0 turns it off) [default: 2].
     #[arg(long)]
     pub reserve_after_runtimes: Option<f64>,
     /// Phalanx's `--reserve-after-overtakes`: the first waiting gang is also
     /// reserved for once this many later, smaller gangs started ahead of it
-    /// (0 turns it off) [default: 4].
+    /// (0 turns it off) [default: 1].
     #[arg(long)]
     pub reserve_after_overtakes: Option<u32>,
+    /// Phalanx's `--order-runtimes`: within a priority, gangs queue by
+    /// arrival plus this many expected run times (0: first come, first
+    /// served) [default: 2].
+    #[arg(long)]
+    pub order_runtimes: Option<f64>,
+    /// Phalanx's `--assembly-grace`: how long a gang still being created
+    /// holds back the gangs behind it, e.g. `0s` [default: 1s].
+    #[arg(long, value_parser = humantime::parse_duration)]
+    pub assembly_grace: Option<std::time::Duration>,
+    /// Phalanx's `--backfill-beside-after`: later gangs start beside the
+    /// first gang's reservation only while its start is at least this many
+    /// of its run times away (0: EASY backfill) [default: 0.1].
+    #[arg(long)]
+    pub backfill_beside_after: Option<f64>,
+    /// Phalanx's `--best-fit`: fill the fullest node first.
+    #[arg(long)]
+    pub best_fit: bool,
     /// Phalanx never preempts: priority only orders its queue (the
     /// baselines always preempt, as kube-scheduler does by default).
     #[arg(long)]
@@ -61,6 +79,18 @@ pub struct SimulateArgs {
     /// Write report.json and report.svg to this directory.
     #[arg(long)]
     pub out: Option<PathBuf>,
+}
+
+impl Default for SimulateArgs {
+    fn default() -> Self {
+        // The one parser, so the defaults are the command line's own.
+        #[derive(clap::Parser)]
+        struct Cli {
+            #[command(flatten)]
+            args: SimulateArgs,
+        }
+        <Cli as clap::Parser>::parse_from(["simulate"]).args
+    }
 }
 
 /// Loads a built-in scenario by name or a scenario file by path.
@@ -210,12 +240,35 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
         config.reserve_after =
             phalanx_gang::Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     }
-    if let Some(k) = args.reserve_after_runtimes {
-        if !k.is_finite() || !(0.0..=1000.0).contains(&k) {
-            anyhow::bail!("--reserve-after-runtimes: want a number from 0 to 1000, got {k}");
+    for (flag, value, slot) in [
+        (
+            "--reserve-after-runtimes",
+            args.reserve_after_runtimes,
+            &mut config.reserve_after_runtimes,
+        ),
+        (
+            "--order-runtimes",
+            args.order_runtimes,
+            &mut config.order_runtimes,
+        ),
+        (
+            "--backfill-beside-after",
+            args.backfill_beside_after,
+            &mut config.backfill_beside_after,
+        ),
+    ] {
+        if let Some(k) = value {
+            if !k.is_finite() || !(0.0..=1000.0).contains(&k) {
+                anyhow::bail!("{flag}: want a number from 0 to 1000, got {k}");
+            }
+            *slot = k;
         }
-        config.reserve_after_runtimes = k;
     }
+    if let Some(d) = args.assembly_grace {
+        config.assembly_grace =
+            phalanx_gang::Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
+    }
+    config.best_fit |= args.best_fit;
     if let Some(n) = args.reserve_after_overtakes {
         config.reserve_after_overtakes = n;
     }

@@ -85,21 +85,30 @@ fn minute_scale_scenarios_complete_whole_and_report_fairness() {
 fn the_overtake_trigger_narrows_the_big_small_gap_on_minute_jobs() {
     // Minute-long jobs never reach a 5-minute reserve_after: without the
     // overtake trigger big gangs keep being passed; with it they are held for.
+    // The other fairness rules (queue order by run time, assembly grace,
+    // the run-time trigger) are off so the trigger is measured alone.
     let s = load_scenario("minute-mpi").unwrap();
-    let ratio = |overtakes: u32| {
-        let config = phalanx_gang::GangConfig {
-            reserve_after_runtimes: 0.0,
-            reserve_after_overtakes: overtakes,
-            ..Default::default()
-        };
+    let ratio = |config: phalanx_gang::GangConfig| {
         let runs =
             phalanx_sim::run_all_with(&s, 1, &["phalanx".to_owned()], &config, false).unwrap();
         assert_eq!(runs[0].completed as usize, runs[0].jobs);
         runs[0].big_small_wait_ratio.expect("small gangs waited")
     };
-    let (off, on) = (ratio(0), ratio(4));
+    let alone = |overtakes: u32| phalanx_gang::GangConfig {
+        reserve_after: phalanx_gang::Millis::from_secs(300),
+        reserve_after_runtimes: 0.0,
+        reserve_after_overtakes: overtakes,
+        order_runtimes: 0.0,
+        assembly_grace: phalanx_gang::Millis(0),
+        ..Default::default()
+    };
+    let (off, on) = (ratio(alone(0)), ratio(alone(4)));
     assert!(
         on < off / 2.0,
         "big/small {on} with the trigger, {off} without"
     );
+    // With every rule at its default, the largest gangs of the burst wait
+    // no more than 1.5 times as long as the smallest.
+    let defaults = ratio(phalanx_gang::GangConfig::default());
+    assert!(defaults <= 1.5, "big/small {defaults} with the defaults");
 }

@@ -146,32 +146,48 @@ fn an_unwritable_out_fails_before_the_run() {
     let args = phalanx_sim::SimulateArgs {
         scenario: "mpi-contention".into(),
         schedulers: vec!["phalanx".into()],
-        seed: None,
-        reserve_after: None,
-        reserve_after_runtimes: None,
-        reserve_after_overtakes: None,
-        no_preemption: false,
         out: Some(file.join("reports")),
+        ..phalanx_sim::SimulateArgs::default()
     };
     let err = format!("{:#}", phalanx_sim::run(args).unwrap_err());
     assert!(err.starts_with("--out: creating"), "{err}");
 }
 
 #[test]
-fn a_bad_reserve_after_runtimes_is_refused_by_name() {
+fn a_bad_multiple_of_run_times_is_refused_by_name() {
     for k in [f64::NAN, -1.0, f64::INFINITY, 1e9] {
-        let args = phalanx_sim::SimulateArgs {
+        let base = phalanx_sim::SimulateArgs {
             scenario: "minute-mpi".into(),
             schedulers: vec!["phalanx".into()],
-            seed: None,
-            reserve_after: None,
-            reserve_after_runtimes: Some(k),
-            reserve_after_overtakes: None,
-            no_preemption: false,
-            out: None,
+            ..phalanx_sim::SimulateArgs::default()
         };
-        let err = format!("{:#}", phalanx_sim::run(args).unwrap_err());
-        assert!(err.starts_with("--reserve-after-runtimes"), "{k}: {err}");
+        let cases = [
+            (
+                "--reserve-after-runtimes",
+                phalanx_sim::SimulateArgs {
+                    reserve_after_runtimes: Some(k),
+                    ..base.clone()
+                },
+            ),
+            (
+                "--order-runtimes",
+                phalanx_sim::SimulateArgs {
+                    order_runtimes: Some(k),
+                    ..base.clone()
+                },
+            ),
+            (
+                "--backfill-beside-after",
+                phalanx_sim::SimulateArgs {
+                    backfill_beside_after: Some(k),
+                    ..base
+                },
+            ),
+        ];
+        for (flag, args) in cases {
+            let err = format!("{:#}", phalanx_sim::run(args).unwrap_err());
+            assert!(err.starts_with(flag), "{flag} {k}: {err}");
+        }
     }
 }
 
