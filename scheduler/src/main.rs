@@ -33,7 +33,7 @@ enum Command {
     /// Replay a gang workload on a simulated cluster against baseline schedulers and report.
     Simulate(phalanx_sim::SimulateArgs),
     /// Run the Kubernetes scheduler (pods with `schedulerName: phalanx`).
-    Run(phalanx_kube::RunArgs),
+    Run(Box<phalanx_kube::RunArgs>),
     /// Serve the matcher over gRPC on a graph file, like Fluxion beside Fluence.
     Serve(phalanx_grpc::ServeArgs),
     /// Show resources and jobs of a running `phalanx serve` or `phalanx run`.
@@ -58,7 +58,7 @@ fn main() -> ExitCode {
         Command::Query(args) => phalanx_query::run(args),
         Command::Simulate(args) => phalanx_sim::run(args),
         Command::Plan(args) => phalanx_plan::run(args),
-        Command::Run(args) => block_on(phalanx_kube::run(args)),
+        Command::Run(args) => block_on(phalanx_kube::run(*args)),
         Command::Serve(args) => block_on(phalanx_grpc::serve(args)),
         Command::Status(args) => block_on(phalanx_grpc::status(args)),
     };
