@@ -1012,7 +1012,9 @@ fn extremes(ctx: &Ctx<'_>) -> (Solution, Solution) {
     (per_step, single)
 }
 
-fn baselines(ctx: &Ctx<'_>) -> Result<(Cost, Cost), PlanError> {
+/// One MiniCluster per step as a plan (each asked for when its step is
+/// ready), and the cost of one MiniCluster for everything.
+fn baselines(ctx: &Ctx<'_>) -> Result<(Plan, Cost), PlanError> {
     let (per_step, single) = extremes(ctx);
     let (p, _) = decode(ctx, &per_step, false)
         .ok_or_else(|| PlanError::NoPlan("one MiniCluster per step".into()))?;
@@ -1021,7 +1023,7 @@ fn baselines(ctx: &Ctx<'_>) -> Result<(Cost, Cost), PlanError> {
     // One MiniCluster: every node it has is up from the start to the end.
     let nodes: i128 = s.miniclusters.iter().map(|m| i128::from(m.size)).sum();
     Ok((
-        p.cost(),
+        p,
         Cost {
             node_ms: nodes * i128::from(s.makespan_ms),
             makespan_ms: s.makespan_ms,
@@ -1032,7 +1034,8 @@ fn baselines(ctx: &Ctx<'_>) -> Result<(Cost, Cost), PlanError> {
 /// Plans the workflow: greedy constructions, then local search.
 pub fn plan(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
     let ctx = Ctx::new(wf);
-    let (per_step, single) = baselines(&ctx)?;
+    let (per_step_plan, single) = baselines(&ctx)?;
+    let per_step = per_step_plan.cost();
     let judge = Judge::new(opts, single, &ctx);
     let mut starts: Vec<(Score, Plan, Solution)> = Vec::new();
     let add = |plan: Plan, sol: Solution, starts: &mut Vec<(Score, Plan, Solution)>| {
@@ -1093,15 +1096,28 @@ pub fn plan(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
             best = Some((score, plan));
         }
     }
-    let Some((_, plan)) = best else {
+    let Some(best) = best else {
         return Err(PlanError::NoPlan("local search lost its plan".into()));
     };
+    let plan = at_least_per_step(&judge, best, per_step_plan);
     Ok(Outcome {
         plan,
         per_step,
         single,
         objective: opts.objective,
     })
+}
+
+/// The better of the plan found and one MiniCluster per step, each asked
+/// for when its step is ready: the search decodes with MiniClusters up
+/// before their steps are ready, and on some workflows waiting for them
+/// costs less.
+fn at_least_per_step(judge: &Judge, best: (Score, Plan), per_step: Plan) -> Plan {
+    if judge.score(&per_step).cmp(&best.0) == Ordering::Less {
+        per_step
+    } else {
+        best.1
+    }
 }
 
 /// The best plan over every assignment (each grouping of steps of one image
@@ -1114,7 +1130,8 @@ pub fn optimum(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
         return Err(PlanError::TooManySteps(n));
     }
     let ctx = Ctx::new(wf);
-    let (per_step, single) = baselines(&ctx)?;
+    let (per_step_plan, single) = baselines(&ctx)?;
+    let per_step = per_step_plan.cost();
     let judge = Judge::new(opts, single, &ctx);
     let mut best: Option<(Score, Plan)> = None;
     // Restricted growth strings enumerate the set partitions, iteratively.
@@ -1201,7 +1218,8 @@ pub fn optimum(wf: &Workflow, opts: &Options) -> Result<Outcome, PlanError> {
             break;
         }
     }
-    let (_, plan) = best.ok_or_else(|| PlanError::NoPlan("no assignment fits".into()))?;
+    let best = best.ok_or_else(|| PlanError::NoPlan("no assignment fits".into()))?;
+    let plan = at_least_per_step(&judge, best, per_step_plan);
     Ok(Outcome {
         plan,
         per_step,
