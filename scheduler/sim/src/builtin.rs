@@ -33,7 +33,9 @@ description: >-
   8 nodes x 8 CPUs; ~100 LAMMPS-like MPI jobs of 2-8 pods arriving in bursts.
   A job runs only when all its pods run, so pods bound one at a time can hold
   the whole cluster while no job can start.
-seed: 1
+# With this draw pod-at-a-time scheduling deadlocks (as with seeds 4 and 5;
+# with seeds 1 and 3 it finishes, late): the failure the scenario shows.
+seed: 2
 cluster:
   nodes:
     - count: 8
