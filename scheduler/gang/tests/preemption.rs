@@ -802,3 +802,69 @@ fn lowest_priority_before_least_work_lost() {
     assert_eq!(v[0].group.name, "old");
     assert_eq!(v[0].priority, 0);
 }
+
+/// A budget selecting gangs `a` and `b` (job In [a, b]).
+fn budget_over_a_and_b(allowed: u32) -> DisruptionBudget {
+    DisruptionBudget {
+        namespace: "ns".into(),
+        name: "pdb-ab".into(),
+        selector: Some(LabelSelector {
+            match_labels: Default::default(),
+            match_expressions: vec![SelectorRequirement {
+                key: "job".into(),
+                operator: SelectorOperator::In,
+                values: vec!["a".into(), "b".into()],
+            }],
+        }),
+        disruptions_allowed: allowed,
+    }
+}
+
+/// Two 8-core nodes, one 1-pod gang on each (`a` and `b`), one budget over both.
+fn two_single_gangs_under_one_budget(allowed: u32) -> Sim {
+    let mut sim = Sim::new(2, 2);
+    sim.core
+        .apply(Event::BudgetUpsert(budget_over_a_and_b(allowed)));
+    sim.add_group(group("a", 1, 0, 0), 1, 8000);
+    sim.add_group(group("b", 1, 0, 0), 1, 8000);
+    sim.settle(3);
+    assert_eq!((sim.bound("a"), sim.bound("b")), (1, 1));
+    sim
+}
+
+#[test]
+fn two_preemptions_in_one_pass_share_a_budget() {
+    let mut sim = two_single_gangs_under_one_budget(1);
+    sim.add_group(group("h1", 1, 1000, 1), 1, 8000);
+    sim.add_group(group("h2", 1, 1000, 1), 1, 8000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 2, "{:?}", d.preemptions);
+    let marked: Vec<bool> = d
+        .preemptions
+        .iter()
+        .flat_map(|p| &p.victims)
+        .map(|v| v.violates_budget)
+        .collect();
+    assert_eq!(
+        marked.iter().filter(|m| **m).count(),
+        1,
+        "the budget allows one eviction: the second goes past it ({marked:?})"
+    );
+}
+
+#[test]
+fn evictions_asked_earlier_still_use_the_budget_until_they_terminate() {
+    let mut sim = two_single_gangs_under_one_budget(1);
+    sim.add_group(group("h1", 1, 1000, 1), 1, 8000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1);
+    assert!(!d.preemptions[0].victims[0].violates_budget);
+    // The deletion is asked, not yet seen; the controller's status still says 1.
+    sim.add_group(group("h2", 1, 1000, 2), 1, 8000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1);
+    assert!(
+        d.preemptions[0].victims[0].violates_budget,
+        "the first eviction used the budget"
+    );
+}

@@ -650,7 +650,7 @@ impl GangScheduler {
         now: Timestamp,
     ) -> Option<Chosen> {
         let budgets: Vec<&DisruptionBudget> = self.budgets.values().collect();
-        let allowed: Vec<u32> = budgets.iter().map(|b| b.disruptions_allowed).collect();
+        let mut allowed: Vec<u32> = budgets.iter().map(|b| b.disruptions_allowed).collect();
         // Budgets by namespace and one of their matchLabels pairs, so a pod
         // looks up only those its own labels may meet; budgets selecting by
         // expressions alone are checked on every pod of their namespace.
@@ -671,15 +671,9 @@ impl GangScheduler {
                     .push(i),
             }
         }
-        let mut cands: Vec<Cand<'s>> = Vec::new();
-        let (mut extras, mut gangs): (Vec<Unit>, Vec<Unit>) = (Vec::new(), Vec::new());
-        let leaving =
-            |uid: &PodUid, terminating: bool| terminating || self.preempt.asked.contains_key(uid);
-        let mut cand = |st: &'s super::PodState, prio: i32| -> Option<usize> {
-            let claim = st.claim.as_ref()?;
-            let ns = st.pod.namespace.as_str();
-            let selected = st
-                .pod
+        let selecting = |pod: &crate::model::Pod| -> Vec<usize> {
+            let ns = pod.namespace.as_str();
+            let mut v: Vec<usize> = pod
                 .labels
                 .iter()
                 .filter_map(|(k, v)| by_label.get(&(ns, k.as_str(), v.as_str())))
@@ -690,9 +684,37 @@ impl GangScheduler {
                     budgets[*i]
                         .selector
                         .as_ref()
-                        .is_some_and(|s| s.matches(&st.pod.labels))
+                        .is_some_and(|s| s.matches(&pod.labels))
                 })
                 .collect();
+            // A budget indexed under several of the pod's labels counts once.
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        // `disruptionsAllowed` is what the disruption controller saw last:
+        // victims asked to go (by earlier preemptions, this pass's too) that
+        // are not terminating yet are not in it, so they use up the budget
+        // here. Once they terminate the controller no longer counts them
+        // healthy and its own figure takes them in.
+        for uid in self.preempt.asked.keys() {
+            let Some(st) = self.pods.get(uid) else {
+                continue;
+            };
+            if st.pod.terminating {
+                continue;
+            }
+            for b in selecting(&st.pod) {
+                allowed[b] = allowed[b].saturating_sub(1);
+            }
+        }
+        let mut cands: Vec<Cand<'s>> = Vec::new();
+        let (mut extras, mut gangs): (Vec<Unit>, Vec<Unit>) = (Vec::new(), Vec::new());
+        let leaving =
+            |uid: &PodUid, terminating: bool| terminating || self.preempt.asked.contains_key(uid);
+        let mut cand = |st: &'s super::PodState, prio: i32| -> Option<usize> {
+            let claim = st.claim.as_ref()?;
+            let selected = selecting(&st.pod);
             cands.push(Cand {
                 st,
                 claim,
