@@ -868,3 +868,69 @@ fn evictions_asked_earlier_still_use_the_budget_until_they_terminate() {
         "the first eviction used the budget"
     );
 }
+
+#[test]
+fn a_victim_stuck_terminating_no_longer_holds_the_room() {
+    let mut sim = two_low_gangs();
+    sim.add_group(group("high", 2, 1000, 200), 2, 4000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1);
+    assert_eq!(d.preemptions[0].victims[0].group.name, "a");
+    // a's pods start terminating and never finish (a finalizer, a node gone).
+    sim.terminate_victims();
+    let t0 = sim.now;
+    for _ in 0..5 {
+        assert!(sim.pass().preemptions.is_empty(), "a is still leaving");
+    }
+    // The core wakes itself when the bound is reached: 10 x the 30 s retry.
+    let wake = sim
+        .core
+        .next_wakeup()
+        .expect("a wakeup for the stuck bound");
+    assert!(
+        wake <= Timestamp::from_secs(t0 + 300),
+        "{wake:?} after {t0}"
+    );
+    sim.now = t0 + 301;
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1, "it plans again");
+    let v = &d.preemptions[0].victims;
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].group.name, "b", "the stuck pods are not chosen again");
+    assert!(v[0].whole);
+    // b goes; high runs on b's nodes while a's pods are still stuck.
+    for uid in sim.victim_pods() {
+        if uid.0.starts_with("b-") {
+            sim.delete(&uid);
+        }
+    }
+    sim.pass();
+    assert_eq!(sim.bound("high"), 2);
+    let a_nodes = sim.nodes_of("a");
+    assert!(
+        sim.nodes_of("high").iter().all(|n| !a_nodes.contains(n)),
+        "never on the stuck pods' nodes: {:?} vs {a_nodes:?}",
+        sim.nodes_of("high")
+    );
+}
+
+#[test]
+fn a_preemptor_deleted_while_its_victims_terminate_releases_the_hold() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 4000);
+    sim.pass();
+    assert_eq!(sim.preemptions.len(), 1);
+    sim.terminate_victims();
+    // The preemptor goes away before the victims are gone.
+    for i in 0..2 {
+        sim.delete(&PodUid(format!("high-{i}")));
+    }
+    sim.core
+        .apply(Event::GroupDelete(GroupKey::new("ns", "high")));
+    sim.pass();
+    sim.delete_victims();
+    // The room is free for anyone, a lower priority too.
+    sim.add_group(group("next", 4, 0, 10), 4, 4000);
+    sim.settle(3);
+    assert_eq!(sim.bound("next"), 4, "the hold was released");
+}

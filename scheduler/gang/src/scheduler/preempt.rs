@@ -41,7 +41,7 @@
 //! schedulers' groups are never victims (their gang semantics are unknown).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use fluxion_core::group::{GroupGraph, GroupRequest, NodeFilter, Placement, PodClaim};
 
@@ -67,6 +67,12 @@ const MAX_SEARCHES_PER_PASS: usize = 8;
 const ASKED_EXPIRY_RETRIES: i64 = 3;
 /// Nominated nodes named in a message.
 const MAX_NODES_NAMED: usize = 5;
+/// A pod seen terminating for this many times `preemption_retry` (5 minutes
+/// by default: ten times Kubernetes' default grace period of 30 s, and the
+/// kubelet kills a pod when its grace period ends) is stuck: a finalizer
+/// holds it, or its node is gone. It no longer counts as leaving, so a
+/// preemptor waiting on it plans again and may choose other victims.
+const STUCK_RETRIES: i64 = 10;
 
 /// What the core remembers about preemptions in flight.
 #[derive(Debug, Default)]
@@ -87,6 +93,13 @@ pub(super) struct PreemptState {
     /// leaving, computed once per pass when first needed (inner None:
     /// nothing at all).
     lowest: Option<Option<i32>>,
+    /// Pods holding resources while terminating, and when they were first
+    /// seen so (tracked while preemptions are in flight).
+    terminating_since: HashMap<PodUid, Timestamp>,
+    /// Those of them found stuck (each makes waiting groups plan again once).
+    stuck: HashSet<PodUid>,
+    /// The time of the pass, to tell stuck pods from leaving ones.
+    now: Timestamp,
 }
 
 /// The room held for one preemptor.
@@ -220,11 +233,40 @@ impl GangScheduler {
         self.preempt.searches = 0;
         self.preempt.deferred_at = None;
         self.preempt.lowest = None;
+        self.preempt.now = now;
         if self.preempt.asked.is_empty()
             && self.preempt.evicted.is_empty()
             && self.preempt.nominations.is_empty()
         {
+            self.preempt.terminating_since.clear();
+            self.preempt.stuck.clear();
             return;
+        }
+        let pods = &self.pods;
+        // Only while something may wait on leaving pods: one walk a pass.
+        self.preempt
+            .terminating_since
+            .retain(|u, _| pods.get(u).is_some_and(|st| st.pod.terminating));
+        for st in pods.values() {
+            if st.pod.terminating && st.claim.is_some() {
+                self.preempt
+                    .terminating_since
+                    .entry(st.pod.uid.clone())
+                    .or_insert(now);
+            }
+        }
+        let stuck_after = self.stuck_after();
+        let since = &self.preempt.terminating_since;
+        self.preempt.stuck.retain(|u| since.contains_key(u));
+        let mut newly_stuck = false;
+        for (u, t) in since {
+            if now.since(*t) >= stuck_after && self.preempt.stuck.insert(u.clone()) {
+                newly_stuck = true;
+            }
+        }
+        if newly_stuck {
+            // What counted as leaving stays: groups waiting on it plan again.
+            self.freed();
         }
         let pods = &self.pods;
         let expiry = crate::time::Millis(
@@ -233,9 +275,15 @@ impl GangScheduler {
                 .0
                 .saturating_mul(ASKED_EXPIRY_RETRIES),
         );
+        let stuck = &self.preempt.stuck;
         self.preempt.asked.retain(|u, at| {
-            pods.get(u)
-                .is_some_and(|st| st.pod.terminating || now.since(*at) < expiry)
+            pods.get(u).is_some_and(|st| {
+                if st.pod.terminating {
+                    !stuck.contains(u)
+                } else {
+                    now.since(*at) < expiry
+                }
+            })
         });
         let evicted: Vec<GroupKey> = self.preempt.evicted.iter().cloned().collect();
         for key in evicted {
@@ -335,13 +383,42 @@ impl GangScheduler {
     /// by the per-pass cap are due (at once).
     pub(super) fn preempt_wakeup(&self) -> Option<Timestamp> {
         let retry = self.config.preemption_retry;
+        let stuck_after = self.stuck_after();
+        let stuck = (!self.preempt.nominations.is_empty())
+            .then(|| {
+                self.preempt
+                    .terminating_since
+                    .values()
+                    .map(|t| *t + stuck_after)
+                    .filter(|t| *t > self.preempt.now)
+                    .min()
+            })
+            .flatten();
         self.preempt
             .nominations
             .values()
             .filter(|n| n.last.is_some())
             .map(|n| n.asked_at + retry)
             .chain(self.preempt.deferred_at)
+            .chain(stuck)
             .min()
+    }
+
+    /// How long a pod may terminate before it counts as stuck.
+    fn stuck_after(&self) -> crate::time::Millis {
+        crate::time::Millis(
+            self.config
+                .preemption_retry
+                .0
+                .max(1000)
+                .saturating_mul(STUCK_RETRIES),
+        )
+    }
+
+    /// Whether a terminating pod is about to free its resources (seen
+    /// terminating for less than [`STUCK_RETRIES`] retries).
+    fn leaving_soon(&self, st: &super::PodState) -> bool {
+        st.pod.terminating && !self.preempt.stuck.contains(&st.pod.uid)
     }
 
     /// The status message of a group evicted whole says so while its pods go.
@@ -521,7 +598,7 @@ impl GangScheduler {
         let mut base = self.graph.clone();
         for st in self.pods.values() {
             if let Some(c) = &st.claim
-                && (st.pod.terminating || self.preempt.asked.contains_key(&st.pod.uid))
+                && (self.leaving_soon(st) || self.preempt.asked.contains_key(&st.pod.uid))
             {
                 base.give(c);
             }
