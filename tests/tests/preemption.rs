@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 use phalanx_kube::{RunArgs, SchedulerHandle, Settings};
-use phalanx_tests::apiserver::{ApiServer, KubeletOptions, ResourceType};
+use phalanx_tests::apiserver::{ApiServer, ApiServerOptions, KubeletOptions, ResourceType};
 use phalanx_tests::fixtures::{
     bound_pods, event_reasons, node, overcommitted_nodes, pod, podgroup_json, wait_for,
 };
@@ -116,6 +116,19 @@ fn notes(srv: &ApiServer, prefix: &str) -> String {
         .map(|(r, n)| format!("{r}: {n}"))
         .collect::<Vec<_>>()
         .join("\n")
+}
+
+/// Pods named `prefix*` that show a `status.nominatedNodeName`, and where.
+fn nominations(srv: &ApiServer, prefix: &str) -> Vec<(String, String)> {
+    existing(srv, prefix)
+        .into_iter()
+        .filter_map(|p| {
+            Some((
+                p.metadata.name?,
+                p.status?.nominated_node_name.filter(|n| !n.is_empty())?,
+            ))
+        })
+        .collect()
 }
 
 fn pod_deletes(srv: &ApiServer) -> u64 {
@@ -306,14 +319,12 @@ async fn a_high_priority_gang_evicts_a_whole_low_priority_gang() {
         "{}",
         notes(&srv, "high-")
     );
-    for (name, node) in bound_pods(&srv, "high-") {
-        let p: Pod = srv.get(NS, &name).unwrap();
-        assert_eq!(
-            p.status.and_then(|s| s.nominated_node_name),
-            Some(node),
-            "{name} nominated where it was bound"
-        );
-    }
+    // Bound, the preemptor no longer shows a nomination (the binding clears it).
+    assert!(
+        wait_for(WAIT, || nominations(&srv, "high-").is_empty()).await,
+        "{:?}",
+        nominations(&srv, "high-")
+    );
     let m = metrics(&sched).await;
     assert!(m.contains("phalanx_preemptions_total 1\n"), "{m}");
     assert!(m.contains("phalanx_preempted_pods_total 4\n"), "{m}");
@@ -836,4 +847,37 @@ async fn with_preemption_off_a_high_priority_gang_waits() {
     assert!(bound_pods(&srv, "high-").is_empty());
     assert_eq!((pod_deletes(&srv), terminating(&srv, "low-")), (0, 0));
     sched.shutdown().await;
+}
+
+/// On a server older than 1.35 the binding leaves `nominatedNodeName`
+/// behind; the scheduler clears it once the preemptor is bound, as the
+/// nomination is over (a stale one misleads users and other schedulers).
+#[tokio::test]
+async fn a_bound_preemptor_loses_its_nomination_on_an_older_server() {
+    let srv = ApiServer::start_with(ApiServerOptions {
+        clear_nominated_on_bind: false,
+        ..Default::default()
+    })
+    .await
+    .unwrap();
+    kubelet(&srv, Duration::from_millis(300));
+    add_nodes(&srv, 2, 2);
+    priority_class(&srv, "low", 100, false);
+    priority_class(&srv, "high", 1000, false);
+    let _sched = start(&srv).await;
+    add_gang(&srv, "low", 4, 4, 1, "low");
+    assert!(wait_for(WAIT, || bound_pods(&srv, "low-").len() == 4).await);
+    add_gang(&srv, "high", 2, 2, 1, "high");
+    // While the victims terminate, the preemptor shows where it goes.
+    assert!(
+        wait_for(WAIT, || nominations(&srv, "high-").len() == 2).await,
+        "{}",
+        notes(&srv, "")
+    );
+    assert!(wait_for(WAIT, || bound_pods(&srv, "high-").len() == 2).await);
+    assert!(
+        wait_for(WAIT, || nominations(&srv, "high-").is_empty()).await,
+        "still nominated once bound: {:?}",
+        nominations(&srv, "high-")
+    );
 }

@@ -39,6 +39,8 @@ pub struct Preemptions {
     /// Preemptor pods (UID) and the nomination written: the pod itself, its
     /// node, and its group's priority.
     nominated: HashMap<String, Nomination>,
+    /// Bound pods whose stale `nominatedNodeName` is being cleared.
+    clearing: HashSet<String>,
 }
 
 impl Preemptions {
@@ -51,12 +53,55 @@ impl Preemptions {
     pub fn pod_gone(&mut self, uid: &str) {
         self.evicting.remove(uid);
         self.nominated.remove(uid);
+        self.clearing.remove(uid);
     }
 
     /// A new term starts from what the API shows (terminating pods, nominations).
     pub fn clear(&mut self) {
         self.evicting.clear();
         self.nominated.clear();
+        self.clearing.clear();
+    }
+
+    /// A pod as the watch shows it. Once bound, a nomination is done:
+    /// kube-apiserver 1.35 and later clears `status.nominatedNodeName` in
+    /// the binding itself (gate `ClearingNominatedNodeNameAfterBinding`), an
+    /// older one leaves it, and a nomination written just before the bind
+    /// may land after it. A bound pod of ours that still shows one gets it
+    /// removed, once (what the watch shows next says whether it took).
+    pub fn pod_seen(&mut self, pod: &Pod, ours: bool, writer: &Writer) {
+        let Some(uid) = pod.metadata.uid.as_deref() else {
+            return;
+        };
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        if node.is_none_or(str::is_empty) {
+            return;
+        }
+        let ours = self.nominated.remove(uid).is_some() || ours;
+        let shown = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        if !shown {
+            self.clearing.remove(uid);
+            return;
+        }
+        if !ours
+            || pod.metadata.deletion_timestamp.is_some()
+            || !writer.may_write()
+            || !self.clearing.insert(uid.into())
+        {
+            return;
+        }
+        let b = gang::PodBinding {
+            pod: gang::PodUid(uid.to_string()),
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            node: String::new(),
+        };
+        let w = writer.clone();
+        tokio::spawn(async move { w.clear_nomination(&b).await });
     }
 }
 

@@ -392,6 +392,8 @@ impl Loop {
                 }
                 match ev {
                     watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                        let ours = self.cluster.is_ours(&p.pod);
+                        self.preemptions.pod_seen(&p.pod, ours, &self.writer);
                         self.cluster.apply_pod_object(p, &mut out, &mut notes)
                     }
                     watcher::Event::Delete(p) => {
