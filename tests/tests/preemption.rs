@@ -881,3 +881,93 @@ async fn a_bound_preemptor_loses_its_nomination_on_an_older_server() {
         nominations(&srv, "high-")
     );
 }
+
+/// A preemptor deleted while its victims terminate: the room it held is
+/// free again once they are gone, for a lower priority too.
+#[tokio::test]
+async fn a_preemptor_deleted_mid_preemption_releases_its_room() {
+    let srv = ApiServer::start().await.unwrap();
+    kubelet(&srv, Duration::from_millis(1500));
+    add_nodes(&srv, 2, 2);
+    priority_class(&srv, "low", 100, false);
+    priority_class(&srv, "high", 1000, false);
+    let sched = start(&srv).await;
+    add_gang(&srv, "low", 4, 4, 1, "low");
+    assert!(wait_for(WAIT, || bound_pods(&srv, "low-").len() == 4).await);
+    add_gang(&srv, "high", 2, 2, 1, "high");
+    assert!(
+        wait_for(WAIT, || terminating(&srv, "low-") == 4).await,
+        "{}",
+        notes(&srv, "")
+    );
+    // The preemptor goes before its victims do.
+    for i in 0..2 {
+        srv.delete::<Pod>(NS, &format!("high-{i}")).unwrap();
+    }
+    assert!(wait_for(WAIT, || existing(&srv, "low-").is_empty()).await);
+    // A low-priority gang of the whole cluster fits: nothing is held any more.
+    add_gang(&srv, "next", 4, 4, 1, "low");
+    assert!(
+        wait_for(WAIT, || bound_pods(&srv, "next-").len() == 4).await,
+        "the held room leaked: {}",
+        notes(&srv, "")
+    );
+    assert!(overcommitted_nodes(&srv).is_empty());
+    sched.shutdown().await;
+}
+
+/// A MiniCluster with a `maxSize` no cluster can hold is reported on the
+/// MiniCluster by field and nothing of it is placed; fixed, it runs.
+#[tokio::test]
+async fn a_hostile_minicluster_max_size_is_reported_by_field() {
+    let srv = ApiServer::start().await.unwrap();
+    srv.install(ResourceType::minicluster());
+    kubelet(&srv, Duration::ZERO);
+    add_nodes(&srv, 2, 2);
+    let sched = start(&srv).await;
+    srv.create_json(
+        "flux-framework.org",
+        "v1alpha2",
+        "miniclusters",
+        NS,
+        json!({
+            "apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster",
+            "metadata": {"name": "flux", "namespace": NS},
+            "spec": {"size": 2, "maxSize": i64::MAX, "pod": {"schedulerName": "phalanx"}},
+        }),
+    )
+    .unwrap();
+    srv.create_json("batch", "v1", "jobs", NS, json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": "flux", "namespace": NS, "ownerReferences": [
+            {"apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster", "name": "flux", "uid": "mc", "controller": true}]},
+        "spec": {"parallelism": 2, "completions": 2, "completionMode": "Indexed", "template": {"spec": {"containers": []}}},
+    }))
+    .unwrap();
+    for i in 0..2 {
+        let mut v = serde_json::to_value(pod(NS, &format!("flux-{i}"), "phalanx", 1, &[])).unwrap();
+        v["metadata"]["ownerReferences"] = json!([
+            {"apiVersion": "batch/v1", "kind": "Job", "name": "flux", "uid": "job", "controller": true}]);
+        srv.create_json("", "v1", "pods", NS, v).unwrap();
+    }
+    assert!(
+        wait_for(WAIT, || notes(&srv, "").contains("spec.maxSize")).await,
+        "{}",
+        notes(&srv, "")
+    );
+    assert!(bound_pods(&srv, "flux-").is_empty());
+    srv.store()
+        .mutate(
+            &ResourceType::minicluster(),
+            NS,
+            "flux",
+            |m| m["spec"]["maxSize"] = json!(4),
+        )
+        .unwrap();
+    assert!(
+        wait_for(WAIT, || bound_pods(&srv, "flux-").len() == 2).await,
+        "{}",
+        notes(&srv, "")
+    );
+    sched.shutdown().await;
+}
