@@ -957,12 +957,9 @@ async fn a_hostile_minicluster_max_size_is_reported_by_field() {
     );
     assert!(bound_pods(&srv, "flux-").is_empty());
     srv.store()
-        .mutate(
-            &ResourceType::minicluster(),
-            NS,
-            "flux",
-            |m| m["spec"]["maxSize"] = json!(4),
-        )
+        .mutate(&ResourceType::minicluster(), NS, "flux", |m| {
+            m["spec"]["maxSize"] = json!(4)
+        })
         .unwrap();
     assert!(
         wait_for(WAIT, || bound_pods(&srv, "flux-").len() == 2).await,

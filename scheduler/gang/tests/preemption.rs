@@ -813,7 +813,8 @@ fn budget_over_a_and_b(allowed: u32) -> DisruptionBudget {
             match_expressions: vec![SelectorRequirement {
                 key: "job".into(),
                 operator: SelectorOperator::In,
-                values: vec!["a".into(), "b".into()],
+                // A value repeated must not count a pod twice.
+                values: vec!["a".into(), "b".into(), "a".into()],
             }],
         }),
         disruptions_allowed: allowed,

@@ -728,24 +728,40 @@ impl GangScheduler {
     ) -> Option<Chosen> {
         let budgets: Vec<&DisruptionBudget> = self.budgets.values().collect();
         let mut allowed: Vec<u32> = budgets.iter().map(|b| b.disruptions_allowed).collect();
-        // Budgets by namespace and one of their matchLabels pairs, so a pod
-        // looks up only those its own labels may meet; budgets selecting by
-        // expressions alone are checked on every pod of their namespace.
+        // Budgets by namespace and one of their matchLabels pairs (or the
+        // values of an `In` requirement), so a pod looks up only those its
+        // own labels may meet; budgets selecting by NotIn, Exists or
+        // DoesNotExist alone are checked on every pod of their namespace.
         let mut by_label: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
         let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, b) in budgets.iter().enumerate() {
             let Some(sel) = &b.selector else {
                 continue;
             };
-            match sel.match_labels.iter().next() {
-                Some((k, v)) => by_label
-                    .entry((b.namespace.as_str(), k.as_str(), v.as_str()))
+            let ns = b.namespace.as_str();
+            if let Some((k, v)) = sel.match_labels.iter().next() {
+                by_label
+                    .entry((ns, k.as_str(), v.as_str()))
                     .or_default()
-                    .push(i),
-                None => by_namespace
-                    .entry(b.namespace.as_str())
-                    .or_default()
-                    .push(i),
+                    .push(i);
+                continue;
+            }
+            // An `In` requirement narrows as well as a label pair does: a pod
+            // it selects carries one of its values.
+            let within = sel
+                .match_expressions
+                .iter()
+                .find(|r| r.operator == crate::model::SelectorOperator::In);
+            match within {
+                Some(r) => {
+                    for v in &r.values {
+                        by_label
+                            .entry((ns, r.key.as_str(), v.as_str()))
+                            .or_default()
+                            .push(i);
+                    }
+                }
+                None => by_namespace.entry(ns).or_default().push(i),
             }
         }
         let selecting = |pod: &crate::model::Pod| -> Vec<usize> {
