@@ -36,6 +36,18 @@
 //! victims are gone the preemptor matches on the graph with its own hold
 //! given back and is placed by the normal walk, whole.
 //!
+//! Budgets: a budget's `disruptionsAllowed` is the disruption controller's
+//! last count. Victims asked to go (by earlier passes or earlier in this
+//! one) that do not terminate yet are not in it, so each uses up one of it
+//! here; two preemptions in one pass never spend the same allowance twice.
+//!
+//! Stuck victims: a pod seen terminating for [`STUCK_RETRIES`] times
+//! `preemption_retry` (5 minutes by default, ten times Kubernetes' default
+//! grace period) is held by something (a finalizer, a node that is gone). It
+//! stops counting as leaving: the preemptor waiting on it plans again on a
+//! graph where it still holds its resources, and may choose other victims
+//! (never the stuck pod again, it is already deleted).
+//!
 //! Victims are chosen among groups this scheduler placed and among other
 //! schedulers' bound pods that belong to no pod group; pods of other
 //! schedulers' groups are never victims (their gang semantics are unknown).
