@@ -968,3 +968,70 @@ async fn a_hostile_minicluster_max_size_is_reported_by_field() {
     );
     sched.shutdown().await;
 }
+
+/// Hostile budgets: `disruptionsAllowed` negative and at i32::MAX, a
+/// selector of thousands of expressions, hundreds of budgets. The scheduler
+/// reads them all without a hitch; a negative allowance protects like 0, so
+/// the gang it covers is evicted only as a last resort, and the victims are
+/// told a budget was broken.
+#[tokio::test]
+async fn hostile_budgets_are_read_and_a_negative_allowance_protects() {
+    let srv = ApiServer::start().await.unwrap();
+    kubelet(&srv, Duration::from_millis(100));
+    add_nodes(&srv, 2, 2);
+    priority_class(&srv, "low", 100, false);
+    priority_class(&srv, "high", 1000, false);
+    let sched = start(&srv).await;
+    add_gang(&srv, "low", 4, 4, 1, "low");
+    assert!(wait_for(WAIT, || bound_pods(&srv, "low-").len() == 4).await);
+    let pdb = |name: &str, selector: serde_json::Value, allowed: i64| {
+        srv.create_json(
+            "policy",
+            "v1",
+            "poddisruptionbudgets",
+            NS,
+            json!({
+                "metadata": {"name": name, "namespace": NS},
+                "spec": {"minAvailable": 1, "selector": selector},
+                "status": {"disruptionsAllowed": allowed, "currentHealthy": 4, "desiredHealthy": 1, "expectedPods": 4},
+            }),
+        )
+        .unwrap();
+    };
+    let many: Vec<serde_json::Value> = (0..3000)
+        .map(|i| json!({"key": format!("k{i}"), "operator": "NotIn", "values": ["x", "y"]}))
+        .collect();
+    pdb(
+        "huge",
+        json!({"matchLabels": {"app": "low"}, "matchExpressions": many}),
+        i64::from(i32::MAX),
+    );
+    pdb(
+        "negative",
+        json!({"matchExpressions": [{"key": "app", "operator": "In", "values": ["low"]}]}),
+        -5,
+    );
+    for i in 0..300 {
+        pdb(
+            &format!("other{i}"),
+            json!({"matchExpressions": [{"key": "app", "operator": "Exists"}, {"key": "tier", "operator": "DoesNotExist"}]}),
+            i64::from(i % 3) - 1,
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    add_gang(&srv, "high", 2, 2, 1, "high");
+    assert!(
+        wait_for(WAIT, || bound_pods(&srv, "high-").len() == 2).await,
+        "{}",
+        notes(&srv, "")
+    );
+    assert!(wait_for(WAIT, || existing(&srv, "low-").is_empty()).await);
+    assert!(
+        notes(&srv, "low-").contains("PodDisruptionBudget"),
+        "the victims hear a budget was broken: {}",
+        notes(&srv, "low-")
+    );
+    assert!(!notes(&srv, "").contains("InvalidPodDisruptionBudget"));
+    assert!(sched.is_ready());
+    sched.shutdown().await;
+}
