@@ -1325,6 +1325,8 @@ impl GangScheduler {
                 g.satisfiable = true;
             }
             if let Err(fluxion_core::group::MatchError::Unsatisfiable(why)) = verdict {
+                // Room held for it while victims leave would be held forever.
+                self.drop_nomination(&key);
                 let backoff = self.config.unsatisfiable_backoff;
                 if let Some(g) = self.groups.get_mut(&key) {
                     g.unsat_until = Some(now + backoff);

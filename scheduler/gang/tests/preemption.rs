@@ -1123,3 +1123,51 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn a_preemptor_that_no_longer_fits_the_cluster_releases_its_hold() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 4000);
+    sim.pass();
+    assert_eq!(sim.preemptions.len(), 1);
+    assert!(sim.core.holds_room_for(&GroupKey::new("ns", "high")));
+    // Its minimum grows past the whole cluster (four 4-core pods fit, five never).
+    sim.core
+        .apply(Event::GroupUpsert(group("high", 5, 1000, 1)));
+    for i in 2..5 {
+        sim.add_pod(pod("high", i, 4000, 1000, 1));
+    }
+    sim.pass();
+    assert!(
+        !sim.core.holds_room_for(&GroupKey::new("ns", "high")),
+        "no room is held for a group that can never fit"
+    );
+    sim.delete_victims();
+    sim.add_group(group("next", 4, 0, 10), 4, 4000);
+    sim.settle(3);
+    assert_eq!(sim.bound("next"), 4, "the room is free");
+}
+
+#[test]
+fn a_preemptor_that_may_no_longer_preempt_releases_its_hold() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 4000);
+    sim.pass();
+    assert!(sim.core.holds_room_for(&GroupKey::new("ns", "high")));
+    let mut g = group("high", 2, 1000, 1);
+    g.preemption_policy = Some(PreemptionPolicy::Never);
+    sim.core.apply(Event::GroupUpsert(g));
+    sim.pass();
+    assert!(!sim.core.holds_room_for(&GroupKey::new("ns", "high")));
+}
+
+#[test]
+fn a_preemptor_that_loses_pods_below_its_minimum_releases_its_hold() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 4000);
+    sim.pass();
+    assert!(sim.core.holds_room_for(&GroupKey::new("ns", "high")));
+    sim.delete(&PodUid("high-1".into()));
+    sim.pass();
+    assert!(!sim.core.holds_room_for(&GroupKey::new("ns", "high")));
+}

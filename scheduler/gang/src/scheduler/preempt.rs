@@ -342,9 +342,13 @@ impl GangScheduler {
             .nominations
             .keys()
             .filter(|k| {
-                self.groups
-                    .get(*k)
-                    .is_none_or(|g| g.placed_at.is_some() || g.members.is_empty())
+                // Placed, gone, or too few pods left to be placed: a hold
+                // kept for it would never be used.
+                self.groups.get(*k).is_none_or(|g| {
+                    g.placed_at.is_some()
+                        || g.members.is_empty()
+                        || u32::try_from(g.members.len()).unwrap_or(u32::MAX) < Self::min_member(g)
+                })
             })
             .cloned()
             .collect();
@@ -433,6 +437,11 @@ impl GangScheduler {
         st.pod.terminating && !self.preempt.stuck.contains(&st.pod.uid)
     }
 
+    /// Whether room is held (nominated) for the group while victims leave.
+    pub fn holds_room_for(&self, key: &GroupKey) -> bool {
+        self.preempt.nominations.contains_key(key)
+    }
+
     /// The status message of a group evicted whole says so while its pods go.
     pub(super) fn preempted_message(&self, key: &GroupKey, message: String) -> String {
         if self.preempt.evicted.contains(key) {
@@ -481,7 +490,7 @@ impl GangScheduler {
     }
 
     /// Drops a nomination and gives its hold back.
-    fn drop_nomination(&mut self, key: &GroupKey) {
+    pub(super) fn drop_nomination(&mut self, key: &GroupKey) {
         if let Some(n) = self.preempt.nominations.remove(key) {
             for c in &n.hold {
                 self.graph.give(c);
