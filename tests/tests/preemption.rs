@@ -1035,3 +1035,33 @@ async fn hostile_budgets_are_read_and_a_negative_allowance_protects() {
     assert!(sched.is_ready());
     sched.shutdown().await;
 }
+
+/// A preemptor that can no longer use the room held for it (here it lost a
+/// pod and is below its minimum) gives it up, and its remaining pods lose
+/// their `nominatedNodeName`, as kube-scheduler clears a nomination that
+/// preemption no longer backs.
+#[tokio::test]
+async fn an_abandoned_nomination_is_cleared_from_the_pods() {
+    let srv = ApiServer::start().await.unwrap();
+    kubelet(&srv, Duration::from_secs(3));
+    add_nodes(&srv, 2, 2);
+    priority_class(&srv, "low", 100, false);
+    priority_class(&srv, "high", 1000, false);
+    let sched = start(&srv).await;
+    add_gang(&srv, "low", 4, 4, 1, "low");
+    assert!(wait_for(WAIT, || bound_pods(&srv, "low-").len() == 4).await);
+    add_gang(&srv, "high", 2, 2, 1, "high");
+    assert!(
+        wait_for(WAIT, || nominations(&srv, "high-").len() == 2).await,
+        "{}",
+        notes(&srv, "")
+    );
+    srv.delete::<Pod>(NS, "high-1").unwrap();
+    assert!(
+        wait_for(WAIT, || nominations(&srv, "high-").is_empty()).await,
+        "{:?}",
+        nominations(&srv, "high-")
+    );
+    assert!(bound_pods(&srv, "high-").is_empty());
+    sched.shutdown().await;
+}

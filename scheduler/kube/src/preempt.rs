@@ -110,6 +110,8 @@ impl Preemptions {
 struct Nomination {
     pod: gang::PodBinding,
     priority: i32,
+    /// The preemptor group it was written for.
+    group: gang::GroupKey,
 }
 
 /// Everything one preemption needs from the loop.
@@ -289,6 +291,7 @@ pub fn carry_out(p: &gang::Preemption, state: &mut Preemptions, cx: &Context<'_>
             Nomination {
                 pod: n.clone(),
                 priority: p.priority,
+                group: p.preemptor.clone(),
             },
         );
         if shown == Some(n.node.as_str()) {
@@ -296,6 +299,31 @@ pub fn carry_out(p: &gang::Preemption, state: &mut Preemptions, cx: &Context<'_>
         }
         let (w, n) = (cx.writer.clone(), n.clone());
         tokio::spawn(async move { w.nominate(&n).await });
+    }
+}
+
+/// After a pass: nominations the core no longer backs (the preemptor gave
+/// its room up: it may no longer preempt, can no longer fit, lost pods, or
+/// its victims were stuck and no other choice exists) are removed from the
+/// pods, as kube-scheduler clears a nomination that preemption no longer
+/// backs. A pod the core has placed keeps it until its binding clears it.
+pub fn clear_abandoned(state: &mut Preemptions, core: &gang::GangScheduler, writer: &Writer) {
+    if state.nominated.is_empty() {
+        return;
+    }
+    let gone: Vec<String> = state
+        .nominated
+        .iter()
+        .filter(|(uid, n)| {
+            !core.holds_room_for(&n.group) && core.pod_node(&gang::PodUid((*uid).clone())).is_none()
+        })
+        .map(|(uid, _)| uid.clone())
+        .collect();
+    for uid in gone {
+        if let Some(n) = state.nominated.remove(&uid) {
+            let w = writer.clone();
+            tokio::spawn(async move { w.clear_nomination(&n.pod).await });
+        }
     }
 }
 

@@ -638,6 +638,7 @@ impl Loop {
         for p in &decisions.preemptions {
             preempt::carry_out(p, &mut self.preemptions, &cx);
         }
+        preempt::clear_abandoned(&mut self.preemptions, &self.core, &self.writer);
         for ch in decisions.group_changes {
             self.group_changed(ch);
         }
