@@ -7,7 +7,11 @@
 //! `status.nominatedNodeName`, so users (and other schedulers) see where
 //! they are going while the core holds those resources for them; pods of
 //! lower priority nominated to those nodes lose their nomination, as
-//! kube-scheduler clears it.
+//! kube-scheduler clears it. A nomination ends with the binding
+//! (kube-apiserver 1.35+ clears the field itself; on an older server, or
+//! when a nomination write lands after the bind, the scheduler clears it on
+//! the bound pod) or when the core gives the held room up (then the
+//! scheduler clears it on the pods).
 //!
 //! Every write goes through the shared write budget (`--qps/--burst`) on its
 //! own task; the loop only records what it issued, so the core may repeat a
