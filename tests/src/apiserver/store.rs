@@ -998,19 +998,19 @@ mod tests {
     #[test]
     fn binding_clears_the_nominated_node_as_kube_apiserver_1_35() {
         let rt = pods();
-        let mut s = Store::new(vec![rt.clone()]);
-        let pod =
-            json!({"metadata": {"name": "p"}, "spec": {}, "status": {"nominatedNodeName": "n2"}});
-        s.create(&rt, "ns", pod.clone()).unwrap();
-        let p = s.bind("ns", "p", "n1").unwrap();
-        assert_eq!(p["spec"]["nodeName"], "n1");
-        assert!(p["status"].get("nominatedNodeName").is_none(), "{p}");
-        // As a server without the gate (1.34 and older): left as it was.
-        let mut old = Store::new(vec![rt.clone()]);
-        old.clear_nominated_on_bind = false;
-        old.create(&rt, "ns", pod).unwrap();
-        let p = old.bind("ns", "p", "n1").unwrap();
-        assert_eq!(p["status"]["nominatedNodeName"], "n2");
+        let nominate = json!({"status": {"nominatedNodeName": "n2"}});
+        for (clears, left) in [(true, Value::Null), (false, json!("n2"))] {
+            let mut s = Store::new(vec![rt.clone()]);
+            s.clear_nominated_on_bind = clears;
+            s.create(&rt, "ns", json!({"metadata": {"name": "p"}, "spec": {}}))
+                .unwrap();
+            let p = s.strategic_patch(&rt, "ns", "p", &nominate, true).unwrap();
+            assert_eq!(p["status"]["nominatedNodeName"], "n2");
+            let p = s.bind("ns", "p", "n1").unwrap();
+            assert_eq!(p["spec"]["nodeName"], "n1");
+            // Without the gate (1.34 and older) the field is left as it was.
+            assert_eq!(p["status"]["nominatedNodeName"], left, "gate on: {clears}");
+        }
     }
 
     #[test]
