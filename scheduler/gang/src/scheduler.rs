@@ -772,7 +772,9 @@ impl GangScheduler {
     /// waits for it ([`AWAITING_SPEC`]), so a gang never starts as pods of one.
     fn min_member(g: &GroupState) -> u32 {
         match &g.spec {
-            Some(s) => s.min_member.max(1),
+            // A minimum of u32::MAX can never be met anyway; kept below the
+            // sentinel so the group is not reported as missing.
+            Some(s) => s.min_member.clamp(1, AWAITING_SPEC - 1),
             None if g.named => AWAITING_SPEC,
             None => 1,
         }
@@ -1323,6 +1325,8 @@ impl GangScheduler {
                 g.satisfiable = true;
             }
             if let Err(fluxion_core::group::MatchError::Unsatisfiable(why)) = verdict {
+                // Room held for it while victims leave would be held forever.
+                self.drop_nomination(&key);
                 let backoff = self.config.unsatisfiable_backoff;
                 if let Some(g) = self.groups.get_mut(&key) {
                     g.unsat_until = Some(now + backoff);

@@ -182,3 +182,43 @@ proptest! {
         prop_assert_eq!(sim.bound("el") as u64, want);
     }
 }
+
+#[test]
+fn extreme_sizes_never_panic_nor_place_in_part() {
+    // (min_member, max_member, pods) at the ends of u32, a maximum below the
+    // minimum, a minimum above the pods there are.
+    let cases = [
+        (u32::MAX, None, 3u32),
+        (u32::MAX, Some(u32::MAX), 3),
+        (2, Some(u32::MAX), 4),
+        (2, Some(0), 4),
+        (3, Some(1), 4),
+        (0, Some(1), 3),
+        (0, None, 2),
+        (6, Some(8), 4),
+        (u32::MAX - 1, Some(2), 3),
+    ];
+    for (min, max, pods) in cases {
+        let mut sim = Sim::new(2, 2);
+        let mut g = group("el", min, 0, 0);
+        g.max_member = max;
+        sim.add_group(g, pods, 1000);
+        sim.settle(4);
+        let n = sim.bound("el") as u32;
+        let floor = min.max(1);
+        let cap = max.map_or(pods, |m| m.max(floor));
+        assert!(
+            n == 0 || (n >= floor && n <= cap),
+            "min {min} max {max:?} pods {pods}: {n} bound"
+        );
+        if floor <= pods {
+            assert_eq!(n, pods.min(cap), "min {min} max {max:?} pods {pods}");
+        }
+        let st = sim.core.group(&GroupKey::new("ns", "el")).unwrap();
+        assert!(
+            !st.message.contains("does not exist"),
+            "min {min}: the group exists: {}",
+            st.message
+        );
+    }
+}

@@ -802,3 +802,372 @@ fn lowest_priority_before_least_work_lost() {
     assert_eq!(v[0].group.name, "old");
     assert_eq!(v[0].priority, 0);
 }
+
+/// A budget selecting gangs `a` and `b` (job In [a, b]).
+fn budget_over_a_and_b(allowed: u32) -> DisruptionBudget {
+    DisruptionBudget {
+        namespace: "ns".into(),
+        name: "pdb-ab".into(),
+        selector: Some(LabelSelector {
+            match_labels: Default::default(),
+            match_expressions: vec![SelectorRequirement {
+                key: "job".into(),
+                operator: SelectorOperator::In,
+                // A value repeated must not count a pod twice.
+                values: vec!["a".into(), "b".into(), "a".into()],
+            }],
+        }),
+        disruptions_allowed: allowed,
+    }
+}
+
+/// Two 8-core nodes, one 1-pod gang on each (`a` and `b`), one budget over both.
+fn two_single_gangs_under_one_budget(allowed: u32) -> Sim {
+    let mut sim = Sim::new(2, 2);
+    sim.core
+        .apply(Event::BudgetUpsert(budget_over_a_and_b(allowed)));
+    sim.add_group(group("a", 1, 0, 0), 1, 8000);
+    sim.add_group(group("b", 1, 0, 0), 1, 8000);
+    sim.settle(3);
+    assert_eq!((sim.bound("a"), sim.bound("b")), (1, 1));
+    sim
+}
+
+#[test]
+fn two_preemptions_in_one_pass_share_a_budget() {
+    let mut sim = two_single_gangs_under_one_budget(1);
+    sim.add_group(group("h1", 1, 1000, 1), 1, 8000);
+    sim.add_group(group("h2", 1, 1000, 1), 1, 8000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 2, "{:?}", d.preemptions);
+    let marked: Vec<bool> = d
+        .preemptions
+        .iter()
+        .flat_map(|p| &p.victims)
+        .map(|v| v.violates_budget)
+        .collect();
+    assert_eq!(
+        marked.iter().filter(|m| **m).count(),
+        1,
+        "the budget allows one eviction: the second goes past it ({marked:?})"
+    );
+}
+
+#[test]
+fn evictions_asked_earlier_still_use_the_budget_until_they_terminate() {
+    let mut sim = two_single_gangs_under_one_budget(1);
+    sim.add_group(group("h1", 1, 1000, 1), 1, 8000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1);
+    assert!(!d.preemptions[0].victims[0].violates_budget);
+    // The deletion is asked, not yet seen; the controller's status still says 1.
+    sim.add_group(group("h2", 1, 1000, 2), 1, 8000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1);
+    assert!(
+        d.preemptions[0].victims[0].violates_budget,
+        "the first eviction used the budget"
+    );
+}
+
+#[test]
+fn a_victim_stuck_terminating_no_longer_holds_the_room() {
+    let mut sim = two_low_gangs();
+    sim.add_group(group("high", 2, 1000, 200), 2, 4000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1);
+    assert_eq!(d.preemptions[0].victims[0].group.name, "a");
+    // a's pods start terminating and never finish (a finalizer, a node gone).
+    sim.terminate_victims();
+    let t0 = sim.now;
+    for _ in 0..5 {
+        assert!(sim.pass().preemptions.is_empty(), "a is still leaving");
+    }
+    // The core wakes itself when the bound is reached: 10 x the 30 s retry.
+    let wake = sim
+        .core
+        .next_wakeup()
+        .expect("a wakeup for the stuck bound");
+    assert!(
+        wake <= Timestamp::from_secs(t0 + 300),
+        "{wake:?} after {t0}"
+    );
+    sim.now = t0 + 301;
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1, "it plans again");
+    let v = &d.preemptions[0].victims;
+    assert_eq!(v.len(), 1);
+    assert_eq!(v[0].group.name, "b", "the stuck pods are not chosen again");
+    assert!(v[0].whole);
+    // b goes; high runs on b's nodes while a's pods are still stuck.
+    for uid in sim.victim_pods() {
+        if uid.0.starts_with("b-") {
+            sim.delete(&uid);
+        }
+    }
+    sim.pass();
+    assert_eq!(sim.bound("high"), 2);
+    let a_nodes = sim.nodes_of("a");
+    assert!(
+        sim.nodes_of("high").iter().all(|n| !a_nodes.contains(n)),
+        "never on the stuck pods' nodes: {:?} vs {a_nodes:?}",
+        sim.nodes_of("high")
+    );
+}
+
+#[test]
+fn a_preemptor_deleted_while_its_victims_terminate_releases_the_hold() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 4000);
+    sim.pass();
+    assert_eq!(sim.preemptions.len(), 1);
+    sim.terminate_victims();
+    // The preemptor goes away before the victims are gone.
+    for i in 0..2 {
+        sim.delete(&PodUid(format!("high-{i}")));
+    }
+    sim.core
+        .apply(Event::GroupDelete(GroupKey::new("ns", "high")));
+    sim.pass();
+    sim.delete_victims();
+    // The room is free for anyone, a lower priority too.
+    sim.add_group(group("next", 4, 0, 10), 4, 4000);
+    sim.settle(3);
+    assert_eq!(sim.bound("next"), 4, "the hold was released");
+}
+
+#[test]
+fn a_storm_of_high_priority_gangs_on_a_full_cluster_is_bounded_and_whole() {
+    // Six 8-core nodes, each held by a 1-pod low gang.
+    let mut sim = Sim::new(6, 3);
+    for i in 0..6 {
+        sim.add_group(group(&format!("low{i}"), 1, 0, 0), 1, 8000);
+    }
+    sim.settle(3);
+    for i in 0..6 {
+        assert_eq!(sim.bound(&format!("low{i}")), 1);
+    }
+    // 300 high-priority 2-pod gangs at once (extremes of i32 among them).
+    sim.now += 10;
+    for i in 0..300 {
+        let prio = match i % 3 {
+            0 => i32::MAX,
+            1 => 1000,
+            _ => 1,
+        };
+        sim.add_group(group(&format!("h{i}"), 2, prio, sim.now), 2, 8000);
+    }
+    let t = std::time::Instant::now();
+    let d = sim.pass();
+    eprintln!("storm pass: {:?}", t.elapsed());
+    assert!(
+        d.preemptions.len() <= 8,
+        "at most 8 searches a pass: {}",
+        d.preemptions.len()
+    );
+    assert!(!d.preemptions.is_empty());
+    let mut seen = std::collections::BTreeSet::new();
+    for p in &d.preemptions {
+        assert_eq!(p.priority, i32::MAX, "the highest go first");
+        for v in &p.victims {
+            assert!(v.whole, "{v:?}");
+            for b in &v.pods {
+                assert!(seen.insert(b.pod.clone()), "{} chosen twice", b.pod);
+            }
+        }
+    }
+    // Victims go; everything settles with no node over-committed and every
+    // preemptor that made room running.
+    for _ in 0..20 {
+        sim.delete_victims();
+        sim.pass();
+    }
+    let running: Vec<String> = (0..300)
+        .map(|i| format!("h{i}"))
+        .filter(|n| sim.bound(n) > 0)
+        .collect();
+    assert_eq!(running.len(), 3, "{running:?}");
+    for n in &running {
+        assert_eq!(sim.bound(n), 2, "{n} runs whole");
+    }
+    let (cpu, _, _, _) = sim.core.graph().free_totals();
+    assert_eq!(cpu, 0, "six nodes, three 2-pod gangs of 8 cores a pod");
+    // Every preemptor is of i32::MAX: nothing can preempt them.
+    for p in &sim.preemptions {
+        assert_eq!(p.priority, i32::MAX);
+    }
+}
+
+fn hostile_step() -> impl Strategy<Value = Step> {
+    prop_oneof![
+        3 => (
+            1u32..4,
+            0u32..3,
+            prop_oneof![Just(i32::MIN), Just(-1), Just(0), Just(1), Just(i32::MAX - 1), Just(i32::MAX)],
+            1u64..9,
+        )
+            .prop_map(|(m, e, p, c)| Step::Arrive(m, e, p, c)),
+        1 => Just(Step::Terminate),
+        1 => Just(Step::Delete),
+        1 => (0usize..12).prop_map(Step::End),
+        // Long enough for terminating victims to count as stuck.
+        1 => prop_oneof![Just(1i64), Just(31), Just(301)].prop_map(Step::Wait),
+    ]
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig { cases: 32, ..ProptestConfig::default() })]
+
+    /// Priorities at the ends of i32, budgets allowing nothing or u32::MAX,
+    /// victims that terminate and never go: gangs stay whole (bound and
+    /// evicted), victims are of strictly lower priority, evicted gangs keep
+    /// their minimum or lose everything, and no node is over-committed by
+    /// what is bound.
+    #[test]
+    fn hostile_priorities_budgets_and_stuck_victims_keep_gangs_whole(
+        steps in proptest::collection::vec(hostile_step(), 1..30),
+        allowed in prop_oneof![Just(0u32), Just(1), Just(u32::MAX)],
+    ) {
+        let mut sim = Sim::new(6, 3);
+        sim.core.apply(Event::BudgetUpsert(DisruptionBudget {
+            namespace: "ns".into(),
+            name: "all".into(),
+            selector: Some(LabelSelector::default()),
+            disruptions_allowed: allowed,
+        }));
+        let mut mins: Vec<(String, u32)> = Vec::new();
+        for s in steps {
+            match s {
+                Step::Arrive(min, extra, prio, cpu) => {
+                    let name = format!("g{}", mins.len());
+                    sim.add_group(group(&name, min, prio, sim.now), min + extra, cpu * 1000);
+                    mins.push((name, min));
+                }
+                Step::Terminate => sim.terminate_victims(),
+                Step::Delete => {
+                    // Only half of the victims go; the others stay stuck terminating.
+                    let v = sim.victim_pods();
+                    for (i, u) in v.iter().enumerate() {
+                        if i % 2 == 0 {
+                            sim.delete(u);
+                        } else {
+                            sim.terminate(u);
+                        }
+                    }
+                }
+                Step::End(i) => {
+                    if let Some((name, _)) = mins.get(i) {
+                        let uids: Vec<PodUid> = sim
+                            .pods
+                            .values()
+                            .filter(|p| p.group.as_ref().is_some_and(|g| &g.name == name))
+                            .map(|p| p.uid.clone())
+                            .collect();
+                        for u in &uids {
+                            sim.delete(u);
+                        }
+                    }
+                }
+                Step::Wait(s) => sim.now += s,
+            }
+            let d = sim.pass();
+            for p in &d.preemptions {
+                for v in &p.victims {
+                    prop_assert!(v.priority < p.priority, "{} preempts {}", p.priority, v.priority);
+                    // What the group keeps running is its minimum or nothing.
+                    let asked: std::collections::BTreeSet<&PodUid> =
+                        v.pods.iter().map(|b| &b.pod).collect();
+                    let min = mins
+                        .iter()
+                        .find(|(n, _)| *n == v.group.name)
+                        .map_or(1, |(_, m)| *m) as usize;
+                    let keeps = sim
+                        .pods
+                        .values()
+                        .filter(|q| {
+                            q.group.as_ref() == Some(&v.group)
+                                && q.node_name.is_some()
+                                && !q.terminating
+                                && !asked.contains(&q.uid)
+                        })
+                        .count();
+                    prop_assert!(
+                        v.whole || keeps >= min,
+                        "{} keeps {} of minimum {}", v.group, keeps, min
+                    );
+                }
+            }
+            for (name, min) in &mins {
+                // Pods stuck terminating are on their way out, not running.
+                let n = sim
+                    .pods
+                    .values()
+                    .filter(|p| {
+                        p.group.as_ref().is_some_and(|g| &g.name == name)
+                            && p.node_name.is_some()
+                            && !p.terminating
+                    })
+                    .count();
+                prop_assert!(n == 0 || n >= *min as usize, "{} runs {} of minimum {}", name, n, min);
+            }
+            // Bound pods never exceed a node's 8 cores.
+            let mut per_node: std::collections::BTreeMap<String, u64> = Default::default();
+            for p in sim.pods.values() {
+                if let Some(n) = &p.node_name {
+                    *per_node.entry(n.clone()).or_default() += p.requests.cpu_millis;
+                }
+            }
+            for (n, c) in per_node {
+                prop_assert!(c <= 8000, "{} holds {} millicores", n, c);
+            }
+        }
+    }
+}
+
+#[test]
+fn a_preemptor_that_no_longer_fits_the_cluster_releases_its_hold() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 4000);
+    sim.pass();
+    assert_eq!(sim.preemptions.len(), 1);
+    assert!(sim.core.holds_room_for(&GroupKey::new("ns", "high")));
+    // Its minimum grows past the whole cluster (four 4-core pods fit, five never).
+    sim.core
+        .apply(Event::GroupUpsert(group("high", 5, 1000, 1)));
+    for i in 2..5 {
+        sim.add_pod(pod("high", i, 4000, 1000, 1));
+    }
+    sim.pass();
+    assert!(
+        !sim.core.holds_room_for(&GroupKey::new("ns", "high")),
+        "no room is held for a group that can never fit"
+    );
+    sim.delete_victims();
+    sim.add_group(group("next", 4, 0, 10), 4, 4000);
+    sim.settle(3);
+    assert_eq!(sim.bound("next"), 4, "the room is free");
+}
+
+#[test]
+fn a_preemptor_that_may_no_longer_preempt_releases_its_hold() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 4000);
+    sim.pass();
+    assert!(sim.core.holds_room_for(&GroupKey::new("ns", "high")));
+    let mut g = group("high", 2, 1000, 1);
+    g.preemption_policy = Some(PreemptionPolicy::Never);
+    sim.core.apply(Event::GroupUpsert(g));
+    sim.pass();
+    assert!(!sim.core.holds_room_for(&GroupKey::new("ns", "high")));
+}
+
+#[test]
+fn a_preemptor_that_loses_pods_below_its_minimum_releases_its_hold() {
+    let mut sim = full_of_low();
+    sim.add_group(group("high", 2, 1000, 1), 2, 4000);
+    sim.pass();
+    assert!(sim.core.holds_room_for(&GroupKey::new("ns", "high")));
+    sim.delete(&PodUid("high-1".into()));
+    sim.pass();
+    assert!(!sim.core.holds_room_for(&GroupKey::new("ns", "high")));
+}

@@ -169,7 +169,7 @@ impl Cluster {
         )
     }
 
-    fn is_ours(&self, p: &core::Pod) -> bool {
+    pub(crate) fn is_ours(&self, p: &core::Pod) -> bool {
         let name = p
             .spec
             .as_ref()

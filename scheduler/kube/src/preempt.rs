@@ -7,7 +7,11 @@
 //! `status.nominatedNodeName`, so users (and other schedulers) see where
 //! they are going while the core holds those resources for them; pods of
 //! lower priority nominated to those nodes lose their nomination, as
-//! kube-scheduler clears it.
+//! kube-scheduler clears it. A nomination ends with the binding
+//! (kube-apiserver 1.35+ clears the field itself; on an older server, or
+//! when a nomination write lands after the bind, the scheduler clears it on
+//! the bound pod) or when the core gives the held room up (then the
+//! scheduler clears it on the pods).
 //!
 //! Every write goes through the shared write budget (`--qps/--burst`) on its
 //! own task; the loop only records what it issued, so the core may repeat a
@@ -39,6 +43,8 @@ pub struct Preemptions {
     /// Preemptor pods (UID) and the nomination written: the pod itself, its
     /// node, and its group's priority.
     nominated: HashMap<String, Nomination>,
+    /// Bound pods whose stale `nominatedNodeName` is being cleared.
+    clearing: HashSet<String>,
 }
 
 impl Preemptions {
@@ -51,12 +57,55 @@ impl Preemptions {
     pub fn pod_gone(&mut self, uid: &str) {
         self.evicting.remove(uid);
         self.nominated.remove(uid);
+        self.clearing.remove(uid);
     }
 
     /// A new term starts from what the API shows (terminating pods, nominations).
     pub fn clear(&mut self) {
         self.evicting.clear();
         self.nominated.clear();
+        self.clearing.clear();
+    }
+
+    /// A pod as the watch shows it. Once bound, a nomination is done:
+    /// kube-apiserver 1.35 and later clears `status.nominatedNodeName` in
+    /// the binding itself (gate `ClearingNominatedNodeNameAfterBinding`), an
+    /// older one leaves it, and a nomination written just before the bind
+    /// may land after it. A bound pod of ours that still shows one gets it
+    /// removed, once (what the watch shows next says whether it took).
+    pub fn pod_seen(&mut self, pod: &Pod, ours: bool, writer: &Writer) {
+        let Some(uid) = pod.metadata.uid.as_deref() else {
+            return;
+        };
+        let node = pod.spec.as_ref().and_then(|s| s.node_name.as_deref());
+        if node.is_none_or(str::is_empty) {
+            return;
+        }
+        let ours = self.nominated.remove(uid).is_some() || ours;
+        let shown = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.nominated_node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        if !shown {
+            self.clearing.remove(uid);
+            return;
+        }
+        if !ours
+            || pod.metadata.deletion_timestamp.is_some()
+            || !writer.may_write()
+            || !self.clearing.insert(uid.into())
+        {
+            return;
+        }
+        let b = gang::PodBinding {
+            pod: gang::PodUid(uid.to_string()),
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+            node: String::new(),
+        };
+        let w = writer.clone();
+        tokio::spawn(async move { w.clear_nomination(&b).await });
     }
 }
 
@@ -65,6 +114,8 @@ impl Preemptions {
 struct Nomination {
     pod: gang::PodBinding,
     priority: i32,
+    /// The preemptor group it was written for.
+    group: gang::GroupKey,
 }
 
 /// Everything one preemption needs from the loop.
@@ -244,6 +295,7 @@ pub fn carry_out(p: &gang::Preemption, state: &mut Preemptions, cx: &Context<'_>
             Nomination {
                 pod: n.clone(),
                 priority: p.priority,
+                group: p.preemptor.clone(),
             },
         );
         if shown == Some(n.node.as_str()) {
@@ -251,6 +303,31 @@ pub fn carry_out(p: &gang::Preemption, state: &mut Preemptions, cx: &Context<'_>
         }
         let (w, n) = (cx.writer.clone(), n.clone());
         tokio::spawn(async move { w.nominate(&n).await });
+    }
+}
+
+/// After a pass: nominations the core no longer backs (the preemptor gave
+/// its room up: it may no longer preempt, can no longer fit, lost pods, or
+/// its victims were stuck and no other choice exists) are removed from the
+/// pods, as kube-scheduler clears a nomination that preemption no longer
+/// backs. A pod the core has placed keeps it until its binding clears it.
+pub fn clear_abandoned(state: &mut Preemptions, core: &gang::GangScheduler, writer: &Writer) {
+    if state.nominated.is_empty() {
+        return;
+    }
+    let gone: Vec<String> = state
+        .nominated
+        .iter()
+        .filter(|(uid, n)| {
+            !core.holds_room_for(&n.group) && core.pod_node(&gang::PodUid((*uid).clone())).is_none()
+        })
+        .map(|(uid, _)| uid.clone())
+        .collect();
+    for uid in gone {
+        if let Some(n) = state.nominated.remove(&uid) {
+            let w = writer.clone();
+            tokio::spawn(async move { w.clear_nomination(&n.pod).await });
+        }
     }
 }
 

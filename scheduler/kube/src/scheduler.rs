@@ -392,6 +392,8 @@ impl Loop {
                 }
                 match ev {
                     watcher::Event::Apply(p) | watcher::Event::InitApply(p) => {
+                        let ours = self.cluster.is_ours(&p.pod);
+                        self.preemptions.pod_seen(&p.pod, ours, &self.writer);
                         self.cluster.apply_pod_object(p, &mut out, &mut notes)
                     }
                     watcher::Event::Delete(p) => {
@@ -636,6 +638,7 @@ impl Loop {
         for p in &decisions.preemptions {
             preempt::carry_out(p, &mut self.preemptions, &cx);
         }
+        preempt::clear_abandoned(&mut self.preemptions, &self.core, &self.writer);
         for ch in decisions.group_changes {
             self.group_changed(ch);
         }

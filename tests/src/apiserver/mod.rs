@@ -120,6 +120,10 @@ pub struct ApiServerOptions {
     pub extra_types: Vec<ResourceType>,
     /// Ends every watch after at most this long (clients then resume or re-list).
     pub max_watch_timeout: Option<Duration>,
+    /// Whether pods/binding clears `status.nominatedNodeName` (kube-apiserver
+    /// 1.35 and later, gate `ClearingNominatedNodeNameAfterBinding`); false
+    /// serves as an older server.
+    pub clear_nominated_on_bind: bool,
 }
 
 impl Default for ApiServerOptions {
@@ -128,6 +132,7 @@ impl Default for ApiServerOptions {
             bookmark_interval: Duration::from_secs(1),
             extra_types: Vec::new(),
             max_watch_timeout: None,
+            clear_nominated_on_bind: true,
         }
     }
 }
@@ -173,8 +178,10 @@ impl ApiServer {
     pub async fn start_with(opts: ApiServerOptions) -> std::io::Result<Self> {
         let mut types = resources::builtin();
         types.extend(opts.extra_types);
+        let mut store = Store::new(types);
+        store.clear_nominated_on_bind = opts.clear_nominated_on_bind;
         let shared = Arc::new(Shared {
-            store: Mutex::new(Store::new(types)),
+            store: Mutex::new(store),
             faults: Mutex::new(Vec::new()),
             counts: Mutex::new(HashMap::new()),
             counts_by_group: Mutex::new(HashMap::new()),

@@ -196,6 +196,10 @@ pub struct Store {
     /// Watches starting before this resourceVersion get 410 Gone.
     oldest_watchable: u64,
     tx: broadcast::Sender<Arc<Change>>,
+    /// pods/binding clears `status.nominatedNodeName`, as kube-apiserver does
+    /// with the `ClearingNominatedNodeNameAfterBinding` feature gate (beta
+    /// and on by default since 1.35). Off: a 1.34 or older server.
+    pub clear_nominated_on_bind: bool,
 }
 
 impl Store {
@@ -211,6 +215,7 @@ impl Store {
             history_limit: 1 << 16,
             oldest_watchable: 1,
             tx,
+            clear_nominated_on_bind: true,
         }
     }
 
@@ -785,6 +790,11 @@ impl Store {
             pod["status"] = json!({});
         }
         pod["status"]["conditions"] = json!(conditions);
+        if self.clear_nominated_on_bind
+            && let Some(status) = pod["status"].as_object_mut()
+        {
+            status.remove("nominatedNodeName");
+        }
         // Binding writes spec and status together, bypassing the status split.
         let current = self.get(&rt, ns, name)?;
         let rv = self.next_rv();
@@ -983,6 +993,24 @@ mod tests {
         let err = s.bind("ns", "p", "n1").unwrap_err();
         assert_eq!(err.code, 409);
         assert!(err.message.contains("is being deleted"), "{}", err.message);
+    }
+
+    #[test]
+    fn binding_clears_the_nominated_node_as_kube_apiserver_1_35() {
+        let rt = pods();
+        let nominate = json!({"status": {"nominatedNodeName": "n2"}});
+        for (clears, left) in [(true, Value::Null), (false, json!("n2"))] {
+            let mut s = Store::new(vec![rt.clone()]);
+            s.clear_nominated_on_bind = clears;
+            s.create(&rt, "ns", json!({"metadata": {"name": "p"}, "spec": {}}))
+                .unwrap();
+            let p = s.strategic_patch(&rt, "ns", "p", &nominate, true).unwrap();
+            assert_eq!(p["status"]["nominatedNodeName"], "n2");
+            let p = s.bind("ns", "p", "n1").unwrap();
+            assert_eq!(p["spec"]["nodeName"], "n1");
+            // Without the gate (1.34 and older) the field is left as it was.
+            assert_eq!(p["status"]["nominatedNodeName"], left, "gate on: {clears}");
+        }
     }
 
     #[test]

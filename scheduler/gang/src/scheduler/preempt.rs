@@ -36,12 +36,24 @@
 //! victims are gone the preemptor matches on the graph with its own hold
 //! given back and is placed by the normal walk, whole.
 //!
+//! Budgets: a budget's `disruptionsAllowed` is the disruption controller's
+//! last count. Victims asked to go (by earlier passes or earlier in this
+//! one) that do not terminate yet are not in it, so each uses up one of it
+//! here; two preemptions in one pass never spend the same allowance twice.
+//!
+//! Stuck victims: a pod seen terminating for [`STUCK_RETRIES`] times
+//! `preemption_retry` (5 minutes by default, ten times Kubernetes' default
+//! grace period) is held by something (a finalizer, a node that is gone). It
+//! stops counting as leaving: the preemptor waiting on it plans again on a
+//! graph where it still holds its resources, and may choose other victims
+//! (never the stuck pod again, it is already deleted).
+//!
 //! Victims are chosen among groups this scheduler placed and among other
 //! schedulers' bound pods that belong to no pod group; pods of other
 //! schedulers' groups are never victims (their gang semantics are unknown).
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use fluxion_core::group::{GroupGraph, GroupRequest, NodeFilter, Placement, PodClaim};
 
@@ -67,6 +79,12 @@ const MAX_SEARCHES_PER_PASS: usize = 8;
 const ASKED_EXPIRY_RETRIES: i64 = 3;
 /// Nominated nodes named in a message.
 const MAX_NODES_NAMED: usize = 5;
+/// A pod seen terminating for this many times `preemption_retry` (5 minutes
+/// by default: ten times Kubernetes' default grace period of 30 s, and the
+/// kubelet kills a pod when its grace period ends) is stuck: a finalizer
+/// holds it, or its node is gone. It no longer counts as leaving, so a
+/// preemptor waiting on it plans again and may choose other victims.
+const STUCK_RETRIES: i64 = 10;
 
 /// What the core remembers about preemptions in flight.
 #[derive(Debug, Default)]
@@ -87,6 +105,13 @@ pub(super) struct PreemptState {
     /// leaving, computed once per pass when first needed (inner None:
     /// nothing at all).
     lowest: Option<Option<i32>>,
+    /// Pods holding resources while terminating, and when they were first
+    /// seen so (tracked while preemptions are in flight).
+    terminating_since: HashMap<PodUid, Timestamp>,
+    /// Those of them found stuck (each makes waiting groups plan again once).
+    stuck: HashSet<PodUid>,
+    /// The time of the pass, to tell stuck pods from leaving ones.
+    now: Timestamp,
 }
 
 /// The room held for one preemptor.
@@ -220,11 +245,40 @@ impl GangScheduler {
         self.preempt.searches = 0;
         self.preempt.deferred_at = None;
         self.preempt.lowest = None;
+        self.preempt.now = now;
         if self.preempt.asked.is_empty()
             && self.preempt.evicted.is_empty()
             && self.preempt.nominations.is_empty()
         {
+            self.preempt.terminating_since.clear();
+            self.preempt.stuck.clear();
             return;
+        }
+        let pods = &self.pods;
+        // Only while something may wait on leaving pods: one walk a pass.
+        self.preempt
+            .terminating_since
+            .retain(|u, _| pods.get(u).is_some_and(|st| st.pod.terminating));
+        for st in pods.values() {
+            if st.pod.terminating && st.claim.is_some() {
+                self.preempt
+                    .terminating_since
+                    .entry(st.pod.uid.clone())
+                    .or_insert(now);
+            }
+        }
+        let stuck_after = self.stuck_after();
+        let since = &self.preempt.terminating_since;
+        self.preempt.stuck.retain(|u| since.contains_key(u));
+        let mut newly_stuck = false;
+        for (u, t) in since {
+            if now.since(*t) >= stuck_after && self.preempt.stuck.insert(u.clone()) {
+                newly_stuck = true;
+            }
+        }
+        if newly_stuck {
+            // What counted as leaving stays: groups waiting on it plan again.
+            self.freed();
         }
         let pods = &self.pods;
         let expiry = crate::time::Millis(
@@ -233,9 +287,15 @@ impl GangScheduler {
                 .0
                 .saturating_mul(ASKED_EXPIRY_RETRIES),
         );
+        let stuck = &self.preempt.stuck;
         self.preempt.asked.retain(|u, at| {
-            pods.get(u)
-                .is_some_and(|st| st.pod.terminating || now.since(*at) < expiry)
+            pods.get(u).is_some_and(|st| {
+                if st.pod.terminating {
+                    !stuck.contains(u)
+                } else {
+                    now.since(*at) < expiry
+                }
+            })
         });
         let evicted: Vec<GroupKey> = self.preempt.evicted.iter().cloned().collect();
         for key in evicted {
@@ -282,9 +342,13 @@ impl GangScheduler {
             .nominations
             .keys()
             .filter(|k| {
-                self.groups
-                    .get(*k)
-                    .is_none_or(|g| g.placed_at.is_some() || g.members.is_empty())
+                // Placed, gone, or too few pods left to be placed: a hold
+                // kept for it would never be used.
+                self.groups.get(*k).is_none_or(|g| {
+                    g.placed_at.is_some()
+                        || g.members.is_empty()
+                        || u32::try_from(g.members.len()).unwrap_or(u32::MAX) < Self::min_member(g)
+                })
             })
             .cloned()
             .collect();
@@ -335,13 +399,47 @@ impl GangScheduler {
     /// by the per-pass cap are due (at once).
     pub(super) fn preempt_wakeup(&self) -> Option<Timestamp> {
         let retry = self.config.preemption_retry;
+        let stuck_after = self.stuck_after();
+        let stuck = (!self.preempt.nominations.is_empty())
+            .then(|| {
+                self.preempt
+                    .terminating_since
+                    .values()
+                    .map(|t| *t + stuck_after)
+                    .filter(|t| *t > self.preempt.now)
+                    .min()
+            })
+            .flatten();
         self.preempt
             .nominations
             .values()
             .filter(|n| n.last.is_some())
             .map(|n| n.asked_at + retry)
             .chain(self.preempt.deferred_at)
+            .chain(stuck)
             .min()
+    }
+
+    /// How long a pod may terminate before it counts as stuck.
+    fn stuck_after(&self) -> crate::time::Millis {
+        crate::time::Millis(
+            self.config
+                .preemption_retry
+                .0
+                .max(1000)
+                .saturating_mul(STUCK_RETRIES),
+        )
+    }
+
+    /// Whether a terminating pod is about to free its resources (seen
+    /// terminating for less than [`STUCK_RETRIES`] retries).
+    fn leaving_soon(&self, st: &super::PodState) -> bool {
+        st.pod.terminating && !self.preempt.stuck.contains(&st.pod.uid)
+    }
+
+    /// Whether room is held (nominated) for the group while victims leave.
+    pub fn holds_room_for(&self, key: &GroupKey) -> bool {
+        self.preempt.nominations.contains_key(key)
     }
 
     /// The status message of a group evicted whole says so while its pods go.
@@ -392,7 +490,7 @@ impl GangScheduler {
     }
 
     /// Drops a nomination and gives its hold back.
-    fn drop_nomination(&mut self, key: &GroupKey) {
+    pub(super) fn drop_nomination(&mut self, key: &GroupKey) {
         if let Some(n) = self.preempt.nominations.remove(key) {
             for c in &n.hold {
                 self.graph.give(c);
@@ -521,7 +619,7 @@ impl GangScheduler {
         let mut base = self.graph.clone();
         for st in self.pods.values() {
             if let Some(c) = &st.claim
-                && (st.pod.terminating || self.preempt.asked.contains_key(&st.pod.uid))
+                && (self.leaving_soon(st) || self.preempt.asked.contains_key(&st.pod.uid))
             {
                 base.give(c);
             }
@@ -650,36 +748,46 @@ impl GangScheduler {
         now: Timestamp,
     ) -> Option<Chosen> {
         let budgets: Vec<&DisruptionBudget> = self.budgets.values().collect();
-        let allowed: Vec<u32> = budgets.iter().map(|b| b.disruptions_allowed).collect();
-        // Budgets by namespace and one of their matchLabels pairs, so a pod
-        // looks up only those its own labels may meet; budgets selecting by
-        // expressions alone are checked on every pod of their namespace.
+        let mut allowed: Vec<u32> = budgets.iter().map(|b| b.disruptions_allowed).collect();
+        // Budgets by namespace and one of their matchLabels pairs (or the
+        // values of an `In` requirement), so a pod looks up only those its
+        // own labels may meet; budgets selecting by NotIn, Exists or
+        // DoesNotExist alone are checked on every pod of their namespace.
         let mut by_label: HashMap<(&str, &str, &str), Vec<usize>> = HashMap::new();
         let mut by_namespace: HashMap<&str, Vec<usize>> = HashMap::new();
         for (i, b) in budgets.iter().enumerate() {
             let Some(sel) = &b.selector else {
                 continue;
             };
-            match sel.match_labels.iter().next() {
-                Some((k, v)) => by_label
-                    .entry((b.namespace.as_str(), k.as_str(), v.as_str()))
+            let ns = b.namespace.as_str();
+            if let Some((k, v)) = sel.match_labels.iter().next() {
+                by_label
+                    .entry((ns, k.as_str(), v.as_str()))
                     .or_default()
-                    .push(i),
-                None => by_namespace
-                    .entry(b.namespace.as_str())
-                    .or_default()
-                    .push(i),
+                    .push(i);
+                continue;
+            }
+            // An `In` requirement narrows as well as a label pair does: a pod
+            // it selects carries one of its values.
+            let within = sel
+                .match_expressions
+                .iter()
+                .find(|r| r.operator == crate::model::SelectorOperator::In);
+            match within {
+                Some(r) => {
+                    for v in &r.values {
+                        by_label
+                            .entry((ns, r.key.as_str(), v.as_str()))
+                            .or_default()
+                            .push(i);
+                    }
+                }
+                None => by_namespace.entry(ns).or_default().push(i),
             }
         }
-        let mut cands: Vec<Cand<'s>> = Vec::new();
-        let (mut extras, mut gangs): (Vec<Unit>, Vec<Unit>) = (Vec::new(), Vec::new());
-        let leaving =
-            |uid: &PodUid, terminating: bool| terminating || self.preempt.asked.contains_key(uid);
-        let mut cand = |st: &'s super::PodState, prio: i32| -> Option<usize> {
-            let claim = st.claim.as_ref()?;
-            let ns = st.pod.namespace.as_str();
-            let selected = st
-                .pod
+        let selecting = |pod: &crate::model::Pod| -> Vec<usize> {
+            let ns = pod.namespace.as_str();
+            let mut v: Vec<usize> = pod
                 .labels
                 .iter()
                 .filter_map(|(k, v)| by_label.get(&(ns, k.as_str(), v.as_str())))
@@ -690,9 +798,37 @@ impl GangScheduler {
                     budgets[*i]
                         .selector
                         .as_ref()
-                        .is_some_and(|s| s.matches(&st.pod.labels))
+                        .is_some_and(|s| s.matches(&pod.labels))
                 })
                 .collect();
+            // A budget indexed under several of the pod's labels counts once.
+            v.sort_unstable();
+            v.dedup();
+            v
+        };
+        // `disruptionsAllowed` is what the disruption controller saw last:
+        // victims asked to go (by earlier preemptions, this pass's too) that
+        // are not terminating yet are not in it, so they use up the budget
+        // here. Once they terminate the controller no longer counts them
+        // healthy and its own figure takes them in.
+        for uid in self.preempt.asked.keys() {
+            let Some(st) = self.pods.get(uid) else {
+                continue;
+            };
+            if st.pod.terminating {
+                continue;
+            }
+            for b in selecting(&st.pod) {
+                allowed[b] = allowed[b].saturating_sub(1);
+            }
+        }
+        let mut cands: Vec<Cand<'s>> = Vec::new();
+        let (mut extras, mut gangs): (Vec<Unit>, Vec<Unit>) = (Vec::new(), Vec::new());
+        let leaving =
+            |uid: &PodUid, terminating: bool| terminating || self.preempt.asked.contains_key(uid);
+        let mut cand = |st: &'s super::PodState, prio: i32| -> Option<usize> {
+            let claim = st.claim.as_ref()?;
+            let selected = selecting(&st.pod);
             cands.push(Cand {
                 st,
                 claim,

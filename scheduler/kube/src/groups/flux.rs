@@ -157,4 +157,37 @@ mod tests {
             Err("spec.size".to_string())
         );
     }
+
+    #[test]
+    fn hostile_sizes_are_errors_that_name_the_field() {
+        for max in [
+            json!(-1),
+            json!(i64::MIN),
+            json!(i64::MAX),
+            json!(u64::MAX),
+            json!(u64::from(u32::MAX)),
+            json!(u64::from(u32::MAX) + 1),
+            json!(super::super::MAX_GROUP_SIZE + 1),
+            json!(1),
+            json!(1.5),
+            json!("4"),
+            json!([4]),
+        ] {
+            let got = mc(json!({"size": 2, "maxSize": max}));
+            assert!(
+                got.as_ref().is_err_and(|e| e.field.contains("maxSize")),
+                "maxSize {max}: {got:?}"
+            );
+        }
+        for size in [json!(0), json!(i64::MAX), json!(u64::MAX), json!("2")] {
+            let got = mc(json!({"size": size, "maxSize": 4}));
+            assert!(
+                got.as_ref().is_err_and(|e| e.field.contains("size")),
+                "size {size}: {got:?}"
+            );
+        }
+        let top = super::super::MAX_GROUP_SIZE;
+        let m = mc(json!({"size": top, "maxSize": top})).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((m.size, m.max_size), (top, Some(top)));
+    }
 }

@@ -681,6 +681,70 @@ mod tests {
     }
 
     #[test]
+    fn hostile_priorities_counts_and_modes_name_the_field() {
+        let pg = |spec: serde_json::Value| {
+            parse_podgroup(&obj(json!({
+                "apiVersion": "scheduling.k8s.io/v1beta1", "kind": "PodGroup",
+                "metadata": {"name": "g", "namespace": "ns"}, "spec": spec,
+            })))
+        };
+        let gang = json!({"gang": {"minCount": 2}});
+        for p in [i32::MIN, i32::MAX] {
+            let g = pg(json!({"schedulingPolicy": gang, "priority": p}))
+                .unwrap_or_else(|e| panic!("{e}"));
+            assert_eq!(g.priority, p);
+        }
+        for p in [
+            json!(i64::from(i32::MAX) + 1),
+            json!(i64::from(i32::MIN) - 1),
+            json!(1.5),
+            json!("1000"),
+        ] {
+            let got = pg(json!({"schedulingPolicy": gang, "priority": p}));
+            assert!(
+                got.as_ref().is_err_and(|e| e.field.contains("priority")),
+                "priority {p}: {got:?}"
+            );
+        }
+        for n in [
+            json!(-1),
+            json!(0),
+            json!(i64::MAX),
+            json!(u64::MAX),
+            json!(u64::from(u32::MAX) + 1),
+        ] {
+            let got = pg(json!({"schedulingPolicy": {"gang": {"minCount": n}}}));
+            assert!(
+                got.as_ref().is_err_and(|e| e.field.contains("minCount")),
+                "minCount {n}: {got:?}"
+            );
+        }
+        for mode in [
+            json!("pod"),
+            json!(""),
+            json!(7),
+            json!([]),
+            json!({}),
+            json!({"some": {}}),
+        ] {
+            let got = pg(json!({"schedulingPolicy": gang, "disruptionMode": mode}));
+            assert_eq!(
+                got.map_err(|e| e.field),
+                Err("spec.disruptionMode".to_string()),
+                "disruptionMode {mode}"
+            );
+        }
+        for policy in [json!("never"), json!("PreemptHigherPriority"), json!(1)] {
+            let got = pg(json!({"schedulingPolicy": gang, "preemptionPolicy": policy}));
+            assert!(
+                got.as_ref()
+                    .is_err_and(|e| e.field.contains("preemptionPolicy")),
+                "preemptionPolicy {policy}: {got:?}"
+            );
+        }
+    }
+
+    #[test]
     fn workload_v1alpha1_and_v1alpha2_shapes() {
         let a1 = parse_workload(&obj(json!({
             "apiVersion": "scheduling.k8s.io/v1alpha1", "kind": "Workload",
