@@ -416,9 +416,11 @@ pub fn pod(p: &core::Pod, group: Option<gang::GroupKey>) -> (gang::Pod, Vec<Fiel
         tolerations,
         created: time_millis(p.metadata.creation_timestamp.as_ref()),
         expected_duration,
+        // Unset is Kubernetes' default; a value the API would not accept
+        // is read as the one that evicts nothing.
         preemption_policy: match spec.and_then(|s| s.preemption_policy.as_deref()) {
-            Some("Never") => gang::PreemptionPolicy::Never,
-            _ => gang::PreemptionPolicy::PreemptLowerPriority,
+            None | Some("PreemptLowerPriority") => gang::PreemptionPolicy::PreemptLowerPriority,
+            Some(_) => gang::PreemptionPolicy::Never,
         },
         labels: p.metadata.labels.clone().unwrap_or_default(),
         terminating: p.metadata.deletion_timestamp.is_some(),
@@ -539,6 +541,22 @@ mod tests {
         assert_eq!(node.taints[0].effect, gang::TaintEffect::NoSchedule);
         assert_eq!(problems.len(), 1, "{problems:?}");
         assert!(problems[0].field.contains("spec.taints[0].effect"));
+    }
+
+    #[test]
+    fn preemption_policy_unknown_values_evict_nothing() {
+        let policy = |v: serde_json::Value| {
+            let p: core::Pod = from(json!({
+                "metadata": {"name": "p", "namespace": "ns", "uid": "u1"},
+                "spec": {"containers": [{"name": "a"}], "preemptionPolicy": v},
+            }));
+            pod(&p, None).0.preemption_policy
+        };
+        use gang::PreemptionPolicy::{Never, PreemptLowerPriority};
+        assert_eq!(policy(json!(null)), PreemptLowerPriority);
+        assert_eq!(policy(json!("PreemptLowerPriority")), PreemptLowerPriority);
+        assert_eq!(policy(json!("Never")), Never);
+        assert_eq!(policy(json!("Sometimes")), Never);
     }
 
     #[test]
