@@ -8,7 +8,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use phalanx_kube::{RunArgs, SchedulerHandle, Settings};
+mod common;
+
+use phalanx_kube::SchedulerHandle;
 use phalanx_tests::apiserver::{ApiServer, KubeletOptions, ResourceType};
 use phalanx_tests::fixtures::{bound_pods, event_reasons, node, pod, wait_for};
 use serde_json::{Value, json};
@@ -18,24 +20,8 @@ const WAIT: Duration = Duration::from_secs(10);
 /// How long a test lets the scheduler try before it checks that nothing was bound.
 const SETTLE: Duration = Duration::from_millis(400);
 
-fn args() -> RunArgs {
-    RunArgs {
-        leader_elect: Some(false),
-        metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
-        grpc_addr: Some("none".into()),
-        debounce: Some(Duration::from_millis(2)),
-        retry_interval: Some(Duration::from_millis(100)),
-        ..Default::default()
-    }
-}
-
 async fn start(srv: &ApiServer) -> SchedulerHandle {
-    let settings = Settings::resolve(&args()).unwrap();
-    let handle = phalanx_kube::start(settings, Some(srv.client()))
-        .await
-        .unwrap();
-    assert!(wait_for(WAIT, || handle.is_ready()).await, "caches synced");
-    handle
+    common::start_scheduler(srv, common::test_args(), WAIT).await
 }
 
 fn add_nodes(srv: &ApiServer, n: usize, cpus: u32) {

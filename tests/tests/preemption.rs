@@ -10,6 +10,8 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+mod common;
+
 use phalanx_kube::{RunArgs, SchedulerHandle, Settings};
 use phalanx_tests::apiserver::{ApiServer, ApiServerOptions, KubeletOptions, ResourceType};
 use phalanx_tests::fixtures::{
@@ -22,28 +24,14 @@ const WAIT: Duration = Duration::from_secs(15);
 /// How long a test lets the scheduler try before it checks that nothing happened.
 const SETTLE: Duration = Duration::from_millis(800);
 
-fn args() -> RunArgs {
-    RunArgs {
-        leader_elect: Some(false),
-        metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
-        grpc_addr: Some("none".into()),
-        debounce: Some(Duration::from_millis(2)),
-        retry_interval: Some(Duration::from_millis(100)),
-        ..Default::default()
-    }
-}
+use common::test_args as args;
 
 async fn start(srv: &ApiServer) -> SchedulerHandle {
     start_with(srv, args()).await
 }
 
 async fn start_with(srv: &ApiServer, args: RunArgs) -> SchedulerHandle {
-    let settings = Settings::resolve(&args).unwrap();
-    let handle = phalanx_kube::start(settings, Some(srv.client()))
-        .await
-        .unwrap();
-    assert!(wait_for(WAIT, || handle.is_ready()).await, "caches synced");
-    handle
+    common::start_scheduler(srv, args, WAIT).await
 }
 
 fn add_nodes(srv: &ApiServer, n: usize, cpus: u32) {

@@ -3,7 +3,9 @@
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
-use phalanx_kube::{PodGroup, RunArgs, SchedulerHandle, Settings};
+mod common;
+
+use phalanx_kube::{PodGroup, RunArgs, SchedulerHandle};
 use phalanx_tests::apiserver::ApiServer;
 use phalanx_tests::fixtures::{
     bound_pods, event_reasons, node, overcommitted_nodes, pod, podgroup_json, wait_for,
@@ -13,28 +15,19 @@ use serde_json::json;
 const NS: &str = "default";
 const WAIT: Duration = Duration::from_secs(10);
 
+/// The shared test settings, with a fast Lease for the leader-election tests.
 fn args() -> RunArgs {
     RunArgs {
-        leader_elect: Some(false),
-        metrics_addr: Some("127.0.0.1:0".parse().unwrap()),
-        grpc_addr: Some("none".into()),
-        debounce: Some(Duration::from_millis(2)),
-        retry_interval: Some(Duration::from_millis(100)),
         lease_namespace: Some("kube-system".into()),
         lease_duration: Some(Duration::from_millis(1000)),
         renew_deadline: Some(Duration::from_millis(600)),
         retry_period: Some(Duration::from_millis(100)),
-        ..Default::default()
+        ..common::test_args()
     }
 }
 
 async fn start(srv: &ApiServer, args: RunArgs) -> SchedulerHandle {
-    let settings = Settings::resolve(&args).unwrap();
-    let handle = phalanx_kube::start(settings, Some(srv.client()))
-        .await
-        .unwrap();
-    assert!(wait_for(WAIT, || handle.is_ready()).await, "caches synced");
-    handle
+    common::start_scheduler(srv, args, WAIT).await
 }
 
 fn add_nodes(srv: &ApiServer, prefix: &str, n: usize, cpus: u32) {
