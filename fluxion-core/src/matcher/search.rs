@@ -111,6 +111,9 @@ pub(crate) struct TypeOrder {
     pub(crate) lowest: Vec<i64>,
     /// The largest ids, descending (at most [`BOUND_IDS`]).
     pub(crate) highest: Vec<i64>,
+    /// The best (lowest) performance class of any vertex of the type, the
+    /// floor of [`Policy::Variation`]'s scores for it.
+    pub(crate) best_perf_class: i64,
 }
 
 /// Facts about the shape of the graph, cached by the matcher per graph
@@ -132,6 +135,9 @@ pub(crate) struct Shape {
     /// listed by ascending id, so the lowest (highest) ids of a type are
     /// the first (last) children of that type.
     pub(crate) leaf_ids_ascending: Vec<bool>,
+    /// Unique ids grow in depth-first pre-order across the whole graph, so
+    /// candidates arrive in the order [`Policy::Variation`] breaks ties by.
+    pub(crate) uniq_preorder: bool,
 }
 
 /// Computes the [`Shape`] of `g`.
@@ -168,7 +174,12 @@ pub(crate) fn shape(g: &ResourceGraph) -> Shape {
             post[v.index()] = n as u32;
         }
     }
+    let uniq_preorder = g.root().is_none_or(|root| {
+        let uniq = |v| g.vertex(v).map_or(u64::MAX, |x| x.uniq_id);
+        g.subtree(root).windows(2).all(|w| uniq(w[0]) < uniq(w[1]))
+    });
     Shape {
+        uniq_preorder,
         types: type_orders(g),
         post,
         child_types,
@@ -200,6 +211,7 @@ pub(crate) fn type_orders(g: &ResourceGraph) -> Vec<TypeOrder> {
                     global: true,
                     per_node: true,
                     unit: true,
+                    best_perf_class: WORST_PERF_CLASS,
                     ..Default::default()
                 },
             );
@@ -225,6 +237,7 @@ pub(crate) fn type_orders(g: &ResourceGraph) -> Vec<TypeOrder> {
             }
         }
         o.unit &= x.size == 1;
+        o.best_perf_class = o.best_perf_class.min(perf_class(g, v));
         ids[t].push(x.id);
         let inner = if Some(x.kind) == node_kind {
             Some(v)
@@ -249,6 +262,10 @@ enum EarlyStop {
     Ordered,
     /// Stop once enough candidates reach the best possible score (per request).
     Bound(Vec<Vec<i64>>),
+    /// Candidates arrive in tie order and each request's scores have a
+    /// floor (per request): stop once enough candidates are at the floor,
+    /// as no later one can then win (it cannot score better, and loses ties).
+    Floor(Vec<i64>),
 }
 
 /// What a traversal checks.
@@ -312,6 +329,21 @@ struct Search<'a> {
     /// The vertex whose children the walk is evaluating (for `via`).
     from: Option<VertexId>,
     via: Vec<(VertexId, VertexId)>,
+    /// No request anywhere in the jobspec is a group of alternative slots,
+    /// whose candidates are ranked by score alone (see [`Self::sort_as_fluxion`]).
+    plain: bool,
+}
+
+/// Whether no request in `reqs`, at any depth, is a group of alternatives.
+fn no_alternatives(reqs: &[Request]) -> bool {
+    let mut stack: Vec<&Request> = reqs.iter().collect();
+    while let Some(r) = stack.pop() {
+        if r.alternatives.is_some() {
+            return false;
+        }
+        stack.extend(&r.with);
+    }
+    true
 }
 
 /// The candidates answering request `i` in a list sorted by [`Search::sort`].
@@ -356,6 +388,7 @@ pub(crate) fn run(
         entered: HashSet::new(),
         from: None,
         via: Vec::new(),
+        plain: no_alternatives(reqs),
     };
     let Some(root) = g.root() else {
         return Found {
@@ -470,14 +503,21 @@ struct BestTally {
 }
 
 impl BestTally {
-    fn new(reqs: &[Request], bounds: &[Vec<i64>], multiplier: u64, high: bool) -> Self {
+    /// `bound(i, n)`: the score the `n`-th best candidate for request `i`
+    /// must reach, if known.
+    fn new(
+        reqs: &[Request],
+        bound: impl Fn(usize, usize) -> Option<i64>,
+        multiplier: u64,
+        high: bool,
+    ) -> Self {
         let want = reqs
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let n = r.effective_max().saturating_mul(multiplier) as usize;
-                let b = bounds.get(i)?;
-                (n > 0 && b.len() >= n).then(|| (n, b[n - 1]))
+                let n = usize::try_from(r.effective_max().saturating_mul(multiplier)).ok()?;
+                (n > 0).then_some(())?;
+                Some((n, bound(i, n)?))
             })
             .collect();
         BestTally {
@@ -854,8 +894,12 @@ impl Search<'_> {
                 }
             }
             Some(EarlyStop::Bound(bounds)) => {
-                let mut best =
-                    BestTally::new(reqs, &bounds, multiplier, self.policy.prefers_high());
+                let mut best = BestTally::new(
+                    reqs,
+                    |i, n| bounds.get(i)?.get(n - 1).copied(),
+                    multiplier,
+                    self.policy.prefers_high(),
+                );
                 // Children that cannot reach any request's bound go last:
                 // if the others reach the bounds, those could not have
                 // added a candidate that wins.
@@ -898,12 +942,56 @@ impl Search<'_> {
                     }
                 }
             }
+            Some(EarlyStop::Floor(floors)) => {
+                let mut best = BestTally::new(
+                    reqs,
+                    |i, _| floors.get(i).copied(),
+                    multiplier,
+                    self.policy.prefers_high(),
+                );
+                for &c in kids {
+                    self.eval(c, reqs, pristine, excl, node_factor, top, out);
+                    best.add(&out[base..]);
+                    if best.enough() {
+                        break;
+                    }
+                }
+            }
             None => {
                 for &c in kids {
                     self.eval(c, reqs, pristine, excl, node_factor, top, out);
                 }
             }
         }
+    }
+
+    /// The floor of [`Policy::Variation`]'s scores for each of `reqs`, when
+    /// candidates arrive in the order its ties break by (see
+    /// [`EarlyStop::Floor`]): a vertex scores its type's best performance
+    /// class at least, a slot the sum of its members' floors.
+    fn perf_floors(&self, reqs: &[Request]) -> Option<Vec<i64>> {
+        if self.policy != Policy::Variation || !self.shape.uniq_preorder || !self.plain {
+            return None;
+        }
+        reqs.iter()
+            .map(|r| {
+                let floor = |k: Option<TypeId>| Some(self.order(k?)?.best_perf_class);
+                if !r.is_slot {
+                    return floor(r.kind);
+                }
+                // A slot's score sums what it takes of each member; a
+                // member with a range of counts, or of pools, takes an
+                // unknown number of candidates.
+                r.with.iter().try_fold(0i64, |sum, e| {
+                    let o = self.order(e.kind?)?;
+                    if e.is_slot || !o.unit || e.count.min != e.count.max {
+                        return None;
+                    }
+                    let n = i64::try_from(e.count.min).ok()?;
+                    Some(sum.saturating_add(floor(e.kind)?.saturating_mul(n)))
+                })
+            })
+            .collect()
     }
 
     fn order(&self, k: TypeId) -> Option<&TypeOrder> {
@@ -1042,7 +1130,13 @@ impl Search<'_> {
         if self.sat || self.policy.stops_early() {
             return Some(EarlyStop::Ordered);
         }
-        if !self.policy.ranks_by_id() || reqs.iter().any(|r| r.count.max == u64::MAX) {
+        if reqs.iter().any(|r| r.count.max == u64::MAX) {
+            return None;
+        }
+        if let Some(floors) = self.perf_floors(reqs) {
+            return Some(EarlyStop::Floor(floors));
+        }
+        if !self.policy.ranks_by_id() {
             return None;
         }
         if reqs.iter().all(|r| self.arrives_ordered(r)) {
