@@ -114,6 +114,9 @@ pub(crate) struct TypeOrder {
     /// The best (lowest) performance class of any vertex of the type, the
     /// floor of [`Policy::Variation`]'s scores for it.
     pub(crate) best_perf_class: i64,
+    /// Unique ids of the type grow in depth-first order across the whole
+    /// graph, so its candidates arrive in the order ties break by.
+    pub(crate) uniq_ascending: bool,
 }
 
 /// Facts about the shape of the graph, cached by the matcher per graph
@@ -195,6 +198,7 @@ pub(crate) const BOUND_IDS: usize = 256;
 pub(crate) fn type_orders(g: &ResourceGraph) -> Vec<TypeOrder> {
     let mut out: Vec<TypeOrder> = Vec::new();
     let mut last: Vec<Option<i64>> = Vec::new();
+    let mut last_uniq: Vec<Option<u64>> = Vec::new();
     let mut last_in_node: Vec<Option<(VertexId, i64)>> = Vec::new();
     let mut ids: Vec<Vec<i64>> = Vec::new();
     let node_kind = g.type_id("node");
@@ -212,10 +216,12 @@ pub(crate) fn type_orders(g: &ResourceGraph) -> Vec<TypeOrder> {
                     per_node: true,
                     unit: true,
                     best_perf_class: WORST_PERF_CLASS,
+                    uniq_ascending: true,
                     ..Default::default()
                 },
             );
             last.resize(t + 1, None);
+            last_uniq.resize(t + 1, None);
             last_in_node.resize(t + 1, None);
             ids.resize(t + 1, Vec::new());
         }
@@ -224,6 +230,10 @@ pub(crate) fn type_orders(g: &ResourceGraph) -> Vec<TypeOrder> {
             o.global = false;
         }
         last[t] = Some(x.id);
+        if last_uniq[t].is_some_and(|l| x.uniq_id <= l) {
+            o.uniq_ascending = false;
+        }
+        last_uniq[t] = Some(x.uniq_id);
         match node {
             None => o.per_node = false,
             Some(n) => {
@@ -970,14 +980,20 @@ impl Search<'_> {
     /// [`EarlyStop::Floor`]): a vertex scores its type's best performance
     /// class at least, a slot the sum of its members' floors.
     fn perf_floors(&self, reqs: &[Request]) -> Option<Vec<i64>> {
-        if self.policy != Policy::Variation || !self.shape.uniq_preorder || !self.plain {
+        if self.policy != Policy::Variation || !self.plain {
             return None;
         }
         reqs.iter()
             .map(|r| {
                 let floor = |k: Option<TypeId>| Some(self.order(k?)?.best_perf_class);
                 if !r.is_slot {
-                    return floor(r.kind);
+                    // One type: its own depth-first order of unique ids.
+                    let o = self.order(r.kind?)?;
+                    return o.uniq_ascending.then_some(o.best_perf_class);
+                }
+                // Slots tie by the vertex they are dealt at, of any type.
+                if !self.shape.uniq_preorder {
+                    return None;
                 }
                 // A slot's score sums what it takes of each member; a
                 // member with a range of counts, or of pools, takes an
