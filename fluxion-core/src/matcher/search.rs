@@ -178,8 +178,19 @@ pub(crate) fn shape(g: &ResourceGraph) -> Shape {
         }
     }
     let uniq_preorder = g.root().is_none_or(|root| {
-        let uniq = |v| g.vertex(v).map_or(u64::MAX, |x| x.uniq_id);
-        g.subtree(root).windows(2).all(|w| uniq(w[0]) < uniq(w[1]))
+        // A walk with its own stack: a list of every vertex would add to
+        // the peak memory of loading a large graph.
+        let mut stack = vec![root];
+        let mut last: Option<u64> = None;
+        while let Some(v) = stack.pop() {
+            let Some(x) = g.vertex(v) else { continue };
+            if last.is_some_and(|l| x.uniq_id <= l) {
+                return false;
+            }
+            last = Some(x.uniq_id);
+            stack.extend(x.children().iter().rev());
+        }
+        true
     });
     Shape {
         uniq_preorder,

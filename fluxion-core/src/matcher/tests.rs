@@ -726,6 +726,48 @@ fn variation_stops_at_the_perf_class_floor() {
     assert!(stopped < late, "{stopped} >= {late}");
 }
 
+/// A GRUG recipe numbers a vertex's children before their own children,
+/// so unique ids do not grow in depth-first order across types; within
+/// each type they still do, and `variation` still stops early for a
+/// request of one type.
+#[test]
+fn variation_stops_early_on_a_grug_graph() {
+    let recipe = r#"<graphml xmlns="http://graphml.graphdrawing.org/xmlns">
+  <key id="root" for="node" attr.name="root" attr.type="int"><default>0</default></key>
+  <key id="type" for="node" attr.name="type" attr.type="string"/>
+  <key id="subsystem" for="node" attr.name="subsystem" attr.type="string"><default>containment</default></key>
+  <key id="e_subsystem" for="edge" attr.name="e_subsystem" attr.type="string"><default>containment</default></key>
+  <key id="multi_scale" for="edge" attr.name="multi_scale" attr.type="int"><default>1</default></key>
+  <key id="id_scope" for="edge" attr.name="id_scope" attr.type="int"><default>0</default></key>
+  <key id="gen_method" for="edge" attr.name="gen_method" attr.type="string"><default>MULTIPLY</default></key>
+  <graph id="g" edgedefault="directed">
+    <node id="cluster"><data key="root">1</data><data key="type">cluster</data></node>
+    <node id="node"><data key="type">node</data></node>
+    <node id="core"><data key="type">core</data></node>
+    <edge source="cluster" target="node"><data key="multi_scale">8</data></edge>
+    <edge source="node" target="core"><data key="multi_scale">4</data></edge>
+  </graph>
+</graphml>"#;
+    let g = crate::io::read_grug(recipe).unwrap();
+    let shape = super::search::shape(&g);
+    assert!(!shape.uniq_preorder);
+    let full = g.vertex_count() as u64;
+    let mut m = Matcher::new(g, Policy::Variation);
+    let spec = Jobspec::parse(
+        "version: 1\nresources:\n  - type: node\n    count: 2\n    with:\n      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: 1\nattributes: {system: {duration: 100}}\n",
+    )
+    .unwrap();
+    let o = m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
+    let mut got = nodes_of(&m, &o);
+    got.sort();
+    assert_eq!(got, ["node0", "node1"]);
+    assert!(
+        o.preorder_visits < full / 2,
+        "{} of {full}",
+        o.preorder_visits
+    );
+}
+
 /// Jobs placed under another policy count in the first-match weights once
 /// the matcher switches to `first`.
 #[test]
