@@ -367,6 +367,8 @@ pub struct ResourceGraph {
     jobs: HashMap<JobId, JobHold>,
     next_uniq: u64,
     generation: u64,
+    /// See [`ResourceGraph::property_epoch`].
+    property_epoch: u64,
     /// See [`ResourceGraph::free_epoch`].
     free_epoch: u64,
     /// Interned basenames and units (few distinct values, many vertices).
@@ -621,6 +623,12 @@ impl ResourceGraph {
     pub fn generation(&self) -> u64 {
         self.generation
     }
+
+    /// Counter bumped by every property edit, for caches derived from
+    /// vertex properties (such as the performance classes per type).
+    pub fn property_epoch(&self) -> u64 {
+        self.property_epoch
+    }
     /// The root vertex, if the graph is not empty.
     pub fn root(&self) -> Option<VertexId> {
         self.root
@@ -761,6 +769,7 @@ impl ResourceGraph {
             Some((_, val)) => *val = value.into(),
             None => x.properties.push((key.into(), value.into())),
         }
+        self.property_epoch += 1;
         Ok(())
     }
 

@@ -158,8 +158,9 @@ pub struct Matcher {
     horizon: Time,
     jobs: BTreeMap<JobId, JobInfo>,
     stats: MatchStats,
-    /// Per type: do ids grow in depth-first order? Keyed by graph generation.
-    order_cache: Option<(u64, std::sync::Arc<search::Shape>)>,
+    /// Per type: do ids grow in depth-first order? Keyed by graph
+    /// generation and property epoch.
+    order_cache: Option<((u64, u64), std::sync::Arc<search::Shape>)>,
     /// First-match walk order: free units below a vertex when a job last
     /// went through it (Fluxion's out-edge weights).
     weights: walk::Weights,
@@ -186,7 +187,7 @@ impl Matcher {
         // The shape cache (walk order facts) is built now, so the first
         // match does not pay for a full graph walk.
         let shape = std::sync::Arc::new(search::shape(&graph));
-        let generation = graph.generation();
+        let generation = (graph.generation(), graph.property_epoch());
         let mut walk = walk::WalkOrder::default();
         if policy.stops_early() {
             walk.refresh(&graph, &walk::Weights::default());
@@ -491,7 +492,7 @@ impl Matcher {
         if self.tracks_use {
             self.walk.refresh(&self.graph, &self.weights);
         }
-        let generation = self.graph.generation();
+        let generation = (self.graph.generation(), self.graph.property_epoch());
         if let Some((g, v)) = &self.order_cache
             && *g == generation
         {

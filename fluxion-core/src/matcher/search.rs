@@ -111,6 +111,12 @@ pub(crate) struct TypeOrder {
     pub(crate) lowest: Vec<i64>,
     /// The largest ids, descending (at most [`BOUND_IDS`]).
     pub(crate) highest: Vec<i64>,
+    /// The best (lowest) performance class of any vertex of the type, the
+    /// floor of [`Policy::Variation`]'s scores for it.
+    pub(crate) best_perf_class: i64,
+    /// Unique ids of the type grow in depth-first order across the whole
+    /// graph, so its candidates arrive in the order ties break by.
+    pub(crate) uniq_ascending: bool,
 }
 
 /// Facts about the shape of the graph, cached by the matcher per graph
@@ -132,6 +138,9 @@ pub(crate) struct Shape {
     /// listed by ascending id, so the lowest (highest) ids of a type are
     /// the first (last) children of that type.
     pub(crate) leaf_ids_ascending: Vec<bool>,
+    /// Unique ids grow in depth-first pre-order across the whole graph, so
+    /// candidates arrive in the order [`Policy::Variation`] breaks ties by.
+    pub(crate) uniq_preorder: bool,
 }
 
 /// Computes the [`Shape`] of `g`.
@@ -168,7 +177,23 @@ pub(crate) fn shape(g: &ResourceGraph) -> Shape {
             post[v.index()] = n as u32;
         }
     }
+    let uniq_preorder = g.root().is_none_or(|root| {
+        // A walk with its own stack: a list of every vertex would add to
+        // the peak memory of loading a large graph.
+        let mut stack = vec![root];
+        let mut last: Option<u64> = None;
+        while let Some(v) = stack.pop() {
+            let Some(x) = g.vertex(v) else { continue };
+            if last.is_some_and(|l| x.uniq_id <= l) {
+                return false;
+            }
+            last = Some(x.uniq_id);
+            stack.extend(x.children().iter().rev());
+        }
+        true
+    });
     Shape {
+        uniq_preorder,
         types: type_orders(g),
         post,
         child_types,
@@ -184,6 +209,7 @@ pub(crate) const BOUND_IDS: usize = 256;
 pub(crate) fn type_orders(g: &ResourceGraph) -> Vec<TypeOrder> {
     let mut out: Vec<TypeOrder> = Vec::new();
     let mut last: Vec<Option<i64>> = Vec::new();
+    let mut last_uniq: Vec<Option<u64>> = Vec::new();
     let mut last_in_node: Vec<Option<(VertexId, i64)>> = Vec::new();
     let mut ids: Vec<Vec<i64>> = Vec::new();
     let node_kind = g.type_id("node");
@@ -200,10 +226,13 @@ pub(crate) fn type_orders(g: &ResourceGraph) -> Vec<TypeOrder> {
                     global: true,
                     per_node: true,
                     unit: true,
+                    best_perf_class: WORST_PERF_CLASS,
+                    uniq_ascending: true,
                     ..Default::default()
                 },
             );
             last.resize(t + 1, None);
+            last_uniq.resize(t + 1, None);
             last_in_node.resize(t + 1, None);
             ids.resize(t + 1, Vec::new());
         }
@@ -212,6 +241,10 @@ pub(crate) fn type_orders(g: &ResourceGraph) -> Vec<TypeOrder> {
             o.global = false;
         }
         last[t] = Some(x.id);
+        if last_uniq[t].is_some_and(|l| x.uniq_id <= l) {
+            o.uniq_ascending = false;
+        }
+        last_uniq[t] = Some(x.uniq_id);
         match node {
             None => o.per_node = false,
             Some(n) => {
@@ -225,6 +258,7 @@ pub(crate) fn type_orders(g: &ResourceGraph) -> Vec<TypeOrder> {
             }
         }
         o.unit &= x.size == 1;
+        o.best_perf_class = o.best_perf_class.min(perf_class(g, v));
         ids[t].push(x.id);
         let inner = if Some(x.kind) == node_kind {
             Some(v)
@@ -249,6 +283,10 @@ enum EarlyStop {
     Ordered,
     /// Stop once enough candidates reach the best possible score (per request).
     Bound(Vec<Vec<i64>>),
+    /// Candidates arrive in tie order and each request's scores have a
+    /// floor (per request): stop once enough candidates are at the floor,
+    /// as no later one can then win (it cannot score better, and loses ties).
+    Floor(Vec<i64>),
 }
 
 /// What a traversal checks.
@@ -312,6 +350,21 @@ struct Search<'a> {
     /// The vertex whose children the walk is evaluating (for `via`).
     from: Option<VertexId>,
     via: Vec<(VertexId, VertexId)>,
+    /// No request anywhere in the jobspec is a group of alternative slots,
+    /// whose candidates are ranked by score alone (see [`Self::sort_as_fluxion`]).
+    plain: bool,
+}
+
+/// Whether no request in `reqs`, at any depth, is a group of alternatives.
+fn no_alternatives(reqs: &[Request]) -> bool {
+    let mut stack: Vec<&Request> = reqs.iter().collect();
+    while let Some(r) = stack.pop() {
+        if r.alternatives.is_some() {
+            return false;
+        }
+        stack.extend(&r.with);
+    }
+    true
 }
 
 /// The candidates answering request `i` in a list sorted by [`Search::sort`].
@@ -356,6 +409,7 @@ pub(crate) fn run(
         entered: HashSet::new(),
         from: None,
         via: Vec::new(),
+        plain: no_alternatives(reqs),
     };
     let Some(root) = g.root() else {
         return Found {
@@ -470,14 +524,21 @@ struct BestTally {
 }
 
 impl BestTally {
-    fn new(reqs: &[Request], bounds: &[Vec<i64>], multiplier: u64, high: bool) -> Self {
+    /// `bound(i, n)`: the score the `n`-th best candidate for request `i`
+    /// must reach, if known.
+    fn new(
+        reqs: &[Request],
+        bound: impl Fn(usize, usize) -> Option<i64>,
+        multiplier: u64,
+        high: bool,
+    ) -> Self {
         let want = reqs
             .iter()
             .enumerate()
             .map(|(i, r)| {
-                let n = r.effective_max().saturating_mul(multiplier) as usize;
-                let b = bounds.get(i)?;
-                (n > 0 && b.len() >= n).then(|| (n, b[n - 1]))
+                let n = usize::try_from(r.effective_max().saturating_mul(multiplier)).ok()?;
+                (n > 0).then_some(())?;
+                Some((n, bound(i, n)?))
             })
             .collect();
         BestTally {
@@ -854,8 +915,12 @@ impl Search<'_> {
                 }
             }
             Some(EarlyStop::Bound(bounds)) => {
-                let mut best =
-                    BestTally::new(reqs, &bounds, multiplier, self.policy.prefers_high());
+                let mut best = BestTally::new(
+                    reqs,
+                    |i, n| bounds.get(i)?.get(n - 1).copied(),
+                    multiplier,
+                    self.policy.prefers_high(),
+                );
                 // Children that cannot reach any request's bound go last:
                 // if the others reach the bounds, those could not have
                 // added a candidate that wins.
@@ -898,12 +963,62 @@ impl Search<'_> {
                     }
                 }
             }
+            Some(EarlyStop::Floor(floors)) => {
+                let mut best = BestTally::new(
+                    reqs,
+                    |i, _| floors.get(i).copied(),
+                    multiplier,
+                    self.policy.prefers_high(),
+                );
+                for &c in kids {
+                    self.eval(c, reqs, pristine, excl, node_factor, top, out);
+                    best.add(&out[base..]);
+                    if best.enough() {
+                        break;
+                    }
+                }
+            }
             None => {
                 for &c in kids {
                     self.eval(c, reqs, pristine, excl, node_factor, top, out);
                 }
             }
         }
+    }
+
+    /// The floor of [`Policy::Variation`]'s scores for each of `reqs`, when
+    /// candidates arrive in the order its ties break by (see
+    /// [`EarlyStop::Floor`]): a vertex scores its type's best performance
+    /// class at least, a slot the sum of its members' floors.
+    fn perf_floors(&self, reqs: &[Request]) -> Option<Vec<i64>> {
+        if self.policy != Policy::Variation || !self.plain {
+            return None;
+        }
+        reqs.iter()
+            .map(|r| {
+                let floor = |k: Option<TypeId>| Some(self.order(k?)?.best_perf_class);
+                if !r.is_slot {
+                    // One type: its own depth-first order of unique ids.
+                    let o = self.order(r.kind?)?;
+                    return o.uniq_ascending.then_some(o.best_perf_class);
+                }
+                // Slots tie by the vertex they are dealt at, of any type.
+                if !self.shape.uniq_preorder {
+                    return None;
+                }
+                // A slot's score sums what it takes of each member; a
+                // member with a range of counts, or of pools, takes an
+                // unknown number of candidates.
+                r.with.iter().try_fold(0i64, |sum, e| {
+                    let o = self.order(e.kind?)?;
+                    if e.is_slot || !o.unit || e.count.min != e.count.max {
+                        return None;
+                    }
+                    let n = i64::try_from(e.count.min).ok()?;
+                    Some(sum.saturating_add(floor(e.kind)?.saturating_mul(n)))
+                })
+            })
+            .collect()
     }
 
     fn order(&self, k: TypeId) -> Option<&TypeOrder> {
@@ -1042,7 +1157,13 @@ impl Search<'_> {
         if self.sat || self.policy.stops_early() {
             return Some(EarlyStop::Ordered);
         }
-        if !self.policy.ranks_by_id() || reqs.iter().any(|r| r.count.max == u64::MAX) {
+        if reqs.iter().any(|r| r.count.max == u64::MAX) {
+            return None;
+        }
+        if let Some(floors) = self.perf_floors(reqs) {
+            return Some(EarlyStop::Floor(floors));
+        }
+        if !self.policy.ranks_by_id() {
             return None;
         }
         if reqs.iter().all(|r| self.arrives_ordered(r)) {

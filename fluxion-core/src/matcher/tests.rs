@@ -682,6 +682,92 @@ fn variation_prefers_the_best_performance_class() {
     assert_eq!(place(4, &nodes(2)), ["node6", "node7"]);
 }
 
+/// `variation` stops walking once a job has enough candidates at the best
+/// performance class of their type: candidates arrive in graph order, which
+/// ties break by, so no later one could win. It must not stop while fewer
+/// than that reach the class, and a class set after the matcher was made
+/// moves the floor.
+#[test]
+fn variation_stops_at_the_perf_class_floor() {
+    let nodes = |n: u64| {
+        Jobspec::parse(&format!(
+            "version: 1\nresources:\n  - type: node\n    count: {n}\n    exclusive: true\n    with:\n      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: 1\nattributes: {{system: {{duration: 100}}}}\n"
+        ))
+        .unwrap()
+    };
+    let place = |m: &mut Matcher, job: u64, n: u64| {
+        let o = m
+            .match_jobspec(MatchOp::Allocate, job, &nodes(n), 0)
+            .unwrap();
+        let mut got = nodes_of(m, &o);
+        got.sort();
+        (got, o.preorder_visits)
+    };
+    // No class anywhere: every node is at the floor, the first two do.
+    let mut m = Matcher::new(small(8), Policy::Variation);
+    let full = m.graph().vertex_count() as u64;
+    let (got, early) = place(&mut m, 1, 2);
+    assert_eq!(got, ["node0", "node1"]);
+    assert!(early < full / 2, "{early} of {full}");
+    // One node of a better class, set now: the floor drops to it and only
+    // one node reaches it, so the walk goes on to the end.
+    let v = m.graph().find_by_name("node6").next().unwrap();
+    m.graph_mut().set_property(v, "perf_class", "1").unwrap();
+    let (got, late) = place(&mut m, 2, 2);
+    assert_eq!(got, ["node2", "node6"]);
+    assert!(late > early, "{late} <= {early}");
+    // Two of the best class: the walk stops at the second one.
+    let v = m.graph().find_by_name("node3").next().unwrap();
+    m.graph_mut().set_property(v, "perf_class", "0").unwrap();
+    let w = m.graph().find_by_name("node4").next().unwrap();
+    m.graph_mut().set_property(w, "perf_class", "0").unwrap();
+    let (got, stopped) = place(&mut m, 3, 2);
+    assert_eq!(got, ["node3", "node4"]);
+    assert!(stopped < late, "{stopped} >= {late}");
+}
+
+/// A GRUG recipe numbers a vertex's children before their own children,
+/// so unique ids do not grow in depth-first order across types; within
+/// each type they still do, and `variation` still stops early for a
+/// request of one type.
+#[test]
+fn variation_stops_early_on_a_grug_graph() {
+    let recipe = r#"<graphml xmlns="http://graphml.graphdrawing.org/xmlns">
+  <key id="root" for="node" attr.name="root" attr.type="int"><default>0</default></key>
+  <key id="type" for="node" attr.name="type" attr.type="string"/>
+  <key id="subsystem" for="node" attr.name="subsystem" attr.type="string"><default>containment</default></key>
+  <key id="e_subsystem" for="edge" attr.name="e_subsystem" attr.type="string"><default>containment</default></key>
+  <key id="multi_scale" for="edge" attr.name="multi_scale" attr.type="int"><default>1</default></key>
+  <key id="id_scope" for="edge" attr.name="id_scope" attr.type="int"><default>0</default></key>
+  <key id="gen_method" for="edge" attr.name="gen_method" attr.type="string"><default>MULTIPLY</default></key>
+  <graph id="g" edgedefault="directed">
+    <node id="cluster"><data key="root">1</data><data key="type">cluster</data></node>
+    <node id="node"><data key="type">node</data></node>
+    <node id="core"><data key="type">core</data></node>
+    <edge source="cluster" target="node"><data key="multi_scale">8</data></edge>
+    <edge source="node" target="core"><data key="multi_scale">4</data></edge>
+  </graph>
+</graphml>"#;
+    let g = crate::io::read_grug(recipe).unwrap();
+    let shape = super::search::shape(&g);
+    assert!(!shape.uniq_preorder);
+    let full = g.vertex_count() as u64;
+    let mut m = Matcher::new(g, Policy::Variation);
+    let spec = Jobspec::parse(
+        "version: 1\nresources:\n  - type: node\n    count: 2\n    with:\n      - type: slot\n        count: 1\n        label: s\n        with:\n          - type: core\n            count: 1\nattributes: {system: {duration: 100}}\n",
+    )
+    .unwrap();
+    let o = m.match_jobspec(MatchOp::Allocate, 1, &spec, 0).unwrap();
+    let mut got = nodes_of(&m, &o);
+    got.sort();
+    assert_eq!(got, ["node0", "node1"]);
+    assert!(
+        o.preorder_visits < full / 2,
+        "{} of {full}",
+        o.preorder_visits
+    );
+}
+
 /// Jobs placed under another policy count in the first-match weights once
 /// the matcher switches to `first`.
 #[test]
