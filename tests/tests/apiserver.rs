@@ -369,9 +369,12 @@ async fn budgets_and_priority_classes_are_served() {
     let pdbs: Api<PodDisruptionBudget> = Api::namespaced(srv.client(), "default");
     let pdb: PodDisruptionBudget = serde_json::from_value(json!({
         "metadata": {"name": "b"}, "spec": {"minAvailable": 1, "selector": {"matchLabels": {"app": "mpi"}}},
+        "status": {"disruptionsAllowed": 5, "currentHealthy": 6, "desiredHealthy": 1, "expectedPods": 6},
     }))
     .unwrap();
-    pdbs.create(&PostParams::default(), &pdb).await.unwrap();
+    let created = pdbs.create(&PostParams::default(), &pdb).await.unwrap();
+    // A client's status is dropped at create, as kube-apiserver drops it.
+    assert_eq!(created.status.map(|s| s.disruptions_allowed), Some(0));
     let listed = pdbs.list(&ListParams::default()).await.unwrap();
     assert_eq!(listed.items.len(), 1);
     let classes: Api<PriorityClass> = Api::all(srv.client());

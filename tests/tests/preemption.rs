@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 mod common;
 
 use phalanx_kube::{RunArgs, SchedulerHandle, Settings};
@@ -415,9 +416,13 @@ async fn a_disruption_budget_steers_the_choice_of_victims() {
         json!({
             "metadata": {"name": "younger", "namespace": NS},
             "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "younger"}}},
-            "status": {"disruptionsAllowed": 0, "currentHealthy": 2, "desiredHealthy": 2, "expectedPods": 2},
         }),
     )
+    .unwrap();
+    // The disruption controller's count.
+    srv.mutate::<PodDisruptionBudget>(NS, "younger", |o| {
+        o["status"] = json!({"disruptionsAllowed": 0, "currentHealthy": 2, "desiredHealthy": 2, "expectedPods": 2});
+    })
     .unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     add_gang(&srv, "high", 2, 2, 1, "high");
@@ -981,9 +986,13 @@ async fn hostile_budgets_are_read_and_a_negative_allowance_protects() {
             json!({
                 "metadata": {"name": name, "namespace": NS},
                 "spec": {"minAvailable": 1, "selector": selector},
-                "status": {"disruptionsAllowed": allowed, "currentHealthy": 4, "desiredHealthy": 1, "expectedPods": 4},
             }),
         )
+        .unwrap();
+        // The disruption controller's count.
+        srv.mutate::<PodDisruptionBudget>(NS, name, |o| {
+            o["status"] = json!({"disruptionsAllowed": allowed, "currentHealthy": 4, "desiredHealthy": 1, "expectedPods": 4});
+        })
         .unwrap();
     };
     let many: Vec<serde_json::Value> = (0..3000)
