@@ -8,6 +8,7 @@ mod kubelet;
 pub mod resources;
 pub mod selector;
 pub mod store;
+mod strategy;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -374,22 +374,13 @@ impl Store {
         meta["resourceVersion"] = json!(rv.to_string());
         meta["creationTimestamp"] = json!(now_rfc3339());
         meta["generation"] = json!(1);
-        if rt.plural == "poddisruptionbudgets" && rt.group == "policy" {
-            // kube-apiserver's PrepareForCreate drops a client's status: only
-            // the disruption controller writes it (tests play that part with
-            // `ApiServer::mutate`).
-            obj["status"] = json!({
-                "disruptionsAllowed": 0, "currentHealthy": 0,
-                "desiredHealthy": 0, "expectedPods": 0,
-            });
-        }
-        if rt.plural == "pods" && rt.group.is_empty() {
-            if obj.pointer("/spec/schedulerName").is_none() && obj["spec"].is_object() {
-                obj["spec"]["schedulerName"] = json!("default-scheduler");
-            }
-            if obj.pointer("/status/phase").is_none() {
-                obj["status"] = json!({"phase": "Pending"});
-            }
+        super::strategy::prepare_for_create(rt, &mut obj);
+        if rt.plural == "pods"
+            && rt.group.is_empty()
+            && obj.pointer("/spec/schedulerName").is_none()
+            && obj["spec"].is_object()
+        {
+            obj["spec"]["schedulerName"] = json!("default-scheduler");
         }
         self.objects
             .entry(rt.key())
