@@ -132,3 +132,91 @@ pub fn event_reasons(srv: &ApiServer, prefix: &str) -> Vec<(String, String)> {
         .map(|e| (e.reason.unwrap_or_default(), e.note.unwrap_or_default()))
         .collect()
 }
+
+/// The Events about objects named `prefix*`, one `Reason: note` a line (for
+/// assertion messages and `contains` checks).
+pub fn event_notes(srv: &ApiServer, prefix: &str) -> String {
+    event_reasons(srv, prefix)
+        .into_iter()
+        .map(|(r, n)| format!("{r}: {n}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// A native PodGroup (`scheduling.k8s.io/{version}`) with the given spec.
+pub fn native_podgroup_json(ns: &str, version: &str, name: &str, spec: Value) -> Value {
+    json!({
+        "apiVersion": format!("scheduling.k8s.io/{version}"), "kind": "PodGroup",
+        "metadata": {"name": name, "namespace": ns}, "spec": spec,
+    })
+}
+
+/// A one-CPU pod of ours that names native PodGroup `group` in
+/// `spec.schedulingGroup` (JSON: the compiled Pod type may lack the field).
+pub fn native_member_json(ns: &str, name: &str, group: &str) -> Value {
+    let mut v = serde_json::to_value(pod(ns, name, "phalanx", 1, &[]))
+        .unwrap_or_else(|e| panic!("pod fixture: {e}"));
+    v["spec"]["schedulingGroup"] = json!({"podGroupName": group});
+    v
+}
+
+/// A Flux Operator MiniCluster `name` with the given spec, and the indexed
+/// Job of `parallelism` pods it owns, as the operator creates them. Its pods
+/// come from [`minicluster_pod_json`].
+pub fn create_minicluster(srv: &ApiServer, ns: &str, name: &str, spec: Value, parallelism: u32) {
+    srv.create_json(
+        "flux-framework.org",
+        "v1alpha2",
+        "miniclusters",
+        ns,
+        json!({
+            "apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster",
+            "metadata": {"name": name, "namespace": ns}, "spec": spec,
+        }),
+    )
+    .unwrap_or_else(|e| panic!("minicluster fixture: {e:?}"));
+    srv.create_json("batch", "v1", "jobs", ns, json!({
+        "apiVersion": "batch/v1", "kind": "Job",
+        "metadata": {"name": name, "namespace": ns, "ownerReferences": [
+            {"apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster", "name": name, "uid": "mc", "controller": true}]},
+        "spec": {"parallelism": parallelism, "completions": parallelism, "completionMode": "Indexed",
+                 "template": {"spec": {"containers": []}}},
+    }))
+    .unwrap_or_else(|e| panic!("minicluster job fixture: {e:?}"));
+}
+
+/// Pod `i` of MiniCluster `name`'s Job: one CPU, scheduled by us.
+pub fn minicluster_pod_json(ns: &str, name: &str, i: u32) -> Value {
+    let mut v = serde_json::to_value(pod(ns, &format!("{name}-{i}"), "phalanx", 1, &[]))
+        .unwrap_or_else(|e| panic!("pod fixture: {e}"));
+    v["metadata"]["ownerReferences"] = json!([
+        {"apiVersion": "batch/v1", "kind": "Job", "name": name, "uid": "job", "controller": true}]);
+    v
+}
+
+/// A policy/v1 PodDisruptionBudget with the given spec, then the status the
+/// disruption controller would write (`create` cannot set one): `allowed`
+/// disruptions of `healthy` pods.
+pub fn create_budget(
+    srv: &ApiServer,
+    ns: &str,
+    name: &str,
+    spec: Value,
+    allowed: i64,
+    healthy: i64,
+) {
+    srv.create_json(
+        "policy",
+        "v1",
+        "poddisruptionbudgets",
+        ns,
+        json!({"metadata": {"name": name, "namespace": ns}, "spec": spec}),
+    )
+    .unwrap_or_else(|e| panic!("budget fixture: {e:?}"));
+    let desired = (healthy - allowed).max(0);
+    srv.mutate::<k8s_openapi::api::policy::v1::PodDisruptionBudget>(ns, name, |o| {
+        o["status"] = json!({"disruptionsAllowed": allowed, "currentHealthy": healthy,
+                             "desiredHealthy": desired, "expectedPods": healthy});
+    })
+    .unwrap_or_else(|e| panic!("budget status: {e:?}"));
+}

@@ -12,7 +12,10 @@ mod common;
 
 use phalanx_kube::SchedulerHandle;
 use phalanx_tests::apiserver::{ApiServer, KubeletOptions, ResourceType};
-use phalanx_tests::fixtures::{bound_pods, event_reasons, node, pod, wait_for};
+use phalanx_tests::fixtures::{
+    bound_pods, event_notes as notes, event_reasons, native_member_json, native_podgroup_json,
+    node, pod, wait_for,
+};
 use serde_json::{Value, json};
 
 const NS: &str = "default";
@@ -59,39 +62,17 @@ fn create_pod(srv: &ApiServer, v: Value) {
 }
 
 fn native_pod(name: &str, group: &str) -> Value {
-    pod_json(
-        name,
-        &[],
-        &[],
-        json!({"schedulingGroup": {"podGroupName": group}}),
-    )
+    native_member_json(NS, name, group)
 }
 
 fn native_podgroup(srv: &ApiServer, version: &str, name: &str, policy: Value) {
-    srv.create_json(
-        "scheduling.k8s.io",
-        version,
-        "podgroups",
-        NS,
-        json!({
-            "apiVersion": format!("scheduling.k8s.io/{version}"), "kind": "PodGroup",
-            "metadata": {"name": name, "namespace": NS},
-            "spec": {"schedulingPolicy": policy},
-        }),
-    )
-    .unwrap();
+    let pg = native_podgroup_json(NS, version, name, json!({"schedulingPolicy": policy}));
+    srv.create_json("scheduling.k8s.io", version, "podgroups", NS, pg)
+        .unwrap();
 }
 
 fn binds(srv: &ApiServer) -> u64 {
     srv.request_count("create", "pods/binding")
-}
-
-fn notes(srv: &ApiServer, prefix: &str) -> String {
-    event_reasons(srv, prefix)
-        .into_iter()
-        .map(|(r, n)| format!("{r}: {n}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Failure 1 of issue 15: a native minCount-4 PodGroup with 3 pods gets no bind.

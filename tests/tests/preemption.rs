@@ -10,13 +10,14 @@ use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
-use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 mod common;
 
 use phalanx_kube::{RunArgs, SchedulerHandle, Settings};
 use phalanx_tests::apiserver::{ApiServer, ApiServerOptions, KubeletOptions, ResourceType};
 use phalanx_tests::fixtures::{
-    bound_pods, event_reasons, node, overcommitted_nodes, pod, podgroup_json, wait_for,
+    bound_pods, create_budget, create_minicluster, event_notes as notes, minicluster_pod_json,
+    native_member_json, native_podgroup_json, node, overcommitted_nodes, pod, podgroup_json,
+    wait_for,
 };
 use serde_json::json;
 
@@ -97,14 +98,6 @@ fn terminating(srv: &ApiServer, prefix: &str) -> usize {
         .iter()
         .filter(|p| p.metadata.deletion_timestamp.is_some())
         .count()
-}
-
-fn notes(srv: &ApiServer, prefix: &str) -> String {
-    event_reasons(srv, prefix)
-        .into_iter()
-        .map(|(r, n)| format!("{r}: {n}"))
-        .collect::<Vec<_>>()
-        .join("\n")
 }
 
 /// Pods named `prefix*` that show a `status.nominatedNodeName`, and where.
@@ -408,22 +401,8 @@ async fn a_disruption_budget_steers_the_choice_of_victims() {
     tokio::time::sleep(Duration::from_millis(1500)).await;
     add_gang(&srv, "younger", 2, 2, 1, "low");
     assert!(wait_for(WAIT, || bound_pods(&srv, "younger-").len() == 2).await);
-    srv.create_json(
-        "policy",
-        "v1",
-        "poddisruptionbudgets",
-        NS,
-        json!({
-            "metadata": {"name": "younger", "namespace": NS},
-            "spec": {"minAvailable": 2, "selector": {"matchLabels": {"app": "younger"}}},
-        }),
-    )
-    .unwrap();
-    // The disruption controller's count.
-    srv.mutate::<PodDisruptionBudget>(NS, "younger", |o| {
-        o["status"] = json!({"disruptionsAllowed": 0, "currentHealthy": 2, "desiredHealthy": 2, "expectedPods": 2});
-    })
-    .unwrap();
+    let spec = json!({"minAvailable": 2, "selector": {"matchLabels": {"app": "younger"}}});
+    create_budget(&srv, NS, "younger", spec, 0, 2);
     tokio::time::sleep(Duration::from_millis(200)).await;
     add_gang(&srv, "high", 2, 2, 1, "high");
     assert!(
@@ -576,31 +555,9 @@ async fn a_minicluster_grows_from_size_towards_max_size() {
     kubelet(&srv, Duration::ZERO);
     add_nodes(&srv, 5, 1);
     let sched = start(&srv).await;
-    srv.create_json(
-        "flux-framework.org",
-        "v1alpha2",
-        "miniclusters",
-        NS,
-        json!({
-            "apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster",
-            "metadata": {"name": "flux", "namespace": NS},
-            "spec": {"size": 2, "maxSize": 4, "pod": {"schedulerName": "phalanx"}},
-        }),
-    )
-    .unwrap();
-    srv.create_json("batch", "v1", "jobs", NS, json!({
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "flux", "namespace": NS, "ownerReferences": [
-            {"apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster", "name": "flux", "uid": "mc", "controller": true}]},
-        "spec": {"parallelism": 5, "completions": 5, "completionMode": "Indexed", "template": {"spec": {"containers": []}}},
-    }))
-    .unwrap();
-    let flux_pod = |i: u32| {
-        let mut v = serde_json::to_value(pod(NS, &format!("flux-{i}"), "phalanx", 1, &[])).unwrap();
-        v["metadata"]["ownerReferences"] = json!([
-            {"apiVersion": "batch/v1", "kind": "Job", "name": "flux", "uid": "job", "controller": true}]);
-        v
-    };
+    let spec = json!({"size": 2, "maxSize": 4, "pod": {"schedulerName": "phalanx"}});
+    create_minicluster(&srv, NS, "flux", spec, 5);
+    let flux_pod = |i: u32| minicluster_pod_json(NS, "flux", i);
     // One pod of a minimum of two: nothing starts.
     srv.create_json("", "v1", "pods", NS, flux_pod(0)).unwrap();
     tokio::time::sleep(SETTLE).await;
@@ -629,24 +586,15 @@ async fn a_native_podgroup_priority_preempts_a_native_gang() {
     add_nodes(&srv, 2, 2);
     let sched = start(&srv).await;
     let group = |name: &str, min: u32, priority: i32| {
-        srv.create_json(
-            "scheduling.k8s.io",
-            "v1alpha2",
-            "podgroups",
-            NS,
-            json!({
-                "apiVersion": "scheduling.k8s.io/v1alpha2", "kind": "PodGroup",
-                "metadata": {"name": name, "namespace": NS},
-                "spec": {"schedulingPolicy": {"gang": {"minCount": min}}, "priority": priority,
-                         "disruptionMode": "PodGroup"},
-            }),
-        )
-        .unwrap();
+        let spec = json!({"schedulingPolicy": {"gang": {"minCount": min}}, "priority": priority,
+                          "disruptionMode": "PodGroup"});
+        let pg = native_podgroup_json(NS, "v1alpha2", name, spec);
+        srv.create_json("scheduling.k8s.io", "v1alpha2", "podgroups", NS, pg)
+            .unwrap();
     };
     let member = |name: String, group: &str| {
-        let mut v = serde_json::to_value(pod(NS, &name, "phalanx", 1, &[])).unwrap();
-        v["spec"]["schedulingGroup"] = json!({"podGroupName": group});
-        srv.create_json("", "v1", "pods", NS, v).unwrap();
+        srv.create_json("", "v1", "pods", NS, native_member_json(NS, &name, group))
+            .unwrap();
     };
     group("batch", 4, 10);
     for i in 0..4 {
@@ -688,22 +636,13 @@ async fn a_native_min_count_below_the_group_size_is_elastic() {
     kubelet(&srv, Duration::ZERO);
     add_nodes(&srv, 3, 1);
     let sched = start(&srv).await;
-    srv.create_json(
-        "scheduling.k8s.io",
-        "v1alpha2",
-        "podgroups",
-        NS,
-        json!({
-            "apiVersion": "scheduling.k8s.io/v1alpha2", "kind": "PodGroup",
-            "metadata": {"name": "nat", "namespace": NS},
-            "spec": {"schedulingPolicy": {"gang": {"minCount": 2}}},
-        }),
-    )
-    .unwrap();
+    let spec = json!({"schedulingPolicy": {"gang": {"minCount": 2}}});
+    let pg = native_podgroup_json(NS, "v1alpha2", "nat", spec);
+    srv.create_json("scheduling.k8s.io", "v1alpha2", "podgroups", NS, pg)
+        .unwrap();
     for i in 0..4 {
-        let mut v = serde_json::to_value(pod(NS, &format!("nat-{i}"), "phalanx", 1, &[])).unwrap();
-        v["spec"]["schedulingGroup"] = json!({"podGroupName": "nat"});
-        srv.create_json("", "v1", "pods", NS, v).unwrap();
+        let member = native_member_json(NS, &format!("nat-{i}"), "nat");
+        srv.create_json("", "v1", "pods", NS, member).unwrap();
     }
     assert!(wait_for(WAIT, || bound_pods(&srv, "nat-").len() == 3).await);
     let condition = || {
@@ -918,30 +857,11 @@ async fn a_hostile_minicluster_max_size_is_reported_by_field() {
     kubelet(&srv, Duration::ZERO);
     add_nodes(&srv, 2, 2);
     let sched = start(&srv).await;
-    srv.create_json(
-        "flux-framework.org",
-        "v1alpha2",
-        "miniclusters",
-        NS,
-        json!({
-            "apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster",
-            "metadata": {"name": "flux", "namespace": NS},
-            "spec": {"size": 2, "maxSize": i64::MAX, "pod": {"schedulerName": "phalanx"}},
-        }),
-    )
-    .unwrap();
-    srv.create_json("batch", "v1", "jobs", NS, json!({
-        "apiVersion": "batch/v1", "kind": "Job",
-        "metadata": {"name": "flux", "namespace": NS, "ownerReferences": [
-            {"apiVersion": "flux-framework.org/v1alpha2", "kind": "MiniCluster", "name": "flux", "uid": "mc", "controller": true}]},
-        "spec": {"parallelism": 2, "completions": 2, "completionMode": "Indexed", "template": {"spec": {"containers": []}}},
-    }))
-    .unwrap();
+    let spec = json!({"size": 2, "maxSize": i64::MAX, "pod": {"schedulerName": "phalanx"}});
+    create_minicluster(&srv, NS, "flux", spec, 2);
     for i in 0..2 {
-        let mut v = serde_json::to_value(pod(NS, &format!("flux-{i}"), "phalanx", 1, &[])).unwrap();
-        v["metadata"]["ownerReferences"] = json!([
-            {"apiVersion": "batch/v1", "kind": "Job", "name": "flux", "uid": "job", "controller": true}]);
-        srv.create_json("", "v1", "pods", NS, v).unwrap();
+        srv.create_json("", "v1", "pods", NS, minicluster_pod_json(NS, "flux", i))
+            .unwrap();
     }
     assert!(
         wait_for(WAIT, || notes(&srv, "").contains("spec.maxSize")).await,
@@ -978,22 +898,8 @@ async fn hostile_budgets_are_read_and_a_negative_allowance_protects() {
     add_gang(&srv, "low", 4, 4, 1, "low");
     assert!(wait_for(WAIT, || bound_pods(&srv, "low-").len() == 4).await);
     let pdb = |name: &str, selector: serde_json::Value, allowed: i64| {
-        srv.create_json(
-            "policy",
-            "v1",
-            "poddisruptionbudgets",
-            NS,
-            json!({
-                "metadata": {"name": name, "namespace": NS},
-                "spec": {"minAvailable": 1, "selector": selector},
-            }),
-        )
-        .unwrap();
-        // The disruption controller's count.
-        srv.mutate::<PodDisruptionBudget>(NS, name, |o| {
-            o["status"] = json!({"disruptionsAllowed": allowed, "currentHealthy": 4, "desiredHealthy": 1, "expectedPods": 4});
-        })
-        .unwrap();
+        let spec = json!({"minAvailable": 1, "selector": selector});
+        create_budget(&srv, NS, name, spec, allowed, 4);
     };
     let many: Vec<serde_json::Value> = (0..3000)
         .map(|i| json!({"key": format!("k{i}"), "operator": "NotIn", "values": ["x", "y"]}))
