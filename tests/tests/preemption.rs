@@ -139,6 +139,21 @@ fn kubelet(srv: &ApiServer, stop: Duration) {
     });
 }
 
+/// A cluster of 2 nodes x 2 CPUs held whole by the 4-pod gang `low-*` of
+/// PriorityClass `low` (100), with class `high` (1000) for a preemptor, and
+/// the scheduler running. The kubelet stops a deleted pod after `stop`.
+async fn held_by_a_low_gang(stop: Duration) -> (ApiServer, SchedulerHandle) {
+    let srv = ApiServer::start().await.unwrap();
+    kubelet(&srv, stop);
+    add_nodes(&srv, 2, 2);
+    priority_class(&srv, "low", 100, false);
+    priority_class(&srv, "high", 1000, false);
+    let sched = start(&srv).await;
+    add_gang(&srv, "low", 4, 4, 1, "low");
+    assert!(wait_for(WAIT, || bound_pods(&srv, "low-").len() == 4).await);
+    (srv, sched)
+}
+
 /// The preemption writes on their own, without the core: the victim gets a
 /// DisruptionTarget condition and a graceful delete, a pod replaced under the
 /// same name is left alone, and the preemptor gets its nominated node.
@@ -255,14 +270,7 @@ async fn budgets_are_watched_before_anything_is_placed() {
 /// no pod of the low-priority gang is left: all four are deleted, not two.
 #[tokio::test]
 async fn a_high_priority_gang_evicts_a_whole_low_priority_gang() {
-    let srv = ApiServer::start().await.unwrap();
-    kubelet(&srv, Duration::from_millis(200));
-    add_nodes(&srv, 2, 2);
-    priority_class(&srv, "low", 100, false);
-    priority_class(&srv, "high", 1000, false);
-    let sched = start(&srv).await;
-    add_gang(&srv, "low", 4, 4, 1, "low");
-    assert!(wait_for(WAIT, || bound_pods(&srv, "low-").len() == 4).await);
+    let (srv, sched) = held_by_a_low_gang(Duration::from_millis(200)).await;
     let t0 = tokio::time::Instant::now();
     add_gang(&srv, "high", 2, 2, 1, "high");
     assert!(
@@ -361,14 +369,7 @@ async fn equal_priority_never_preempts() {
 /// lower-priority pod arriving then does not take them.
 #[tokio::test]
 async fn nomination_holds_the_nodes_against_a_lower_priority_newcomer() {
-    let srv = ApiServer::start().await.unwrap();
-    kubelet(&srv, Duration::from_millis(1500));
-    add_nodes(&srv, 2, 2);
-    priority_class(&srv, "low", 100, false);
-    priority_class(&srv, "high", 1000, false);
-    let sched = start(&srv).await;
-    add_gang(&srv, "low", 4, 4, 1, "low");
-    assert!(wait_for(WAIT, || bound_pods(&srv, "low-").len() == 4).await);
+    let (srv, sched) = held_by_a_low_gang(Duration::from_millis(1500)).await;
     // Two pods of 2 CPUs: the high gang needs the whole cluster.
     add_gang(&srv, "high", 2, 2, 2, "high");
     assert!(wait_for(WAIT, || terminating(&srv, "low-") == 4).await);
@@ -818,14 +819,7 @@ async fn a_bound_preemptor_loses_its_nomination_on_an_older_server() {
 /// free again once they are gone, for a lower priority too.
 #[tokio::test]
 async fn a_preemptor_deleted_mid_preemption_releases_its_room() {
-    let srv = ApiServer::start().await.unwrap();
-    kubelet(&srv, Duration::from_millis(1500));
-    add_nodes(&srv, 2, 2);
-    priority_class(&srv, "low", 100, false);
-    priority_class(&srv, "high", 1000, false);
-    let sched = start(&srv).await;
-    add_gang(&srv, "low", 4, 4, 1, "low");
-    assert!(wait_for(WAIT, || bound_pods(&srv, "low-").len() == 4).await);
+    let (srv, sched) = held_by_a_low_gang(Duration::from_millis(1500)).await;
     add_gang(&srv, "high", 2, 2, 1, "high");
     assert!(
         wait_for(WAIT, || terminating(&srv, "low-") == 4).await,
@@ -889,14 +883,7 @@ async fn a_hostile_minicluster_max_size_is_reported_by_field() {
 /// told a budget was broken.
 #[tokio::test]
 async fn hostile_budgets_are_read_and_a_negative_allowance_protects() {
-    let srv = ApiServer::start().await.unwrap();
-    kubelet(&srv, Duration::from_millis(100));
-    add_nodes(&srv, 2, 2);
-    priority_class(&srv, "low", 100, false);
-    priority_class(&srv, "high", 1000, false);
-    let sched = start(&srv).await;
-    add_gang(&srv, "low", 4, 4, 1, "low");
-    assert!(wait_for(WAIT, || bound_pods(&srv, "low-").len() == 4).await);
+    let (srv, sched) = held_by_a_low_gang(Duration::from_millis(100)).await;
     let pdb = |name: &str, selector: serde_json::Value, allowed: i64| {
         let spec = json!({"minAvailable": 1, "selector": selector});
         create_budget(&srv, NS, name, spec, allowed, 4);
@@ -945,14 +932,7 @@ async fn hostile_budgets_are_read_and_a_negative_allowance_protects() {
 /// preemption no longer backs.
 #[tokio::test]
 async fn an_abandoned_nomination_is_cleared_from_the_pods() {
-    let srv = ApiServer::start().await.unwrap();
-    kubelet(&srv, Duration::from_secs(3));
-    add_nodes(&srv, 2, 2);
-    priority_class(&srv, "low", 100, false);
-    priority_class(&srv, "high", 1000, false);
-    let sched = start(&srv).await;
-    add_gang(&srv, "low", 4, 4, 1, "low");
-    assert!(wait_for(WAIT, || bound_pods(&srv, "low-").len() == 4).await);
+    let (srv, sched) = held_by_a_low_gang(Duration::from_secs(3)).await;
     add_gang(&srv, "high", 2, 2, 1, "high");
     assert!(
         wait_for(WAIT, || nominations(&srv, "high-").len() == 2).await,
