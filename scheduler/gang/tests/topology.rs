@@ -149,3 +149,50 @@ fn a_label_no_node_has_places_nothing() {
     }
     assert!(bound_nodes(&core.schedule(Timestamp::from_secs(1))).is_empty());
 }
+
+/// Another scheduler's running pod that takes all of b0.
+fn fill_b0(core: &mut GangScheduler) {
+    let mut other = pod("other", 0, 4000);
+    other.group = None;
+    other.scheduler_name = "default-scheduler".into();
+    other.node_name = Some("b0".into());
+    other.phase = PodPhase::Running;
+    core.apply(Event::PodUpsert(other));
+}
+
+/// Members placed after the first placement (elastic members here; a
+/// replacement pod takes the same path) stay in the group's domain: with
+/// its zone full they wait rather than run in the other zone.
+#[test]
+fn later_members_stay_in_the_domain_of_the_running_ones() {
+    let mut core = two_zones();
+    // Another scheduler's pod fills b0: zone a and zone b hold two 2-CPU pods each.
+    fill_b0(&mut core);
+    // Minimum 2 of 4: no zone holds 4, so 2 start in one zone.
+    core.apply(Event::GroupUpsert(group("el", 2, Some(ZONE))));
+    for i in 0..4 {
+        core.apply(Event::PodUpsert(pod("el", i, 2000)));
+    }
+    let mut nodes = Vec::new();
+    for s in 1..=4 {
+        nodes.extend(bound_nodes(&core.schedule(Timestamp::from_secs(s))));
+    }
+    assert_eq!(nodes.len(), 2, "the other zone takes no extra: {nodes:?}");
+    let zone_of = |n: &String| n.chars().next();
+    assert!(
+        nodes.iter().all(|n| zone_of(n) == zone_of(&nodes[0])),
+        "{nodes:?}"
+    );
+    // Unconstrained, the extras go to the other zone.
+    let mut free = two_zones();
+    fill_b0(&mut free);
+    free.apply(Event::GroupUpsert(group("el", 2, None)));
+    for i in 0..4 {
+        free.apply(Event::PodUpsert(pod("el", i, 2000)));
+    }
+    let mut nodes = Vec::new();
+    for s in 1..=4 {
+        nodes.extend(bound_nodes(&free.schedule(Timestamp::from_secs(s))));
+    }
+    assert_eq!(nodes.len(), 4, "{nodes:?}");
+}

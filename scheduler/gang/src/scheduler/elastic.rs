@@ -1,6 +1,8 @@
 //! Elastic groups: a minimum that starts whole, all-or-nothing, and members
 //! beyond it (up to `max_member`) that join one by one as room appears,
-//! near the members already running (same rack, then same zone).
+//! near the members already running (same rack, then same zone), and only
+//! inside the domain they run in when the group has a topology key (a
+//! replacement for a lost member takes the same path).
 //!
 //! A group's first placement tries `min(members, max_member)` pods whole,
 //! else its minimum; the pods left over are placed by
@@ -177,6 +179,12 @@ impl GangScheduler {
             tries.push(restrict(&req, &in_zones));
         }
         tries.push(req);
+        if let Some(domain) = self.running_domain(key) {
+            // A topology constraint binds members placed later too.
+            for r in &mut tries {
+                *r = restrict(r, &domain);
+            }
+        }
         for r in &tries {
             let found = if respect_view {
                 self.reservation
@@ -202,6 +210,30 @@ impl GangScheduler {
             return Some((claim, node));
         }
         None
+    }
+
+    /// For a placed group with a topology key: the nodes of the domain(s)
+    /// its members hold resources in (claims and vacant slots), where
+    /// replacements and elastic members must go. None without a key.
+    fn running_domain(&self, key: &GroupKey) -> Option<BTreeSet<NodeId>> {
+        let g = self.groups.get(key)?;
+        let label = g.spec.as_ref()?.topology_key.as_deref()?;
+        let value_of = |id: NodeId| {
+            let name = &self.graph.node(id)?.name;
+            self.nodes.get(name)?.labels.get(label)
+        };
+        let claimed = g
+            .members
+            .iter()
+            .filter_map(|u| self.pods.get(u)?.claim.as_ref().map(|c| c.node));
+        let vacant = g.vacant.iter().map(|v| v.claim.node);
+        let values: BTreeSet<&String> = claimed.chain(vacant).filter_map(value_of).collect();
+        Some(
+            self.graph
+                .node_ids()
+                .filter(|id| value_of(*id).is_some_and(|v| values.contains(v)))
+                .collect(),
+        )
     }
 
     /// Unplaced members of a placed group that holds at least its minimum:
