@@ -364,6 +364,12 @@ pub struct Pod {
     /// resources are about to be freed (it still holds them until it is gone).
     #[serde(default)]
     pub terminating: bool,
+    /// How long the pod may take to stop once deleted: the grace period of
+    /// its deletion while terminating (`metadata.deletionGracePeriodSeconds`),
+    /// else `spec.terminationGracePeriodSeconds`. None is Kubernetes'
+    /// default (30 s). A victim still there well after it is stuck.
+    #[serde(default)]
+    pub termination_grace: Option<Millis>,
 }
 
 impl Pod {

@@ -66,6 +66,7 @@ fn pod(g: &str, i: u32, cpu: u64, gpus: u64, t: i64) -> Pod {
         preemption_policy: Default::default(),
         labels: Default::default(),
         terminating: false,
+        termination_grace: None,
     }
 }
 

@@ -67,6 +67,7 @@ fn pod(j: &Job, i: u32) -> Pod {
         preemption_policy: Default::default(),
         labels: Default::default(),
         terminating: false,
+        termination_grace: None,
     }
 }
 

@@ -59,6 +59,7 @@ fn pod(g: &str, i: u32, cpu: u64, t_ms: i64) -> Pod {
         preemption_policy: Default::default(),
         labels: Default::default(),
         terminating: false,
+        termination_grace: None,
     }
 }
 

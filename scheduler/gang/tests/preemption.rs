@@ -915,6 +915,36 @@ fn a_victim_stuck_terminating_no_longer_holds_the_room() {
     );
 }
 
+/// A victim whose own grace period is long (a job that checkpoints for an
+/// hour) is still leaving after 5 minutes: no other gang is evicted until
+/// its grace period and two retries have passed.
+#[test]
+fn a_long_grace_period_is_waited_out_before_a_victim_counts_as_stuck() {
+    let mut sim = two_low_gangs();
+    sim.add_group(group("high", 2, 1000, 200), 2, 4000);
+    let d = sim.pass();
+    assert_eq!(d.preemptions[0].victims[0].group.name, "a");
+    for uid in sim.victim_pods() {
+        if let Some(p) = sim.pods.get_mut(&uid) {
+            p.termination_grace = Some(Millis::from_secs(3600));
+        }
+        sim.terminate(&uid);
+    }
+    let t0 = sim.now;
+    assert!(sim.pass().preemptions.is_empty(), "a is leaving");
+    for at in [301, 1800, 3599] {
+        sim.now = t0 + at;
+        assert!(
+            sim.pass().preemptions.is_empty(),
+            "at {at} s a is within its grace period"
+        );
+    }
+    sim.now = t0 + 3661;
+    let d = sim.pass();
+    assert_eq!(d.preemptions.len(), 1, "past its grace period it is stuck");
+    assert_eq!(d.preemptions[0].victims[0].group.name, "b");
+}
+
 #[test]
 fn a_preemptor_deleted_while_its_victims_terminate_releases_the_hold() {
     let mut sim = full_of_low();

@@ -34,6 +34,10 @@ fn field_error(field: impl Into<String>, message: impl Into<String>) -> FieldErr
     }
 }
 
+/// Longest termination grace period read (about 31 years: far beyond any
+/// real one, and small enough that milliseconds of it cannot overflow).
+const MAX_GRACE_SECONDS: i64 = 1 << 30;
+
 /// Milliseconds since the Unix epoch of a Kubernetes time.
 pub fn time_millis(t: Option<&Time>) -> gang::Timestamp {
     gang::Timestamp::from_millis(t.map(|t| t.0.as_millisecond()).unwrap_or(0))
@@ -424,6 +428,11 @@ pub fn pod(p: &core::Pod, group: Option<gang::GroupKey>) -> (gang::Pod, Vec<Fiel
         },
         labels: p.metadata.labels.clone().unwrap_or_default(),
         terminating: p.metadata.deletion_timestamp.is_some(),
+        termination_grace: p
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| spec.and_then(|s| s.termination_grace_period_seconds))
+            .map(|s| gang::Millis(s.clamp(0, MAX_GRACE_SECONDS) * 1000)),
     };
     (pod, problems)
 }
@@ -557,6 +566,31 @@ mod tests {
         assert_eq!(policy(json!("PreemptLowerPriority")), PreemptLowerPriority);
         assert_eq!(policy(json!("Never")), Never);
         assert_eq!(policy(json!("Sometimes")), Never);
+    }
+
+    #[test]
+    fn termination_grace_prefers_the_deletion_and_is_bounded() {
+        let grace = |meta: serde_json::Value, spec_grace: serde_json::Value| {
+            let mut m = json!({"name": "p", "namespace": "ns", "uid": "u1"});
+            if let (Some(m), Some(extra)) = (m.as_object_mut(), meta.as_object()) {
+                m.extend(extra.clone());
+            }
+            let p: core::Pod = from(json!({
+                "metadata": m,
+                "spec": {"containers": [{"name": "a"}], "terminationGracePeriodSeconds": spec_grace},
+            }));
+            pod(&p, None).0.termination_grace
+        };
+        let secs = |s: i64| Some(gang::Millis::from_secs(s));
+        assert_eq!(grace(json!({}), json!(null)), None);
+        assert_eq!(grace(json!({}), json!(120)), secs(120));
+        assert_eq!(
+            grace(json!({"deletionGracePeriodSeconds": 5}), json!(120)),
+            secs(5),
+            "a deletion's own grace period wins"
+        );
+        assert_eq!(grace(json!({}), json!(-7)), secs(0));
+        assert_eq!(grace(json!({}), json!(i64::MAX)), secs(1 << 30));
     }
 
     #[test]

@@ -77,6 +77,7 @@ impl PhalanxModel {
             },
             labels: Default::default(),
             terminating: cl.pods[pod].terminating,
+            termination_grace: Some(Millis(cl.wl.termination_grace)),
         }
     }
 }

@@ -43,7 +43,8 @@
 //!
 //! Stuck victims: a pod seen terminating for [`STUCK_RETRIES`] times
 //! `preemption_retry` (5 minutes by default, ten times Kubernetes' default
-//! grace period) is held by something (a finalizer, a node that is gone). It
+//! grace period), or for its own longer grace period and two retries, is
+//! held by something (a finalizer, a node that is gone). It
 //! stops counting as leaving: the preemptor waiting on it plans again on a
 //! graph where it still holds its resources, and may choose other victims
 //! (never the stuck pod again, it is already deleted).
@@ -80,10 +81,11 @@ const ASKED_EXPIRY_RETRIES: i64 = 3;
 /// Nominated nodes named in a message.
 const MAX_NODES_NAMED: usize = 5;
 /// A pod seen terminating for this many times `preemption_retry` (5 minutes
-/// by default: ten times Kubernetes' default grace period of 30 s, and the
-/// kubelet kills a pod when its grace period ends) is stuck: a finalizer
-/// holds it, or its node is gone. It no longer counts as leaving, so a
-/// preemptor waiting on it plans again and may choose other victims.
+/// by default: ten times Kubernetes' default grace period of 30 s), or for
+/// its own longer grace period and two retries, is stuck: a finalizer holds
+/// it, or its node is gone (the kubelet kills a pod when its grace period
+/// ends). It no longer counts as leaving, so a preemptor waiting on it plans
+/// again and may choose other victims.
 const STUCK_RETRIES: i64 = 10;
 
 /// What the core remembers about preemptions in flight.
@@ -105,9 +107,9 @@ pub(super) struct PreemptState {
     /// leaving, computed once per pass when first needed (inner None:
     /// nothing at all).
     lowest: Option<Option<i32>>,
-    /// Pods holding resources while terminating, and when they were first
-    /// seen so (tracked while preemptions are in flight).
-    terminating_since: HashMap<PodUid, Timestamp>,
+    /// Pods holding resources while terminating, and when they count as
+    /// stuck (tracked while preemptions are in flight).
+    stuck_at: HashMap<PodUid, Timestamp>,
     /// Those of them found stuck (each makes waiting groups plan again once).
     stuck: HashSet<PodUid>,
     /// The time of the pass, to tell stuck pods from leaving ones.
@@ -250,29 +252,29 @@ impl GangScheduler {
             && self.preempt.evicted.is_empty()
             && self.preempt.nominations.is_empty()
         {
-            self.preempt.terminating_since.clear();
+            self.preempt.stuck_at.clear();
             self.preempt.stuck.clear();
             return;
         }
         let pods = &self.pods;
         // Only while something may wait on leaving pods: one walk a pass.
         self.preempt
-            .terminating_since
+            .stuck_at
             .retain(|u, _| pods.get(u).is_some_and(|st| st.pod.terminating));
         for st in pods.values() {
             if st.pod.terminating && st.claim.is_some() {
+                let after = self.stuck_after(&st.pod);
                 self.preempt
-                    .terminating_since
+                    .stuck_at
                     .entry(st.pod.uid.clone())
-                    .or_insert(now);
+                    .or_insert(now + after);
             }
         }
-        let stuck_after = self.stuck_after();
-        let since = &self.preempt.terminating_since;
-        self.preempt.stuck.retain(|u| since.contains_key(u));
+        let stuck_at = &self.preempt.stuck_at;
+        self.preempt.stuck.retain(|u| stuck_at.contains_key(u));
         let mut newly_stuck = false;
-        for (u, t) in since {
-            if now.since(*t) >= stuck_after && self.preempt.stuck.insert(u.clone()) {
+        for (u, t) in stuck_at {
+            if now >= *t && self.preempt.stuck.insert(u.clone()) {
                 newly_stuck = true;
             }
         }
@@ -399,15 +401,14 @@ impl GangScheduler {
     /// by the per-pass cap are due (at once).
     pub(super) fn preempt_wakeup(&self) -> Option<Timestamp> {
         let retry = self.config.preemption_retry;
-        let stuck_after = self.stuck_after();
         let stuck = (!self.preempt.nominations.is_empty())
             .then(|| {
                 self.preempt
-                    .terminating_since
+                    .stuck_at
                     .values()
-                    .map(|t| *t + stuck_after)
-                    .filter(|t| *t > self.preempt.now)
+                    .filter(|t| **t > self.preempt.now)
                     .min()
+                    .copied()
             })
             .flatten();
         self.preempt
@@ -420,15 +421,16 @@ impl GangScheduler {
             .min()
     }
 
-    /// How long a pod may terminate before it counts as stuck.
-    fn stuck_after(&self) -> crate::time::Millis {
-        crate::time::Millis(
-            self.config
-                .preemption_retry
-                .0
-                .max(1000)
-                .saturating_mul(STUCK_RETRIES),
-        )
+    /// How long `pod` may terminate before it counts as stuck: its own
+    /// grace period and two retries more, at least [`STUCK_RETRIES`]
+    /// retries (the kubelet kills a pod when its grace period ends).
+    fn stuck_after(&self, pod: &crate::model::Pod) -> crate::time::Millis {
+        let retry = self.config.preemption_retry.0.max(1000);
+        let floor = retry.saturating_mul(STUCK_RETRIES);
+        let own = pod
+            .termination_grace
+            .map_or(0, |g| g.0.max(0).saturating_add(retry.saturating_mul(2)));
+        crate::time::Millis(floor.max(own))
     }
 
     /// Whether a terminating pod is about to free its resources (seen

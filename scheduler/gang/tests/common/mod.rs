@@ -58,6 +58,7 @@ pub fn pod(g: &str, i: u32, cpu: u64, priority: i32, t_s: i64) -> Pod {
         preemption_policy: Default::default(),
         labels: BTreeMap::from([("job".to_owned(), g.to_owned())]),
         terminating: false,
+        termination_grace: None,
     }
 }
 
