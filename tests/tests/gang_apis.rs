@@ -644,3 +644,66 @@ async fn native_topology_constraint_keeps_the_gang_in_one_domain() {
     );
     sched.shutdown().await;
 }
+
+/// Kubernetes 1.37's CompositePodGroup (gate on): a leader PodGroup and a
+/// workers PodGroup under one gang composite start together or not at all.
+/// One child alone waits for its sibling; both wait while the cluster holds
+/// four of their five pods; a third node lets all five start at once.
+#[tokio::test]
+async fn a_gang_composite_starts_its_child_groups_together() {
+    let srv = ApiServer::start().await.unwrap();
+    srv.install(ResourceType::native_podgroup("v1beta1"));
+    srv.install(ResourceType::composite_podgroup());
+    add_nodes(&srv, 2, 2);
+    let sched = start(&srv).await;
+    srv.create_json(
+        "scheduling.k8s.io",
+        "v1alpha3",
+        "compositepodgroups",
+        NS,
+        json!({
+            "apiVersion": "scheduling.k8s.io/v1alpha3", "kind": "CompositePodGroup",
+            "metadata": {"name": "train", "namespace": NS},
+            "spec": {"schedulingPolicy": {"gang": {"minGroupCount": 2}},
+                     "workloadRef": {"workloadName": "train", "templateName": "replica"}},
+        }),
+    )
+    .unwrap();
+    let child = |name: &str, min: u32, pods: u32| {
+        let spec = json!({"schedulingPolicy": {"gang": {"minCount": min}},
+                          "parentCompositePodGroupName": "train"});
+        let pg = native_podgroup_json(NS, "v1beta1", name, spec);
+        srv.create_json("scheduling.k8s.io", "v1beta1", "podgroups", NS, pg)
+            .unwrap();
+        for i in 0..pods {
+            create_pod(&srv, native_pod(&format!("{name}-{i}"), name));
+        }
+    };
+    child("leader", 1, 1);
+    assert!(
+        wait_for(WAIT, || notes(&srv, "leader-")
+            .contains("1 of its 2 child groups"))
+        .await,
+        "{}",
+        notes(&srv, "leader-")
+    );
+    assert_eq!(
+        binds(&srv),
+        0,
+        "the leader alone waits for its sibling group"
+    );
+    child("workers", 4, 4);
+    tokio::time::sleep(SETTLE).await;
+    assert_eq!(binds(&srv), 0, "4 CPUs for 5 pods: nothing starts");
+    srv.create(&node("n2", 2, &[("topology.kubernetes.io/zone", "z1")]))
+        .unwrap();
+    assert!(
+        wait_for(WAIT, || bound_pods(&srv, "leader-").len()
+            + bound_pods(&srv, "workers-").len()
+            == 5)
+        .await,
+        "{}",
+        notes(&srv, "")
+    );
+    sched.shutdown().await;
+}

@@ -15,7 +15,7 @@ use phalanx_gang as gang;
 use crate::convert::{self, FLUENCE_GROUP_SIZE_LABEL, FieldError};
 use crate::crd::{NodeResourceTopology, PodGroup};
 use crate::groups::native::{NativeRef, PodObject};
-use crate::groups::{self, Claim, Convention, Kind, Outcome, kueue};
+use crate::groups::{self, Claim, Convention, Kind, Outcome, Parsed, kueue};
 
 /// Label or annotation on a Job or StatefulSet that makes its pods one gang.
 pub const GANG_OWNER_MARKER: &str = "phalanx.dev/gang";
@@ -857,6 +857,8 @@ impl Cluster {
             Kind::Workload => {
                 matches!(self.native_refs.get(uid), Some(NativeRef::Workload { name: n, .. }) if n == name)
             }
+            // Any change in a hierarchy may change every unit in the namespace.
+            Kind::CompositePodGroup => self.under_a_composite(uid, ns),
             Kind::JobSet => groups::label(p, groups::jobset::NAME_LABEL) == Some(name),
             Kind::MpiJob => groups::label(p, groups::mpijob::JOB_NAME_LABEL) == Some(name),
             Kind::VolcanoPodGroup => {
@@ -871,6 +873,17 @@ impl Cluster {
                 .filter_map(|o| self.jobs.get(&(ns.to_string(), o.name.clone())))
                 .any(|j| groups::flux::owner(j) == Some(name)),
         }
+    }
+
+    /// Whether a pod's native PodGroup names a CompositePodGroup parent.
+    fn under_a_composite(&self, uid: &str, ns: &str) -> bool {
+        let Some(NativeRef::PodGroup(n)) = self.native_refs.get(uid) else {
+            return false;
+        };
+        matches!(
+            self.objects.get(Kind::NativePodGroup, ns, n),
+            Some(Ok(Parsed::NativePodGroup(g))) if g.parent.is_some()
+        )
     }
 
     fn resend_referring(
@@ -921,6 +934,12 @@ impl Cluster {
         // Our own status writes come back as changes that change nothing here.
         if before.as_ref() != Some(&parsed) {
             self.resend_referring(kind, &ns, &name, out, notes);
+            if [before.as_ref(), Some(&parsed)]
+                .into_iter()
+                .any(names_a_parent)
+            {
+                self.resend_referring(Kind::CompositePodGroup, &ns, &name, out, notes);
+            }
         }
     }
 
@@ -933,12 +952,14 @@ impl Cluster {
         out: &mut Vec<gang::Event>,
         notes: &mut Vec<Notice>,
     ) {
-        if self
+        if let Some(before) = self
             .objects
             .remove(kind, &(ns.to_string(), name.to_string()))
-            .is_some()
         {
             self.resend_referring(kind, ns, name, out, notes);
+            if names_a_parent(Some(&before)) {
+                self.resend_referring(Kind::CompositePodGroup, ns, name, out, notes);
+            }
         }
     }
 
@@ -1065,6 +1086,12 @@ fn kueue_entry(p: &core::Pod) -> Option<(NsName, String, Option<String>)> {
         p.metadata.name.clone().unwrap_or_default(),
         kueue::total_count(p),
     ))
+}
+
+/// Whether a cached group object names a CompositePodGroup parent (its
+/// change moves pods between units).
+fn names_a_parent(o: Option<&Result<Parsed, FieldError>>) -> bool {
+    matches!(o, Some(Ok(p)) if groups::composite::parent_of(p).is_some())
 }
 
 #[cfg(test)]

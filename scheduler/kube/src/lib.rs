@@ -149,6 +149,26 @@ async fn served_groups(client: &kube::Client) -> Vec<(String, Vec<String>)> {
     }
 }
 
+/// The resources of every group-version that may hold a watched group
+/// kind (a version that fails to list counts as serving none of them).
+async fn served_resources(
+    client: &kube::Client,
+    served: &[(String, Vec<String>)],
+) -> groups::Discovery {
+    let gvs: std::collections::BTreeSet<String> = groups::Kind::ALL
+        .iter()
+        .flat_map(|k| k.candidates(served))
+        .collect();
+    let mut d = groups::Discovery::default();
+    for gv in gvs {
+        match client.list_api_group_resources(&gv).await {
+            Ok(list) => d.add(&gv, list.resources.iter().map(|r| r.name.as_str())),
+            Err(e) => tracing::warn!(group_version = %gv, error = %e, "API discovery failed"),
+        }
+    }
+    d
+}
+
 fn nrt_installed(served: &[(String, Vec<String>)]) -> bool {
     served
         .iter()
@@ -240,10 +260,11 @@ async fn start_inner(
 
     let served = served_groups(&client).await;
     let nrt = nrt_installed(&served);
-    // Group kinds are watched in the newest version the server offers, and only where offered.
+    // Group kinds are watched in the newest version the server serves them in, and only there.
+    let discovery = served_resources(&client, &served).await;
     let group_kinds: std::collections::BTreeMap<groups::Kind, &'static str> = groups::Kind::ALL
         .iter()
-        .filter_map(|k| k.served_version(&served).map(|v| (*k, v)))
+        .filter_map(|k| k.served_version(&discovery).map(|v| (*k, v)))
         .collect();
     tracing::info!(kinds = ?group_kinds, "group kinds served");
     let writer = binder::Writer::new(

@@ -33,6 +33,12 @@ pub const RBAC_RULES: &[Rule] = &[
         &["get", "patch", "update"],
     ),
     ("scheduling.k8s.io", "workloads", &["get", "list", "watch"]),
+    // 1.37's CompositePodGroup (v1alpha3, behind its feature gate), where served.
+    (
+        "scheduling.k8s.io",
+        "compositepodgroups",
+        &["get", "list", "watch"],
+    ),
     // Group sizes of other conventions, each watched only where its CRD is served.
     ("jobset.x-k8s.io", "jobsets", &["get", "list", "watch"]),
     ("kubeflow.org", "mpijobs", &["get", "list", "watch"]),

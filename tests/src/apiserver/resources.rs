@@ -91,6 +91,19 @@ impl ResourceType {
         )
     }
 
+    /// Kubernetes 1.37's CompositePodGroup (`scheduling.k8s.io/v1alpha3`,
+    /// served with the CompositePodGroup feature gate on).
+    pub fn composite_podgroup() -> Self {
+        Self::new(
+            "scheduling.k8s.io",
+            "v1alpha3",
+            "compositepodgroups",
+            "CompositePodGroup",
+            true,
+            true,
+        )
+    }
+
     /// The JobSet CRD (`jobset.x-k8s.io/v1alpha2`).
     pub fn jobset() -> Self {
         Self::new(

@@ -38,6 +38,7 @@
 //! pod in `Pod` / `single` mode may lose every member singly
 //! ([`native::disruption`]).
 
+pub mod composite;
 pub mod flux;
 pub mod gates;
 pub mod jobset;
@@ -48,7 +49,7 @@ pub mod native;
 pub mod status;
 pub mod volcano;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use k8s_openapi::api::core::v1 as core;
 use kube::api::{ApiResource, DynamicObject};
@@ -236,12 +237,15 @@ pub enum Kind {
     MiniCluster,
     /// `scheduling.volcano.sh` PodGroup.
     VolcanoPodGroup,
+    /// `scheduling.k8s.io` CompositePodGroup (v1alpha3, 1.37 alpha).
+    CompositePodGroup,
 }
 
 impl Kind {
     /// Every kind.
-    pub const ALL: [Kind; 6] = [
+    pub const ALL: [Kind; 7] = [
         Kind::NativePodGroup,
+        Kind::CompositePodGroup,
         Kind::Workload,
         Kind::JobSet,
         Kind::MpiJob,
@@ -258,6 +262,7 @@ impl Kind {
             Kind::MpiJob => "mpijobs.kubeflow.org",
             Kind::MiniCluster => "miniclusters.flux-framework.org",
             Kind::VolcanoPodGroup => "podgroups.scheduling.volcano.sh",
+            Kind::CompositePodGroup => "compositepodgroups.scheduling.k8s.io",
         }
     }
 
@@ -297,6 +302,12 @@ impl Kind {
                 "podgroups",
                 "PodGroup",
             ),
+            Kind::CompositePodGroup => (
+                "scheduling.k8s.io",
+                &["v1alpha3"],
+                "compositepodgroups",
+                "CompositePodGroup",
+            ),
         }
     }
 
@@ -312,14 +323,47 @@ impl Kind {
         }
     }
 
-    /// The newest version of this kind among the server's `(group, versions)`.
-    pub fn served_version(self, served: &[(String, Vec<String>)]) -> Option<&'static str> {
+    /// The `group/version`s of this kind the server offers, newest first
+    /// (their resource lists tell whether the kind itself is served).
+    pub fn candidates(self, groups: &[(String, Vec<String>)]) -> Vec<String> {
         let (group, versions, _, _) = self.api();
-        let offered = served.iter().find(|(g, _)| g == group)?;
+        let Some((_, offered)) = groups.iter().find(|(g, _)| g == group) else {
+            return Vec::new();
+        };
         versions
             .iter()
-            .find(|v| offered.1.iter().any(|o| o == *v))
-            .copied()
+            .filter(|v| offered.iter().any(|o| o == *v))
+            .map(|v| format!("{group}/{v}"))
+            .collect()
+    }
+
+    /// The newest version in which the server serves this kind: its group
+    /// offers the version and that version lists the resource (a group
+    /// version may be on with some of its kinds' feature gates off).
+    pub fn served_version(self, d: &Discovery) -> Option<&'static str> {
+        let (group, versions, plural, _) = self.api();
+        versions.iter().copied().find(|v| {
+            d.resources
+                .contains(&(format!("{group}/{v}"), plural.to_string()))
+        })
+    }
+}
+
+/// What API discovery found: the group-versions that may hold a watched
+/// kind, and the resources each lists.
+#[derive(Debug, Default, Clone)]
+pub struct Discovery {
+    /// `(group/version, plural)` of every resource listed.
+    pub resources: BTreeSet<(String, String)>,
+}
+
+impl Discovery {
+    /// Records the resources one group-version lists.
+    pub fn add<'a>(&mut self, group_version: &str, plurals: impl IntoIterator<Item = &'a str>) {
+        for p in plurals {
+            self.resources
+                .insert((group_version.to_string(), p.to_string()));
+        }
     }
 }
 
@@ -338,6 +382,8 @@ pub enum Parsed {
     MiniCluster(flux::MiniCluster),
     /// A Volcano PodGroup.
     VolcanoPodGroup(volcano::VolcanoPodGroup),
+    /// A native CompositePodGroup.
+    CompositePodGroup(composite::CompositePodGroup),
 }
 
 /// Deserializes a dynamic object into `T`, naming the bad field on error.
@@ -361,6 +407,7 @@ pub fn parse(kind: Kind, obj: &DynamicObject) -> Result<Parsed, FieldError> {
         Kind::MpiJob => Parsed::MpiJob(mpijob::parse(obj)?),
         Kind::MiniCluster => Parsed::MiniCluster(flux::parse(obj)?),
         Kind::VolcanoPodGroup => Parsed::VolcanoPodGroup(volcano::parse(obj)?),
+        Kind::CompositePodGroup => Parsed::CompositePodGroup(composite::parse(obj)?),
     })
 }
 
@@ -373,6 +420,8 @@ pub struct Objects {
     /// Served kinds and the version watched.
     pub served: BTreeMap<Kind, &'static str>,
     objects: BTreeMap<Kind, BTreeMap<NsName, Result<Parsed, FieldError>>>,
+    /// The groups naming each CompositePodGroup as their parent.
+    children: BTreeMap<NsName, BTreeSet<(Kind, String)>>,
 }
 
 impl Objects {
@@ -395,12 +444,60 @@ impl Objects {
         key: NsName,
         parsed: Result<Parsed, FieldError>,
     ) -> Option<Result<Parsed, FieldError>> {
-        self.objects.entry(kind).or_default().insert(key, parsed)
+        if let Ok(p) = &parsed
+            && let Some(parent) = composite::parent_of(p)
+        {
+            self.children
+                .entry((key.0.clone(), parent.to_string()))
+                .or_default()
+                .insert((kind, key.1.clone()));
+        }
+        let before = self
+            .objects
+            .entry(kind)
+            .or_default()
+            .insert(key.clone(), parsed);
+        self.unlink(kind, &key, before.as_ref());
+        before
     }
 
     /// Forgets an object; returns it.
     pub fn remove(&mut self, kind: Kind, key: &NsName) -> Option<Result<Parsed, FieldError>> {
-        self.objects.get_mut(&kind)?.remove(key)
+        let before = self.objects.get_mut(&kind)?.remove(key);
+        self.unlink(kind, key, before.as_ref());
+        before
+    }
+
+    /// Drops the parent link of a replaced or removed entry, unless the
+    /// entry now there still names the same parent.
+    fn unlink(&mut self, kind: Kind, key: &NsName, before: Option<&Result<Parsed, FieldError>>) {
+        let Some(Ok(old)) = before else { return };
+        let Some(old_parent) = composite::parent_of(old) else {
+            return;
+        };
+        let now = match self.get(kind, &key.0, &key.1) {
+            Some(Ok(p)) => composite::parent_of(p),
+            _ => None,
+        };
+        if now == Some(old_parent) {
+            return;
+        }
+        let link = (key.0.clone(), old_parent.to_string());
+        if let Some(set) = self.children.get_mut(&link) {
+            set.remove(&(kind, key.1.clone()));
+            if set.is_empty() {
+                self.children.remove(&link);
+            }
+        }
+    }
+
+    /// The groups (PodGroups and CompositePodGroups) whose parent is
+    /// CompositePodGroup `ns/name`, by kind and name.
+    pub fn children(&self, ns: &str, name: &str) -> Vec<(Kind, &String)> {
+        self.children
+            .get(&(ns.to_string(), name.to_string()))
+            .map(|s| s.iter().map(|(k, n)| (*k, n)).collect())
+            .unwrap_or_default()
     }
 
     /// Keys of the cached objects of `kind`.
@@ -444,18 +541,34 @@ pub fn annotated_member(p: &core::Pod, key: &gang::GroupKey) -> Option<Outcome> 
 mod tests {
     use super::*;
 
-    fn served(list: &[(&str, &[&str])]) -> Vec<(String, Vec<String>)> {
-        list.iter()
+    /// A discovery where each listed group-version serves `plurals`.
+    fn served(list: &[(&str, &[&str])], plurals: &[&str]) -> Discovery {
+        let groups: Vec<(String, Vec<String>)> = list
+            .iter()
             .map(|(g, vs)| (g.to_string(), vs.iter().map(|v| v.to_string()).collect()))
-            .collect()
+            .collect();
+        let mut d = Discovery::default();
+        for k in Kind::ALL {
+            for gv in k.candidates(&groups) {
+                d.add(&gv, plurals.iter().copied());
+            }
+        }
+        d
     }
 
     #[test]
     fn the_newest_served_version_is_watched_and_unserved_kinds_are_not() {
-        let s = served(&[("scheduling.k8s.io", &["v1", "v1alpha2", "v1beta1"])]);
+        let both = ["podgroups", "workloads"];
+        let s = served(
+            &[("scheduling.k8s.io", &["v1", "v1alpha2", "v1beta1"])],
+            &both,
+        );
         assert_eq!(Kind::NativePodGroup.served_version(&s), Some("v1beta1"));
         assert_eq!(Kind::Workload.served_version(&s), Some("v1beta1"));
-        let s135 = served(&[("scheduling.k8s.io", &["v1", "v1alpha1"])]);
+        let s135 = served(
+            &[("scheduling.k8s.io", &["v1", "v1alpha1"])],
+            &["workloads"],
+        );
         assert_eq!(
             Kind::NativePodGroup.served_version(&s135),
             None,
@@ -463,6 +576,22 @@ mod tests {
         );
         assert_eq!(Kind::Workload.served_version(&s135), Some("v1alpha1"));
         assert_eq!(Kind::JobSet.served_version(&s), None);
+        assert_eq!(
+            Kind::CompositePodGroup.served_version(&s),
+            None,
+            "1.37 without the CompositePodGroup gate"
+        );
+        let v1alpha3 = [("scheduling.k8s.io", &["v1", "v1beta1", "v1alpha3"][..])];
+        assert_eq!(
+            Kind::CompositePodGroup.served_version(&served(&v1alpha3, &both)),
+            None,
+            "a version that lists other kinds only"
+        );
+        let gated = served(&v1alpha3, &["podgroups", "workloads", "compositepodgroups"]);
+        assert_eq!(
+            Kind::CompositePodGroup.served_version(&gated),
+            Some("v1alpha3")
+        );
     }
 
     #[test]

@@ -225,6 +225,9 @@ pub struct NativePodGroup {
     pub disrupt_whole: bool,
     /// The node label its pods must share one value of (`spec.schedulingConstraints.topology[0].key`).
     pub topology_key: Option<String>,
+    /// `spec.parentCompositePodGroupName` (v1beta1 with the 1.37
+    /// CompositePodGroup gate): the composite group it belongs to.
+    pub parent: Option<String>,
     /// Creation time.
     pub created: gang::Timestamp,
 }
@@ -254,12 +257,12 @@ struct RawPolicy {
 }
 
 #[derive(Deserialize)]
-struct RawTopology {
+pub(super) struct RawTopology {
     key: String,
 }
 
 #[derive(Deserialize, Default)]
-struct RawConstraints {
+pub(super) struct RawConstraints {
     #[serde(default)]
     topology: Option<Vec<RawTopology>>,
 }
@@ -278,6 +281,8 @@ struct RawPodGroupSpec {
     // A string in v1alpha2 (`Pod`, `PodGroup`), an object in v1beta1 (`{single: {}}`, `{all: {}}`).
     #[serde(default)]
     disruption_mode: Option<serde_json::Value>,
+    #[serde(default)]
+    parent_composite_pod_group_name: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -348,7 +353,7 @@ fn policy(p: Option<&RawPolicy>, field: &str) -> Result<Policy, FieldError> {
 }
 
 /// `spec.disruptionMode` in either version's shape: whether the group may only be disrupted whole.
-fn disrupt_whole(v: Option<&serde_json::Value>) -> Result<bool, FieldError> {
+pub(super) fn disrupt_whole(v: Option<&serde_json::Value>) -> Result<bool, FieldError> {
     let bad = |message: String| FieldError {
         field: "spec.disruptionMode".into(),
         message,
@@ -377,33 +382,58 @@ fn disrupt_whole(v: Option<&serde_json::Value>) -> Result<bool, FieldError> {
 pub fn parse_podgroup(obj: &DynamicObject) -> Result<NativePodGroup, FieldError> {
     let raw: RawPodGroup = super::parse_object(obj)?;
     let policy = policy(raw.spec.scheduling_policy.as_ref(), "spec.schedulingPolicy")?;
-    let preemption_policy = match raw.spec.preemption_policy.as_deref() {
-        None | Some("") => None,
-        Some("PreemptLowerPriority") => Some(gang::PreemptionPolicy::PreemptLowerPriority),
-        Some("Never") => Some(gang::PreemptionPolicy::Never),
-        Some(other) => {
-            return Err(FieldError {
-                field: "spec.preemptionPolicy".into(),
-                message: format!("must be PreemptLowerPriority or Never, got {other:?}"),
-            });
-        }
-    };
-    let disrupt_whole = disrupt_whole(raw.spec.disruption_mode.as_ref())?;
-    let topology_key = raw
-        .spec
-        .scheduling_constraints
-        .and_then(|c| c.topology)
-        .and_then(|t| t.into_iter().next())
-        .map(|t| t.key)
-        .filter(|k| !k.is_empty());
     Ok(NativePodGroup {
         policy,
         priority: raw.spec.priority.unwrap_or(0),
-        preemption_policy,
-        disrupt_whole,
-        topology_key,
+        preemption_policy: preemption_policy(raw.spec.preemption_policy.as_deref())?,
+        disrupt_whole: disrupt_whole(raw.spec.disruption_mode.as_ref())?,
+        topology_key: topology_key(raw.spec.scheduling_constraints),
+        parent: parent_name(raw.spec.parent_composite_pod_group_name)?,
         created: convert::time_millis(raw.metadata.creation_timestamp.as_ref()),
     })
+}
+
+/// `spec.preemptionPolicy` of a native group (v1beta1): None when unset.
+pub(super) fn preemption_policy(
+    v: Option<&str>,
+) -> Result<Option<gang::PreemptionPolicy>, FieldError> {
+    match v {
+        None | Some("") => Ok(None),
+        Some("PreemptLowerPriority") => Ok(Some(gang::PreemptionPolicy::PreemptLowerPriority)),
+        Some("Never") => Ok(Some(gang::PreemptionPolicy::Never)),
+        Some(other) => Err(FieldError {
+            field: "spec.preemptionPolicy".into(),
+            message: format!("must be PreemptLowerPriority or Never, got {other:?}"),
+        }),
+    }
+}
+
+/// The first topology key of `spec.schedulingConstraints`, if any.
+pub(super) fn topology_key(c: Option<RawConstraints>) -> Option<String> {
+    c.and_then(|c| c.topology)
+        .and_then(|t| t.into_iter().next())
+        .map(|t| t.key)
+        .filter(|k| !k.is_empty())
+}
+
+/// `spec.parentCompositePodGroupName`: None when unset or empty; a name
+/// that cannot be an object's name is refused.
+pub(super) fn parent_name(v: Option<String>) -> Result<Option<String>, FieldError> {
+    match v.filter(|n| !n.is_empty()) {
+        Some(n) if n.len() > 253 || n.contains('/') => Err(FieldError {
+            field: "spec.parentCompositePodGroupName".into(),
+            message: format!("must be a DNS subdomain name, got {:?}", truncate(&n)),
+        }),
+        other => Ok(other),
+    }
+}
+
+fn truncate(s: &str) -> &str {
+    let mut end = s.len().min(64);
+    while !s.is_char_boundary(end) {
+        end -= 1;
+    }
+    &s[..end]
 }
 
 /// Parses a native Workload (any version).
@@ -442,7 +472,7 @@ pub fn disruption(min_count: u32, whole: bool) -> gang::DisruptionMode {
     }
 }
 
-fn outcome(
+pub(super) fn outcome(
     policy: Policy,
     key: &gang::GroupKey,
     created: gang::Timestamp,
@@ -480,7 +510,18 @@ pub fn claim(p: &core::Pod, r: &NativeRef, objects: &Objects) -> Claim {
         NativeRef::PodGroup(name) => {
             let key = podgroup_key(&ns, name);
             let out = match object_wait(objects, Kind::NativePodGroup, &ns, name) {
-                Ok(Parsed::NativePodGroup(g)) => outcome(g.policy, &key, g.created, Some(g)),
+                Ok(Parsed::NativePodGroup(g)) => match &g.parent {
+                    None => outcome(g.policy, &key, g.created, Some(g)),
+                    Some(parent) => match super::composite::unit_of(objects, &ns, parent) {
+                        Ok(None) => outcome(g.policy, &key, g.created, Some(g)),
+                        Ok(Some(unit)) => {
+                            let key = super::composite::composite_key(&ns, &unit);
+                            let out = super::composite::unit_outcome(objects, &ns, &unit);
+                            return Claim::new(Convention::Native, key, out);
+                        }
+                        Err(why) => Outcome::Wait(why),
+                    },
+                },
                 Ok(_) => Outcome::Wait(format!("PodGroup {ns}/{name} is of another kind")),
                 Err(why) => Outcome::Wait(why),
             };
