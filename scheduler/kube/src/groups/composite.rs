@@ -195,10 +195,16 @@ pub fn unit_of(objects: &Objects, ns: &str, parent: &str) -> Result<Option<Strin
 /// sum of its leaves' minimums, once every gang composite in it has its
 /// `minGroupCount` children.
 pub fn unit_outcome(objects: &Objects, ns: &str, unit: &str) -> Outcome {
-    match unit_group(objects, ns, unit) {
+    let key = (ns.to_string(), unit.to_string());
+    if let Some(o) = objects.unit_cache.borrow().get(&key) {
+        return o.clone();
+    }
+    let out = match unit_group(objects, ns, unit) {
         Ok(g) => Outcome::Member(Some(g)),
         Err(why) => Outcome::Wait(why),
-    }
+    };
+    objects.unit_cache.borrow_mut().insert(key, out.clone());
+    out
 }
 
 fn unit_group(objects: &Objects, ns: &str, unit: &str) -> Result<gang::PodGroup, String> {

@@ -422,6 +422,9 @@ pub struct Objects {
     objects: BTreeMap<Kind, BTreeMap<NsName, Result<Parsed, FieldError>>>,
     /// The groups naming each CompositePodGroup as their parent.
     children: BTreeMap<NsName, BTreeSet<(Kind, String)>>,
+    /// What each composite unit's pods are, computed once for all its pods
+    /// (cleared by any change in a hierarchy).
+    pub(crate) unit_cache: std::cell::RefCell<BTreeMap<NsName, Outcome>>,
 }
 
 impl Objects {
@@ -444,6 +447,11 @@ impl Objects {
         key: NsName,
         parsed: Result<Parsed, FieldError>,
     ) -> Option<Result<Parsed, FieldError>> {
+        if kind == Kind::CompositePodGroup
+            || matches!(&parsed, Ok(p) if composite::parent_of(p).is_some())
+        {
+            self.unit_cache.borrow_mut().clear();
+        }
         if let Ok(p) = &parsed
             && let Some(parent) = composite::parent_of(p)
         {
@@ -475,6 +483,7 @@ impl Objects {
         let Some(old_parent) = composite::parent_of(old) else {
             return;
         };
+        self.unit_cache.borrow_mut().clear();
         let now = match self.get(kind, &key.0, &key.1) {
             Some(Ok(p)) => composite::parent_of(p),
             _ => None,
