@@ -705,5 +705,18 @@ async fn a_gang_composite_starts_its_child_groups_together() {
         "{}",
         notes(&srv, "")
     );
+    // The unit's condition goes on each of its PodGroups.
+    let scheduled = |name: &str| {
+        let store = srv.store();
+        store
+            .resource_type("scheduling.k8s.io", "v1beta1", "podgroups")
+            .and_then(|rt| store.get(&rt, NS, name).ok())
+            .and_then(|pg| pg.pointer("/status/conditions").cloned())
+            .and_then(|c| c.as_array().cloned())
+            .unwrap_or_default()
+            .iter()
+            .any(|c| c["type"] == "PodGroupInitiallyScheduled" && c["status"] == "True")
+    };
+    assert!(wait_for(WAIT, || scheduled("leader") && scheduled("workers")).await);
     sched.shutdown().await;
 }

@@ -724,6 +724,23 @@ impl Loop {
             );
             tokio::spawn(crate::groups::status::write(w, version, ns, name, cond));
         }
+        if let Some((version, leaves)) = self.cluster.composite_leaves(&ch.group)
+            && let Some(cond) = crate::groups::status::condition(version, &ch)
+            && self.last_group_status.get(&ch.group) != Some(&cond)
+        {
+            self.last_group_status
+                .insert(ch.group.clone(), cond.clone());
+            for name in leaves {
+                let (w, ns) = (self.writer.clone(), ch.group.namespace.clone());
+                tokio::spawn(crate::groups::status::write(
+                    w,
+                    version,
+                    ns,
+                    name,
+                    cond.clone(),
+                ));
+            }
+        }
         if !self.cluster.has_podgroup(&ch.group) {
             return;
         }

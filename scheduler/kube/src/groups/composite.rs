@@ -18,7 +18,8 @@
 //!   would take any `minGroupCount` of them. It never starts a child group in
 //!   part.
 //! - Priority, preemption policy, disruption mode and topology key come from
-//!   the unit composite.
+//!   the unit composite. The unit's `PodGroupScheduled` condition is written
+//!   on each of its PodGroups.
 //!
 //! Hierarchies are bounded: at most [`MAX_DEPTH`] levels and
 //! [`MAX_UNIT_GROUPS`] groups under one unit, and a cycle of parents is
@@ -139,6 +140,11 @@ pub fn parse(obj: &DynamicObject) -> Result<CompositePodGroup, FieldError> {
 /// The group key of a composite unit.
 pub fn composite_key(ns: &str, name: &str) -> gang::GroupKey {
     gang::GroupKey::new(ns, format!("compositepodgroup:{name}"))
+}
+
+/// The composite unit behind a group key, if it is one.
+pub fn composite_name(key: &gang::GroupKey) -> Option<&str> {
+    key.name.strip_prefix("compositepodgroup:")
 }
 
 /// The parent a cached PodGroup or CompositePodGroup names, if any.
