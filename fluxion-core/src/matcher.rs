@@ -22,7 +22,7 @@ pub use policy::{Policy, UnknownPolicy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::graph::{Claim, GraphError, ResourceGraph, VertexId};
+use crate::graph::{Claim, GraphError, RecordsAbove, ResourceGraph, VertexId};
 use crate::jobspec::Jobspec;
 use crate::planner::{JobId, Time};
 
@@ -600,19 +600,26 @@ impl Matcher {
     }
 
     /// Releases what `job` holds in the subtrees of `roots` (e.g. some of its
-    /// nodes). Returns whether the job is now gone entirely.
+    /// nodes), and its records above them that lead to nothing held any
+    /// more. Returns whether the job is now gone entirely.
     pub fn partial_cancel(&mut self, job: JobId, roots: &[VertexId]) -> Result<bool, CancelError> {
+        self.partial_cancel_by(job, roots, RecordsAbove::Drain)
+    }
+
+    /// Like [`Matcher::partial_cancel`], with `rule` saying which of the
+    /// job's records above `roots` go ([`RecordsAbove::ByAggregates`] is
+    /// Fluxion's bookkeeping, which can leave a job holding no units).
+    pub fn partial_cancel_by(
+        &mut self,
+        job: JobId,
+        roots: &[VertexId],
+        rule: RecordsAbove,
+    ) -> Result<bool, CancelError> {
         let info = self.jobs.get(&job).ok_or(CancelError::NoSuchJob(job))?;
         if info.reserved {
             return Err(CancelError::Reservation);
         }
-        let mut gone = false;
-        for &r in roots {
-            if self.graph.job(job).is_none() {
-                break;
-            }
-            gone = self.graph.release_subtree(job, r)?;
-        }
+        let gone = self.graph.release_subtrees(job, roots, rule)?;
         self.planned_use.remove(job);
         if gone || self.graph.job(job).is_none() {
             self.jobs.remove(&job);

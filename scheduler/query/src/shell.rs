@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use fluxion_core::graph::GraphLimits;
-use fluxion_core::graph::{PruneFilters, ResourceGraph, Status, VertexId};
+use fluxion_core::graph::{PruneFilters, RecordsAbove, ResourceGraph, Status, VertexId};
 use fluxion_core::io::{
     attach_jgf, read_grug_with, read_hwloc_with, read_jgf_with, read_rv1exec_with,
 };
@@ -707,16 +707,23 @@ impl Session {
         };
         let mut full = false;
         let ok = match roots {
-            Ok(roots) => match self.matcher.partial_cancel(job, &roots) {
-                Ok(gone) => {
-                    full = gone;
-                    if gone && let Some(m) = self.jobs.get_mut(&job) {
-                        m.state = "CANCELED";
+            // Fluxion's bookkeeping: records above the released nodes go only
+            // through the aggregates that counted the job.
+            Ok(roots) => {
+                match self
+                    .matcher
+                    .partial_cancel_by(job, &roots, RecordsAbove::ByAggregates)
+                {
+                    Ok(gone) => {
+                        full = gone;
+                        if gone && let Some(m) = self.jobs.get_mut(&job) {
+                            m.state = "CANCELED";
+                        }
+                        true
                     }
-                    true
+                    Err(_) => false,
                 }
-                Err(_) => false,
-            },
+            }
             Err(_) => false,
         };
         if !ok {
