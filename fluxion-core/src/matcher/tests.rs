@@ -1060,3 +1060,45 @@ fn a_walk_takes_a_shared_vertex_through_one_path_only() {
             .is_err()
     );
 }
+
+/// A node listed exclusive but adopted as passing is shared: two jobs each
+/// holding one core of it both fit, and both print it as listed; a job
+/// wanting the node whole is refused while they hold it, and fits once
+/// they are gone.
+#[test]
+fn a_passing_node_is_shared_though_printed_exclusive() {
+    let mut m = Matcher::new(small(2), Policy::Low);
+    let g = m.graph();
+    let node = g.find_path("/cluster0/rack0/node0").unwrap();
+    let on_node = |core: &str| {
+        vec![
+            Emit {
+                vertex: g.find_path(core).unwrap(),
+                needs: 1,
+                exclusive: true,
+            },
+            Emit {
+                vertex: node,
+                needs: 1,
+                exclusive: true,
+            },
+        ]
+    };
+    let first = on_node("/cluster0/rack0/node0/socket0/core0");
+    let second = on_node("/cluster0/rack0/node0/socket0/core1");
+    let whole = vec![Emit {
+        vertex: node,
+        needs: 1,
+        exclusive: true,
+    }];
+    m.adopt_passing(1, 0, 100, false, first, &[node]).unwrap();
+    m.adopt_passing(2, 0, 100, false, second, &[node]).unwrap();
+    assert!(m.info(2).unwrap().emitted.iter().all(|e| e.exclusive));
+    assert_eq!(
+        m.adopt(3, 0, 100, false, whole.clone()),
+        Err(MatchError::Busy)
+    );
+    m.cancel(1).unwrap();
+    m.cancel(2).unwrap();
+    m.adopt(3, 0, 100, false, whole).unwrap();
+}

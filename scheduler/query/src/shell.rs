@@ -533,13 +533,13 @@ impl Session {
         };
         let emitted = match t[2] {
             "rv1exec" => rv1exec_emits(self.matcher.graph(), &text),
-            "jgf" => jgf_emits(self.matcher.graph(), &text),
+            "jgf" => jgf_emits(self.matcher.graph(), &text).map(|e| (e, Vec::new())),
             other => Err(format!("unsupported reader {other}")),
         };
         let reserved = reserve && at > 0;
-        let result = emitted.and_then(|emitted| {
+        let result = emitted.and_then(|(emitted, passing)| {
             self.matcher
-                .adopt(job, at, duration, reserved, emitted)
+                .adopt_passing(job, at, duration, reserved, emitted, &passing)
                 .map_err(|e| e.to_string())
         });
         // As in resource-query, the id is used up either way, and a refused
