@@ -58,6 +58,9 @@ const FLUXION_TYPES: [&str; 8] = [
     "cluster", "core", "socket", "gpu", "node", "rack", "slot", "ssd",
 ];
 
+/// resource-query's jobspec error for a resource type it does not know.
+const UNKNOWN_TYPE: &str = "Value of \"type\" must be a resource type known to fluxion";
+
 /// What the shell remembers of a job (for `info` and `list`).
 struct JobMeta {
     state: &'static str,
@@ -335,10 +338,17 @@ impl Session {
     }
 
     fn unknown_type(&self, r: &Resource) -> bool {
-        let known = r.is_slot()
-            || FLUXION_TYPES.contains(&r.kind.as_str())
-            || self.matcher.graph().type_id(&r.kind).is_some();
+        let known = r.is_slot() || self.knows_type(&r.kind);
         !known || r.with.iter().any(|c| self.unknown_type(c))
+    }
+
+    /// Whether resource-query would know resource type `t`: one it interns
+    /// at start, a slot, or one of the graph's.
+    fn knows_type(&self, t: &str) -> bool {
+        t == "or_slot"
+            || t == fluxion_core::jobspec::XOR_SLOT
+            || FLUXION_TYPES.contains(&t)
+            || self.matcher.graph().type_id(t).is_some()
     }
 
     /// Whether a top-level request below the graph's root asks for more
@@ -378,10 +388,20 @@ impl Session {
         };
         let start = Instant::now();
         let spec = text
-            .and_then(|text| self.specs.parse(&text).map_err(|e| e.to_string()))
+            .and_then(|text| {
+                self.specs.parse(&text).map_err(|e| {
+                    // Fluxion checks a resource's type before anything
+                    // else about it: an unknown one is the error it reports.
+                    let types = Jobspec::resource_types(&text).unwrap_or_default();
+                    match types.iter().any(|t| !self.knows_type(t)) {
+                        true => UNKNOWN_TYPE.to_string(),
+                        false => e.to_string(),
+                    }
+                })
+            })
             .and_then(|s| {
                 if s.resources.iter().any(|r| self.unknown_type(r)) {
-                    Err("Value of \"type\" must be a resource type known to fluxion".to_string())
+                    Err(UNKNOWN_TYPE.to_string())
                 } else {
                     Ok(s)
                 }
