@@ -14,17 +14,19 @@
 
 mod aggregate;
 mod filters;
+mod partial_release;
 mod slots;
 mod subsystems;
 
 use aggregate::Aggregate;
 pub use filters::{FilterRule, PruneFilters};
+pub use partial_release::RecordsAbove;
 pub use slots::IdEnd;
 use slots::ResolvedFilters;
 pub use subsystems::{CONTAINMENT, Link, SubsystemId};
 
 use std::borrow::Cow;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 
 use petgraph::stable_graph::{NodeIndex, StableGraph};
@@ -945,54 +947,6 @@ impl ResourceGraph {
             }
         }
         self.add_agg_usage(job, hold.start, hold.end, claims, -1);
-    }
-
-    /// Releases what `job` holds in the subtree of `v` (partial cancel, e.g.
-    /// one node of a gang). Ancestors of `v` the job still passes through for
-    /// its other claims stay held; a job left with nothing is removed.
-    /// Returns whether the job is now gone entirely.
-    pub fn release_subtree(&mut self, job: JobId, v: VertexId) -> Result<bool, GraphError> {
-        let mut hold = self.jobs.remove(&job).ok_or(GraphError::NoSuchJob(job))?;
-        let inside: Vec<Claim> = hold
-            .claims
-            .iter()
-            .copied()
-            .filter(|c| self.is_in_subtree(c.vertex, v))
-            .collect();
-        if inside.is_empty() {
-            self.jobs.insert(job, hold);
-            return Ok(false);
-        }
-        self.mark_exclusive(&hold.claims);
-        self.drop_claims(job, &hold, &inside);
-        let inside_set: HashSet<VertexId> = inside.iter().map(|c| c.vertex).collect();
-        hold.claims.retain(|c| !inside_set.contains(&c.vertex));
-        // Drop pass-through claims that no longer lead to any exclusive claim.
-        let keep: Vec<bool> = hold
-            .claims
-            .iter()
-            .map(|c| {
-                c.exclusive
-                    || c.amount > 0
-                    || hold.claims.iter().any(|d| {
-                        (d.exclusive || d.amount > 0) && self.is_in_subtree(d.vertex, c.vertex)
-                    })
-            })
-            .collect();
-        let dropped: Vec<Claim> = hold
-            .claims
-            .iter()
-            .zip(&keep)
-            .filter(|(_, k)| !**k)
-            .map(|(c, _)| *c)
-            .collect();
-        self.drop_claims(job, &hold, &dropped);
-        hold.claims.retain(|c| !dropped.contains(c));
-        let gone = hold.claims.is_empty();
-        if !gone {
-            self.jobs.insert(job, hold);
-        }
-        Ok(gone)
     }
 
     /// Whether `u` lies in the subtree rooted at `root` (inclusive).

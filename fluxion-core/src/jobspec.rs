@@ -269,6 +269,26 @@ impl Jobspec {
         Self::validate(raw)
     }
 
+    /// The `type` of every resource in a jobspec's text, parents before
+    /// their children in document order, read without checking anything
+    /// else (`None` when the text is not a jobspec's shape at all). Fluxion
+    /// rejects a resource type it does not know before it checks anything
+    /// else about the resource, so a caller with its own list of known
+    /// types can report that first.
+    pub fn resource_types(text: &str) -> Option<Vec<String>> {
+        prescan::check(text).ok()?;
+        let raw: RawJobspec = serde_yaml_ng::from_str(text).ok()?;
+        let mut out = Vec::new();
+        // Depth is bounded by the prescan's nesting check and by the
+        // deserializer's own recursion limit.
+        let mut stack: Vec<&RawResource> = raw.resources.iter().flatten().rev().collect();
+        while let Some(r) = stack.pop() {
+            out.extend(r.kind.iter().cloned());
+            stack.extend(r.with.iter().flatten().rev());
+        }
+        Some(out)
+    }
+
     fn validate(raw: RawJobspec) -> Result<Jobspec, JobspecError> {
         let version = match &raw.version {
             None => return Err(JobspecError::new("version", "missing")),
@@ -483,6 +503,17 @@ fn convert(r: RawResource, path: &str, depth: usize) -> Result<Resource, Jobspec
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn resource_types_lists_parents_before_children_even_when_invalid() {
+        let text = "version: 9999\nresources:\n  - type: node\n    count: 0\n    with:\n      - type: socket\n        count: 1\n        with:\n          - type: widget\n            count: 1\n  - type: rack\n    count: 1\n";
+        assert!(Jobspec::parse(text).is_err());
+        assert_eq!(
+            Jobspec::resource_types(text).unwrap(),
+            ["node", "socket", "widget", "rack"]
+        );
+        assert_eq!(Jobspec::resource_types("[1, 2"), None);
+    }
 
     const GOOD: &str = "
 version: 9999

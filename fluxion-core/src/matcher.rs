@@ -22,7 +22,7 @@ pub use policy::{Policy, UnknownPolicy};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::graph::{Claim, GraphError, ResourceGraph, VertexId};
+use crate::graph::{Claim, GraphError, RecordsAbove, ResourceGraph, VertexId};
 use crate::jobspec::Jobspec;
 use crate::planner::{JobId, Time};
 
@@ -539,6 +539,22 @@ impl Matcher {
         reserved: bool,
         emitted: Vec<Emit>,
     ) -> Result<(), MatchError> {
+        self.adopt_passing(job, at, duration, reserved, emitted, &[])
+    }
+
+    /// Like [`Matcher::adopt`], except that the entries on `passing` are
+    /// held as pass-through whatever `emitted` prints for them: Fluxion's
+    /// rv1exec update prints a node exclusive yet takes it only when the R
+    /// names every vertex of its rank, so other jobs can share the rest.
+    pub fn adopt_passing(
+        &mut self,
+        job: JobId,
+        at: Time,
+        duration: u64,
+        reserved: bool,
+        emitted: Vec<Emit>,
+        passing: &[VertexId],
+    ) -> Result<(), MatchError> {
         if self.jobs.contains_key(&job) {
             return Err(MatchError::JobExists(job));
         }
@@ -549,7 +565,7 @@ impl Matcher {
         // leaves the graph as it was.
         let busy = emitted.iter().any(|e| {
             let usage = self.graph.usage(e.vertex, at, end);
-            if e.exclusive {
+            if e.exclusive && !passing.contains(&e.vertex) {
                 usage.any_held || !self.graph.is_effectively_up(e.vertex)
             } else {
                 usage.exclusive_held
@@ -558,8 +574,19 @@ impl Matcher {
         if busy {
             return Err(MatchError::Busy);
         }
+        let claims = emitted
+            .iter()
+            .map(|e| match passing.contains(&e.vertex) {
+                true => Claim {
+                    vertex: e.vertex,
+                    amount: 0,
+                    exclusive: false,
+                },
+                false => e.claim(),
+            })
+            .collect();
         let emitted: Arc<[Emit]> = emitted.into();
-        self.hold(job, at, duration, reserved, Arc::clone(&emitted), &[])?;
+        self.hold_claims(job, at, duration, reserved, Arc::clone(&emitted), claims)?;
         self.plant_use_sorted(job, &emitted);
         Ok(())
     }
@@ -576,6 +603,20 @@ impl Matcher {
         shadow: &[Emit],
     ) -> Result<(), GraphError> {
         let claims = emitted.iter().chain(shadow).map(Emit::claim).collect();
+        self.hold_claims(job, at, duration, reserved, emitted, claims)
+    }
+
+    /// Holds `claims` for `job` during `[at, at + duration)` and records the
+    /// job as having matched `emitted`.
+    fn hold_claims(
+        &mut self,
+        job: JobId,
+        at: Time,
+        duration: u64,
+        reserved: bool,
+        emitted: Arc<[Emit]>,
+        claims: Vec<Claim>,
+    ) -> Result<(), GraphError> {
         let end = at.saturating_add(duration as i64);
         self.graph.allocate(job, at, end, reserved, claims)?;
         self.jobs.insert(
@@ -600,19 +641,26 @@ impl Matcher {
     }
 
     /// Releases what `job` holds in the subtrees of `roots` (e.g. some of its
-    /// nodes). Returns whether the job is now gone entirely.
+    /// nodes), and its records above them that lead to nothing held any
+    /// more. Returns whether the job is now gone entirely.
     pub fn partial_cancel(&mut self, job: JobId, roots: &[VertexId]) -> Result<bool, CancelError> {
+        self.partial_cancel_by(job, roots, RecordsAbove::Drain)
+    }
+
+    /// Like [`Matcher::partial_cancel`], with `rule` saying which of the
+    /// job's records above `roots` go ([`RecordsAbove::ByAggregates`] is
+    /// Fluxion's bookkeeping, which can leave a job holding no units).
+    pub fn partial_cancel_by(
+        &mut self,
+        job: JobId,
+        roots: &[VertexId],
+        rule: RecordsAbove,
+    ) -> Result<bool, CancelError> {
         let info = self.jobs.get(&job).ok_or(CancelError::NoSuchJob(job))?;
         if info.reserved {
             return Err(CancelError::Reservation);
         }
-        let mut gone = false;
-        for &r in roots {
-            if self.graph.job(job).is_none() {
-                break;
-            }
-            gone = self.graph.release_subtree(job, r)?;
-        }
+        let gone = self.graph.release_subtrees(job, roots, rule)?;
         self.planned_use.remove(job);
         if gone || self.graph.job(job).is_none() {
             self.jobs.remove(&job);

@@ -244,6 +244,122 @@ fn partial_release_keeps_rest_of_job() {
     assert_eq!(g.free_units(root, core, 0, 10), Some(32));
 }
 
+/// A job's records on `v`.
+fn records(g: &ResourceGraph, v: VertexId, job: JobId) -> usize {
+    g.vertex(v)
+        .map_or(0, |x| x.spans().iter().filter(|s| s.job == job).count())
+}
+
+/// Job 1 holding node0 whole (its cores held but not printed) through
+/// rack0 and cluster0, under `filters`.
+fn whole_node_job(filters: &str) -> (ResourceGraph, [VertexId; 3]) {
+    let mut g = small();
+    g.set_prune_filters(&filters.parse().unwrap()).unwrap();
+    let top = g.find_path("/cluster0").unwrap();
+    let rack = g.find_path("/cluster0/rack0").unwrap();
+    let node = g.find_path("/cluster0/rack0/node0").unwrap();
+    let pass = |vertex| Claim {
+        vertex,
+        amount: 0,
+        exclusive: false,
+    };
+    let mut claims = vec![
+        Claim {
+            vertex: node,
+            amount: 1,
+            exclusive: true,
+        },
+        pass(rack),
+        pass(top),
+    ];
+    for v in g.subtree(node).into_iter().skip(1) {
+        claims.push(Claim {
+            vertex: v,
+            amount: 0,
+            exclusive: true,
+        });
+    }
+    g.allocate(1, 0, 10, false, claims).unwrap();
+    (g, [top, rack, node])
+}
+
+#[test]
+fn giving_back_a_node_no_filter_counted_leaves_the_records_above() {
+    // Only cores are tracked and the job printed no core: no aggregate
+    // counted it, so nothing above the node can tell it is done there.
+    let (mut g, [top, rack, node]) = whole_node_job("ALL:core");
+    // The plain rule sees nothing held below the rack any more.
+    assert!(g.clone().release_subtree(1, node).unwrap());
+    assert!(
+        !g.release_subtrees(1, &[node], RecordsAbove::ByAggregates)
+            .unwrap()
+    );
+    assert_eq!(records(&g, node, 1), 0);
+    assert_eq!((records(&g, rack, 1), records(&g, top, 1)), (1, 1));
+    let core = g.type_id("core").unwrap();
+    assert_eq!(g.free_units(top, core, 0, 10), Some(32));
+    g.release(1).unwrap();
+    assert_eq!(records(&g, top, 1), 0);
+}
+
+#[test]
+fn giving_back_a_node_a_filter_counted_drains_the_records_above() {
+    let (mut g, [top, rack, node]) = whole_node_job("ALL:core,ALL:node");
+    assert!(
+        g.release_subtrees(1, &[node], RecordsAbove::ByAggregates)
+            .unwrap()
+    );
+    assert!(g.job(1).is_none());
+    assert_eq!((records(&g, rack, 1), records(&g, top, 1)), (0, 0));
+}
+
+#[test]
+fn a_record_above_stays_while_a_tracked_unit_below_it_is_held() {
+    let mut g = small();
+    g.set_prune_filters(&"ALL:core".parse().unwrap()).unwrap();
+    let top = g.find_path("/cluster0").unwrap();
+    let rack = g.find_path("/cluster0/rack0").unwrap();
+    let n0 = g.find_path("/cluster0/rack0/node0").unwrap();
+    let n1 = g.find_path("/cluster0/rack0/node1").unwrap();
+    let s0 = g.find_path("/cluster0/rack0/node0/socket0").unwrap();
+    let s2 = g.find_path("/cluster0/rack0/node1/socket2").unwrap();
+    let c0 = g.find_path("/cluster0/rack0/node0/socket0/core0").unwrap();
+    let c8 = g.find_path("/cluster0/rack0/node1/socket2/core8").unwrap();
+    let pass = |vertex| Claim {
+        vertex,
+        amount: 0,
+        exclusive: false,
+    };
+    let core = |vertex| Claim {
+        vertex,
+        amount: 1,
+        exclusive: true,
+    };
+    let claims = vec![
+        core(c0),
+        pass(s0),
+        pass(n0),
+        core(c8),
+        pass(s2),
+        pass(n1),
+        pass(rack),
+        pass(top),
+    ];
+    g.allocate(1, 0, 10, false, claims).unwrap();
+    assert!(
+        !g.release_subtrees(1, &[n1], RecordsAbove::ByAggregates)
+            .unwrap()
+    );
+    assert_eq!(records(&g, s2, 1) + records(&g, n1, 1), 0);
+    assert_eq!((records(&g, rack, 1), records(&g, top, 1)), (1, 1));
+    // The last core goes: every aggregate above drains, the job with it.
+    assert!(
+        g.release_subtrees(1, &[n0], RecordsAbove::ByAggregates)
+            .unwrap()
+    );
+    assert_eq!(records(&g, top, 1), 0);
+}
+
 proptest::proptest! {
     /// Dozens of jobs through the same node, socket and memory pool (more
     /// than [`LOAD_AFTER`], so those vertices answer from their load

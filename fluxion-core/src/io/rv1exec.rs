@@ -238,9 +238,13 @@ pub fn read_rv1exec_with(text: &str, limits: GraphLimits) -> Result<ResourceGrap
             .get(i)
             .cloned()
             .unwrap_or_else(|| format!("node{rank}"));
-        let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
-        let (base, num) = name.split_at(name.len() - digits);
-        let mut spec = VertexSpec::new("node", base, num.parse().unwrap_or(-1));
+        let (base, id) = split_host_name(&name).ok_or_else(|| {
+            err(format!(
+                "execution.nodelist: host name '{name}' ends in a number larger than {}",
+                i64::MAX
+            ))
+        })?;
+        let mut spec = VertexSpec::new("node", base, id);
         spec.name = name.clone();
         spec.rank = rank;
         let node = g.add_vertex(spec, Some(root))?;
@@ -255,9 +259,47 @@ pub fn read_rv1exec_with(text: &str, limits: GraphLimits) -> Result<ResourceGrap
     Ok(g)
 }
 
+/// A host name's basename and id, the way Fluxion's readers split it: the
+/// id is the number the name ends in (-1 if none), the basename what comes
+/// before it, or the whole name when it is all digits. `None` when the
+/// number does not fit an i64: Fluxion refuses such a graph.
+fn split_host_name(name: &str) -> Option<(&str, i64)> {
+    let digits = name.len() - name.trim_end_matches(|c: char| c.is_ascii_digit()).len();
+    if digits == 0 {
+        return Some((name, -1));
+    }
+    let (base, num) = name.split_at(name.len() - digits);
+    let base = if base.is_empty() { name } else { base };
+    let id = match num.trim_start_matches('0') {
+        "" => 0,
+        n => n.parse().ok()?,
+    };
+    Some((base, id))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn host_names_split_into_basename_and_id_like_fluxion() {
+        assert_eq!(split_host_name("fluke082"), Some(("fluke", 82)));
+        assert_eq!(split_host_name("login"), Some(("login", -1)));
+        assert_eq!(split_host_name("n000"), Some(("n", 0)));
+        assert_eq!(split_host_name("1234"), Some(("1234", 1234)));
+        assert_eq!(
+            split_host_name("fluke9223372036854775807"),
+            Some(("fluke", i64::MAX))
+        );
+        assert_eq!(split_host_name("fluke9223372036854775808"), None);
+        let r = r#"{"version": 1, "execution": {"R_lite": [{"rank": "0", "children": {"core": "0"}}],
+            "nodelist": ["fluke9223372036854775808"], "starttime": 0, "expiration": 0}}"#;
+        let e = read_rv1exec(r).unwrap_err().to_string();
+        assert!(
+            e.contains("execution.nodelist") && e.contains("fluke9223372036854775808"),
+            "{e}"
+        );
+    }
 
     #[test]
     fn builds_nodes_with_cores_and_gpus() {

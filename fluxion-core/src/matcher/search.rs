@@ -84,12 +84,11 @@ impl Request {
 
     /// Units of each tracked type all of this request needs below its parent.
     fn total_needs(&self) -> impl Iterator<Item = u64> + '_ {
-        let times = if self.alternatives.is_none() {
-            self.count.min
-        } else {
-            1
+        let (needs, times) = match &self.alternatives {
+            None => (&self.unit_needs, self.count.min),
+            Some(group) => (&group.parent_needs, 1),
         };
-        self.unit_needs.iter().map(move |n| n.saturating_mul(times))
+        needs.iter().map(move |n| n.saturating_mul(times))
     }
 
     /// Largest count worth collecting before the best ones are known.

@@ -1060,3 +1060,86 @@ fn a_walk_takes_a_shared_vertex_through_one_path_only() {
             .is_err()
     );
 }
+
+/// A node listed exclusive but adopted as passing is shared: two jobs each
+/// holding one core of it both fit, and both print it as listed; a job
+/// wanting the node whole is refused while they hold it, and fits once
+/// they are gone.
+#[test]
+fn a_passing_node_is_shared_though_printed_exclusive() {
+    let mut m = Matcher::new(small(2), Policy::Low);
+    let g = m.graph();
+    let node = g.find_path("/cluster0/rack0/node0").unwrap();
+    let on_node = |core: &str| {
+        vec![
+            Emit {
+                vertex: g.find_path(core).unwrap(),
+                needs: 1,
+                exclusive: true,
+            },
+            Emit {
+                vertex: node,
+                needs: 1,
+                exclusive: true,
+            },
+        ]
+    };
+    let first = on_node("/cluster0/rack0/node0/socket0/core0");
+    let second = on_node("/cluster0/rack0/node0/socket0/core1");
+    let whole = vec![Emit {
+        vertex: node,
+        needs: 1,
+        exclusive: true,
+    }];
+    m.adopt_passing(1, 0, 100, false, first, &[node]).unwrap();
+    m.adopt_passing(2, 0, 100, false, second, &[node]).unwrap();
+    assert!(m.info(2).unwrap().emitted.iter().all(|e| e.exclusive));
+    assert_eq!(
+        m.adopt(3, 0, 100, false, whole.clone()),
+        Err(MatchError::Busy)
+    );
+    m.cancel(1).unwrap();
+    m.cancel(2).unwrap();
+    m.adopt(3, 0, 100, false, whole).unwrap();
+}
+
+/// Sibling slots as alternatives (`-T flexible`) can be spread over several
+/// hosts: a socket is kept in the search when it holds one slot of the
+/// last-listed alternative (as Fluxion's prune decides), not all the slots
+/// of the least demanding one. Two sockets with three free cores each host
+/// one three-core slot apiece; listed last, the five-core alternative makes
+/// every socket too small and nothing is found.
+#[test]
+fn alternative_slots_spread_over_hosts_pruned_by_the_last_alternative() {
+    let spec = |first: u64, last: u64| {
+        Jobspec::parse(&format!(
+            "version: 9999
+resources:
+  - {{type: slot, count: 2, label: s, with: [{{type: core, count: {first}}}]}}
+  - {{type: slot, count: 2, label: s, with: [{{type: core, count: {last}}}]}}
+attributes: {{system: {{duration: 100}}}}
+"
+        ))
+        .unwrap()
+    };
+    let run = |job: &Jobspec| {
+        let mut m = small_all_core(1, Policy::Low);
+        m.set_or_slots(true);
+        // One core of each socket is taken: three are left on each.
+        let taken = ["socket0/core0", "socket1/core4"]
+            .map(|c| Emit {
+                vertex: m
+                    .graph()
+                    .find_path(&format!("/cluster0/rack0/node0/{c}"))
+                    .unwrap(),
+                needs: 1,
+                exclusive: true,
+            })
+            .to_vec();
+        m.adopt(3, 0, 100, false, taken).unwrap();
+        m.match_jobspec(MatchOp::Allocate, 4, job, 0)
+            .map(|o| o.emitted.iter().filter(|e| e.exclusive).count())
+    };
+    assert_eq!(run(&spec(5, 3)), Ok(6));
+    assert!(run(&spec(3, 5)).is_err());
+}

@@ -106,8 +106,14 @@ pub(crate) fn jgf_nodes(g: &ResourceGraph, text: &str) -> Result<Vec<VertexId>, 
 }
 
 /// The vertices an rv1exec R holds: for each rank of each `R_lite` entry,
-/// the rank's node and its children of the listed types and ids.
-pub(crate) fn rv1exec_emits(g: &ResourceGraph, text: &str) -> Result<Vec<Emit>, String> {
+/// the rank's node and its children of the listed types and ids. The
+/// second list has the nodes to hold as pass-through: as in Fluxion's
+/// rv1exec reader, a node is taken only when the R names every other
+/// vertex of its rank (it is printed exclusive either way).
+pub(crate) fn rv1exec_emits(
+    g: &ResourceGraph,
+    text: &str,
+) -> Result<(Vec<Emit>, Vec<VertexId>), String> {
     let entries = rlite_entries(text)?;
     // One pass over the graph finds every rank's node (the first in graph
     // order when a rank has several).
@@ -121,6 +127,14 @@ pub(crate) fn rv1exec_emits(g: &ResourceGraph, text: &str) -> Result<Vec<Emit>, 
             node_of.entry(x.rank).or_insert(v);
         }
     }
+    // Every vertex of a rank, the way Fluxion's by-rank index counts them.
+    let mut of_rank: HashMap<i64, usize> = HashMap::new();
+    for v in g.vertices() {
+        if let Some(x) = g.vertex(v).filter(|x| node_of.contains_key(&x.rank)) {
+            *of_rank.entry(x.rank).or_default() += 1;
+        }
+    }
+    let mut named: HashMap<VertexId, HashSet<VertexId>> = HashMap::new();
     let mut held = Vec::new();
     for entry in &entries {
         let field = &entry.field;
@@ -139,11 +153,22 @@ pub(crate) fn rv1exec_emits(g: &ResourceGraph, text: &str) -> Result<Vec<Emit>, 
                         format!("{field}.children.{kind}: rank {rank} has no {kind} with id {id}")
                     })?;
                     held.push((u, true));
+                    if g.vertex(u).is_some_and(|x| x.rank == rank) {
+                        named.entry(node).or_default().insert(u);
+                    }
                 }
             }
         }
     }
-    Ok(post_order(g, &held))
+    let passing = node_of
+        .iter()
+        .filter(|&(rank, node)| {
+            let others = of_rank.get(rank).copied().unwrap_or(1).saturating_sub(1);
+            named.get(node).map_or(0, HashSet::len) != others
+        })
+        .map(|(_, &node)| node)
+        .collect();
+    Ok((post_order(g, &held), passing))
 }
 
 /// The vertices a JGF R lists, found by their containment path; each is
@@ -267,4 +292,32 @@ fn post_order(g: &ResourceGraph, held: &[(VertexId, bool)]) -> Vec<Emit> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use fluxion_core::io::read_rv1exec;
+
+    /// The node of a rank is taken only when the R names all the rank has.
+    #[test]
+    fn an_rv1exec_r_takes_a_node_only_when_it_names_all_of_it() {
+        let g = read_rv1exec(
+            r#"{"version": 1, "execution": {"R_lite": [{"rank": "0-1", "children": {"core": "0-3", "gpu": "0"}}],
+                "nodelist": ["n[0-1]"], "starttime": 0, "expiration": 0}}"#,
+        )
+        .unwrap();
+        let r = |children: &str| {
+            format!(
+                r#"{{"version": 1, "execution": {{"R_lite": [{{"rank": "1", "children": {children}}}],
+                    "nodelist": ["n1"], "starttime": 0, "expiration": 0}}}}"#
+            )
+        };
+        let n1 = nodes_of_ranks(&g, &[1])[0];
+        let (some, passing) = rv1exec_emits(&g, &r(r#"{"core": "2"}"#)).unwrap();
+        assert_eq!(passing, vec![n1]);
+        assert!(some.iter().any(|e| e.vertex == n1 && e.exclusive));
+        let (_, passing) = rv1exec_emits(&g, &r(r#"{"core": "0-3", "gpu": "0"}"#)).unwrap();
+        assert!(passing.is_empty());
+    }
 }

@@ -7,7 +7,7 @@ use std::time::Instant;
 
 use anyhow::{Context as _, bail};
 use fluxion_core::graph::GraphLimits;
-use fluxion_core::graph::{PruneFilters, ResourceGraph, Status, VertexId};
+use fluxion_core::graph::{PruneFilters, RecordsAbove, ResourceGraph, Status, VertexId};
 use fluxion_core::io::{
     attach_jgf, read_grug_with, read_hwloc_with, read_jgf_with, read_rv1exec_with,
 };
@@ -57,6 +57,9 @@ fn read_jobspec(file: &str) -> Result<String, JobspecFile> {
 const FLUXION_TYPES: [&str; 8] = [
     "cluster", "core", "socket", "gpu", "node", "rack", "slot", "ssd",
 ];
+
+/// resource-query's jobspec error for a resource type it does not know.
+const UNKNOWN_TYPE: &str = "Value of \"type\" must be a resource type known to fluxion";
 
 /// What the shell remembers of a job (for `info` and `list`).
 struct JobMeta {
@@ -335,10 +338,17 @@ impl Session {
     }
 
     fn unknown_type(&self, r: &Resource) -> bool {
-        let known = r.is_slot()
-            || FLUXION_TYPES.contains(&r.kind.as_str())
-            || self.matcher.graph().type_id(&r.kind).is_some();
+        let known = r.is_slot() || self.knows_type(&r.kind);
         !known || r.with.iter().any(|c| self.unknown_type(c))
+    }
+
+    /// Whether resource-query would know resource type `t`: one it interns
+    /// at start, a slot, or one of the graph's.
+    fn knows_type(&self, t: &str) -> bool {
+        t == "or_slot"
+            || t == fluxion_core::jobspec::XOR_SLOT
+            || FLUXION_TYPES.contains(&t)
+            || self.matcher.graph().type_id(t).is_some()
     }
 
     /// Whether a top-level request below the graph's root asks for more
@@ -378,10 +388,20 @@ impl Session {
         };
         let start = Instant::now();
         let spec = text
-            .and_then(|text| self.specs.parse(&text).map_err(|e| e.to_string()))
+            .and_then(|text| {
+                self.specs.parse(&text).map_err(|e| {
+                    // Fluxion checks a resource's type before anything
+                    // else about it: an unknown one is the error it reports.
+                    let types = Jobspec::resource_types(&text).unwrap_or_default();
+                    match types.iter().any(|t| !self.knows_type(t)) {
+                        true => UNKNOWN_TYPE.to_string(),
+                        false => e.to_string(),
+                    }
+                })
+            })
             .and_then(|s| {
                 if s.resources.iter().any(|r| self.unknown_type(r)) {
-                    Err("Value of \"type\" must be a resource type known to fluxion".to_string())
+                    Err(UNKNOWN_TYPE.to_string())
                 } else {
                     Ok(s)
                 }
@@ -533,13 +553,13 @@ impl Session {
         };
         let emitted = match t[2] {
             "rv1exec" => rv1exec_emits(self.matcher.graph(), &text),
-            "jgf" => jgf_emits(self.matcher.graph(), &text),
+            "jgf" => jgf_emits(self.matcher.graph(), &text).map(|e| (e, Vec::new())),
             other => Err(format!("unsupported reader {other}")),
         };
         let reserved = reserve && at > 0;
-        let result = emitted.and_then(|emitted| {
+        let result = emitted.and_then(|(emitted, passing)| {
             self.matcher
-                .adopt(job, at, duration, reserved, emitted)
+                .adopt_passing(job, at, duration, reserved, emitted, &passing)
                 .map_err(|e| e.to_string())
         });
         // As in resource-query, the id is used up either way, and a refused
@@ -707,16 +727,23 @@ impl Session {
         };
         let mut full = false;
         let ok = match roots {
-            Ok(roots) => match self.matcher.partial_cancel(job, &roots) {
-                Ok(gone) => {
-                    full = gone;
-                    if gone && let Some(m) = self.jobs.get_mut(&job) {
-                        m.state = "CANCELED";
+            // Fluxion's bookkeeping: records above the released nodes go only
+            // through the aggregates that counted the job.
+            Ok(roots) => {
+                match self
+                    .matcher
+                    .partial_cancel_by(job, &roots, RecordsAbove::ByAggregates)
+                {
+                    Ok(gone) => {
+                        full = gone;
+                        if gone && let Some(m) = self.jobs.get_mut(&job) {
+                            m.state = "CANCELED";
+                        }
+                        true
                     }
-                    true
+                    Err(_) => false,
                 }
-                Err(_) => false,
-            },
+            }
             Err(_) => false,
         };
         if !ok {

@@ -24,6 +24,9 @@ pub(crate) struct OrGroup {
     /// `with`) it draws from; `None` when one is of a type the graph lacks,
     /// so the slot never fits.
     pools: Vec<Option<Vec<usize>>>,
+    /// Units of each tracked type the request above counts for the group:
+    /// the least any alternative needs in all its slots.
+    pub(super) parent_needs: Vec<u64>,
 }
 
 /// Replaces two or more plain slots of `list` by one group of
@@ -46,8 +49,13 @@ pub(super) fn group(g: &ResourceGraph, list: Vec<Request>) -> Vec<Request> {
             with.push(e);
         }
     }
+    // As Fluxion primes them: the request above needs, of each tracked
+    // type, what the least demanding alternative needs in all its slots;
+    // a vertex that could host some of the slots is kept when it holds
+    // one slot of the last alternative (Fluxion's prune checks each
+    // sibling slot in turn and the last one's verdict stands).
     let width = g.tracked_types().len();
-    let unit_needs = (0..width)
+    let parent_needs = (0..width)
         .map(|i| {
             alts.iter()
                 .map(|a| a.total_needs().nth(i).unwrap_or(0))
@@ -55,6 +63,10 @@ pub(super) fn group(g: &ResourceGraph, list: Vec<Request>) -> Vec<Request> {
                 .unwrap_or(0)
         })
         .collect();
+    let unit_needs = alts
+        .last()
+        .map(|a| a.unit_needs.clone())
+        .unwrap_or_default();
     let count = alts
         .iter()
         .map(|a| a.count)
@@ -80,7 +92,11 @@ pub(super) fn group(g: &ResourceGraph, list: Vec<Request>) -> Vec<Request> {
         with,
         slot_child: None,
         unit_needs,
-        alternatives: Some(Box::new(OrGroup { slots: alts, pools })),
+        alternatives: Some(Box::new(OrGroup {
+            slots: alts,
+            pools,
+            parent_needs,
+        })),
     };
     rest.insert(at.min(rest.len()), grouped);
     rest

@@ -271,3 +271,36 @@ fn walking_a_subsystem_the_graph_lacks_is_refused_naming_it() {
     a.match_subsystems = "C+PA".into();
     assert!(Session::open(&a).is_ok());
 }
+
+/// resource-query checks a resource's type before anything else about the
+/// jobspec: one it does not know is the error even when the jobspec is also
+/// wrong in other ways (here it has no slot); a known type with the same
+/// fault reports that fault.
+#[test]
+fn an_unknown_resource_type_is_the_error_reported_first() {
+    let dir = std::env::temp_dir().join(format!("phalanx-unknown-type-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let spec = |t: &str| {
+        format!(
+            "version: 9999\nresources:\n  - type: node\n    count: 1\n    with:\n      - type: {t}\n        count: 2\ntasks:\n  - command: [app]\n    slot: default\n    count:\n      per_slot: 1\n"
+        )
+    };
+    let odd = dir.join("odd.yaml");
+    let plain = dir.join("plain.yaml");
+    std::fs::write(&odd, spec("widget")).unwrap();
+    std::fs::write(&plain, spec("core")).unwrap();
+    let input = format!(
+        "match allocate {}\nmatch allocate {}\nquit\n",
+        odd.display(),
+        plain.display()
+    );
+    let (_, errs) = run(input.as_bytes());
+    let lines: Vec<&str> = errs.lines().collect();
+    assert_eq!(lines.len(), 2, "{errs}");
+    assert!(
+        lines[0].ends_with("must be a resource type known to fluxion"),
+        "{errs}"
+    );
+    assert!(lines[1].contains("no slot"), "{errs}");
+    std::fs::remove_dir_all(&dir).unwrap();
+}
