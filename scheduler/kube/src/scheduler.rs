@@ -152,6 +152,7 @@ fn core_config(s: &Settings) -> gang::GangConfig {
             i64::try_from(s.assembly_grace.as_millis()).unwrap_or(i64::MAX),
         ),
         backfill_beside_after: s.backfill_beside_after,
+        reserve_depth: s.reserve_depth,
         best_fit: s.best_fit,
         preemption: s.preemption,
         ..Default::default()
