@@ -102,6 +102,13 @@ pub struct GangConfig {
     /// passed by small ones, and backfills less.
     #[serde(default = "default_reserve_depth")]
     pub reserve_depth: u32,
+    /// Place a reservation on the resources that running groups free last
+    /// before its start, where they fit, rather than wherever the matcher
+    /// would put it (which may be nodes free now): what is free now then
+    /// stays free for backfill until the reserved group starts, and less
+    /// of what it holds sits idle waiting for the rest.
+    #[serde(default)]
+    pub reserve_on_freed: bool,
     /// Whether a group that does not fit may evict groups of lower priority
     /// (whole gangs, elastic members first). Off: priority only orders the queue.
     pub preemption: bool,
@@ -133,6 +140,7 @@ impl Default for GangConfig {
             best_fit: false,
             backfill_beside_after: 0.1,
             reserve_depth: default_reserve_depth(),
+            reserve_on_freed: false,
             preemption: true,
             preemption_retry: default_preemption_retry(),
             pod_events: true,

@@ -1580,12 +1580,13 @@ impl GangScheduler {
         }
         self.refresh_held();
         let r = self.reservation.as_ref()?;
-        let mut future = self.graph.clone();
-        for c in r
+        let ahead: Vec<&PodClaim> = r
             .claims
             .iter()
             .chain(r.behind.iter().flat_map(|b| &b.claims))
-        {
+            .collect();
+        let mut future = self.graph.clone();
+        for c in &ahead {
             future.take(c);
         }
         let ends = self.expected_ends(now);
@@ -1595,6 +1596,12 @@ impl GangScheduler {
             // bound that kept it out. Nothing to hold.
             return None;
         }
+        let placement = if self.config.reserve_on_freed {
+            let k = release_ties(&mut future, &ends, released);
+            on_freed_last(&self.graph, &ends[..k], &ahead, req).unwrap_or(placement)
+        } else {
+            placement
+        };
         let claims: Vec<PodClaim> = placement.iter().cloned().collect();
         for c in &claims {
             future.take(c);
@@ -1633,6 +1640,12 @@ impl GangScheduler {
         let ends = self.expected_ends(now);
         let mut future = self.graph.clone();
         let (k, placement) = replay_until_fits(&mut future, &ends, req)?;
+        let placement = if self.config.reserve_on_freed {
+            let k = release_ties(&mut future, &ends, k);
+            on_freed_last(&self.graph, &ends[..k], &[], req).unwrap_or(placement)
+        } else {
+            placement
+        };
         let claims: Vec<PodClaim> = placement.iter().cloned().collect();
         for c in &claims {
             future.take(c);
@@ -1945,6 +1958,94 @@ fn replay_until_fits(
         next_try = released + step;
     }
     None
+}
+
+/// Releases on `future` (replayed up to `released`) the groups expected to
+/// end at the same time as the last one released: they free their room at
+/// that start too. Returns how many are released now.
+fn release_ties(
+    future: &mut GroupGraph,
+    ends: &[(Timestamp, &GroupKey, &[PodClaim])],
+    released: usize,
+) -> usize {
+    let Some(at) = released
+        .checked_sub(1)
+        .and_then(|i| ends.get(i))
+        .map(|e| e.0)
+    else {
+        return released;
+    };
+    let mut k = released;
+    while let Some((t, _, claims)) = ends.get(k)
+        && *t <= at
+    {
+        for c in claims.iter() {
+            future.give(c);
+        }
+        k += 1;
+    }
+    k
+}
+
+/// A copy of `graph` with nothing free: the base for planning on freed
+/// resources only. (Extended resources stay as they are: a placement on
+/// the result is still checked against the whole future.)
+fn emptied(graph: &GroupGraph) -> GroupGraph {
+    let mut empty = graph.clone();
+    let ids: Vec<NodeId> = graph.node_ids().collect();
+    for id in ids {
+        let (Some((_, mem, _, pods)), Some(numa)) = (graph.node_free(id), graph.node_free_numa(id))
+        else {
+            continue;
+        };
+        let units = |v: i64| u64::try_from(v).unwrap_or(0);
+        empty.take(&PodClaim {
+            node: id,
+            numa_cpu: numa.iter().map(|(c, _)| units(*c)).collect(),
+            numa_gpus: numa.iter().map(|(_, g)| units(*g)).collect(),
+            memory_bytes: units(mem),
+            extended: Vec::new(),
+            pods: units(pods),
+        });
+    }
+    empty
+}
+
+/// Where a reservation fragments least: on the resources the running
+/// groups free last before its start (the last of `released`, then the
+/// last two, four, ...), not on resources free now, so what is free now
+/// stays free for backfill until the reserved group starts and nothing it
+/// takes sits idle longer than it must. `ahead` is held by reservations
+/// before it. `None` when it fits only with resources free now.
+fn on_freed_last(
+    now: &GroupGraph,
+    released: &[(Timestamp, &GroupKey, &[PodClaim])],
+    ahead: &[&PodClaim],
+    req: &GroupRequest,
+) -> Option<fluxion_core::group::Placement> {
+    if released.is_empty() {
+        return None;
+    }
+    let base = emptied(now);
+    let mut last = 1usize;
+    loop {
+        let mut freed = base.clone();
+        for (_, _, claims) in &released[released.len() - last..] {
+            for c in claims.iter() {
+                freed.give(c);
+            }
+        }
+        for c in ahead {
+            freed.take(c);
+        }
+        if let Some(p) = freed.try_match(req) {
+            return Some(p);
+        }
+        if last == released.len() {
+            return None;
+        }
+        last = (last * 2).min(released.len());
+    }
 }
 
 /// Sums claims node by node, so replaying a group's release touches each node once.

@@ -565,6 +565,47 @@ fn a_gang_that_ends_before_every_reservation_still_starts_at_once() {
     assert_eq!(b, 150_000);
 }
 
+/// Four 8-core nodes: n0 frees at 1 s, n1-n3 at 100 s. `big` (three
+/// whole nodes, 50 s) arrives at 2 s and is reserved for from 100 s;
+/// `long` (one whole node, 500 s) arrives at 3 s. Returns their starts.
+fn reservation_beside_a_free_node(on_freed: bool) -> (i64, i64) {
+    let mut core = GangScheduler::new(GangConfig {
+        reserve_after: Millis(0),
+        order_runtimes: 0.0,
+        backfill_beside_after: 0.0,
+        reserve_on_freed: on_freed,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    for i in 0..4 {
+        core.apply(Event::NodeUpsert(node(i)));
+    }
+    let jobs = vec![
+        job("f0", 0, 1, 8000, 1),
+        job("f1", 0, 1, 8000, 100),
+        job("f2", 0, 1, 8000, 100),
+        job("f3", 0, 1, 8000, 100),
+        job("big", 2, 3, 8000, 50),
+        job("long", 3, 1, 8000, 500),
+    ];
+    let out = run(&mut core, &jobs, 10_000_000);
+    (out.started["big"], out.started["long"])
+}
+
+#[test]
+fn a_reservation_on_the_nodes_freed_last_leaves_the_free_node_for_backfill() {
+    // The matcher alone packs big onto n0-n2, so n0 idles until 100 s and
+    // long, which would still run then, waits until n3 frees.
+    let (big, long) = reservation_beside_a_free_node(false);
+    assert_eq!(big, 100_000);
+    assert_eq!(long, 100_000);
+    // Placed on what f1-f3 free, big leaves n0 to long, which starts at
+    // once without delaying big.
+    let (big, long) = reservation_beside_a_free_node(true);
+    assert_eq!(big, 100_000);
+    assert_eq!(long, 3_000);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
@@ -587,13 +628,15 @@ proptest! {
         prop_assert_eq!(out.started.len(), jobs.len(), "{:?}", out);
     }
 
-    /// With reservations for several gangs behind the head, too, every
-    /// gang still starts, whole (the run checks no gang starts partly).
+    /// With reservations for several gangs behind the head, too, and
+    /// reservations placed on what frees last, every gang still starts,
+    /// whole (the run checks no gang starts partly).
     #[test]
     fn every_gang_starts_with_reservations_behind_the_head(
         specs in prop::collection::vec((0i64..200, 1u32..5, 1u64..5, 5i64..120), 1..40),
         depth in 1u32..6,
         reserve_after_s in prop::sample::select(vec![0i64, 30, 3600]),
+        on_freed in any::<bool>(),
     ) {
         let jobs: Vec<Job> = specs
             .iter()
@@ -603,6 +646,7 @@ proptest! {
         let mut core = GangScheduler::new(GangConfig {
             reserve_after: Millis::from_secs(reserve_after_s),
             reserve_depth: depth,
+            reserve_on_freed: on_freed,
             pod_events: false,
             ..GangConfig::default()
         });

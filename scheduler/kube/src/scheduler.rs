@@ -153,6 +153,7 @@ fn core_config(s: &Settings) -> gang::GangConfig {
         ),
         backfill_beside_after: s.backfill_beside_after,
         reserve_depth: s.reserve_depth,
+        reserve_on_freed: s.reserve_on_freed,
         best_fit: s.best_fit,
         preemption: s.preemption,
         ..Default::default()

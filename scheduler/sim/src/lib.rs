@@ -74,6 +74,10 @@ pub struct SimulateArgs {
     /// higher: conservative backfill over that many) [default: 1].
     #[arg(long)]
     pub reserve_depth: Option<u32>,
+    /// Phalanx's `--reserve-on-freed`: place reservations on the resources
+    /// running jobs free last before the start, not on ones free now.
+    #[arg(long)]
+    pub reserve_on_freed: bool,
     /// Phalanx's `--best-fit`: fill the fullest node first.
     #[arg(long)]
     pub best_fit: bool,
@@ -274,6 +278,7 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             phalanx_gang::Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     }
     config.best_fit |= args.best_fit;
+    config.reserve_on_freed |= args.reserve_on_freed;
     if let Some(n) = args.reserve_depth {
         if !(1..=phalanx_gang::MAX_RESERVE_DEPTH).contains(&n) {
             anyhow::bail!(
