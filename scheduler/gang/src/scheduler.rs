@@ -162,6 +162,8 @@ impl GroupState {
 struct Behind {
     group: GroupKey,
     start: Timestamp,
+    /// The running group whose expected end lets it start.
+    after: Option<GroupKey>,
     /// What it will take at `start`.
     claims: Vec<PodClaim>,
 }
@@ -1572,10 +1574,11 @@ impl GangScheduler {
             .reserve_depth
             .clamp(1, crate::config::MAX_RESERVE_DEPTH);
         let r = self.reservation.as_ref()?;
-        if r.group == *key
-            || r.behind.len() + 1 >= depth as usize
-            || r.behind.iter().any(|b| b.group == *key)
-        {
+        if let Some(b) = r.behind.iter().find(|b| b.group == *key) {
+            // Tried again while its reservation stands: it still does.
+            return Some((b.start, b.after.clone()));
+        }
+        if r.group == *key || r.behind.len() + 1 >= depth as usize {
             return None;
         }
         self.refresh_held();
@@ -1615,6 +1618,7 @@ impl GangScheduler {
         r.behind.push(Behind {
             group: key.clone(),
             start,
+            after: after.clone(),
             claims,
         });
         Some((start, after))

@@ -558,6 +558,50 @@ fn a_gang_that_would_delay_the_second_reservation_is_held_back() {
 }
 
 #[test]
+fn a_gang_behind_the_head_says_when_it_is_reserved_to_start() {
+    let mut core = GangScheduler::new(GangConfig {
+        reserve_after: Millis(0),
+        order_runtimes: 0.0,
+        reserve_depth: 2,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    for i in 0..3 {
+        core.apply(Event::NodeUpsert(node(i)));
+    }
+    for j in [
+        job("filler0", 0, 1, 8000, 100),
+        job("filler1", 0, 1, 8000, 100),
+        job("half", 0, 1, 4000, 150),
+    ] {
+        arrive(&mut core, &j);
+    }
+    let d = core.schedule(Timestamp::from_secs(0));
+    confirm(&mut core, &d);
+    arrive(&mut core, &job("a", 1, 2, 8000, 1000));
+    arrive(&mut core, &job("b", 1, 1, 8000, 1000));
+    let d = core.schedule(Timestamp::from_secs(1));
+    assert!(d.binds.is_empty(), "{d:?}");
+    assert_eq!(core.reservation().map(|(k, _)| k.name.as_str()), Some("a"));
+    let b = core.group(&GroupKey::new("ns", "b")).expect("b is known");
+    assert_eq!(
+        b.wait,
+        Some(WaitReason::Reserved {
+            start: Timestamp::from_secs(150),
+            after: Some(GroupKey::new("ns", "half")),
+        }),
+        "{}",
+        b.message
+    );
+    // Another pass with nothing changed keeps the same reservation and
+    // the same word for it.
+    let d = core.schedule(Timestamp::from_secs(2));
+    assert!(d.binds.is_empty(), "{d:?}");
+    let again = core.group(&GroupKey::new("ns", "b")).expect("b is known");
+    assert_eq!(again.wait, b.wait);
+}
+
+#[test]
 fn a_gang_that_ends_before_every_reservation_still_starts_at_once() {
     // d ends at 33 s, before b's reservation (150 s) and a's (100 s).
     let (b, _, d) = behind_the_head(2);
