@@ -6,7 +6,11 @@
 //! a reserved slot. When the queue head does not fit, its earliest start is
 //! found by replaying the expected ends of running groups on a copy of the
 //! graph; later groups may start only on resources that are free now and
-//! still free for the head at that time (EASY backfill).
+//! still free for the head at that time (EASY backfill). With
+//! `reserve_depth` above 1 the groups behind the head that do not fit get
+//! reservations too, each planned with the ones ahead of it held, and the
+//! view later groups must fit shrinks to protect them all (conservative
+//! backfill over the first `reserve_depth` groups).
 //!
 //! A pass examines at most `max_groups_per_pass` groups. A walk of a longer
 //! queue is split over passes: the pass that reaches the cap leaves a cursor
