@@ -91,6 +91,24 @@ pub struct GangConfig {
     /// from 2.5-4.5 to 1.25-1.65 for 2.5-3.5 points of mean wait on
     /// `mpi-contention`.
     pub backfill_beside_after: f64,
+    /// How many waiting groups hold reservations at once (conservative
+    /// backfill over the first this-many groups from the queue head on):
+    /// the head is reserved for as `reserve_after*` say, and each group
+    /// behind it that does not fit now, up to this many in all, gets the
+    /// earliest start the running jobs' expected ends and the reservations
+    /// ahead of it leave. A later group may start now only where it delays
+    /// none of them. 1 is EASY backfill (only the head is protected);
+    /// higher protects big gangs further back in the queue from being
+    /// passed by small ones, and backfills less.
+    #[serde(default = "default_reserve_depth")]
+    pub reserve_depth: u32,
+    /// Place a reservation on the resources that running groups free last
+    /// before its start, where they fit, rather than wherever the matcher
+    /// would put it (which may be nodes free now): what is free now then
+    /// stays free for backfill until the reserved group starts, and less
+    /// of what it holds sits idle waiting for the rest.
+    #[serde(default)]
+    pub reserve_on_freed: bool,
     /// Whether a group that does not fit may evict groups of lower priority
     /// (whole gangs, elastic members first). Off: priority only orders the queue.
     pub preemption: bool,
@@ -121,6 +139,8 @@ impl Default for GangConfig {
             assembly_grace: Millis::from_secs(1),
             best_fit: false,
             backfill_beside_after: 0.1,
+            reserve_depth: default_reserve_depth(),
+            reserve_on_freed: false,
             preemption: true,
             preemption_retry: default_preemption_retry(),
             pod_events: true,
@@ -128,6 +148,14 @@ impl Default for GangConfig {
         }
     }
 }
+
+fn default_reserve_depth() -> u32 {
+    1
+}
+
+/// Most reservations held at once (`reserve_depth` is capped here): each
+/// costs a replay of the running jobs' ends per change of free resources.
+pub const MAX_RESERVE_DEPTH: u32 = 64;
 
 fn default_preemption_retry() -> Millis {
     Millis::from_secs(30)

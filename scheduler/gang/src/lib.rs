@@ -23,7 +23,7 @@ mod runtimes;
 mod scheduler;
 mod time;
 
-pub use config::GangConfig;
+pub use config::{GangConfig, MAX_RESERVE_DEPTH};
 pub use convert::node_spec;
 pub use decision::{
     BindPlan, Decisions, EventType, GroupChange, GroupPhase, PodBinding, PodEvent, Preemption,

@@ -6,7 +6,11 @@
 //! a reserved slot. When the queue head does not fit, its earliest start is
 //! found by replaying the expected ends of running groups on a copy of the
 //! graph; later groups may start only on resources that are free now and
-//! still free for the head at that time (EASY backfill).
+//! still free for the head at that time (EASY backfill). With
+//! `reserve_depth` above 1 the groups behind the head that do not fit get
+//! reservations too, each planned with the ones ahead of it held, and the
+//! view later groups must fit shrinks to protect them all (conservative
+//! backfill over the first `reserve_depth` groups).
 //!
 //! A pass examines at most `max_groups_per_pass` groups. A walk of a longer
 //! queue is split over passes: the pass that reaches the cap leaves a cursor
@@ -157,13 +161,30 @@ impl GroupState {
     }
 }
 
+/// A reservation for a group behind the head (see `reserve_depth`).
+#[derive(Debug, Clone)]
+struct Behind {
+    group: GroupKey,
+    start: Timestamp,
+    /// The running group whose expected end lets it start.
+    after: Option<GroupKey>,
+    /// What it will take at `start`.
+    claims: Vec<PodClaim>,
+}
+
 /// The queue head's reservation and the graph later groups must fit in.
 #[derive(Debug, Clone)]
 struct Reservation {
     group: GroupKey,
     start: Timestamp,
     after: Option<GroupKey>,
-    /// Free now and still free for the head at `start`.
+    /// What the head will take at `start`.
+    claims: Vec<PodClaim>,
+    /// Reservations of the groups behind the head, in queue order; they
+    /// stand and fall with the head's (planned again together).
+    behind: Vec<Behind>,
+    /// Free now and still free, at every reservation's start, for it and
+    /// the reservations before it: a group placed here delays none.
     view: GroupGraph,
     /// `graph_gen` it was computed at.
     r#gen: u64,
@@ -1266,7 +1287,10 @@ impl GangScheduler {
             let req = within.as_ref().unwrap_or(req);
             let duration = self.duration(&self.groups[&key]);
             let reservation_other = self.reservation.as_ref().filter(|r| r.group != key);
-            let ends_before_head = reservation_other.is_some_and(|r| now + duration <= r.start);
+            let ends_before_head = reservation_other.is_some()
+                && self
+                    .first_reserved_start()
+                    .is_some_and(|start| now + duration <= start);
             let use_view = head_seen && !ends_before_head && reservation_other.is_some();
             // Beside the head's reservation only while its start is far off.
             let beside_ok = !use_view
@@ -1295,6 +1319,9 @@ impl GangScheduler {
                             for c in &claims {
                                 r.view.take(c);
                             }
+                            // Its own reservation (if any) stays in the
+                            // view until the plan is made again: safe.
+                            r.behind.retain(|b| b.group != key);
                         }
                         None => {}
                     }
@@ -1378,6 +1405,21 @@ impl GangScheduler {
                         self.set_wait(&key, WaitReason::Busy, msg);
                     }
                 }
+            } else if let Some((start, after)) = head_seen
+                .then(|| self.reserve_behind(&key, req, now))
+                .flatten()
+            {
+                let msg = match &after {
+                    Some(after) => format!(
+                        "reserved behind the queue head: starts when job {after} ends, est. {}",
+                        start.short()
+                    ),
+                    None => format!(
+                        "reserved behind the queue head: est. start {}",
+                        start.short()
+                    ),
+                };
+                self.set_wait(&key, WaitReason::Reserved { start, after }, msg);
             } else {
                 let head = self.reservation.as_ref().map(|r| r.group.to_string());
                 let msg = match head {
@@ -1466,6 +1508,18 @@ impl GangScheduler {
         {
             return;
         }
+        self.refresh_held();
+        self.reservation = self.compute_reservation(key, req, now);
+        // A new view may hold room the old one did not.
+        self.free_gen += 1;
+        if let Some(r) = self.reservation.as_mut() {
+            r.freed_at = self.free_gen;
+        }
+    }
+
+    /// Merges the claims of placed groups whose `held` was reset, for
+    /// replaying their release.
+    fn refresh_held(&mut self) {
         let stale: Vec<GroupKey> = self
             .groups
             .iter()
@@ -1487,21 +1541,10 @@ impl GangScheduler {
                 g.held = Some(Arc::new(held));
             }
         }
-        self.reservation = self.compute_reservation(key, req, now);
-        // A new view may hold room the old one did not.
-        self.free_gen += 1;
-        if let Some(r) = self.reservation.as_mut() {
-            r.freed_at = self.free_gen;
-        }
     }
 
-    fn compute_reservation(
-        &self,
-        key: &GroupKey,
-        req: &GroupRequest,
-        now: Timestamp,
-    ) -> Option<Reservation> {
-        // Running groups by expected end, with their claims.
+    /// Running groups by expected end (then key), with what they hold.
+    fn expected_ends(&self, now: Timestamp) -> Vec<(Timestamp, &GroupKey, &[PodClaim])> {
         let mut ends: Vec<(Timestamp, &GroupKey, &[PodClaim])> = Vec::new();
         for (k, g) in &self.groups {
             let Some(at) = g.placed_at else { continue };
@@ -1515,32 +1558,104 @@ impl GangScheduler {
             ends.push((end, k, claims));
         }
         ends.sort_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)));
-        // Replay releases in order of expected end on one copy, trying the
-        // head after each (the rack-sum bound rejects most tries at once);
-        // after many misses, try only at doubling steps.
-        let mut future = self.graph.clone();
-        let mut found = None;
-        let (mut misses, mut step, mut next_try) = (0u32, 1usize, 1usize);
-        for (i, (_, _, claims)) in ends.iter().enumerate() {
-            for c in claims.iter() {
-                future.give(c);
-            }
-            let released = i + 1;
-            if released < next_try && released < ends.len() {
-                continue;
-            }
-            if let Some(p) = future.try_match(req) {
-                found = Some((released, p));
-                break;
-            }
-            misses += 1;
-            if misses > 32 {
-                step *= 2;
-            }
-            next_try = released + step;
+        ends
+    }
+
+    /// Reserves for a group behind the head (conservative backfill, see
+    /// `reserve_depth`): its earliest start once the running groups end as
+    /// expected, with every reservation ahead of it held from now on (so
+    /// the plan never double-books, whatever the order of the starts). The
+    /// view later groups must fit is lowered to what is left then, so they
+    /// delay none of the reservations. Returns its start, if it ever fits.
+    fn reserve_behind(
+        &mut self,
+        key: &GroupKey,
+        req: &GroupRequest,
+        now: Timestamp,
+    ) -> Option<(Timestamp, Option<GroupKey>)> {
+        let depth = self
+            .config
+            .reserve_depth
+            .clamp(1, crate::config::MAX_RESERVE_DEPTH);
+        let r = self.reservation.as_ref()?;
+        if let Some(b) = r.behind.iter().find(|b| b.group == *key) {
+            // Tried again while its reservation stands: it still does.
+            return Some((b.start, b.after.clone()));
         }
-        let (k, placement) = found?;
-        for c in placement.iter() {
+        if r.group == *key || r.behind.len() + 1 >= depth as usize {
+            return None;
+        }
+        self.refresh_held();
+        let r = self.reservation.as_ref()?;
+        let ahead: Vec<&PodClaim> = r
+            .claims
+            .iter()
+            .chain(r.behind.iter().flat_map(|b| &b.claims))
+            .collect();
+        let mut future = self.graph.clone();
+        for c in &ahead {
+            future.take(c);
+        }
+        let ends = self.expected_ends(now);
+        let (released, placement) = replay_until_fits(&mut future, &ends, req)?;
+        if released == 0 {
+            // Fits beside every reservation now: it was only the view's
+            // bound that kept it out. Nothing to hold.
+            return None;
+        }
+        let placement = if self.config.reserve_on_freed {
+            let k = release_ties(&mut future, &ends, released);
+            on_freed_last(&self.graph, &ends[..k], &ahead, req).unwrap_or(placement)
+        } else {
+            placement
+        };
+        let claims: Vec<PodClaim> = placement.iter().cloned().collect();
+        for c in &claims {
+            future.take(c);
+        }
+        let (start, after) = match ends.get(released - 1) {
+            Some((t, k, _)) => (*t, Some((*k).clone())),
+            None => (now, None),
+        };
+        let r = self.reservation.as_mut()?;
+        r.view.restrict_to(&future);
+        r.behind.push(Behind {
+            group: key.clone(),
+            start,
+            after: after.clone(),
+            claims,
+        });
+        Some((start, after))
+    }
+
+    /// The earliest start of any reservation (the head's or one behind it).
+    fn first_reserved_start(&self) -> Option<Timestamp> {
+        let r = self.reservation.as_ref()?;
+        Some(
+            r.behind
+                .iter()
+                .map(|b| b.start)
+                .fold(r.start, Timestamp::min),
+        )
+    }
+
+    fn compute_reservation(
+        &self,
+        key: &GroupKey,
+        req: &GroupRequest,
+        now: Timestamp,
+    ) -> Option<Reservation> {
+        let ends = self.expected_ends(now);
+        let mut future = self.graph.clone();
+        let (k, placement) = replay_until_fits(&mut future, &ends, req)?;
+        let placement = if self.config.reserve_on_freed {
+            let k = release_ties(&mut future, &ends, k);
+            on_freed_last(&self.graph, &ends[..k], &[], req).unwrap_or(placement)
+        } else {
+            placement
+        };
+        let claims: Vec<PodClaim> = placement.iter().cloned().collect();
+        for c in &claims {
             future.take(c);
         }
         // Free now and still free for the head then: the same min either way round.
@@ -1554,6 +1669,8 @@ impl GangScheduler {
             group: key.clone(),
             start,
             after: after_key,
+            claims,
+            behind: Vec::new(),
             view,
             r#gen: self.graph_gen,
             computed_at: now,
@@ -1815,6 +1932,127 @@ impl GangScheduler {
     #[doc(hidden)]
     pub fn debug_filter(&self, pod: &Pod) -> NodeFilter {
         convert::filter(pod, self.nodes.values(), &self.graph, self.any_taints)
+    }
+}
+
+/// Replays the releases of `ends` in order on `future`, trying `req` after
+/// each (the rack-sum bound rejects most tries at once; after many misses,
+/// only at doubling steps). Returns how many releases it took (0: fits
+/// before any) and the placement; `future` is left at that point.
+fn replay_until_fits(
+    future: &mut GroupGraph,
+    ends: &[(Timestamp, &GroupKey, &[PodClaim])],
+    req: &GroupRequest,
+) -> Option<(usize, fluxion_core::group::Placement)> {
+    if let Some(p) = future.try_match(req) {
+        return Some((0, p));
+    }
+    let (mut misses, mut step, mut next_try) = (0u32, 1usize, 1usize);
+    for (i, (_, _, claims)) in ends.iter().enumerate() {
+        for c in claims.iter() {
+            future.give(c);
+        }
+        let released = i + 1;
+        if released < next_try && released < ends.len() {
+            continue;
+        }
+        if let Some(p) = future.try_match(req) {
+            return Some((released, p));
+        }
+        misses += 1;
+        if misses > 32 {
+            step *= 2;
+        }
+        next_try = released + step;
+    }
+    None
+}
+
+/// Releases on `future` (replayed up to `released`) the groups expected to
+/// end at the same time as the last one released: they free their room at
+/// that start too. Returns how many are released now.
+fn release_ties(
+    future: &mut GroupGraph,
+    ends: &[(Timestamp, &GroupKey, &[PodClaim])],
+    released: usize,
+) -> usize {
+    let Some(at) = released
+        .checked_sub(1)
+        .and_then(|i| ends.get(i))
+        .map(|e| e.0)
+    else {
+        return released;
+    };
+    let mut k = released;
+    while let Some((t, _, claims)) = ends.get(k)
+        && *t <= at
+    {
+        for c in claims.iter() {
+            future.give(c);
+        }
+        k += 1;
+    }
+    k
+}
+
+/// A copy of `graph` with nothing free: the base for planning on freed
+/// resources only. (Extended resources stay as they are: a placement on
+/// the result is still checked against the whole future.)
+fn emptied(graph: &GroupGraph) -> GroupGraph {
+    let mut empty = graph.clone();
+    let ids: Vec<NodeId> = graph.node_ids().collect();
+    for id in ids {
+        let (Some((_, mem, _, pods)), Some(numa)) = (graph.node_free(id), graph.node_free_numa(id))
+        else {
+            continue;
+        };
+        let units = |v: i64| u64::try_from(v).unwrap_or(0);
+        empty.take(&PodClaim {
+            node: id,
+            numa_cpu: numa.iter().map(|(c, _)| units(*c)).collect(),
+            numa_gpus: numa.iter().map(|(_, g)| units(*g)).collect(),
+            memory_bytes: units(mem),
+            extended: Vec::new(),
+            pods: units(pods),
+        });
+    }
+    empty
+}
+
+/// Where a reservation fragments least: on the resources the running
+/// groups free last before its start (the last of `released`, then the
+/// last two, four, ...), not on resources free now, so what is free now
+/// stays free for backfill until the reserved group starts and nothing it
+/// takes sits idle longer than it must. `ahead` is held by reservations
+/// before it. `None` when it fits only with resources free now.
+fn on_freed_last(
+    now: &GroupGraph,
+    released: &[(Timestamp, &GroupKey, &[PodClaim])],
+    ahead: &[&PodClaim],
+    req: &GroupRequest,
+) -> Option<fluxion_core::group::Placement> {
+    if released.is_empty() {
+        return None;
+    }
+    let base = emptied(now);
+    let mut last = 1usize;
+    loop {
+        let mut freed = base.clone();
+        for (_, _, claims) in &released[released.len() - last..] {
+            for c in claims.iter() {
+                freed.give(c);
+            }
+        }
+        for c in ahead {
+            freed.take(c);
+        }
+        if let Some(p) = freed.try_match(req) {
+            return Some(p);
+        }
+        if last == released.len() {
+            return None;
+        }
+        last = (last * 2).min(released.len());
     }
 }
 

@@ -506,6 +506,151 @@ fn run_times_learned_from_finished_groups_order_the_queue() {
     assert_eq!(unannounced_pair(true), (710_000, 700_000));
 }
 
+/// Three 8-core nodes: n0 and n1 held by fillers until 100 s, half of n2
+/// until 150 s. `a` (two whole nodes, 1,000 s) is reserved for at once, on
+/// n0 and n1 from 100 s; `b` (one whole node, 1,000 s) comes next and can
+/// start on n2 at 150 s. `c` (half a node, 200 s) arrives at 2 s and fits
+/// the free half of n2 beside `a`'s reservation, but would still run when
+/// `b` could start; `d` (half a node, 30 s) arrives at 3 s and ends long
+/// before. Returns the start times of `b`, `c` and `d`.
+fn behind_the_head(depth: u32) -> (i64, i64, Option<i64>) {
+    let mut core = GangScheduler::new(GangConfig {
+        reserve_after: Millis(0),
+        order_runtimes: 0.0,
+        backfill_beside_after: 0.0,
+        reserve_depth: depth,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    for i in 0..3 {
+        core.apply(Event::NodeUpsert(node(i)));
+    }
+    let jobs = vec![
+        job("filler0", 0, 1, 8000, 100),
+        job("filler1", 0, 1, 8000, 100),
+        job("half", 0, 1, 4000, 150),
+        job("a", 1, 2, 8000, 1000),
+        job("b", 1, 1, 8000, 1000),
+        job("c", 2, 1, 4000, 200),
+        job("d", 3, 1, 4000, 30),
+    ];
+    let out = run(&mut core, &jobs, 10_000_000);
+    assert_eq!(out.started["a"], 100_000, "{out:?}");
+    assert_eq!(out.started.len(), jobs.len(), "{out:?}");
+    (
+        out.started["b"],
+        out.started["c"],
+        out.started.get("d").copied(),
+    )
+}
+
+#[test]
+fn a_gang_that_would_delay_the_second_reservation_is_held_back() {
+    // Only the head protected (EASY): c takes n2's free half at once, and
+    // b, which needs all of n2, waits until c ends at 202 s.
+    let (b, c, _) = behind_the_head(1);
+    assert_eq!(c, 2_000);
+    assert_eq!(b, 202_000);
+    // Two reservations: b holds n2 from 150 s, so c may not start where it
+    // would still run then; b starts on time.
+    let (b, c, _) = behind_the_head(2);
+    assert_eq!(b, 150_000);
+    assert!(c >= b, "c started at {c} ms, before b at {b} ms");
+}
+
+#[test]
+fn a_gang_behind_the_head_says_when_it_is_reserved_to_start() {
+    let mut core = GangScheduler::new(GangConfig {
+        reserve_after: Millis(0),
+        order_runtimes: 0.0,
+        reserve_depth: 2,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    for i in 0..3 {
+        core.apply(Event::NodeUpsert(node(i)));
+    }
+    for j in [
+        job("filler0", 0, 1, 8000, 100),
+        job("filler1", 0, 1, 8000, 100),
+        job("half", 0, 1, 4000, 150),
+    ] {
+        arrive(&mut core, &j);
+    }
+    let d = core.schedule(Timestamp::from_secs(0));
+    confirm(&mut core, &d);
+    arrive(&mut core, &job("a", 1, 2, 8000, 1000));
+    arrive(&mut core, &job("b", 1, 1, 8000, 1000));
+    let d = core.schedule(Timestamp::from_secs(1));
+    assert!(d.binds.is_empty(), "{d:?}");
+    assert_eq!(core.reservation().map(|(k, _)| k.name.as_str()), Some("a"));
+    let b = core.group(&GroupKey::new("ns", "b")).expect("b is known");
+    assert_eq!(
+        b.wait,
+        Some(WaitReason::Reserved {
+            start: Timestamp::from_secs(150),
+            after: Some(GroupKey::new("ns", "half")),
+        }),
+        "{}",
+        b.message
+    );
+    // Another pass with nothing changed keeps the same reservation and
+    // the same word for it.
+    let d = core.schedule(Timestamp::from_secs(2));
+    assert!(d.binds.is_empty(), "{d:?}");
+    let again = core.group(&GroupKey::new("ns", "b")).expect("b is known");
+    assert_eq!(again.wait, b.wait);
+}
+
+#[test]
+fn a_gang_that_ends_before_every_reservation_still_starts_at_once() {
+    // d ends at 33 s, before b's reservation (150 s) and a's (100 s).
+    let (b, _, d) = behind_the_head(2);
+    assert_eq!(d, Some(3_000));
+    assert_eq!(b, 150_000);
+}
+
+/// Four 8-core nodes: n0 frees at 1 s, n1-n3 at 100 s. `big` (three
+/// whole nodes, 50 s) arrives at 2 s and is reserved for from 100 s;
+/// `long` (one whole node, 500 s) arrives at 3 s. Returns their starts.
+fn reservation_beside_a_free_node(on_freed: bool) -> (i64, i64) {
+    let mut core = GangScheduler::new(GangConfig {
+        reserve_after: Millis(0),
+        order_runtimes: 0.0,
+        backfill_beside_after: 0.0,
+        reserve_on_freed: on_freed,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    for i in 0..4 {
+        core.apply(Event::NodeUpsert(node(i)));
+    }
+    let jobs = vec![
+        job("f0", 0, 1, 8000, 1),
+        job("f1", 0, 1, 8000, 100),
+        job("f2", 0, 1, 8000, 100),
+        job("f3", 0, 1, 8000, 100),
+        job("big", 2, 3, 8000, 50),
+        job("long", 3, 1, 8000, 500),
+    ];
+    let out = run(&mut core, &jobs, 10_000_000);
+    (out.started["big"], out.started["long"])
+}
+
+#[test]
+fn a_reservation_on_the_nodes_freed_last_leaves_the_free_node_for_backfill() {
+    // The matcher alone packs big onto n0-n2, so n0 idles until 100 s and
+    // long, which would still run then, waits until n3 frees.
+    let (big, long) = reservation_beside_a_free_node(false);
+    assert_eq!(big, 100_000);
+    assert_eq!(long, 100_000);
+    // Placed on what f1-f3 free, big leaves n0 to long, which starts at
+    // once without delaying big.
+    let (big, long) = reservation_beside_a_free_node(true);
+    assert_eq!(big, 100_000);
+    assert_eq!(long, 3_000);
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(32))]
 
@@ -524,6 +669,35 @@ proptest! {
             .collect();
         // 4 nodes: the largest gang (4 pods of 8 cores) fits.
         let mut core = core(4, GangConfig::default().reserve_after.0 / 1000, k, n);
+        let out = run(&mut core, &jobs, 100_000_000);
+        prop_assert_eq!(out.started.len(), jobs.len(), "{:?}", out);
+    }
+
+    /// With reservations for several gangs behind the head, too, and
+    /// reservations placed on what frees last, every gang still starts,
+    /// whole (the run checks no gang starts partly).
+    #[test]
+    fn every_gang_starts_with_reservations_behind_the_head(
+        specs in prop::collection::vec((0i64..200, 1u32..5, 1u64..5, 5i64..120), 1..40),
+        depth in 1u32..6,
+        reserve_after_s in prop::sample::select(vec![0i64, 30, 3600]),
+        on_freed in any::<bool>(),
+    ) {
+        let jobs: Vec<Job> = specs
+            .iter()
+            .enumerate()
+            .map(|(i, (t, pods, cpu, d))| job(&format!("g{i}"), *t, *pods, cpu * 2000, *d))
+            .collect();
+        let mut core = GangScheduler::new(GangConfig {
+            reserve_after: Millis::from_secs(reserve_after_s),
+            reserve_depth: depth,
+            reserve_on_freed: on_freed,
+            pod_events: false,
+            ..GangConfig::default()
+        });
+        for i in 0..4 {
+            core.apply(Event::NodeUpsert(node(i)));
+        }
         let out = run(&mut core, &jobs, 100_000_000);
         prop_assert_eq!(out.started.len(), jobs.len(), "{:?}", out);
     }

@@ -104,6 +104,12 @@ pub struct RunArgs {
     /// Later gangs may start beside the first gang's reservation (on resources it will not need) only while its start is at least this many of its run times away (`0`: always, EASY backfill; higher: fairer to the held gang, less backfill) [default: 0.1].
     #[arg(long, env = "PHALANX_BACKFILL_BESIDE_AFTER")]
     pub backfill_beside_after: Option<f64>,
+    /// How many waiting gangs hold reservations at once, from the queue head on: each gang behind the head that does not fit now, up to this many in all, gets its earliest start, and later gangs may start only where they delay none of them (`1`: only the head, EASY backfill; higher: conservative backfill, fairer to big gangs further back, less backfill) [default: 1].
+    #[arg(long, env = "PHALANX_RESERVE_DEPTH")]
+    pub reserve_depth: Option<u32>,
+    /// Place each reservation on the resources running gangs free last before its start, where it fits there, rather than on resources free now, which then stay free for backfill [default: false].
+    #[arg(long, env = "PHALANX_RESERVE_ON_FREED")]
+    pub reserve_on_freed: Option<bool>,
     /// Pack pods onto the fullest node that still holds them first (measured neutral in the simulator) [default: false].
     #[arg(long, env = "PHALANX_BEST_FIT")]
     pub best_fit: Option<bool>,
@@ -156,6 +162,10 @@ struct FileConfig {
     assembly_grace: Option<Duration>,
     #[serde(default)]
     backfill_beside_after: Option<f64>,
+    #[serde(default)]
+    reserve_depth: Option<u32>,
+    #[serde(default)]
+    reserve_on_freed: Option<bool>,
     #[serde(default)]
     best_fit: Option<bool>,
     #[serde(default)]
@@ -234,6 +244,10 @@ pub struct Settings {
     pub assembly_grace: Duration,
     /// Run times of the head's that must remain before its start for backfill beside it.
     pub backfill_beside_after: f64,
+    /// Waiting gangs that hold reservations at once (1: the head only).
+    pub reserve_depth: u32,
+    /// Whether reservations go on the resources freed last before their start.
+    pub reserve_on_freed: bool,
     /// Whether pods fill the fullest node first.
     pub best_fit: bool,
     /// Whether higher-priority gangs may evict lower-priority ones.
@@ -443,6 +457,14 @@ impl Settings {
                 .backfill_beside_after
                 .or(file.backfill_beside_after)
                 .unwrap_or(core.backfill_beside_after),
+            reserve_depth: args
+                .reserve_depth
+                .or(file.reserve_depth)
+                .unwrap_or(core.reserve_depth),
+            reserve_on_freed: args
+                .reserve_on_freed
+                .or(file.reserve_on_freed)
+                .unwrap_or(core.reserve_on_freed),
             best_fit: args.best_fit.or(file.best_fit).unwrap_or(core.best_fit),
             preemption: args.preemption.or(file.preemption).unwrap_or(true),
         };
@@ -486,6 +508,9 @@ impl Settings {
             if !(k.is_finite() && (0.0..=1000.0).contains(&k)) {
                 return bad(field, "must be a number from 0 to 1000");
             }
+        }
+        if !(1..=gang::MAX_RESERVE_DEPTH).contains(&self.reserve_depth) {
+            return bad("reserve_depth", "must be from 1 to 64");
         }
         if self.retry_interval.is_zero() {
             return bad("retry_interval", "must be positive");
@@ -560,6 +585,30 @@ mod tests {
                 .to_string()
                 .contains("renew_deadline")
         );
+    }
+
+    #[test]
+    fn reserve_depth_comes_from_flag_or_file_and_out_of_range_names_the_setting() {
+        let cli = Cli::parse_from(["x"]);
+        let s = Settings::resolve(&cli.run).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.reserve_depth, gang::GangConfig::default().reserve_depth);
+        assert!(!s.reserve_on_freed);
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "reserve_depth: 4\nreserve_on_freed: true\n")
+            .unwrap_or_else(|e| panic!("{e}"));
+        let file = path.to_str().unwrap_or_default();
+        let cli = Cli::parse_from(["x", "--config", file]);
+        let s = Settings::resolve(&cli.run).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!((s.reserve_depth, s.reserve_on_freed), (4, true));
+        let cli = Cli::parse_from(["x", "--config", file, "--reserve-depth", "2"]);
+        let s = Settings::resolve(&cli.run).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.reserve_depth, 2);
+        for bad in ["0", "65"] {
+            let cli = Cli::parse_from(["x", "--reserve-depth", bad]);
+            let err = Settings::resolve(&cli.run).unwrap_err().to_string();
+            assert!(err.contains("reserve_depth"), "{err}");
+        }
     }
 
     #[test]

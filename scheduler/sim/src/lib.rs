@@ -69,6 +69,15 @@ pub struct SimulateArgs {
     /// of its run times away (0: EASY backfill) [default: 0.1].
     #[arg(long)]
     pub backfill_beside_after: Option<f64>,
+    /// Phalanx's `--reserve-depth`: how many waiting gangs hold
+    /// reservations at once, from the queue head on (1: EASY backfill,
+    /// higher: conservative backfill over that many) [default: 1].
+    #[arg(long)]
+    pub reserve_depth: Option<u32>,
+    /// Phalanx's `--reserve-on-freed`: place reservations on the resources
+    /// running jobs free last before the start, not on ones free now.
+    #[arg(long)]
+    pub reserve_on_freed: bool,
     /// Phalanx's `--best-fit`: fill the fullest node first.
     #[arg(long)]
     pub best_fit: bool,
@@ -269,6 +278,16 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             phalanx_gang::Millis(i64::try_from(d.as_millis()).unwrap_or(i64::MAX));
     }
     config.best_fit |= args.best_fit;
+    config.reserve_on_freed |= args.reserve_on_freed;
+    if let Some(n) = args.reserve_depth {
+        if !(1..=phalanx_gang::MAX_RESERVE_DEPTH).contains(&n) {
+            anyhow::bail!(
+                "--reserve-depth: want 1 to {}, got {n}",
+                phalanx_gang::MAX_RESERVE_DEPTH
+            );
+        }
+        config.reserve_depth = n;
+    }
     if let Some(n) = args.reserve_after_overtakes {
         config.reserve_after_overtakes = n;
     }

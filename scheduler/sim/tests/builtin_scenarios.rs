@@ -112,3 +112,47 @@ fn the_overtake_trigger_narrows_the_big_small_gap_on_minute_jobs() {
     let defaults = ratio(phalanx_gang::GangConfig::default());
     assert!(defaults <= 1.5, "big/small {defaults} with the defaults");
 }
+
+#[test]
+fn reservations_behind_the_head_narrow_the_big_small_gap_and_keep_gangs_whole() {
+    // Conservative backfill over the first eight waiting gangs against
+    // EASY (the head only), on the hour-scale burst: big gangs are passed
+    // less, and every gang still runs whole.
+    let s = load_scenario("mpi-contention").unwrap();
+    let run = |depth: u32, on_freed: bool| {
+        let config = phalanx_gang::GangConfig {
+            reserve_depth: depth,
+            reserve_on_freed: on_freed,
+            ..Default::default()
+        };
+        let runs =
+            phalanx_sim::run_all_with(&s, 1, &["phalanx".to_owned()], &config, false).unwrap();
+        let r = runs.into_iter().next().expect("one run");
+        assert_eq!(r.completed as usize, r.jobs, "depth {depth}");
+        assert_eq!(r.partial_gangs, 0, "depth {depth}");
+        r.big_small_wait_ratio.expect("small gangs waited")
+    };
+    let (easy, deep) = (run(1, false), run(8, false));
+    assert!(
+        deep < easy,
+        "big/small {deep} at depth 8, {easy} at depth 1"
+    );
+    assert!(run(8, true) < easy);
+}
+
+#[test]
+fn preemption_still_works_with_reservations_behind_the_head() {
+    let s = load_scenario("priority").unwrap();
+    let config = phalanx_gang::GangConfig {
+        reserve_depth: 4,
+        reserve_on_freed: true,
+        ..Default::default()
+    };
+    let runs = phalanx_sim::run_all_with(&s, 1, &["phalanx".to_owned()], &config, false).unwrap();
+    let r = &runs[0];
+    assert_eq!(r.completed as usize, r.jobs);
+    assert_eq!(r.partial_gangs, 0);
+    // High-priority gangs get in by evicting whole low-priority gangs.
+    assert!(r.preempted_gangs > 0);
+    assert_eq!(r.partially_preempted_gangs, 0);
+}

@@ -191,6 +191,20 @@ fn a_bad_multiple_of_run_times_is_refused_by_name() {
     }
 }
 
+#[test]
+fn a_reserve_depth_out_of_range_is_refused_by_name() {
+    for depth in [0, phalanx_gang::MAX_RESERVE_DEPTH + 1, u32::MAX] {
+        let args = phalanx_sim::SimulateArgs {
+            scenario: "minute-mpi".into(),
+            schedulers: vec!["phalanx".into()],
+            reserve_depth: Some(depth),
+            ..phalanx_sim::SimulateArgs::default()
+        };
+        let err = format!("{:#}", phalanx_sim::run(args).unwrap_err());
+        assert!(err.starts_with("--reserve-depth"), "{depth}: {err}");
+    }
+}
+
 fn secs(max: f64) -> impl Strategy<Value = f64> {
     prop_oneof![Just(0.0), Just(max), 0.0..max]
 }
