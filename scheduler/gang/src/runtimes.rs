@@ -89,13 +89,18 @@ impl LearnedRuntimes {
 
     /// A timed group ended at `at`; a run that succeeded teaches its
     /// shape's run time (a failed one ended early and says little).
-    pub fn finished(&mut self, key: &GroupKey, at: Timestamp, succeeded: bool) {
+    /// Returns whether an estimate changed.
+    pub fn finished(&mut self, key: &GroupKey, at: Timestamp, succeeded: bool) -> bool {
         let Some((shape, start, _)) = self.running.remove(key) else {
-            return;
+            return false;
         };
-        if succeeded {
-            self.learn(shape, at.since(start));
+        if !succeeded {
+            return false;
         }
+        let before = self.estimate(&shape);
+        let learned = shape.clone();
+        self.learn(shape, at.since(start));
+        self.estimate(&learned) != before
     }
 
     /// The run time groups of `shape` have taken, if any finished.

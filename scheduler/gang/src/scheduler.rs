@@ -908,7 +908,10 @@ impl GangScheduler {
         for c in &out.group_changes {
             if matches!(c.phase, GroupPhase::Finished | GroupPhase::Failed) {
                 let ok = c.phase == GroupPhase::Finished;
-                self.runtimes.finished(&c.group, now, ok);
+                if self.runtimes.finished(&c.group, now, ok) && self.config.order_runtimes > 0.0 {
+                    // Waiting groups of that shape are ordered by the new estimate.
+                    self.queue_cache = None;
+                }
             }
         }
         out
