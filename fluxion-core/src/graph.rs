@@ -300,6 +300,12 @@ impl Vertex {
             }
         }
     }
+    /// The name the graph gave the vertex when it is not basename + id
+    /// (`None` for the usual `core35`), so a writer can reuse a line's
+    /// start for a run of siblings and only append the id.
+    pub fn other_name(&self) -> Option<&str> {
+        self.other_name.as_deref()
+    }
     /// Whether the vertex is named `name` (without building its name).
     pub fn is_named(&self, name: &str) -> bool {
         match &self.other_name {

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::str::FromStr;
+use std::sync::Arc;
 
 use crate::graph::{ResourceGraph, Vertex, VertexId};
 use crate::matcher::Emit;
@@ -43,18 +44,7 @@ impl FromStr for Format {
 /// Appends one vertex line: indentation for `depth`, the name and the
 /// amount, as resource-query prints it.
 fn push_line(out: &mut String, depth: usize, x: &Vertex, needs: u64, how: &str) {
-    // Six spaces, then three dashes per level: one copy for any depth a
-    // real graph has; deeper ones loop.
-    const INDENT: &str = "      ------------------------------------------------";
-    let mut dashes = 3 * (depth + 1);
-    let n = dashes.min(INDENT.len() - 6);
-    out.push_str(&INDENT[..6 + n]);
-    dashes -= n;
-    while dashes > 0 {
-        let n = dashes.min(INDENT.len() - 6);
-        out.push_str(&INDENT[6..6 + n]);
-        dashes -= n;
-    }
+    push_indent(out, depth);
     x.write_name(out);
     match (needs, how) {
         (1, "x") => out.push_str("[1:x]\n"),
@@ -142,6 +132,7 @@ fn simple(out: &mut String, g: &ResourceGraph, emitted: &[Emit]) {
     // Siblings come one after another in post-order: their depth is known
     // from the last vertex with the same parent, without climbing.
     let mut last: Option<(Option<VertexId>, usize)> = None;
+    let mut start = LineStart::default();
     for e in emitted {
         let Some(x) = g.vertex(e.vertex) else {
             continue;
@@ -151,8 +142,94 @@ fn simple(out: &mut String, g: &ResourceGraph, emitted: &[Emit]) {
             _ => g.depth(e.vertex),
         };
         last = Some((x.parent(), depth));
-        let how = if e.exclusive { "x" } else { "s" };
-        push_line(out, depth, x, e.needs, how);
+        start.push(out, depth, x);
+        push_amount(out, e.needs, e.exclusive);
+    }
+}
+
+/// The start of a simple line (indentation and basename) for the last
+/// depth and basename written. An answer lists runs of siblings of one
+/// type (`core0`, `core1`, ...), whose lines differ only from the id on:
+/// the start is built once per run.
+#[derive(Default)]
+struct LineStart {
+    depth: usize,
+    basename: Option<Arc<str>>,
+    text: String,
+}
+
+impl LineStart {
+    /// Appends `x`'s indentation for `depth` and its name.
+    fn push(&mut self, out: &mut String, depth: usize, x: &Vertex) {
+        if let Some(name) = x.other_name() {
+            push_indent(out, depth);
+            out.push_str(name);
+            return;
+        }
+        let same = self.depth == depth
+            && self
+                .basename
+                .as_ref()
+                .is_some_and(|b| Arc::ptr_eq(b, &x.basename) || **b == *x.basename);
+        if !same {
+            self.text.clear();
+            push_indent(&mut self.text, depth);
+            self.text.push_str(&x.basename);
+            self.depth = depth;
+            self.basename = Some(Arc::clone(&x.basename));
+        }
+        out.push_str(&self.text);
+        push_digits(out, x.id.unsigned_abs(), x.id < 0);
+    }
+}
+
+/// Appends six spaces, then three dashes per level (one for the root).
+fn push_indent(out: &mut String, depth: usize) {
+    // One copy for any depth a real graph has; deeper ones loop.
+    const INDENT: &str = "      ------------------------------------------------";
+    let mut dashes = 3 * (depth + 1);
+    let n = dashes.min(INDENT.len() - 6);
+    out.push_str(&INDENT[..6 + n]);
+    dashes -= n;
+    while dashes > 0 {
+        let n = dashes.min(INDENT.len() - 6);
+        out.push_str(&INDENT[6..6 + n]);
+        dashes -= n;
+    }
+}
+
+/// Appends `n` in decimal (with a minus sign when `negative`).
+fn push_digits(out: &mut String, mut n: u64, negative: bool) {
+    let mut buf = [0u8; 20];
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    if negative {
+        out.push('-');
+    }
+    // Byte by byte: the digits are ASCII, and a handful of pushes into
+    // reserved room is cheaper than checking them as UTF-8 for `push_str`.
+    for &b in &buf[i..] {
+        out.push(char::from(b));
+    }
+}
+
+/// Appends a simple line's end: `[needs:x]` or `[needs:s]`, and the newline.
+fn push_amount(out: &mut String, needs: u64, exclusive: bool) {
+    match (needs, exclusive) {
+        (1, true) => out.push_str("[1:x]\n"),
+        (1, false) => out.push_str("[1:s]\n"),
+        _ => {
+            out.push('[');
+            push_digits(out, needs, false);
+            out.push_str(if exclusive { ":x]\n" } else { ":s]\n" });
+        }
     }
 }
 
@@ -410,6 +487,67 @@ mod tests {
             "-".repeat(3 * 4)
         );
         assert_eq!(text, want);
+    }
+
+    #[test]
+    fn simple_lines_reuse_a_run_start_without_changing_a_byte() {
+        use crate::graph::VertexSpec;
+        let mut g = ResourceGraph::new();
+        let root = g
+            .add_vertex(VertexSpec::new("cluster", "c", 0), None)
+            .unwrap();
+        let rack = g
+            .add_vertex(VertexSpec::new("rack", "rack", 7), Some(root))
+            .unwrap();
+        let mut emitted = Vec::new();
+        let emit = |v, needs, exclusive| Emit {
+            vertex: v,
+            needs,
+            exclusive,
+        };
+        // Runs of one type whose ids cross digit counts, go down, repeat
+        // and go negative; a type change and a depth change with the same
+        // basename break a run; a vertex named otherwise stands alone.
+        for (kind, id, needs) in [
+            ("core", 8, 1),
+            ("core", 9, 1),
+            ("core", 10, 1),
+            ("core", 99, 1),
+            ("core", 100, 256),
+            ("core", 3, 1),
+            ("core", 3, 1),
+            ("core", -4, 1),
+            ("core", i64::MIN, 1),
+            ("gpu", 0, 1),
+            ("core", 11, 1),
+        ] {
+            let v = g
+                .add_vertex(VertexSpec::new(kind, kind, id), Some(rack))
+                .unwrap();
+            emitted.push(emit(v, needs, id % 2 == 0));
+        }
+        let mut odd = VertexSpec::new("core", "core", 5);
+        odd.name = "spare-core".to_string();
+        let v = g.add_vertex(odd, Some(rack)).unwrap();
+        emitted.push(emit(v, 1, true));
+        let deep = g
+            .add_vertex(VertexSpec::new("core", "core", 12), Some(v))
+            .unwrap();
+        emitted.push(emit(deep, 1, true));
+        emitted.push(emit(rack, 1, false));
+        emitted.push(emit(root, 1, false));
+        let text = render(&g, &emitted, Format::Simple, 0, 0, None);
+        let want: String = emitted
+            .iter()
+            .map(|e| {
+                let x = g.vertex(e.vertex).unwrap();
+                let how = if e.exclusive { "x" } else { "s" };
+                let dashes = "-".repeat(3 * (g.depth(e.vertex) + 1));
+                format!("      {dashes}{}[{}:{how}]\n", x.name(), e.needs)
+            })
+            .collect();
+        assert_eq!(text, want);
+        assert!(text.contains("core-9223372036854775808[1:x]"), "{text}");
     }
 
     #[test]

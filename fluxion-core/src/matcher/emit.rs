@@ -125,28 +125,30 @@ pub(crate) fn order(
         })
         .sum();
     let mut out = Vec::with_capacity(size);
-    let mut stack: Vec<(VertexId, usize)> = Vec::new();
+    // A walk with its own stack (a graph's depth comes from its file) that
+    // keeps each open vertex's remaining children and size: every vertex
+    // of the subtree is looked up once, on the way down.
+    let mut stack: Vec<(VertexId, &[VertexId], u64)> = Vec::new();
     for e in list {
         if !is_node(e.vertex) {
             out.push(e);
             continue;
         }
         let n = e.vertex;
-        stack.push((n, 0));
-        while let Some((u, i)) = stack.pop() {
-            if let Some(&k) = g.children(u).get(i) {
-                stack.push((u, i + 1));
-                stack.push((k, 0));
+        // The node itself counts 1.
+        stack.push((n, g.children(n), 1));
+        while let Some((u, kids, needs)) = stack.last_mut() {
+            if let Some((&k, rest)) = kids.split_first() {
+                *kids = rest;
+                let (grand, size) = g.vertex(k).map_or((&[][..], 1), |x| (x.children(), x.size));
+                stack.push((k, grand, size));
             } else {
                 out.push(Emit {
-                    vertex: u,
-                    needs: if u == n {
-                        1
-                    } else {
-                        g.vertex(u).map_or(1, |x| x.size)
-                    },
+                    vertex: *u,
+                    needs: *needs,
                     exclusive: true,
                 });
+                stack.pop();
             }
         }
     }
@@ -182,22 +184,21 @@ fn post_order(cx: &EmitContext<'_>, marks: &VertexMarks, list: Vec<Emit>) -> Vec
             .copied()
             .filter(|&p| p != u32::MAX)
     };
-    if cx.via.is_empty()
-        && list.iter().all(|e| finish(e).is_some())
-        && list.len() <= u32::MAX as usize
-    {
+    if cx.via.is_empty() && list.len() <= u32::MAX as usize {
         // Sorting plain integers (finish number, position) is several times
         // faster than sorting the entries by a looked-up key.
-        let mut keys: Vec<u64> = list
+        let keys: Option<Vec<u64>> = list
             .iter()
             .enumerate()
-            .map(|(i, e)| (u64::from(finish(e).unwrap_or(u32::MAX)) << 32) | i as u64)
+            .map(|(i, e)| Some((u64::from(finish(e)?) << 32) | i as u64))
             .collect();
-        keys.sort_unstable();
-        return keys
-            .iter()
-            .map(|k| list[(k & 0xffff_ffff) as usize])
-            .collect();
+        if let Some(mut keys) = keys {
+            keys.sort_unstable();
+            return keys
+                .iter()
+                .map(|k| list[(k & 0xffff_ffff) as usize])
+                .collect();
+        }
     }
     let g = cx.graph;
     let Some(root) = g.root().filter(|&r| marks.contains(r)) else {

@@ -2,6 +2,8 @@
 
 use std::collections::{HashMap, HashSet};
 
+use smallvec::SmallVec;
+
 mod cxx_sort;
 mod or_slots;
 
@@ -435,11 +437,13 @@ pub(crate) fn run(
 struct Tally<'r> {
     reqs: &'r [Request],
     multiplier: u64,
-    got: Vec<u64>,
-    grains: Vec<u64>,
-    smallest: Vec<u64>,
+    // Inline: a walk makes a tally at every vertex it explores, and a
+    // level of a jobspec rarely has more than a few requests.
+    got: SmallVec<[u64; 4]>,
+    grains: SmallVec<[u64; 4]>,
+    smallest: SmallVec<[u64; 4]>,
     /// Per request: already has enough (see [`Tally::enough`]).
-    full: Vec<bool>,
+    full: SmallVec<[bool; 4]>,
     /// Requests not full yet.
     pending: usize,
     seen: usize,
@@ -451,10 +455,10 @@ impl<'r> Tally<'r> {
         Tally {
             reqs,
             multiplier,
-            got: vec![0; n],
-            grains: vec![0; n],
-            smallest: vec![u64::MAX; n],
-            full: vec![false; n],
+            got: SmallVec::from_elem(0, n),
+            grains: SmallVec::from_elem(0, n),
+            smallest: SmallVec::from_elem(u64::MAX, n),
+            full: SmallVec::from_elem(false, n),
             pending: n,
             seen: 0,
         }

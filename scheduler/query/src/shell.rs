@@ -191,7 +191,10 @@ impl Session {
             Some(p) => Box::new(BufWriter::new(
                 File::create(p).with_context(|| format!("can't create {}", p.display()))?,
             )),
-            None => Box::new(std::io::stdout()),
+            // Buffered: an answer is thousands of lines, and `serve`
+            // flushes after every command (and before anything goes to
+            // stdout or stderr directly), so the order stays the same.
+            None => Box::new(BufWriter::with_capacity(1 << 16, std::io::stdout())),
         };
         if args.elapse_time {
             println!("INFO: Graph Load Time: {load:.6}");
@@ -447,9 +450,7 @@ impl Session {
                     let mode = self.print_placed(job, o.reserved, o.at);
                     if self.elapse {
                         let _ = self.out.flush();
-                        println!("INFO: ELAPSE={elapsed:.9}");
-                        println!("INFO: PREORDER VISIT COUNT={}", o.preorder_visits);
-                        println!("INFO: POSTORDER VISIT COUNT={}", o.postorder_visits);
+                        print_stats(Some(elapsed), o.preorder_visits, o.postorder_visits);
                     }
                     let _ = writeln!(self.out, "INFO: =============================");
                     self.jobs.insert(
@@ -622,9 +623,7 @@ impl Session {
         let _ = writeln!(self.out, "INFO: =============================");
         if self.elapse {
             let _ = self.out.flush();
-            println!("INFO: ELAPSE={elapsed:.9}");
-            println!("INFO: PREORDER VISIT COUNT={pre}");
-            println!("INFO: POSTORDER VISIT COUNT={post}");
+            print_stats(Some(elapsed), pre, post);
         }
     }
 
@@ -650,8 +649,7 @@ impl Session {
         if self.elapse {
             let _ = writeln!(self.out, "INFO: ELAPSE={elapsed:.9}");
             let _ = self.out.flush();
-            println!("INFO: PREORDER VISIT COUNT={pre}");
-            println!("INFO: POSTORDER VISIT COUNT={post}");
+            print_stats(None, pre, post);
         }
         let _ = writeln!(self.out, "INFO: =============================");
     }
@@ -1103,6 +1101,16 @@ impl Session {
             println!("INFO: {c} ({a}) -- {n}");
         }
     }
+}
+
+/// Prints a match's `-e` lines on stdout (the time, when given, then the
+/// visit counts) in one write: stdout is line-buffered, and a write per
+/// line is a system call per line.
+fn print_stats(elapsed: Option<f64>, pre: u64, post: u64) {
+    let time = elapsed.map_or(String::new(), |e| format!("INFO: ELAPSE={e:.9}\n"));
+    let text =
+        format!("{time}INFO: PREORDER VISIT COUNT={pre}\nINFO: POSTORDER VISIT COUNT={post}\n");
+    print!("{text}");
 }
 
 /// C `strtoll`-like: leading digits, else 0.
