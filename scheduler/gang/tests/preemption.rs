@@ -915,6 +915,44 @@ fn a_victim_stuck_terminating_no_longer_holds_the_room() {
     );
 }
 
+/// A gang evicted whole whose deletions were lost stays evicted when they
+/// are asked again: once its pods are gone it goes back to the queue whole,
+/// and its one pod that never ran is not started alone (found by the
+/// hostile proptest below).
+#[test]
+fn a_gang_asked_again_to_go_is_still_evicted_whole() {
+    let mut sim = Sim::new(6, 3);
+    // Elastic g1 (minimum 2 of 4, 5 cores a pod) runs 3 beside g0.
+    sim.add_group(group("g0", 3, -1, sim.now), 3, 5000);
+    sim.pass();
+    sim.add_group(group("g1", 2, i32::MIN, sim.now), 4, 5000);
+    sim.pass();
+    assert_eq!(sim.bound("g1"), 3);
+    // g2 takes an elastic member; g3 the rest of g1, whole.
+    sim.add_group(group("g2", 1, i32::MAX, sim.now), 1, 4000);
+    sim.pass();
+    sim.add_group(group("g3", 1, -1, sim.now), 1, 5000);
+    let d = sim.pass();
+    assert!(
+        d.preemptions
+            .iter()
+            .any(|p| p.victims.iter().any(|v| v.whole))
+    );
+    // The deletions are lost; after the asks lapse they are asked again.
+    sim.now += 301;
+    assert!(!sim.pass().preemptions.is_empty(), "asked again");
+    sim.delete_victims();
+    sim.pass();
+    assert_eq!(sim.bound("g1"), 0, "g1's fourth pod does not start alone");
+    let st = sim.core.group(&GroupKey::new("ns", "g1")).unwrap();
+    assert_eq!(
+        st.wait,
+        Some(WaitReason::WaitingForPods { have: 1, want: 2 }),
+        "{st:?}"
+    );
+    assert_eq!((sim.bound("g2"), sim.bound("g3")), (1, 1));
+}
+
 /// A victim whose own grace period is long (a job that checkpoints for an
 /// hour) is still leaving after 5 minutes: no other gang is evicted until
 /// its grace period and two retries have passed.

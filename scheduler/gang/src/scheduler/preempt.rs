@@ -393,7 +393,33 @@ impl GangScheduler {
                     self.preempt.asked.insert(b.pod.clone(), now);
                 }
             }
+            // A gang evicted whole is so again (its mark may have lapsed
+            // with the asks, while its pods kept running).
+            self.mark_evicted(&again.victims);
             out.preemptions.push(again);
+        }
+    }
+
+    /// The groups of `victims` evicted whole go back to the queue, whole,
+    /// once their pods are gone (not one pod at a time); slots they kept
+    /// for replacements are given up now.
+    fn mark_evicted(&mut self, victims: &[Victim]) {
+        let mut freed = false;
+        for v in victims.iter().filter(|v| v.whole) {
+            let Some(g) = self.groups.get_mut(&v.group) else {
+                continue;
+            };
+            g.held = None;
+            let vacant = std::mem::take(&mut g.vacant);
+            for slot in &vacant {
+                self.graph.give(&slot.claim);
+                freed = true;
+            }
+            self.preempt.evicted.insert(v.group.clone());
+            self.touched.insert(v.group.clone());
+        }
+        if freed {
+            self.freed();
         }
     }
 
@@ -1053,25 +1079,7 @@ impl GangScheduler {
         }
         let mut victims: Vec<Victim> = by_group.into_values().collect();
         victims.sort_by(|a, b| (a.priority, &a.group).cmp(&(b.priority, &b.group)));
-        let mut freed = false;
-        for v in victims.iter().filter(|v| v.whole) {
-            let Some(g) = self.groups.get_mut(&v.group) else {
-                continue;
-            };
-            // Back to the queue, whole, once its pods are gone; slots kept
-            // for replacements are given up now.
-            g.held = None;
-            let vacant = std::mem::take(&mut g.vacant);
-            for slot in &vacant {
-                self.graph.give(&slot.claim);
-                freed = true;
-            }
-            self.preempt.evicted.insert(v.group.clone());
-            self.touched.insert(v.group.clone());
-        }
-        if freed {
-            self.freed();
-        }
+        self.mark_evicted(&victims);
         let parts: Vec<String> = victims
             .iter()
             .map(|v| {
