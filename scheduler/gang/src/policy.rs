@@ -20,6 +20,21 @@ pub fn queue_time(created: Timestamp, duration: Millis, weight: f64) -> Timestam
     Timestamp(created.0.saturating_add(shift as i64))
 }
 
+/// A group's run time as the queue order counts it: at most `cap` times
+/// the queue's drain time `drain` (when both are set), so that the
+/// run-time term of [`queue_time`] scales with how long the queue takes
+/// to clear, not only with how long jobs run.
+pub fn capped_duration(duration: Millis, drain: Option<Millis>, cap: f64) -> Millis {
+    match drain {
+        Some(d) if cap > 0.0 && cap.is_finite() => {
+            // Float to integer saturates.
+            let limit = (d.0.max(0) as f64 * cap) as i64;
+            Millis(duration.0.min(limit))
+        }
+        _ => duration,
+    }
+}
+
 /// Until when a group whose pods are still being created (its newest pod
 /// came at `newest`) holds back the groups behind it: a burst of jobs
 /// submitted together is then ordered as submitted, not by which gang's
@@ -74,6 +89,21 @@ pub fn backfill_beside(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_run_time_counted_is_capped_at_drain_times() {
+        let hour = Millis::from_secs(3600);
+        let drain = Some(Millis::from_secs(100));
+        assert_eq!(capped_duration(hour, drain, 4.0), Millis::from_secs(400));
+        assert_eq!(
+            capped_duration(Millis::from_secs(60), drain, 4.0),
+            Millis::from_secs(60)
+        );
+        assert_eq!(capped_duration(hour, drain, 0.0), hour, "0 is off");
+        assert_eq!(capped_duration(hour, None, 4.0), hour);
+        assert_eq!(capped_duration(hour, drain, f64::NAN), hour);
+        assert_eq!(capped_duration(hour, Some(Millis(i64::MAX)), 1e9), hour);
+    }
 
     #[test]
     fn queue_time_is_arrival_plus_weighted_run_time() {

@@ -1084,19 +1084,51 @@ impl GangScheduler {
         self.late_gen = self.free_gen;
     }
 
+    /// How long the cluster would take to run the waiting groups one after
+    /// another at full use: each group's expected run time times its share
+    /// of the cluster's CPUs (or GPUs, where it asks for more of those).
+    fn queue_drain_time(&self) -> Millis {
+        let (cpu, gpu) = self.nodes.values().fold((0u128, 0u128), |(c, g), n| {
+            (
+                c + u128::from(n.allocatable.cpu_millis),
+                g + u128::from(n.allocatable.gpus),
+            )
+        });
+        let mut total = 0f64;
+        for g in self.groups.values().filter(|g| g.placed_at.is_none()) {
+            let (mut gc, mut gg) = (0u128, 0u128);
+            for st in g.members.iter().filter_map(|u| self.pods.get(u)) {
+                gc += u128::from(st.pod.requests.cpu_millis);
+                gg += u128::from(st.pod.requests.gpus);
+            }
+            let share = |used: u128, all: u128| {
+                if all == 0 {
+                    0.0
+                } else {
+                    used as f64 / all as f64
+                }
+            };
+            total += self.duration(g).0.max(0) as f64 * share(gc, cpu).max(share(gg, gpu));
+        }
+        Millis(total.min(i64::MAX as f64) as i64)
+    }
+
     /// Groups waiting for their first placement, in queue order (cached
     /// until a pod or group event changes membership).
     fn queue(&mut self) -> Arc<Vec<QueueEntry>> {
         if let Some(q) = &self.queue_cache {
             return Arc::clone(q);
         }
+        let drain = (self.config.order_cap_drains > 0.0).then(|| self.queue_drain_time());
         let mut q: Vec<QueueEntry> = self
             .groups
             .iter()
             .filter(|(_, g)| g.placed_at.is_none() && !g.members.is_empty())
             .map(|(k, g)| {
                 let at = Self::created(g);
-                let at = policy::queue_time(at, self.duration(g), self.config.order_runtimes);
+                let d =
+                    policy::capped_duration(self.duration(g), drain, self.config.order_cap_drains);
+                let at = policy::queue_time(at, d, self.config.order_runtimes);
                 (Reverse(self.priority(g)), at, k.clone())
             })
             .collect();
@@ -1164,7 +1196,16 @@ impl GangScheduler {
     ) -> bool {
         let queue = self.queue();
         let (start, mut head_seen) = match &resume {
-            Some(c) => (queue.partition_point(|e| *e < c.from), c.head_seen),
+            // At the cursor's group where it is still queued (its sort key
+            // may have moved with a new run-time estimate or drain time),
+            // else where it would sort now.
+            Some(c) => (
+                queue
+                    .iter()
+                    .position(|e| e.2 == c.from.2)
+                    .unwrap_or_else(|| queue.partition_point(|e| *e < c.from)),
+                c.head_seen,
+            ),
             None => (0, false),
         };
         let cap = self.config.max_groups_per_pass.max(1);

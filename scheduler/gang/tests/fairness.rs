@@ -702,3 +702,38 @@ proptest! {
         prop_assert_eq!(out.started.len(), jobs.len(), "{:?}", out);
     }
 }
+
+/// Ten whole-node jobs hold a 10-node cluster (one ends at 1,000 s, the rest
+/// much later). `long` (one node, 1,000 s) arrives at 1 s, `short` (one
+/// node, 10 s) at 900 s. Without a cap `short` sorts first (900 + 2 x 10 <
+/// 1 + 2 x 1,000 s); with it, `long`'s run time counts at most 4 drain
+/// times (about 100 s of whole-cluster work waits), so it keeps its turn.
+/// Returns their starts.
+fn long_then_late_short(cap: f64) -> (i64, i64) {
+    let mut core = GangScheduler::new(GangConfig {
+        order_cap_drains: cap,
+        pod_events: false,
+        ..GangConfig::default()
+    });
+    for i in 0..10 {
+        core.apply(Event::NodeUpsert(node(i)));
+    }
+    let mut jobs = vec![job("f0", 0, 1, 8000, 1000)];
+    for i in 1..10 {
+        jobs.push(job(&format!("f{i}"), 0, 1, 8000, 100_000));
+    }
+    jobs.push(job("long", 1, 1, 8000, 1000));
+    jobs.push(job("short", 900, 1, 8000, 10));
+    let out = run(&mut core, &jobs, 3_000_000);
+    (out.started["long"], out.started["short"])
+}
+
+#[test]
+fn the_run_time_bonus_is_capped_at_drain_times_when_few_gangs_wait() {
+    let (long, short) = long_then_late_short(4.0);
+    assert_eq!(long, 1_000_000, "long keeps its turn");
+    assert!(short > long, "{short}");
+    let (long, short) = long_then_late_short(0.0);
+    assert_eq!(short, 1_000_000, "uncapped, the late short job passes");
+    assert!(long > short, "{long}");
+}

@@ -98,6 +98,9 @@ pub struct RunArgs {
     /// Within a priority, gangs queue by arrival plus this many expected run times: short jobs pass long ones whatever their size, and a long job is passed only by jobs that came within that many of its run times (`0`: first come, first served; higher: lower mean wait, long jobs wait longer) [default: 2].
     #[arg(long, env = "PHALANX_ORDER_RUNTIMES")]
     pub order_runtimes: Option<f64>,
+    /// The run time the queue order counts is at most this many times the queue's drain time (how long the cluster would take to run every waiting gang at full use): where few gangs wait, a long job is passed only by jobs that come within a few drain times, not for hours (`0`: no cap) [default: 4].
+    #[arg(long, env = "PHALANX_ORDER_CAP_DRAINS")]
+    pub order_cap_drains: Option<f64>,
     /// How long a gang whose pods are still being created holds back the gangs behind it, after its newest pod, so a burst starts in submission order rather than smallest-complete first (`0s`: off) [default: 1s].
     #[arg(long, env = "PHALANX_ASSEMBLY_GRACE", value_parser = humantime::parse_duration)]
     pub assembly_grace: Option<Duration>,
@@ -158,6 +161,8 @@ struct FileConfig {
     reserve_after_overtakes: Option<u32>,
     #[serde(default)]
     order_runtimes: Option<f64>,
+    #[serde(default)]
+    order_cap_drains: Option<f64>,
     #[serde(default, with = "opt_duration")]
     assembly_grace: Option<Duration>,
     #[serde(default)]
@@ -240,6 +245,8 @@ pub struct Settings {
     pub reserve_after_overtakes: u32,
     /// Expected run times added to a gang's arrival for its place in the queue (0: FCFS).
     pub order_runtimes: f64,
+    /// Queue drain times the run time counted in the queue order is capped at (0: no cap).
+    pub order_cap_drains: f64,
     /// How long a gang still being created holds back later ones.
     pub assembly_grace: Duration,
     /// Run times of the head's that must remain before its start for backfill beside it.
@@ -449,6 +456,10 @@ impl Settings {
                 .order_runtimes
                 .or(file.order_runtimes)
                 .unwrap_or(core.order_runtimes),
+            order_cap_drains: args
+                .order_cap_drains
+                .or(file.order_cap_drains)
+                .unwrap_or(core.order_cap_drains),
             assembly_grace: args
                 .assembly_grace
                 .or(file.assembly_grace)
@@ -503,6 +514,7 @@ impl Settings {
         for (field, k) in [
             ("reserve_after_runtimes", self.reserve_after_runtimes),
             ("order_runtimes", self.order_runtimes),
+            ("order_cap_drains", self.order_cap_drains),
             ("backfill_beside_after", self.backfill_beside_after),
         ] {
             if !(k.is_finite() && (0.0..=1000.0).contains(&k)) {

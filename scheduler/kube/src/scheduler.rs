@@ -148,6 +148,7 @@ fn core_config(s: &Settings) -> gang::GangConfig {
         reserve_after_runtimes: s.reserve_after_runtimes,
         reserve_after_overtakes: s.reserve_after_overtakes,
         order_runtimes: s.order_runtimes,
+        order_cap_drains: s.order_cap_drains,
         assembly_grace: gang::Millis(
             i64::try_from(s.assembly_grace.as_millis()).unwrap_or(i64::MAX),
         ),

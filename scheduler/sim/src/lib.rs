@@ -60,6 +60,11 @@ pub struct SimulateArgs {
     /// served) [default: 2].
     #[arg(long)]
     pub order_runtimes: Option<f64>,
+    /// Phalanx's `--order-cap-drains`: the run-time term of the queue
+    /// order counts at most this many times the queue's drain time (0: no
+    /// cap) [default: 4].
+    #[arg(long)]
+    pub order_cap_drains: Option<f64>,
     /// Phalanx's `--assembly-grace`: how long a gang still being created
     /// holds back the gangs behind it, e.g. `0s` [default: 1s].
     #[arg(long, value_parser = humantime::parse_duration)]
@@ -264,6 +269,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             "--backfill-beside-after",
             args.backfill_beside_after,
             &mut config.backfill_beside_after,
+        ),
+        (
+            "--order-cap-drains",
+            args.order_cap_drains,
+            &mut config.order_cap_drains,
         ),
     ] {
         if let Some(k) = value {
