@@ -558,6 +558,8 @@ impl Matcher {
         if self.jobs.contains_key(&job) {
             return Err(MatchError::JobExists(job));
         }
+        // A set: an R of many ranks makes both lists long.
+        let passing: std::collections::HashSet<VertexId> = passing.iter().copied().collect();
         let end = at.saturating_add(duration as i64);
         // All or nothing, checked before anything is held: an exclusive
         // entry needs its vertex up and held by no one, a shared entry

@@ -514,17 +514,13 @@ fn run_times_learned_from_finished_groups_order_the_queue() {
 /// `b` could start; `d` (half a node, 30 s) arrives at 3 s and ends long
 /// before. Returns the start times of `b`, `c` and `d`.
 fn behind_the_head(depth: u32) -> (i64, i64, Option<i64>) {
-    let mut core = GangScheduler::new(GangConfig {
-        reserve_after: Millis(0),
-        order_runtimes: 0.0,
-        backfill_beside_after: 0.0,
-        reserve_depth: depth,
-        pod_events: false,
-        ..GangConfig::default()
-    });
-    for i in 0..3 {
-        core.apply(Event::NodeUpsert(node(i)));
-    }
+    let mut core = reserving_at_once(
+        3,
+        GangConfig {
+            reserve_depth: depth,
+            ..reserve_at_once()
+        },
+    );
     let jobs = vec![
         job("filler0", 0, 1, 8000, 100),
         job("filler1", 0, 1, 8000, 100),
@@ -614,17 +610,13 @@ fn a_gang_that_ends_before_every_reservation_still_starts_at_once() {
 /// whole nodes, 50 s) arrives at 2 s and is reserved for from 100 s;
 /// `long` (one whole node, 500 s) arrives at 3 s. Returns their starts.
 fn reservation_beside_a_free_node(on_freed: bool) -> (i64, i64) {
-    let mut core = GangScheduler::new(GangConfig {
-        reserve_after: Millis(0),
-        order_runtimes: 0.0,
-        backfill_beside_after: 0.0,
-        reserve_on_freed: on_freed,
-        pod_events: false,
-        ..GangConfig::default()
-    });
-    for i in 0..4 {
-        core.apply(Event::NodeUpsert(node(i)));
-    }
+    let mut core = reserving_at_once(
+        4,
+        GangConfig {
+            reserve_on_freed: on_freed,
+            ..reserve_at_once()
+        },
+    );
     let jobs = vec![
         job("f0", 0, 1, 8000, 1),
         job("f1", 0, 1, 8000, 100),
@@ -701,6 +693,27 @@ proptest! {
         let out = run(&mut core, &jobs, 100_000_000);
         prop_assert_eq!(out.started.len(), jobs.len(), "{:?}", out);
     }
+}
+
+/// First come, first served, the first waiting gang reserved for at once
+/// and nothing backfilled beside it unless it ends first.
+fn reserve_at_once() -> GangConfig {
+    GangConfig {
+        reserve_after: Millis(0),
+        order_runtimes: 0.0,
+        backfill_beside_after: 0.0,
+        pod_events: false,
+        ..GangConfig::default()
+    }
+}
+
+/// A core with `config` on `nodes` 8-core nodes.
+fn reserving_at_once(nodes: usize, config: GangConfig) -> GangScheduler {
+    let mut core = GangScheduler::new(config);
+    for i in 0..nodes {
+        core.apply(Event::NodeUpsert(node(i)));
+    }
+    core
 }
 
 /// Ten whole-node jobs hold a 10-node cluster (one ends at 1,000 s, the rest

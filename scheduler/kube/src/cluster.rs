@@ -982,28 +982,13 @@ impl Cluster {
         .then_some((version, name))
     }
 
-    /// The native PodGroups under the composite unit behind a group key
-    /// (at most [`groups::composite::MAX_UNIT_GROUPS`]), with the API
-    /// version to write their status through.
+    /// The native PodGroups under the composite unit behind a group key,
+    /// with the API version to write their status through.
     pub fn composite_leaves(&self, key: &gang::GroupKey) -> Option<(&'static str, Vec<String>)> {
         let unit = groups::composite::composite_name(key)?;
         let version = *self.objects.served.get(&Kind::NativePodGroup)?;
-        let ns = key.namespace.as_str();
-        let mut leaves = Vec::new();
-        let mut stack = vec![unit.to_string()];
-        let mut seen = 0usize;
-        while let Some(name) = stack.pop() {
-            for (kind, child) in self.objects.children(ns, &name) {
-                seen += 1;
-                if seen > groups::composite::MAX_UNIT_GROUPS {
-                    return Some((version, leaves));
-                }
-                match kind {
-                    Kind::CompositePodGroup => stack.push(child.clone()),
-                    _ => leaves.push(child.clone()),
-                }
-            }
-        }
+        let (_, leaves) =
+            groups::composite::unit_members(&self.objects, &key.namespace, unit).ok()?;
         Some((version, leaves))
     }
 

@@ -213,41 +213,52 @@ pub fn unit_outcome(objects: &Objects, ns: &str, unit: &str) -> Outcome {
     out
 }
 
-fn unit_group(objects: &Objects, ns: &str, unit: &str) -> Result<gang::PodGroup, String> {
-    let top = composite(objects, ns, unit)?;
-    let mut minimum: u64 = 0;
-    let mut visited = 0usize;
-    // Depth-first over the composites below the unit, without recursion.
-    let mut stack = vec![unit.to_string()];
-    while let Some(name) = stack.pop() {
-        let c = composite(objects, ns, &name)?;
-        let children = objects.children(ns, &name);
-        visited = visited.saturating_add(children.len());
-        if visited > MAX_UNIT_GROUPS {
-            return Err(format!(
-                "CompositePodGroup {ns}/{unit} holds more than {MAX_UNIT_GROUPS} groups"
-            ));
-        }
-        if let Some(k) = c.min_groups
-            && (children.len() as u64) < u64::from(k)
-        {
-            return Err(format!(
-                "CompositePodGroup {ns}/{name} has {} of its {k} child groups (gang.minGroupCount)",
-                children.len()
-            ));
-        }
-        for (kind, child) in children {
+/// The groups under composite `unit`: the composites (the unit first)
+/// and the leaf PodGroups, walked without recursion and bounded by
+/// [`MAX_UNIT_GROUPS`].
+pub fn unit_members(
+    objects: &Objects,
+    ns: &str,
+    unit: &str,
+) -> Result<(Vec<String>, Vec<String>), String> {
+    let (mut composites, mut leaves) = (vec![unit.to_string()], Vec::new());
+    let mut next = 0;
+    while let Some(name) = composites.get(next).cloned() {
+        next += 1;
+        for (kind, child) in objects.children(ns, &name) {
+            if composites.len() + leaves.len() > MAX_UNIT_GROUPS {
+                return Err(format!(
+                    "CompositePodGroup {ns}/{unit} holds more than {MAX_UNIT_GROUPS} groups"
+                ));
+            }
             match kind {
-                Kind::CompositePodGroup => stack.push(child.clone()),
-                _ => {
-                    let g = leaf(objects, ns, child)?;
-                    minimum += match g.policy {
-                        Policy::Gang(n) => u64::from(n),
-                        Policy::Basic => 1,
-                    };
-                }
+                Kind::CompositePodGroup => composites.push(child.clone()),
+                _ => leaves.push(child.clone()),
             }
         }
+    }
+    Ok((composites, leaves))
+}
+
+fn unit_group(objects: &Objects, ns: &str, unit: &str) -> Result<gang::PodGroup, String> {
+    let top = composite(objects, ns, unit)?;
+    let (composites, leaves) = unit_members(objects, ns, unit)?;
+    for name in &composites {
+        let children = objects.children(ns, name).len();
+        if let Some(k) = composite(objects, ns, name)?.min_groups
+            && (children as u64) < u64::from(k)
+        {
+            return Err(format!(
+                "CompositePodGroup {ns}/{name} has {children} of its {k} child groups (gang.minGroupCount)"
+            ));
+        }
+    }
+    let mut minimum: u64 = 0;
+    for name in &leaves {
+        minimum += match leaf(objects, ns, name)?.policy {
+            Policy::Gang(n) => u64::from(n),
+            Policy::Basic => 1,
+        };
     }
     let minimum = u32::try_from(minimum)
         .ok()
