@@ -29,7 +29,7 @@ use std::time::Instant;
 
 use fluxion_core::group::{Demand, GroupGraph, NodeId, PodClaim};
 
-use crate::report::{Run, Sample};
+use crate::report::{JobRecord, Run, Sample};
 use crate::workload::Workload;
 
 /// A pod of the simulation (the current incarnation of one slot of a job:
@@ -669,6 +669,20 @@ pub fn simulate(
     run.extra_members_bound = cl.extra_binds;
     for (j, job) in cl.jobs.iter().enumerate() {
         let spec = &cl.wl.jobs[j];
+        run.job_records.push(JobRecord {
+            name: spec.name.clone(),
+            pods: spec.pods,
+            min_pods: spec.min_pods,
+            cpu_millis: spec.requests.cpu_millis,
+            gpus: spec.requests.gpus,
+            priority: spec.priority,
+            arrival_secs: (spec.arrival - run.first_arrival) as f64 / 1000.0,
+            duration_secs: spec.duration as f64 / 1000.0,
+            estimate_secs: spec.estimate as f64 / 1000.0,
+            wait_secs: job.wait,
+            restarts: job.restarts,
+            completed: job.finished.is_some(),
+        });
         if let Some(wait) = job.wait {
             run.waits.push(wait);
             run.sized_waits.push((spec.pods, wait));

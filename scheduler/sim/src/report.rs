@@ -121,6 +121,38 @@ pub struct Run {
     pub placements_per_sec: f64,
     /// Utilisation and completions over time.
     pub samples: Vec<Sample>,
+    /// Every job of the workload: its shape and what became of it, so a
+    /// summary number can be traced to the jobs behind it.
+    pub job_records: Vec<JobRecord>,
+}
+
+/// One job of a run: its shape, when it came and how long it waited.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobRecord {
+    /// Its name in the workload.
+    pub name: String,
+    /// Pods it asks for.
+    pub pods: u32,
+    /// Pods it needs bound to run.
+    pub min_pods: u32,
+    /// CPU of each pod, millicores.
+    pub cpu_millis: u64,
+    /// GPUs of each pod.
+    pub gpus: u64,
+    /// Its priority.
+    pub priority: i32,
+    /// Arrival, s from the start of the run.
+    pub arrival_secs: f64,
+    /// Run time, s.
+    pub duration_secs: f64,
+    /// Run time it declared (`phalanx.dev/duration-seconds`), s.
+    pub estimate_secs: f64,
+    /// Its last start minus its arrival, s; `None` when it never started.
+    pub wait_secs: Option<f64>,
+    /// Times it failed (it lost pods below its minimum) and started over.
+    pub restarts: u32,
+    /// Whether it ran to the end.
+    pub completed: bool,
 }
 
 impl Run {
@@ -164,6 +196,7 @@ impl Run {
             wall_secs: 0.0,
             placements_per_sec: 0.0,
             samples: Vec::new(),
+            job_records: Vec::new(),
         }
     }
 
@@ -352,6 +385,7 @@ pub fn table(scenario: &str, seed: u64, runs: &[Run], gpus: bool) -> String {
         ]);
     }
     render(&mut out, &rows);
+    versus(&mut out, runs, "phalanx", "native-gang");
     for r in runs.iter().filter(|r| r.admission_failures > 0) {
         let _ = writeln!(
             out,
@@ -361,6 +395,38 @@ pub fn table(scenario: &str, seed: u64, runs: &[Run], gpus: bool) -> String {
     }
     priority_table(&mut out, runs);
     out
+}
+
+/// `ours` against `theirs` when both ran: makespan and waits as a change
+/// in percent (negative is better), and both big/small wait ratios.
+fn versus(out: &mut String, runs: &[Run], ours: &str, theirs: &str) {
+    let find = |name: &str| runs.iter().find(|r| r.scheduler == name);
+    let (Some(a), Some(b)) = (find(ours), find(theirs)) else {
+        return;
+    };
+    let change = |x: f64, y: f64| {
+        if y > 0.0 {
+            format!("{:+.1}%", (x / y - 1.0) * 100.0)
+        } else {
+            "-".to_owned()
+        }
+    };
+    let makespan = match (a.makespan_secs, b.makespan_secs) {
+        (Some(x), Some(y)) => change(x, y),
+        _ => "-".to_owned(),
+    };
+    let ratio = |r: &Run| {
+        r.big_small_wait_ratio
+            .map_or("-".to_owned(), |x| format!("{x:.2}x"))
+    };
+    let _ = writeln!(
+        out,
+        "{ours} against {theirs}: makespan {makespan}, mean wait {}, p99 wait {}, big/small wait {} against {}",
+        change(a.mean_wait_secs, b.mean_wait_secs),
+        change(a.p99_wait_secs, b.p99_wait_secs),
+        ratio(a),
+        ratio(b),
+    );
 }
 
 /// With more than one priority: the highest and lowest priority's waits

@@ -34,7 +34,28 @@ fn the_priority_scenario_runs_under_every_model() {
     println!("{text}");
     // More than one priority: the side-by-side table is shown.
     assert!(text.contains("priority 1000 wait"), "{text}");
+    // Both ran: Phalanx is set against native gang scheduling in a line.
+    assert!(
+        text.contains("phalanx against native-gang: makespan "),
+        "{text}"
+    );
     for r in &runs {
+        // The per-job records add up to the summary numbers.
+        assert_eq!(r.job_records.len(), r.jobs, "{}", r.scheduler);
+        let waits: Vec<f64> = r.job_records.iter().filter_map(|j| j.wait_secs).collect();
+        let mean = waits.iter().sum::<f64>() / waits.len() as f64;
+        assert!(
+            (mean - r.mean_wait_secs).abs() < 1e-6,
+            "{}: {mean} against {}",
+            r.scheduler,
+            r.mean_wait_secs
+        );
+        let restarts: u64 = r.job_records.iter().map(|j| u64::from(j.restarts)).sum();
+        assert_eq!(restarts, r.restarts, "{}", r.scheduler);
+        let done = r.job_records.iter().filter(|j| j.completed).count();
+        assert_eq!(done as u64, r.completed, "{}", r.scheduler);
+        let urgent = r.job_records.iter().filter(|j| j.priority == 1000).count();
+        assert_eq!(urgent, 12, "{}", r.scheduler);
         // Every high-priority gang started, under every model.
         let high = r
             .wait_by_priority
@@ -52,6 +73,7 @@ fn the_priority_scenario_runs_under_every_model() {
             "preempted_gangs",
             "partially_preempted_gangs",
             "wait_by_priority",
+            "job_records",
         ] {
             assert!(json.get(key).is_some(), "{}: no {key}", r.scheduler);
         }
