@@ -100,7 +100,7 @@ fn every_script_passes_shellcheck_when_installed() {
 fn runnable_scripts_are_executable_and_strict() {
     use std::os::unix::fs::PermissionsExt;
     // The deployment scripts (other areas' scripts in hack/ get bash -n and shellcheck).
-    for name in ["kind-up.sh", "e2e.sh", "bench.sh"] {
+    for name in ["kind-up.sh", "e2e.sh", "bench.sh", "fuzz.sh"] {
         let script = root().join("hack").join(name);
         let body = std::fs::read_to_string(&script).unwrap_or_else(|e| panic!("{name}: {e}"));
         let mode = std::fs::metadata(&script)
@@ -143,6 +143,7 @@ fn scripts_fail_early_and_by_name_when_a_tool_is_missing() {
         ("kind-up.sh", "docker"),
         ("e2e.sh", "kubectl"),
         ("bench.sh", "kubectl"),
+        ("fuzz.sh", "cargo"),
     ] {
         let output = run_without_tools(script, &[]);
         let said = text(&output);
@@ -159,7 +160,7 @@ fn scripts_fail_early_and_by_name_when_a_tool_is_missing() {
 
 #[test]
 fn scripts_explain_usage_and_reject_unknown_arguments() {
-    for script in ["kind-up.sh", "e2e.sh", "bench.sh"] {
+    for script in ["kind-up.sh", "e2e.sh", "bench.sh", "fuzz.sh"] {
         let help = run_without_tools(script, &["--help"]);
         assert!(
             help.status.success() && text(&help).contains("Usage:"),
@@ -180,6 +181,18 @@ fn scripts_explain_usage_and_reject_unknown_arguments() {
         "{}",
         text(&bad)
     );
+    for (args, said) in [
+        (&["--time", "soon"][..], "--time must be"),
+        (&["--seeds", "/no/such/dir"][..], "--seeds must be"),
+        (&["every_target"][..], "unknown target: every_target"),
+    ] {
+        let bad = run_without_tools("fuzz.sh", args);
+        assert!(
+            !bad.status.success() && text(&bad).contains(said),
+            "fuzz.sh {args:?}: {}",
+            text(&bad)
+        );
+    }
     let bad = run_without_tools("kind-up.sh", &["--workers", "0"]);
     assert!(
         !bad.status.success() && text(&bad).contains("--workers must be"),
