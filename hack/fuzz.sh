@@ -62,6 +62,9 @@ fuzz_dir="$PHALANX_ROOT/tests/fuzz"
 corpus_root="$PHALANX_ROOT/target/fuzz-corpus"
 # Safe Rust (every crate forbids unsafe code): no sanitizer, 2-3x the speed.
 fuzz=(cargo fuzz run --fuzz-dir "$fuzz_dir" -O -s none)
+# The project's own lock pins what the targets build with (cargo adds
+# libfuzzer-sys to the copy).
+[[ -f "$fuzz_dir/Cargo.lock" ]] || cp "$PHALANX_ROOT/Cargo.lock" "$fuzz_dir/Cargo.lock"
 
 # One byte of value $1 (0-255): the selector byte a target reads first.
 byte() { printf '%b' "\\x$(printf '%02x' "$1")"; }
