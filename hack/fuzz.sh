@@ -5,6 +5,8 @@
 #   graph_read     a GRUG, JGF, rv1exec or hwloc graph file, and id/host lists
 #   kube_objects   a PodGroup, Workload, JobSet, MPIJob, MiniCluster, Volcano
 #                  or Composite PodGroup, a pod, a node, as JSON
+#   grpc_requests  a session of match, cancel, graph update, info, resources
+#                  and jobs requests (protobuf), served by the gRPC engine
 # A crash or a timeout stops the run and leaves the input under
 # tests/fuzz/artifacts/TARGET/; replay it with `--replay FILE`.
 #
@@ -17,7 +19,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 usage() {
   cat <<USAGE
 Usage: $0 [options] [TARGET ...]
-  TARGET            jobspec_match, graph_read, kube_objects (default: all three)
+  TARGET            jobspec_match, graph_read, kube_objects, grpc_requests (default: all)
   --time SECONDS    how long to fuzz each target (default: 300)
   --seeds DIR       more seed files: jobspecs (*.yaml, *.json), graph files
                     (*.graphml, *.xml, *.json), e.g. Fluxion's t/data/resource
@@ -42,12 +44,12 @@ done
 [[ "$secs" =~ ^[1-9][0-9]*$ ]] || die "--time must be a whole number of seconds, got '$secs'"
 [[ -z "$seeds" || -d "$seeds" ]] || die "--seeds must be a directory, got '$seeds'"
 if [[ ${#targets[@]} -eq 0 ]]; then
-  targets=(jobspec_match graph_read kube_objects)
+  targets=(jobspec_match graph_read kube_objects grpc_requests)
 fi
 for t in "${targets[@]}"; do
   case "$t" in
-  jobspec_match | graph_read | kube_objects) ;;
-  *) die "unknown target: $t (jobspec_match, graph_read, kube_objects)" ;;
+  jobspec_match | graph_read | kube_objects | grpc_requests) ;;
+  *) die "unknown target: $t (jobspec_match, graph_read, kube_objects, grpc_requests)" ;;
   esac
 done
 need cargo "install Rust with rustup (https://rustup.rs)"
@@ -81,6 +83,43 @@ seed_json() {
   { byte "$pick"; printf '%s' "$json"; } > "$dir/$pick-$name"
 }
 
+# A protobuf varint of $1 (below 2^14: jobspecs and requests here are smaller).
+varint() {
+  if (($1 < 128)); then
+    byte "$1"
+  else
+    byte $((($1 & 127) | 128))
+    byte $(($1 >> 7))
+  fi
+}
+
+# One request of a grpc_requests session: selector byte, 2-byte length, body.
+request() {
+  local pick="$1" body="$2" len
+  len=$(wc -c < "$body")
+  byte "$pick"
+  byte $((len >> 8))
+  byte $((len & 255))
+  cat "$body"
+}
+
+# A session: match the jobspec in $2 (allocate), ask for job 1, cancel it.
+grpc_seed() {
+  local dir="$1" src="$2" tmp len
+  tmp="$(mktemp -d)"
+  len=$(wc -c < "$src")
+  ((len < 16384)) || { rm -rf "$tmp"; return 0; }
+  { byte 10; varint "$len"; cat "$src"; } > "$tmp/match"
+  { byte 8; byte 1; } > "$tmp/job1"
+  {
+    request 0 "$tmp/match"
+    request 3 "$tmp/job1"
+    request 1 "$tmp/job1"
+    request 0 "$tmp/match"
+  } > "$dir/$(basename "$src").session"
+  rm -rf "$tmp"
+}
+
 make_corpus() {
   local t="$1" dir="$corpus_root/$1" f i=0
   mkdir -p "$dir"
@@ -106,6 +145,16 @@ make_corpus() {
             *.json) seed "$dir" 1 "$f"; seed "$dir" 2 "$f" ;;
           esac
         done < <(find "$seeds" -type f -size -256k -print0)
+      fi
+      ;;
+    grpc_requests)
+      for f in "$PHALANX_ROOT"/fluxion-core/tests/data/*.yaml; do
+        grpc_seed "$dir" "$f"
+      done
+      if [[ -n "$seeds" ]]; then
+        while IFS= read -r -d '' f; do
+          grpc_seed "$dir" "$f"
+        done < <(find "$seeds" -type f -name '*.yaml' -size -16k -print0)
       fi
       ;;
     kube_objects)
