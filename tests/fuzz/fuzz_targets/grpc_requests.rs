@@ -5,7 +5,6 @@
 //! or refused, and the graph's totals stay exact after each one.
 #![no_main]
 
-use fluxion_core::generate::{ClusterShape, cluster};
 use libfuzzer_sys::fuzz_target;
 use phalanx_grpc::{Engine, Limits, StandaloneEngine, validate_match};
 use phalanx_proto::v1 as pb;
@@ -15,17 +14,7 @@ use prost::Message;
 const MAX_REQUESTS: usize = 32;
 
 fn engine() -> StandaloneEngine {
-    let shape = ClusterShape {
-        nodes: 4,
-        nodes_per_rack: 2,
-        sockets: 2,
-        cores_per_socket: 4,
-        gpus_per_socket: 1,
-        memory_gib_per_socket: 16,
-        per_node_ids: false,
-    };
-    let graph = cluster(&shape).expect("the fixed shape builds");
-    StandaloneEngine::new(graph, "first")
+    StandaloneEngine::new(phalanx_fuzz::small_cluster(), "first")
         .expect("a known policy")
         .with_max_vertices(20_000)
 }

@@ -6,7 +6,6 @@
 
 use std::sync::OnceLock;
 
-use fluxion_core::generate::{ClusterShape, cluster};
 use fluxion_core::graph::ResourceGraph;
 use fluxion_core::jobspec::Jobspec;
 use fluxion_core::matcher::{MatchOp, Matcher, Policy};
@@ -32,17 +31,10 @@ const OPS: [MatchOp; 4] = [
     MatchOp::Satisfiability,
 ];
 
-/// 4 nodes in 2 racks, 2 sockets of 4 cores, a GPU and 8 GiB each.
+/// The shared small cluster, built once.
 fn small_cluster() -> &'static ResourceGraph {
     static GRAPH: OnceLock<ResourceGraph> = OnceLock::new();
-    GRAPH.get_or_init(|| {
-        let mut shape = ClusterShape::standard(4);
-        shape.nodes_per_rack = 2;
-        shape.cores_per_socket = 4;
-        shape.gpus_per_socket = 1;
-        shape.memory_gib_per_socket = 8;
-        cluster(&shape).expect("the fixed shape builds")
-    })
+    GRAPH.get_or_init(phalanx_fuzz::small_cluster)
 }
 
 fuzz_target!(|data: &[u8]| {
