@@ -683,13 +683,6 @@ pub fn simulate(
             restarts: job.restarts,
             completed: job.finished.is_some(),
         });
-        if let Some(wait) = job.wait {
-            run.waits.push(wait);
-            run.sized_waits.push((spec.pods, wait));
-            run.priority_waits.push((spec.priority, wait));
-            let runtime = spec.duration.max(1) as f64 / 1000.0;
-            run.slowdowns.push((wait + runtime) / runtime);
-        }
         if job.started.is_none() && job.finished.is_none() && job.held > 0 {
             run.partial_gangs += 1;
             run.stranded_pods += u64::from(job.held);

@@ -52,19 +52,6 @@ pub struct Run {
     pub end: i64,
     /// Makespan in seconds when every job completed.
     pub makespan_secs: Option<f64>,
-    /// Per started job: its last start minus its arrival, s (a job that
-    /// was preempted and started over waited for all of it).
-    #[serde(skip)]
-    pub waits: Vec<f64>,
-    /// Per started job: its pod count and its wait, s.
-    #[serde(skip)]
-    pub sized_waits: Vec<(u32, f64)>,
-    /// Per started job: its slowdown, (wait + run time) / run time.
-    #[serde(skip)]
-    pub slowdowns: Vec<f64>,
-    /// Per started job: its priority and its wait, s.
-    #[serde(skip)]
-    pub priority_waits: Vec<(i32, f64)>,
     /// Wait of started jobs per priority, highest priority first.
     pub wait_by_priority: Vec<PriorityWait>,
     /// Gang runs that lost pods below their minimum to preemption (whole
@@ -147,7 +134,8 @@ pub struct JobRecord {
     pub duration_secs: f64,
     /// Run time it declared (`phalanx.dev/duration-seconds`), s.
     pub estimate_secs: f64,
-    /// Its last start minus its arrival, s; `None` when it never started.
+    /// Its last start minus its arrival, s (a job that was preempted and
+    /// started over waited for all of it); `None` when it never started.
     pub wait_secs: Option<f64>,
     /// Times it failed (it lost pods below its minimum) and started over.
     pub restarts: u32,
@@ -167,10 +155,6 @@ impl Run {
             makespan_end: 0,
             end: 0,
             makespan_secs: None,
-            waits: Vec::new(),
-            sized_waits: Vec::new(),
-            slowdowns: Vec::new(),
-            priority_waits: Vec::new(),
             wait_by_priority: Vec::new(),
             preempted_gangs: 0,
             partially_preempted_gangs: 0,
@@ -200,19 +184,44 @@ impl Run {
         }
     }
 
+    /// The waits of the jobs that started, s (a job that was preempted and
+    /// started over waited for all of it), with their pod counts.
+    pub fn sized_waits(&self) -> impl Iterator<Item = (u32, f64)> + '_ {
+        self.job_records
+            .iter()
+            .filter_map(|j| Some((j.pods, j.wait_secs?)))
+    }
+
     /// Derives the summary numbers.
     pub fn finish(&mut self, _cap_cpu: i64, _cap_gpu: i64) {
         if self.completed as usize == self.jobs {
             self.makespan_secs = Some((self.makespan_end - self.first_arrival) as f64 / 1000.0);
         }
-        if let Some((mean, p99)) = mean_p99(&self.waits) {
+        let started: Vec<&JobRecord> = self
+            .job_records
+            .iter()
+            .filter(|j| j.wait_secs.is_some())
+            .collect();
+        let wait = |j: &JobRecord| j.wait_secs.unwrap_or(0.0);
+        let waits: Vec<f64> = started.iter().map(|j| wait(j)).collect();
+        let sized: Vec<(u32, f64)> = started.iter().map(|j| (j.pods, wait(j))).collect();
+        let slowdowns: Vec<f64> = started
+            .iter()
+            .map(|j| {
+                let runtime = j.duration_secs.max(0.001);
+                (wait(j) + runtime) / runtime
+            })
+            .collect();
+        if let Some((mean, p99)) = mean_p99(&waits) {
             self.mean_wait_secs = mean;
             self.p99_wait_secs = p99;
         }
         let mut by: std::collections::BTreeMap<std::cmp::Reverse<i32>, Vec<f64>> =
             Default::default();
-        for (p, w) in &self.priority_waits {
-            by.entry(std::cmp::Reverse(*p)).or_default().push(*w);
+        for j in &started {
+            by.entry(std::cmp::Reverse(j.priority))
+                .or_default()
+                .push(wait(j));
         }
         self.wait_by_priority = by
             .into_iter()
@@ -226,12 +235,12 @@ impl Run {
                 })
             })
             .collect();
-        self.big_small_wait_ratio = big_small_ratio(&self.sized_waits);
-        if let Some((small, big)) = quartile_means(&self.sized_waits) {
+        self.big_small_wait_ratio = big_small_ratio(&sized);
+        if let Some((small, big)) = quartile_means(&sized) {
             self.small_quarter_wait_secs = Some(small);
             self.big_quarter_wait_secs = Some(big);
         }
-        self.fairness_jain = jain(&self.slowdowns);
+        self.fairness_jain = jain(&slowdowns);
         // Integrate the step function of utilisation over [first arrival, end].
         let start = self.first_arrival as f64 / 1000.0;
         let end = self.end.max(self.makespan_end) as f64 / 1000.0;

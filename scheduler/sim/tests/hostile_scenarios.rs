@@ -246,7 +246,7 @@ proptest! {
             if let Some(m) = run.makespan_secs {
                 prop_assert!(m >= 0.0 && m.is_finite(), "{}: makespan {m}", run.scheduler);
             }
-            prop_assert!(run.waits.iter().all(|w| *w >= 0.0 && w.is_finite()));
+            prop_assert!(run.sized_waits().all(|(_, w)| w >= 0.0 && w.is_finite()));
         }
     }
 

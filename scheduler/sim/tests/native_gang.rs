@@ -37,10 +37,9 @@ workload:
 
 fn big_wait(run: &phalanx_sim::report::Run) -> f64 {
     let waits: Vec<f64> = run
-        .sized_waits
-        .iter()
+        .sized_waits()
         .filter(|(pods, _)| *pods == 4)
-        .map(|(_, w)| *w)
+        .map(|(_, w)| w)
         .collect();
     assert_eq!(waits.len(), 1, "{}: the big gang ran once", run.scheduler);
     waits[0]
