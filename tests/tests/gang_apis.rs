@@ -238,6 +238,41 @@ async fn native_group_named_before_it_exists_waits_and_basic_goes_pod_by_pod() {
     sched.shutdown().await;
 }
 
+/// A pod seen before its PodGroup waits for it; once the PodGroup is there
+/// the pod waits for its siblings, and its Events say so: the second reason
+/// is a new Event, not a count on the first (which would keep the old note).
+#[tokio::test]
+async fn a_pods_new_waiting_reason_is_a_new_event() {
+    let srv = ApiServer::start().await.unwrap();
+    add_nodes(&srv, 1, 4);
+    let sched = start(&srv).await;
+    create_pod(&srv, native_pod("why-0", "why"));
+    assert!(
+        wait_for(WAIT, || notes(&srv, "why-")
+            .contains("waiting for PodGroup default/why"))
+        .await,
+        "{}",
+        notes(&srv, "why-")
+    );
+    native_podgroup(&srv, "v1alpha2", "why", json!({"gang": {"minCount": 3}}));
+    assert!(
+        wait_for(WAIT, || notes(&srv, "why-")
+            .contains("1 of 3 pods exist, waiting for 2"))
+        .await,
+        "{}",
+        notes(&srv, "why-")
+    );
+    let all = notes(&srv, "why-");
+    assert!(
+        all.contains("waiting for PodGroup default/why"),
+        "the first Event stays: {all}"
+    );
+    create_pod(&srv, native_pod("why-1", "why"));
+    create_pod(&srv, native_pod("why-2", "why"));
+    assert!(wait_for(WAIT, || bound_pods(&srv, "why-").len() == 3).await);
+    sched.shutdown().await;
+}
+
 #[tokio::test]
 async fn malformed_native_podgroup_is_reported_and_others_go_on() {
     let srv = ApiServer::start().await.unwrap();

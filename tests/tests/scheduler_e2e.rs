@@ -862,3 +862,75 @@ async fn cordoned_and_tainted_nodes_take_no_new_pods() {
     );
     sched.shutdown().await;
 }
+
+/// The Event sink against the API server's own Event validation: the same
+/// note again counts in its series, a new note is a new Event, a note too
+/// long for the API is cut at a character boundary, a long object name still
+/// makes a valid Event name, and a series whose Event is gone starts again.
+#[tokio::test]
+async fn events_count_repeats_and_a_new_note_is_a_new_event() {
+    use k8s_openapi::api::events::v1::Event;
+    use phalanx_kube::events::EventSink;
+    let srv = ApiServer::start().await.unwrap();
+    let sink = EventSink::new(srv.client(), "phalanx", "phalanx-0", "Scheduling");
+    let pod_ref = |name: &str| phalanx_kube::binder::pod_ref(NS, name, "uid-1");
+    let events = |name: &str| -> Vec<Event> {
+        srv.list::<Event>()
+            .into_iter()
+            .filter(|e| e.regarding.as_ref().and_then(|r| r.name.as_deref()) == Some(name))
+            .collect()
+    };
+    let count = |e: &Event| e.series.as_ref().map_or(1, |s| s.count);
+    let p = pod_ref("p");
+    sink.publish(&p, true, "FailedScheduling", "waiting for PodGroup")
+        .await
+        .unwrap();
+    sink.publish(&p, true, "FailedScheduling", "waiting for PodGroup")
+        .await
+        .unwrap();
+    sink.publish(&p, true, "FailedScheduling", "2 of 3 pods exist")
+        .await
+        .unwrap();
+    let mut seen: Vec<(String, i32)> = events("p")
+        .iter()
+        .map(|e| (e.note.clone().unwrap_or_default(), count(e)))
+        .collect();
+    seen.sort();
+    assert_eq!(
+        seen,
+        vec![
+            ("2 of 3 pods exist".to_string(), 1),
+            ("waiting for PodGroup".to_string(), 2)
+        ]
+    );
+    assert_eq!(sink.open_series(), 2);
+
+    let long = "é".repeat(2000);
+    sink.publish(&p, false, "Scheduled", &long).await.unwrap();
+    let name = "n".repeat(253);
+    sink.publish(&pod_ref(&name), false, "Scheduled", "bound")
+        .await
+        .unwrap();
+    assert_eq!(
+        events(&name).len(),
+        1,
+        "a valid Event name for a 253-character pod"
+    );
+    let cut = events("p")
+        .into_iter()
+        .find(|e| e.reason.as_deref() == Some("Scheduled"))
+        .and_then(|e| e.note)
+        .unwrap_or_default();
+    assert!(cut.len() <= 1024 && cut.len() > 1000, "{} bytes", cut.len());
+
+    for e in events("p") {
+        srv.delete::<Event>(NS, e.metadata.name.as_deref().unwrap_or(""))
+            .unwrap();
+    }
+    sink.publish(&p, true, "FailedScheduling", "waiting for PodGroup")
+        .await
+        .unwrap();
+    let again = events("p");
+    assert_eq!(again.len(), 1, "a series whose Event is gone starts again");
+    assert_eq!(count(&again[0]), 1);
+}

@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Binding, ObjectReference, Pod};
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
-use kube::runtime::events::{Event as KubeEvent, EventType as KubeEventType, Recorder, Reporter};
 use phalanx_gang as gang;
 use tokio::sync::{Mutex, Semaphore, mpsc, watch};
 use tokio::time::Instant;
 
 use crate::crd::PodGroup;
+use crate::events::EventSink;
 use crate::metrics::{Metrics, result};
 
 /// A token bucket: `qps` tokens a second, up to `burst` saved.
@@ -91,8 +91,8 @@ pub struct Writer {
     pub leader: watch::Receiver<bool>,
     /// Cleared when the scheduler is stopped or killed.
     pub alive: Arc<AtomicBool>,
-    /// Event recorder.
-    pub recorder: Recorder,
+    /// Where Events are written.
+    pub events_sink: Arc<EventSink>,
     /// Metrics.
     pub metrics: Arc<Metrics>,
     /// The Event queue, drained by its own task.
@@ -114,11 +114,12 @@ impl Writer {
         alive: Arc<AtomicBool>,
         metrics: Arc<Metrics>,
     ) -> Self {
-        let reporter = Reporter {
-            controller: "phalanx".into(),
-            instance: Some(settings.identity.clone()),
-        };
-        let recorder = Recorder::new(client.clone(), reporter);
+        let events_sink = Arc::new(EventSink::new(
+            client.clone(),
+            "phalanx",
+            &settings.identity,
+            "Scheduling",
+        ));
         let (events, queue) = mpsc::channel(EVENT_QUEUE);
         let w = Self {
             client,
@@ -126,7 +127,7 @@ impl Writer {
             bind_slots: Arc::new(Semaphore::new(settings.bind_concurrency)),
             leader,
             alive,
-            recorder,
+            events_sink,
             metrics,
             events,
         };
@@ -139,7 +140,7 @@ impl Writer {
     /// the queue would never close.
     fn publisher(&self) -> Publisher {
         Publisher {
-            recorder: self.recorder.clone(),
+            sink: self.events_sink.clone(),
             leader: self.leader.clone(),
             alive: self.alive.clone(),
             metrics: self.metrics.clone(),
@@ -297,7 +298,7 @@ impl Writer {
 /// What the Event task needs of the writer.
 #[derive(Clone)]
 struct Publisher {
-    recorder: Recorder,
+    sink: Arc<EventSink>,
     leader: watch::Receiver<bool>,
     alive: Arc<AtomicBool>,
     metrics: Arc<Metrics>,
@@ -309,18 +310,11 @@ impl Publisher {
         if !(self.alive.load(Ordering::SeqCst) && *self.leader.borrow()) {
             return;
         }
-        let kube_ev = KubeEvent {
-            type_: if ev.warning {
-                KubeEventType::Warning
-            } else {
-                KubeEventType::Normal
-            },
-            reason: ev.reason,
-            note: Some(ev.message.chars().take(1000).collect()),
-            action: "Scheduling".into(),
-            secondary: None,
-        };
-        match self.recorder.publish(&kube_ev, &ev.regarding).await {
+        match self
+            .sink
+            .publish(&ev.regarding, ev.warning, &ev.reason, &ev.message)
+            .await
+        {
             Ok(()) => {
                 self.metrics.events_published.inc();
             }

@@ -12,6 +12,7 @@ pub mod budget;
 pub mod cluster;
 pub mod convert;
 pub mod crd;
+pub mod events;
 pub mod groups;
 pub mod health;
 pub mod leader;

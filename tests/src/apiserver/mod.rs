@@ -9,6 +9,7 @@ pub mod resources;
 pub mod selector;
 pub mod store;
 mod strategy;
+mod validation;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;

@@ -345,6 +345,9 @@ impl Store {
         if rt.plural == "pods" && rt.group.is_empty() {
             self.admit_priority(&name, &mut obj)?;
         }
+        if rt.group == "events.k8s.io" {
+            super::validation::event_v1(ns, &name, &obj, None)?;
+        }
         let key = Self::key(rt, ns, &name);
         if self
             .objects
@@ -509,6 +512,9 @@ impl Store {
             }
             candidate
         };
+        if rt.group == "events.k8s.io" {
+            super::validation::event_v1(ns, name, &next, Some(&current))?;
+        }
         let spec_changed = next.get("spec") != current.get("spec");
         let rv = self.next_rv();
         next["apiVersion"] = json!(rt.api_version());
