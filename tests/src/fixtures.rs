@@ -133,6 +133,39 @@ pub fn event_reasons(srv: &ApiServer, prefix: &str) -> Vec<(String, String)> {
         .collect()
 }
 
+/// The `regarding.uid` of every Event with `reason` about the `kind` object `name`.
+pub fn event_regarding_uids(
+    srv: &ApiServer,
+    kind: &str,
+    name: &str,
+    reason: &str,
+) -> Vec<Option<String>> {
+    srv.list::<k8s_openapi::api::events::v1::Event>()
+        .into_iter()
+        .filter(|e| e.reason.as_deref() == Some(reason))
+        .filter_map(|e| e.regarding)
+        .filter(|r| r.kind.as_deref() == Some(kind) && r.name.as_deref() == Some(name))
+        .map(|r| r.uid)
+        .collect()
+}
+
+/// The UID of a stored object, by API group, version and plural.
+pub fn object_uid(
+    srv: &ApiServer,
+    group: &str,
+    version: &str,
+    plural: &str,
+    ns: &str,
+    name: &str,
+) -> Option<String> {
+    let store = srv.store();
+    let rt = store.resource_type(group, version, plural)?;
+    let obj = store.get(&rt, ns, name).ok()?;
+    obj.pointer("/metadata/uid")
+        .and_then(Value::as_str)
+        .map(str::to_string)
+}
+
 /// The Events about objects named `prefix*`, one `Reason: note` a line (for
 /// assertion messages and `contains` checks).
 pub fn event_notes(srv: &ApiServer, prefix: &str) -> String {

@@ -15,9 +15,9 @@ mod common;
 use phalanx_kube::{RunArgs, SchedulerHandle, Settings};
 use phalanx_tests::apiserver::{ApiServer, ApiServerOptions, KubeletOptions, ResourceType};
 use phalanx_tests::fixtures::{
-    bound_pods, create_budget, create_minicluster, event_notes as notes, minicluster_pod_json,
-    native_member_json, native_podgroup_json, node, overcommitted_nodes, pod, podgroup_json,
-    wait_for,
+    bound_pods, create_budget, create_minicluster, event_notes as notes, event_regarding_uids,
+    minicluster_pod_json, native_member_json, native_podgroup_json, node, object_uid,
+    overcommitted_nodes, pod, podgroup_json, wait_for,
 };
 use serde_json::json;
 
@@ -624,6 +624,20 @@ async fn a_native_podgroup_priority_preempts_a_native_gang() {
         .await,
         "{}",
         notes(&srv, "batch")
+    );
+    // With the PodGroup's UID, or `kubectl describe podgroup` would not list it.
+    let uid = object_uid(
+        &srv,
+        "scheduling.k8s.io",
+        "v1alpha2",
+        "podgroups",
+        NS,
+        "batch",
+    );
+    assert!(uid.is_some());
+    assert_eq!(
+        event_regarding_uids(&srv, "PodGroup", "batch", "Preempted"),
+        vec![uid]
     );
     sched.shutdown().await;
 }

@@ -8,7 +8,8 @@ mod common;
 use phalanx_kube::{PodGroup, RunArgs, SchedulerHandle};
 use phalanx_tests::apiserver::ApiServer;
 use phalanx_tests::fixtures::{
-    bound_pods, event_reasons, node, overcommitted_nodes, pod, podgroup_json, wait_for,
+    bound_pods, event_reasons, event_regarding_uids, node, overcommitted_nodes, pod, podgroup_json,
+    wait_for,
 };
 use serde_json::json;
 
@@ -110,6 +111,20 @@ async fn gang_of_16_on_8_nodes_binds_whole() {
         .await,
         "PodGroup status: {:?}",
         srv.get::<PodGroup>(NS, "mpi").and_then(|g| g.status)
+    );
+    // The PodGroup's own Event carries its UID (`kubectl describe` selects by it).
+    let uid = srv.get::<PodGroup>(NS, "mpi").and_then(|g| g.metadata.uid);
+    assert!(uid.is_some());
+    assert!(
+        wait_for(WAIT, || event_regarding_uids(
+            &srv,
+            "PodGroup",
+            "mpi",
+            "Scheduled"
+        ) == vec![uid.clone()])
+        .await,
+        "{:?}",
+        event_regarding_uids(&srv, "PodGroup", "mpi", "Scheduled")
     );
     sched.shutdown().await;
 }

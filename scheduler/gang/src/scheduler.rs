@@ -69,7 +69,16 @@ struct PodState {
     /// What the pod holds in the graph (ours once placed; others' once bound).
     claim: Option<PodClaim>,
     group: GroupKey,
+    /// The kind of wait this pod was last told of in a pod event, if any.
+    told: Option<WaitTopic>,
 }
+
+/// What a waiting pod is told of once: the kind of its group's wait, not
+/// its details. A group's message changes with every pod that joins it and
+/// every new estimate of its start; the pods hear of each new kind of wait
+/// (and the PodGroup's status carries the details), so a gang of n pods
+/// assembling costs n Events, not one per pod per change.
+type WaitTopic = Option<std::mem::Discriminant<WaitReason>>;
 
 /// A group's members as pod classes, and which pods make up each class.
 type MemberRequest = (GroupRequest, Vec<Vec<PodUid>>);
@@ -545,6 +554,7 @@ impl GangScheduler {
                 bind: Bind::Unplaced,
                 claim: None,
                 group: group.clone(),
+                told: None,
             },
         );
         if bound {
@@ -1878,16 +1888,30 @@ impl GangScheduler {
             if g.reported.as_ref() == Some(&now) {
                 continue;
             }
-            if self.config.pod_events && change.phase == GroupPhase::Pending {
-                for st in g.members.iter().filter_map(|u| self.pods.get(u)) {
-                    out.pod_events.push(PodEvent {
-                        pod: st.pod.uid.clone(),
-                        namespace: st.pod.namespace.clone(),
-                        name: st.pod.name.clone(),
-                        kind: EventType::Warning,
-                        reason: "FailedScheduling".to_owned(),
-                        message: format!("group {key}: {}", change.message),
-                    });
+            if self.config.pod_events {
+                let topic = (change.phase == GroupPhase::Pending)
+                    .then(|| change.wait.as_ref().map(std::mem::discriminant));
+                let members: Vec<PodUid> = g.members.iter().cloned().collect();
+                for uid in &members {
+                    let Some(st) = self.pods.get_mut(uid) else {
+                        continue;
+                    };
+                    match topic {
+                        Some(t) if st.told != Some(t) => {
+                            st.told = Some(t);
+                            out.pod_events.push(PodEvent {
+                                pod: st.pod.uid.clone(),
+                                namespace: st.pod.namespace.clone(),
+                                name: st.pod.name.clone(),
+                                kind: EventType::Warning,
+                                reason: "FailedScheduling".to_owned(),
+                                message: format!("group {key}: {}", change.message),
+                            });
+                        }
+                        Some(_) => {}
+                        // Placed: a later wait (after a preemption) is news again.
+                        None => st.told = None,
+                    }
                 }
             }
             let finished = matches!(change.phase, GroupPhase::Finished | GroupPhase::Failed);

@@ -99,6 +99,45 @@ fn waits_for_min_member_then_binds_whole_group() {
     assert_eq!(d.binds[0].pods.len(), 4);
 }
 
+/// A waiting pod hears of each kind of wait once: pods joining a gang one
+/// by one change its message every time, but each pod gets one
+/// FailedScheduling for "waiting for pods"; when the gang is complete and
+/// does not fit, every pod hears that once; a pass that changes nothing
+/// tells nobody anything.
+#[test]
+fn each_pod_hears_of_each_kind_of_wait_once() {
+    let mut core = core_with_nodes(1);
+    core.apply(Event::GroupUpsert(group("g", 3, 0)));
+    let mut told: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    let mut record = |d: &Decisions| {
+        for e in &d.pod_events {
+            told.entry(e.name.clone())
+                .or_default()
+                .push(e.message.clone());
+        }
+    };
+    for i in 0..3 {
+        core.apply(Event::PodUpsert(pod("g", i, 5000, 0, 0)));
+        record(&core.schedule(Timestamp::from_secs(i64::from(i) + 1)));
+    }
+    record(&core.schedule(Timestamp::from_secs(5)));
+    assert_eq!(told.len(), 3, "{told:?}");
+    for (i, name) in ["g-0", "g-1", "g-2"].iter().enumerate() {
+        let notes = &told[*name];
+        if i < 2 {
+            assert_eq!(notes.len(), 2, "{name}: {notes:?}");
+            assert!(
+                notes[0].contains(&format!("{} of 3 pods exist", i + 1)),
+                "{notes:?}"
+            );
+        } else {
+            assert_eq!(notes.len(), 1, "{name}: {notes:?}");
+        }
+        let last = notes.last().map(String::as_str).unwrap_or("");
+        assert!(last.contains("unsatisfiable"), "{name}: {notes:?}");
+    }
+}
+
 #[test]
 fn unsatisfiable_group_says_why() {
     let mut core = core_with_nodes(2);

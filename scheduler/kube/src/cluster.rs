@@ -60,6 +60,10 @@ pub struct Cluster {
     nrts: BTreeMap<String, NodeResourceTopology>,
     pods: HashMap<String, core::Pod>,
     podgroups: BTreeMap<NsName, Result<gang::PodGroup, FieldError>>,
+    /// UIDs of the coscheduling PodGroups and of the native PodGroups, for
+    /// Events about them (`kubectl describe` finds Events by UID).
+    podgroup_uids: HashMap<NsName, String>,
+    native_podgroup_uids: HashMap<NsName, String>,
     jobs: BTreeMap<NsName, Job>,
     statefulsets: BTreeMap<NsName, StatefulSet>,
     derived: BTreeMap<gang::GroupKey, gang::PodGroup>,
@@ -732,6 +736,10 @@ impl Cluster {
         }
         let was_valid = matches!(self.podgroups.get(&key), Some(Ok(_)));
         let now_valid = parsed.is_ok();
+        match obj.metadata.uid.clone() {
+            Some(uid) => self.podgroup_uids.insert(key.clone(), uid),
+            None => self.podgroup_uids.remove(&key),
+        };
         self.podgroups.insert(key, parsed);
         if was_valid != now_valid {
             self.resend_group_members(&gkey, out, notes);
@@ -786,6 +794,7 @@ impl Cluster {
         notes: &mut Vec<Notice>,
     ) {
         let key = (ns.to_string(), name.to_string());
+        self.podgroup_uids.remove(&key);
         if let Some(was) = self.podgroups.remove(&key) {
             let gkey = gang::GroupKey::new(ns, name);
             if was.is_ok() {
@@ -928,6 +937,13 @@ impl Cluster {
                 format!("{k} {ns}/{name} ignored: {e}"),
             );
         }
+        if kind == Kind::NativePodGroup {
+            let key = (ns.clone(), name.clone());
+            match obj.metadata.uid.clone() {
+                Some(uid) => self.native_podgroup_uids.insert(key, uid),
+                None => self.native_podgroup_uids.remove(&key),
+            };
+        }
         let before = self
             .objects
             .insert(kind, (ns.clone(), name.clone()), parsed.clone());
@@ -952,6 +968,10 @@ impl Cluster {
         out: &mut Vec<gang::Event>,
         notes: &mut Vec<Notice>,
     ) {
+        if kind == Kind::NativePodGroup {
+            self.native_podgroup_uids
+                .remove(&(ns.to_string(), name.to_string()));
+        }
         if let Some(before) = self
             .objects
             .remove(kind, &(ns.to_string(), name.to_string()))
@@ -966,6 +986,37 @@ impl Cluster {
     /// Keys of the cached objects of `kind`.
     pub fn object_keys(&self, kind: Kind) -> Vec<NsName> {
         self.objects.keys(kind)
+    }
+
+    /// A reference to the PodGroup object behind a group key, for Events:
+    /// the coscheduling PodGroup if there is one, else the native one.
+    pub fn podgroup_ref(&self, key: &gang::GroupKey) -> Option<ObjectReference> {
+        let ns_name = (key.namespace.clone(), key.name.clone());
+        let (api_version, name, uid) = if self.has_podgroup(key) {
+            (
+                "scheduling.x-k8s.io/v1alpha1".to_string(),
+                key.name.clone(),
+                self.podgroup_uids.get(&ns_name),
+            )
+        } else {
+            let (version, name) = self.native_podgroup(key)?;
+            let uid = self
+                .native_podgroup_uids
+                .get(&(key.namespace.clone(), name.to_string()));
+            (
+                format!("scheduling.k8s.io/{version}"),
+                name.to_string(),
+                uid,
+            )
+        };
+        Some(ObjectReference {
+            api_version: Some(api_version),
+            kind: Some("PodGroup".into()),
+            namespace: Some(key.namespace.clone()),
+            name: Some(name),
+            uid: uid.cloned(),
+            ..Default::default()
+        })
     }
 
     /// The native PodGroup behind a group key, with the API version to write its status through.

@@ -20,7 +20,7 @@
 
 use std::collections::{HashMap, HashSet};
 
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
+use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, DeleteParams, Patch, PatchParams, Preconditions};
 use phalanx_gang as gang;
 use serde_json::json;
@@ -134,22 +134,6 @@ pub struct Context<'a> {
 }
 
 /// The PodGroup object behind a group, if it has one (coscheduling or native).
-fn podgroup_ref(cluster: &Cluster, key: &gang::GroupKey) -> Option<ObjectReference> {
-    let (api_version, name) = if cluster.has_podgroup(key) {
-        ("scheduling.x-k8s.io/v1alpha1".to_string(), key.name.clone())
-    } else {
-        let (version, name) = cluster.native_podgroup(key)?;
-        (format!("scheduling.k8s.io/{version}"), name.to_string())
-    };
-    Some(ObjectReference {
-        api_version: Some(api_version),
-        kind: Some("PodGroup".into()),
-        namespace: Some(key.namespace.clone()),
-        name: Some(name),
-        ..Default::default()
-    })
-}
-
 fn group_name(k: &gang::GroupKey) -> String {
     format!("{}/{}", k.namespace, k.name)
 }
@@ -203,7 +187,7 @@ pub fn carry_out(p: &gang::Preemption, state: &mut Preemptions, cx: &Context<'_>
             if !told.insert(&v.group) {
                 continue;
             }
-            if let Some(regarding) = podgroup_ref(cx.cluster, &v.group) {
+            if let Some(regarding) = cx.cluster.podgroup_ref(&v.group) {
                 cx.writer.emit(
                     regarding,
                     false,

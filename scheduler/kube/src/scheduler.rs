@@ -780,14 +780,9 @@ impl Loop {
                 gang::GroupPhase::Pending if ch.wait.is_some() => (true, "FailedScheduling"),
                 _ => (false, ""),
             };
-            if !reason.is_empty() {
-                let regarding = k8s_openapi::api::core::v1::ObjectReference {
-                    api_version: Some("scheduling.x-k8s.io/v1alpha1".into()),
-                    kind: Some("PodGroup".into()),
-                    namespace: Some(ch.group.namespace.clone()),
-                    name: Some(ch.group.name.clone()),
-                    ..Default::default()
-                };
+            if !reason.is_empty()
+                && let Some(regarding) = self.cluster.podgroup_ref(&ch.group)
+            {
                 let w = self.writer.clone();
                 let message = ch.message.clone();
                 tokio::spawn(async move {
