@@ -949,3 +949,133 @@ async fn events_count_repeats_and_a_new_note_is_a_new_event() {
     assert_eq!(again.len(), 1, "a series whose Event is gone starts again");
     assert_eq!(count(&again[0]), 1);
 }
+
+/// The `PodScheduled` condition of a pod, as `(status, reason, message)`.
+fn pod_scheduled(srv: &ApiServer, name: &str) -> Option<(String, String, String)> {
+    let p: Pod = srv.get(NS, name)?;
+    let c = p
+        .status?
+        .conditions?
+        .into_iter()
+        .find(|c| c.type_ == "PodScheduled")?;
+    Some((
+        c.status,
+        c.reason.unwrap_or_default(),
+        c.message.unwrap_or_default(),
+    ))
+}
+
+/// A gang that was tried and does not fit is marked as kube-scheduler marks
+/// such pods (`PodScheduled=False`, `Unschedulable`: what cluster
+/// autoscalers look for); a gang still waiting for its own pods is not;
+/// the bind turns the mark to `True`.
+#[tokio::test]
+async fn pods_that_do_not_fit_are_marked_unschedulable_until_bound() {
+    let srv = ApiServer::start().await.unwrap();
+    add_nodes(&srv, "n", 1, 2);
+    let sched = start(&srv, args()).await;
+    add_gang(&srv, "wide", 4, 1);
+    let mut part = PodGroup::new(
+        "part",
+        phalanx_kube::PodGroupSpec {
+            min_member: Some(3),
+            ..Default::default()
+        },
+    );
+    part.metadata.namespace = Some(NS.into());
+    srv.create(&part).unwrap();
+    for i in 0..2 {
+        srv.create(&pod(
+            NS,
+            &format!("part-{i}"),
+            "phalanx",
+            1,
+            &[("scheduling.x-k8s.io/pod-group", "part")],
+        ))
+        .unwrap();
+    }
+    assert!(
+        wait_for(WAIT, || (0..4).all(|i| pod_scheduled(
+            &srv,
+            &format!("wide-{i}")
+        )
+        .is_some_and(|(s, r, m)| s == "False"
+            && r == "Unschedulable"
+            && m.contains("wide"))))
+        .await,
+        "{:?}",
+        pod_scheduled(&srv, "wide-0")
+    );
+    assert!(
+        wait_for(WAIT, || event_reasons(&srv, "part-").len() == 2).await,
+        "{:?}",
+        event_reasons(&srv, "part-")
+    );
+    assert_eq!(
+        pod_scheduled(&srv, "part-0"),
+        None,
+        "waiting for its own pods only"
+    );
+    add_nodes(&srv, "m", 1, 2);
+    assert!(wait_for(WAIT, || bound_pods(&srv, "wide-").len() == 4).await);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for i in 0..4 {
+        let (status, _, _) = pod_scheduled(&srv, &format!("wide-{i}")).unwrap_or_default();
+        assert_eq!(status, "True", "wide-{i}");
+    }
+    sched.shutdown().await;
+}
+
+/// A mark decided on a copy of the pod that is no longer current (the pod
+/// was bound while the mark waited in the queue) is refused by the API
+/// server and changes nothing.
+#[tokio::test]
+async fn a_stale_unschedulable_mark_does_not_undo_a_bind() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let srv = ApiServer::start().await.unwrap();
+    add_nodes(&srv, "n", 1, 2);
+    let settings = phalanx_kube::Settings::resolve(&args()).unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(phalanx_kube::metrics::Metrics::new(&mut registry));
+    let (_leader_tx, leader) = tokio::sync::watch::channel(true);
+    let writer = phalanx_kube::binder::Writer::new(
+        srv.client(),
+        &settings,
+        leader,
+        Arc::new(AtomicBool::new(true)),
+        metrics,
+    );
+    let created = srv.create(&pod(NS, "p", "phalanx", 1, &[])).unwrap();
+    let seen = created["metadata"]["resourceVersion"]
+        .as_str()
+        .unwrap_or_default()
+        .to_string();
+    let mark = |rv: &str| phalanx_kube::binder::UnschedulableMark {
+        namespace: NS.into(),
+        name: "p".into(),
+        resource_version: rv.into(),
+        message: "group default/p: busy".into(),
+        since: "2026-12-06T14:00:00Z".into(),
+    };
+    writer.mark_unschedulable(mark(&seen));
+    assert!(
+        wait_for(WAIT, || pod_scheduled(&srv, "p")
+            == Some((
+                "False".into(),
+                "Unschedulable".into(),
+                "group default/p: busy".into()
+            )))
+        .await,
+        "{:?}",
+        pod_scheduled(&srv, "p")
+    );
+    srv.bind(NS, "p", "n0").unwrap();
+    writer.mark_unschedulable(mark(&seen));
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        pod_scheduled(&srv, "p").map(|(s, _, _)| s),
+        Some("True".into()),
+        "the bind's True stands"
+    );
+}

@@ -181,4 +181,10 @@ pub struct PodEvent {
     pub reason: String,
     /// Human message.
     pub message: String,
+    /// The pod's gang was tried and does not fit (it is reserved for, busy
+    /// or unsatisfiable), as opposed to waiting for its own pods or placed:
+    /// Kubernetes marks such a pod `PodScheduled=False`, reason
+    /// `Unschedulable`, which cluster autoscalers and alerts look for.
+    #[serde(default)]
+    pub unschedulable: bool,
 }

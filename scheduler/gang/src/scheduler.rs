@@ -1082,6 +1082,7 @@ impl GangScheduler {
                                 b.node,
                                 now.short()
                             ),
+                            unschedulable: false,
                         });
                     }
                 }
@@ -1787,6 +1788,7 @@ impl GangScheduler {
                         nodes.len(),
                         b.node
                     ),
+                    unschedulable: false,
                 });
             }
         }
@@ -1891,6 +1893,12 @@ impl GangScheduler {
             if self.config.pod_events {
                 let topic = (change.phase == GroupPhase::Pending)
                     .then(|| change.wait.as_ref().map(std::mem::discriminant));
+                let unschedulable = matches!(
+                    change.wait,
+                    Some(
+                        WaitReason::Reserved { .. } | WaitReason::Busy | WaitReason::Unsatisfiable
+                    )
+                );
                 let members: Vec<PodUid> = g.members.iter().cloned().collect();
                 for uid in &members {
                     let Some(st) = self.pods.get_mut(uid) else {
@@ -1906,6 +1914,7 @@ impl GangScheduler {
                                 kind: EventType::Warning,
                                 reason: "FailedScheduling".to_owned(),
                                 message: format!("group {key}: {}", change.message),
+                                unschedulable,
                             });
                         }
                         Some(_) => {}

@@ -69,13 +69,36 @@ pub const EVENT_QUEUE: usize = 1000;
 /// Events in flight at once (each is one small write).
 const EVENT_CONCURRENCY: usize = 8;
 
-/// An Event waiting in the queue.
+/// A best-effort write waiting in the Event queue.
 #[derive(Debug)]
-struct QueuedEvent {
-    regarding: ObjectReference,
-    warning: bool,
-    reason: String,
-    message: String,
+enum QueuedEvent {
+    /// An Event.
+    Event {
+        regarding: ObjectReference,
+        warning: bool,
+        reason: String,
+        message: String,
+    },
+    /// A pod's `PodScheduled=False` condition (see [`Writer::mark_unschedulable`]).
+    Unschedulable(UnschedulableMark),
+}
+
+/// A pod tried and found not to fit, as its cached copy was then.
+#[derive(Debug, Clone)]
+pub struct UnschedulableMark {
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod name.
+    pub name: String,
+    /// The cached pod's resourceVersion: the write is conditional on it, so
+    /// a mark that waited in the queue while the pod was bound (which sets
+    /// `PodScheduled=True`) fails with a conflict instead of undoing that.
+    pub resource_version: String,
+    /// Why, in a sentence.
+    pub message: String,
+    /// The condition's `lastTransitionTime`: kept from the pod's current
+    /// `PodScheduled=False` condition, if it has one, else now.
+    pub since: String,
 }
 
 /// Shared by every write task.
@@ -140,6 +163,7 @@ impl Writer {
     /// the queue would never close.
     fn publisher(&self) -> Publisher {
         Publisher {
+            client: self.client.clone(),
             sink: self.events_sink.clone(),
             leader: self.leader.clone(),
             alive: self.alive.clone(),
@@ -267,13 +291,27 @@ impl Writer {
         if !self.may_write() {
             return;
         }
-        let ev = QueuedEvent {
+        self.queue(QueuedEvent::Event {
             regarding,
             warning,
             reason,
             message,
-        };
-        if self.events.try_send(ev).is_err() {
+        });
+    }
+
+    /// Queues a pod's `PodScheduled=False`, reason `Unschedulable` condition,
+    /// as kube-scheduler writes it for a pod it tried and could not place
+    /// (cluster autoscalers and `kube_pod_status_unschedulable` read it).
+    /// Best effort, beside the Events: dropped when the queue is full.
+    pub fn mark_unschedulable(&self, mark: UnschedulableMark) {
+        if !self.may_write() {
+            return;
+        }
+        self.queue(QueuedEvent::Unschedulable(mark));
+    }
+
+    fn queue(&self, note: QueuedEvent) {
+        if self.events.try_send(note).is_err() {
             self.metrics.events_dropped.inc();
         }
     }
@@ -298,6 +336,7 @@ impl Writer {
 /// What the Event task needs of the writer.
 #[derive(Clone)]
 struct Publisher {
+    client: kube::Client,
     sink: Arc<EventSink>,
     leader: watch::Receiver<bool>,
     alive: Arc<AtomicBool>,
@@ -310,18 +349,55 @@ impl Publisher {
         if !(self.alive.load(Ordering::SeqCst) && *self.leader.borrow()) {
             return;
         }
+        let (regarding, warning, reason, message) = match ev {
+            QueuedEvent::Event {
+                regarding,
+                warning,
+                reason,
+                message,
+            } => (regarding, warning, reason, message),
+            QueuedEvent::Unschedulable(mark) => return self.mark(mark).await,
+        };
         match self
             .sink
-            .publish(&ev.regarding, ev.warning, &ev.reason, &ev.message)
+            .publish(&regarding, warning, &reason, &message)
             .await
         {
             Ok(()) => {
                 self.metrics.events_published.inc();
             }
             Err(e) => {
-                tracing::debug!(error = %e, object = ?ev.regarding.name, "publishing an event failed")
+                tracing::debug!(error = %e, object = ?regarding.name, "publishing an event failed")
             }
         };
+    }
+}
+
+impl Publisher {
+    async fn mark(&self, m: UnschedulableMark) {
+        let api: Api<Pod> = Api::namespaced(self.client.clone(), &m.namespace);
+        let patch = serde_json::json!({
+            "metadata": {"resourceVersion": m.resource_version},
+            "status": {"conditions": [{
+                "type": "PodScheduled",
+                "status": "False",
+                "reason": "Unschedulable",
+                "message": m.message,
+                "lastProbeTime": null,
+                "lastTransitionTime": m.since,
+            }]},
+        });
+        match api
+            .patch_status(&m.name, &PatchParams::default(), &Patch::Strategic(&patch))
+            .await
+        {
+            Ok(_) => {}
+            // Changed since (bound, most likely) or gone: the mark no longer applies.
+            Err(kube::Error::Api(e)) if e.code == 409 || e.code == 404 => {}
+            Err(e) => {
+                tracing::debug!(error = %e, pod = %m.name, "marking a pod unschedulable failed")
+            }
+        }
     }
 }
 

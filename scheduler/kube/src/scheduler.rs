@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::time::Instant;
 
 use crate::args::Settings;
-use crate::binder::{Writer, pod_ref};
+use crate::binder::{UnschedulableMark, Writer, pod_ref};
 use crate::cluster::{Cluster, Notice};
 use crate::crd::NodeResourceTopology;
 use crate::groups::Kind;
@@ -280,6 +280,42 @@ impl Loop {
         if self.dirty_since.is_none() {
             self.dirty_since = Some(Instant::now());
         }
+    }
+
+    /// The `PodScheduled=False` mark for a cached, unbound pod, unless it
+    /// already carries exactly this one.
+    fn unschedulable_mark(&self, uid: &str, message: &str) -> Option<UnschedulableMark> {
+        let pod = self.cluster.pod(uid)?;
+        if pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_ref())
+            .is_some()
+        {
+            return None;
+        }
+        let current = pod
+            .status
+            .as_ref()
+            .and_then(|s| s.conditions.as_ref())
+            .and_then(|c| c.iter().find(|c| c.type_ == "PodScheduled"));
+        let already_false = current.filter(|c| c.status == "False");
+        if already_false.is_some_and(|c| {
+            c.reason.as_deref() == Some("Unschedulable") && c.message.as_deref() == Some(message)
+        }) {
+            return None;
+        }
+        let since = already_false
+            .and_then(|c| c.last_transition_time.as_ref())
+            .map(|t| t.0)
+            .unwrap_or_else(jiff::Timestamp::now);
+        Some(UnschedulableMark {
+            namespace: pod.metadata.namespace.clone()?,
+            name: pod.metadata.name.clone()?,
+            resource_version: pod.metadata.resource_version.clone()?,
+            message: message.to_string(),
+            since: since.round(jiff::Unit::Second).unwrap_or(since).to_string(),
+        })
     }
 
     fn apply(&mut self, events: Vec<gang::Event>, notes: Vec<Notice>) {
@@ -652,6 +688,11 @@ impl Loop {
                 continue;
             }
             self.last_pod_event.insert(ev.pod.0.clone(), sig);
+            if ev.unschedulable
+                && let Some(mark) = self.unschedulable_mark(&ev.pod.0, &ev.message)
+            {
+                self.writer.mark_unschedulable(mark);
+            }
             let warning = ev.kind == gang::EventType::Warning;
             let regarding = pod_ref(&ev.namespace, &ev.name, &ev.pod.0);
             self.writer.emit(regarding, warning, ev.reason, ev.message);

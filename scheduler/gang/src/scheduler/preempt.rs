@@ -1127,6 +1127,7 @@ impl GangScheduler {
                     kind: EventType::Normal,
                     reason: "Preempting".to_owned(),
                     message: format!("{message}; nominated node {}", b.node),
+                    unschedulable: false,
                 });
             }
         }
