@@ -887,7 +887,9 @@ async fn events_count_repeats_and_a_new_note_is_a_new_event() {
     use k8s_openapi::api::events::v1::Event;
     use phalanx_kube::events::EventSink;
     let srv = ApiServer::start().await.unwrap();
-    let sink = EventSink::new(srv.client(), "phalanx", "phalanx-0", "Scheduling");
+    // An identity longer than the API's 128 bytes for reportingInstance is cut.
+    let identity = format!("{}_0badcafe", "p".repeat(200));
+    let sink = EventSink::new(srv.client(), "phalanx", &identity, "Scheduling");
     let pod_ref = |name: &str| phalanx_kube::binder::pod_ref(NS, name, "uid-1");
     let events = |name: &str| -> Vec<Event> {
         srv.list::<Event>()

@@ -29,6 +29,9 @@ pub const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
 /// Open series kept at most; the oldest is closed first beyond it.
 pub const SERIES_CAP: usize = 4096;
 
+/// The longest `reportingInstance` written, in bytes (the API server's limit).
+const REPORTING_INSTANCE_MAX_BYTES: usize = 128;
+
 /// The longest note written, in bytes (the API server refuses more than 1024).
 const NOTE_MAX_BYTES: usize = 1024;
 
@@ -89,7 +92,9 @@ impl EventSink {
         Self {
             client,
             controller: controller.into(),
-            instance: instance.into(),
+            // The API server refuses a reportingInstance over 128 bytes (a
+            // long pod name plus the identity's suffix can reach that).
+            instance: truncate(instance, REPORTING_INSTANCE_MAX_BYTES).to_string(),
             action: action.into(),
             series: Mutex::new(HashMap::new()),
             sequence: AtomicU64::new(0),
