@@ -446,6 +446,11 @@ async fn metrics_and_health_are_served() {
     assert!(m.contains("phalanx_binds_total 2"), "{m}");
     assert!(m.contains("phalanx_graph_nodes 2"), "{m}");
     assert!(m.contains("phalanx_leader 1"), "{m}");
+    // The gang of 2 waited once, in the 2-3 size class.
+    assert!(
+        m.contains("phalanx_group_wait_seconds_count{pods=\"2-3\"} 1"),
+        "{m}"
+    );
     sched.shutdown().await;
 }
 

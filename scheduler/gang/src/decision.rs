@@ -7,7 +7,7 @@ use std::fmt;
 use serde::{Deserialize, Serialize};
 
 use crate::model::{GroupKey, NodeName, PodUid};
-use crate::time::Timestamp;
+use crate::time::{Millis, Timestamp};
 
 /// Everything one scheduling pass decided.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -42,6 +42,11 @@ pub struct BindPlan {
     pub group: GroupKey,
     /// Pod -> node.
     pub pods: Vec<PodBinding>,
+    /// On a group's placement as a whole: how long it waited for it, from
+    /// its creation (or from when it went back to the queue after being
+    /// preempted whole). `None` for late members and retried binds.
+    #[serde(default)]
+    pub waited: Option<Millis>,
 }
 
 /// One pod's binding.

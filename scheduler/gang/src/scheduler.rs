@@ -132,6 +132,9 @@ struct GroupState {
     /// planning reservations (reset when any of its claims changes).
     held: Option<Arc<Vec<PodClaim>>>,
     first_seen: Timestamp,
+    /// When it went back to the queue after being preempted whole: its
+    /// next wait counts from then, not from its creation.
+    requeued_at: Option<Timestamp>,
     /// It last failed before it was old enough to be reserved for.
     deferred: bool,
     /// How many later, smaller groups started while it waited, not yet
@@ -163,6 +166,7 @@ impl GroupState {
             request: None,
             held: None,
             first_seen,
+            requeued_at: None,
             deferred: false,
             overtaken: 0,
             nodes_seen: 0,
@@ -992,7 +996,11 @@ impl GangScheduler {
         }
         for (group, mut pods) in plans {
             pods.sort_by(|a, b| a.name.cmp(&b.name));
-            out.binds.push(BindPlan { group, pods });
+            out.binds.push(BindPlan {
+                group,
+                pods,
+                waited: None,
+            });
         }
     }
 
@@ -1089,6 +1097,7 @@ impl GangScheduler {
                 out.binds.push(BindPlan {
                     group: key,
                     pods: binds,
+                    waited: None,
                 });
             }
         }
@@ -1768,6 +1777,10 @@ impl GangScheduler {
         if let Some(shape) = self.groups.get(key).and_then(|g| self.shape(g)) {
             self.runtimes.started(key, shape, now);
         }
+        let waited = self
+            .groups
+            .get(key)
+            .map(|g| now.since(g.requeued_at.unwrap_or_else(|| Self::created(g))));
         if let Some(g) = self.groups.get_mut(key) {
             g.placed_at = Some(now);
             g.wait = None;
@@ -1795,6 +1808,7 @@ impl GangScheduler {
         out.binds.push(BindPlan {
             group: key.clone(),
             pods: binds,
+            waited,
         });
     }
 

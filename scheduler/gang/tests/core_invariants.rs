@@ -97,6 +97,11 @@ fn waits_for_min_member_then_binds_whole_group() {
     let d = core.schedule(Timestamp::from_secs(2));
     assert_eq!(d.binds.len(), 1);
     assert_eq!(d.binds[0].pods.len(), 4);
+    assert_eq!(
+        d.binds[0].waited,
+        Some(Millis::from_secs(2)),
+        "created at 0, placed at 2"
+    );
 }
 
 /// A waiting pod hears of each kind of wait once: pods joining a gang one

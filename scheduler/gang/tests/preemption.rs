@@ -88,8 +88,20 @@ fn recreated_pods_of_an_evicted_gang_wait_in_the_queue_whole() {
     assert_eq!(sim.bound("low"), 0);
     // The high-priority pod ends: the whole gang starts.
     sim.delete(&PodUid("high-0".into()));
-    sim.settle(3);
+    let placed_at = sim.now;
+    let d = sim.pass();
     assert_eq!(sim.bound("low"), 4);
+    // Its wait counts from its return to the queue, not from its creation at 0.
+    let waited = d
+        .binds
+        .iter()
+        .find(|b| b.group.name == "low")
+        .and_then(|b| b.waited)
+        .expect("placed whole");
+    assert!(
+        waited.0 > 0 && waited < Millis::from_secs(placed_at),
+        "{waited:?}, placed at {placed_at} s"
+    );
 }
 
 #[test]

@@ -14,6 +14,30 @@ pub struct ResultLabel {
     pub result: String,
 }
 
+/// Label of a group's size: a power-of-two class of its pod count (`1`,
+/// `2-3`, `4-7`, ... `512+`), so that waits of big and small gangs can be
+/// compared with a bounded number of series.
+#[derive(Debug, Clone, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct SizeLabel {
+    /// The class, e.g. `8-15`.
+    pub pods: String,
+}
+
+impl SizeLabel {
+    /// The class of a group placed with `pods` pods.
+    pub fn of(pods: usize) -> Self {
+        let pods = match pods {
+            0 | 1 => "1".to_string(),
+            n if n >= 512 => "512+".to_string(),
+            n => {
+                let low = 1usize << n.ilog2();
+                format!("{low}-{}", 2 * low - 1)
+            }
+        };
+        Self { pods }
+    }
+}
+
 /// Every metric the scheduler exports.
 #[derive(Debug)]
 pub struct Metrics {
@@ -45,6 +69,8 @@ pub struct Metrics {
     pub preemptions: Counter,
     /// Victim pods deleted by preemption.
     pub preempted_pods: Counter,
+    /// How long groups waited for their placement as a whole, seconds, by size class.
+    pub group_wait: Family<SizeLabel, Histogram>,
 }
 
 impl Metrics {
@@ -65,6 +91,10 @@ impl Metrics {
             events_dropped: Counter::default(),
             preemptions: Counter::default(),
             preempted_pods: Counter::default(),
+            // 0.1 s to about 4.5 days.
+            group_wait: Family::new_with_constructor(|| {
+                Histogram::new(exponential_buckets(0.1, 2.0, 23))
+            }),
         };
         let r = registry.sub_registry_with_prefix("phalanx");
         r.register(
@@ -133,6 +163,11 @@ impl Metrics {
             "Pods deleted as preemption victims",
             m.preempted_pods.clone(),
         );
+        r.register(
+            "group_wait_seconds",
+            "How long groups waited before their placement as a whole, by size class (pods)",
+            m.group_wait.clone(),
+        );
         m
     }
 }
@@ -141,5 +176,23 @@ impl Metrics {
 pub fn result(r: &str) -> ResultLabel {
     ResultLabel {
         result: r.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SizeLabel;
+
+    #[test]
+    fn sizes_fall_in_power_of_two_classes() {
+        let class = |n| SizeLabel::of(n).pods;
+        assert_eq!(class(0), "1");
+        assert_eq!(class(1), "1");
+        assert_eq!(class(2), "2-3");
+        assert_eq!(class(3), "2-3");
+        assert_eq!(class(8), "8-15");
+        assert_eq!(class(511), "256-511");
+        assert_eq!(class(512), "512+");
+        assert_eq!(class(usize::MAX), "512+");
     }
 }

@@ -650,6 +650,12 @@ impl Loop {
         self.status.passes.fetch_add(1, Ordering::Relaxed);
         for plan in decisions.binds {
             tracing::debug!(group = %plan.group, pods = plan.pods.len(), "binding");
+            if let Some(waited) = plan.waited {
+                self.metrics
+                    .group_wait
+                    .get_or_create(&crate::metrics::SizeLabel::of(plan.pods.len()))
+                    .observe(waited.0.max(0) as f64 / 1000.0);
+            }
             for b in plan.pods {
                 let w = self.writer.clone();
                 let tx = self.tx.clone();

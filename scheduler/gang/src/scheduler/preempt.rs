@@ -322,6 +322,7 @@ impl GangScheduler {
             self.preempt.evicted.remove(&key);
             if let Some(g) = self.groups.get_mut(&key) {
                 g.placed_at = None;
+                g.requeued_at = Some(now);
                 g.held = None;
                 g.tried_gen = None;
                 g.request = None;
