@@ -5,14 +5,12 @@
 //! Priorities come from PriorityClasses, resolved into `spec.priority` by
 //! the test server's Priority admission, as on a real cluster.
 
-use std::sync::Arc;
-use std::sync::atomic::AtomicBool;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::Pod;
 mod common;
 
-use phalanx_kube::{RunArgs, SchedulerHandle, Settings};
+use phalanx_kube::{RunArgs, SchedulerHandle};
 use phalanx_tests::apiserver::{ApiServer, ApiServerOptions, KubeletOptions, ResourceType};
 use phalanx_tests::fixtures::{
     bound_pods, create_budget, create_minicluster, event_notes as notes, event_regarding_uids,
@@ -161,17 +159,7 @@ async fn held_by_a_low_gang(stop: Duration) -> (ApiServer, SchedulerHandle) {
 async fn eviction_marks_the_victim_then_deletes_it_gracefully_by_uid() {
     let srv = ApiServer::start().await.unwrap();
     add_nodes(&srv, 1, 4);
-    let settings = Settings::resolve(&args()).unwrap();
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = Arc::new(phalanx_kube::metrics::Metrics::new(&mut registry));
-    let (_leader_tx, leader) = tokio::sync::watch::channel(true);
-    let writer = phalanx_kube::binder::Writer::new(
-        srv.client(),
-        &settings,
-        leader,
-        Arc::new(AtomicBool::new(true)),
-        metrics.clone(),
-    );
+    let (writer, metrics) = common::leading_writer(&srv, &args());
     let created = srv.create(&pod(NS, "victim", "phalanx", 1, &[])).unwrap();
     srv.bind(NS, "victim", "n0").unwrap();
     let uid = created["metadata"]["uid"].as_str().unwrap().to_string();

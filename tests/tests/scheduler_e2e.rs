@@ -1038,21 +1038,9 @@ async fn pods_that_do_not_fit_are_marked_unschedulable_until_bound() {
 /// server and changes nothing.
 #[tokio::test]
 async fn a_stale_unschedulable_mark_does_not_undo_a_bind() {
-    use std::sync::Arc;
-    use std::sync::atomic::AtomicBool;
     let srv = ApiServer::start().await.unwrap();
     add_nodes(&srv, "n", 1, 2);
-    let settings = phalanx_kube::Settings::resolve(&args()).unwrap();
-    let mut registry = prometheus_client::registry::Registry::default();
-    let metrics = Arc::new(phalanx_kube::metrics::Metrics::new(&mut registry));
-    let (_leader_tx, leader) = tokio::sync::watch::channel(true);
-    let writer = phalanx_kube::binder::Writer::new(
-        srv.client(),
-        &settings,
-        leader,
-        Arc::new(AtomicBool::new(true)),
-        metrics,
-    );
+    let (writer, _) = common::leading_writer(&srv, &args());
     let created = srv.create(&pod(NS, "p", "phalanx", 1, &[])).unwrap();
     let seen = created["metadata"]["resourceVersion"]
         .as_str()

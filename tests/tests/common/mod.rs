@@ -31,3 +31,30 @@ pub async fn start_scheduler(srv: &ApiServer, args: RunArgs, wait: Duration) -> 
     assert!(wait_for(wait, || handle.is_ready()).await, "caches synced");
     handle
 }
+
+/// The scheduler's writer on its own, leading and alive, with the metrics
+/// it counts into: for tests of the writes without the core.
+#[allow(dead_code)]
+pub fn leading_writer(
+    srv: &ApiServer,
+    args: &RunArgs,
+) -> (
+    phalanx_kube::binder::Writer,
+    std::sync::Arc<phalanx_kube::metrics::Metrics>,
+) {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicBool;
+    let settings = Settings::resolve(args).unwrap();
+    let mut registry = prometheus_client::registry::Registry::default();
+    let metrics = Arc::new(phalanx_kube::metrics::Metrics::new(&mut registry));
+    // The sender may go: a closed channel keeps its last value, leading.
+    let (_leader_tx, leader) = tokio::sync::watch::channel(true);
+    let writer = phalanx_kube::binder::Writer::new(
+        srv.client(),
+        &settings,
+        leader,
+        Arc::new(AtomicBool::new(true)),
+        metrics.clone(),
+    );
+    (writer, metrics)
+}
