@@ -43,16 +43,21 @@ fn add_nodes(srv: &ApiServer, prefix: &str, n: usize, cpus: u32) {
 }
 
 fn add_gang(srv: &ApiServer, group: &str, size: usize, cpus: u32) {
+    add_partial_gang(srv, group, size, size, cpus);
+}
+
+/// A PodGroup of minimum `min` and `pods` of its pods (fewer: it waits for the rest).
+fn add_partial_gang(srv: &ApiServer, group: &str, min: usize, pods: usize, cpus: u32) {
     let mut pg = PodGroup::new(
         group,
         phalanx_kube::PodGroupSpec {
-            min_member: Some(size as i32),
+            min_member: Some(min as i32),
             ..Default::default()
         },
     );
     pg.metadata.namespace = Some(NS.into());
     srv.create(&pg).unwrap();
-    for i in 0..size {
+    for i in 0..pods {
         srv.create(&pod(
             NS,
             &format!("{group}-{i}"),
@@ -982,25 +987,7 @@ async fn pods_that_do_not_fit_are_marked_unschedulable_until_bound() {
     add_nodes(&srv, "n", 1, 2);
     let sched = start(&srv, args()).await;
     add_gang(&srv, "wide", 4, 1);
-    let mut part = PodGroup::new(
-        "part",
-        phalanx_kube::PodGroupSpec {
-            min_member: Some(3),
-            ..Default::default()
-        },
-    );
-    part.metadata.namespace = Some(NS.into());
-    srv.create(&part).unwrap();
-    for i in 0..2 {
-        srv.create(&pod(
-            NS,
-            &format!("part-{i}"),
-            "phalanx",
-            1,
-            &[("scheduling.x-k8s.io/pod-group", "part")],
-        ))
-        .unwrap();
-    }
+    add_partial_gang(&srv, "part", 3, 2, 1);
     assert!(
         wait_for(WAIT, || (0..4).all(|i| pod_scheduled(
             &srv,
