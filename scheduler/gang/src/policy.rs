@@ -65,6 +65,31 @@ pub fn keep_reservation(freed_at: u64, free_gen: u64) -> bool {
     freed_at == free_gen
 }
 
+/// The latest start promised to a group when it is first reserved for:
+/// the reservation's `start` plus `slack` times its run time (see
+/// `GangConfig::backfill_slack`). `None` when there is no slack.
+pub fn promised_start(start: Timestamp, duration: Millis, slack: f64) -> Option<Timestamp> {
+    if !(slack > 0.0 && slack.is_finite()) {
+        return None;
+    }
+    // Float to integer saturates; the sum saturates too.
+    let extra = (duration.0.max(0) as f64 * slack) as i64;
+    Some(Timestamp(start.0.saturating_add(extra)))
+}
+
+/// Until when a later group may run on resources the reservations will
+/// need: before the head's start, or its promised start where that is
+/// later, and in any case before the first reservation behind the head
+/// starts (those have no slack).
+pub fn backfill_deadline(
+    head_start: Timestamp,
+    head_promised: Option<Timestamp>,
+    first_behind: Option<Timestamp>,
+) -> Timestamp {
+    let head = head_promised.map_or(head_start, |p| p.max(head_start));
+    first_behind.map_or(head, |b| b.min(head))
+}
+
 /// Whether a later group may start beside the head's reservation now (on
 /// resources the head will not need): only while the head's expected
 /// start is at least `after` times its run time away. Where the head will
@@ -154,6 +179,38 @@ mod tests {
             Timestamp::from_secs(1 << 40),
             hour
         ));
+    }
+
+    #[test]
+    fn slack_promises_a_bounded_later_start() {
+        let start = Timestamp::from_secs(100);
+        let hour = Millis::from_secs(3600);
+        assert_eq!(
+            promised_start(start, hour, 0.5),
+            Some(Timestamp::from_secs(1900))
+        );
+        assert_eq!(promised_start(start, hour, 0.0), None, "0 is off");
+        assert_eq!(promised_start(start, hour, f64::NAN), None);
+        assert_eq!(promised_start(start, hour, -1.0), None);
+        assert_eq!(
+            promised_start(start, Millis(i64::MAX), 1e9),
+            Some(Timestamp(i64::MAX))
+        );
+        let at = Timestamp::from_secs;
+        // The head's promise extends the deadline...
+        assert_eq!(backfill_deadline(at(100), Some(at(400)), None), at(400));
+        // ...never shortens it (the head is already late)...
+        assert_eq!(backfill_deadline(at(500), Some(at(400)), None), at(500));
+        // ...and reservations behind the head, which have no slack, bound it.
+        assert_eq!(
+            backfill_deadline(at(100), Some(at(400)), Some(at(200))),
+            at(200)
+        );
+        assert_eq!(
+            backfill_deadline(at(100), Some(at(400)), Some(at(50))),
+            at(50)
+        );
+        assert_eq!(backfill_deadline(at(100), None, None), at(100));
     }
 
     #[test]

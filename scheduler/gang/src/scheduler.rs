@@ -135,6 +135,9 @@ struct GroupState {
     /// When it went back to the queue after being preempted whole: its
     /// next wait counts from then, not from its creation.
     requeued_at: Option<Timestamp>,
+    /// The latest start promised at its first reservation, with
+    /// `backfill_slack` (cleared when it goes back to the queue).
+    promised: Option<Timestamp>,
     /// It last failed before it was old enough to be reserved for.
     deferred: bool,
     /// How many later, smaller groups started while it waited, not yet
@@ -167,6 +170,7 @@ impl GroupState {
             held: None,
             first_seen,
             requeued_at: None,
+            promised: None,
             deferred: false,
             overtaken: 0,
             nodes_seen: 0,
@@ -1353,8 +1357,8 @@ impl GangScheduler {
             let reservation_other = self.reservation.as_ref().filter(|r| r.group != key);
             let ends_before_head = reservation_other.is_some()
                 && self
-                    .first_reserved_start()
-                    .is_some_and(|start| now + duration <= start);
+                    .backfill_deadline()
+                    .is_some_and(|deadline| now + duration <= deadline);
             let use_view = head_seen && !ends_before_head && reservation_other.is_some();
             // Beside the head's reservation only while its start is far off.
             let beside_ok = !use_view
@@ -1446,6 +1450,7 @@ impl GangScheduler {
             if is_head {
                 head_seen = true;
                 self.reserve(&key, req, now);
+                self.promise(&key);
                 match &self.reservation {
                     Some(r) if r.group == key => {
                         let msg = match &r.after {
@@ -1693,14 +1698,35 @@ impl GangScheduler {
     }
 
     /// The earliest start of any reservation (the head's or one behind it).
-    fn first_reserved_start(&self) -> Option<Timestamp> {
+    /// Fixes the head's promised start at its first reservation (see
+    /// `GangConfig::backfill_slack`).
+    fn promise(&mut self, key: &GroupKey) {
+        let Some(start) = self
+            .reservation
+            .as_ref()
+            .filter(|r| r.group == *key)
+            .map(|r| r.start)
+        else {
+            return;
+        };
+        let Some(g) = self.groups.get(key) else {
+            return;
+        };
+        if g.promised.is_some() {
+            return;
+        }
+        let promised = policy::promised_start(start, self.duration(g), self.config.backfill_slack);
+        if let Some(g) = self.groups.get_mut(key) {
+            g.promised = promised;
+        }
+    }
+
+    /// Until when a later group may use resources the reservations will need.
+    fn backfill_deadline(&self) -> Option<Timestamp> {
         let r = self.reservation.as_ref()?;
-        Some(
-            r.behind
-                .iter()
-                .map(|b| b.start)
-                .fold(r.start, Timestamp::min),
-        )
+        let promised = self.groups.get(&r.group).and_then(|g| g.promised);
+        let first_behind = r.behind.iter().map(|b| b.start).min();
+        Some(policy::backfill_deadline(r.start, promised, first_behind))
     }
 
     fn compute_reservation(

@@ -229,6 +229,84 @@ fn busy_head_is_reserved_and_backfill_respects_it() {
     assert!(matches!(core.reservation(), Some((k, _)) if k.name == "b"));
 }
 
+/// Two 8-core nodes; a (2 x 6 cores, 100 s) runs, leaving 2 cores free on
+/// each; b (2 x 8 cores, 100 s) is reserved for at once, from a's end.
+fn slack_core(slack: f64) -> GangScheduler {
+    let mut core = GangScheduler::new(GangConfig {
+        reserve_after: Millis(0),
+        backfill_slack: slack,
+        ..GangConfig::default()
+    });
+    for i in 0..2 {
+        core.apply(Event::NodeUpsert(Node {
+            numa_policy: NumaPolicy::None,
+            ..node(i)
+        }));
+    }
+    core.apply(Event::GroupUpsert(group("a", 2, 0)));
+    for i in 0..2 {
+        core.apply(Event::PodUpsert(pod("a", i, 6000, 0, 0)));
+    }
+    assert_eq!(core.schedule(Timestamp::from_secs(0)).binds.len(), 1);
+    core.apply(Event::GroupUpsert(group("b", 2, 1)));
+    for i in 0..2 {
+        core.apply(Event::PodUpsert(pod("b", i, 8000, 0, 1)));
+    }
+    assert!(core.schedule(Timestamp::from_secs(1)).binds.is_empty());
+    assert!(
+        matches!(core.reservation(), Some((k, t)) if k.name == "b" && t == Timestamp::from_secs(100))
+    );
+    core
+}
+
+/// A one-pod, one-core job of `secs` seconds arriving at `t`.
+fn one_core_job(core: &mut GangScheduler, name: &str, t: i64, secs: i64) {
+    let mut g = group(name, 1, t);
+    g.expected_duration = Some(Millis::from_secs(secs));
+    core.apply(Event::GroupUpsert(g));
+    core.apply(Event::PodUpsert(pod(name, 0, 1000, 0, t)));
+}
+
+/// Slack-based backfill (`backfill_slack` 0.5): b, first planned to start
+/// at 100 s, is promised a start by 150 s. A job ending by then passes it;
+/// the promise stays where it was when the reservation moves (after c, b's
+/// planned start is 131 s, yet e, ending at 145 s, still passes); a job
+/// ending later than the promise waits. Without slack c waits too.
+#[test]
+fn slack_lets_jobs_pass_the_head_only_up_to_its_promised_start() {
+    let mut easy = slack_core(0.0);
+    one_core_job(&mut easy, "c", 2, 128);
+    assert!(
+        easy.schedule(Timestamp::from_secs(3)).binds.is_empty(),
+        "c would delay b"
+    );
+
+    let mut core = slack_core(0.5);
+    one_core_job(&mut core, "c", 2, 128);
+    let d = core.schedule(Timestamp::from_secs(3));
+    assert_eq!(
+        d.binds.len(),
+        1,
+        "c ends at 131 s, before the promised 150 s"
+    );
+    one_core_job(&mut core, "e", 4, 140);
+    let d = core.schedule(Timestamp::from_secs(5));
+    assert_eq!(
+        d.binds.len(),
+        1,
+        "e ends at 145 s: {:?}",
+        core.reservation()
+    );
+    one_core_job(&mut core, "f", 6, 150);
+    let d = core.schedule(Timestamp::from_secs(7));
+    assert!(
+        d.binds.is_empty(),
+        "f would end at 157 s, after the promise"
+    );
+    let f = core.group(&GroupKey::new("ns", "f")).unwrap();
+    assert!(f.message.contains("without delaying ns/b"), "{}", f.message);
+}
+
 #[derive(Debug, Clone)]
 enum Op {
     NewGroup { size: u32, cpu: u64, gpus: u64 },

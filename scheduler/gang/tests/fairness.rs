@@ -665,15 +665,16 @@ proptest! {
         prop_assert_eq!(out.started.len(), jobs.len(), "{:?}", out);
     }
 
-    /// With reservations for several gangs behind the head, too, and
-    /// reservations placed on what frees last, every gang still starts,
-    /// whole (the run checks no gang starts partly).
+    /// With reservations for several gangs behind the head, too,
+    /// reservations placed on what frees last, and slack for the head,
+    /// every gang still starts, whole (the run checks no gang starts partly).
     #[test]
     fn every_gang_starts_with_reservations_behind_the_head(
         specs in prop::collection::vec((0i64..200, 1u32..5, 1u64..5, 5i64..120), 1..40),
         depth in 1u32..6,
         reserve_after_s in prop::sample::select(vec![0i64, 30, 3600]),
         on_freed in any::<bool>(),
+        slack in prop::sample::select(vec![0.0, 0.5, 2.0]),
     ) {
         let jobs: Vec<Job> = specs
             .iter()
@@ -684,6 +685,7 @@ proptest! {
             reserve_after: Millis::from_secs(reserve_after_s),
             reserve_depth: depth,
             reserve_on_freed: on_freed,
+            backfill_slack: slack,
             pod_events: false,
             ..GangConfig::default()
         });

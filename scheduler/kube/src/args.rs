@@ -107,6 +107,9 @@ pub struct RunArgs {
     /// Later gangs may start beside the first gang's reservation (on resources it will not need) only while its start is at least this many of its run times away (`0`: always, EASY backfill; higher: fairer to the held gang, less backfill) [default: 0.1].
     #[arg(long, env = "PHALANX_BACKFILL_BESIDE_AFTER")]
     pub backfill_beside_after: Option<f64>,
+    /// Slack-based backfill: a later gang may also start on resources the first gang's reservation needs if it is expected to end before the start first planned for that gang plus this many of its run times, so the reserved gang starts at most that much later than planned (`0`: no delay, EASY backfill; higher: lower mean wait, longer waits for the big gangs reserved for) [default: 0].
+    #[arg(long, env = "PHALANX_BACKFILL_SLACK")]
+    pub backfill_slack: Option<f64>,
     /// How many waiting gangs hold reservations at once, from the queue head on: each gang behind the head that does not fit now, up to this many in all, gets its earliest start, and later gangs may start only where they delay none of them (`1`: only the head, EASY backfill; higher: conservative backfill, fairer to big gangs further back, less backfill) [default: 1].
     #[arg(long, env = "PHALANX_RESERVE_DEPTH")]
     pub reserve_depth: Option<u32>,
@@ -167,6 +170,8 @@ struct FileConfig {
     assembly_grace: Option<Duration>,
     #[serde(default)]
     backfill_beside_after: Option<f64>,
+    #[serde(default)]
+    backfill_slack: Option<f64>,
     #[serde(default)]
     reserve_depth: Option<u32>,
     #[serde(default)]
@@ -251,6 +256,8 @@ pub struct Settings {
     pub assembly_grace: Duration,
     /// Run times of the head's that must remain before its start for backfill beside it.
     pub backfill_beside_after: f64,
+    /// Run times of the head's a backfilled gang may delay it by, in all.
+    pub backfill_slack: f64,
     /// Waiting gangs that hold reservations at once (1: the head only).
     pub reserve_depth: u32,
     /// Whether reservations go on the resources freed last before their start.
@@ -468,6 +475,10 @@ impl Settings {
                 .backfill_beside_after
                 .or(file.backfill_beside_after)
                 .unwrap_or(core.backfill_beside_after),
+            backfill_slack: args
+                .backfill_slack
+                .or(file.backfill_slack)
+                .unwrap_or(core.backfill_slack),
             reserve_depth: args
                 .reserve_depth
                 .or(file.reserve_depth)
@@ -516,6 +527,7 @@ impl Settings {
             ("order_runtimes", self.order_runtimes),
             ("order_cap_drains", self.order_cap_drains),
             ("backfill_beside_after", self.backfill_beside_after),
+            ("backfill_slack", self.backfill_slack),
         ] {
             if !(k.is_finite() && (0.0..=1000.0).contains(&k)) {
                 return bad(field, "must be a number from 0 to 1000");
@@ -620,6 +632,29 @@ mod tests {
             let cli = Cli::parse_from(["x", "--reserve-depth", bad]);
             let err = Settings::resolve(&cli.run).unwrap_err().to_string();
             assert!(err.contains("reserve_depth"), "{err}");
+        }
+    }
+
+    #[test]
+    fn backfill_slack_comes_from_flag_or_file_and_out_of_range_names_the_setting() {
+        let cli = Cli::parse_from(["x"]);
+        let s = Settings::resolve(&cli.run).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.backfill_slack, 0.0, "off by default");
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let path = dir.path().join("c.yaml");
+        std::fs::write(&path, "backfill_slack: 0.5\n").unwrap_or_else(|e| panic!("{e}"));
+        let file = path.to_str().unwrap_or_default();
+        let cli = Cli::parse_from(["x", "--config", file]);
+        let s = Settings::resolve(&cli.run).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.backfill_slack, 0.5);
+        let cli = Cli::parse_from(["x", "--config", file, "--backfill-slack", "1"]);
+        let s = Settings::resolve(&cli.run).unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(s.backfill_slack, 1.0);
+        for bad in ["-0.5", "NaN", "1001"] {
+            let flag = format!("--backfill-slack={bad}");
+            let cli = Cli::parse_from(["x", flag.as_str()]);
+            let err = Settings::resolve(&cli.run).unwrap_err().to_string();
+            assert!(err.contains("backfill_slack"), "{bad}: {err}");
         }
     }
 

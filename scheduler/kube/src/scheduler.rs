@@ -153,6 +153,7 @@ fn core_config(s: &Settings) -> gang::GangConfig {
             i64::try_from(s.assembly_grace.as_millis()).unwrap_or(i64::MAX),
         ),
         backfill_beside_after: s.backfill_beside_after,
+        backfill_slack: s.backfill_slack,
         reserve_depth: s.reserve_depth,
         reserve_on_freed: s.reserve_on_freed,
         best_fit: s.best_fit,

@@ -74,6 +74,11 @@ pub struct SimulateArgs {
     /// of its run times away (0: EASY backfill) [default: 0.1].
     #[arg(long)]
     pub backfill_beside_after: Option<f64>,
+    /// Phalanx's `--backfill-slack`: later gangs may delay the first
+    /// gang's reservation by at most this many of its run times in all
+    /// (0: EASY backfill) [default: 0].
+    #[arg(long)]
+    pub backfill_slack: Option<f64>,
     /// Phalanx's `--reserve-depth`: how many waiting gangs hold
     /// reservations at once, from the queue head on (1: EASY backfill,
     /// higher: conservative backfill over that many) [default: 1].
@@ -274,6 +279,11 @@ pub fn run(args: SimulateArgs) -> anyhow::Result<()> {
             "--order-cap-drains",
             args.order_cap_drains,
             &mut config.order_cap_drains,
+        ),
+        (
+            "--backfill-slack",
+            args.backfill_slack,
+            &mut config.backfill_slack,
         ),
     ] {
         if let Some(k) = value {

@@ -180,6 +180,13 @@ fn a_bad_multiple_of_run_times_is_refused_by_name() {
                 "--backfill-beside-after",
                 phalanx_sim::SimulateArgs {
                     backfill_beside_after: Some(k),
+                    ..base.clone()
+                },
+            ),
+            (
+                "--backfill-slack",
+                phalanx_sim::SimulateArgs {
+                    backfill_slack: Some(k),
                     ..base
                 },
             ),

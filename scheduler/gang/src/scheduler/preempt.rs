@@ -323,6 +323,7 @@ impl GangScheduler {
             if let Some(g) = self.groups.get_mut(&key) {
                 g.placed_at = None;
                 g.requeued_at = Some(now);
+                g.promised = None;
                 g.held = None;
                 g.tried_gen = None;
                 g.request = None;
