@@ -160,24 +160,31 @@ fn unsatisfiable_group_says_why() {
 
 /// Two 8-core nodes; a (2 x 7 cores, 100 s) runs; b (2 x 8 cores) waits.
 fn two_nodes_a_running_b_waiting(reserve_after: Millis) -> GangScheduler {
-    let mut core = GangScheduler::new(GangConfig {
-        reserve_after,
-        ..GangConfig::default()
-    });
+    a_running_b_waiting(
+        GangConfig {
+            reserve_after,
+            ..GangConfig::default()
+        },
+        7000,
+    )
+}
+
+/// Two 8-core nodes under `config`; a (2 pods of `a_cpu` millicores,
+/// 100 s) runs; b (2 x 8 cores, 100 s: both nodes whole) waits.
+fn a_running_b_waiting(config: GangConfig, a_cpu: u64) -> GangScheduler {
+    let mut core = GangScheduler::new(config);
     for i in 0..2 {
         core.apply(Event::NodeUpsert(Node {
             numa_policy: NumaPolicy::None,
             ..node(i)
         }));
     }
-    // a: takes all of n0 and n1 but 1 core each, runs 100 s.
     core.apply(Event::GroupUpsert(group("a", 2, 0)));
     for i in 0..2 {
-        core.apply(Event::PodUpsert(pod("a", i, 7000, 0, 0)));
+        core.apply(Event::PodUpsert(pod("a", i, a_cpu, 0, 0)));
     }
     let d = core.schedule(Timestamp::from_secs(0));
     assert_eq!(d.binds.len(), 1);
-    // b: needs both nodes whole.
     core.apply(Event::GroupUpsert(group("b", 2, 1)));
     for i in 0..2 {
         core.apply(Event::PodUpsert(pod("b", i, 8000, 0, 1)));
@@ -232,26 +239,12 @@ fn busy_head_is_reserved_and_backfill_respects_it() {
 /// Two 8-core nodes; a (2 x 6 cores, 100 s) runs, leaving 2 cores free on
 /// each; b (2 x 8 cores, 100 s) is reserved for at once, from a's end.
 fn slack_core(slack: f64) -> GangScheduler {
-    let mut core = GangScheduler::new(GangConfig {
+    let config = GangConfig {
         reserve_after: Millis(0),
         backfill_slack: slack,
         ..GangConfig::default()
-    });
-    for i in 0..2 {
-        core.apply(Event::NodeUpsert(Node {
-            numa_policy: NumaPolicy::None,
-            ..node(i)
-        }));
-    }
-    core.apply(Event::GroupUpsert(group("a", 2, 0)));
-    for i in 0..2 {
-        core.apply(Event::PodUpsert(pod("a", i, 6000, 0, 0)));
-    }
-    assert_eq!(core.schedule(Timestamp::from_secs(0)).binds.len(), 1);
-    core.apply(Event::GroupUpsert(group("b", 2, 1)));
-    for i in 0..2 {
-        core.apply(Event::PodUpsert(pod("b", i, 8000, 0, 1)));
-    }
+    };
+    let mut core = a_running_b_waiting(config, 6000);
     assert!(core.schedule(Timestamp::from_secs(1)).binds.is_empty());
     assert!(
         matches!(core.reservation(), Some((k, t)) if k.name == "b" && t == Timestamp::from_secs(100))
