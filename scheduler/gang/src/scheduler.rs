@@ -1697,7 +1697,6 @@ impl GangScheduler {
         Some((start, after))
     }
 
-    /// The earliest start of any reservation (the head's or one behind it).
     /// Fixes the head's promised start at its first reservation (see
     /// `GangConfig::backfill_slack`).
     fn promise(&mut self, key: &GroupKey) {
@@ -1939,8 +1938,7 @@ impl GangScheduler {
                         WaitReason::Reserved { .. } | WaitReason::Busy | WaitReason::Unsatisfiable
                     )
                 );
-                let members: Vec<PodUid> = g.members.iter().cloned().collect();
-                for uid in &members {
+                for uid in &g.members {
                     let Some(st) = self.pods.get_mut(uid) else {
                         continue;
                     };

@@ -371,9 +371,7 @@ impl Publisher {
             }
         };
     }
-}
 
-impl Publisher {
     async fn mark(&self, m: UnschedulableMark) {
         let api: Api<Pod> = Api::namespaced(self.client.clone(), &m.namespace);
         let patch = serde_json::json!({

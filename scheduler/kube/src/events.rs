@@ -23,6 +23,8 @@ use k8s_openapi::jiff::Timestamp;
 use kube::api::{Api, ObjectMeta, Patch, PatchParams, PostParams};
 use tokio::time::Instant;
 
+use crate::text::prefix;
+
 /// How long a series stays open after its last Event (client-go's is 6 minutes).
 pub const SERIES_TTL: Duration = Duration::from_secs(6 * 60);
 
@@ -94,7 +96,7 @@ impl EventSink {
             controller: controller.into(),
             // The API server refuses a reportingInstance over 128 bytes (a
             // long pod name plus the identity's suffix can reach that).
-            instance: truncate(instance, REPORTING_INSTANCE_MAX_BYTES).to_string(),
+            instance: prefix(instance, REPORTING_INSTANCE_MAX_BYTES).to_string(),
             action: action.into(),
             series: Mutex::new(HashMap::new()),
             sequence: AtomicU64::new(0),
@@ -110,7 +112,7 @@ impl EventSink {
         reason: &str,
         note: &str,
     ) -> Result<(), kube::Error> {
-        let note = truncate(note, NOTE_MAX_BYTES).to_string();
+        let note = prefix(note, NOTE_MAX_BYTES).to_string();
         let key = SeriesKey {
             kind: regarding.kind.clone().unwrap_or_default(),
             namespace: regarding.namespace.clone().unwrap_or_default(),
@@ -225,7 +227,7 @@ impl EventSink {
             key.namespace.clone()
         };
         // Names are DNS subdomains of at most 253 characters; the suffix takes up to 17.
-        let object = match truncate(&key.name, 236) {
+        let object = match prefix(&key.name, 236) {
             "" => self.controller.as_str(),
             name => name.trim_end_matches(['.', '-']),
         };
@@ -246,13 +248,4 @@ impl EventSink {
             ..Default::default()
         }
     }
-}
-
-/// The longest prefix of `s` of at most `max` bytes that ends on a character boundary.
-fn truncate(s: &str, max: usize) -> &str {
-    let mut end = s.len().min(max);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }

@@ -22,6 +22,7 @@ pub use phalanx_gang::quantity;
 pub mod rbac;
 pub mod scheduler;
 pub mod status_api;
+mod text;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

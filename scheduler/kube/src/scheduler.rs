@@ -117,7 +117,6 @@ pub struct Loop {
     started: Instant,
     dirty_since: Option<Instant>,
     retry_at: Option<Instant>,
-    last_pod_event: HashMap<String, (String, String)>,
     group_start: HashMap<gang::GroupKey, String>,
     last_group_status: HashMap<gang::GroupKey, serde_json::Value>,
     queries: QueryState,
@@ -207,7 +206,6 @@ impl Loop {
             started: Instant::now(),
             dirty_since: None,
             retry_at: None,
-            last_pod_event: HashMap::new(),
             group_start: HashMap::new(),
             last_group_status: HashMap::new(),
             queries: QueryState::default(),
@@ -438,7 +436,6 @@ impl Loop {
                     }
                     watcher::Event::Delete(p) => {
                         let uid = p.pod.metadata.uid.clone().unwrap_or_default();
-                        self.last_pod_event.remove(&uid);
                         self.preemptions.pod_gone(&uid);
                         self.cluster.delete_pod(&uid, &mut out)
                     }
@@ -625,7 +622,6 @@ impl Loop {
             self.cluster.forget_reports();
         }
         self.cluster.replay(out, notes);
-        self.last_pod_event.clear();
         self.last_group_status.clear();
         self.preemptions.clear();
         self.dirty_since = Some(Instant::now());
@@ -688,13 +684,9 @@ impl Loop {
         for ch in decisions.group_changes {
             self.group_changed(ch);
         }
+        // The core tells each pod of each kind of wait once (and a fresh core,
+        // after a leadership change, tells it again): nothing to filter here.
         for ev in decisions.pod_events {
-            let sig = (ev.reason.clone(), ev.message.clone());
-            // The core repeats a waiting pod's reason every pass; the API hears it once per change.
-            if self.last_pod_event.get(&ev.pod.0) == Some(&sig) {
-                continue;
-            }
-            self.last_pod_event.insert(ev.pod.0.clone(), sig);
             if ev.unschedulable
                 && let Some(mark) = self.unschedulable_mark(&ev.pod.0, &ev.message)
             {

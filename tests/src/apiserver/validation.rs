@@ -3,11 +3,12 @@
 //! accepts is one the real server accepts:
 //!
 //! - on create: a DNS-subdomain name, `eventTime`, `type` Normal or
-//!   Warning, `reportingController` and `reportingInstance` (at most 128
-//!   bytes), `action` and `reason` (at most 128 bytes each), a `note` of at
-//!   most 1024 bytes, a `series` (if any) counting at least 2 with a
-//!   `lastObservedTime`, no deprecated fields, and a `regarding` namespace
-//!   that is the Event's own unless it lives in `default` or `kube-system`;
+//!   Warning, `reportingController` (a qualified name) and
+//!   `reportingInstance` (at most 128 bytes), `action` and `reason` (at
+//!   most 128 bytes each), a `note` of at most 1024 bytes, a `series` (if
+//!   any) counting at least 2 with a `lastObservedTime`, no deprecated
+//!   fields, and a `regarding` namespace that is the Event's own unless it
+//!   lives in `default` or `kube-system`;
 //! - on update: the same, and only `series` and metadata may change.
 
 use serde_json::Value;
@@ -87,6 +88,10 @@ pub fn event_v1(ns: &str, name: &str, new: &Value, old: Option<&Value>) -> Resul
     let controller = text("reportingController");
     if controller.is_empty() {
         errs.push("reportingController: Required value".into());
+    } else if !is_qualified_name(controller) {
+        errs.push(format!(
+            "reportingController: Invalid value: {controller:?}: must be a qualified name"
+        ));
     }
     for (field, limit) in [
         ("reportingInstance", SHORT_FIELD_LIMIT),
@@ -126,6 +131,28 @@ pub fn event_v1(ns: &str, name: &str, new: &Value, old: Option<&Value>) -> Resul
 
 fn text_of<'a>(v: &'a Value, field: &str) -> &'a str {
     v.get(field).and_then(Value::as_str).unwrap_or("")
+}
+
+/// A qualified name, as label keys are: an optional DNS-subdomain prefix
+/// and `/`, then at most 63 characters of letters, digits, `-`, `_` and
+/// `.`, starting and ending with a letter or digit.
+fn is_qualified_name(s: &str) -> bool {
+    let name = match s.split_once('/') {
+        Some((prefix, name)) => {
+            if !is_dns_subdomain(prefix) {
+                return false;
+            }
+            name
+        }
+        None => s,
+    };
+    let b = name.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'-' | b'_' | b'.'))
+        && b.first().is_some_and(u8::is_ascii_alphanumeric)
+        && b.last().is_some_and(u8::is_ascii_alphanumeric)
 }
 
 /// RFC 1123 subdomain: at most 253 characters, dot-separated labels of
@@ -191,6 +218,21 @@ mod tests {
         }
         let err = event_v1("ns", "P_1", &good(), None).unwrap_err();
         assert!(err.message.contains("metadata.name"), "{}", err.message);
+        for controller in ["phalanx.dev/scheduler", "Phalanx_1"] {
+            let mut ev = good();
+            ev["reportingController"] = json!(controller);
+            assert!(event_v1("ns", "p.1a2b", &ev, None).is_ok(), "{controller}");
+        }
+        for controller in ["bad name", "-x", "a/b/c"] {
+            let mut ev = good();
+            ev["reportingController"] = json!(controller);
+            let err = event_v1("ns", "p.1a2b", &ev, None).unwrap_err();
+            assert!(
+                err.message.contains("reportingController"),
+                "{}",
+                err.message
+            );
+        }
     }
 
     #[test]

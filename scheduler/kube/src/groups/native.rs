@@ -422,18 +422,13 @@ pub(super) fn parent_name(v: Option<String>) -> Result<Option<String>, FieldErro
     match v.filter(|n| !n.is_empty()) {
         Some(n) if n.len() > 253 || n.contains('/') => Err(FieldError {
             field: "spec.parentCompositePodGroupName".into(),
-            message: format!("must be a DNS subdomain name, got {:?}", truncate(&n)),
+            message: format!(
+                "must be a DNS subdomain name, got {:?}",
+                crate::text::prefix(&n, 64)
+            ),
         }),
         other => Ok(other),
     }
-}
-
-fn truncate(s: &str) -> &str {
-    let mut end = s.len().min(64);
-    while !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    &s[..end]
 }
 
 /// Parses a native Workload (any version).
